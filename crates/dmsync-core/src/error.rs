@@ -1,0 +1,16 @@
+use thiserror::Error;
+
+/// What a storage operation can report. Domain outcomes that a caller must branch on (a sync
+/// refused with 409 or 429, a conflicting registration) are ordinary return values, not errors.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The database failed or is unreachable. The text is for logs only, never for the wire.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,21 @@
+//! The dmsync domain: tenants and identities, the permission table, the Autopilot sync state
+//! machine, durable jobs, the Clock, and the storage traits. This crate has no HTTP and no SQL;
+//! `dmsync-store` implements the traits and `dmsync-server` speaks Graph.
+
+pub mod autopilot;
+pub mod clock;
+pub mod error;
+pub mod identity;
+pub mod jobs;
+pub mod permissions;
+pub mod store;
+
+pub use clock::{Clock, SharedClock};
+pub use error::{StoreError, StoreResult};
+pub use store::Store;
+
+/// Tenant ids are GUIDs, as in Entra ID.
+pub type TenantId = uuid::Uuid;
+
+/// The personal Microsoft account (MSA) tenant. Intune refuses every token issued in it.
+pub const PERSONAL_ACCOUNT_TENANT: uuid::Uuid = uuid::uuid!("9188040d-6c67-4c5b-b112-36a304b66dad");

@@ -1,0 +1,164 @@
+//! The authorization table: for each Graph operation, the permissions Graph documents for
+//! delegated (work or school) tokens and for application tokens. Personal Microsoft accounts
+//! are refused on every Intune operation, as every Intune permission table says.
+//!
+//! This is the only place that knows which permission an operation needs.
+
+use serde::{Deserialize, Serialize};
+
+pub const SERVICE_CONFIG_READ: &str = "DeviceManagementServiceConfig.Read.All";
+pub const SERVICE_CONFIG_READ_WRITE: &str = "DeviceManagementServiceConfig.ReadWrite.All";
+pub const CONFIGURATION_READ: &str = "DeviceManagementConfiguration.Read.All";
+pub const CONFIGURATION_READ_WRITE: &str = "DeviceManagementConfiguration.ReadWrite.All";
+
+/// Which version of the documentation decides application access to the two sync actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum PermissionProfile {
+    /// The original documentation: application tokens are "Not supported" for the sync actions.
+    #[default]
+    Original,
+    /// Today's documentation: `DeviceManagementServiceConfig.ReadWrite.All` for applications too.
+    Current,
+}
+
+impl std::str::FromStr for PermissionProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "original" => Ok(PermissionProfile::Original),
+            "current" => Ok(PermissionProfile::Current),
+            other => Err(format!("unknown permission profile '{other}' (expected original or current)")),
+        }
+    }
+}
+
+/// Every Graph operation dmsync serves, named after Graph's own operation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    GetWindowsAutopilotSettings,
+    UpdateWindowsAutopilotSettings,
+    SyncWindowsAutopilotSettings,
+    ListWindowsAutopilotDeviceIdentities,
+    GetWindowsAutopilotDeviceIdentity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    Delegated,
+    Application,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountType {
+    Work,
+    Personal,
+}
+
+/// What an operation accepts from each kind of principal. `None` means "Not supported".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    pub delegated: Option<&'static [&'static str]>,
+    pub application: Option<&'static [&'static str]>,
+}
+
+const SERVICE_CONFIG_READERS: &[&str] = &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE];
+const SERVICE_CONFIG_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE];
+/// Autopilot device identity pages dated 2024-08 and later also list the Configuration scopes.
+const DEVICE_IDENTITY_READERS: &[&str] =
+    &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
+
+impl Operation {
+    pub fn requirement(self, profile: PermissionProfile) -> Requirement {
+        use Operation::*;
+        let both = |p: &'static [&'static str]| Requirement { delegated: Some(p), application: Some(p) };
+        match self {
+            GetWindowsAutopilotSettings => both(SERVICE_CONFIG_READERS),
+            UpdateWindowsAutopilotSettings => both(SERVICE_CONFIG_WRITERS),
+            SyncWindowsAutopilotSettings => match profile {
+                PermissionProfile::Original => {
+                    Requirement { delegated: Some(SERVICE_CONFIG_WRITERS), application: None }
+                }
+                PermissionProfile::Current => both(SERVICE_CONFIG_WRITERS),
+            },
+            ListWindowsAutopilotDeviceIdentities | GetWindowsAutopilotDeviceIdentity => {
+                both(DEVICE_IDENTITY_READERS)
+            }
+        }
+    }
+}
+
+/// Why a principal may not perform an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    PersonalAccount,
+    /// The principal kind is "Not supported" for this operation in this profile.
+    KindNotSupported(PrincipalKind),
+    /// None of these permissions was granted.
+    MissingPermission { accepted: &'static [&'static str] },
+}
+
+/// Decides whether a principal holding `granted` may perform `op`.
+pub fn authorize(
+    op: Operation,
+    profile: PermissionProfile,
+    kind: PrincipalKind,
+    account: AccountType,
+    granted: &[String],
+) -> Result<(), Denial> {
+    if account == AccountType::Personal {
+        return Err(Denial::PersonalAccount);
+    }
+    let req = op.requirement(profile);
+    let accepted = match kind {
+        PrincipalKind::Delegated => req.delegated,
+        PrincipalKind::Application => req.application,
+    }
+    .ok_or(Denial::KindNotSupported(kind))?;
+    // Graph compares permission names case-insensitively.
+    if granted.iter().any(|g| accepted.iter().any(|a| a.eq_ignore_ascii_case(g))) {
+        Ok(())
+    } else {
+        Err(Denial::MissingPermission { accepted })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perms(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn original_profile_refuses_apps_for_sync_but_current_allows_them() {
+        let rw = perms(&[SERVICE_CONFIG_READ_WRITE]);
+        let op = Operation::SyncWindowsAutopilotSettings;
+        assert_eq!(
+            authorize(op, PermissionProfile::Original, PrincipalKind::Application, AccountType::Work, &rw),
+            Err(Denial::KindNotSupported(PrincipalKind::Application))
+        );
+        assert_eq!(authorize(op, PermissionProfile::Current, PrincipalKind::Application, AccountType::Work, &rw), Ok(()));
+        assert_eq!(authorize(op, PermissionProfile::Original, PrincipalKind::Delegated, AccountType::Work, &rw), Ok(()));
+    }
+
+    #[test]
+    fn read_permission_cannot_sync_and_personal_accounts_never_pass() {
+        let read = perms(&[SERVICE_CONFIG_READ]);
+        assert!(matches!(
+            authorize(Operation::SyncWindowsAutopilotSettings, PermissionProfile::Current, PrincipalKind::Delegated, AccountType::Work, &read),
+            Err(Denial::MissingPermission { .. })
+        ));
+        assert_eq!(
+            authorize(Operation::GetWindowsAutopilotSettings, PermissionProfile::Current, PrincipalKind::Delegated, AccountType::Work, &read),
+            Ok(())
+        );
+        let rw = perms(&[SERVICE_CONFIG_READ_WRITE]);
+        assert_eq!(
+            authorize(Operation::GetWindowsAutopilotSettings, PermissionProfile::Current, PrincipalKind::Delegated, AccountType::Personal, &rw),
+            Err(Denial::PersonalAccount)
+        );
+    }
+}

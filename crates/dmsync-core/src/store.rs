@@ -1,0 +1,116 @@
+//! Storage traits. `dmsync-store` implements them on SQLite (and PostgreSQL); a conformance
+//! suite there runs the same tests against each. Every method that touches tenant data takes the
+//! tenant id, so no query can reach another tenant's rows.
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::TenantId;
+use crate::autopilot::{
+    AutopilotDevice, AutopilotSettings, NewRegistration, ReconcileStats, RegistrationRejection,
+    RegistrationSummary, SyncDecision, SyncOutcome,
+};
+use crate::error::StoreResult;
+use crate::identity::{AppRegistration, SigningKey, Tenant, User};
+use crate::jobs::{Job, JobLease};
+
+#[async_trait]
+pub trait SystemStore: Send + Sync {
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn clock_offset(&self) -> StoreResult<Duration>;
+    /// Persists the offset; it only ever grows.
+    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()>;
+    /// Closes the pool after the last writer is done.
+    async fn close(&self);
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenant_count(&self) -> StoreResult<u64>;
+    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()>;
+    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>>;
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>>;
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AutopilotStore: Send + Sync {
+    /// The tenant's settings singleton, created on first read.
+    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings>;
+
+    /// Decides a manual sync request atomically: 409 while in progress, 429 inside the
+    /// cooldown, otherwise stamp, set `inProgress` and enqueue the sync job in one transaction.
+    async fn trigger_autopilot_sync(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        cooldown: Duration,
+    ) -> StoreResult<SyncDecision>;
+
+    /// Records the end of a sync job and completes the job, in one transaction, fenced by the
+    /// lease. Returns false (and changes nothing) when the lease is no longer ours.
+    async fn finish_autopilot_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        outcome: SyncOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    /// Adds or updates registrations (keyed by serial number within the tenant). All or
+    /// nothing: if any row is refused, nothing is written and every refused row is returned.
+    async fn put_registrations(
+        &self,
+        tenant: TenantId,
+        rows: &[NewRegistration],
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>>;
+
+    /// Brings the tenant's device identities in line with its registrations, with set-based
+    /// statements. Idempotent: running it again after a crash converges.
+    async fn reconcile_autopilot_devices(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+    ) -> StoreResult<ReconcileStats>;
+
+    /// One page of devices in id order, after `after` (keyset paging).
+    async fn list_autopilot_devices(
+        &self,
+        tenant: TenantId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<AutopilotDevice>>;
+
+    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>>;
+}
+
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Claims the oldest runnable job (queued and due, or running with an expired lease),
+    /// bumping its attempt and leasing it to `owner` until `now + lease`.
+    async fn claim_job(&self, owner: &str, now: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>>;
+    /// Extends the lease. False when the lease was lost (expired and taken by someone else).
+    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool>;
+    /// Gives a job back without counting the attempt (graceful shutdown at a safe point).
+    async fn release_job(&self, lease: &JobLease) -> StoreResult<()>;
+    /// Records a failed attempt: requeued at `retry_at`, or failed for good when `None`.
+    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool>;
+    /// Returns every running job to the queue. Only for single-node backends at start-up,
+    /// where no other process can hold a lease.
+    async fn requeue_running_jobs(&self) -> StoreResult<u64>;
+    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>>;
+}
+
+/// Everything the server needs from storage.
+pub trait Store: SystemStore + IdentityStore + AutopilotStore + JobStore + 'static {}
+
+impl<T: SystemStore + IdentityStore + AutopilotStore + JobStore + 'static> Store for T {}

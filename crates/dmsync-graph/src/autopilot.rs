@@ -1,0 +1,165 @@
+//! Autopilot resources: `windowsAutopilotSettings` and `windowsAutopilotDeviceIdentity`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::GraphDateTime;
+
+/// `windowsAutopilotSyncStatus` (beta). It has no `unknownFutureValue` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowsAutopilotSyncStatus {
+    Unknown,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// `windowsAutopilotSettings`, the per-tenant singleton (beta only). Real responses carry no
+/// `@odata.type`; properties are in alphabetical order, which serde_json's sorted map gives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowsAutopilotSettings {
+    pub id: String,
+    pub last_manual_sync_trigger_date_time: GraphDateTime,
+    pub last_sync_date_time: GraphDateTime,
+    pub sync_status: WindowsAutopilotSyncStatus,
+}
+
+/// The body of `PATCH …/windowsAutopilotSettings`. Every property is optional; which ones the
+/// server honours is decided in the server (docs/GRAPH-COMPAT.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowsAutopilotSettingsPatch {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub last_sync_date_time: Option<GraphDateTime>,
+    #[serde(default)]
+    pub last_manual_sync_trigger_date_time: Option<GraphDateTime>,
+    #[serde(default)]
+    pub sync_status: Option<WindowsAutopilotSyncStatus>,
+}
+
+/// `enrollmentState`. `blocked` exists only in beta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EnrollmentState {
+    Unknown,
+    Enrolled,
+    PendingReset,
+    Failed,
+    NotContacted,
+    Blocked,
+}
+
+/// `windowsAutopilotProfileAssignmentStatus` (beta). `assignedUnkownSyncState` is Graph's own
+/// spelling and the real wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowsAutopilotProfileAssignmentStatus {
+    Unknown,
+    AssignedInSync,
+    AssignedOutOfSync,
+    AssignedUnkownSyncState,
+    NotAssigned,
+    Pending,
+    Failed,
+}
+
+/// `windowsAutopilotProfileAssignmentDetailedStatus` (beta).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowsAutopilotProfileAssignmentDetailedStatus {
+    None,
+    HardwareRequirementsNotMet,
+    SurfaceHubProfileNotSupported,
+    HoloLensProfileNotSupported,
+    WindowsPcProfileNotSupported,
+    SurfaceHub2SProfileNotSupported,
+    UnknownFutureValue,
+}
+
+/// `windowsAutopilotDeviceRemediationState` (beta).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowsAutopilotDeviceRemediationState {
+    Unknown,
+    NoRemediationRequired,
+    AutomaticRemediationRequired,
+    ManualRemediationRequired,
+    UnknownFutureValue,
+}
+
+/// `windowsAutopilotUserlessEnrollmentStatus` (beta).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WindowsAutopilotUserlessEnrollmentStatus {
+    Unknown,
+    Allowed,
+    Blocked,
+    UnknownFutureValue,
+}
+
+/// `windowsAutopilotDeviceIdentity`. The beta-only properties are `Option` and left out of
+/// v1.0 responses. Unset strings are `""`, as real Intune sends them, never null.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowsAutopilotDeviceIdentity {
+    pub id: String,
+    pub addressable_user_name: String,
+    pub azure_active_directory_device_id: String,
+    pub display_name: String,
+    pub enrollment_state: EnrollmentState,
+    pub group_tag: String,
+    pub last_contacted_date_time: GraphDateTime,
+    pub managed_device_id: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub product_key: String,
+    pub purchase_order_identifier: String,
+    pub resource_name: String,
+    pub serial_number: String,
+    pub sku_number: String,
+    pub system_family: String,
+    pub user_principal_name: String,
+    #[serde(flatten)]
+    pub beta: Option<WindowsAutopilotDeviceIdentityBeta>,
+}
+
+/// The properties of `windowsAutopilotDeviceIdentity` that only `/beta` has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowsAutopilotDeviceIdentityBeta {
+    pub azure_ad_device_id: String,
+    pub deployment_profile_assigned_date_time: GraphDateTime,
+    pub deployment_profile_assignment_detailed_status: WindowsAutopilotProfileAssignmentDetailedStatus,
+    pub deployment_profile_assignment_status: WindowsAutopilotProfileAssignmentStatus,
+    pub device_account_password: String,
+    pub device_account_upn: String,
+    pub device_friendly_name: String,
+    pub remediation_state: WindowsAutopilotDeviceRemediationState,
+    pub remediation_state_last_modified_date_time: GraphDateTime,
+    pub userless_enrollment_status: WindowsAutopilotUserlessEnrollmentStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn enum_spellings_match_graph() {
+        assert_eq!(json!(WindowsAutopilotSyncStatus::InProgress), json!("inProgress"));
+        assert_eq!(
+            json!(WindowsAutopilotProfileAssignmentStatus::AssignedUnkownSyncState),
+            json!("assignedUnkownSyncState")
+        );
+        assert_eq!(
+            json!(WindowsAutopilotProfileAssignmentDetailedStatus::SurfaceHub2SProfileNotSupported),
+            json!("surfaceHub2SProfileNotSupported")
+        );
+        assert_eq!(json!(EnrollmentState::NotContacted), json!("notContacted"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Graph's error bodies: the OData error envelope, and Intune's JSON-in-message variant.
+
+use serde::{Deserialize, Serialize};
+
+/// `{"error":{"code","message","innerError":{…}}}`, the body of every Graph error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GraphErrorBody {
+    pub error: MainError,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MainError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub details: Vec<ErrorDetail>,
+    /// Graph spells it with a capital E on the wire, whatever the docs table says.
+    #[serde(rename = "innerError", skip_serializing_if = "Option::is_none", default)]
+    pub inner_error: Option<InnerError>,
+}
+
+/// One entry of `error.details`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InnerError {
+    pub date: String,
+    #[serde(rename = "request-id")]
+    pub request_id: String,
+    #[serde(rename = "client-request-id")]
+    pub client_request_id: String,
+}
+
+/// The JSON document that Intune puts, as a string, in `error.message`. Field order and the
+/// CRLF-indented layout follow what Intune sends, because some scripts print it verbatim and
+/// others parse `CustomApiErrorPhrase` out of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IntuneErrorMessage {
+    #[serde(rename = "_version")]
+    pub version: u32,
+    #[serde(rename = "Message")]
+    pub message: String,
+    #[serde(rename = "CustomApiErrorPhrase")]
+    pub custom_api_error_phrase: String,
+    #[serde(rename = "RetryAfter")]
+    pub retry_after: Option<u64>,
+    #[serde(rename = "ErrorSourceService")]
+    pub error_source_service: String,
+    #[serde(rename = "HttpHeaders")]
+    pub http_headers: String,
+}
+
+impl IntuneErrorMessage {
+    /// Renders the message the way Intune does: .NET's indented JSON with `\r\n` line breaks.
+    pub fn to_message_string(&self) -> String {
+        let pretty = serde_json::to_string_pretty(self).expect("plain struct always serialises");
+        pretty.replace('\n', "\r\n")
+    }
+
+    /// Parses `error.message` back, for clients and tests.
+    pub fn parse(message: &str) -> Option<IntuneErrorMessage> {
+        serde_json::from_str(message).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intune_message_has_dotnet_layout_and_order() {
+        let m = IntuneErrorMessage {
+            version: 3,
+            message: "An error has occurred".into(),
+            custom_api_error_phrase: "".into(),
+            retry_after: None,
+            error_source_service: "".into(),
+            http_headers: "{}".into(),
+        };
+        let s = m.to_message_string();
+        assert!(s.starts_with("{\r\n  \"_version\": 3,\r\n  \"Message\": \"An error has occurred\",\r\n"));
+        assert!(s.contains("\"RetryAfter\": null"));
+        assert!(s.ends_with("\"HttpHeaders\": \"{}\"\r\n}"));
+        assert_eq!(IntuneErrorMessage::parse(&s), Some(m));
+    }
+
+    #[test]
+    fn inner_error_is_camel_cased_with_capital_e() {
+        let body = GraphErrorBody {
+            error: MainError {
+                code: "BadRequest".into(),
+                message: "m".into(),
+                details: vec![],
+                inner_error: Some(InnerError {
+                    date: "2022-08-30T17:17:03".into(),
+                    request_id: "r".into(),
+                    client_request_id: "c".into(),
+                }),
+            },
+        };
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["error"]["innerError"]["request-id"], "r");
+        assert_eq!(v["error"]["innerError"]["client-request-id"], "c");
+    }
+}

@@ -1,0 +1,240 @@
+//! The admin API under `/_dmsync/`: what a real tenant gets from outside Graph (tenants,
+//! tokens for any principal, Autopilot registrations from OEMs) plus control of the Clock.
+//! Every route needs the admin token.
+
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, RegistrationRejection};
+use dmsync_core::identity::Tenant;
+use dmsync_core::permissions::{AccountType, PrincipalKind};
+use dmsync_core::{Clock, TenantId};
+
+use crate::auth::idp::{MintRequest, mint};
+use crate::error::{ApiError, ApiResult};
+use crate::http::body::GraphJson;
+use crate::state::AppState;
+
+/// Registration uploads can be large; they are exempt from the Graph body limit but not unbounded.
+pub const MAX_REGISTRATION_BODY: usize = 1024 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/_dmsync/tokens", post(mint_token))
+        .route("/_dmsync/tenants", post(create_tenant))
+        .route(
+            "/_dmsync/tenants/{tenant}/autopilot/registrations",
+            post(add_registrations).layer(DefaultBodyLimit::max(MAX_REGISTRATION_BODY)),
+        )
+        .route("/_dmsync/clock", get(read_clock))
+        .route("/_dmsync/clock/advance", post(advance_clock))
+        .route_layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let presented = crate::auth::bearer_token(&parts).map(str::trim);
+    let accepted = match (state.config.effective_admin_token(), presented) {
+        (Some(expected), Some(given)) => {
+            expected.len() == given.len()
+                && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        }
+        _ => false,
+    };
+    if !accepted {
+        return ApiError::AdminUnauthorized.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenRequest {
+    tenant_id: Option<TenantId>,
+    kind: TokenKind,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    account_type: Option<AccountType>,
+    #[serde(default)]
+    expires_in_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+enum TokenKind {
+    Delegated,
+    Application,
+}
+
+/// `POST /_dmsync/tokens`: a token for any principal, including ones the bootstrap lacks.
+async fn mint_token(State(state): State<AppState>, GraphJson(req): GraphJson<TokenRequest>) -> ApiResult<Response> {
+    let account = req.account_type.unwrap_or(AccountType::Work);
+    let tenant_id = match account {
+        // A personal account's token always names the MSA tenant, whatever was asked.
+        AccountType::Personal => dmsync_core::PERSONAL_ACCOUNT_TENANT,
+        AccountType::Work => {
+            let id = req.tenant_id.ok_or_else(|| ApiError::BadRequest("tenantId is required.".into()))?;
+            if !state.tenant_exists(id).await? {
+                return Err(ApiError::NotFound);
+            }
+            id
+        }
+    };
+    let lifetime = req.expires_in_seconds.unwrap_or(crate::auth::idp::TOKEN_LIFETIME_SECONDS);
+    let kind = match req.kind {
+        TokenKind::Delegated => PrincipalKind::Delegated,
+        TokenKind::Application => PrincipalKind::Application,
+    };
+    let object_id = Uuid::new_v4();
+    let token = mint(
+        &state,
+        MintRequest {
+            tenant_id,
+            kind,
+            permissions: req.permissions,
+            app_id: Uuid::new_v4(),
+            app_display_name: "dmsync minted".into(),
+            object_id,
+            user_principal_name: (kind == PrincipalKind::Delegated).then(|| format!("user-{object_id}@dmsync.invalid")),
+            name: None,
+            lifetime_seconds: lifetime,
+        },
+    )?;
+    Ok(Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": lifetime })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TenantRequest {
+    tenant_id: TenantId,
+    domain: String,
+}
+
+/// `POST /_dmsync/tenants`.
+async fn create_tenant(State(state): State<AppState>, GraphJson(req): GraphJson<TenantRequest>) -> ApiResult<Response> {
+    let domain = req.domain.trim();
+    if domain.is_empty() || domain.contains(char::is_whitespace) {
+        return Err(ApiError::BadRequest("domain must be a DNS name such as fabrikam.onmicrosoft.com.".into()));
+    }
+    if req.tenant_id == dmsync_core::PERSONAL_ACCOUNT_TENANT {
+        return Err(ApiError::BadRequest("That id is the personal-account (MSA) tenant.".into()));
+    }
+    state.store.create_tenant(&Tenant { id: req.tenant_id, domain: domain.to_owned() }).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "tenantId": req.tenant_id, "domain": domain }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegistrationRow {
+    #[serde(default)]
+    serial_number: String,
+    #[serde(default)]
+    hardware_hash: String,
+    #[serde(default)]
+    manufacturer: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    group_tag: String,
+    #[serde(default)]
+    purchase_order_identifier: String,
+    #[serde(default)]
+    product_key: String,
+}
+
+/// Decodes a hardware hash sent as standard base64 (what WMI gives) or base64url, padded or not.
+pub fn decode_hardware_hash(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let t = text.trim();
+    [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(t).ok())
+}
+
+/// `POST /_dmsync/tenants/{tid}/autopilot/registrations` with a JSON list. All or nothing.
+async fn add_registrations(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    GraphJson(rows): GraphJson<Vec<RegistrationRow>>,
+) -> ApiResult<Response> {
+    let tenant_id = Uuid::parse_str(&tenant).map_err(|_| ApiError::NotFound)?;
+    if !state.tenant_exists(tenant_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let mut refused = Vec::new();
+    let mut accepted = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        let line = i as u64 + 1;
+        let problem = if row.serial_number.trim().is_empty() {
+            Some(RegistrationProblem::MissingSerialNumber)
+        } else if row.hardware_hash.trim().is_empty() {
+            Some(RegistrationProblem::MissingHardwareHash)
+        } else {
+            None
+        };
+        let hash = if problem.is_none() { decode_hardware_hash(&row.hardware_hash) } else { None };
+        match (problem, hash) {
+            (Some(reason), _) => refused.push(RegistrationRejection { line, serial_number: row.serial_number, reason }),
+            (None, None) => refused.push(RegistrationRejection {
+                line,
+                serial_number: row.serial_number,
+                reason: RegistrationProblem::InvalidHardwareHash,
+            }),
+            (None, Some(hardware_hash)) => accepted.push(NewRegistration {
+                serial_number: row.serial_number.trim().to_owned(),
+                hardware_hash,
+                manufacturer: row.manufacturer,
+                model: row.model,
+                group_tag: row.group_tag,
+                purchase_order_identifier: row.purchase_order_identifier,
+                product_key: row.product_key,
+            }),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(ApiError::RegistrationsRefused(refused));
+    }
+    match state.store.put_registrations(tenant_id, &accepted, state.now()).await? {
+        Ok(summary) => Ok(Json(json!({
+            "created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged,
+        }))
+        .into_response()),
+        Err(rejections) => Err(ApiError::RegistrationsRefused(rejections)),
+    }
+}
+
+fn clock_document(state: &AppState) -> serde_json::Value {
+    json!({
+        "now": dmsync_graph::GraphDateTime::from(state.clock.now()).format(),
+        "offsetSeconds": state.clock.offset().as_seconds_f64(),
+    })
+}
+
+async fn read_clock(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(clock_document(&state))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceRequest {
+    seconds: f64,
+}
+
+/// `POST /_dmsync/clock/advance {"seconds":N}`: moves the server's time forward.
+async fn advance_clock(State(state): State<AppState>, GraphJson(req): GraphJson<AdvanceRequest>) -> ApiResult<Response> {
+    if !req.seconds.is_finite() || req.seconds < 0.0 || req.seconds > 100.0 * 365.0 * 86400.0 {
+        return Err(ApiError::BadRequest("seconds must be a non-negative number of at most 100 years.".into()));
+    }
+    let offset = state.clock.advance(time::Duration::seconds_f64(req.seconds));
+    state.store.save_clock_offset(offset).await?;
+    // Jobs waiting for a time that has now come are due at once.
+    state.jobs_enqueued.notify_waiters();
+    Ok(Json(clock_document(&state)).into_response())
+}

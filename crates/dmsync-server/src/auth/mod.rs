@@ -1,0 +1,246 @@
+//! Authentication and authorization. A request's bearer token is checked once, by the
+//! [`Caller`] extractor, the way Graph checks it; a handler then asks the caller for a
+//! [`TenantScope`] for its operation. Holding a `TenantScope` is the proof that the permission
+//! check passed, and it is the only way to learn which tenant's data a handler may touch.
+
+pub mod external;
+pub mod idp;
+pub mod keys;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use dmsync_core::permissions::{self, AccountType, Operation, PrincipalKind};
+use dmsync_core::{PERSONAL_ACCOUNT_TENANT, TenantId};
+
+use crate::error::{ApiError, AuthFailure};
+use crate::state::AppState;
+use external::ExternalKeys;
+
+/// Audiences Graph accepts: its resource URI with or without the slash, and its app id.
+pub const GRAPH_AUDIENCES: &[&str] =
+    &["https://graph.microsoft.com", "https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000"];
+
+/// Clock skew tolerated on `exp` and `nbf`: .NET's default, which Graph uses.
+pub const LEEWAY_SECONDS: i64 = 300;
+
+pub fn v1_issuer(tenant: TenantId) -> String {
+    format!("https://sts.windows.net/{tenant}/")
+}
+
+#[derive(Clone, Default)]
+pub struct Verifier {
+    pub external: Option<Arc<ExternalKeys>>,
+}
+
+/// Who is calling, established from a valid token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub kind: PrincipalKind,
+    pub account: AccountType,
+    pub permissions: Vec<String>,
+    pub object_id: Option<String>,
+    pub app_id: Option<String>,
+    pub external: bool,
+}
+
+#[derive(Deserialize)]
+struct TokenHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    aud: Option<Audience>,
+    iss: Option<String>,
+    tid: Option<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    scp: Option<String>,
+    roles: Option<Vec<String>>,
+    idtyp: Option<String>,
+    oid: Option<String>,
+    appid: Option<String>,
+    azp: Option<String>,
+}
+
+impl Verifier {
+    /// Checks a bearer token as Graph does and says who it belongs to.
+    pub async fn verify(&self, state: &AppState, token: &str) -> Result<Principal, AuthFailure> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthFailure::Missing);
+        }
+        if !token.contains('.') {
+            return Err(AuthFailure::NotAJwt);
+        }
+        let parts: Vec<&str> = token.split('.').collect();
+        if parts.len() != 3 {
+            return Err(AuthFailure::Unparseable);
+        }
+        let header: TokenHeader = URL_SAFE_NO_PAD
+            .decode(parts[0].trim_end_matches('='))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(AuthFailure::Unparseable)?;
+        // RS256 only: this refuses `none`, HS256 (the public-key-as-HMAC-secret attack) and
+        // everything else before any key is touched.
+        if header.alg.as_deref() != Some("RS256") {
+            return Err(AuthFailure::ValidationFailure);
+        }
+        let kid = header.kid.ok_or(AuthFailure::ValidationFailure)?;
+        let (key, external) = match state.keys.decoding_key(&kid) {
+            Some(k) => (k, false),
+            None => {
+                state.keys.reload_for_unknown_kid(state.store.as_ref()).await;
+                match state.keys.decoding_key(&kid) {
+                    Some(k) => (k, false),
+                    None => match &self.external {
+                        Some(ext) => (ext.key(&kid).await.ok_or(AuthFailure::ValidationFailure)?, true),
+                        None => return Err(AuthFailure::ValidationFailure),
+                    },
+                }
+            }
+        };
+
+        // The signature is checked by jsonwebtoken; the claims below are checked by hand so that
+        // each failure gets Graph's own message and time comes from the Clock.
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|_| AuthFailure::ValidationFailure)?
+            .claims;
+
+        let now = state.now().unix_timestamp();
+        let exp = claims.exp.ok_or(AuthFailure::ValidationFailure)?;
+        if now > exp + LEEWAY_SECONDS {
+            return Err(AuthFailure::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| now + LEEWAY_SECONDS < nbf) {
+            return Err(AuthFailure::NotYetValid);
+        }
+
+        let audiences = match claims.aud {
+            Some(Audience::One(a)) => vec![a],
+            Some(Audience::Many(a)) => a,
+            None => vec![],
+        };
+        let extra = self.external.as_ref().filter(|_| external).map(|e| e.config.audiences.as_slice()).unwrap_or(&[]);
+        if !audiences.iter().any(|a| GRAPH_AUDIENCES.contains(&a.as_str()) || extra.contains(a)) {
+            return Err(AuthFailure::InvalidAudience);
+        }
+
+        let tenant_id: TenantId = claims
+            .tid
+            .as_deref()
+            .and_then(|t| Uuid::parse_str(t).ok())
+            .ok_or(AuthFailure::ValidationFailure)?;
+        let iss = claims.iss.unwrap_or_default();
+        let issuer_ok = iss == v1_issuer(tenant_id)
+            || (external && iss == format!("https://login.microsoftonline.com/{tenant_id}/v2.0"));
+        if !issuer_ok {
+            return Err(AuthFailure::ValidationFailure);
+        }
+
+        let scopes: Vec<String> = claims.scp.unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+        let kind = match claims.idtyp.as_deref() {
+            Some("app") => PrincipalKind::Application,
+            Some("user") => PrincipalKind::Delegated,
+            _ if !scopes.is_empty() => PrincipalKind::Delegated,
+            _ => PrincipalKind::Application,
+        };
+        let permissions = match kind {
+            PrincipalKind::Delegated => scopes,
+            PrincipalKind::Application => claims.roles.unwrap_or_default(),
+        };
+        Ok(Principal {
+            tenant_id,
+            kind,
+            account: if tenant_id == PERSONAL_ACCOUNT_TENANT { AccountType::Personal } else { AccountType::Work },
+            permissions,
+            object_id: claims.oid,
+            app_id: claims.appid.or(claims.azp),
+            external,
+        })
+    }
+}
+
+/// The authenticated caller of a Graph route.
+pub struct Caller {
+    pub principal: Principal,
+    profile: permissions::PermissionProfile,
+}
+
+/// Proof that the caller may perform one operation in one tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantScope {
+    tenant_id: TenantId,
+}
+
+impl TenantScope {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+}
+
+impl Caller {
+    /// Checks the permission table for `op`; a refusal is Intune's 403.
+    pub fn authorize(&self, op: Operation) -> Result<TenantScope, ApiError> {
+        permissions::authorize(op, self.profile, self.principal.kind, self.principal.account, &self.principal.permissions)
+            .map_err(ApiError::Forbidden)?;
+        Ok(TenantScope { tenant_id: self.principal.tenant_id })
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header; `None` when the header is absent.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).unwrap_or("");
+        let principal = state.verifier.verify(state, token).await.map_err(ApiError::Unauthenticated)?;
+        if principal.account == AccountType::Work && !state.tenant_exists(principal.tenant_id).await? {
+            if principal.external {
+                // A real Entra tenant that trusts dmsync: provision it on first sight.
+                let tenant = dmsync_core::identity::Tenant {
+                    id: principal.tenant_id,
+                    domain: format!("{}.external", principal.tenant_id),
+                };
+                match state.store.create_tenant(&tenant).await {
+                    Ok(()) | Err(dmsync_core::StoreError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                return Err(ApiError::Unauthenticated(AuthFailure::ValidationFailure));
+            }
+        }
+        Ok(Caller { principal, profile: state.config.permission_profile })
+    }
+}

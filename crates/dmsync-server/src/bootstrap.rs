@@ -1,0 +1,54 @@
+//! The well-known development identities an empty database gets, documented in the README the
+//! way Azurite documents devstoreaccount1.
+
+use uuid::{Uuid, uuid};
+
+use dmsync_core::identity::{AppRegistration, Tenant, User};
+use dmsync_core::permissions::SERVICE_CONFIG_READ_WRITE;
+use dmsync_core::{Store, StoreError};
+
+use crate::auth::secrets::hash_secret;
+
+pub const DEV_TENANT_ID: Uuid = uuid!("11111111-1111-4111-8111-111111111111");
+pub const DEV_TENANT_DOMAIN: &str = "contoso.onmicrosoft.com";
+pub const DEV_CLIENT_ID: Uuid = uuid!("22222222-2222-4222-8222-222222222222");
+pub const DEV_CLIENT_SECRET: &str = "dmsync-dev-secret";
+pub const DEV_APP_OBJECT_ID: Uuid = uuid!("33333333-3333-4333-8333-333333333333");
+pub const DEV_USER_UPN: &str = "admin@contoso.onmicrosoft.com";
+pub const DEV_USER_PASSWORD: &str = "dmsync-dev-password";
+pub const DEV_USER_OBJECT_ID: Uuid = uuid!("44444444-4444-4444-8444-444444444444");
+
+/// Seeds the development tenant, app and user when the database has no tenant at all.
+/// Returns whether it did.
+pub async fn seed_if_empty(store: &dyn Store) -> Result<bool, StoreError> {
+    if store.tenant_count().await? > 0 {
+        return Ok(false);
+    }
+    match store.create_tenant(&Tenant { id: DEV_TENANT_ID, domain: DEV_TENANT_DOMAIN.into() }).await {
+        Ok(()) => {}
+        // Another replica seeded it first.
+        Err(StoreError::AlreadyExists(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    store
+        .create_app(&AppRegistration {
+            tenant_id: DEV_TENANT_ID,
+            client_id: DEV_CLIENT_ID,
+            object_id: DEV_APP_OBJECT_ID,
+            display_name: "dmsync development app".into(),
+            secret_hash: hash_secret(DEV_CLIENT_SECRET),
+            roles: vec![SERVICE_CONFIG_READ_WRITE.into()],
+        })
+        .await?;
+    store
+        .create_user(&User {
+            tenant_id: DEV_TENANT_ID,
+            object_id: DEV_USER_OBJECT_ID,
+            user_principal_name: DEV_USER_UPN.into(),
+            display_name: "Contoso Admin".into(),
+            password_hash: hash_secret(DEV_USER_PASSWORD),
+            scopes: vec![SERVICE_CONFIG_READ_WRITE.into()],
+        })
+        .await?;
+    Ok(true)
+}

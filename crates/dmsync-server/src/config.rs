@@ -1,0 +1,93 @@
+//! Server configuration. The binary fills it from flags and `DMSYNC_*` variables; tests build it
+//! directly with `Config::for_tests`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use dmsync_core::permissions::PermissionProfile;
+
+/// The admin token accepted when none is configured, and only while listening on loopback.
+pub const DEV_ADMIN_TOKEN: &str = "dmsync-dev-admin";
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub db: String,
+    pub admin_token: Option<String>,
+    pub permission_profile: PermissionProfile,
+    /// Minimum time between the starts of two Autopilot syncs (Intune: 10 minutes).
+    pub sync_cooldown: Duration,
+    /// Send `Retry-After` with the remaining seconds on the cooldown 429. Real Intune does not.
+    pub sync_retry_after: bool,
+    /// How long a sync stays `inProgress` at least, measured on the Clock.
+    pub sync_duration: Duration,
+    /// Largest accepted Graph request body.
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    pub job_lease: Duration,
+    pub shutdown_timeout: Duration,
+    pub external_issuer: Option<ExternalIssuer>,
+}
+
+/// Tokens from a real Entra ID app registration (or any issuer that signs Entra-shaped tokens).
+#[derive(Clone, Debug)]
+pub struct ExternalIssuer {
+    pub jwks_url: String,
+    /// Extra accepted audiences, for example the API's own client id.
+    pub audiences: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The admin token is a secret: never print it.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("db", &self.db)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("permission_profile", &self.permission_profile)
+            .field("sync_cooldown", &self.sync_cooldown)
+            .field("sync_retry_after", &self.sync_retry_after)
+            .field("sync_duration", &self.sync_duration)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("workers", &self.workers)
+            .field("job_lease", &self.job_lease)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("external_issuer", &self.external_issuer)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            db: "sqlite://dmsync.db".into(),
+            admin_token: None,
+            permission_profile: PermissionProfile::Original,
+            sync_cooldown: Duration::from_secs(600),
+            sync_retry_after: false,
+            sync_duration: Duration::from_secs(5),
+            max_body_bytes: 4 * 1024 * 1024,
+            workers: 2,
+            job_lease: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            external_issuer: None,
+        }
+    }
+}
+
+impl Config {
+    /// Port 0 and the given database; everything else at its default.
+    pub fn for_tests(db: impl Into<String>) -> Config {
+        Config { listen: "127.0.0.1:0".parse().expect("literal address"), db: db.into(), ..Config::default() }
+    }
+
+    /// The admin token in force: the configured one, or the development default on loopback.
+    pub fn effective_admin_token(&self) -> Option<String> {
+        match &self.admin_token {
+            Some(t) => Some(t.clone()),
+            None if self.listen.ip().is_loopback() => Some(DEV_ADMIN_TOKEN.to_owned()),
+            None => None,
+        }
+    }
+}

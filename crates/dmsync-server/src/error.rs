@@ -1,0 +1,246 @@
+//! The one error type of the Graph surface, and the one table that maps each variant to an
+//! HTTP status, a Graph `code` and a message. The body itself (with `innerError`, the request
+//! ids and, for Intune errors, the JSON-in-message) is built in one place,
+//! [`crate::http::context`], because only it knows the request's ids and URL.
+
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dmsync_core::StoreError;
+use dmsync_core::permissions::Denial;
+
+/// Why a bearer token was refused. Each has Graph's own message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    /// Not in JWS compact form (no dots).
+    NotAJwt,
+    /// Has dots but the parts do not decode.
+    Unparseable,
+    Expired,
+    NotYetValid,
+    InvalidAudience,
+    /// Bad signature, unknown key, wrong algorithm, wrong issuer, unknown tenant.
+    ValidationFailure,
+}
+
+impl AuthFailure {
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "Access token is empty.",
+            AuthFailure::NotAJwt => {
+                "IDX14100: JWT is not well formed, there are no dots (.).\nThe token needs to be in JWS or JWE Compact Serialization Format. (JWS): 'EncodedHeader.EndcodedPayload.EncodedSignature'. (JWE): 'EncodedProtectedHeader.EncodedEncryptedKey.EncodedInitializationVector.EncodedCiphertext.EncodedAuthenticationTag'."
+            }
+            AuthFailure::Unparseable => "CompactToken parsing failed with error code: 80049217",
+            AuthFailure::Expired => "Lifetime validation failed, the token is expired.",
+            AuthFailure::NotYetValid => "Access token has expired or is not yet valid.",
+            AuthFailure::InvalidAudience => "Access token validation failure. Invalid audience.",
+            AuthFailure::ValidationFailure => "Access token validation failure.",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unknown segment {0}")]
+    UnknownSegment(String),
+    #[error("invalid version {0}")]
+    InvalidVersion(String),
+    #[error("malformed JSON body")]
+    MalformedJson,
+    #[error("unauthenticated: {0:?}")]
+    Unauthenticated(AuthFailure),
+    #[error("admin API: missing or wrong admin token")]
+    AdminUnauthorized,
+    #[error("forbidden: {0:?}")]
+    Forbidden(Denial),
+    /// An Intune validation error: 400 with the JSON-in-message body.
+    #[error("intune validation: {message}")]
+    IntuneBadRequest { message: String, phrase: String },
+    #[error("not found")]
+    NotFound,
+    #[error("method {0} not allowed")]
+    MethodNotAllowed(Method),
+    #[error("sync already in progress")]
+    SyncInProgress,
+    #[error("sync cooling down")]
+    SyncCoolingDown { remaining_seconds: u64, send_retry_after: bool },
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Registration rows refused by the admin API; nothing was written.
+    #[error("{} registration rows refused", .0.len())]
+    RegistrationsRefused(Vec<dmsync_core::autopilot::RegistrationRejection>),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::AlreadyExists(what) => ApiError::Conflict(what),
+            StoreError::Database(text) => ApiError::Internal(text),
+        }
+    }
+}
+
+/// How the `message` of an error body is made.
+#[derive(Debug, Clone)]
+pub enum MessageSpec {
+    /// Graph gateway style: the text as is.
+    Plain(String),
+    /// Intune style: a JSON document in the string. `lead` is followed by the operation id,
+    /// activity id and URL when the body is rendered.
+    Intune { lead: String, phrase: String, retry_after: Option<u64> },
+}
+
+/// Everything the renderer needs; travels in the response's extensions.
+#[derive(Debug, Clone)]
+pub struct ErrorSpec {
+    pub code: String,
+    pub message: MessageSpec,
+    pub details: Vec<dmsync_graph::ErrorDetail>,
+}
+
+/// Graph's challenge on 401. No `claims=`: it would make kiota clients retry once (CAE).
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"";
+
+fn intune(lead: impl Into<String>) -> MessageSpec {
+    MessageSpec::Intune { lead: lead.into(), phrase: String::new(), retry_after: None }
+}
+
+const INTUNE_LEAD: &str = "An error has occurred";
+
+impl ApiError {
+    /// The table: status, code and message of every variant.
+    fn spec(&self) -> (StatusCode, &'static str, MessageSpec) {
+        use ApiError::*;
+        match self {
+            BadRequest(m) => (StatusCode::BAD_REQUEST, "BadRequest", MessageSpec::Plain(m.clone())),
+            UnknownSegment(s) => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                MessageSpec::Plain(format!("Resource not found for the segment '{s}'.")),
+            ),
+            InvalidVersion(v) => {
+                (StatusCode::BAD_REQUEST, "BadRequest", MessageSpec::Plain(format!("Invalid version: {v}")))
+            }
+            MalformedJson => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                MessageSpec::Plain(
+                    "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format."
+                        .into(),
+                ),
+            ),
+            Unauthenticated(f) => {
+                (StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", MessageSpec::Plain(f.message().into()))
+            }
+            AdminUnauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                MessageSpec::Plain("The dmsync admin token is missing or wrong.".into()),
+            ),
+            Forbidden(denial) => {
+                let lead = match denial {
+                    Denial::MissingPermission { accepted } => format!(
+                        "Application is not authorized to perform this operation. Application must have one of the following scopes: {}",
+                        accepted.join(", ")
+                    ),
+                    Denial::KindNotSupported(_) => "Application is not authorized to perform this operation".into(),
+                    Denial::PersonalAccount => {
+                        "Personal Microsoft accounts are not supported for this operation".into()
+                    }
+                };
+                (StatusCode::FORBIDDEN, "Forbidden", intune(lead))
+            }
+            IntuneBadRequest { message, phrase } => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                MessageSpec::Intune { lead: message.clone(), phrase: phrase.clone(), retry_after: None },
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "ResourceNotFound", intune(INTUNE_LEAD)),
+            MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                MessageSpec::Plain(format!("The requested resource does not support http method '{m}'.")),
+            ),
+            SyncInProgress => (
+                StatusCode::CONFLICT,
+                "Conflict",
+                intune("A sync of Windows Autopilot devices is already in progress"),
+            ),
+            SyncCoolingDown { remaining_seconds, send_retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                MessageSpec::Intune {
+                    lead: "Windows Autopilot devices were synced less than 10 minutes ago".into(),
+                    phrase: String::new(),
+                    retry_after: send_retry_after.then_some(*remaining_seconds),
+                },
+            ),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                MessageSpec::Plain("The request body is larger than the server accepts.".into()),
+            ),
+            Conflict(what) => (StatusCode::CONFLICT, "Conflict", MessageSpec::Plain(format!("Already exists: {what}"))),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                MessageSpec::Plain("The service is temporarily unavailable.".into()),
+            ),
+            RegistrationsRefused(rows) => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                MessageSpec::Plain(format!(
+                    "{} registration row(s) were refused; nothing was written. See details.",
+                    rows.len()
+                )),
+            ),
+            // The internal text is logged by the renderer and never sent.
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", intune(INTUNE_LEAD)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.spec();
+        if let ApiError::Internal(text) = &self {
+            // Logged once, here, where it is turned into a response.
+            tracing::error!(error = %text, "internal error");
+        }
+        let mut response = status.into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthenticated(_) | ApiError::AdminUnauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE));
+            }
+            ApiError::SyncCoolingDown { remaining_seconds, send_retry_after: true } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*remaining_seconds));
+            }
+            _ => {}
+        }
+        let details = match &self {
+            ApiError::RegistrationsRefused(rows) => rows
+                .iter()
+                .map(|r| dmsync_graph::ErrorDetail {
+                    code: r.reason.code().to_owned(),
+                    message: r.reason.message().to_owned(),
+                    target: Some(format!("line {} (serialNumber '{}')", r.line, r.serial_number)),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        response.extensions_mut().insert(ErrorSpec { code: code.to_owned(), message, details });
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,142 @@
+//! The request-context middleware: request ids, the rendering of every error body, metrics.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use dmsync_graph::datetime::inner_error_date;
+use dmsync_graph::{GraphErrorBody, InnerError, IntuneErrorMessage, MainError};
+use uuid::Uuid;
+
+use crate::error::{ErrorSpec, MessageSpec};
+use crate::state::AppState;
+
+/// Set by handlers whose error bodies are not Graph's (the token endpoint speaks Entra ID).
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignErrorBody;
+
+/// Per-request facts that handlers and the error renderer need.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub client_request_id: String,
+    /// `http://host:port`, from the Host header, for absolute links.
+    pub base_url: String,
+    /// The full request URL, as Intune quotes it in its error messages.
+    pub url: String,
+}
+
+const JSON: &str = "application/json";
+
+fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("client-request-id")?.to_str().ok()?.trim();
+    // Echo what the client sent, within reason; a hostile value is replaced by our own id.
+    (!value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())).then(|| value.to_owned())
+}
+
+fn base_url(headers: &HeaderMap, fallback: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or(fallback);
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = Uuid::new_v4().to_string();
+    let client_request_id = client_request_id(request.headers()).unwrap_or_else(|| request_id.clone());
+    let base_url = base_url(request.headers(), &state.config.listen.to_string());
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let context = RequestContext {
+        url: format!("{base_url}{path_and_query}"),
+        request_id,
+        client_request_id,
+        base_url,
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    request.extensions_mut().insert(context.clone());
+
+    let mut response = next.run(request).await;
+    if response.status().as_u16() >= 400 && response.extensions().get::<ForeignErrorBody>().is_none() {
+        response = render_error(&state, &context, response);
+    }
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&context.request_id) {
+        headers.insert("request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&context.client_request_id) {
+        headers.insert("client-request-id", v);
+    }
+    headers.insert(
+        "x-ms-ags-diagnostic",
+        HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"dmsync"}}"#),
+    );
+    crate::metrics::record_request(&route, method.as_str(), response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Turns any error response into Graph's body. Responses from our own `ApiError` carry an
+/// [`ErrorSpec`]; anything else (a framework rejection, a layer's 413) gets one from its status.
+fn render_error(state: &AppState, context: &RequestContext, response: Response) -> Response {
+    let (mut parts, _) = response.into_parts();
+    let spec = parts.extensions.remove::<ErrorSpec>().unwrap_or_else(|| spec_for_status(parts.status));
+    let message = match spec.message {
+        MessageSpec::Plain(text) => text,
+        MessageSpec::Intune { lead, phrase, retry_after } => IntuneErrorMessage {
+            version: 3,
+            message: format!(
+                "{lead} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: {} - Url: {}",
+                context.request_id, context.url
+            ),
+            custom_api_error_phrase: phrase,
+            retry_after,
+            error_source_service: String::new(),
+            http_headers: "{}".into(),
+        }
+        .to_message_string(),
+    };
+    let body = GraphErrorBody {
+        error: MainError {
+            code: spec.code,
+            message,
+            details: spec.details,
+            inner_error: Some(InnerError {
+                date: inner_error_date(state.now()),
+                request_id: context.request_id.clone(),
+                client_request_id: context.client_request_id.clone(),
+            }),
+        },
+    };
+    let bytes = serde_json::to_vec(&body).expect("error body serialises");
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn spec_for_status(status: StatusCode) -> ErrorSpec {
+    let (code, text) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("RequestEntityTooLarge", "The request body is larger than the server accepts."),
+        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowed", "The requested resource does not support this http method."),
+        StatusCode::NOT_FOUND => ("NotFound", "The requested resource was not found."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BadRequest", "The request's content type is not supported."),
+        StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request timed out."),
+        s if s.is_server_error() => ("InternalServerError", "An internal server error occurred."),
+        _ => ("BadRequest", "The request is not valid."),
+    };
+    ErrorSpec { code: code.into(), message: MessageSpec::Plain(text.into()), details: Vec::new() }
+}

@@ -1,0 +1,9 @@
+//! Graph's HTTP conventions, shared by every resource: request ids and error rendering,
+//! case-insensitive routing with Graph's unknown-segment errors, query options, bodies, and
+//! JSON responses.
+
+pub mod body;
+pub mod context;
+pub mod query;
+pub mod response;
+pub mod routing;

@@ -1,0 +1,178 @@
+//! Graph routing. Graph matches path segments case-insensitively and accepts both forms of a
+//! bound action (`/sync` and `/microsoft.graph.sync`); axum matches exactly. So every Graph path
+//! is first rewritten to the canonical spelling of its known segments, then routed. The same
+//! table tells, for a path nothing matched, which segment Graph would call unknown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Uri;
+use axum::routing::MethodRouter;
+use dmsync_graph::ApiVersion;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Which versions a resource exists in.
+pub const BOTH: &[ApiVersion] = &[ApiVersion::V1, ApiVersion::Beta];
+pub const BETA: &[ApiVersion] = &[ApiVersion::Beta];
+
+/// One Graph path, relative to the version (`deviceManagement/windowsAutopilotSettings/sync`),
+/// with `{name}` for key segments.
+pub struct GraphRoute {
+    pub versions: &'static [ApiVersion],
+    pub path: &'static str,
+    pub methods: MethodRouter<AppState>,
+}
+
+impl GraphRoute {
+    pub fn new(versions: &'static [ApiVersion], path: &'static str, methods: MethodRouter<AppState>) -> Self {
+        GraphRoute { versions, path, methods }
+    }
+}
+
+/// The known Graph paths, for canonicalising and for unknown-segment errors.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    patterns: Vec<(ApiVersion, Vec<&'static str>)>,
+    /// Lower-cased literal segment → its canonical spelling.
+    canonical: HashMap<String, &'static str>,
+}
+
+const ACTION_NAMESPACE: &str = "microsoft.graph.";
+
+impl RouteTable {
+    /// Registers the routes in both the axum router and the table.
+    pub fn build(routes: Vec<GraphRoute>) -> (Router<AppState>, RouteTable) {
+        let mut router = Router::new();
+        let mut table = RouteTable::default();
+        for route in routes {
+            let segments: Vec<&'static str> = route.path.split('/').collect();
+            for s in &segments {
+                if !s.starts_with('{') {
+                    table.canonical.insert(s.to_ascii_lowercase(), s);
+                }
+            }
+            for version in route.versions {
+                table.patterns.push((*version, segments.clone()));
+                router = router.route(&format!("/{}/{}", version.segment(), route.path), route.methods.clone());
+            }
+        }
+        (router, table)
+    }
+
+    /// Rewrites a Graph path to canonical spelling; other paths are returned unchanged.
+    pub fn canonicalize_path(&self, path: &str) -> Option<String> {
+        let trimmed = path.strip_prefix('/')?;
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        let mut segments = trimmed.split('/');
+        let version = ApiVersion::from_segment(segments.next()?)?;
+        let mut out = String::with_capacity(path.len());
+        out.push('/');
+        out.push_str(version.segment());
+        for segment in segments {
+            out.push('/');
+            out.push_str(self.canonical_segment(segment));
+        }
+        Some(out)
+    }
+
+    fn canonical_segment<'a>(&'a self, segment: &'a str) -> &'a str {
+        let lower = segment.to_ascii_lowercase();
+        if let Some(c) = self.canonical.get(&lower) {
+            return c;
+        }
+        if let Some(action) = lower.strip_prefix(ACTION_NAMESPACE) {
+            if let Some(c) = self.canonical.get(action) {
+                return c;
+            }
+        }
+        segment
+    }
+
+    /// The error Graph gives for a path that matched no route.
+    pub fn unmatched(&self, path: &str) -> ApiError {
+        let mut segments = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty());
+        let Some(first) = segments.next() else {
+            return ApiError::InvalidVersion(String::new());
+        };
+        let Some(version) = ApiVersion::from_segment(first) else {
+            return ApiError::InvalidVersion(first.to_owned());
+        };
+        let rest: Vec<&str> = segments.collect();
+        let mut candidates: Vec<&Vec<&'static str>> =
+            self.patterns.iter().filter(|(v, _)| *v == version).map(|(_, p)| p).collect();
+        for (i, segment) in rest.iter().enumerate() {
+            candidates.retain(|p| p.get(i).is_some_and(|s| s.starts_with('{') || s.eq_ignore_ascii_case(segment)));
+            if candidates.is_empty() {
+                return ApiError::UnknownSegment((*segment).to_owned());
+            }
+        }
+        // Every segment is known but the path stops short of a resource dmsync serves.
+        ApiError::UnknownSegment(rest.last().copied().unwrap_or(first).to_owned())
+    }
+}
+
+/// The `map_request` step that runs before routing.
+pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Request + Clone {
+    move |mut request: Request| {
+        let uri = request.uri();
+        if let Some(path) = table.canonicalize_path(uri.path()) {
+            if path != uri.path() {
+                let rebuilt = match uri.query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                if let Ok(new_uri) = rebuilt.parse::<Uri>() {
+                    *request.uri_mut() = new_uri;
+                }
+            }
+        }
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    fn table() -> RouteTable {
+        let noop = || get(|| async {});
+        RouteTable::build(vec![
+            GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings", noop()),
+            GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", noop()),
+            GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}", noop()),
+        ])
+        .1
+    }
+
+    #[test]
+    fn canonicalizes_case_action_namespace_and_trailing_slash() {
+        let t = table();
+        assert_eq!(
+            t.canonicalize_path("/BETA/devicemanagement/WINDOWSAUTOPILOTSETTINGS/Microsoft.Graph.Sync").as_deref(),
+            Some("/beta/deviceManagement/windowsAutopilotSettings/sync")
+        );
+        assert_eq!(
+            t.canonicalize_path("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/AbC/").as_deref(),
+            Some("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/AbC")
+        );
+        assert_eq!(t.canonicalize_path("/_dmsync/tokens"), None);
+    }
+
+    #[test]
+    fn names_the_first_unknown_segment() {
+        let t = table();
+        let seg = |p: &str| match t.unmatched(p) {
+            ApiError::UnknownSegment(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(seg("/v1.0/deviceManagement/windowsAutopilotSettings"), "windowsAutopilotSettings");
+        assert_eq!(seg("/beta/deviceManagement/nope/sync"), "nope");
+        assert_eq!(seg("/beta/deviceManagement/windowsAutopilotDeviceIdentities/x/y"), "y");
+        assert!(matches!(t.unmatched("/v2.0/me"), ApiError::InvalidVersion(v) if v == "v2.0"));
+    }
+}

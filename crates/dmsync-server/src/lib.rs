@@ -1,0 +1,167 @@
+//! The dmsync server: Graph routing and error bodies, the built-in identity provider and token
+//! checks, the admin API, and the background workers. `Application::build` binds the port
+//! (0 in tests) and returns before serving, so callers learn the address first.
+
+pub mod admin;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod ops;
+pub mod resources;
+pub mod state;
+pub mod sync;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+use dmsync_core::Clock;
+use dmsync_core::clock::OffsetClock;
+
+pub use config::Config;
+
+use crate::auth::Verifier;
+use crate::auth::external::ExternalKeys;
+use crate::auth::keys::KeyRing;
+use crate::error::ApiError;
+use crate::http::routing::{RouteTable, canonicalize_request};
+use crate::state::AppState;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    router: Router,
+    route_table: Arc<RouteTable>,
+    /// Held for the life of the process: one dmsync process per SQLite file.
+    _db_lock: Option<std::fs::File>,
+    /// Whether this start seeded the development identities.
+    pub seeded: bool,
+}
+
+/// Takes an exclusive lock next to a SQLite database file, so that a second dmsync process on
+/// the same file fails at start instead of requeueing the first one's running jobs.
+fn lock_sqlite_file(db: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = db.strip_prefix("sqlite://").or_else(|| db.strip_prefix("sqlite:")) else {
+        return Ok(None);
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another dmsync process is using {path} (lock file {lock_path} is held)")
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Application> {
+        let metrics_handle = metrics::install();
+        let db_lock = lock_sqlite_file(&config.db)?;
+        let store = dmsync_store::connect(&config.db).await?;
+        let clock = Arc::new(OffsetClock::new(store.clock_offset().await?));
+        let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), clock.now()).await?);
+        let seeded = bootstrap::seed_if_empty(store.as_ref()).await?;
+        if dmsync_store::is_single_node(&config.db) {
+            let requeued = store.requeue_running_jobs().await?;
+            if requeued > 0 {
+                tracing::info!(jobs = requeued, "requeued jobs left running by a previous process");
+            }
+        }
+        let verifier = match &config.external_issuer {
+            Some(issuer) => {
+                let external = Arc::new(ExternalKeys::new(issuer.clone()));
+                match external.refresh().await {
+                    Ok(n) => tracing::info!(keys = n, url = %issuer.jwks_url, "external JWKS loaded"),
+                    Err(e) => tracing::warn!(error = %e, "external JWKS not loaded yet; will retry"),
+                }
+                let refresher = external.clone();
+                let token = shutdown.clone();
+                tokio::spawn(async move { refresher.refresh_periodically(token).await });
+                Verifier { external: Some(external) }
+            }
+            None => Verifier::default(),
+        };
+
+        let listener = TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        let state = AppState::new(config, store, clock, keys, verifier, shutdown);
+
+        let (graph, route_table) = RouteTable::build(resources::graph_routes());
+        let route_table = Arc::new(route_table);
+        let fallback_table = route_table.clone();
+        let graph = graph.layer(DefaultBodyLimit::max(state.config.max_body_bytes));
+        let router = Router::new()
+            .merge(graph)
+            .merge(admin::router(state.clone()))
+            .merge(auth::idp::router())
+            .merge(ops::router(metrics_handle))
+            .fallback(move |request: Request| {
+                let table = fallback_table.clone();
+                async move { table.unmatched(request.uri().path()).into_response() }
+            })
+            .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
+            .with_state(state.clone());
+        Ok(Application { listener, address, state, router, route_table, _db_lock: db_lock, seeded })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains: stop accepting, let requests
+    /// in flight finish and jobs reach a safe point, within the shutdown deadline; then close
+    /// the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { listener, state, router, route_table, _db_lock, .. } = self;
+        let workers = jobs::spawn_workers(&state);
+        let canonicalize = canonicalize_request(route_table);
+        let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
+        let shutdown = state.shutdown.clone();
+        let server = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let server = tokio::spawn(async move { server.await });
+
+        state.shutdown.cancelled().await;
+        let deadline = state.config.shutdown_timeout;
+        let drained = tokio::time::timeout(deadline, async {
+            let _ = server.await;
+            for worker in workers {
+                let _ = worker.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(deadline = ?deadline, "shutdown deadline passed; stopping with work in flight");
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! `windowsAutopilotSettings` (beta only) and its `sync` action.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
+use dmsync_core::permissions::Operation;
+use dmsync_graph::autopilot::{WindowsAutopilotSettings, WindowsAutopilotSettingsPatch, WindowsAutopilotSyncStatus};
+use dmsync_graph::odata::{context_url, entity_document, select_properties, to_properties};
+
+use super::Version;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::http::body::{GraphJson, NoBody};
+use crate::http::query::ODataQuery;
+use crate::http::response::{ODataJson, ok};
+use crate::http::routing::{BETA, GraphRoute};
+use crate::state::AppState;
+
+pub fn routes() -> Vec<GraphRoute> {
+    vec![
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotSettings",
+            get(get_windows_autopilot_settings).patch(update_windows_autopilot_settings),
+        ),
+        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", post(sync_windows_autopilot_settings)),
+    ]
+}
+
+fn to_wire(settings: &AutopilotSettings) -> WindowsAutopilotSettings {
+    WindowsAutopilotSettings {
+        id: settings.id.to_string(),
+        last_manual_sync_trigger_date_time: settings.last_manual_sync_trigger.into(),
+        last_sync_date_time: settings.last_sync.into(),
+        sync_status: match settings.sync_status {
+            SyncStatus::Unknown => WindowsAutopilotSyncStatus::Unknown,
+            SyncStatus::InProgress => WindowsAutopilotSyncStatus::InProgress,
+            SyncStatus::Completed => WindowsAutopilotSyncStatus::Completed,
+            SyncStatus::Failed => WindowsAutopilotSyncStatus::Failed,
+        },
+    }
+}
+
+fn document(version: Version, settings: &AutopilotSettings, select: Option<&[String]>) -> serde_json::Value {
+    let fragment = match select {
+        Some(names) => format!("deviceManagement/windowsAutopilotSettings({})/$entity", names.join(",")),
+        None => "deviceManagement/windowsAutopilotSettings/$entity".to_owned(),
+    };
+    entity_document(context_url(version.0, &fragment), select_properties(to_properties(&to_wire(settings)), select))
+}
+
+/// Get windowsAutopilotSettings.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotsettings-get?view=graph-rest-beta
+async fn get_windows_autopilot_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
+    query.refuse_unsupported(&["$select", "$expand"])?;
+    let settings = state.store.autopilot_settings(scope.tenant_id()).await?;
+    Ok(ok(document(version, &settings, query.select.as_deref())))
+}
+
+/// Update windowsAutopilotSettings. All three properties belong to the service (they record
+/// what syncs did), so a PATCH is validated and acknowledged but changes nothing; see
+/// docs/GRAPH-COMPAT.md.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotsettings-update?view=graph-rest-beta
+async fn update_windows_autopilot_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    GraphJson(_patch): GraphJson<WindowsAutopilotSettingsPatch>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::UpdateWindowsAutopilotSettings)?;
+    let settings = state.store.autopilot_settings(scope.tenant_id()).await?;
+    Ok(ok(document(version, &settings, None)))
+}
+
+/// sync action: 204 and a background sync; 409 while one runs; 429 inside the cooldown.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotsettings-sync?view=graph-rest-beta
+async fn sync_windows_autopilot_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    _body: NoBody,
+) -> ApiResult<impl IntoResponse> {
+    let scope = caller.authorize(Operation::SyncWindowsAutopilotSettings)?;
+    let cooldown = time::Duration::try_from(state.config.sync_cooldown)
+        .map_err(|e| ApiError::Internal(format!("cooldown out of range: {e}")))?;
+    match state.store.trigger_autopilot_sync(scope.tenant_id(), state.now(), cooldown).await? {
+        SyncDecision::Started { job_id } => {
+            tracing::info!(tenant.id = %scope.tenant_id(), job.id = %job_id, "autopilot sync started");
+            crate::metrics::job_started(dmsync_core::jobs::JobKind::AutopilotSync.as_str());
+            state.jobs_enqueued.notify_one();
+            Ok(StatusCode::NO_CONTENT)
+        }
+        SyncDecision::AlreadyInProgress => Err(ApiError::SyncInProgress),
+        SyncDecision::CoolingDown { remaining } => {
+            // Whole seconds, rounded up, never 0: clients parse Retry-After as an integer.
+            let nanos = remaining.whole_nanoseconds().max(1);
+            let seconds = ((nanos + 999_999_999) / 1_000_000_000) as u64;
+            Err(ApiError::SyncCoolingDown { remaining_seconds: seconds, send_retry_after: state.config.sync_retry_after })
+        }
+    }
+}

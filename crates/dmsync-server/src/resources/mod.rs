@@ -1,0 +1,29 @@
+//! One module per Graph resource. Each owns its routes, its conversion to wire types and its
+//! handlers, named after the Graph operation.
+
+pub mod autopilot_devices;
+pub mod autopilot_settings;
+
+use crate::http::routing::GraphRoute;
+
+/// Every Graph route dmsync serves.
+pub fn graph_routes() -> Vec<GraphRoute> {
+    let mut routes = Vec::new();
+    routes.extend(autopilot_settings::routes());
+    routes.extend(autopilot_devices::routes());
+    routes
+}
+
+/// The Graph version of a request, read from its (already canonical) first path segment.
+pub struct Version(pub dmsync_graph::ApiVersion);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Version {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let first = parts.uri.path().trim_start_matches('/').split('/').next().unwrap_or("");
+        dmsync_graph::ApiVersion::from_segment(first)
+            .map(Version)
+            .ok_or_else(|| crate::error::ApiError::InvalidVersion(first.to_owned()))
+    }
+}

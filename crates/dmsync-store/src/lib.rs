@@ -1,0 +1,33 @@
+//! Implementations of the dmsync storage traits. Each backend keeps its own SQL dialect and
+//! migrations; the rest of dmsync sees only `dyn Store`. `tests/conformance.rs` runs one suite
+//! against every backend.
+
+mod convert;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use dmsync_core::{Store, StoreError};
+
+pub use sqlite::SqliteStore;
+
+/// Opens the store named by a `--db` URL and runs its migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StoreError::Database(
+            "the PostgreSQL backend is not built yet (issue 5); use a sqlite:// URL".into(),
+        ))
+    } else {
+        Err(StoreError::Database(format!(
+            "unsupported database URL '{url}': expected sqlite://PATH, sqlite::memory: or postgres://…"
+        )))
+    }
+}
+
+/// Whether a backend is single-node: one process owns the database, so jobs found running at
+/// start-up belonged to a dead process and can be requeued at once.
+pub fn is_single_node(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}

@@ -1,0 +1,767 @@
+//! The SQLite backend: one file (or memory), WAL, `synchronous=FULL`, one writer connection and
+//! a small pool of readers. SQLite serialises writers, so every write goes through the single
+//! writer connection and no transaction can fail with SQLITE_BUSY half-way.
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use dmsync_core::autopilot::{
+    AutopilotDevice, AutopilotSettings, EnrollmentState, NewRegistration, ReconcileStats, RegistrationProblem,
+    RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
+};
+use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
+use dmsync_core::jobs::{Job, JobKind, JobLease, JobState};
+use dmsync_core::store::{AutopilotStore, IdentityStore, JobStore, SystemStore};
+use dmsync_core::{StoreError, StoreResult, TenantId};
+
+use crate::convert::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows per multi-row INSERT; 10 columns each stays far below SQLite's 32,766 bound parameters.
+const INSERT_CHUNK: usize = 500;
+/// How many refused rows one registration request reports at most.
+const MAX_REPORTED_REJECTIONS: i64 = 1000;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite://PATH` (created if missing) or `sqlite::memory:` and migrates it.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(StdDuration::from_secs(5))
+            // FULL makes a commit durable on power loss, not only on a process crash (WAL with
+            // NORMAL is already crash-safe). Bulk work is batched into few transactions, so the
+            // fsync per commit costs little. See ARCHITECTURE.md, "Durability".
+            .synchronous(SqliteSynchronous::Full);
+        let options = if memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+
+        // An in-memory database exists per connection, so it gets exactly one, shared by
+        // readers and the writer.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.read_only(true))
+                .await
+                .map_err(db_err)?
+        };
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+fn settings_from_row(row: &SqliteRow) -> StoreResult<AutopilotSettings> {
+    let status: String = row.try_get("sync_status").map_err(db_err)?;
+    Ok(AutopilotSettings {
+        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
+        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
+        last_sync: opt_from_ticks(row.try_get("last_sync").map_err(db_err)?),
+        last_manual_sync_trigger: opt_from_ticks(row.try_get("last_manual_sync_trigger").map_err(db_err)?),
+        sync_status: SyncStatus::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("unknown sync status '{status}'")))?,
+        cooldown_anchor: opt_from_ticks(row.try_get("cooldown_anchor").map_err(db_err)?),
+    })
+}
+
+fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
+    let kind: String = row.try_get("kind").map_err(db_err)?;
+    let state: String = row.try_get("state").map_err(db_err)?;
+    let payload: String = row.try_get("payload").map_err(db_err)?;
+    Ok(Job {
+        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
+        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
+        kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Database(format!("unknown job kind '{kind}'")))?,
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Database(e.to_string()))?,
+        state: JobState::parse(&state).ok_or_else(|| StoreError::Database(format!("unknown job state '{state}'")))?,
+        attempt: row.try_get("attempt").map_err(db_err)?,
+        run_at: from_ticks(row.try_get("run_at").map_err(db_err)?),
+        created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
+        lease_owner: row.try_get("lease_owner").map_err(db_err)?,
+        lease_expires_at: opt_from_ticks(row.try_get("lease_expires_at").map_err(db_err)?),
+        last_error: row.try_get("last_error").map_err(db_err)?,
+    })
+}
+
+fn device_from_row(row: &SqliteRow) -> StoreResult<AutopilotDevice> {
+    let state: String = row.try_get("enrollment_state").map_err(db_err)?;
+    Ok(AutopilotDevice {
+        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
+        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
+        serial_number: row.try_get("serial_number").map_err(db_err)?,
+        manufacturer: row.try_get("manufacturer").map_err(db_err)?,
+        model: row.try_get("model").map_err(db_err)?,
+        group_tag: row.try_get("group_tag").map_err(db_err)?,
+        purchase_order_identifier: row.try_get("purchase_order_identifier").map_err(db_err)?,
+        product_key: row.try_get("product_key").map_err(db_err)?,
+        display_name: row.try_get("display_name").map_err(db_err)?,
+        user_principal_name: row.try_get("user_principal_name").map_err(db_err)?,
+        addressable_user_name: row.try_get("addressable_user_name").map_err(db_err)?,
+        enrollment_state: EnrollmentState::parse(&state)
+            .ok_or_else(|| StoreError::Database(format!("unknown enrollment state '{state}'")))?,
+        last_contacted: opt_from_ticks(row.try_get("last_contacted").map_err(db_err)?),
+        created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
+    })
+}
+
+fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).expect("a list of strings serialises")
+}
+
+fn parse_json_list(s: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+const CLOCK_OFFSET_KEY: &str = "clock_offset_nanos";
+
+#[async_trait]
+impl SystemStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn clock_offset(&self) -> StoreResult<Duration> {
+        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM system_state WHERE key = ?")
+            .bind(CLOCK_OFFSET_KEY)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Duration::nanoseconds(value.unwrap_or(0)))
+    }
+
+    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO system_state (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        )
+        .bind(CLOCK_OFFSET_KEY)
+        .bind(offset.whole_nanoseconds() as i64)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES (?, ?, ?)")
+            .bind(tenant.id.to_string())
+            .bind(&tenant.domain)
+            .bind(to_ticks(OffsetDateTime::now_utc()))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, domain FROM tenants WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(Tenant {
+                id: parse_uuid(&r.try_get::<String, _>("id").map_err(db_err)?)?,
+                domain: r.try_get("domain").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, domain FROM tenants WHERE domain = ?")
+            .bind(domain)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(Tenant {
+                id: parse_uuid(&r.try_get::<String, _>("id").map_err(db_err)?)?,
+                domain: r.try_get("domain").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn tenant_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app.tenant_id.to_string())
+        .bind(app.client_id.to_string())
+        .bind(app.object_id.to_string())
+        .bind(&app.display_name)
+        .bind(&app.secret_hash)
+        .bind(json_list(&app.roles))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
+        let row = sqlx::query("SELECT * FROM app_registrations WHERE tenant_id = ? AND client_id = ?")
+            .bind(tenant.to_string())
+            .bind(client_id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(AppRegistration {
+                tenant_id: tenant,
+                client_id,
+                object_id: parse_uuid(&r.try_get::<String, _>("object_id").map_err(db_err)?)?,
+                display_name: r.try_get("display_name").map_err(db_err)?,
+                secret_hash: r.try_get("secret_hash").map_err(db_err)?,
+                roles: parse_json_list(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.tenant_id.to_string())
+        .bind(user.object_id.to_string())
+        .bind(&user.user_principal_name)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(json_list(&user.scopes))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND user_principal_name = ?")
+            .bind(tenant.to_string())
+            .bind(upn)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(User {
+                tenant_id: tenant,
+                object_id: parse_uuid(&r.try_get::<String, _>("object_id").map_err(db_err)?)?,
+                user_principal_name: r.try_get("user_principal_name").map_err(db_err)?,
+                display_name: r.try_get("display_name").map_err(db_err)?,
+                password_hash: r.try_get("password_hash").map_err(db_err)?,
+                scopes: parse_json_list(&r.try_get::<String, _>("scopes").map_err(db_err)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKey {
+                    kid: r.try_get("kid").map_err(db_err)?,
+                    private_pem: r.try_get("private_pem").map_err(db_err)?,
+                    n: r.try_get("n").map_err(db_err)?,
+                    e: r.try_get("e").map_err(db_err)?,
+                    created_at: from_ticks(r.try_get("created_at").map_err(db_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&key.kid)
+            .bind(&key.private_pem)
+            .bind(&key.n)
+            .bind(&key.e)
+            .bind(to_ticks(key.created_at))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    async fn ensure_settings(&self, tenant: TenantId) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO autopilot_settings (tenant_id, id, sync_status) VALUES (?, ?, 'unknown')
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant.to_string())
+        .bind(Uuid::new_v4().to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AutopilotStore for SqliteStore {
+    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
+        let query = "SELECT * FROM autopilot_settings WHERE tenant_id = ?";
+        if let Some(row) =
+            sqlx::query(query).bind(tenant.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?
+        {
+            return settings_from_row(&row);
+        }
+        self.ensure_settings(tenant).await?;
+        let row = sqlx::query(query).bind(tenant.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
+        settings_from_row(&row)
+    }
+
+    async fn trigger_autopilot_sync(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        cooldown: Duration,
+    ) -> StoreResult<SyncDecision> {
+        self.ensure_settings(tenant).await?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let now_ticks = to_ticks(now);
+        let earliest_anchor = to_ticks(now - cooldown);
+        // The decision is this one conditional update: only a row that is not in progress and
+        // whose last sync started a full cooldown ago can move to inProgress.
+        let started = sqlx::query(
+            "UPDATE autopilot_settings
+                SET sync_status = 'inProgress', last_manual_sync_trigger = ?1, cooldown_anchor = ?1
+              WHERE tenant_id = ?2 AND sync_status <> 'inProgress'
+                AND (cooldown_anchor IS NULL OR cooldown_anchor <= ?3)",
+        )
+        .bind(now_ticks)
+        .bind(tenant.to_string())
+        .bind(earliest_anchor)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !started {
+            let row = sqlx::query("SELECT * FROM autopilot_settings WHERE tenant_id = ?")
+                .bind(tenant.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let settings = settings_from_row(&row)?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(refusal(&settings, now, cooldown));
+        }
+        let job_id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
+             VALUES (?, ?, ?, '{}', 'queued', 0, ?, ?)",
+        )
+        .bind(job_id.to_string())
+        .bind(tenant.to_string())
+        .bind(JobKind::AutopilotSync.as_str())
+        .bind(now_ticks)
+        .bind(now_ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(SyncDecision::Started { job_id })
+    }
+
+    async fn finish_autopilot_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        outcome: SyncOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let (job_state, sync_status) = match outcome {
+            SyncOutcome::Completed => (JobState::Succeeded, SyncStatus::Completed),
+            SyncOutcome::Failed => (JobState::Failed, SyncStatus::Failed),
+        };
+        let fenced = sqlx::query(
+            "UPDATE jobs SET state = ?, finished_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL
+              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
+        )
+        .bind(job_state.as_str())
+        .bind(to_ticks(now))
+        .bind(error)
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !fenced {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE autopilot_settings
+                SET sync_status = ?1,
+                    last_sync = CASE WHEN ?1 = 'completed' THEN ?2 ELSE last_sync END
+              WHERE tenant_id = ?3",
+        )
+        .bind(sync_status.as_str())
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn put_registrations(
+        &self,
+        tenant: TenantId,
+        rows: &[NewRegistration],
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
+        // Rows are staged in a temporary table so that every check and the upsert are
+        // set-based statements, whatever the size of the request.
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS registration_staging (
+                line INTEGER NOT NULL, serial_number TEXT NOT NULL, device_id TEXT NOT NULL,
+                hardware_hash BLOB NOT NULL, hash_digest BLOB NOT NULL, manufacturer TEXT NOT NULL,
+                model TEXT NOT NULL, group_tag TEXT NOT NULL, purchase_order_identifier TEXT NOT NULL,
+                product_key TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM registration_staging").execute(&mut *tx).await.map_err(db_err)?;
+        for (chunk_index, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO registration_staging (line, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key) ",
+            );
+            insert.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
+                b.push_bind((chunk_index * INSERT_CHUNK + i + 1) as i64)
+                    .push_bind(&r.serial_number)
+                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(&r.hardware_hash)
+                    .push_bind(hash_digest(&r.hardware_hash))
+                    .push_bind(&r.manufacturer)
+                    .push_bind(&r.model)
+                    .push_bind(&r.group_tag)
+                    .push_bind(&r.purchase_order_identifier)
+                    .push_bind(&r.product_key);
+            });
+            insert.build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+
+        let rejected = sqlx::query(
+            "SELECT line, serial_number, problem FROM (
+                SELECT s.line, s.serial_number, 'duplicateInRequest' AS problem FROM registration_staging s
+                 WHERE EXISTS (SELECT 1 FROM registration_staging o WHERE o.line <> s.line
+                               AND (o.serial_number = s.serial_number OR o.hash_digest = s.hash_digest))
+                UNION ALL
+                SELECT s.line, s.serial_number,
+                       CASE WHEN r.tenant_id <> ?1 THEN 'hashRegisteredToOtherTenant'
+                            ELSE 'hashRegisteredToOtherSerial' END
+                  FROM registration_staging s JOIN autopilot_registrations r ON r.hash_digest = s.hash_digest
+                 WHERE r.tenant_id <> ?1 OR r.serial_number <> s.serial_number
+             ) ORDER BY line LIMIT ?2",
+        )
+        .bind(tenant.to_string())
+        .bind(MAX_REPORTED_REJECTIONS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if !rejected.is_empty() {
+            tx.rollback().await.map_err(db_err)?;
+            return rejected
+                .iter()
+                .map(|r| {
+                    let problem: String = r.try_get("problem").map_err(db_err)?;
+                    Ok(RegistrationRejection {
+                        line: r.try_get::<i64, _>("line").map_err(db_err)? as u64,
+                        serial_number: r.try_get("serial_number").map_err(db_err)?,
+                        reason: match problem.as_str() {
+                            "duplicateInRequest" => RegistrationProblem::DuplicateInRequest,
+                            "hashRegisteredToOtherTenant" => RegistrationProblem::HashRegisteredToOtherTenant,
+                            _ => RegistrationProblem::HashRegisteredToOtherSerial,
+                        },
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()
+                .map(Err);
+        }
+
+        let counts = sqlx::query(
+            "SELECT
+                coalesce(sum(r.serial_number IS NULL), 0) AS created,
+                coalesce(sum(r.serial_number IS NOT NULL AND (r.hardware_hash <> s.hardware_hash
+                    OR r.manufacturer <> s.manufacturer OR r.model <> s.model OR r.group_tag <> s.group_tag
+                    OR r.purchase_order_identifier <> s.purchase_order_identifier
+                    OR r.product_key <> s.product_key)), 0) AS updated
+               FROM registration_staging s
+               LEFT JOIN autopilot_registrations r ON r.tenant_id = ?1 AND r.serial_number = s.serial_number",
+        )
+        .bind(tenant.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let created = counts.try_get::<i64, _>("created").map_err(db_err)? as u64;
+        let updated = counts.try_get::<i64, _>("updated").map_err(db_err)? as u64;
+
+        sqlx::query(
+            "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
+             SELECT ?1, serial_number, device_id, hardware_hash, hash_digest, manufacturer, model, group_tag,
+                    purchase_order_identifier, product_key, ?2, ?2
+               FROM registration_staging WHERE true
+             ON CONFLICT (tenant_id, serial_number) DO UPDATE SET
+                 hardware_hash = excluded.hardware_hash, hash_digest = excluded.hash_digest,
+                 manufacturer = excluded.manufacturer, model = excluded.model, group_tag = excluded.group_tag,
+                 purchase_order_identifier = excluded.purchase_order_identifier,
+                 product_key = excluded.product_key, updated_at = excluded.updated_at
+             WHERE hardware_hash <> excluded.hardware_hash OR manufacturer <> excluded.manufacturer
+                OR model <> excluded.model OR group_tag <> excluded.group_tag
+                OR purchase_order_identifier <> excluded.purchase_order_identifier
+                OR product_key <> excluded.product_key",
+        )
+        .bind(tenant.to_string())
+        .bind(to_ticks(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM registration_staging").execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Ok(RegistrationSummary { created, updated, unchanged: rows.len() as u64 - created - updated }))
+    }
+
+    async fn reconcile_autopilot_devices(&self, tenant: TenantId, now: OffsetDateTime) -> StoreResult<ReconcileStats> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let tid = tenant.to_string();
+        let ticks = to_ticks(now);
+        let created = sqlx::query(
+            "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                 purchase_order_identifier, product_key, created_at, updated_at)
+             SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                    r.purchase_order_identifier, r.product_key, ?2, ?2
+               FROM autopilot_registrations r
+              WHERE r.tenant_id = ?1
+                AND NOT EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = ?1 AND d.id = r.device_id)",
+        )
+        .bind(&tid)
+        .bind(ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let updated = sqlx::query(
+            "UPDATE autopilot_devices AS d
+                SET serial_number = r.serial_number, manufacturer = r.manufacturer, model = r.model,
+                    group_tag = r.group_tag, purchase_order_identifier = r.purchase_order_identifier,
+                    product_key = r.product_key, updated_at = ?2
+               FROM autopilot_registrations AS r
+              WHERE d.tenant_id = ?1 AND r.tenant_id = ?1 AND r.device_id = d.id
+                AND (d.serial_number <> r.serial_number OR d.manufacturer <> r.manufacturer
+                     OR d.model <> r.model OR d.group_tag <> r.group_tag
+                     OR d.purchase_order_identifier <> r.purchase_order_identifier
+                     OR d.product_key <> r.product_key)",
+        )
+        .bind(&tid)
+        .bind(ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let deleted = sqlx::query(
+            "DELETE FROM autopilot_devices
+              WHERE tenant_id = ?1
+                AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
+                                 WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
+        )
+        .bind(&tid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(ReconcileStats { created, updated, deleted })
+    }
+
+    async fn list_autopilot_devices(
+        &self,
+        tenant: TenantId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<AutopilotDevice>> {
+        let rows = sqlx::query(
+            "SELECT * FROM autopilot_devices WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )
+        .bind(tenant.to_string())
+        .bind(after.map(|u| u.to_string()).unwrap_or_default())
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {
+        let row = sqlx::query("SELECT * FROM autopilot_devices WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+}
+
+/// Why a sync that could not start was refused: 409 beats 429, as the docs order them.
+fn refusal(settings: &AutopilotSettings, now: OffsetDateTime, cooldown: Duration) -> SyncDecision {
+    if settings.sync_status == SyncStatus::InProgress {
+        return SyncDecision::AlreadyInProgress;
+    }
+    let anchor = settings.cooldown_anchor.unwrap_or(now - cooldown);
+    SyncDecision::CoolingDown { remaining: (anchor + cooldown - now).max(Duration::ZERO) }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn claim_job(&self, owner: &str, now: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
+        let now_ticks = to_ticks(now);
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2
+              WHERE id = (SELECT id FROM jobs
+                           WHERE (state = 'queued' AND run_at <= ?3)
+                              OR (state = 'running' AND lease_expires_at <= ?3)
+                           ORDER BY run_at, id LIMIT 1)
+              RETURNING *",
+        )
+        .bind(owner)
+        .bind(to_ticks(now + lease))
+        .bind(now_ticks)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
+        )
+        .bind(to_ticks(until))
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn release_job(&self, lease: &JobLease) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
+              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
+        )
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool> {
+        let (state, run_at) = match retry_at {
+            Some(t) => ("queued", Some(to_ticks(t))),
+            None => ("failed", None),
+        };
+        let n = sqlx::query(
+            "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), last_error = ?, lease_owner = NULL,
+                    lease_expires_at = NULL
+              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
+        )
+        .bind(state)
+        .bind(run_at)
+        .bind(error)
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn requeue_running_jobs(&self) -> StoreResult<u64> {
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running'",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+}

@@ -1,0 +1,173 @@
+//! The dmsync binary. `dmsync serve` runs the server; client subcommands come with the CLI.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use dmsync_server::bootstrap::{
+    DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_DOMAIN, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN,
+};
+use dmsync_server::config::{Config, ExternalIssuer, PermissionProfile};
+
+#[derive(Parser)]
+#[command(name = "dmsync", version, about = "A self-hostable Microsoft Graph Intune sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Profile {
+    Original,
+    Current,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    // A bare number is seconds, as in the Graph docs' "10 minutes" = 600.
+    if let Ok(secs) = s.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration (try 600, 600s, 10m or 500ms): {e}"))
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DMSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Database: sqlite://PATH (created if missing), sqlite::memory:, or postgres://… (not yet).
+    #[arg(long, env = "DMSYNC_DB", default_value = "sqlite://dmsync.db")]
+    db: String,
+    /// Token for the /_dmsync admin API. Without it, `dmsync-dev-admin` works on loopback only.
+    #[arg(long, env = "DMSYNC_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Which documentation decides application access to the sync actions.
+    #[arg(long, env = "DMSYNC_PERMISSION_PROFILE", value_enum, default_value = "original")]
+    permission_profile: Profile,
+    /// Minimum time between Autopilot syncs (429 inside it).
+    #[arg(long, env = "DMSYNC_SYNC_COOLDOWN", default_value = "600s", value_parser = parse_duration)]
+    sync_cooldown: Duration,
+    /// Send Retry-After with the remaining seconds on the cooldown 429 (real Intune does not).
+    #[arg(long, env = "DMSYNC_SYNC_RETRY_AFTER")]
+    sync_retry_after: bool,
+    /// How long an Autopilot sync stays inProgress at least, on the server's clock.
+    #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = parse_duration)]
+    sync_duration: Duration,
+    /// Largest Graph request body, in bytes.
+    #[arg(long, env = "DMSYNC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Background job workers.
+    #[arg(long, env = "DMSYNC_WORKERS", default_value_t = 2)]
+    workers: usize,
+    /// Job lease; a job whose worker stops heartbeating is taken over after this.
+    #[arg(long, env = "DMSYNC_JOB_LEASE", default_value = "30s", value_parser = parse_duration)]
+    job_lease: Duration,
+    /// Deadline for a graceful shutdown.
+    #[arg(long, env = "DMSYNC_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+    /// JWKS URL of an external token issuer (a real Entra ID tenant), e.g.
+    /// https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys.
+    #[arg(long, env = "DMSYNC_EXTERNAL_JWKS_URL")]
+    external_jwks_url: Option<String>,
+    /// Extra audiences accepted on external tokens (comma-separated), e.g. your API's client id.
+    #[arg(long, env = "DMSYNC_EXTERNAL_AUDIENCES", value_delimiter = ',')]
+    external_audiences: Vec<String>,
+    /// Log format.
+    #[arg(long, env = "DMSYNC_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DMSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+    shutdown.cancel();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let config = Config {
+        listen: args.listen,
+        db: args.db,
+        admin_token: args.admin_token,
+        permission_profile: match args.permission_profile {
+            Profile::Original => PermissionProfile::Original,
+            Profile::Current => PermissionProfile::Current,
+        },
+        sync_cooldown: args.sync_cooldown,
+        sync_retry_after: args.sync_retry_after,
+        sync_duration: args.sync_duration,
+        max_body_bytes: args.max_body_bytes,
+        workers: args.workers,
+        job_lease: args.job_lease,
+        shutdown_timeout: args.shutdown_timeout,
+        external_issuer: args
+            .external_jwks_url
+            .map(|jwks_url| ExternalIssuer { jwks_url, audiences: args.external_audiences }),
+    };
+    let admin_token = config.effective_admin_token();
+    let shutdown = CancellationToken::new();
+    let app = dmsync_server::Application::build(config, shutdown.clone()).await.context("starting dmsync")?;
+    let url = format!("http://{}", app.address());
+    println!("dmsync listening on {url}");
+    println!("  Graph:     {url}/beta/deviceManagement/windowsAutopilotSettings");
+    println!("  token:     POST {url}/{DEV_TENANT_ID}/oauth2/v2.0/token");
+    println!("  tenant:    {DEV_TENANT_ID} ({DEV_TENANT_DOMAIN})");
+    println!("  app:       client_id {DEV_CLIENT_ID}, client_secret {DEV_CLIENT_SECRET}");
+    println!("  user:      {DEV_USER_UPN}, password {DEV_USER_PASSWORD}");
+    match admin_token.as_deref() {
+        Some(dmsync_server::config::DEV_ADMIN_TOKEN) => {
+            println!("  admin API: {url}/_dmsync/ with Bearer {}", dmsync_server::config::DEV_ADMIN_TOKEN)
+        }
+        Some(_) => println!("  admin API: {url}/_dmsync/ with the configured admin token"),
+        None => println!("  admin API: disabled (no --admin-token and not on loopback)"),
+    }
+    tokio::spawn(wait_for_signal(shutdown));
+    app.run_until_stopped().await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
