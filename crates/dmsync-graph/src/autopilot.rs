@@ -28,7 +28,7 @@ pub struct WindowsAutopilotSettings {
 /// The body of `PATCH …/windowsAutopilotSettings`. Every property is optional; which ones the
 /// server honours is decided in the server (docs/GRAPH-COMPAT.md).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WindowsAutopilotSettingsPatch {
     #[serde(rename = "@odata.type", default)]
     pub odata_type: Option<String>,

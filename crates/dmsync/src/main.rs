@@ -148,18 +148,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.context("starting dmsync")?;
     let url = format!("http://{}", app.address());
-    println!("dmsync listening on {url}");
-    println!("  Graph:     {url}/beta/deviceManagement/windowsAutopilotSettings");
-    println!("  token:     POST {url}/{DEV_TENANT_ID}/oauth2/v2.0/token");
-    println!("  tenant:    {DEV_TENANT_ID} ({DEV_TENANT_DOMAIN})");
-    println!("  app:       client_id {DEV_CLIENT_ID}, client_secret {DEV_CLIENT_SECRET}");
-    println!("  user:      {DEV_USER_UPN}, password {DEV_USER_PASSWORD}");
-    match admin_token.as_deref() {
+    let admin_line = match admin_token.as_deref() {
         Some(dmsync_server::config::DEV_ADMIN_TOKEN) => {
-            println!("  admin API: {url}/_dmsync/ with Bearer {}", dmsync_server::config::DEV_ADMIN_TOKEN)
+            format!("{url}/_dmsync/ with Bearer {}", dmsync_server::config::DEV_ADMIN_TOKEN)
         }
-        Some(_) => println!("  admin API: {url}/_dmsync/ with the configured admin token"),
-        None => println!("  admin API: disabled (no --admin-token and not on loopback)"),
+        Some(_) => format!("{url}/_dmsync/ with the configured admin token"),
+        None => "disabled (no --admin-token and not on loopback)".to_owned(),
+    };
+    let banner = format!(
+        "dmsync listening on {url}\n\
+         \x20 Graph:     {url}/beta/deviceManagement/windowsAutopilotSettings\n\
+         \x20 token:     POST {url}/{DEV_TENANT_ID}/oauth2/v2.0/token\n\
+         \x20 tenant:    {DEV_TENANT_ID} ({DEV_TENANT_DOMAIN})\n\
+         \x20 app:       client_id {DEV_CLIENT_ID}, client_secret {DEV_CLIENT_SECRET}\n\
+         \x20 user:      {DEV_USER_UPN}, password {DEV_USER_PASSWORD}\n\
+         \x20 admin API: {admin_line}\n"
+    );
+    // Written once and flushed; a closed stdout (a supervisor that stopped reading) must not
+    // take the server down, so write errors are ignored.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes());
+        let _ = out.flush();
     }
     tokio::spawn(wait_for_signal(shutdown));
     app.run_until_stopped().await

@@ -1,0 +1,166 @@
+//! Registrations become device identities on sync; the devices list is keyset-paged with an
+//! absolute nextLink, and each version shows its own properties.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use dmsync_graph::ApiVersion;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn synced_app(serials: &[&str]) -> TestApp {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let rows: Vec<_> = serials.iter().map(|s| registration(s)).collect();
+    let summary = app.admin.add_registrations(&app.tenant(), &rows).await.unwrap();
+    assert_eq!(summary.created, serials.len() as u64);
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    app
+}
+
+#[tokio::test]
+async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
+    let app = synced_app(&["SN-1"]).await;
+    let token = app.user_token().await;
+    let list: Value = app
+        .raw(Method::GET, "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["@odata.context"], "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/windowsAutopilotDeviceIdentities");
+    assert!(list.get("@odata.nextLink").is_none());
+    let device = &list["value"][0];
+    assert_eq!(device["serialNumber"], "SN-1");
+    assert_eq!(device["manufacturer"], "Contoso");
+    assert_eq!(device["groupTag"], "", "unset strings are empty, not null");
+    assert_eq!(device["enrollmentState"], "notContacted");
+    assert_eq!(device["lastContactedDateTime"], "0001-01-01T00:00:00Z");
+    assert!(device.get("@odata.type").is_none());
+    assert!(device.get("deploymentProfileAssignmentStatus").is_none(), "beta-only property absent in v1.0");
+    assert!(device.get("azureAdDeviceId").is_none());
+
+    let id = device["id"].as_str().unwrap();
+    let beta: Value = app
+        .raw(Method::GET, &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(beta["@odata.context"], "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotDeviceIdentities/$entity");
+    assert_eq!(beta["deploymentProfileAssignmentStatus"], "notAssigned");
+    assert_eq!(beta["remediationState"], "unknown");
+    assert_eq!(beta["userlessEnrollmentStatus"], "unknown");
+    assert_eq!(beta["deploymentProfileAssignedDateTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(beta["azureAdDeviceId"], "");
+
+    let selected: Value = app
+        .raw(Method::GET, &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}?%24select=serialNumber"), Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(selected["serialNumber"], "SN-1");
+    assert!(selected.get("model").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn paging_follows_absolute_next_links_to_every_device_once() {
+    let serials: Vec<String> = (0..25).map(|i| format!("PAGE-{i:03}")).collect();
+    let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+    let app = synced_app(&refs).await;
+    let client = app.user_client().await;
+    let first = client.list_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10&$orderby=", None).await;
+    assert_eq!(first.unwrap_err().status(), Some(400), "$orderby is not supported yet");
+    let first = client.list_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10&x-custom=1", None).await.unwrap();
+    assert_eq!(first.value.len(), 10);
+    let link = first.next_link.clone().expect("more pages");
+    assert!(link.starts_with(&format!("{}/beta/deviceManagement/windowsAutopilotDeviceIdentities?", app.base_url)), "{link}");
+    assert!(link.contains("%24top=10") && link.contains("x-custom=1") && link.contains("%24skiptoken="), "options carried over: {link}");
+
+    let all = client.all_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10").await.unwrap();
+    let seen: HashSet<String> = all.iter().map(|d| d.serial_number.clone()).collect();
+    assert_eq!(all.len(), 25);
+    assert_eq!(seen.len(), 25);
+
+    // A tampered skiptoken is a clear 400.
+    let r = app
+        .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotDeviceIdentities?$skiptoken=%%%", Some(&app.user_token().await))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_resync_updates_changed_registrations_and_keeps_ids() {
+    let app = synced_app(&["KEEP-1", "CHANGE-1"]).await;
+    let client = app.user_client().await;
+    let before = client.all_windows_autopilot_device_identities(ApiVersion::V1, "").await.unwrap();
+    let mut changed = registration("CHANGE-1");
+    changed.group_tag = "Sales".into();
+    let summary = app.admin.add_registrations(&app.tenant(), &[registration("KEEP-1"), changed]).await.unwrap();
+    assert_eq!((summary.created, summary.updated, summary.unchanged), (0, 1, 1));
+    app.admin.advance_clock(601.0).await.unwrap();
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    let after = client.all_windows_autopilot_device_identities(ApiVersion::V1, "").await.unwrap();
+    let tag = |list: &[dmsync_graph::autopilot::WindowsAutopilotDeviceIdentity], s: &str| {
+        list.iter().find(|d| d.serial_number == s).map(|d| (d.id.clone(), d.group_tag.clone())).unwrap()
+    };
+    assert_eq!(tag(&after, "CHANGE-1").1, "Sales");
+    assert_eq!(tag(&after, "CHANGE-1").0, tag(&before, "CHANGE-1").0, "the device id is stable");
+    assert_eq!(tag(&after, "KEEP-1"), tag(&before, "KEEP-1"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_registration_rows_are_reported_per_line_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let rows = json!([
+        {"serialNumber": "OK-1", "hardwareHash": hardware_hash("OK-1")},
+        {"serialNumber": "", "hardwareHash": hardware_hash("x")},
+        {"serialNumber": "BAD-HASH", "hardwareHash": "***not base64***"},
+        {"serialNumber": "NO-HASH"},
+    ]);
+    let r = app
+        .raw(Method::POST, &format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant()), Some("dmsync-dev-admin"))
+        .json(&rows)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    let details = body["error"]["details"].as_array().unwrap();
+    let codes: Vec<(&str, &str)> =
+        details.iter().map(|d| (d["code"].as_str().unwrap(), d["target"].as_str().unwrap())).collect();
+    assert_eq!(codes[0], ("missingSerialNumber", "line 2 (serialNumber '')"));
+    assert_eq!(codes[1].0, "invalidHardwareHash");
+    assert!(codes[1].1.starts_with("line 3"));
+    assert_eq!(codes[2].0, "missingHardwareHash");
+    // Nothing was written: a good row alone now creates one registration, not zero.
+    let summary = app.admin.add_registrations(&app.tenant(), &[registration("OK-1")]).await.unwrap();
+    assert_eq!(summary.created, 1);
+
+    // Duplicates inside one request, and a hash already under another serial.
+    let dup = vec![registration("D-1"), registration("D-1")];
+    let err = app.admin.add_registrations(&app.tenant(), &dup).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    let mut moved = registration("OTHER-SERIAL");
+    moved.hardware_hash = hardware_hash("OK-1");
+    let err = app.admin.add_registrations(&app.tenant(), &[moved]).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    app.stop().await;
+}

@@ -1,0 +1,139 @@
+//! Every error is Graph-shaped JSON with the request ids, whatever produced it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// Checks the envelope and returns the body.
+async fn graph_error(r: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let request_id = r.headers()["request-id"].to_str().unwrap().to_owned();
+    let client_request_id = r.headers()["client-request-id"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.expect("a JSON body, never empty or HTML");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let inner = &body["error"]["innerError"];
+    assert_eq!(inner["request-id"], request_id.as_str());
+    assert_eq!(inner["client-request-id"], client_request_id.as_str());
+    let date = inner["date"].as_str().unwrap();
+    assert_eq!(date.len(), 19, "yyyy-MM-ddTHH:mm:ss with no zone or fraction: {date}");
+    body
+}
+
+#[tokio::test]
+async fn unknown_segments_and_versions_are_400_with_graphs_message() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let body = graph_error(
+        app.raw(Method::GET, "/v1.0/deviceManagement/windowsAutopilotSettings", Some(&token)).send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+    )
+    .await;
+    assert_eq!(body["error"]["message"], "Resource not found for the segment 'windowsAutopilotSettings'.");
+    let body = graph_error(
+        app.raw(Method::GET, "/beta/deviceManagement/gizmos", Some(&token)).send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+    )
+    .await;
+    assert_eq!(body["error"]["message"], "Resource not found for the segment 'gizmos'.");
+    let body = graph_error(app.raw(Method::GET, "/v9/me", None).send().await.unwrap(), StatusCode::BAD_REQUEST, "BadRequest").await;
+    assert_eq!(body["error"]["message"], "Invalid version: v9");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn segments_match_case_insensitively_and_tolerate_a_trailing_slash() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    for path in [
+        "/BETA/DEVICEMANAGEMENT/WindowsAutopilotSettings",
+        "/beta/deviceManagement/windowsAutopilotSettings/",
+        "/beta/deviceManagement/windowsautopilotdeviceidentities/?$top=1",
+        "/V1.0/deviceManagement/windowsAutopilotDeviceIdentities",
+    ] {
+        let r = app.raw(Method::GET, path, Some(&token)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_method_malformed_json_and_oversized_bodies() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let token = app.user_token().await;
+    let settings = "/beta/deviceManagement/windowsAutopilotSettings";
+
+    let r = app.raw(Method::DELETE, settings, Some(&token)).send().await.unwrap();
+    let body = graph_error(r, StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("DELETE"));
+    let r = app.raw(Method::GET, &format!("{settings}/sync"), Some(&token)).send().await.unwrap();
+    graph_error(r, StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed").await;
+
+    let r = app.raw(Method::PATCH, settings, Some(&token)).header("content-type", "application/json").body("{\"syncStatus\":").send().await.unwrap();
+    let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("Unable to read JSON request payload."));
+
+    let big = format!("{{\"id\":\"{}\"}}", "x".repeat(128 * 1024));
+    let r = app.raw(Method::PATCH, settings, Some(&token)).header("content-type", "application/json").body(big).send().await.unwrap();
+    graph_error(r, StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn client_request_id_is_echoed_and_request_id_is_fresh() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let mine = "5566d3bb-ddd9-44bc-9a39-912a1a9c7c4d";
+    let r = app
+        .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&token))
+        .header("client-request-id", mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["client-request-id"], mine);
+    assert_ne!(r.headers()["request-id"], mine);
+    let r = app.raw(Method::GET, "/beta/deviceManagement/nothing", None).header("client-request-id", mine).send().await.unwrap();
+    let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
+    assert_eq!(body["error"]["innerError"]["client-request-id"], mine);
+    // Without one, the client-request-id is the request-id.
+    let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).send().await.unwrap();
+    assert_eq!(r.headers()["client-request-id"], r.headers()["request-id"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn intune_errors_carry_json_in_the_message() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let path = "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/6f1c5b1e-0000-4000-8000-000000000000";
+    let r = app.raw(Method::GET, path, Some(&token)).send().await.unwrap();
+    let body = graph_error(r, StatusCode::NOT_FOUND, "ResourceNotFound").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("{\r\n  \"_version\": 3,"), "{message}");
+    let inner: Value = serde_json::from_str(message).unwrap();
+    for key in ["_version", "Message", "CustomApiErrorPhrase", "RetryAfter", "ErrorSourceService", "HttpHeaders"] {
+        assert!(inner.get(key).is_some(), "{key} in {inner}");
+    }
+    let text = inner["Message"].as_str().unwrap();
+    assert!(text.contains(&format!("Activity ID: {}", body["error"]["innerError"]["request-id"].as_str().unwrap())));
+    assert!(text.ends_with(&format!("Url: {}{path}", app.base_url)), "{text}");
+    // A key that is not a GUID is simply not found.
+    let r = app.raw(Method::GET, "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/not-a-guid", Some(&token)).send().await.unwrap();
+    graph_error(r, StatusCode::NOT_FOUND, "ResourceNotFound").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_query_options_are_refused_clearly() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$top=five", Some(&token)).send().await.unwrap();
+    graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
+    let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$orderby=id", Some(&token)).send().await.unwrap();
+    let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("$orderby"));
+    app.stop().await;
+}

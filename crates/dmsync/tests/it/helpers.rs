@@ -1,0 +1,126 @@
+use std::time::Duration;
+
+use dmsync_client::{AdminClient, GraphClient};
+use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN};
+use dmsync_server::config::{Config, DEV_ADMIN_TOKEN};
+use dmsync_server::state::AppState;
+use tokio_util::sync::CancellationToken;
+
+pub const RW: &str = "DeviceManagementServiceConfig.ReadWrite.All";
+pub const READ: &str = "DeviceManagementServiceConfig.Read.All";
+
+pub struct TestApp {
+    pub base_url: String,
+    pub graph: GraphClient,
+    pub admin: AdminClient,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn tenant(&self) -> String {
+        DEV_TENANT_ID.to_string()
+    }
+
+    /// A delegated token for the seeded admin user, from the token endpoint.
+    pub async fn user_token(&self) -> String {
+        self.graph
+            .token_password(&self.base_url, &self.tenant(), &DEV_CLIENT_ID.to_string(), DEV_USER_UPN, DEV_USER_PASSWORD)
+            .await
+            .expect("password grant")
+            .access_token
+    }
+
+    /// An application token for the seeded app, from the token endpoint.
+    pub async fn app_token(&self) -> String {
+        self.graph
+            .token_client_credentials(&self.base_url, &self.tenant(), &DEV_CLIENT_ID.to_string(), DEV_CLIENT_SECRET)
+            .await
+            .expect("client credentials grant")
+            .access_token
+    }
+
+    pub async fn user_client(&self) -> GraphClient {
+        self.graph.with_token(self.user_token().await)
+    }
+
+    /// A raw request to a path, with an optional bearer token.
+    pub fn raw(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base_url));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    /// Polls the settings until `syncStatus` is `want`, for at most `limit`.
+    pub async fn wait_for_sync_status(&self, client: &GraphClient, want: &str, limit: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let settings = client.get_windows_autopilot_settings().await.expect("get settings");
+            let v = serde_json::to_value(&settings).unwrap();
+            if v["syncStatus"] == want {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "syncStatus never became {want}: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+/// A quick sync by default, so that tests see `completed` without waiting.
+pub fn test_config(db: &str) -> Config {
+    Config { sync_duration: Duration::from_millis(300), ..Config::for_tests(db) }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("dmsync.db");
+    let mut config = test_config(&format!("sqlite://{}", db_path.display()));
+    configure(&mut config);
+    let shutdown = CancellationToken::new();
+    let app = dmsync_server::Application::build(config, shutdown.clone()).await.expect("server builds");
+    let base_url = format!("http://{}", app.address());
+    let state = app.state().clone();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        graph: GraphClient::new(&base_url),
+        admin: AdminClient::new(&base_url, DEV_ADMIN_TOKEN),
+        base_url,
+        state,
+        http: reqwest::Client::new(),
+        shutdown,
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+/// A base64 hardware hash that is unique per `seed`.
+pub fn hardware_hash(seed: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("hardware-hash-of-{seed}-0123456789abcdef"))
+}
+
+pub fn registration(serial: &str) -> dmsync_client::Registration {
+    dmsync_client::Registration {
+        serial_number: serial.into(),
+        hardware_hash: hardware_hash(serial),
+        manufacturer: "Contoso".into(),
+        model: "Laptop 7".into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests: each starts the real server on port 0 with a fresh database and drives
+//! it over HTTP, through the dmsync client crate where it can and raw requests where the test is
+//! about the wire itself.
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod autopilot_devices;
+mod errors;
+mod lifecycle;
+mod ops;
+mod sync;
+mod tenants;

@@ -1,0 +1,165 @@
+//! The Autopilot sync state machine: 204, 409 while in progress, 429 inside the cooldown, 204
+//! again after the cooldown, and exactly one winner under concurrency.
+
+use std::time::Duration;
+
+use dmsync_graph::{GraphDateTime, IntuneErrorMessage};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const SYNC: &str = "/beta/deviceManagement/windowsAutopilotSettings/sync";
+
+fn intune_message(body: &Value) -> IntuneErrorMessage {
+    IntuneErrorMessage::parse(body["error"]["message"].as_str().unwrap()).expect("Intune JSON-in-message")
+}
+
+#[tokio::test]
+async fn settings_start_unknown_with_minimum_timestamps() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["@odata.context"],
+        "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotSettings/$entity"
+    );
+    assert_eq!(body["syncStatus"], "unknown");
+    assert_eq!(body["lastSyncDateTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(body["lastManualSyncTriggerDateTime"], "0001-01-01T00:00:00Z");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    // The id is stable.
+    let again: Value = app.user_client().await.get_windows_autopilot_settings().await.map(|s| serde_json::to_value(s).unwrap()).unwrap();
+    assert_eq!(again["id"], id);
+    // Keys come in alphabetical order, as Intune sends them.
+    let text = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).send().await.unwrap().text().await.unwrap();
+    let order: Vec<usize> = ["\"id\"", "\"lastManualSyncTriggerDateTime\"", "\"lastSyncDateTime\"", "\"syncStatus\""]
+        .iter()
+        .map(|k| text.find(k).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sync_runs_204_then_409_then_429_then_204_after_the_cooldown() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(2)).await;
+    let client = app.user_client().await;
+    let before = time::OffsetDateTime::now_utc();
+
+    client.sync_windows_autopilot_settings().await.expect("first sync is accepted");
+    let settings = serde_json::to_value(client.get_windows_autopilot_settings().await.unwrap()).unwrap();
+    assert_eq!(settings["syncStatus"], "inProgress");
+    let trigger = GraphDateTime::parse(settings["lastManualSyncTriggerDateTime"].as_str().unwrap()).unwrap().0.unwrap();
+    assert!(trigger >= before - time::Duration::seconds(1));
+    assert_eq!(settings["lastSyncDateTime"], "0001-01-01T00:00:00Z");
+
+    let conflict = client.sync_windows_autopilot_settings().await.unwrap_err();
+    assert_eq!((conflict.status(), conflict.graph_code()), (Some(409), Some("Conflict")));
+
+    let done = app.wait_for_sync_status(&client, "completed", Duration::from_secs(15)).await;
+    let last_sync = GraphDateTime::parse(done["lastSyncDateTime"].as_str().unwrap()).unwrap().0.unwrap();
+    assert!(last_sync >= trigger + time::Duration::seconds(2), "the sync lasted its configured duration");
+
+    let r = app.raw(Method::POST, SYNC, Some(&app.user_token().await)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_none(), "real Intune sends no Retry-After");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(intune_message(&body).retry_after, None);
+
+    app.admin.advance_clock(601.0).await.unwrap();
+    let token = app.user_token().await;
+    client.with_token(token).sync_windows_autopilot_settings().await.expect("sync allowed after the cooldown");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_option_sends_the_remaining_seconds() {
+    let app = spawn_app_with(|c| {
+        c.sync_retry_after = true;
+        c.sync_duration = Duration::ZERO;
+    })
+    .await;
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    app.admin.advance_clock(100.0).await.unwrap();
+    let err = client.sync_windows_autopilot_settings().await.unwrap_err();
+    let dmsync_client::ClientError::Graph { status, error, retry_after, .. } = err else { panic!("{err:?}") };
+    assert_eq!(status, 429);
+    let seconds: u64 = retry_after.expect("Retry-After header").parse().expect("integer seconds");
+    assert!((495..=500).contains(&seconds), "about 500 s remain, got {seconds}");
+    let inner = IntuneErrorMessage::parse(&error.message).unwrap();
+    assert_eq!(inner.retry_after, Some(seconds));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_syncs_start_exactly_one() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(5)).await;
+    let token = app.user_token().await;
+    let requests = (0..100).map(|_| {
+        let request = app.raw(Method::POST, SYNC, Some(&token));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    let accepted = statuses.iter().filter(|s| **s == 204).count();
+    let conflicts = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!(accepted, 1, "{statuses:?}");
+    assert_eq!(conflicts, 99, "{statuses:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn action_accepts_every_empty_body_form_and_the_namespaced_name() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let token = app.user_token().await;
+    let client = app.graph.with_token(token.clone());
+    let forms: Vec<(&str, Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder>)> = vec![
+        ("no body headers", Box::new(|r| r)),
+        ("Content-Length: 0", Box::new(|r| r.header("content-length", "0").body(""))),
+        ("JSON type, empty", Box::new(|r| r.header("content-type", "application/json").body(""))),
+        ("{}", Box::new(|r| r.header("content-type", "application/json").body("{}"))),
+    ];
+    for (i, (name, form)) in forms.iter().enumerate() {
+        let path = if i % 2 == 0 { SYNC } else { "/beta/deviceManagement/windowsAutopilotSettings/microsoft.graph.sync" };
+        let r = form(app.raw(Method::POST, path, Some(&token))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{name}");
+        app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+        app.admin.advance_clock(601.0).await.unwrap();
+    }
+    // Malformed JSON is not "no body".
+    let r = app.raw(Method::POST, SYNC, Some(&app.user_token().await)).header("content-type", "application/json").body("{").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn patch_validates_and_leaves_server_owned_fields_alone() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let path = "/beta/deviceManagement/windowsAutopilotSettings";
+    let r = app
+        .raw(Method::PATCH, path, Some(&token))
+        .json(&serde_json::json!({"syncStatus": "completed", "lastSyncDateTime": "2030-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["syncStatus"], "unknown", "server-owned fields ignore client writes");
+    assert_eq!(body["lastSyncDateTime"], "0001-01-01T00:00:00Z");
+    // The Python SDK sends {} for an empty patch.
+    let r = app.raw(Method::PATCH, path, Some(&token)).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Bad values and unknown properties are 400.
+    for bad in [r#"{"syncStatus":"sideways"}"#, r#"{"lastSyncDateTime":"yesterday"}"#, r#"{"color":"blue"}"#] {
+        let r = app.raw(Method::PATCH, path, Some(&token)).header("content-type", "application/json").body(bad).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    app.stop().await;
+}
