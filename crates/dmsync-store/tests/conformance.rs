@@ -1,0 +1,231 @@
+//! One conformance suite for every storage backend. Each test takes a fresh, migrated store;
+//! `backend_tests!` instantiates the whole suite per backend, so a new backend (PostgreSQL) is one
+//! more line, not a copy of the tests.
+
+use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
+use dmsync_core::identity::Tenant;
+use dmsync_core::jobs::JobState;
+use dmsync_core::{Store, StoreError};
+use time::{Duration, OffsetDateTime};
+use uuid::{Uuid, uuid};
+
+const A: Uuid = uuid!("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+const B: Uuid = uuid!("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
+const LEASE: Duration = Duration::seconds(30);
+const COOLDOWN: Duration = Duration::minutes(10);
+
+async fn with_tenants(store: &dyn Store) {
+    store.create_tenant(&Tenant { id: A, domain: "a.onmicrosoft.com".into() }).await.unwrap();
+    store.create_tenant(&Tenant { id: B, domain: "b.onmicrosoft.com".into() }).await.unwrap();
+}
+
+fn reg(serial: &str, hash: &str) -> NewRegistration {
+    NewRegistration {
+        serial_number: serial.into(),
+        hardware_hash: hash.as_bytes().to_vec(),
+        manufacturer: "Contoso".into(),
+        model: "M1".into(),
+        group_tag: String::new(),
+        purchase_order_identifier: String::new(),
+        product_key: String::new(),
+    }
+}
+
+async fn tenants_are_unique_by_id_and_domain(store: &dyn Store) {
+    with_tenants(store).await;
+    let dup = store.create_tenant(&Tenant { id: A, domain: "other.onmicrosoft.com".into() }).await;
+    assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.tenant_by_domain("A.ONMICROSOFT.COM").await.unwrap().unwrap().id, A, "domains ignore case");
+    assert_eq!(store.tenant_count().await.unwrap(), 2);
+}
+
+async fn sync_decision_is_409_then_429_then_started(store: &dyn Store) {
+    with_tenants(store).await;
+    // Whole seconds: stored timestamps keep 100 ns ticks, so a finer time would round.
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let settings = store.autopilot_settings(A).await.unwrap();
+    assert_eq!(settings.sync_status, SyncStatus::Unknown);
+    assert_eq!(settings.last_sync, None);
+    let SyncDecision::Started { job_id } = store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap() else {
+        panic!("first sync starts")
+    };
+    assert_eq!(store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap(), SyncDecision::AlreadyInProgress);
+    // Tenant B is unaffected.
+    assert!(matches!(store.trigger_autopilot_sync(B, t0, COOLDOWN).await.unwrap(), SyncDecision::Started { .. }));
+
+    let job = store.claim_job("w", t0, LEASE).await.unwrap().unwrap();
+    let job = if job.id == job_id { job } else { store.claim_job("w", t0, LEASE).await.unwrap().unwrap() };
+    assert_eq!(job.id, job_id);
+    let done = t0 + Duration::seconds(2);
+    assert!(store.finish_autopilot_sync(&job.lease(), A, SyncOutcome::Completed, None, done).await.unwrap());
+    let settings = store.autopilot_settings(A).await.unwrap();
+    assert_eq!(settings.sync_status, SyncStatus::Completed);
+    assert_eq!(settings.last_sync.map(|t| t.unix_timestamp()), Some(done.unix_timestamp()));
+    assert_eq!(store.job(job_id).await.unwrap().unwrap().state, JobState::Succeeded);
+
+    match store.trigger_autopilot_sync(A, t0 + Duration::seconds(60), COOLDOWN).await.unwrap() {
+        SyncDecision::CoolingDown { remaining } => assert_eq!(remaining.whole_seconds(), 540),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.trigger_autopilot_sync(A, t0 + COOLDOWN, COOLDOWN).await.unwrap(),
+        SyncDecision::Started { .. }
+    ));
+}
+
+async fn jobs_are_leased_fenced_and_released(store: &dyn Store) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap();
+    let first = store.claim_job("w1", t0, LEASE).await.unwrap().unwrap();
+    assert_eq!((first.attempt, first.state), (1, JobState::Running));
+    assert!(store.claim_job("w2", t0, LEASE).await.unwrap().is_none(), "a leased job is not claimable");
+    assert!(store.heartbeat_job(&first.lease(), t0 + LEASE).await.unwrap());
+
+    // The lease runs out; another worker takes the job with a new attempt.
+    let later = t0 + LEASE + Duration::seconds(1);
+    let second = store.claim_job("w2", later, LEASE).await.unwrap().unwrap();
+    assert_eq!((second.id, second.attempt), (first.id, 2));
+    // The first worker is fenced out of everything.
+    assert!(!store.heartbeat_job(&first.lease(), later + LEASE).await.unwrap());
+    assert!(!store.finish_autopilot_sync(&first.lease(), A, SyncOutcome::Completed, None, later).await.unwrap());
+    assert_eq!(store.autopilot_settings(A).await.unwrap().sync_status, SyncStatus::InProgress);
+
+    // A release gives the job back without spending the attempt.
+    store.release_job(&second.lease()).await.unwrap();
+    let third = store.claim_job("w3", later, LEASE).await.unwrap().unwrap();
+    assert_eq!(third.attempt, 2);
+    // A failed attempt is requeued for later; a final failure stays failed.
+    assert!(store.fail_job(&third.lease(), "boom", Some(later + Duration::seconds(10))).await.unwrap());
+    assert!(store.claim_job("w3", later, LEASE).await.unwrap().is_none(), "not due yet");
+    let fourth = store.claim_job("w3", later + Duration::seconds(10), LEASE).await.unwrap().unwrap();
+    assert_eq!(fourth.last_error.as_deref(), Some("boom"));
+    assert!(store.finish_autopilot_sync(&fourth.lease(), A, SyncOutcome::Failed, Some("gave up"), later).await.unwrap());
+    let settings = store.autopilot_settings(A).await.unwrap();
+    assert_eq!(settings.sync_status, SyncStatus::Failed);
+    assert_eq!(settings.last_sync, None, "a failed sync does not move lastSyncDateTime");
+}
+
+async fn running_jobs_are_requeued_at_start(store: &dyn Store) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap();
+    store.claim_job("dead-process", t0, Duration::hours(1)).await.unwrap().unwrap();
+    assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
+    let job = store.claim_job("new-process", t0, LEASE).await.unwrap().unwrap();
+    assert_eq!(job.attempt, 2);
+}
+
+async fn registrations_are_all_or_nothing_and_hashes_global(store: &dyn Store) {
+    with_tenants(store).await;
+    let now = OffsetDateTime::now_utc();
+    let s = store.put_registrations(A, &[reg("S1", "h1"), reg("S2", "h2")], now).await.unwrap().unwrap();
+    assert_eq!((s.created, s.updated, s.unchanged), (2, 0, 0));
+    // Same hash in another tenant: refused, and the good row beside it is not written either.
+    let refused = store.put_registrations(B, &[reg("B1", "hb"), reg("S1", "h1")], now).await.unwrap().unwrap_err();
+    assert_eq!(refused.len(), 1);
+    assert_eq!((refused[0].line, refused[0].reason.clone()), (2, RegistrationProblem::HashRegisteredToOtherTenant));
+    let s = store.put_registrations(B, &[reg("B1", "hb")], now).await.unwrap().unwrap();
+    assert_eq!(s.created, 1, "B1 was not half-written by the refused request");
+    // Duplicates within one request, and a hash under another serial in the same tenant.
+    let refused = store.put_registrations(A, &[reg("S3", "h3"), reg("S3", "h4")], now).await.unwrap().unwrap_err();
+    assert!(refused.iter().all(|r| r.reason == RegistrationProblem::DuplicateInRequest));
+    let refused = store.put_registrations(A, &[reg("S9", "h2")], now).await.unwrap().unwrap_err();
+    assert_eq!(refused[0].reason, RegistrationProblem::HashRegisteredToOtherSerial);
+    // Re-sending changes only what changed.
+    let mut changed = reg("S2", "h2");
+    changed.model = "M2".into();
+    let s = store.put_registrations(A, &[reg("S1", "h1"), changed], now).await.unwrap().unwrap();
+    assert_eq!((s.created, s.updated, s.unchanged), (0, 1, 1));
+}
+
+async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Store) {
+    with_tenants(store).await;
+    let now = OffsetDateTime::now_utc();
+    store.put_registrations(A, &[reg("S1", "h1"), reg("S2", "h2")], now).await.unwrap().unwrap();
+    store.put_registrations(B, &[reg("B1", "hb")], now).await.unwrap().unwrap();
+    let stats = store.reconcile_autopilot_devices(A, now).await.unwrap();
+    assert_eq!((stats.created, stats.updated, stats.deleted), (2, 0, 0));
+    let again = store.reconcile_autopilot_devices(A, now).await.unwrap();
+    assert_eq!((again.created, again.updated, again.deleted), (0, 0, 0), "a rerun converges");
+
+    let mut changed = reg("S2", "h2");
+    changed.group_tag = "Sales".into();
+    store.put_registrations(A, &[changed], now).await.unwrap().unwrap();
+    let stats = store.reconcile_autopilot_devices(A, now).await.unwrap();
+    assert_eq!((stats.created, stats.updated, stats.deleted), (0, 1, 0));
+
+    let page = store.list_autopilot_devices(A, None, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let rest = store.list_autopilot_devices(A, Some(page[0].id), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].id > page[0].id, "keyset order");
+    assert!(store.list_autopilot_devices(B, None, 10).await.unwrap().is_empty(), "B was not synced");
+    // Another tenant's id is not found.
+    assert!(store.autopilot_device(B, page[0].id).await.unwrap().is_none());
+    let d = store.autopilot_device(A, page[0].id).await.unwrap().unwrap();
+    assert_eq!(d.tenant_id, A);
+}
+
+async fn clock_offset_only_grows(store: &dyn Store) {
+    assert_eq!(store.clock_offset().await.unwrap(), Duration::ZERO);
+    store.save_clock_offset(Duration::seconds(600)).await.unwrap();
+    store.save_clock_offset(Duration::seconds(60)).await.unwrap();
+    assert_eq!(store.clock_offset().await.unwrap(), Duration::seconds(600));
+}
+
+async fn signing_keys_round_trip(store: &dyn Store) {
+    let key = dmsync_core::identity::SigningKey {
+        kid: "kid-1".into(),
+        private_pem: "pem".into(),
+        n: "n".into(),
+        e: "AQAB".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    store.insert_signing_key(&key).await.unwrap();
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].kid.as_str(), keys[0].e.as_str()), ("kid-1", "AQAB"));
+}
+
+macro_rules! backend_tests {
+    ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (store, _guard) = $open.await;
+                    super::$test(store.as_ref()).await;
+                }
+            )*
+        }
+    };
+}
+
+async fn sqlite_memory() -> (std::sync::Arc<dyn Store>, ()) {
+    (dmsync_store::connect("sqlite::memory:").await.unwrap(), ())
+}
+
+async fn sqlite_file() -> (std::sync::Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("conformance.db").display());
+    (dmsync_store::connect(&url).await.unwrap(), dir)
+}
+
+macro_rules! all_tests {
+    ($backend:ident, $open:expr) => {
+        backend_tests!($backend, $open, [
+            tenants_are_unique_by_id_and_domain,
+            sync_decision_is_409_then_429_then_started,
+            jobs_are_leased_fenced_and_released,
+            running_jobs_are_requeued_at_start,
+            registrations_are_all_or_nothing_and_hashes_global,
+            reconcile_is_set_based_idempotent_and_tenant_scoped,
+            clock_offset_only_grows,
+            signing_keys_round_trip,
+        ]);
+    };
+}
+
+all_tests!(sqlite_in_memory, super::sqlite_memory());
+all_tests!(sqlite_on_disk, super::sqlite_file());
