@@ -1,7 +1,8 @@
 //! Keys of an external issuer (a real Entra ID tenant), fetched from its JWKS URL. The cache
 //! follows Entra's key-rollover guidance: keyed by `kid`, refreshed at start and every hour in
-//! the background, refreshed on an unknown `kid` but not more than once every five minutes, and
-//! the last good set kept when a refresh fails.
+//! the background, refreshed on an unknown `kid` but not more than once every five minutes (so a
+//! stream of forged kids cannot turn into a stream of fetches), and the last good set kept when a
+//! refresh fails.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -20,7 +21,8 @@ pub struct ExternalKeys {
     pub config: ExternalIssuer,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    last_attempt: Mutex<Option<Instant>>,
+    /// When an unknown kid last caused a fetch on the request path.
+    last_on_demand: Mutex<Option<Instant>>,
 }
 
 impl ExternalKeys {
@@ -29,12 +31,11 @@ impl ExternalKeys {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("a plain reqwest client builds");
-        ExternalKeys { config, http, keys: RwLock::new(HashMap::new()), last_attempt: Mutex::new(None) }
+        ExternalKeys { config, http, keys: RwLock::new(HashMap::new()), last_on_demand: Mutex::new(None) }
     }
 
     /// Fetches the JWKS and replaces the cache. On failure the previous keys stay.
     pub async fn refresh(&self) -> Result<usize, String> {
-        *self.last_attempt.lock().expect("jwks lock") = Some(Instant::now());
         let set: JwkSet = self
             .http
             .get(&self.config.jwks_url)
@@ -61,11 +62,14 @@ impl ExternalKeys {
         if let Some(k) = self.keys.read().expect("jwks lock").get(kid) {
             return Some(k.clone());
         }
-        let may_refresh = self
-            .last_attempt
-            .lock()
-            .expect("jwks lock")
-            .is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFRESH_INTERVAL);
+        let may_refresh = {
+            let mut last = self.last_on_demand.lock().expect("jwks lock");
+            let due = last.is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFRESH_INTERVAL);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
         if may_refresh {
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "external JWKS refresh failed; keeping the last good keys");
