@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of dmsync: the Rust unit, conformance and integration suites (nextest), then
+# the compatibility suite that drives the server with the real Microsoft Graph Python SDK.
+# Installs what it needs on a fresh machine; in CI (CI=true) nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "cargo-nextest not found; installing it" >&2
+  cargo install cargo-nextest --locked
+fi
+
+# The compatibility suite runs the real binary.
+cargo build --workspace --bins
+
+cargo nextest run --workspace --profile ci
+
+DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/python-compat.sh
