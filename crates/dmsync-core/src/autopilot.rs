@@ -2,6 +2,7 @@
 //! and the device identities a sync produces.
 
 use crate::TenantId;
+use crate::filter::Filter;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -201,4 +202,49 @@ pub struct AutopilotDevice {
     pub enrollment_state: EnrollmentState,
     pub last_contacted: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+}
+
+/// The device properties a list can be filtered and ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceField {
+    Id,
+    SerialNumber,
+    GroupTag,
+    Model,
+    Manufacturer,
+    DisplayName,
+    UserPrincipalName,
+    AddressableUserName,
+    EnrollmentState,
+    PurchaseOrderIdentifier,
+    ProductKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDirection {
+    Ascending,
+    Descending,
+}
+
+/// Where the previous page ended: the sort value of its last device (when ordered by a
+/// property) and that device's id, which breaks ties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCursor {
+    pub sort_value: Option<String>,
+    pub id: Uuid,
+}
+
+/// One page of a device list: keyset-paged, so a page costs the same at any depth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceQuery {
+    pub filter: Option<Filter<DeviceField>>,
+    pub order_by: Option<(DeviceField, SortDirection)>,
+    pub after: Option<DeviceCursor>,
+    pub limit: u32,
+}
+
+impl DeviceQuery {
+    pub fn first(limit: u32) -> DeviceQuery {
+        DeviceQuery { filter: None, order_by: None, after: None, limit }
+    }
 }

@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use crate::TenantId;
 use crate::autopilot::{
-    AutopilotDevice, AutopilotSettings, NewRegistration, ReconcileStats, RegistrationRejection,
+    AutopilotDevice, AutopilotSettings, DeviceField, DeviceQuery, NewRegistration, ReconcileStats, RegistrationRejection,
     RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::error::StoreResult;
+use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
 use crate::jobs::{Job, JobLease};
 
@@ -82,13 +83,12 @@ pub trait AutopilotStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<ReconcileStats>;
 
-    /// One page of devices in id order, after `after` (keyset paging).
-    async fn list_autopilot_devices(
-        &self,
-        tenant: TenantId,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> StoreResult<Vec<AutopilotDevice>>;
+    /// One page of devices: filtered, ordered by the chosen property then id (or by id alone),
+    /// and starting after the cursor (keyset paging).
+    async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>>;
+
+    /// How many devices match the filter.
+    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64>;
 
     async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>>;
 }

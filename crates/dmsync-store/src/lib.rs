@@ -3,6 +3,7 @@
 //! against every backend.
 
 mod convert;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;

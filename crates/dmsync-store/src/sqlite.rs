@@ -14,9 +14,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
-    AutopilotDevice, AutopilotSettings, EnrollmentState, NewRegistration, ReconcileStats, RegistrationProblem,
+    AutopilotDevice, AutopilotSettings, DeviceField, DeviceQuery, EnrollmentState, NewRegistration, ReconcileStats, RegistrationProblem,
     RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
 };
+use dmsync_core::filter::Filter;
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobKind, JobLease, JobState};
 use dmsync_core::store::{AutopilotStore, IdentityStore, JobStore, SystemStore};
@@ -634,22 +635,28 @@ impl AutopilotStore for SqliteStore {
         Ok(ReconcileStats { created, updated, deleted })
     }
 
-    async fn list_autopilot_devices(
-        &self,
-        tenant: TenantId,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> StoreResult<Vec<AutopilotDevice>> {
-        let rows = sqlx::query(
-            "SELECT * FROM autopilot_devices WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )
-        .bind(tenant.to_string())
-        .bind(after.map(|u| u.to_string()).unwrap_or_default())
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+    async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM autopilot_devices WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        if let Some(filter) = &query.filter {
+            sql.push(" AND ");
+            crate::sql::push_filter(&mut sql, filter);
+        }
+        crate::sql::push_keyset(&mut sql, query);
+        sql.push(" LIMIT ").push_bind(query.limit as i64);
+        let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
         rows.iter().map(device_from_row).collect()
+    }
+
+    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM autopilot_devices WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        if let Some(filter) = filter {
+            sql.push(" AND ");
+            crate::sql::push_filter(&mut sql, filter);
+        }
+        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
+        Ok(n as u64)
     }
 
     async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {

@@ -2,7 +2,7 @@
 //! `backend_tests!` instantiates the whole suite per backend, so a new backend (PostgreSQL) is one
 //! more line, not a copy of the tests.
 
-use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
+use dmsync_core::autopilot::{DeviceCursor, DeviceField, DeviceQuery, NewRegistration, SortDirection, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
 use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
 use dmsync_core::{Store, StoreError};
@@ -155,16 +155,81 @@ async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Store) 
     let stats = store.reconcile_autopilot_devices(A, now).await.unwrap();
     assert_eq!((stats.created, stats.updated, stats.deleted), (0, 1, 0));
 
-    let page = store.list_autopilot_devices(A, None, 1).await.unwrap();
+    let page = store.list_autopilot_devices(A, &DeviceQuery::first(1)).await.unwrap();
     assert_eq!(page.len(), 1);
-    let rest = store.list_autopilot_devices(A, Some(page[0].id), 10).await.unwrap();
+    let after = DeviceCursor { sort_value: None, id: page[0].id };
+    let rest = store.list_autopilot_devices(A, &DeviceQuery { after: Some(after), ..DeviceQuery::first(10) }).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert!(rest[0].id > page[0].id, "keyset order");
-    assert!(store.list_autopilot_devices(B, None, 10).await.unwrap().is_empty(), "B was not synced");
+    assert!(store.list_autopilot_devices(B, &DeviceQuery::first(10)).await.unwrap().is_empty(), "B was not synced");
     // Another tenant's id is not found.
     assert!(store.autopilot_device(B, page[0].id).await.unwrap().is_none());
     let d = store.autopilot_device(A, page[0].id).await.unwrap().unwrap();
     assert_eq!(d.tenant_id, A);
+}
+
+async fn device_queries_filter_order_and_count(store: &dyn Store) {
+    with_tenants(store).await;
+    let now = OffsetDateTime::now_utc();
+    let mut rows = Vec::new();
+    for (serial, tag) in [("PF-001", "Sales"), ("PF-002", "sales"), ("XY_100", "HR"), ("PF%3", ""), ("ab-9", "Sales")] {
+        let mut r = reg(serial, &format!("hash-{serial}"));
+        r.group_tag = tag.into();
+        rows.push(r);
+    }
+    store.put_registrations(A, &rows, now).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, now).await.unwrap();
+    let parse = |f: &str| {
+        dmsync_core::filter::parse_filter(f, |name| match name.to_ascii_lowercase().as_str() {
+            "serialnumber" => Some(DeviceField::SerialNumber),
+            "grouptag" => Some(DeviceField::GroupTag),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let serials = |devices: Vec<dmsync_core::autopilot::AutopilotDevice>| {
+        let mut s: Vec<String> = devices.into_iter().map(|d| d.serial_number).collect();
+        s.sort();
+        s
+    };
+    let list = |f: &str| {
+        let q = DeviceQuery { filter: Some(parse(f)), ..DeviceQuery::first(100) };
+        async move { serials(store.list_autopilot_devices(A, &q).await.unwrap()) }
+    };
+    assert_eq!(list("groupTag eq 'SALES'").await, ["PF-001", "PF-002", "ab-9"], "eq ignores case");
+    assert_eq!(list("startswith(serialNumber,'pf')").await, ["PF%3", "PF-001", "PF-002"]);
+    assert_eq!(list("contains(serialNumber,'%')").await, ["PF%3"], "wildcards in values are literal");
+    assert_eq!(list("contains(serialNumber,'_')").await, ["XY_100"]);
+    assert_eq!(list("endswith(serialNumber,'-9') or groupTag eq 'HR'").await, ["XY_100", "ab-9"]);
+    assert_eq!(list("groupTag eq null").await, ["PF%3"]);
+    assert_eq!(list("not (groupTag eq 'sales') and groupTag ne null").await, ["XY_100"]);
+    let filter = parse("groupTag eq 'sales'");
+    assert_eq!(store.count_autopilot_devices(A, Some(&filter)).await.unwrap(), 3);
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 5);
+    assert_eq!(store.count_autopilot_devices(B, None).await.unwrap(), 0);
+
+    // Ordered keyset paging visits every device once, in order, in both directions.
+    for direction in [SortDirection::Ascending, SortDirection::Descending] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let q = DeviceQuery { order_by: Some((DeviceField::SerialNumber, direction)), after, ..DeviceQuery::first(2) };
+            let page = store.list_autopilot_devices(A, &q).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = page.last().unwrap();
+            after = Some(DeviceCursor { sort_value: Some(last.serial_number.clone()), id: last.id });
+            seen.extend(page.into_iter().map(|d| d.serial_number));
+        }
+        let mut expected = seen.clone();
+        expected.sort();
+        if direction == SortDirection::Descending {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected);
+        assert_eq!(seen.len(), 5);
+    }
 }
 
 async fn clock_offset_only_grows(store: &dyn Store) {
@@ -221,6 +286,7 @@ macro_rules! all_tests {
             running_jobs_are_requeued_at_start,
             registrations_are_all_or_nothing_and_hashes_global,
             reconcile_is_set_based_idempotent_and_tenant_scoped,
+            device_queries_filter_order_and_count,
             clock_offset_only_grows,
             signing_keys_round_trip,
         ]);

@@ -39,6 +39,12 @@ TEST_TIMEOUT_S = 30
 _LISTENING = re.compile(r"^dmsync listening on http://127\.0\.0\.1:(\d+)\s*$")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The generated SDK warns about its own deprecated classes on import; that is noise here.
+    for module in ("msgraph_beta", "msgraph", "kiota_abstractions"):
+        config.addinivalue_line("filterwarnings", f"ignore::DeprecationWarning:{module}(\\..*)?")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timeout") is None:
@@ -72,7 +78,7 @@ class DmsyncServer:
         self.stdout_path = workdir / "stdout.log"
         self.stderr_path = workdir / "stderr.log"
         self.args = [
-            binary,
+            os.path.abspath(binary),
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -86,14 +92,19 @@ class DmsyncServer:
         env.setdefault("RUST_BACKTRACE", "1")
         self._stdout = open(self.stdout_path, "wb")
         self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(
-            self.args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._stdout,
-            stderr=self._stderr,
-            env=env,
-            cwd=workdir,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=self._stdout,
+                stderr=self._stderr,
+                env=env,
+                cwd=workdir,
+            )
+        except BaseException:
+            self._stdout.close()
+            self._stderr.close()
+            raise
         self.port = self._wait_for_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -185,7 +196,8 @@ def dmsync_bin() -> str:
         pytest.fail("DMSYNC_BIN is not set; run the suite through scripts/python-compat.sh")
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail(f"DMSYNC_BIN={path} is not an executable file")
-    return path
+    # Absolute: each server runs in its own working directory.
+    return os.path.abspath(path)
 
 
 @pytest.fixture

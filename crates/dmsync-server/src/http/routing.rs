@@ -80,7 +80,8 @@ impl RouteTable {
     }
 
     fn canonical_segment<'a>(&'a self, segment: &'a str) -> &'a str {
-        let lower = segment.to_ascii_lowercase();
+        // `$count` may arrive percent-encoded.
+        let lower = segment.to_ascii_lowercase().replace("%24", "$");
         if let Some(c) = self.canonical.get(&lower) {
             return c;
         }

@@ -164,3 +164,69 @@ async fn bad_registration_rows_are_reported_per_line_and_nothing_is_written() {
     assert_eq!(err.status(), Some(400));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn filter_orderby_count_and_expand_work_as_scripts_use_them() {
+    let app = synced_app(&["PF1GHXN3", "PF1GHXN4", "R90ZZ001", "R90ZZ002", "R90ZZ003"]).await;
+    let token = app.user_token().await;
+    let get = |path: String| {
+        let r = app.raw(Method::GET, &path, Some(&token));
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let set = "/beta/deviceManagement/windowsAutopilotDeviceIdentities";
+    let serials = |text: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["value"].as_array().unwrap().iter().map(|d| d["serialNumber"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // Get-AutopilotDevice -serial: contains(), URL-escaped the way Python sends it, and as JS does.
+    let (s, body) = get(format!("{set}?$filter=contains%28serialNumber%2C%27ghxn3%27%29")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(serials(&body), ["PF1GHXN3"]);
+    let (_, body) = get(format!("{set}?%24filter=startswith(serialNumber,%27R90%27)%20and%20serialNumber%20ne%20%27R90ZZ002%27&$orderby=serialNumber%20desc")).await;
+    assert_eq!(serials(&body), ["R90ZZ003", "R90ZZ001"]);
+
+    // $count=true and /$count.
+    let (_, body) = get(format!("{set}?$filter=startswith(serialNumber,'R90')&$count=true&$top=1")).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["@odata.count"], 3);
+    assert!(v["@odata.nextLink"].is_string());
+    let (s, body) = get(format!("{set}/$count?$filter=startswith(serialNumber,'PF')")).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "2"));
+    let (s, body) = get(format!("{set}/%24count")).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "5"));
+
+    // Ordered paging through nextLinks.
+    let client = app.graph.with_token(token.clone());
+    let all = client.all_windows_autopilot_device_identities(ApiVersion::Beta, "?$orderby=serialNumber desc&$top=2").await.unwrap();
+    let order: Vec<&str> = all.iter().map(|d| d.serial_number.as_str()).collect();
+    assert_eq!(order, ["R90ZZ003", "R90ZZ002", "R90ZZ001", "PF1GHXN4", "PF1GHXN3"]);
+
+    // $expand of the profiles (beta), as the -Assign wait loop reads them.
+    let id = &all[0].id;
+    let (s, body) = get(format!("{set}/{id}?$expand=deploymentProfile,intendedDeploymentProfile")).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["deploymentProfile"].is_null() && v.get("deploymentProfile").is_some());
+    assert_eq!(v["deploymentProfileAssignmentStatus"], "notAssigned");
+
+    // Unsupported expressions get a clear 400.
+    for (query, needle) in [
+        ("$filter=serialNumber gt 'A'", "operator 'gt'"),
+        ("$filter=hardwareHash eq 'A'", "property named 'hardwareHash'"),
+        ("$filter=serialNumber eq true", "boolean"),
+        ("$orderby=serialNumber,model", "more than one"),
+        ("$expand=everything", "expand"),
+    ] {
+        let (s, body) = get(format!("{set}?{query}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
+        assert!(body.contains(needle), "{query}: {body}");
+    }
+    let (s, _) = get(format!("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}?$expand=deploymentProfile")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no navigation properties in v1.0");
+    app.stop().await;
+}

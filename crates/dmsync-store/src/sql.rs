@@ -1,0 +1,103 @@
+//! Translation of device queries into SQL, with every value bound as a parameter. Written for
+//! SQLite's dialect; a backend whose dialect differs (PostgreSQL's ILIKE) gets its own module.
+
+use dmsync_core::autopilot::{DeviceField, DeviceQuery, SortDirection};
+use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
+use sqlx::{QueryBuilder, Sqlite};
+
+pub fn column(field: DeviceField) -> &'static str {
+    match field {
+        DeviceField::Id => "id",
+        DeviceField::SerialNumber => "serial_number",
+        DeviceField::GroupTag => "group_tag",
+        DeviceField::Model => "model",
+        DeviceField::Manufacturer => "manufacturer",
+        DeviceField::DisplayName => "display_name",
+        DeviceField::UserPrincipalName => "user_principal_name",
+        DeviceField::AddressableUserName => "addressable_user_name",
+        DeviceField::EnrollmentState => "enrollment_state",
+        DeviceField::PurchaseOrderIdentifier => "purchase_order_identifier",
+        DeviceField::ProductKey => "product_key",
+    }
+}
+
+/// Escapes LIKE's wildcards so a user's `%` or `_` matches itself.
+fn like_literal(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Appends a boolean SQL expression for the filter. Comparisons ignore case, as Intune's do.
+/// Unset strings are stored as `''`, so `eq null` matches them.
+pub fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<DeviceField>) {
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            let op = if matches!(filter, Filter::And(..)) { " AND " } else { " OR " };
+            sql.push("(");
+            push_filter(sql, a);
+            sql.push(op);
+            push_filter(sql, b);
+            sql.push(")");
+        }
+        Filter::Not(inner) => {
+            sql.push("(NOT ");
+            push_filter(sql, inner);
+            sql.push(")");
+        }
+        Filter::Compare { field, op, value } => {
+            let col = column(*field);
+            let not = if *op == CompareOp::Ne { "NOT " } else { "" };
+            match value {
+                Literal::String(s) => {
+                    sql.push(format!("({not}{col} = ")).push_bind(s.clone()).push(" COLLATE NOCASE)");
+                }
+                Literal::Null => {
+                    sql.push(format!("({not}{col} = '')"));
+                }
+                // No device property is boolean; the server refuses such filters earlier.
+                Literal::Bool(_) => {
+                    sql.push(format!("({not}1 = 0)"));
+                }
+            }
+        }
+        Filter::Function { function, field, value } => {
+            let escaped = like_literal(value);
+            let pattern = match function {
+                StringFunction::StartsWith => format!("{escaped}%"),
+                StringFunction::EndsWith => format!("%{escaped}"),
+                StringFunction::Contains => format!("%{escaped}%"),
+            };
+            // SQLite's LIKE ignores ASCII case, matching Intune's case-insensitive functions.
+            sql.push(format!("({} LIKE ", column(*field))).push_bind(pattern).push(" ESCAPE '\\')");
+        }
+    }
+}
+
+/// Appends the keyset condition and the ORDER BY for a page.
+pub fn push_keyset(sql: &mut QueryBuilder<Sqlite>, query: &DeviceQuery) {
+    match query.order_by {
+        None => {
+            if let Some(after) = &query.after {
+                sql.push(" AND id > ").push_bind(after.id.to_string());
+            }
+            sql.push(" ORDER BY id");
+        }
+        Some((field, direction)) => {
+            let col = column(field);
+            let (cmp, dir) = match direction {
+                SortDirection::Ascending => (">", "ASC"),
+                SortDirection::Descending => ("<", "DESC"),
+            };
+            if let Some(after) = &query.after {
+                let value = after.sort_value.clone().unwrap_or_default();
+                sql.push(format!(" AND ({col} {cmp} "))
+                    .push_bind(value.clone())
+                    .push(format!(" OR ({col} = "))
+                    .push_bind(value)
+                    .push(format!(" AND id {cmp} "))
+                    .push_bind(after.id.to_string())
+                    .push("))");
+            }
+            sql.push(format!(" ORDER BY {col} {dir}, id {dir}"));
+        }
+    }
+}
