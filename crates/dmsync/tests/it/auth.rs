@@ -47,24 +47,10 @@ async fn password_grant_issues_a_delegated_token() {
     let header: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
     assert_eq!(header["alg"], "RS256");
-    let jwks: Value = app
-        .raw(Method::GET, &format!("/{}/discovery/v2.0/keys", app.tenant()), None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json(&format!("/{}/discovery/v2.0/keys", app.tenant()), None).await;
     assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == header["kid"] && k["kty"] == "RSA"));
     // The discovery document points at the token endpoint and the keys.
-    let oidc: Value = app
-        .raw(Method::GET, &format!("/{}/v2.0/.well-known/openid-configuration", app.tenant()), None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let oidc: Value = app.get_json(&format!("/{}/v2.0/.well-known/openid-configuration", app.tenant()), None).await;
     assert_eq!(oidc["token_endpoint"], format!("{}/{}/oauth2/v2.0/token", app.base_url, app.tenant()));
     assert!(oidc["jwks_uri"].as_str().unwrap().ends_with("/discovery/v2.0/keys"));
     app.stop().await;

@@ -25,14 +25,7 @@ async fn synced_app(serials: &[&str]) -> TestApp {
 async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
     let app = synced_app(&["SN-1"]).await;
     let token = app.user_token().await;
-    let list: Value = app
-        .raw(Method::GET, "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).await;
     assert_eq!(list["@odata.context"], "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/windowsAutopilotDeviceIdentities");
     assert!(list.get("@odata.nextLink").is_none());
     let device = &list["value"][0];
@@ -46,14 +39,7 @@ async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
     assert!(device.get("azureAdDeviceId").is_none());
 
     let id = device["id"].as_str().unwrap();
-    let beta: Value = app
-        .raw(Method::GET, &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&token))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let beta: Value = app.get_json(&format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await;
     assert_eq!(beta["@odata.context"], "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotDeviceIdentities/$entity");
     assert_eq!(beta["deploymentProfileAssignmentStatus"], "notAssigned");
     assert_eq!(beta["remediationState"], "unknown");
@@ -61,14 +47,7 @@ async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
     assert_eq!(beta["deploymentProfileAssignedDateTime"], "0001-01-01T00:00:00Z");
     assert_eq!(beta["azureAdDeviceId"], "");
 
-    let selected: Value = app
-        .raw(Method::GET, &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}?%24select=serialNumber"), Some(&token))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let selected: Value = app.get_json(&format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}?%24select=serialNumber"), Some(&token)).await;
     assert_eq!(selected["serialNumber"], "SN-1");
     assert!(selected.get("model").is_none());
     app.stop().await;

@@ -56,6 +56,13 @@ impl TestApp {
         }
     }
 
+    /// GETs a path and returns its JSON body, asserting a 200.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> serde_json::Value {
+        let r = self.raw(reqwest::Method::GET, path, token).send().await.expect("request sent");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "GET {path}");
+        r.json().await.expect("a JSON body")
+    }
+
     /// Polls the settings until `syncStatus` is `want`, for at most `limit`.
     pub async fn wait_for_sync_status(&self, client: &GraphClient, want: &str, limit: Duration) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + limit;
