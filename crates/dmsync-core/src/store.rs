@@ -75,6 +75,10 @@ pub trait AutopilotStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>>;
 
+    /// Deregisters a device by serial number. Its device identity goes at the next sync.
+    /// Returns false when the tenant has no such registration.
+    async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool>;
+
     /// Brings the tenant's device identities in line with its registrations, with set-based
     /// statements. Idempotent: running it again after a crash converges.
     async fn reconcile_autopilot_devices(

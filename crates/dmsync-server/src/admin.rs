@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use base64::Engine;
 use serde::Deserialize;
@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/_dmsync/tenants/{tenant}/autopilot/registrations",
             post(add_registrations).layer(DefaultBodyLimit::max(MAX_REGISTRATION_BODY)),
         )
+        .route("/_dmsync/tenants/{tenant}/autopilot/registrations/{serial}", delete(delete_registration))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
@@ -207,6 +208,21 @@ async fn add_registrations(
         }))
         .into_response()),
         Err(rejections) => Err(ApiError::RegistrationsRefused(rejections)),
+    }
+}
+
+/// `DELETE /_dmsync/tenants/{tid}/autopilot/registrations/{serialNumber}`: deregisters a device.
+/// Its device identity disappears at the next sync, as a deregistration in the deployment
+/// service would.
+async fn delete_registration(
+    State(state): State<AppState>,
+    Path((tenant, serial)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let tenant_id = Uuid::parse_str(&tenant).map_err(|_| ApiError::NotFound)?;
+    if state.store.delete_registration(tenant_id, &serial).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
     }
 }
 

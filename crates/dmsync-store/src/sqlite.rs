@@ -583,6 +583,17 @@ impl AutopilotStore for SqliteStore {
         Ok(Ok(RegistrationSummary { created, updated, unchanged: rows.len() as u64 - created - updated }))
     }
 
+    async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM autopilot_registrations WHERE tenant_id = ? AND serial_number = ?")
+            .bind(tenant.to_string())
+            .bind(serial_number)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn reconcile_autopilot_devices(&self, tenant: TenantId, now: OffsetDateTime) -> StoreResult<ReconcileStats> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let tid = tenant.to_string();

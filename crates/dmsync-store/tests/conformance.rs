@@ -155,6 +155,15 @@ async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Store) 
     let stats = store.reconcile_autopilot_devices(A, now).await.unwrap();
     assert_eq!((stats.created, stats.updated, stats.deleted), (0, 1, 0));
 
+    // A deregistered device goes at the next sync, and its hash is free again.
+    assert!(store.delete_registration(A, "S1").await.unwrap());
+    assert!(!store.delete_registration(A, "S1").await.unwrap());
+    assert!(!store.delete_registration(B, "S2").await.unwrap(), "another tenant's serial is not found");
+    let stats = store.reconcile_autopilot_devices(A, now).await.unwrap();
+    assert_eq!((stats.created, stats.updated, stats.deleted), (0, 0, 1));
+    store.put_registrations(A, &[reg("S1", "h1")], now).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, now).await.unwrap();
+
     let page = store.list_autopilot_devices(A, &DeviceQuery::first(1)).await.unwrap();
     assert_eq!(page.len(), 1);
     let after = DeviceCursor { sort_value: None, id: page[0].id };

@@ -90,6 +90,7 @@ class DmsyncServer:
         # may configure it here.
         env = {k: v for k, v in os.environ.items() if not k.startswith("DMSYNC_")}
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
         self._stdout = open(self.stdout_path, "wb")
         self._stderr = open(self.stderr_path, "wb")
         try:

@@ -209,3 +209,20 @@ async fn filter_orderby_count_and_expand_work_as_scripts_use_them() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "no navigation properties in v1.0");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_deregistered_device_disappears_at_the_next_sync() {
+    let app = synced_app(&["GONE-1", "STAY-1"]).await;
+    let admin = |method: Method, path: String| app.raw(method, &path, Some("dmsync-dev-admin"));
+    let path = format!("/_dmsync/tenants/{}/autopilot/registrations/GONE-1", app.tenant());
+    assert_eq!(admin(Method::DELETE, path.clone()).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(admin(Method::DELETE, path).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let client = app.user_client().await;
+    assert_eq!(client.all_windows_autopilot_device_identities(ApiVersion::V1, "").await.unwrap().len(), 2, "until a sync");
+    app.admin.advance_clock(601.0).await.unwrap();
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    let left = client.all_windows_autopilot_device_identities(ApiVersion::V1, "").await.unwrap();
+    assert_eq!(left.iter().map(|d| d.serial_number.as_str()).collect::<Vec<_>>(), ["STAY-1"]);
+    app.stop().await;
+}
