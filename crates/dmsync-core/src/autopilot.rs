@@ -2,7 +2,7 @@
 //! and the device identities a sync produces.
 
 use crate::TenantId;
-use crate::filter::Filter;
+use crate::query::ListQuery;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -201,6 +201,11 @@ pub struct AutopilotDevice {
     pub addressable_user_name: String,
     pub enrollment_state: EnrollmentState,
     pub last_contacted: Option<OffsetDateTime>,
+    pub device_account_upn: String,
+    pub device_account_password: String,
+    pub device_friendly_name: String,
+    /// Set while a deletion requested through Graph waits for its background job.
+    pub deletion_requested_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
 }
 
@@ -220,31 +225,123 @@ pub enum DeviceField {
     ProductKey,
 }
 
+/// A page of devices.
+pub type DeviceQuery = ListQuery<DeviceField>;
+
+/// The imported-identity properties a list can be filtered and ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImportedField {
+    Id,
+    SerialNumber,
+    GroupTag,
+    ProductKey,
+    ImportId,
+    AssignedUserPrincipalName,
+}
+
+/// A page of imported identities.
+pub type ImportedQuery = ListQuery<ImportedField>;
+
+/// `importedWindowsAutopilotDeviceIdentityImportStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortDirection {
-    Ascending,
-    Descending,
+pub enum ImportStatus {
+    Unknown,
+    Pending,
+    Partial,
+    Complete,
+    Error,
 }
 
-/// Where the previous page ended: the sort value of its last device (when ordered by a
-/// property) and that device's id, which breaks ties.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceCursor {
-    pub sort_value: Option<String>,
-    pub id: Uuid,
-}
-
-/// One page of a device list: keyset-paged, so a page costs the same at any depth.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceQuery {
-    pub filter: Option<Filter<DeviceField>>,
-    pub order_by: Option<(DeviceField, SortDirection)>,
-    pub after: Option<DeviceCursor>,
-    pub limit: u32,
-}
-
-impl DeviceQuery {
-    pub fn first(limit: u32) -> DeviceQuery {
-        DeviceQuery { filter: None, order_by: None, after: None, limit }
+impl ImportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportStatus::Unknown => "unknown",
+            ImportStatus::Pending => "pending",
+            ImportStatus::Partial => "partial",
+            ImportStatus::Complete => "complete",
+            ImportStatus::Error => "error",
+        }
     }
+
+    pub fn parse(s: &str) -> Option<ImportStatus> {
+        Some(match s {
+            "unknown" => ImportStatus::Unknown,
+            "pending" => ImportStatus::Pending,
+            "partial" => ImportStatus::Partial,
+            "complete" => ImportStatus::Complete,
+            "error" => ImportStatus::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Errors the deployment service reports for an import, as `deviceErrorCode`/`deviceErrorName`.
+pub mod import_errors {
+    /// The hardware hash is already registered in this tenant.
+    pub const ALREADY_ASSIGNED: (i32, &str) = (806, "ZtdDeviceAlreadyAssigned");
+    /// The hardware hash is registered in another tenant.
+    pub const ASSIGNED_TO_OTHER_TENANT: (i32, &str) = (808, "ZtdDeviceAssignedToOtherTenant");
+    /// The hardware hash is not a usable hash. Microsoft publishes no number for this error;
+    /// 807 is dmsync's choice (docs/GRAPH-COMPAT.md).
+    pub const BAD_HARDWARE_HASH: (i32, &str) = (807, "ZtdDeviceBadHardwareHash");
+    /// Hashes shorter than this are refused with `BAD_HARDWARE_HASH`.
+    pub const MIN_HASH_BYTES: usize = 4;
+}
+
+/// A device to import, as validated from the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImportedDevice {
+    pub serial_number: String,
+    pub group_tag: String,
+    pub product_key: String,
+    pub hardware_hash: Vec<u8>,
+    pub assigned_user_principal_name: String,
+}
+
+/// An `importedWindowsAutopilotDeviceIdentity` and its processing state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedDevice {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub import_id: String,
+    pub serial_number: String,
+    pub group_tag: String,
+    pub product_key: String,
+    pub hardware_hash: Vec<u8>,
+    pub assigned_user_principal_name: String,
+    pub status: ImportStatus,
+    pub device_registration_id: Option<Uuid>,
+    pub error_code: i32,
+    pub error_name: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Counts from processing one import job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// The outcome of `DELETE …/windowsAutopilotDeviceIdentities/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionRequest {
+    /// The device will be deregistered by a background job.
+    Accepted { device_id: Uuid },
+    /// A deletion was already requested and has not finished.
+    AlreadyInProgress { device_id: Uuid },
+    NotFound,
+}
+
+/// What `updateDeviceProperties`, `assignUserToDevice` and `unassignUserFromDevice` change.
+/// `None` leaves a property as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevicePropertiesUpdate {
+    pub user_principal_name: Option<String>,
+    pub addressable_user_name: Option<String>,
+    pub group_tag: Option<String>,
+    pub display_name: Option<String>,
+    pub device_account_upn: Option<String>,
+    pub device_account_password: Option<String>,
+    pub device_friendly_name: Option<String>,
 }

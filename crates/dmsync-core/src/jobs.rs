@@ -10,18 +10,26 @@ use uuid::Uuid;
 pub enum JobKind {
     /// Reconcile a tenant's Autopilot registrations into device identities.
     AutopilotSync,
+    /// Process the imported identities of one create or `import` request.
+    ImportAutopilotDevices,
+    /// Deregister one Autopilot device deleted through Graph (payload `{"deviceId"}`).
+    DeregisterAutopilotDevice,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::AutopilotSync => "autopilotSync",
+            JobKind::ImportAutopilotDevices => "importAutopilotDevices",
+            JobKind::DeregisterAutopilotDevice => "deregisterAutopilotDevice",
         }
     }
 
     pub fn parse(s: &str) -> Option<JobKind> {
         match s {
             "autopilotSync" => Some(JobKind::AutopilotSync),
+            "importAutopilotDevices" => Some(JobKind::ImportAutopilotDevices),
+            "deregisterAutopilotDevice" => Some(JobKind::DeregisterAutopilotDevice),
             _ => None,
         }
     }

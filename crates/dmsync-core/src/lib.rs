@@ -9,6 +9,7 @@ pub mod filter;
 pub mod identity;
 pub mod jobs;
 pub mod permissions;
+pub mod query;
 pub mod store;
 
 pub use clock::{Clock, SharedClock};

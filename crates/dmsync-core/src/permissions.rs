@@ -41,6 +41,15 @@ pub enum Operation {
     SyncWindowsAutopilotSettings,
     ListWindowsAutopilotDeviceIdentities,
     GetWindowsAutopilotDeviceIdentity,
+    /// Delete, and `deleteDevices`.
+    DeleteWindowsAutopilotDeviceIdentity,
+    /// `updateDeviceProperties`, `assignUserToDevice`, `unassignUserFromDevice`.
+    UpdateWindowsAutopilotDeviceIdentity,
+    ListImportedWindowsAutopilotDeviceIdentities,
+    GetImportedWindowsAutopilotDeviceIdentity,
+    /// Create, and the `import` action.
+    CreateImportedWindowsAutopilotDeviceIdentity,
+    DeleteImportedWindowsAutopilotDeviceIdentity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,7 @@ const SERVICE_CONFIG_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE];
 /// Autopilot device identity pages dated 2024-08 and later also list the Configuration scopes.
 const DEVICE_IDENTITY_READERS: &[&str] =
     &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
+const DEVICE_IDENTITY_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ_WRITE];
 
 impl Operation {
     pub fn requirement(self, profile: PermissionProfile) -> Requirement {
@@ -84,6 +94,15 @@ impl Operation {
             },
             ListWindowsAutopilotDeviceIdentities | GetWindowsAutopilotDeviceIdentity => {
                 both(DEVICE_IDENTITY_READERS)
+            }
+            // The deleteDevices page asks only for Read permissions, surely a docs error for a
+            // destructive action; dmsync requires ReadWrite (docs/GRAPH-COMPAT.md).
+            DeleteWindowsAutopilotDeviceIdentity | UpdateWindowsAutopilotDeviceIdentity => both(DEVICE_IDENTITY_WRITERS),
+            ListImportedWindowsAutopilotDeviceIdentities | GetImportedWindowsAutopilotDeviceIdentity => {
+                both(SERVICE_CONFIG_READERS)
+            }
+            CreateImportedWindowsAutopilotDeviceIdentity | DeleteImportedWindowsAutopilotDeviceIdentity => {
+                both(SERVICE_CONFIG_WRITERS)
             }
         }
     }

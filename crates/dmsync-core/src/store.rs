@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::TenantId;
 use crate::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeviceField, DeviceQuery, NewRegistration, ReconcileStats, RegistrationRejection,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate,
+    ImportStats, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats, RegistrationRejection,
     RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::error::StoreResult;
@@ -95,6 +96,66 @@ pub trait AutopilotStore: Send + Sync {
     async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64>;
 
     async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>>;
+
+    /// Updates Intune-side device properties; `group_tag` also updates the registration, so
+    /// that the next sync keeps it. False when the device does not exist.
+    async fn update_autopilot_device(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        update: &DevicePropertiesUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    /// Marks a device for deletion and enqueues its deregistration job at `run_at`, in one
+    /// transaction; a second request while that is pending is refused.
+    async fn request_device_deletion(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<DeletionRequest>;
+
+    /// The device ids of these serial numbers in the tenant (absent serials are left out).
+    async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>>;
+
+    /// Deletes the device and its registration, and completes the job, fenced by the lease.
+    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Stores imported identities with status `unknown` and enqueues their processing job at
+    /// `run_at`, in one transaction.
+    async fn create_imports(
+        &self,
+        tenant: TenantId,
+        import_id: &str,
+        rows: &[NewImportedDevice],
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<Vec<ImportedDevice>>;
+
+    async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>>;
+    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64>;
+    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>>;
+    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+
+    /// Processes the job's imports with set-based statements: bad hashes (807), hashes of
+    /// another tenant (808) and hashes or serials already registered here (806) end in `error`;
+    /// the rest are registered, their devices created, and marked `complete` with
+    /// `deviceRegistrationId` = the device id, all in one transaction with the job's fenced
+    /// completion, so a device is readable no later than its import reads `complete`. When
+    /// `counts_as_sync` and anything completed, the tenant's sync cooldown restarts at `now`.
+    /// `None` when the lease is no longer ours (nothing changed).
+    async fn process_imports(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        counts_as_sync: bool,
+    ) -> StoreResult<Option<ImportStats>>;
 }
 
 #[async_trait]
@@ -115,6 +176,6 @@ pub trait JobStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: SystemStore + IdentityStore + AutopilotStore + JobStore + 'static {}
+pub trait Store: SystemStore + IdentityStore + AutopilotStore + ImportStore + JobStore + 'static {}
 
-impl<T: SystemStore + IdentityStore + AutopilotStore + JobStore + 'static> Store for T {}
+impl<T: SystemStore + IdentityStore + AutopilotStore + ImportStore + JobStore + 'static> Store for T {}

@@ -163,3 +163,74 @@ mod tests {
         assert_eq!(json!(EnrollmentState::NotContacted), json!("notContacted"));
     }
 }
+
+/// `importedWindowsAutopilotDeviceIdentityImportStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImportedWindowsAutopilotDeviceIdentityImportStatus {
+    Unknown,
+    Pending,
+    Partial,
+    Complete,
+    Error,
+}
+
+/// `importedWindowsAutopilotDeviceIdentityState`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportedWindowsAutopilotDeviceIdentityState {
+    pub device_error_code: i32,
+    pub device_error_name: String,
+    pub device_import_status: ImportedWindowsAutopilotDeviceIdentityImportStatus,
+    pub device_registration_id: String,
+}
+
+/// `importedWindowsAutopilotDeviceIdentity`, as the service returns it. `hardwareIdentifier` is
+/// standard base64.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportedWindowsAutopilotDeviceIdentity {
+    pub id: String,
+    pub assigned_user_principal_name: String,
+    pub group_tag: String,
+    pub hardware_identifier: String,
+    pub import_id: String,
+    pub product_key: String,
+    pub serial_number: String,
+    pub state: ImportedWindowsAutopilotDeviceIdentityState,
+}
+
+/// An imported identity as clients send it. Accepted as the real scripts send it: with
+/// `@odata.type`, with `orderIdentifier` (older module versions) instead of `groupTag`, and with a
+/// client-made `state`, which the service ignores.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewImportedWindowsAutopilotDeviceIdentity {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub group_tag: Option<String>,
+    #[serde(default)]
+    pub order_identifier: Option<String>,
+    #[serde(default)]
+    pub product_key: Option<String>,
+    #[serde(default)]
+    pub import_id: Option<String>,
+    #[serde(default)]
+    pub hardware_identifier: Option<String>,
+    #[serde(default)]
+    pub assigned_user_principal_name: Option<String>,
+    #[serde(default)]
+    pub state: Option<serde_json::Value>,
+}
+
+/// The body of the `import` action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportRequest {
+    pub imported_windows_autopilot_device_identities: Vec<NewImportedWindowsAutopilotDeviceIdentity>,
+}

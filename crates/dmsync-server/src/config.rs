@@ -21,6 +21,12 @@ pub struct Config {
     pub sync_retry_after: bool,
     /// How long a sync stays `inProgress` at least, measured on the Clock.
     pub sync_duration: Duration,
+    /// How long the deployment service takes to process an import, on the Clock.
+    pub import_delay: Duration,
+    /// Whether a completed import restarts the sync cooldown, as observed in real tenants.
+    pub import_counts_as_sync: bool,
+    /// How long a device deleted through Graph stays visible before it is deregistered.
+    pub deletion_delay: Duration,
     /// Largest accepted Graph request body.
     pub max_body_bytes: usize,
     pub workers: usize,
@@ -48,6 +54,9 @@ impl std::fmt::Debug for Config {
             .field("sync_cooldown", &self.sync_cooldown)
             .field("sync_retry_after", &self.sync_retry_after)
             .field("sync_duration", &self.sync_duration)
+            .field("import_delay", &self.import_delay)
+            .field("import_counts_as_sync", &self.import_counts_as_sync)
+            .field("deletion_delay", &self.deletion_delay)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("workers", &self.workers)
             .field("job_lease", &self.job_lease)
@@ -67,6 +76,9 @@ impl Default for Config {
             sync_cooldown: Duration::from_secs(600),
             sync_retry_after: false,
             sync_duration: Duration::from_secs(5),
+            import_delay: Duration::from_secs(10),
+            import_counts_as_sync: true,
+            deletion_delay: Duration::from_secs(10),
             max_body_bytes: 4 * 1024 * 1024,
             workers: 2,
             job_lease: Duration::from_secs(30),

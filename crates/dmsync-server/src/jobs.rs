@@ -87,7 +87,9 @@ async fn run_job(state: &AppState, job: Job) {
     let kind = job.kind.as_str();
     tracing::info!(job.id = %job.id, job.kind = kind, job.attempt = job.attempt, tenant.id = %job.tenant_id, "job claimed");
     let result = match job.kind {
-        JobKind::AutopilotSync => crate::sync::run_autopilot_sync(state, &job, &lost).await,
+        JobKind::AutopilotSync => crate::autopilot_jobs::run_autopilot_sync(state, &job, &lost).await,
+        JobKind::ImportAutopilotDevices => crate::autopilot_jobs::run_import(state, &job).await,
+        JobKind::DeregisterAutopilotDevice => crate::autopilot_jobs::run_deregistration(state, &job).await,
     };
     beat.abort();
     match result {
@@ -108,6 +110,9 @@ async fn run_job(state: &AppState, job: Job) {
                         .store
                         .finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Failed, Some(&error), state.now())
                         .await
+                }
+                JobKind::ImportAutopilotDevices | JobKind::DeregisterAutopilotDevice => {
+                    state.store.fail_job(&lease, &error, None).await
                 }
             };
             if let Err(e) = recorded {

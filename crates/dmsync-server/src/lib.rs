@@ -13,7 +13,7 @@ pub mod metrics;
 pub mod ops;
 pub mod resources;
 pub mod state;
-pub mod sync;
+pub mod autopilot_jobs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

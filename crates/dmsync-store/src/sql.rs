@@ -1,11 +1,13 @@
-//! Translation of device queries into SQL, with every value bound as a parameter. Written for
-//! SQLite's dialect; a backend whose dialect differs (PostgreSQL's ILIKE) gets its own module.
+//! Translation of list queries into SQL, with every value bound as a parameter. Shared by every
+//! collection: each passes its own mapping from field to column. Written for SQLite's dialect; a
+//! backend whose dialect differs (PostgreSQL's ILIKE) gets its own module.
 
-use dmsync_core::autopilot::{DeviceField, DeviceQuery, SortDirection};
+use dmsync_core::autopilot::{DeviceField, ImportedField};
 use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
+use dmsync_core::query::{ListQuery, SortDirection};
 use sqlx::{QueryBuilder, Sqlite};
 
-pub fn column(field: DeviceField) -> &'static str {
+pub fn device_column(field: DeviceField) -> &'static str {
     match field {
         DeviceField::Id => "id",
         DeviceField::SerialNumber => "serial_number",
@@ -21,6 +23,17 @@ pub fn column(field: DeviceField) -> &'static str {
     }
 }
 
+pub fn imported_column(field: ImportedField) -> &'static str {
+    match field {
+        ImportedField::Id => "id",
+        ImportedField::SerialNumber => "serial_number",
+        ImportedField::GroupTag => "group_tag",
+        ImportedField::ProductKey => "product_key",
+        ImportedField::ImportId => "import_id",
+        ImportedField::AssignedUserPrincipalName => "assigned_user_principal_name",
+    }
+}
+
 /// Escapes LIKE's wildcards so a user's `%` or `_` matches itself.
 fn like_literal(value: &str) -> String {
     value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
@@ -28,19 +41,19 @@ fn like_literal(value: &str) -> String {
 
 /// Appends a boolean SQL expression for the filter. Comparisons ignore case, as Intune's do.
 /// Unset strings are stored as `''`, so `eq null` matches them.
-pub fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<DeviceField>) {
+pub fn push_filter<F: Copy>(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<F>, column: fn(F) -> &'static str) {
     match filter {
         Filter::And(a, b) | Filter::Or(a, b) => {
             let op = if matches!(filter, Filter::And(..)) { " AND " } else { " OR " };
             sql.push("(");
-            push_filter(sql, a);
+            push_filter(sql, a, column);
             sql.push(op);
-            push_filter(sql, b);
+            push_filter(sql, b, column);
             sql.push(")");
         }
         Filter::Not(inner) => {
             sql.push("(NOT ");
-            push_filter(sql, inner);
+            push_filter(sql, inner, column);
             sql.push(")");
         }
         Filter::Compare { field, op, value } => {
@@ -53,7 +66,7 @@ pub fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<DeviceField>)
                 Literal::Null => {
                     sql.push(format!("({not}{col} = '')"));
                 }
-                // No device property is boolean; the server refuses such filters earlier.
+                // No listed property is boolean; the server refuses such filters earlier.
                 Literal::Bool(_) => {
                     sql.push(format!("({not}1 = 0)"));
                 }
@@ -72,8 +85,12 @@ pub fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<DeviceField>)
     }
 }
 
-/// Appends the keyset condition and the ORDER BY for a page.
-pub fn push_keyset(sql: &mut QueryBuilder<Sqlite>, query: &DeviceQuery) {
+/// Appends the filter (if any), the keyset condition, the ORDER BY and the LIMIT of a page.
+pub fn push_page<F: Copy>(sql: &mut QueryBuilder<Sqlite>, query: &ListQuery<F>, column: fn(F) -> &'static str) {
+    if let Some(filter) = &query.filter {
+        sql.push(" AND ");
+        push_filter(sql, filter, column);
+    }
     match query.order_by {
         None => {
             if let Some(after) = &query.after {
@@ -100,4 +117,5 @@ pub fn push_keyset(sql: &mut QueryBuilder<Sqlite>, query: &DeviceQuery) {
             sql.push(format!(" ORDER BY {col} {dir}, id {dir}"));
         }
     }
+    sql.push(" LIMIT ").push_bind(query.limit as i64);
 }

@@ -14,13 +14,15 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeviceField, DeviceQuery, EnrollmentState, NewRegistration, ReconcileStats, RegistrationProblem,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate,
+    EnrollmentState, ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice,
+    import_errors, NewRegistration, ReconcileStats, RegistrationProblem,
     RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobKind, JobLease, JobState};
-use dmsync_core::store::{AutopilotStore, IdentityStore, JobStore, SystemStore};
+use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, SystemStore};
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
@@ -125,6 +127,31 @@ fn device_from_row(row: &SqliteRow) -> StoreResult<AutopilotDevice> {
         enrollment_state: EnrollmentState::parse(&state)
             .ok_or_else(|| StoreError::Database(format!("unknown enrollment state '{state}'")))?,
         last_contacted: opt_from_ticks(row.try_get("last_contacted").map_err(db_err)?),
+        device_account_upn: row.try_get("device_account_upn").map_err(db_err)?,
+        device_account_password: row.try_get("device_account_password").map_err(db_err)?,
+        device_friendly_name: row.try_get("device_friendly_name").map_err(db_err)?,
+        deletion_requested_at: opt_from_ticks(row.try_get("deletion_requested_at").map_err(db_err)?),
+        created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
+    })
+}
+
+fn imported_from_row(row: &SqliteRow) -> StoreResult<ImportedDevice> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let registration: Option<String> = row.try_get("device_registration_id").map_err(db_err)?;
+    Ok(ImportedDevice {
+        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
+        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
+        import_id: row.try_get("import_id").map_err(db_err)?,
+        serial_number: row.try_get("serial_number").map_err(db_err)?,
+        group_tag: row.try_get("group_tag").map_err(db_err)?,
+        product_key: row.try_get("product_key").map_err(db_err)?,
+        hardware_hash: row.try_get("hardware_hash").map_err(db_err)?,
+        assigned_user_principal_name: row.try_get("assigned_user_principal_name").map_err(db_err)?,
+        status: ImportStatus::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("unknown import status '{status}'")))?,
+        device_registration_id: registration.as_deref().map(parse_uuid).transpose()?,
+        error_code: row.try_get("error_code").map_err(db_err)?,
+        error_name: row.try_get("error_name").map_err(db_err)?,
         created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
     })
 }
@@ -396,19 +423,7 @@ impl AutopilotStore for SqliteStore {
             tx.rollback().await.map_err(db_err)?;
             return Ok(refusal(&settings, now, cooldown));
         }
-        let job_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
-             VALUES (?, ?, ?, '{}', 'queued', 0, ?, ?)",
-        )
-        .bind(job_id.to_string())
-        .bind(tenant.to_string())
-        .bind(JobKind::AutopilotSync.as_str())
-        .bind(now_ticks)
-        .bind(now_ticks)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let job_id = insert_job(&mut tx, tenant, JobKind::AutopilotSync, "{}", now, now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(SyncDecision::Started { job_id })
     }
@@ -649,12 +664,7 @@ impl AutopilotStore for SqliteStore {
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM autopilot_devices WHERE tenant_id = ");
         sql.push_bind(tenant.to_string());
-        if let Some(filter) = &query.filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, filter);
-        }
-        crate::sql::push_keyset(&mut sql, query);
-        sql.push(" LIMIT ").push_bind(query.limit as i64);
+        crate::sql::push_page(&mut sql, query, crate::sql::device_column);
         let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
         rows.iter().map(device_from_row).collect()
     }
@@ -664,7 +674,7 @@ impl AutopilotStore for SqliteStore {
         sql.push_bind(tenant.to_string());
         if let Some(filter) = filter {
             sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, filter);
+            crate::sql::push_filter(&mut sql, filter, crate::sql::device_column);
         }
         let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
         Ok(n as u64)
@@ -678,6 +688,380 @@ impl AutopilotStore for SqliteStore {
             .await
             .map_err(db_err)?;
         row.as_ref().map(device_from_row).transpose()
+    }
+
+    async fn update_autopilot_device(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        update: &DevicePropertiesUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let n = sqlx::query(
+            "UPDATE autopilot_devices SET
+                user_principal_name = coalesce(?3, user_principal_name),
+                addressable_user_name = coalesce(?4, addressable_user_name),
+                group_tag = coalesce(?5, group_tag),
+                display_name = coalesce(?6, display_name),
+                device_account_upn = coalesce(?7, device_account_upn),
+                device_account_password = coalesce(?8, device_account_password),
+                device_friendly_name = coalesce(?9, device_friendly_name),
+                updated_at = ?10
+              WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(&update.user_principal_name)
+        .bind(&update.addressable_user_name)
+        .bind(&update.group_tag)
+        .bind(&update.display_name)
+        .bind(&update.device_account_upn)
+        .bind(&update.device_account_password)
+        .bind(&update.device_friendly_name)
+        .bind(to_ticks(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        // The group tag lives in the deployment service too; without this the next sync would
+        // put the old one back.
+        if let Some(tag) = &update.group_tag {
+            sqlx::query("UPDATE autopilot_registrations SET group_tag = ?, updated_at = ? WHERE tenant_id = ? AND device_id = ?")
+                .bind(tag)
+                .bind(to_ticks(now))
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn request_device_deletion(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<DeletionRequest> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let marked = sqlx::query(
+            "UPDATE autopilot_devices SET deletion_requested_at = ?
+              WHERE tenant_id = ? AND id = ? AND deletion_requested_at IS NULL",
+        )
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !marked {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM autopilot_devices WHERE tenant_id = ? AND id = ?")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(match exists {
+                Some(_) => DeletionRequest::AlreadyInProgress { device_id: id },
+                None => DeletionRequest::NotFound,
+            });
+        }
+        let payload = serde_json::json!({ "deviceId": id }).to_string();
+        insert_job(&mut tx, tenant, JobKind::DeregisterAutopilotDevice, &payload, now, run_at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(DeletionRequest::Accepted { device_id: id })
+    }
+
+    async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>> {
+        let mut found = Vec::new();
+        for chunk in serials.chunks(INSERT_CHUNK) {
+            let mut sql: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT serial_number, id FROM autopilot_devices WHERE tenant_id = ");
+            sql.push_bind(tenant.to_string()).push(" AND serial_number IN (");
+            let mut list = sql.separated(", ");
+            for serial in chunk {
+                list.push_bind(serial);
+            }
+            sql.push(")");
+            for row in sql.build().fetch_all(&self.reader).await.map_err(db_err)? {
+                let serial: String = row.try_get("serial_number").map_err(db_err)?;
+                let id: String = row.try_get("id").map_err(db_err)?;
+                found.push((serial, parse_uuid(&id)?));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        if !complete_job_fenced(&mut tx, lease, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        for table in ["autopilot_registrations WHERE tenant_id = ? AND device_id = ?", "autopilot_devices WHERE tenant_id = ? AND id = ?"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, Sqlite>;
+
+/// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
+/// the state change that asked for it does.
+async fn insert_job(
+    tx: &mut Tx<'_>,
+    tenant: TenantId,
+    kind: JobKind,
+    payload: &str,
+    now: OffsetDateTime,
+    run_at: OffsetDateTime,
+) -> StoreResult<Uuid> {
+    let job_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
+         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?)",
+    )
+    .bind(job_id.to_string())
+    .bind(tenant.to_string())
+    .bind(kind.as_str())
+    .bind(payload)
+    .bind(to_ticks(run_at))
+    .bind(to_ticks(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(job_id)
+}
+
+/// Marks the leased job succeeded inside the caller's transaction. False when the lease is no
+/// longer ours, in which case the caller must roll back.
+async fn complete_job_fenced(tx: &mut Tx<'_>, lease: &JobLease, now: OffsetDateTime) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
+          WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
+    )
+    .bind(to_ticks(now))
+    .bind(lease.job_id.to_string())
+    .bind(lease.attempt)
+    .bind(&lease.owner)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    async fn create_imports(
+        &self,
+        tenant: TenantId,
+        import_id: &str,
+        rows: &[NewImportedDevice],
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<Vec<ImportedDevice>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let job_id = insert_job(&mut tx, tenant, JobKind::ImportAutopilotDevices, "{}", now, run_at).await?;
+        let mut created = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(INSERT_CHUNK / 2) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO imported_devices (tenant_id, id, job_id, import_id, serial_number, group_tag, product_key,
+                 hardware_hash, hash_digest, assigned_user_principal_name, status, pending_device_id, created_at) ",
+            );
+            let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+            insert.push_values(chunk.iter().zip(&ids), |mut b, (r, id)| {
+                b.push_bind(tenant.to_string())
+                    .push_bind(id.to_string())
+                    .push_bind(job_id.to_string())
+                    .push_bind(import_id)
+                    .push_bind(&r.serial_number)
+                    .push_bind(&r.group_tag)
+                    .push_bind(&r.product_key)
+                    .push_bind(&r.hardware_hash)
+                    .push_bind(hash_digest(&r.hardware_hash))
+                    .push_bind(&r.assigned_user_principal_name)
+                    .push_bind(ImportStatus::Unknown.as_str())
+                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(to_ticks(now));
+            });
+            insert.build().execute(&mut *tx).await.map_err(db_err)?;
+            created.extend(chunk.iter().zip(ids).map(|(r, id)| ImportedDevice {
+                tenant_id: tenant,
+                id,
+                import_id: import_id.to_owned(),
+                serial_number: r.serial_number.clone(),
+                group_tag: r.group_tag.clone(),
+                product_key: r.product_key.clone(),
+                hardware_hash: r.hardware_hash.clone(),
+                assigned_user_principal_name: r.assigned_user_principal_name.clone(),
+                status: ImportStatus::Unknown,
+                device_registration_id: None,
+                error_code: 0,
+                error_name: None,
+                created_at: from_ticks(to_ticks(now)),
+            }));
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM imported_devices WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        crate::sql::push_page(&mut sql, query, crate::sql::imported_column);
+        let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.iter().map(imported_from_row).collect()
+    }
+
+    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM imported_devices WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        if let Some(filter) = filter {
+            sql.push(" AND ");
+            crate::sql::push_filter(&mut sql, filter, crate::sql::imported_column);
+        }
+        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>> {
+        let row = sqlx::query("SELECT * FROM imported_devices WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(imported_from_row).transpose()
+    }
+
+    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM imported_devices WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn process_imports(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        counts_as_sync: bool,
+    ) -> StoreResult<Option<ImportStats>> {
+        self.ensure_settings(tenant).await?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        if !complete_job_fenced(&mut tx, lease, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        let job = lease.job_id.to_string();
+        let ticks = to_ticks(now);
+        let fail = |condition: &str, (code, name): (i32, &str)| {
+            (
+                format!(
+                    "UPDATE imported_devices SET status = 'error', error_code = {code}, error_name = '{name}'
+                      WHERE job_id = ?1 AND status = 'unknown' AND ({condition})"
+                ),
+                code,
+            )
+        };
+        let steps = [
+            fail(&format!("length(hardware_hash) < {}", import_errors::MIN_HASH_BYTES), import_errors::BAD_HARDWARE_HASH),
+            fail(
+                "EXISTS (SELECT 1 FROM autopilot_registrations r
+                          WHERE r.hash_digest = imported_devices.hash_digest AND r.tenant_id <> imported_devices.tenant_id)",
+                import_errors::ASSIGNED_TO_OTHER_TENANT,
+            ),
+            fail(
+                "EXISTS (SELECT 1 FROM autopilot_registrations r
+                          WHERE r.tenant_id = imported_devices.tenant_id
+                            AND (r.hash_digest = imported_devices.hash_digest OR r.serial_number = imported_devices.serial_number))",
+                import_errors::ALREADY_ASSIGNED,
+            ),
+        ];
+        for (statement, _) in &steps {
+            sqlx::query(sqlx::AssertSqlSafe(statement.clone())).bind(&job).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        // Register what is left; within one request the first of two equal hashes or serials
+        // wins and the other is already assigned.
+        sqlx::query(
+            "INSERT OR IGNORE INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash,
+                 hash_digest, manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
+             SELECT tenant_id, serial_number, pending_device_id, hardware_hash, hash_digest, '', '', group_tag, '',
+                    product_key, ?2, ?2
+               FROM imported_devices WHERE job_id = ?1 AND status = 'unknown' ORDER BY created_at, id",
+        )
+        .bind(&job)
+        .bind(ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let completed = sqlx::query(
+            "UPDATE imported_devices SET status = 'complete', device_registration_id = pending_device_id
+              WHERE job_id = ?1 AND status = 'unknown'
+                AND EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.device_id = imported_devices.pending_device_id)",
+        )
+        .bind(&job)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let (dup, _) = fail("1 = 1", import_errors::ALREADY_ASSIGNED);
+        sqlx::query(sqlx::AssertSqlSafe(dup)).bind(&job).execute(&mut *tx).await.map_err(db_err)?;
+        // The device is created with its registration, so it is readable no later than the
+        // import reads `complete`, as real Intune shows it.
+        sqlx::query(
+            "INSERT OR IGNORE INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                 purchase_order_identifier, product_key, user_principal_name, created_at, updated_at)
+             SELECT i.tenant_id, i.pending_device_id, i.serial_number, '', '', i.group_tag, '', i.product_key,
+                    i.assigned_user_principal_name, ?2, ?2
+               FROM imported_devices i WHERE i.job_id = ?1 AND i.status = 'complete'",
+        )
+        .bind(&job)
+        .bind(ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM imported_devices WHERE job_id = ? AND status = 'error'")
+            .bind(&job)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if counts_as_sync && completed > 0 {
+            sqlx::query(
+                "UPDATE autopilot_settings SET cooldown_anchor = max(coalesce(cooldown_anchor, ?1), ?1) WHERE tenant_id = ?2",
+            )
+            .bind(ticks)
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(ImportStats { completed, failed: failed as u64 }))
     }
 }
 

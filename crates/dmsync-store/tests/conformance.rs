@@ -2,8 +2,9 @@
 //! `backend_tests!` instantiates the whole suite per backend, so a new backend (PostgreSQL) is one
 //! more line, not a copy of the tests.
 
-use dmsync_core::autopilot::{DeviceCursor, DeviceField, DeviceQuery, NewRegistration, SortDirection, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
+use dmsync_core::autopilot::{DeviceField, DeviceQuery, NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
 use dmsync_core::identity::Tenant;
+use dmsync_core::query::{Cursor as DeviceCursor, SortDirection};
 use dmsync_core::jobs::JobState;
 use dmsync_core::{Store, StoreError};
 use time::{Duration, OffsetDateTime};
@@ -241,6 +242,110 @@ async fn device_queries_filter_order_and_count(store: &dyn Store) {
     }
 }
 
+fn new_import(serial: &str, hash: &str) -> dmsync_core::autopilot::NewImportedDevice {
+    dmsync_core::autopilot::NewImportedDevice {
+        serial_number: serial.into(),
+        group_tag: "Tag".into(),
+        product_key: String::new(),
+        hardware_hash: hash.as_bytes().to_vec(),
+        assigned_user_principal_name: "user@a.onmicrosoft.com".into(),
+    }
+}
+
+async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
+    use dmsync_core::autopilot::ImportStatus;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    store.put_registrations(B, &[reg("B-1", "hash-of-b")], t0).await.unwrap().unwrap();
+    store.put_registrations(A, &[reg("A-OLD", "hash-old")], t0).await.unwrap().unwrap();
+    let rows = [
+        new_import("NEW-1", "hash-new-1"),
+        new_import("SHORT", "abc"),
+        new_import("OTHER", "hash-of-b"),
+        new_import("AGAIN", "hash-old"),
+        new_import("A-OLD", "hash-fresh"),
+        new_import("TWIN-1", "hash-twin"),
+        new_import("TWIN-2", "hash-twin"),
+    ];
+    let later = t0 + Duration::seconds(10);
+    let created = store.create_imports(A, "imp-1", &rows, t0, later).await.unwrap();
+    assert!(created.iter().all(|d| d.status == ImportStatus::Unknown && d.device_registration_id.is_none()));
+    assert!(store.claim_job("w", t0, LEASE).await.unwrap().is_none(), "not before the import delay");
+    let job = store.claim_job("w", later, LEASE).await.unwrap().unwrap();
+    let stats = store.process_imports(&job.lease(), A, later, true).await.unwrap().unwrap();
+    assert_eq!((stats.completed, stats.failed), (2, 5));
+    assert_eq!(store.process_imports(&job.lease(), A, later, true).await.unwrap(), None, "fenced: done once");
+
+    let by_serial = |serial: &str| created.iter().find(|d| d.serial_number == serial).unwrap().id;
+    let status = |serial: &'static str| {
+        let id = by_serial(serial);
+        async move { store.imported_device(A, id).await.unwrap().unwrap() }
+    };
+    let new = status("NEW-1").await;
+    assert_eq!(new.status, ImportStatus::Complete);
+    let device_id = new.device_registration_id.expect("registration id");
+    let device = store.autopilot_device(A, device_id).await.unwrap().expect("device readable once complete");
+    assert_eq!((device.serial_number.as_str(), device.group_tag.as_str()), ("NEW-1", "Tag"));
+    assert_eq!(device.user_principal_name, "user@a.onmicrosoft.com");
+    for (serial, code, name) in [
+        ("SHORT", 807, "ZtdDeviceBadHardwareHash"),
+        ("OTHER", 808, "ZtdDeviceAssignedToOtherTenant"),
+        ("AGAIN", 806, "ZtdDeviceAlreadyAssigned"),
+        ("A-OLD", 806, "ZtdDeviceAlreadyAssigned"),
+    ] {
+        let d = status(serial).await;
+        assert_eq!((d.status, d.error_code, d.error_name.as_deref()), (ImportStatus::Error, code, Some(name)), "{serial}");
+    }
+    // Of two imports with one hash, exactly one wins.
+    let twins = [status("TWIN-1").await.status, status("TWIN-2").await.status];
+    assert_eq!(twins.iter().filter(|s| **s == ImportStatus::Complete).count(), 1, "{twins:?}");
+    // The completed import restarted the sync cooldown.
+    assert!(matches!(
+        store.trigger_autopilot_sync(A, later + Duration::seconds(1), COOLDOWN).await.unwrap(),
+        SyncDecision::CoolingDown { .. }
+    ));
+    // A sync keeps the imported device: it has its registration.
+    let stats = store.reconcile_autopilot_devices(A, later).await.unwrap();
+    assert_eq!(stats.deleted, 0);
+    assert!(store.delete_imported_device(A, new.id).await.unwrap());
+    assert!(store.autopilot_device(A, device_id).await.unwrap().is_some(), "deleting the import keeps the device");
+    assert_eq!(store.count_imported_devices(A, None).await.unwrap(), 6);
+    assert_eq!(store.count_imported_devices(B, None).await.unwrap(), 0);
+}
+
+async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
+    use dmsync_core::autopilot::{DeletionRequest, DevicePropertiesUpdate};
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    store.put_registrations(A, &[reg("D-1", "h-d1"), reg("D-2", "h-d2")], t0).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, t0).await.unwrap();
+    let ids = store.device_ids_by_serial(A, &["D-1".into(), "D-2".into(), "NOPE".into()]).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    let d1 = ids.iter().find(|(s, _)| s == "D-1").unwrap().1;
+    assert!(store.device_ids_by_serial(B, &["D-1".into()]).await.unwrap().is_empty());
+
+    // Intune-side properties; the group tag survives the next sync.
+    let update = DevicePropertiesUpdate { display_name: Some("PC-01".into()), group_tag: Some("Sales".into()), ..Default::default() };
+    assert!(store.update_autopilot_device(A, d1, &update, t0).await.unwrap());
+    assert!(!store.update_autopilot_device(B, d1, &update, t0).await.unwrap(), "other tenant");
+    store.reconcile_autopilot_devices(A, t0).await.unwrap();
+    let device = store.autopilot_device(A, d1).await.unwrap().unwrap();
+    assert_eq!((device.display_name.as_str(), device.group_tag.as_str()), ("PC-01", "Sales"));
+
+    let later = t0 + Duration::seconds(10);
+    assert_eq!(store.request_device_deletion(A, d1, t0, later).await.unwrap(), DeletionRequest::Accepted { device_id: d1 });
+    assert_eq!(store.request_device_deletion(A, d1, t0, later).await.unwrap(), DeletionRequest::AlreadyInProgress { device_id: d1 });
+    assert_eq!(store.request_device_deletion(B, d1, t0, later).await.unwrap(), DeletionRequest::NotFound);
+    assert!(store.autopilot_device(A, d1).await.unwrap().unwrap().deletion_requested_at.is_some());
+    let job = store.claim_job("w", later, LEASE).await.unwrap().unwrap();
+    assert!(store.deregister_device(&job.lease(), A, d1, later).await.unwrap());
+    assert!(store.autopilot_device(A, d1).await.unwrap().is_none());
+    // The registration went too: a sync does not bring the device back.
+    let stats = store.reconcile_autopilot_devices(A, later).await.unwrap();
+    assert_eq!((stats.created, stats.deleted), (0, 0));
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 1);
+}
+
 async fn clock_offset_only_grows(store: &dyn Store) {
     assert_eq!(store.clock_offset().await.unwrap(), Duration::ZERO);
     store.save_clock_offset(Duration::seconds(600)).await.unwrap();
@@ -296,6 +401,8 @@ macro_rules! all_tests {
             registrations_are_all_or_nothing_and_hashes_global,
             reconcile_is_set_based_idempotent_and_tenant_scoped,
             device_queries_filter_order_and_count,
+            imports_register_devices_or_fail_with_dds_errors,
+            device_deletion_is_requested_once_then_deregisters,
             clock_offset_only_grows,
             signing_keys_round_trip,
         ]);

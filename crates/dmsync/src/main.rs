@@ -68,6 +68,15 @@ struct ServeArgs {
     /// How long an Autopilot sync stays inProgress at least, on the server's clock.
     #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = parse_duration)]
     sync_duration: Duration,
+    /// How long the deployment service takes to process an import, on the server's clock.
+    #[arg(long, env = "DMSYNC_IMPORT_DELAY", default_value = "10s", value_parser = parse_duration)]
+    import_delay: Duration,
+    /// Whether a completed import restarts the sync cooldown, as seen in real tenants.
+    #[arg(long, env = "DMSYNC_IMPORT_COUNTS_AS_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    import_counts_as_sync: bool,
+    /// How long a device deleted through Graph stays before it is deregistered.
+    #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = parse_duration)]
+    deletion_delay: Duration,
     /// Largest Graph request body, in bytes.
     #[arg(long, env = "DMSYNC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -136,6 +145,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sync_cooldown: args.sync_cooldown,
         sync_retry_after: args.sync_retry_after,
         sync_duration: args.sync_duration,
+        import_delay: args.import_delay,
+        import_counts_as_sync: args.import_counts_as_sync,
+        deletion_delay: args.deletion_delay,
         max_body_bytes: args.max_body_bytes,
         workers: args.workers,
         job_lease: args.job_lease,

@@ -1,11 +1,11 @@
 //! `windowsAutopilotDeviceIdentities` (v1.0 and beta): the devices an Autopilot sync produces.
 
+use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
-use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dmsync_core::autopilot::{AutopilotDevice, DeviceCursor, DeviceField, DeviceQuery, EnrollmentState, SortDirection};
-use dmsync_core::filter::{Filter, Literal, parse_filter};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use dmsync_core::autopilot::{AutopilotDevice, DeletionRequest, DeviceField, DevicePropertiesUpdate, EnrollmentState};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::autopilot::{
@@ -19,15 +19,13 @@ use uuid::Uuid;
 use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::http::body::{GraphJson, NoBody};
 use crate::http::context::RequestContext;
+use crate::http::list;
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
-use crate::http::routing::{BOTH, GraphRoute};
+use crate::http::routing::{BETA, BOTH, GraphRoute};
 use crate::state::AppState;
-
-/// Page size when the client sends no `$top`, and the largest `$top` honoured.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-pub const MAX_PAGE_SIZE: u32 = 1000;
 
 const SET: &str = "deviceManagement/windowsAutopilotDeviceIdentities";
 
@@ -42,8 +40,24 @@ pub fn routes() -> Vec<GraphRoute> {
         GraphRoute::new(
             BOTH,
             "deviceManagement/windowsAutopilotDeviceIdentities/{id}",
-            get(get_windows_autopilot_device_identity),
+            get(get_windows_autopilot_device_identity).delete(delete_windows_autopilot_device_identity),
         ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties",
+            post(update_device_properties),
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/assignUserToDevice",
+            post(assign_user_to_device),
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice",
+            post(unassign_user_from_device),
+        ),
+        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotDeviceIdentities/deleteDevices", post(delete_devices)),
     ]
 }
 
@@ -84,9 +98,9 @@ pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilo
             deployment_profile_assigned_date_time: None.into(),
             deployment_profile_assignment_detailed_status: WindowsAutopilotProfileAssignmentDetailedStatus::None,
             deployment_profile_assignment_status: WindowsAutopilotProfileAssignmentStatus::NotAssigned,
-            device_account_password: String::new(),
-            device_account_upn: String::new(),
-            device_friendly_name: String::new(),
+            device_account_password: device.device_account_password.clone(),
+            device_account_upn: device.device_account_upn.clone(),
+            device_friendly_name: device.device_friendly_name.clone(),
             remediation_state: WindowsAutopilotDeviceRemediationState::Unknown,
             remediation_state_last_modified_date_time: None.into(),
             userless_enrollment_status: WindowsAutopilotUserlessEnrollmentStatus::Unknown,
@@ -112,44 +126,6 @@ fn device_field(name: &str) -> Option<DeviceField> {
     })
 }
 
-fn device_filter(query: &ODataQuery) -> Result<Option<Filter<DeviceField>>, ApiError> {
-    let Some(text) = query.filter.as_deref() else { return Ok(None) };
-    let filter = parse_filter(text, device_field).map_err(|e| ApiError::BadRequest(e.0))?;
-    fn no_booleans(f: &Filter<DeviceField>) -> Result<(), ApiError> {
-        match f {
-            Filter::And(a, b) | Filter::Or(a, b) => no_booleans(a).and(no_booleans(b)),
-            Filter::Not(a) => no_booleans(a),
-            Filter::Compare { value: Literal::Bool(_), .. } => {
-                Err(ApiError::BadRequest("A boolean cannot be compared with a string property in $filter.".into()))
-            }
-            _ => Ok(()),
-        }
-    }
-    no_booleans(&filter)?;
-    Ok(Some(filter))
-}
-
-/// `$orderby=prop [asc|desc]`: one property; id breaks ties.
-fn device_order(query: &ODataQuery) -> Result<Option<(DeviceField, SortDirection)>, ApiError> {
-    let Some(text) = query.orderby.as_deref() else { return Ok(None) };
-    if text.contains(',') {
-        return Err(ApiError::BadRequest("Ordering by more than one property is not supported.".into()));
-    }
-    let mut words = text.split_whitespace();
-    let name = words.next().ok_or_else(|| ApiError::BadRequest("$orderby is empty.".into()))?;
-    let field = device_field(name)
-        .ok_or_else(|| ApiError::BadRequest(format!("Could not find a property named '{name}' that can be ordered by.")))?;
-    let direction = match words.next().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("asc") => SortDirection::Ascending,
-        Some("desc") => SortDirection::Descending,
-        Some(other) => return Err(ApiError::BadRequest(format!("'{other}' is not asc or desc in $orderby."))),
-    };
-    if words.next().is_some() {
-        return Err(ApiError::BadRequest("Syntax error in $orderby.".into()));
-    }
-    Ok(Some((field, direction)))
-}
-
 fn sort_value(device: &AutopilotDevice, field: DeviceField) -> String {
     match field {
         DeviceField::Id => device.id.to_string(),
@@ -164,41 +140,6 @@ fn sort_value(device: &AutopilotDevice, field: DeviceField) -> String {
         DeviceField::PurchaseOrderIdentifier => device.purchase_order_identifier.clone(),
         DeviceField::ProductKey => device.product_key.clone(),
     }
-}
-
-/// The opaque `$skiptoken`: where the last page ended, as base64url JSON.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SkipToken {
-    #[serde(rename = "v", skip_serializing_if = "Option::is_none", default)]
-    sort_value: Option<String>,
-    #[serde(rename = "i")]
-    id: Uuid,
-}
-
-fn encode_skiptoken(cursor: &DeviceCursor) -> String {
-    let token = SkipToken { sort_value: cursor.sort_value.clone(), id: cursor.id };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("skiptoken serialises"))
-}
-
-fn decode_skiptoken(token: &str) -> Result<DeviceCursor, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<SkipToken>(&b).ok())
-        .map(|t| DeviceCursor { sort_value: t.sort_value, id: t.id })
-        .ok_or_else(|| ApiError::BadRequest("The $skiptoken is not valid.".into()))
-}
-
-/// The absolute link to the next page: the original query options plus a new `$skiptoken`.
-fn next_link(ctx: &RequestContext, version: ApiVersion, raw_query: Option<&str>, cursor: &DeviceCursor) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
-        if !name.eq_ignore_ascii_case("$skiptoken") {
-            query.append_pair(&name, &value);
-        }
-    }
-    query.append_pair("$skiptoken", &encode_skiptoken(cursor));
-    format!("{}/{}/{SET}?{}", ctx.base_url, version.segment(), query.finish())
 }
 
 /// `$expand` on devices: the two deployment-profile navigation properties, beta only. No
@@ -239,35 +180,20 @@ async fn list_windows_autopilot_device_identities(
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
-    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count", "$expand"])?;
+    query.refuse_unsupported(list::LIST_OPTIONS)?;
     let expand = device_expand(&query, version.0)?;
-    let page_size = query.top.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE);
-    let filter = device_filter(&query)?;
-    let order_by = device_order(&query)?;
-    let after = query.skiptoken.as_deref().map(decode_skiptoken).transpose()?;
-    // One extra row tells whether another page exists without a count query.
-    let store_query = DeviceQuery { filter, order_by, after, limit: page_size + 1 };
-    let mut devices = state.store.list_autopilot_devices(scope.tenant_id(), &store_query).await?;
-    let more = devices.len() > page_size as usize;
-    devices.truncate(page_size as usize);
-    let next = match (more, devices.last()) {
-        (true, Some(last)) => {
-            let cursor = DeviceCursor { sort_value: order_by.map(|(f, _)| sort_value(last, f)), id: last.id };
-            Some(next_link(&ctx, version.0, uri.query(), &cursor))
-        }
-        _ => None,
-    };
+    let page = list::page_query(&query, device_field)?;
+    let mut devices = state.store.list_autopilot_devices(scope.tenant_id(), &page).await?;
+    let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
+        (d.id, field.map(|f| sort_value(d, f)))
+    });
     let count = match query.count {
-        Some(true) => Some(state.store.count_autopilot_devices(scope.tenant_id(), store_query.filter.as_ref()).await?),
+        Some(true) => Some(state.store.count_autopilot_devices(scope.tenant_id(), page.filter.as_ref()).await?),
         _ => None,
     };
     let select = query.select.as_deref();
-    let fragment = match select {
-        Some(names) => format!("{SET}({})", names.join(",")),
-        None => SET.to_owned(),
-    };
     Ok(ok(CollectionPage {
-        context: context_url(version.0, &fragment),
+        context: context_url(version.0, &list::collection_fragment(SET, select)),
         count,
         next_link: next,
         value: devices.iter().map(|d| serde_json::Value::Object(device_document(d, version.0, select, expand))).collect(),
@@ -279,10 +205,10 @@ async fn count_windows_autopilot_device_identities(
     State(state): State<AppState>,
     caller: Caller,
     query: ODataQuery,
-) -> ApiResult<impl axum::response::IntoResponse> {
+) -> ApiResult<impl IntoResponse> {
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
     query.refuse_unsupported(&["$filter"])?;
-    let filter = device_filter(&query)?;
+    let filter = list::filter(&query, device_field)?;
     let n = state.store.count_autopilot_devices(scope.tenant_id(), filter.as_ref()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain;charset=utf-8")], n.to_string()))
 }
@@ -302,9 +228,216 @@ async fn get_windows_autopilot_device_identity(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let device = state.store.autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
     let select = query.select.as_deref();
-    let fragment = match select {
-        Some(names) => format!("{SET}({})/$entity", names.join(",")),
-        None => format!("{SET}/$entity"),
+    Ok(ok(entity_document(
+        context_url(version.0, &list::entity_fragment(SET, select)),
+        device_document(&device, version.0, select, expand),
+    )))
+}
+
+fn parse_device_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
+}
+
+/// The Intune error for a second delete while the first is pending. `ZtdDeviceDeletionInProgess`
+/// is Intune's own spelling.
+fn deletion_in_progress() -> ApiError {
+    ApiError::IntuneBadRequest {
+        message: "ZtdDeviceDeletionInProgess: the deletion of this device is currently in progress or was requested less than 30minutes ago".into(),
+        phrase: "ZtdDeviceDeletionInProgess".into(),
+    }
+}
+
+fn deletion_run_at(state: &AppState) -> time::OffsetDateTime {
+    state.now() + time::Duration::try_from(state.config.deletion_delay).unwrap_or(time::Duration::ZERO)
+}
+
+/// Delete windowsAutopilotDeviceIdentity: 204, then the device is deregistered in the
+/// background after `--deletion-delay`.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-delete?view=graph-rest-1.0
+async fn delete_windows_autopilot_device_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::DeleteWindowsAutopilotDeviceIdentity)?;
+    let id = parse_device_id(&id)?;
+    match state.store.request_device_deletion(scope.tenant_id(), id, state.now(), deletion_run_at(&state)).await? {
+        DeletionRequest::Accepted { .. } => {
+            state.jobs_enqueued.notify_one();
+            Ok(StatusCode::NO_CONTENT)
+        }
+        DeletionRequest::AlreadyInProgress { .. } => Err(deletion_in_progress()),
+        DeletionRequest::NotFound => Err(ApiError::NotFound),
+    }
+}
+
+/// The body of `updateDeviceProperties` and `assignUserToDevice`. Every parameter is a nullable
+/// string; unknown ones are refused.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DevicePropertiesBody {
+    user_principal_name: Option<String>,
+    addressable_user_name: Option<String>,
+    group_tag: Option<String>,
+    display_name: Option<String>,
+    device_account_upn: Option<String>,
+    device_account_password: Option<String>,
+    device_friendly_name: Option<String>,
+}
+
+/// Parses a body as JSON, or as the lenient JSON the PowerShell module sends
+/// (`{ displayName: "PC-01" }`, unquoted keys), which real Graph accepts too.
+fn lenient_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::MalformedJson)?;
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_data() => Err(ApiError::BadRequest(format!("The request body is not valid for this operation: {e}"))),
+        Err(_) => {
+            let value: serde_json::Value = json5::from_str(text).map_err(|_| ApiError::MalformedJson)?;
+            serde_json::from_value(value)
+                .map_err(|e| ApiError::BadRequest(format!("The request body is not valid for this operation: {e}")))
+        }
+    }
+}
+
+/// updateDeviceProperties (also routed as `UpdateDeviceProperties`, as the PowerShell module
+/// spells it). The beta-only properties are refused under v1.0.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-updatedeviceproperties?view=graph-rest-1.0
+async fn update_device_properties(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?;
+    let id = parse_device_id(&id)?;
+    let body: DevicePropertiesBody =
+        if body.iter().all(|b| b.is_ascii_whitespace()) { DevicePropertiesBody::default() } else { lenient_json(&body)? };
+    let beta_only = body.device_account_upn.is_some() || body.device_account_password.is_some() || body.device_friendly_name.is_some();
+    if beta_only && version.0 == ApiVersion::V1 {
+        return Err(ApiError::BadRequest("deviceAccountUpn, deviceAccountPassword and deviceFriendlyName exist only in beta.".into()));
+    }
+    let update = DevicePropertiesUpdate {
+        user_principal_name: body.user_principal_name,
+        addressable_user_name: body.addressable_user_name,
+        group_tag: body.group_tag,
+        display_name: body.display_name,
+        device_account_upn: body.device_account_upn,
+        device_account_password: body.device_account_password,
+        device_friendly_name: body.device_friendly_name,
     };
-    Ok(ok(entity_document(context_url(version.0, &fragment), device_document(&device, version.0, select, expand))))
+    if state.store.update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AssignUserBody {
+    user_principal_name: Option<String>,
+    addressable_user_name: Option<String>,
+}
+
+/// assignUserToDevice.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-assignusertodevice?view=graph-rest-1.0
+async fn assign_user_to_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    GraphJson(body): GraphJson<AssignUserBody>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?;
+    let id = parse_device_id(&id)?;
+    let upn = body.user_principal_name.unwrap_or_default();
+    if upn.trim().is_empty() {
+        return Err(ApiError::IntuneBadRequest { message: "userPrincipalName is required".into(), phrase: String::new() });
+    }
+    let update = DevicePropertiesUpdate {
+        user_principal_name: Some(upn),
+        addressable_user_name: Some(body.addressable_user_name.unwrap_or_default()),
+        ..Default::default()
+    };
+    if state.store.update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// unassignUserFromDevice.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-unassignuserfromdevice?view=graph-rest-1.0
+async fn unassign_user_from_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _body: NoBody,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?;
+    let id = parse_device_id(&id)?;
+    let update = DevicePropertiesUpdate {
+        user_principal_name: Some(String::new()),
+        addressable_user_name: Some(String::new()),
+        ..Default::default()
+    };
+    if state.store.update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeleteDevicesBody {
+    serial_numbers: Vec<String>,
+}
+
+/// The most serial numbers one `deleteDevices` call takes.
+pub const MAX_DELETE_DEVICES: usize = 1000;
+
+/// deleteDevices (beta): requests the deletion of each serial number and reports per device.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-deletedevices?view=graph-rest-beta
+async fn delete_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    GraphJson(body): GraphJson<DeleteDevicesBody>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::DeleteWindowsAutopilotDeviceIdentity)?;
+    if body.serial_numbers.len() > MAX_DELETE_DEVICES {
+        return Err(ApiError::BadRequest(format!("At most {MAX_DELETE_DEVICES} serial numbers per request.")));
+    }
+    let found: std::collections::HashMap<String, Uuid> =
+        state.store.device_ids_by_serial(scope.tenant_id(), &body.serial_numbers).await?.into_iter().collect();
+    let mut results = Vec::with_capacity(body.serial_numbers.len());
+    let mut accepted_any = false;
+    for serial in &body.serial_numbers {
+        let (registration, deletion_state, error) = match found.get(serial) {
+            None => (String::new(), "failed", "The device was not found.".to_owned()),
+            Some(id) => {
+                match state.store.request_device_deletion(scope.tenant_id(), *id, state.now(), deletion_run_at(&state)).await? {
+                    DeletionRequest::Accepted { .. } => {
+                        accepted_any = true;
+                        (id.to_string(), "accepted", String::new())
+                    }
+                    DeletionRequest::AlreadyInProgress { .. } => (id.to_string(), "error", "ZtdDeviceDeletionInProgess".to_owned()),
+                    DeletionRequest::NotFound => (String::new(), "failed", "The device was not found.".to_owned()),
+                }
+            }
+        };
+        results.push(serde_json::json!({
+            "serialNumber": serial, "deviceRegistrationId": registration,
+            "deletionState": deletion_state, "errorMessage": error,
+        }));
+    }
+    if accepted_any {
+        state.jobs_enqueued.notify_one();
+    }
+    Ok(ok(serde_json::json!({
+        "@odata.context": context_url(version.0, "Collection(microsoft.graph.deletedWindowsAutopilotDeviceState)"),
+        "value": results,
+    })))
 }

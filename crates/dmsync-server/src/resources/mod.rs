@@ -3,6 +3,7 @@
 
 pub mod autopilot_devices;
 pub mod autopilot_settings;
+pub mod imported_devices;
 
 use crate::http::routing::GraphRoute;
 
@@ -11,6 +12,7 @@ pub fn graph_routes() -> Vec<GraphRoute> {
     let mut routes = Vec::new();
     routes.extend(autopilot_settings::routes());
     routes.extend(autopilot_devices::routes());
+    routes.extend(imported_devices::routes());
     routes
 }
 

@@ -1,0 +1,133 @@
+//! What every Graph collection shares: `$filter` and `$orderby` resolved against the
+//! resource's fields, the opaque keyset `$skiptoken`, the absolute `@odata.nextLink`, and the
+//! page size.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dmsync_core::filter::{Filter, Literal, parse_filter};
+use dmsync_core::query::{Cursor, ListQuery, SortDirection};
+use dmsync_graph::ApiVersion;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::http::context::RequestContext;
+use crate::http::query::ODataQuery;
+
+/// Page size when the client sends no `$top`, and the largest `$top` honoured.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The options a list route honours.
+pub const LIST_OPTIONS: &[&str] = &["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count", "$expand"];
+
+pub fn filter<F>(query: &ODataQuery, resolve: fn(&str) -> Option<F>) -> Result<Option<Filter<F>>, ApiError> {
+    let Some(text) = query.filter.as_deref() else { return Ok(None) };
+    let filter = parse_filter(text, resolve).map_err(|e| ApiError::BadRequest(e.0))?;
+    fn no_booleans<F>(f: &Filter<F>) -> Result<(), ApiError> {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => no_booleans(a).and(no_booleans(b)),
+            Filter::Not(a) => no_booleans(a),
+            Filter::Compare { value: Literal::Bool(_), .. } => {
+                Err(ApiError::BadRequest("A boolean cannot be compared with a string property in $filter.".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+    no_booleans(&filter)?;
+    Ok(Some(filter))
+}
+
+/// `$orderby=prop [asc|desc]`: one property; the id breaks ties.
+pub fn order<F>(query: &ODataQuery, resolve: fn(&str) -> Option<F>) -> Result<Option<(F, SortDirection)>, ApiError> {
+    let Some(text) = query.orderby.as_deref() else { return Ok(None) };
+    if text.contains(',') {
+        return Err(ApiError::BadRequest("Ordering by more than one property is not supported.".into()));
+    }
+    let mut words = text.split_whitespace();
+    let name = words.next().ok_or_else(|| ApiError::BadRequest("$orderby is empty.".into()))?;
+    let field = resolve(name)
+        .ok_or_else(|| ApiError::BadRequest(format!("Could not find a property named '{name}' that can be ordered by.")))?;
+    let direction = match words.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => SortDirection::Ascending,
+        Some("desc") => SortDirection::Descending,
+        Some(other) => return Err(ApiError::BadRequest(format!("'{other}' is not asc or desc in $orderby."))),
+    };
+    if words.next().is_some() {
+        return Err(ApiError::BadRequest("Syntax error in $orderby.".into()));
+    }
+    Ok(Some((field, direction)))
+}
+
+/// The opaque `$skiptoken`: where the last page ended, as base64url JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SkipToken {
+    #[serde(rename = "v", skip_serializing_if = "Option::is_none", default)]
+    sort_value: Option<String>,
+    #[serde(rename = "i")]
+    id: Uuid,
+}
+
+fn encode_skiptoken(cursor: &Cursor) -> String {
+    let token = SkipToken { sort_value: cursor.sort_value.clone(), id: cursor.id };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("skiptoken serialises"))
+}
+
+fn decode_skiptoken(token: &str) -> Result<Cursor, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SkipToken>(&b).ok())
+        .map(|t| Cursor { sort_value: t.sort_value, id: t.id })
+        .ok_or_else(|| ApiError::BadRequest("The $skiptoken is not valid.".into()))
+}
+
+/// The store query for one page; asks for one extra row to learn whether another page exists.
+pub fn page_query<F: Copy>(query: &ODataQuery, resolve: fn(&str) -> Option<F>) -> Result<ListQuery<F>, ApiError> {
+    let page_size = query.top.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE);
+    Ok(ListQuery {
+        filter: filter(query, resolve)?,
+        order_by: order(query, resolve)?,
+        after: query.skiptoken.as_deref().map(decode_skiptoken).transpose()?,
+        limit: page_size + 1,
+    })
+}
+
+/// Cuts the extra row off and returns the nextLink if there is a next page. `key` gives an
+/// item's id and its value of the ordering field.
+pub fn finish_page<T, F: Copy>(
+    items: &mut Vec<T>,
+    query: &ListQuery<F>,
+    ctx: &RequestContext,
+    version: ApiVersion,
+    set: &str,
+    raw_query: Option<&str>,
+    key: impl Fn(&T, Option<F>) -> (Uuid, Option<String>),
+) -> Option<String> {
+    let page_size = (query.limit - 1) as usize;
+    let more = items.len() > page_size;
+    items.truncate(page_size);
+    let last = items.last().filter(|_| more)?;
+    let (id, sort_value) = key(last, query.order_by.map(|(f, _)| f));
+    let cursor = Cursor { sort_value, id };
+    let mut next = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+        if !name.eq_ignore_ascii_case("$skiptoken") {
+            next.append_pair(&name, &value);
+        }
+    }
+    next.append_pair("$skiptoken", &encode_skiptoken(&cursor));
+    Some(format!("{}/{}/{set}?{}", ctx.base_url, version.segment(), next.finish()))
+}
+
+/// `@odata.context` fragment of a collection, with `$select` as OData writes it.
+pub fn collection_fragment(set: &str, select: Option<&[String]>) -> String {
+    match select {
+        Some(names) => format!("{set}({})", names.join(",")),
+        None => set.to_owned(),
+    }
+}
+
+/// `@odata.context` fragment of one entity.
+pub fn entity_fragment(set: &str, select: Option<&[String]>) -> String {
+    format!("{}/$entity", collection_fragment(set, select))
+}

@@ -1,0 +1,243 @@
+//! `importedWindowsAutopilotDeviceIdentities` (v1.0 and beta) and the `import` action. An
+//! import is stored with status `unknown` and processed by a durable background job after
+//! `--import-delay`, as the deployment service processes it.
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use dmsync_core::autopilot::{ImportStatus, ImportedDevice, ImportedField, NewImportedDevice};
+use dmsync_core::permissions::Operation;
+use dmsync_graph::autopilot::{
+    ImportRequest, ImportedWindowsAutopilotDeviceIdentity, ImportedWindowsAutopilotDeviceIdentityImportStatus,
+    ImportedWindowsAutopilotDeviceIdentityState, NewImportedWindowsAutopilotDeviceIdentity,
+};
+use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
+use uuid::Uuid;
+
+use super::Version;
+use crate::admin::decode_hardware_hash;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::http::body::GraphJson;
+use crate::http::context::RequestContext;
+use crate::http::list;
+use crate::http::query::ODataQuery;
+use crate::http::response::{ODataJson, created, ok};
+use crate::http::routing::{BOTH, GraphRoute};
+use crate::state::AppState;
+
+const SET: &str = "deviceManagement/importedWindowsAutopilotDeviceIdentities";
+
+/// The most identities one `import` call takes.
+pub const MAX_IMPORT_BATCH: usize = 500;
+
+pub fn routes() -> Vec<GraphRoute> {
+    vec![
+        GraphRoute::new(
+            BOTH,
+            SET,
+            get(list_imported_windows_autopilot_device_identities).post(create_imported_windows_autopilot_device_identity),
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}",
+            get(get_imported_windows_autopilot_device_identity).delete(delete_imported_windows_autopilot_device_identity),
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
+            post(import_imported_windows_autopilot_device_identities),
+        ),
+    ]
+}
+
+fn imported_field(name: &str) -> Option<ImportedField> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "id" => ImportedField::Id,
+        "serialnumber" => ImportedField::SerialNumber,
+        "grouptag" => ImportedField::GroupTag,
+        "productkey" => ImportedField::ProductKey,
+        "importid" => ImportedField::ImportId,
+        "assigneduserprincipalname" => ImportedField::AssignedUserPrincipalName,
+        _ => return None,
+    })
+}
+
+fn sort_value(device: &ImportedDevice, field: ImportedField) -> String {
+    match field {
+        ImportedField::Id => device.id.to_string(),
+        ImportedField::SerialNumber => device.serial_number.clone(),
+        ImportedField::GroupTag => device.group_tag.clone(),
+        ImportedField::ProductKey => device.product_key.clone(),
+        ImportedField::ImportId => device.import_id.clone(),
+        ImportedField::AssignedUserPrincipalName => device.assigned_user_principal_name.clone(),
+    }
+}
+
+fn to_wire(device: &ImportedDevice) -> ImportedWindowsAutopilotDeviceIdentity {
+    ImportedWindowsAutopilotDeviceIdentity {
+        id: device.id.to_string(),
+        assigned_user_principal_name: device.assigned_user_principal_name.clone(),
+        group_tag: device.group_tag.clone(),
+        hardware_identifier: STANDARD.encode(&device.hardware_hash),
+        import_id: device.import_id.clone(),
+        product_key: device.product_key.clone(),
+        serial_number: device.serial_number.clone(),
+        state: ImportedWindowsAutopilotDeviceIdentityState {
+            device_error_code: device.error_code,
+            device_error_name: device.error_name.clone().unwrap_or_default(),
+            device_import_status: match device.status {
+                ImportStatus::Unknown => ImportedWindowsAutopilotDeviceIdentityImportStatus::Unknown,
+                ImportStatus::Pending => ImportedWindowsAutopilotDeviceIdentityImportStatus::Pending,
+                ImportStatus::Partial => ImportedWindowsAutopilotDeviceIdentityImportStatus::Partial,
+                ImportStatus::Complete => ImportedWindowsAutopilotDeviceIdentityImportStatus::Complete,
+                ImportStatus::Error => ImportedWindowsAutopilotDeviceIdentityImportStatus::Error,
+            },
+            device_registration_id: device.device_registration_id.map(|u| u.to_string()).unwrap_or_default(),
+        },
+    }
+}
+
+fn document(device: &ImportedDevice, select: Option<&[String]>) -> serde_json::Map<String, serde_json::Value> {
+    select_properties(to_properties(&to_wire(device)), select)
+}
+
+/// Checks one identity as Intune does. Errors are Intune's 400 with the JSON-in-message body.
+/// The client's `state` and `@odata.type` are ignored; `orderIdentifier` stands for `groupTag`.
+fn validate(item: NewImportedWindowsAutopilotDeviceIdentity, position: Option<usize>) -> Result<NewImportedDevice, ApiError> {
+    let at = position.map(|i| format!(" (item {})", i + 1)).unwrap_or_default();
+    let invalid = |what: String| ApiError::IntuneBadRequest { message: what, phrase: String::new() };
+    let serial_number = item.serial_number.unwrap_or_default().trim().to_owned();
+    if serial_number.is_empty() {
+        return Err(invalid(format!("serialNumber is required{at}")));
+    }
+    let hash_text = item.hardware_identifier.unwrap_or_default();
+    if hash_text.trim().is_empty() {
+        return Err(invalid(format!("hardwareIdentifier is required{at}")));
+    }
+    let hardware_hash = decode_hardware_hash(&hash_text)
+        .ok_or_else(|| invalid(format!("hardwareIdentifier is not valid base64{at}")))?;
+    Ok(NewImportedDevice {
+        serial_number,
+        group_tag: item.group_tag.or(item.order_identifier).unwrap_or_default(),
+        product_key: item.product_key.unwrap_or_default(),
+        hardware_hash,
+        assigned_user_principal_name: item.assigned_user_principal_name.unwrap_or_default(),
+    })
+}
+
+async fn store_imports(state: &AppState, tenant: dmsync_core::TenantId, rows: &[NewImportedDevice]) -> ApiResult<Vec<ImportedDevice>> {
+    let now = state.now();
+    let run_at = now + time::Duration::try_from(state.config.import_delay).unwrap_or(time::Duration::ZERO);
+    let import_id = Uuid::new_v4().to_string();
+    let stored = state.store.create_imports(tenant, &import_id, rows, now, run_at).await?;
+    state.jobs_enqueued.notify_one();
+    tracing::info!(tenant.id = %tenant, import.id = %import_id, imports = rows.len(), "autopilot import accepted");
+    Ok(stored)
+}
+
+/// Create importedWindowsAutopilotDeviceIdentity: 201, status `unknown` until processed.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-importedwindowsautopilotdeviceidentity-create?view=graph-rest-1.0
+async fn create_imported_windows_autopilot_device_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    GraphJson(item): GraphJson<NewImportedWindowsAutopilotDeviceIdentity>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::CreateImportedWindowsAutopilotDeviceIdentity)?;
+    let row = validate(item, None)?;
+    let stored = store_imports(&state, scope.tenant_id(), &[row]).await?;
+    Ok(created(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&stored[0], None))))
+}
+
+/// import: every identity is validated first, then all are stored as one import; 200 with them.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-importedwindowsautopilotdeviceidentity-import?view=graph-rest-1.0
+async fn import_imported_windows_autopilot_device_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    GraphJson(request): GraphJson<ImportRequest>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::CreateImportedWindowsAutopilotDeviceIdentity)?;
+    let items = request.imported_windows_autopilot_device_identities;
+    if items.is_empty() {
+        return Err(ApiError::IntuneBadRequest { message: "importedWindowsAutopilotDeviceIdentities is empty".into(), phrase: String::new() });
+    }
+    if items.len() > MAX_IMPORT_BATCH {
+        return Err(ApiError::IntuneBadRequest {
+            message: format!("At most {MAX_IMPORT_BATCH} devices can be imported in one request"),
+            phrase: String::new(),
+        });
+    }
+    let rows = items.into_iter().enumerate().map(|(i, item)| validate(item, Some(i))).collect::<Result<Vec<_>, _>>()?;
+    let stored = store_imports(&state, scope.tenant_id(), &rows).await?;
+    Ok(ok(serde_json::json!({
+        "@odata.context": context_url(version.0, "Collection(microsoft.graph.importedWindowsAutopilotDeviceIdentity)"),
+        "value": stored.iter().map(|d| serde_json::Value::Object(document(d, None))).collect::<Vec<_>>(),
+    })))
+}
+
+/// List importedWindowsAutopilotDeviceIdentities.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-importedwindowsautopilotdeviceidentity-list?view=graph-rest-1.0
+async fn list_imported_windows_autopilot_device_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+    Extension(ctx): Extension<RequestContext>,
+    uri: axum::http::Uri,
+) -> ApiResult<ODataJson<CollectionPage>> {
+    let scope = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?;
+    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
+    let page = list::page_query(&query, imported_field)?;
+    let mut devices = state.store.list_imported_devices(scope.tenant_id(), &page).await?;
+    let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
+        (d.id, field.map(|f| sort_value(d, f)))
+    });
+    let count = match query.count {
+        Some(true) => Some(state.store.count_imported_devices(scope.tenant_id(), page.filter.as_ref()).await?),
+        _ => None,
+    };
+    let select = query.select.as_deref();
+    Ok(ok(CollectionPage {
+        context: context_url(version.0, &list::collection_fragment(SET, select)),
+        count,
+        next_link: next,
+        value: devices.iter().map(|d| serde_json::Value::Object(document(d, select))).collect(),
+    }))
+}
+
+/// Get importedWindowsAutopilotDeviceIdentity. Scripts poll this until the status leaves `unknown`.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-importedwindowsautopilotdeviceidentity-get?view=graph-rest-1.0
+async fn get_imported_windows_autopilot_device_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+    Path(id): Path<String>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::GetImportedWindowsAutopilotDeviceIdentity)?;
+    query.refuse_unsupported(&["$select"])?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let device = state.store.imported_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
+    let select = query.select.as_deref();
+    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, select)), document(&device, select))))
+}
+
+/// Delete importedWindowsAutopilotDeviceIdentity. The registered device, if any, stays.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-importedwindowsautopilotdeviceidentity-delete?view=graph-rest-1.0
+async fn delete_imported_windows_autopilot_device_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::DeleteImportedWindowsAutopilotDeviceIdentity)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if state.store.delete_imported_device(scope.tenant_id(), id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
