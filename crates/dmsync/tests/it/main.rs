@@ -11,5 +11,6 @@ mod errors;
 mod external;
 mod lifecycle;
 mod ops;
+mod script_flows;
 mod sync;
 mod tenants;
