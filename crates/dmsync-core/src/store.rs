@@ -74,7 +74,18 @@ pub trait AutopilotStore: Send + Sync {
         tenant: TenantId,
         rows: &[NewRegistration],
         now: OffsetDateTime,
-    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>>;
+    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
+        let mut import = self.begin_registrations(tenant).await?;
+        let numbered: Vec<(u64, NewRegistration)> =
+            rows.iter().enumerate().map(|(i, r)| (i as u64 + 1, r.clone())).collect();
+        import.stage(&numbered).await?;
+        import.commit(now).await
+    }
+
+    /// Starts an all-or-nothing registration upload of any size: rows are staged in batches as
+    /// they arrive, then checked and applied at `commit`. Nothing is visible before the commit,
+    /// and dropping the import without committing writes nothing.
+    async fn begin_registrations(&self, tenant: TenantId) -> StoreResult<Box<dyn RegistrationImport>>;
 
     /// Deregisters a device by serial number. Its device identity goes at the next sync.
     /// Returns false when the tenant has no such registration.
@@ -156,6 +167,19 @@ pub trait ImportStore: Send + Sync {
         now: OffsetDateTime,
         counts_as_sync: bool,
     ) -> StoreResult<Option<ImportStats>>;
+}
+
+/// A registration upload in progress; see [`AutopilotStore::begin_registrations`].
+#[async_trait]
+pub trait RegistrationImport: Send {
+    /// Stages rows, each with its line number in the upload (reported back if refused).
+    async fn stage(&mut self, rows: &[(u64, NewRegistration)]) -> StoreResult<()>;
+    /// Checks every staged row against each other and the registrations of all tenants; applies
+    /// them if none is refused, and returns the refusals (and writes nothing) otherwise.
+    async fn commit(
+        self: Box<Self>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>>;
 }
 
 #[async_trait]

@@ -2,18 +2,19 @@
 //! tokens for any principal, Autopilot registrations from OEMs) plus control of the Clock.
 //! Every route needs the admin token.
 
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use base64::Engine;
+use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, RegistrationRejection};
+use dmsync_core::autopilot::NewRegistration;
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::{AccountType, PrincipalKind};
 use dmsync_core::{Clock, TenantId};
@@ -21,19 +22,15 @@ use dmsync_core::{Clock, TenantId};
 use crate::auth::idp::{MintRequest, mint};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
+use crate::registrations::{self, UploadError};
 use crate::state::AppState;
-
-/// Registration uploads can be large; they are exempt from the Graph body limit but not unbounded.
-pub const MAX_REGISTRATION_BODY: usize = 1024 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/_dmsync/tokens", post(mint_token))
         .route("/_dmsync/tenants", post(create_tenant))
-        .route(
-            "/_dmsync/tenants/{tenant}/autopilot/registrations",
-            post(add_registrations).layer(DefaultBodyLimit::max(MAX_REGISTRATION_BODY)),
-        )
+        // Streamed, so exempt from the Graph body limit; bounded in rows instead.
+        .route("/_dmsync/tenants/{tenant}/autopilot/registrations", post(add_registrations))
         .route("/_dmsync/tenants/{tenant}/autopilot/registrations/{serial}", delete(delete_registration))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
@@ -133,76 +130,62 @@ async fn create_tenant(State(state): State<AppState>, GraphJson(req): GraphJson<
     Ok((StatusCode::CREATED, Json(json!({ "tenantId": req.tenant_id, "domain": domain }))).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RegistrationRow {
-    #[serde(default)]
-    serial_number: String,
-    #[serde(default)]
-    hardware_hash: String,
-    #[serde(default)]
-    manufacturer: String,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    group_tag: String,
-    #[serde(default)]
-    purchase_order_identifier: String,
-    #[serde(default)]
-    product_key: String,
-}
-
-/// Decodes a hardware hash sent as standard base64 (what WMI gives) or base64url, padded or not.
-pub fn decode_hardware_hash(text: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let t = text.trim();
-    [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(t).ok())
-}
-
-/// `POST /_dmsync/tenants/{tid}/autopilot/registrations` with a JSON list. All or nothing.
+/// `POST /_dmsync/tenants/{tid}/autopilot/registrations`: a JSON list or the Autopilot CSV
+/// (`Content-Type: text/csv`), read as a stream and staged in batches; all or nothing.
 async fn add_registrations(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    GraphJson(rows): GraphJson<Vec<RegistrationRow>>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Response> {
     let tenant_id = Uuid::parse_str(&tenant).map_err(|_| ApiError::NotFound)?;
     if !state.tenant_exists(tenant_id).await? {
         return Err(ApiError::NotFound);
     }
-    let mut refused = Vec::new();
-    let mut accepted = Vec::with_capacity(rows.len());
-    for (i, row) in rows.into_iter().enumerate() {
-        let line = i as u64 + 1;
-        let problem = if row.serial_number.trim().is_empty() {
-            Some(RegistrationProblem::MissingSerialNumber)
-        } else if row.hardware_hash.trim().is_empty() {
-            Some(RegistrationProblem::MissingHardwareHash)
-        } else {
-            None
-        };
-        let hash = if problem.is_none() { decode_hardware_hash(&row.hardware_hash) } else { None };
-        match (problem, hash) {
-            (Some(reason), _) => refused.push(RegistrationRejection { line, serial_number: row.serial_number, reason }),
-            (None, None) => refused.push(RegistrationRejection {
-                line,
-                serial_number: row.serial_number,
-                reason: RegistrationProblem::InvalidHardwareHash,
-            }),
-            (None, Some(hardware_hash)) => accepted.push(NewRegistration {
-                serial_number: row.serial_number.trim().to_owned(),
-                hardware_hash,
-                manufacturer: row.manufacturer,
-                model: row.model,
-                group_tag: row.group_tag,
-                purchase_order_identifier: row.purchase_order_identifier,
-                product_key: row.product_key,
-            }),
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let csv = match content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        "text/csv" | "application/csv" => true,
+        "application/json" | "" => false,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Registrations are sent as application/json or text/csv, not {other}."
+            )));
+        }
+    };
+
+    // The parser runs on a blocking thread over a bridge to the body stream and hands batches
+    // through a small channel, so memory stays bounded whatever the upload's size.
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<(u64, NewRegistration)>>(2);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let parser = tokio::task::spawn_blocking(move || {
+        let sink = |batch| sender.blocking_send(batch).is_ok();
+        if csv { registrations::parse_csv(reader, sink) } else { registrations::parse_json(reader, sink) }
+    });
+    let mut import = state.store.begin_registrations(tenant_id).await?;
+    let mut staged = 0usize;
+    while let Some(batch) = batches.recv().await {
+        staged += batch.len();
+        if let Err(e) = import.stage(&batch).await {
+            // Dropping the receiver stops the parser; dropping the import rolls back.
+            drop(batches);
+            let _ = parser.await;
+            return Err(e.into());
         }
     }
-    if !refused.is_empty() {
-        return Err(ApiError::RegistrationsRefused(refused));
+    let outcome = match parser.await.map_err(|e| ApiError::Internal(format!("registration parser: {e}")))? {
+        Ok(outcome) => outcome,
+        Err(UploadError::Malformed(message)) => return Err(ApiError::BadRequest(message)),
+        Err(UploadError::TooManyRows) => {
+            return Err(ApiError::BadRequest(format!("An upload takes at most {} rows.", registrations::MAX_ROWS)));
+        }
+        Err(UploadError::Abandoned) => return Err(ApiError::Internal("registration upload abandoned".into())),
+    };
+    if !outcome.refused.is_empty() {
+        return Err(ApiError::RegistrationsRefused(outcome.refused));
     }
-    match state.store.put_registrations(tenant_id, &accepted, state.now()).await? {
+    tracing::info!(tenant.id = %tenant_id, rows = outcome.rows, staged, "registration upload staged");
+    match import.commit(state.now()).await? {
         Ok(summary) => Ok(Json(json!({
             "created": summary.created, "updated": summary.updated, "unchanged": summary.unchanged,
         }))

@@ -11,6 +11,7 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;
+pub mod registrations;
 pub mod resources;
 pub mod state;
 pub mod autopilot_jobs;

@@ -22,7 +22,7 @@ use dmsync_core::autopilot::{
 use dmsync_core::filter::Filter;
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobKind, JobLease, JobState};
-use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, SystemStore};
+use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, RegistrationImport, SystemStore};
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
@@ -476,16 +476,10 @@ impl AutopilotStore for SqliteStore {
         Ok(true)
     }
 
-    async fn put_registrations(
-        &self,
-        tenant: TenantId,
-        rows: &[NewRegistration],
-        now: OffsetDateTime,
-    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
-        let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
-        // Rows are staged in a temporary table so that every check and the upsert are
-        // set-based statements, whatever the size of the request.
+    async fn begin_registrations(&self, tenant: TenantId) -> StoreResult<Box<dyn RegistrationImport>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // Staged rows live in a temporary table (on disk, not in memory), so every check and
+        // the upsert are set-based statements, whatever the size of the upload.
         sqlx::query(
             "CREATE TEMP TABLE IF NOT EXISTS registration_staging (
                 line INTEGER NOT NULL, serial_number TEXT NOT NULL, device_id TEXT NOT NULL,
@@ -497,105 +491,7 @@ impl AutopilotStore for SqliteStore {
         .await
         .map_err(db_err)?;
         sqlx::query("DELETE FROM registration_staging").execute(&mut *tx).await.map_err(db_err)?;
-        for (chunk_index, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO registration_staging (line, serial_number, device_id, hardware_hash, hash_digest,
-                 manufacturer, model, group_tag, purchase_order_identifier, product_key) ",
-            );
-            insert.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
-                b.push_bind((chunk_index * INSERT_CHUNK + i + 1) as i64)
-                    .push_bind(&r.serial_number)
-                    .push_bind(Uuid::new_v4().to_string())
-                    .push_bind(&r.hardware_hash)
-                    .push_bind(hash_digest(&r.hardware_hash))
-                    .push_bind(&r.manufacturer)
-                    .push_bind(&r.model)
-                    .push_bind(&r.group_tag)
-                    .push_bind(&r.purchase_order_identifier)
-                    .push_bind(&r.product_key);
-            });
-            insert.build().execute(&mut *tx).await.map_err(db_err)?;
-        }
-
-        let rejected = sqlx::query(
-            "SELECT line, serial_number, problem FROM (
-                SELECT s.line, s.serial_number, 'duplicateInRequest' AS problem FROM registration_staging s
-                 WHERE EXISTS (SELECT 1 FROM registration_staging o WHERE o.line <> s.line
-                               AND (o.serial_number = s.serial_number OR o.hash_digest = s.hash_digest))
-                UNION ALL
-                SELECT s.line, s.serial_number,
-                       CASE WHEN r.tenant_id <> ?1 THEN 'hashRegisteredToOtherTenant'
-                            ELSE 'hashRegisteredToOtherSerial' END
-                  FROM registration_staging s JOIN autopilot_registrations r ON r.hash_digest = s.hash_digest
-                 WHERE r.tenant_id <> ?1 OR r.serial_number <> s.serial_number
-             ) ORDER BY line LIMIT ?2",
-        )
-        .bind(tenant.to_string())
-        .bind(MAX_REPORTED_REJECTIONS)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if !rejected.is_empty() {
-            tx.rollback().await.map_err(db_err)?;
-            return rejected
-                .iter()
-                .map(|r| {
-                    let problem: String = r.try_get("problem").map_err(db_err)?;
-                    Ok(RegistrationRejection {
-                        line: r.try_get::<i64, _>("line").map_err(db_err)? as u64,
-                        serial_number: r.try_get("serial_number").map_err(db_err)?,
-                        reason: match problem.as_str() {
-                            "duplicateInRequest" => RegistrationProblem::DuplicateInRequest,
-                            "hashRegisteredToOtherTenant" => RegistrationProblem::HashRegisteredToOtherTenant,
-                            _ => RegistrationProblem::HashRegisteredToOtherSerial,
-                        },
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()
-                .map(Err);
-        }
-
-        let counts = sqlx::query(
-            "SELECT
-                coalesce(sum(r.serial_number IS NULL), 0) AS created,
-                coalesce(sum(r.serial_number IS NOT NULL AND (r.hardware_hash <> s.hardware_hash
-                    OR r.manufacturer <> s.manufacturer OR r.model <> s.model OR r.group_tag <> s.group_tag
-                    OR r.purchase_order_identifier <> s.purchase_order_identifier
-                    OR r.product_key <> s.product_key)), 0) AS updated
-               FROM registration_staging s
-               LEFT JOIN autopilot_registrations r ON r.tenant_id = ?1 AND r.serial_number = s.serial_number",
-        )
-        .bind(tenant.to_string())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let created = counts.try_get::<i64, _>("created").map_err(db_err)? as u64;
-        let updated = counts.try_get::<i64, _>("updated").map_err(db_err)? as u64;
-
-        sqlx::query(
-            "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
-                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
-             SELECT ?1, serial_number, device_id, hardware_hash, hash_digest, manufacturer, model, group_tag,
-                    purchase_order_identifier, product_key, ?2, ?2
-               FROM registration_staging WHERE true
-             ON CONFLICT (tenant_id, serial_number) DO UPDATE SET
-                 hardware_hash = excluded.hardware_hash, hash_digest = excluded.hash_digest,
-                 manufacturer = excluded.manufacturer, model = excluded.model, group_tag = excluded.group_tag,
-                 purchase_order_identifier = excluded.purchase_order_identifier,
-                 product_key = excluded.product_key, updated_at = excluded.updated_at
-             WHERE hardware_hash <> excluded.hardware_hash OR manufacturer <> excluded.manufacturer
-                OR model <> excluded.model OR group_tag <> excluded.group_tag
-                OR purchase_order_identifier <> excluded.purchase_order_identifier
-                OR product_key <> excluded.product_key",
-        )
-        .bind(tenant.to_string())
-        .bind(to_ticks(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query("DELETE FROM registration_staging").execute(&mut *tx).await.map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Ok(RegistrationSummary { created, updated, unchanged: rows.len() as u64 - created - updated }))
+        Ok(Box::new(SqliteRegistrationImport { tx, tenant }))
     }
 
     async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
@@ -823,6 +719,134 @@ impl AutopilotStore for SqliteStore {
 }
 
 type Tx<'a> = sqlx::Transaction<'a, Sqlite>;
+
+struct SqliteRegistrationImport {
+    tx: Tx<'static>,
+    tenant: TenantId,
+}
+
+#[async_trait]
+impl RegistrationImport for SqliteRegistrationImport {
+    async fn stage(&mut self, rows: &[(u64, NewRegistration)]) -> StoreResult<()> {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO registration_staging (line, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key) ",
+            );
+            insert.push_values(chunk, |mut b, (line, r)| {
+                b.push_bind(*line as i64)
+                    .push_bind(&r.serial_number)
+                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(&r.hardware_hash)
+                    .push_bind(hash_digest(&r.hardware_hash))
+                    .push_bind(&r.manufacturer)
+                    .push_bind(&r.model)
+                    .push_bind(&r.group_tag)
+                    .push_bind(&r.purchase_order_identifier)
+                    .push_bind(&r.product_key);
+            });
+            insert.build().execute(&mut *self.tx).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(
+        self: Box<Self>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
+        let SqliteRegistrationImport { mut tx, tenant } = *self;
+        let tid = tenant.to_string();
+        for index in [
+            "CREATE INDEX IF NOT EXISTS temp.registration_staging_serial ON registration_staging (serial_number)",
+            "CREATE INDEX IF NOT EXISTS temp.registration_staging_digest ON registration_staging (hash_digest)",
+        ] {
+            sqlx::query(index).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        let rejected = sqlx::query(
+            "SELECT line, serial_number, problem FROM (
+                SELECT line, serial_number, 'duplicateInRequest' AS problem FROM registration_staging
+                 WHERE serial_number IN (SELECT serial_number FROM registration_staging
+                                          GROUP BY serial_number HAVING count(*) > 1)
+                    OR hash_digest IN (SELECT hash_digest FROM registration_staging
+                                        GROUP BY hash_digest HAVING count(*) > 1)
+                UNION ALL
+                SELECT s.line, s.serial_number,
+                       CASE WHEN r.tenant_id <> ?1 THEN 'hashRegisteredToOtherTenant'
+                            ELSE 'hashRegisteredToOtherSerial' END
+                  FROM registration_staging s JOIN autopilot_registrations r ON r.hash_digest = s.hash_digest
+                 WHERE r.tenant_id <> ?1 OR r.serial_number <> s.serial_number
+             ) ORDER BY line LIMIT ?2",
+        )
+        .bind(&tid)
+        .bind(MAX_REPORTED_REJECTIONS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if !rejected.is_empty() {
+            tx.rollback().await.map_err(db_err)?;
+            return rejected
+                .iter()
+                .map(|r| {
+                    let problem: String = r.try_get("problem").map_err(db_err)?;
+                    Ok(RegistrationRejection {
+                        line: r.try_get::<i64, _>("line").map_err(db_err)? as u64,
+                        serial_number: r.try_get("serial_number").map_err(db_err)?,
+                        reason: match problem.as_str() {
+                            "duplicateInRequest" => RegistrationProblem::DuplicateInRequest,
+                            "hashRegisteredToOtherTenant" => RegistrationProblem::HashRegisteredToOtherTenant,
+                            _ => RegistrationProblem::HashRegisteredToOtherSerial,
+                        },
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()
+                .map(Err);
+        }
+
+        let counts = sqlx::query(
+            "SELECT
+                count(*) AS total,
+                coalesce(sum(r.serial_number IS NULL), 0) AS created,
+                coalesce(sum(r.serial_number IS NOT NULL AND (r.hardware_hash <> s.hardware_hash
+                    OR r.manufacturer <> s.manufacturer OR r.model <> s.model OR r.group_tag <> s.group_tag
+                    OR r.purchase_order_identifier <> s.purchase_order_identifier
+                    OR r.product_key <> s.product_key)), 0) AS updated
+               FROM registration_staging s
+               LEFT JOIN autopilot_registrations r ON r.tenant_id = ?1 AND r.serial_number = s.serial_number",
+        )
+        .bind(&tid)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let total = counts.try_get::<i64, _>("total").map_err(db_err)? as u64;
+        let created = counts.try_get::<i64, _>("created").map_err(db_err)? as u64;
+        let updated = counts.try_get::<i64, _>("updated").map_err(db_err)? as u64;
+
+        sqlx::query(
+            "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
+             SELECT ?1, serial_number, device_id, hardware_hash, hash_digest, manufacturer, model, group_tag,
+                    purchase_order_identifier, product_key, ?2, ?2
+               FROM registration_staging WHERE true
+             ON CONFLICT (tenant_id, serial_number) DO UPDATE SET
+                 hardware_hash = excluded.hardware_hash, hash_digest = excluded.hash_digest,
+                 manufacturer = excluded.manufacturer, model = excluded.model, group_tag = excluded.group_tag,
+                 purchase_order_identifier = excluded.purchase_order_identifier,
+                 product_key = excluded.product_key, updated_at = excluded.updated_at
+             WHERE hardware_hash <> excluded.hardware_hash OR manufacturer <> excluded.manufacturer
+                OR model <> excluded.model OR group_tag <> excluded.group_tag
+                OR purchase_order_identifier <> excluded.purchase_order_identifier
+                OR product_key <> excluded.product_key",
+        )
+        .bind(&tid)
+        .bind(to_ticks(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DROP TABLE registration_staging").execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Ok(RegistrationSummary { created, updated, unchanged: total - created - updated }))
+    }
+}
 
 /// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
 /// the state change that asked for it does.

@@ -17,7 +17,7 @@ use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_p
 use uuid::Uuid;
 
 use super::Version;
-use crate::admin::decode_hardware_hash;
+use crate::registrations::decode_hardware_hash;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;

@@ -226,3 +226,54 @@ async fn a_deregistered_device_disappears_at_the_next_sync() {
     assert_eq!(left.iter().map(|d| d.serial_number.as_str()).collect::<Vec<_>>(), ["STAY-1"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn registrations_stream_as_autopilot_csv() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
+    // 20,000 rows, streamed in chunks so the server never sees the upload whole.
+    let rows = 20_000usize;
+    let chunks: Vec<Result<String, std::io::Error>> = std::iter::once(Ok(
+        "Device Serial Number,Windows Product ID,Hardware Hash,Group Tag,Assigned User\r\n".to_owned(),
+    ))
+    .chain((0..rows / 1000).map(|c| {
+        Ok((0..1000).map(|i| format!("CSV-{:06},,{},Fleet,\r\n", c * 1000 + i, hardware_hash(&format!("csv-{c}-{i}")))).collect())
+    }))
+    .collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary, json!({"created": rows, "updated": 0, "unchanged": 0}));
+
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(30)).await;
+    let token = app.user_token().await;
+    let count = app.get_json("/beta/deviceManagement/windowsAutopilotDeviceIdentities/$count?$filter=groupTag eq 'fleet'", Some(&token)).await;
+    assert_eq!(count, json!(rows));
+
+    // A bad line is reported by its line number in the file, and nothing is written.
+    let csv = format!(
+        "Device Serial Number,Windows Product ID,Hardware Hash\n NEW-1,,{}\nNEW-2,,not*base64\n",
+        hardware_hash("new-1")
+    );
+    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(csv).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["details"][0]["target"], "line 3 (serialNumber 'NEW-2')");
+    let r = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "text/csv")
+        .body(format!("Device Serial Number,Hardware Hash\nNEW-1,{}\n", hardware_hash("new-1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["created"], 1, "NEW-1 was not half-written before");
+    // Other content types are refused; a CSV without the required columns is 400.
+    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "application/xml").body("<x/>").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body("a,b\n1,2\n").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}

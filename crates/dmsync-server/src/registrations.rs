@@ -1,0 +1,292 @@
+//! Reading registration uploads for the admin API: the real Autopilot CSV format
+//! (`Device Serial Number,Windows Product ID,Hardware Hash[,Group Tag][,Assigned User]`) or a
+//! JSON list, parsed as a stream on a blocking thread and handed over in batches, so an upload
+//! of a million rows never sits in memory at once.
+
+use std::io::Read;
+
+use serde::Deserialize;
+use serde::de::{SeqAccess, Visitor};
+
+use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, RegistrationRejection};
+
+/// Rows per batch handed to the store.
+pub const BATCH_ROWS: usize = 2000;
+/// The largest upload accepted, in rows.
+pub const MAX_ROWS: u64 = 2_000_000;
+/// How many refused rows are reported at most.
+pub const MAX_REPORTED: usize = 1000;
+
+/// One row as the JSON form sends it.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationRow {
+    #[serde(default)]
+    pub serial_number: String,
+    #[serde(default)]
+    pub hardware_hash: String,
+    #[serde(default)]
+    pub manufacturer: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub group_tag: String,
+    #[serde(default)]
+    pub purchase_order_identifier: String,
+    #[serde(default)]
+    pub product_key: String,
+}
+
+/// Decodes a hardware hash sent as standard base64 (what WMI gives) or base64url, padded or not.
+pub fn decode_hardware_hash(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let t = text.trim();
+    [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(t).ok())
+}
+
+/// Checks what can be checked without the database.
+pub fn validate(line: u64, row: RegistrationRow) -> Result<NewRegistration, RegistrationRejection> {
+    let reject = |reason| RegistrationRejection { line, serial_number: row.serial_number.clone(), reason };
+    if row.serial_number.trim().is_empty() {
+        return Err(reject(RegistrationProblem::MissingSerialNumber));
+    }
+    if row.hardware_hash.trim().is_empty() {
+        return Err(reject(RegistrationProblem::MissingHardwareHash));
+    }
+    let hardware_hash = decode_hardware_hash(&row.hardware_hash).ok_or_else(|| reject(RegistrationProblem::InvalidHardwareHash))?;
+    Ok(NewRegistration {
+        serial_number: row.serial_number.trim().to_owned(),
+        hardware_hash,
+        manufacturer: row.manufacturer,
+        model: row.model,
+        group_tag: row.group_tag,
+        purchase_order_identifier: row.purchase_order_identifier,
+        product_key: row.product_key,
+    })
+}
+
+/// Why an upload could not be read at all.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadError {
+    Malformed(String),
+    TooManyRows,
+    /// The receiving side stopped (the store failed); the error is reported there.
+    Abandoned,
+}
+
+/// What the parser saw besides the good rows it handed over.
+#[derive(Debug, Default)]
+pub struct ParseOutcome {
+    pub rows: u64,
+    pub refused: Vec<RegistrationRejection>,
+    pub refused_total: u64,
+}
+
+/// Collects rows into batches and hands each full batch to `sink` (false = stop).
+struct Batcher<F: FnMut(Vec<(u64, NewRegistration)>) -> bool> {
+    batch: Vec<(u64, NewRegistration)>,
+    sink: F,
+    outcome: ParseOutcome,
+}
+
+impl<F: FnMut(Vec<(u64, NewRegistration)>) -> bool> Batcher<F> {
+    fn push(&mut self, line: u64, row: RegistrationRow) -> Result<(), UploadError> {
+        self.outcome.rows += 1;
+        if self.outcome.rows > MAX_ROWS {
+            return Err(UploadError::TooManyRows);
+        }
+        match validate(line, row) {
+            Ok(r) => {
+                // Once a row is refused nothing will be written, so good rows are only counted.
+                if self.outcome.refused_total == 0 {
+                    self.batch.push((line, r));
+                    if self.batch.len() >= BATCH_ROWS && !(self.sink)(std::mem::take(&mut self.batch)) {
+                        return Err(UploadError::Abandoned);
+                    }
+                }
+            }
+            Err(rejection) => {
+                self.outcome.refused_total += 1;
+                if self.outcome.refused.len() < MAX_REPORTED {
+                    self.outcome.refused.push(rejection);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ParseOutcome, UploadError> {
+        if !self.batch.is_empty() && self.outcome.refused_total == 0 && !(self.sink)(std::mem::take(&mut self.batch)) {
+            return Err(UploadError::Abandoned);
+        }
+        Ok(self.outcome)
+    }
+}
+
+/// Parses the Autopilot CSV format. The header names the columns (case-insensitively, in any
+/// order): `Device Serial Number` and `Hardware Hash` are required; `Windows Product ID` is the
+/// product key; `Group Tag` (or `OrderID`), `Manufacturer`, `Model` and
+/// `Purchase Order Identifier` are optional; other columns (`Assigned User`) are ignored. Lines
+/// are numbered from the header, line 1, counting every non-blank line.
+pub fn parse_csv<R: Read>(
+    reader: R,
+    sink: impl FnMut(Vec<(u64, NewRegistration)>) -> bool,
+) -> Result<ParseOutcome, UploadError> {
+    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
+    let headers = csv.headers().map_err(|e| UploadError::Malformed(format!("The CSV header could not be read: {e}")))?.clone();
+    let find = |names: &[&str]| {
+        headers.iter().position(|h| {
+            let h = h.trim_start_matches('\u{feff}').trim();
+            names.iter().any(|n| h.eq_ignore_ascii_case(n))
+        })
+    };
+    let (Some(serial), Some(hash)) = (find(&["Device Serial Number"]), find(&["Hardware Hash"])) else {
+        return Err(UploadError::Malformed(
+            "The CSV header must name the columns 'Device Serial Number' and 'Hardware Hash'.".into(),
+        ));
+    };
+    let product = find(&["Windows Product ID"]);
+    let tag = find(&["Group Tag", "OrderID"]);
+    let manufacturer = find(&["Manufacturer"]);
+    let model = find(&["Model"]);
+    let order = find(&["Purchase Order Identifier"]);
+    let mut batcher = Batcher { batch: Vec::with_capacity(BATCH_ROWS), sink, outcome: ParseOutcome::default() };
+    let mut record = csv::StringRecord::new();
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                if record.iter().all(|f| f.is_empty()) {
+                    continue;
+                }
+                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").to_owned();
+                let row = RegistrationRow {
+                    serial_number: field(Some(serial)),
+                    hardware_hash: field(Some(hash)),
+                    manufacturer: field(manufacturer),
+                    model: field(model),
+                    group_tag: field(tag),
+                    purchase_order_identifier: field(order),
+                    product_key: field(product),
+                };
+                batcher.push(line, row)?;
+            }
+            Err(e) => return Err(UploadError::Malformed(format!("The CSV is not valid: {e}"))),
+        }
+    }
+    batcher.finish()
+}
+
+/// Parses a JSON list of registrations element by element.
+pub fn parse_json<R: Read>(
+    reader: R,
+    sink: impl FnMut(Vec<(u64, NewRegistration)>) -> bool,
+) -> Result<ParseOutcome, UploadError> {
+    struct ListVisitor<'a, F: FnMut(Vec<(u64, NewRegistration)>) -> bool> {
+        batcher: &'a mut Batcher<F>,
+        error: &'a mut Option<UploadError>,
+    }
+    impl<'de, F: FnMut(Vec<(u64, NewRegistration)>) -> bool> Visitor<'de> for ListVisitor<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON list of registrations")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut line = 0u64;
+            while let Some(row) = seq.next_element::<RegistrationRow>()? {
+                line += 1;
+                if let Err(e) = self.batcher.push(line, row) {
+                    *self.error = Some(e);
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut batcher = Batcher { batch: Vec::with_capacity(BATCH_ROWS), sink, outcome: ParseOutcome::default() };
+    let mut error = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let result = serde::Deserializer::deserialize_seq(&mut de, ListVisitor { batcher: &mut batcher, error: &mut error })
+        .and_then(|()| de.end());
+    if let Some(e) = error {
+        return Err(e);
+    }
+    result.map_err(|e| UploadError::Malformed(format!("The registration list is not valid JSON: {e}")))?;
+    batcher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(parse: impl FnOnce(&mut dyn FnMut(Vec<(u64, NewRegistration)>) -> bool) -> Result<ParseOutcome, UploadError>) -> (Vec<(u64, NewRegistration)>, Result<ParseOutcome, UploadError>) {
+        let mut rows = Vec::new();
+        let outcome = parse(&mut |batch| {
+            rows.extend(batch);
+            true
+        });
+        (rows, outcome)
+    }
+
+    #[test]
+    fn reads_the_autopilot_csv_with_optional_columns_and_a_bom() {
+        let csv = "\u{feff}Device Serial Number,Windows Product ID,Hardware Hash,Group Tag,Assigned User\n\
+                   PF1GHXN3,00330-80000,VGhpcyBpcyBhIGhhc2g=,Sales,kim@contoso.com\n\
+                   \n\
+                   PF1GHXN4,,QW5vdGhlciBoYXNo\n";
+        let (rows, outcome) = collect(|sink| parse_csv(csv.as_bytes(), sink));
+        let outcome = outcome.unwrap();
+        assert_eq!(outcome.rows, 2);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, 2, "line numbers count the header");
+        assert_eq!(rows[0].1.serial_number, "PF1GHXN3");
+        assert_eq!(rows[0].1.product_key, "00330-80000");
+        assert_eq!(rows[0].1.group_tag, "Sales");
+        assert_eq!(rows[0].1.hardware_hash, b"This is a hash");
+        // The csv crate does not count blank lines; see docs/GRAPH-COMPAT.md.
+        assert_eq!((rows[1].0, rows[1].1.group_tag.as_str()), (3, ""));
+    }
+
+    #[test]
+    fn reports_bad_rows_by_line_and_hands_over_nothing_after_one() {
+        let csv = "Device Serial Number,Windows Product ID,Hardware Hash\nA,,AAAA\n,,AAAA\nC,,***\nD,,\n";
+        let (_, outcome) = collect(|sink| parse_csv(csv.as_bytes(), sink));
+        let outcome = outcome.unwrap();
+        let refused: Vec<(u64, RegistrationProblem)> = outcome.refused.iter().map(|r| (r.line, r.reason.clone())).collect();
+        assert_eq!(
+            refused,
+            [
+                (3, RegistrationProblem::MissingSerialNumber),
+                (4, RegistrationProblem::InvalidHardwareHash),
+                (5, RegistrationProblem::MissingHardwareHash)
+            ]
+        );
+        let missing = "Serial,Hash\nA,AAAA\n";
+        assert!(matches!(collect(|sink| parse_csv(missing.as_bytes(), sink)).1, Err(UploadError::Malformed(_))));
+    }
+
+    #[test]
+    fn streams_json_lists_in_batches() {
+        let mut json = String::from("[");
+        for i in 0..(BATCH_ROWS * 2 + 5) {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&format!(r#"{{"serialNumber":"S{i}","hardwareHash":"AAAA","model":"M"}}"#));
+        }
+        json.push(']');
+        let mut batches = Vec::new();
+        let outcome = parse_json(json.as_bytes(), |b| {
+            batches.push(b.len());
+            true
+        })
+        .unwrap();
+        assert_eq!(outcome.rows as usize, BATCH_ROWS * 2 + 5);
+        assert_eq!(batches, [BATCH_ROWS, BATCH_ROWS, 5]);
+        assert!(matches!(parse_json(&b"[{\"serialNumber\":1}]"[..], |_| true), Err(UploadError::Malformed(_))));
+        assert!(matches!(parse_json(&b"{}"[..], |_| true), Err(UploadError::Malformed(_))));
+        assert!(matches!(parse_json(&b"[] trailing"[..], |_| true), Err(UploadError::Malformed(_))));
+    }
+}
