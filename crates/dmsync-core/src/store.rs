@@ -184,10 +184,12 @@ pub trait RegistrationImport: Send {
 
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Claims the oldest runnable job (queued and due, or running with an expired lease),
-    /// bumping its attempt and leasing it to `owner` until `now + lease`.
-    async fn claim_job(&self, owner: &str, now: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>>;
-    /// Extends the lease. False when the lease was lost (expired and taken by someone else).
+    /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
+    /// lease expired by `wall`), bumping its attempt and leasing it to `owner` until
+    /// `wall + lease`. Leases are measured in wall-clock time, not on the Clock: they are about
+    /// whether a process is alive, so advancing the Clock must not make running jobs look dead.
+    async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>>;
+    /// Extends the lease to `until` (wall-clock). False when the lease was lost.
     async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool>;
     /// Gives a job back without counting the attempt (graceful shutdown at a safe point).
     async fn release_job(&self, lease: &JobLease) -> StoreResult<()>;

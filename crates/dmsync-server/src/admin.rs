@@ -34,6 +34,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/tenants/{tenant}/autopilot/registrations/{serial}", delete(delete_registration))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
+        .route("/_dmsync/{*rest}", axum::routing::any(|| async {
+            ApiError::NotFoundPlain("No such admin route; see docs/GRAPH-COMPAT.md, \"The admin API\".".into())
+        }))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -81,10 +84,7 @@ async fn mint_token(State(state): State<AppState>, GraphJson(req): GraphJson<Tok
         AccountType::Personal => dmsync_core::PERSONAL_ACCOUNT_TENANT,
         AccountType::Work => {
             let id = req.tenant_id.ok_or_else(|| ApiError::BadRequest("tenantId is required.".into()))?;
-            if !state.tenant_exists(id).await? {
-                return Err(ApiError::NotFound);
-            }
-            id
+            known_tenant(&state, &id.to_string()).await?
         }
     };
     let lifetime = req.expires_in_seconds.unwrap_or(crate::auth::idp::TOKEN_LIFETIME_SECONDS);
@@ -117,6 +117,17 @@ struct TenantRequest {
     domain: String,
 }
 
+/// The tenant of an admin path, which must exist.
+async fn known_tenant(state: &AppState, segment: &str) -> ApiResult<TenantId> {
+    let id = Uuid::parse_str(segment)
+        .map_err(|_| ApiError::NotFoundPlain(format!("'{segment}' is not a tenant id (a GUID).")))?;
+    if state.tenant_exists(id).await? {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFoundPlain(format!("Tenant {id} does not exist; create it with POST /_dmsync/tenants.")))
+    }
+}
+
 /// `POST /_dmsync/tenants`.
 async fn create_tenant(State(state): State<AppState>, GraphJson(req): GraphJson<TenantRequest>) -> ApiResult<Response> {
     let domain = req.domain.trim();
@@ -138,10 +149,7 @@ async fn add_registrations(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let tenant_id = Uuid::parse_str(&tenant).map_err(|_| ApiError::NotFound)?;
-    if !state.tenant_exists(tenant_id).await? {
-        return Err(ApiError::NotFound);
-    }
+    let tenant_id = known_tenant(&state, &tenant).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let csv = match content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
         "text/csv" | "application/csv" => true,
@@ -201,11 +209,11 @@ async fn delete_registration(
     State(state): State<AppState>,
     Path((tenant, serial)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let tenant_id = Uuid::parse_str(&tenant).map_err(|_| ApiError::NotFound)?;
+    let tenant_id = known_tenant(&state, &tenant).await?;
     if state.store.delete_registration(tenant_id, &serial).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound)
+        Err(ApiError::NotFoundPlain(format!("Tenant {tenant_id} has no registration with serial number '{serial}'.")))
     }
 }
 

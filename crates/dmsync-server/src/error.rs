@@ -60,6 +60,9 @@ pub enum ApiError {
     IntuneBadRequest { message: String, phrase: String },
     #[error("not found")]
     NotFound,
+    /// A 404 outside Graph (the admin API), with a message that says what is missing.
+    #[error("not found: {0}")]
+    NotFoundPlain(String),
     #[error("method {0} not allowed")]
     MethodNotAllowed(Method),
     #[error("sync already in progress")]
@@ -165,6 +168,7 @@ impl ApiError {
                 MessageSpec::Intune { lead: message.clone(), phrase: phrase.clone(), retry_after: None },
             ),
             NotFound => (StatusCode::NOT_FOUND, "ResourceNotFound", intune(INTUNE_LEAD)),
+            NotFoundPlain(m) => (StatusCode::NOT_FOUND, "NotFound", MessageSpec::Plain(m.clone())),
             MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",

@@ -43,7 +43,8 @@ fn lease_duration(state: &AppState) -> time::Duration {
 
 async fn worker_loop(state: AppState, owner: String) {
     while !state.shutdown.is_cancelled() {
-        match state.store.claim_job(&owner, state.now(), lease_duration(&state)).await {
+        let wall = time::OffsetDateTime::now_utc();
+        match state.store.claim_job(&owner, state.now(), wall, lease_duration(&state)).await {
             Ok(Some(job)) => run_job(&state, job).await,
             Ok(None) => {
                 tokio::select! {
@@ -68,7 +69,7 @@ async fn heartbeat(state: AppState, lease: JobLease, lost: CancellationToken) {
     let every = state.config.job_lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        match state.store.heartbeat_job(&lease, state.now() + lease_duration(&state)).await {
+        match state.store.heartbeat_job(&lease, time::OffsetDateTime::now_utc() + lease_duration(&state)).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(job.id = %lease.job_id, job.attempt = lease.attempt, "job lease lost");

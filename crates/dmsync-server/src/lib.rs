@@ -76,7 +76,9 @@ impl Application {
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Application> {
         let metrics_handle = metrics::install();
         let db_lock = lock_sqlite_file(&config.db)?;
-        let store = dmsync_store::connect(&config.db).await?;
+        let store = dmsync_store::connect(&config.db)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the database {}: {e}", config.db))?;
         let clock = Arc::new(OffsetClock::new(store.clock_offset().await?));
         let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), clock.now()).await?);
         let seeded = bootstrap::seed_if_empty(store.as_ref()).await?;
@@ -101,7 +103,9 @@ impl Application {
             None => Verifier::default(),
         };
 
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
         let address = listener.local_addr()?;
         let state = AppState::new(config, store, clock, keys, verifier, shutdown);
 

@@ -14,7 +14,9 @@ pub use sqlite::SqliteStore;
 
 /// Opens the store named by a `--db` URL and runs its migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
+    if url == "sqlite://" || url == "sqlite:" {
+        Err(StoreError::Database("a sqlite URL needs a path (sqlite://dmsync.db) or :memory: (sqlite::memory:)".into()))
+    } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Err(StoreError::Database(

@@ -1100,19 +1100,19 @@ fn refusal(settings: &AutopilotSettings, now: OffsetDateTime, cooldown: Duration
 
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn claim_job(&self, owner: &str, now: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
-        let now_ticks = to_ticks(now);
+    async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2
               WHERE id = (SELECT id FROM jobs
                            WHERE (state = 'queued' AND run_at <= ?3)
-                              OR (state = 'running' AND lease_expires_at <= ?3)
+                              OR (state = 'running' AND lease_expires_at <= ?4)
                            ORDER BY run_at, id LIMIT 1)
               RETURNING *",
         )
         .bind(owner)
-        .bind(to_ticks(now + lease))
-        .bind(now_ticks)
+        .bind(to_ticks(wall + lease))
+        .bind(to_ticks(due))
+        .bind(to_ticks(wall))
         .fetch_optional(&self.writer)
         .await
         .map_err(db_err)?;

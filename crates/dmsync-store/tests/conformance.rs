@@ -54,8 +54,8 @@ async fn sync_decision_is_409_then_429_then_started(store: &dyn Store) {
     // Tenant B is unaffected.
     assert!(matches!(store.trigger_autopilot_sync(B, t0, COOLDOWN).await.unwrap(), SyncDecision::Started { .. }));
 
-    let job = store.claim_job("w", t0, LEASE).await.unwrap().unwrap();
-    let job = if job.id == job_id { job } else { store.claim_job("w", t0, LEASE).await.unwrap().unwrap() };
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    let job = if job.id == job_id { job } else { store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap() };
     assert_eq!(job.id, job_id);
     let done = t0 + Duration::seconds(2);
     assert!(store.finish_autopilot_sync(&job.lease(), A, SyncOutcome::Completed, None, done).await.unwrap());
@@ -78,14 +78,16 @@ async fn jobs_are_leased_fenced_and_released(store: &dyn Store) {
     with_tenants(store).await;
     let t0 = OffsetDateTime::now_utc();
     store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap();
-    let first = store.claim_job("w1", t0, LEASE).await.unwrap().unwrap();
+    let first = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
     assert_eq!((first.attempt, first.state), (1, JobState::Running));
-    assert!(store.claim_job("w2", t0, LEASE).await.unwrap().is_none(), "a leased job is not claimable");
+    assert!(store.claim_job("w2", t0, t0, LEASE).await.unwrap().is_none(), "a leased job is not claimable");
+    // Leases run on wall-clock time: advancing the Clock does not make a live worker look dead.
+    assert!(store.claim_job("w2", t0 + Duration::hours(1), t0, LEASE).await.unwrap().is_none());
     assert!(store.heartbeat_job(&first.lease(), t0 + LEASE).await.unwrap());
 
     // The lease runs out; another worker takes the job with a new attempt.
     let later = t0 + LEASE + Duration::seconds(1);
-    let second = store.claim_job("w2", later, LEASE).await.unwrap().unwrap();
+    let second = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
     assert_eq!((second.id, second.attempt), (first.id, 2));
     // The first worker is fenced out of everything.
     assert!(!store.heartbeat_job(&first.lease(), later + LEASE).await.unwrap());
@@ -94,12 +96,12 @@ async fn jobs_are_leased_fenced_and_released(store: &dyn Store) {
 
     // A release gives the job back without spending the attempt.
     store.release_job(&second.lease()).await.unwrap();
-    let third = store.claim_job("w3", later, LEASE).await.unwrap().unwrap();
+    let third = store.claim_job("w3", later, later, LEASE).await.unwrap().unwrap();
     assert_eq!(third.attempt, 2);
     // A failed attempt is requeued for later; a final failure stays failed.
     assert!(store.fail_job(&third.lease(), "boom", Some(later + Duration::seconds(10))).await.unwrap());
-    assert!(store.claim_job("w3", later, LEASE).await.unwrap().is_none(), "not due yet");
-    let fourth = store.claim_job("w3", later + Duration::seconds(10), LEASE).await.unwrap().unwrap();
+    assert!(store.claim_job("w3", later, later, LEASE).await.unwrap().is_none(), "not due yet");
+    let fourth = store.claim_job("w3", later + Duration::seconds(10), later + Duration::seconds(10), LEASE).await.unwrap().unwrap();
     assert_eq!(fourth.last_error.as_deref(), Some("boom"));
     assert!(store.finish_autopilot_sync(&fourth.lease(), A, SyncOutcome::Failed, Some("gave up"), later).await.unwrap());
     let settings = store.autopilot_settings(A).await.unwrap();
@@ -111,9 +113,9 @@ async fn running_jobs_are_requeued_at_start(store: &dyn Store) {
     with_tenants(store).await;
     let t0 = OffsetDateTime::now_utc();
     store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap();
-    store.claim_job("dead-process", t0, Duration::hours(1)).await.unwrap().unwrap();
+    store.claim_job("dead-process", t0, t0, Duration::hours(1)).await.unwrap().unwrap();
     assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
-    let job = store.claim_job("new-process", t0, LEASE).await.unwrap().unwrap();
+    let job = store.claim_job("new-process", t0, t0, LEASE).await.unwrap().unwrap();
     assert_eq!(job.attempt, 2);
 }
 
@@ -270,8 +272,8 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
     let later = t0 + Duration::seconds(10);
     let created = store.create_imports(A, "imp-1", &rows, t0, later).await.unwrap();
     assert!(created.iter().all(|d| d.status == ImportStatus::Unknown && d.device_registration_id.is_none()));
-    assert!(store.claim_job("w", t0, LEASE).await.unwrap().is_none(), "not before the import delay");
-    let job = store.claim_job("w", later, LEASE).await.unwrap().unwrap();
+    assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "not before the import delay");
+    let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
     let stats = store.process_imports(&job.lease(), A, later, true).await.unwrap().unwrap();
     assert_eq!((stats.completed, stats.failed), (2, 5));
     assert_eq!(store.process_imports(&job.lease(), A, later, true).await.unwrap(), None, "fenced: done once");
@@ -337,7 +339,7 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
     assert_eq!(store.request_device_deletion(A, d1, t0, later).await.unwrap(), DeletionRequest::AlreadyInProgress { device_id: d1 });
     assert_eq!(store.request_device_deletion(B, d1, t0, later).await.unwrap(), DeletionRequest::NotFound);
     assert!(store.autopilot_device(A, d1).await.unwrap().unwrap().deletion_requested_at.is_some());
-    let job = store.claim_job("w", later, LEASE).await.unwrap().unwrap();
+    let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
     assert!(store.deregister_device(&job.lease(), A, d1, later).await.unwrap());
     assert!(store.autopilot_device(A, d1).await.unwrap().is_none());
     // The registration went too: a sync does not bring the device back.

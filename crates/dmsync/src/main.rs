@@ -37,6 +37,14 @@ enum Profile {
     Current,
 }
 
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("'{s}' is not an address to listen on (try 127.0.0.1:8080 or localhost:8080): {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     // A bare number is seconds, as in the Graph docs' "10 minutes" = 600.
     if let Ok(secs) = s.trim().parse::<u64>() {
@@ -47,8 +55,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "DMSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: IP:PORT or HOST:PORT (port 0 picks a free one).
+    #[arg(long, env = "DMSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     listen: SocketAddr,
     /// Database: sqlite://PATH (created if missing), sqlite::memory:, or postgres://… (not yet).
     #[arg(long, env = "DMSYNC_DB", default_value = "sqlite://dmsync.db")]
@@ -63,7 +71,8 @@ struct ServeArgs {
     #[arg(long, env = "DMSYNC_SYNC_COOLDOWN", default_value = "600s", value_parser = parse_duration)]
     sync_cooldown: Duration,
     /// Send Retry-After with the remaining seconds on the cooldown 429 (real Intune does not).
-    #[arg(long, env = "DMSYNC_SYNC_RETRY_AFTER")]
+    /// The variable takes true/false, 1/0, yes/no or on/off.
+    #[arg(long, env = "DMSYNC_SYNC_RETRY_AFTER", value_parser = clap::builder::BoolishValueParser::new())]
     sync_retry_after: bool,
     /// How long an Autopilot sync stays inProgress at least, on the server's clock.
     #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -72,7 +81,8 @@ struct ServeArgs {
     #[arg(long, env = "DMSYNC_IMPORT_DELAY", default_value = "10s", value_parser = parse_duration)]
     import_delay: Duration,
     /// Whether a completed import restarts the sync cooldown, as seen in real tenants.
-    #[arg(long, env = "DMSYNC_IMPORT_COUNTS_AS_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "DMSYNC_IMPORT_COUNTS_AS_SYNC", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
     import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays before it is deregistered.
     #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = parse_duration)]
@@ -102,9 +112,17 @@ struct ServeArgs {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("DMSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log write that fails (stderr piped into a reader that went away) must not take the
+    // server down: by default tracing reports it with eprintln!, which panics on a closed
+    // stderr and kills whichever task was logging.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -56,7 +56,9 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let request_id = Uuid::new_v4().to_string();
     let client_request_id = client_request_id(request.headers()).unwrap_or_else(|| request_id.clone());
     let base_url = base_url(request.headers(), &state.config.listen.to_string());
-    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
+    let uri = original.as_ref().unwrap_or(request.uri());
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let context = RequestContext {
         url: format!("{base_url}{path_and_query}"),
         request_id,
@@ -73,7 +75,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
 
     let mut response = next.run(request).await;
     if response.status().as_u16() >= 400 && response.extensions().get::<ForeignErrorBody>().is_none() {
-        response = render_error(&state, &context, response);
+        response = render_error(&context, response);
     }
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&context.request_id) {
@@ -92,7 +94,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
 
 /// Turns any error response into Graph's body. Responses from our own `ApiError` carry an
 /// [`ErrorSpec`]; anything else (a framework rejection, a layer's 413) gets one from its status.
-fn render_error(state: &AppState, context: &RequestContext, response: Response) -> Response {
+fn render_error(context: &RequestContext, response: Response) -> Response {
     let (mut parts, _) = response.into_parts();
     let spec = parts.extensions.remove::<ErrorSpec>().unwrap_or_else(|| spec_for_status(parts.status));
     let message = match spec.message {
@@ -116,7 +118,8 @@ fn render_error(state: &AppState, context: &RequestContext, response: Response) 
             message,
             details: spec.details,
             inner_error: Some(InnerError {
-                date: inner_error_date(state.now()),
+                // Wall-clock time, like the Date header, so logs line up even on an advanced Clock.
+                date: inner_error_date(time::OffsetDateTime::now_utc()),
                 request_id: context.request_id.clone(),
                 client_request_id: context.client_request_id.clone(),
             }),

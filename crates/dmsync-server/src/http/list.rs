@@ -131,3 +131,15 @@ pub fn collection_fragment(set: &str, select: Option<&[String]>) -> String {
 pub fn entity_fragment(set: &str, select: Option<&[String]>) -> String {
     format!("{}/$entity", collection_fragment(set, select))
 }
+
+/// Refuses a `$select` naming a property the entity type does not have, as Graph does.
+pub fn check_select(select: Option<&[String]>, known: &[&str], type_name: &str) -> Result<(), ApiError> {
+    for name in select.unwrap_or(&[]) {
+        if name != "*" && !known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+            return Err(ApiError::BadRequest(format!(
+                "Could not find a property named '{name}' on type 'microsoft.graph.{type_name}'."
+            )));
+        }
+    }
+    Ok(())
+}

@@ -119,6 +119,10 @@ impl RouteTable {
 /// The `map_request` step that runs before routing.
 pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Request + Clone {
     move |mut request: Request| {
+        // Keep the URL as the client sent it: Intune quotes it in error messages. axum's router
+        // leaves an OriginalUri that is already there alone.
+        let original = request.uri().clone();
+        request.extensions_mut().insert(axum::extract::OriginalUri(original));
         let uri = request.uri();
         if let Some(path) = table.canonicalize_path(uri.path()) {
             if path != uri.path() {

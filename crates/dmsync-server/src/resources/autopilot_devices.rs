@@ -61,6 +61,26 @@ pub fn routes() -> Vec<GraphRoute> {
     ]
 }
 
+const V1_PROPERTIES: &[&str] = &[
+    "id", "addressableUserName", "azureActiveDirectoryDeviceId", "displayName", "enrollmentState", "groupTag",
+    "lastContactedDateTime", "managedDeviceId", "manufacturer", "model", "productKey", "purchaseOrderIdentifier",
+    "resourceName", "serialNumber", "skuNumber", "systemFamily", "userPrincipalName",
+];
+const BETA_PROPERTIES: &[&str] = &[
+    "azureAdDeviceId", "deploymentProfileAssignedDateTime", "deploymentProfileAssignmentDetailedStatus",
+    "deploymentProfileAssignmentStatus", "deviceAccountPassword", "deviceAccountUpn", "deviceFriendlyName",
+    "remediationState", "remediationStateLastModifiedDateTime", "userlessEnrollmentStatus",
+];
+
+/// Refuses `$select` of a property this version's type does not have.
+fn check_select(query: &ODataQuery, version: ApiVersion) -> Result<(), ApiError> {
+    let known: Vec<&str> = match version {
+        ApiVersion::V1 => V1_PROPERTIES.to_vec(),
+        ApiVersion::Beta => V1_PROPERTIES.iter().chain(BETA_PROPERTIES).copied().collect(),
+    };
+    list::check_select(query.select.as_deref(), &known, "windowsAutopilotDeviceIdentity")
+}
+
 fn enrollment_state(state: EnrollmentState, version: ApiVersion) -> WireEnrollmentState {
     match state {
         EnrollmentState::Unknown => WireEnrollmentState::Unknown,
@@ -181,6 +201,7 @@ async fn list_windows_autopilot_device_identities(
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
     query.refuse_unsupported(list::LIST_OPTIONS)?;
+    check_select(&query, version.0)?;
     let expand = device_expand(&query, version.0)?;
     let page = list::page_query(&query, device_field)?;
     let mut devices = state.store.list_autopilot_devices(scope.tenant_id(), &page).await?;
@@ -224,6 +245,7 @@ async fn get_windows_autopilot_device_identity(
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotDeviceIdentity)?;
     query.refuse_unsupported(&["$select", "$expand"])?;
+    check_select(&query, version.0)?;
     let expand = device_expand(&query, version.0)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let device = state.store.autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;

@@ -13,6 +13,7 @@ use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{GraphJson, NoBody};
+use crate::http::list;
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
 use crate::http::routing::{BETA, GraphRoute};
@@ -28,6 +29,8 @@ pub fn routes() -> Vec<GraphRoute> {
         GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", post(sync_windows_autopilot_settings)),
     ]
 }
+
+const PROPERTIES: &[&str] = &["id", "lastManualSyncTriggerDateTime", "lastSyncDateTime", "syncStatus"];
 
 fn to_wire(settings: &AutopilotSettings) -> WindowsAutopilotSettings {
     WindowsAutopilotSettings {
@@ -60,7 +63,8 @@ async fn get_windows_autopilot_settings(
     query: ODataQuery,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
-    query.refuse_unsupported(&["$select", "$expand"])?;
+    query.refuse_unsupported(&["$select"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
     let settings = state.store.autopilot_settings(scope.tenant_id()).await?;
     Ok(ok(document(version, &settings, query.select.as_deref())))
 }

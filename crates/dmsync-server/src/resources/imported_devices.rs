@@ -53,6 +53,11 @@ pub fn routes() -> Vec<GraphRoute> {
     ]
 }
 
+const PROPERTIES: &[&str] = &[
+    "id", "assignedUserPrincipalName", "groupTag", "hardwareIdentifier", "importId", "productKey", "serialNumber", "state",
+];
+const TYPE_NAME: &str = "importedWindowsAutopilotDeviceIdentity";
+
 fn imported_field(name: &str) -> Option<ImportedField> {
     Some(match name.to_ascii_lowercase().as_str() {
         "id" => ImportedField::Id,
@@ -191,6 +196,7 @@ async fn list_imported_windows_autopilot_device_identities(
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let scope = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?;
     query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
     let page = list::page_query(&query, imported_field)?;
     let mut devices = state.store.list_imported_devices(scope.tenant_id(), &page).await?;
     let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
@@ -220,6 +226,7 @@ async fn get_imported_windows_autopilot_device_identity(
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::GetImportedWindowsAutopilotDeviceIdentity)?;
     query.refuse_unsupported(&["$select"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let device = state.store.imported_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
     let select = query.select.as_deref();

@@ -66,3 +66,23 @@ async fn the_clock_only_moves_forward_and_survives_a_restart() {
     assert!(offset >= time::Duration::hours(1));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admin_errors_say_what_is_missing() {
+    let app = spawn_app().await;
+    let admin = Some("dmsync-dev-admin");
+    let r = app.raw(Method::GET, "/_dmsync/nope", admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("No such admin route"));
+    let r = app
+        .raw(Method::POST, "/_dmsync/tenants/cccccccc-cccc-4ccc-8ccc-cccccccccccc/autopilot/registrations", admin)
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not exist"), "{body}");
+    app.stop().await;
+}

@@ -108,7 +108,8 @@ async fn client_request_id_is_echoed_and_request_id_is_fresh() {
 async fn intune_errors_carry_json_in_the_message() {
     let app = spawn_app().await;
     let token = app.user_token().await;
-    let path = "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/6f1c5b1e-0000-4000-8000-000000000000";
+    // Quoted as the client sent it, not as dmsync canonicalised it.
+    let path = "/V1.0/deviceManagement/WindowsAutopilotDeviceIdentities/6f1c5b1e-0000-4000-8000-000000000000?x=1";
     let r = app.raw(Method::GET, path, Some(&token)).send().await.unwrap();
     let body = graph_error(r, StatusCode::NOT_FOUND, "ResourceNotFound").await;
     let message = body["error"]["message"].as_str().unwrap();
@@ -135,5 +136,17 @@ async fn unsupported_query_options_are_refused_clearly() {
     let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$orderby=id", Some(&token)).send().await.unwrap();
     let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("$orderby"));
+    // An unknown property in $select is refused, as Graph does; `*` is everything.
+    for (path, type_name) in [
+        ("/beta/deviceManagement/windowsAutopilotSettings?$select=nope", "windowsAutopilotSettings"),
+        ("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities?$select=serialNumber,deviceFriendlyName", "windowsAutopilotDeviceIdentity"),
+        ("/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities?$select=nope", "importedWindowsAutopilotDeviceIdentity"),
+    ] {
+        let r = app.raw(Method::GET, path, Some(&token)).send().await.unwrap();
+        let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
+        assert!(body["error"]["message"].as_str().unwrap().ends_with(&format!("on type 'microsoft.graph.{type_name}'.")), "{body}");
+    }
+    let all = app.get_json("/beta/deviceManagement/windowsAutopilotSettings?$select=*", Some(&token)).await;
+    assert!(all.get("syncStatus").is_some());
     app.stop().await;
 }

@@ -123,3 +123,39 @@ fn a_second_process_on_the_same_file_is_refused() {
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("another dmsync process"));
 }
+
+#[tokio::test]
+async fn a_closed_stderr_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("pipe.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dmsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db, "--sync-duration", "0s"])
+        .env("DMSYNC_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let base = first.trim().strip_prefix("dmsync listening on ").unwrap().to_owned();
+    // The log reader goes away, as `dmsync serve 2>&1 | head` does.
+    drop(child.stderr.take());
+    let mut server = Server { child, base_url: base.clone() };
+    let client = GraphClient::new(&base).with_token(token(&base).await);
+    client.sync_windows_autopilot_settings().await.expect("sync accepted while logging into a closed pipe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sync_status(&client).await["syncStatus"] != "completed" {
+        assert!(tokio::time::Instant::now() < deadline, "the sync job died with its log line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(10), "SIGTERM ignored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = &server.base_url;
+}
