@@ -92,12 +92,22 @@ pub trait AutopilotStore: Send + Sync {
     async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool>;
 
     /// Brings the tenant's device identities in line with its registrations, with set-based
-    /// statements. Idempotent: running it again after a crash converges.
-    async fn reconcile_autopilot_devices(
+    /// statements over chunks of the registrations, each chunk its own transaction. After each
+    /// chunk `progress` hears the totals so far and the rows covered; returning false stops at
+    /// that safe point (the result is then `None`). Idempotent: a stopped or crashed run that is
+    /// run again converges.
+    async fn reconcile_autopilot_devices_with_progress(
         &self,
         tenant: TenantId,
         now: OffsetDateTime,
-    ) -> StoreResult<ReconcileStats>;
+        progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
+    ) -> StoreResult<Option<ReconcileStats>>;
+
+    /// [`Self::reconcile_autopilot_devices_with_progress`] to the end, without reporting.
+    async fn reconcile_autopilot_devices(&self, tenant: TenantId, now: OffsetDateTime) -> StoreResult<ReconcileStats> {
+        let stats = self.reconcile_autopilot_devices_with_progress(tenant, now, &|_, _| true).await?;
+        Ok(stats.expect("a reconciliation that is never stopped finishes"))
+    }
 
     /// One page of devices: filtered, ordered by the chosen property then id (or by id alone),
     /// and starting after the cursor (keyset paging).

@@ -18,7 +18,22 @@ const CLOCK_POLL: StdDuration = StdDuration::from_millis(50);
 /// configured sync duration (measured on the Clock, as a real sync takes time), then records
 /// `completed` with `lastSyncDateTime`.
 pub async fn run_autopilot_sync(state: &AppState, job: &Job, lost: &CancellationToken) -> Result<JobEnd, String> {
-    let stats = state.store.reconcile_autopilot_devices(job.tenant_id, state.now()).await.map_err(|e| e.to_string())?;
+    let report = |stats: dmsync_core::autopilot::ReconcileStats, rows: u64| {
+        tracing::info!(
+            job.id = %job.id, tenant.id = %job.tenant_id, rows.covered = rows,
+            devices.created = stats.created, devices.updated = stats.updated, devices.deleted = stats.deleted,
+            "autopilot sync progress"
+        );
+        metrics::gauge!("dmsync_autopilot_sync_rows_covered").set(rows as f64);
+        // A shutdown stops the sync at this safe point; the next start finishes it.
+        !state.shutdown.is_cancelled()
+    };
+    let reconciled = state
+        .store
+        .reconcile_autopilot_devices_with_progress(job.tenant_id, state.now(), &report)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(stats) = reconciled else { return Ok(JobEnd::Released) };
     tracing::info!(
         job.id = %job.id, tenant.id = %job.tenant_id,
         devices.created = stats.created, devices.updated = stats.updated, devices.deleted = stats.deleted,

@@ -31,12 +31,27 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// Rows per multi-row INSERT; 10 columns each stays far below SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 500;
+/// Rows per reconciliation chunk: each chunk is one short write transaction.
+const RECONCILE_CHUNK: i64 = 50_000;
+
+/// The last key of the chunk after `low` (`None` when the rest fits in one chunk).
+async fn chunk_end(pool: &SqlitePool, query: &'static str, tenant: &str, low: &str, chunk: i64) -> StoreResult<Option<String>> {
+    sqlx::query_scalar(query)
+        .bind(tenant)
+        .bind(low)
+        .bind(chunk - 1)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)
+}
+
 /// How many refused rows one registration request reports at most.
 const MAX_REPORTED_REJECTIONS: i64 = 1000;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    reconcile_chunk: i64,
 }
 
 impl SqliteStore {
@@ -74,7 +89,7 @@ impl SqliteStore {
                 .await
                 .map_err(db_err)?
         };
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore { writer, reader, reconcile_chunk: RECONCILE_CHUNK })
     }
 }
 
@@ -359,6 +374,11 @@ impl IdentityStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Rows per reconciliation chunk (tests use small chunks to cover several).
+    pub fn set_reconcile_chunk(&mut self, rows: i64) {
+        self.reconcile_chunk = rows.max(1);
+    }
+
     async fn ensure_settings(&self, tenant: TenantId) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO autopilot_settings (tenant_id, id, sync_status) VALUES (?, ?, 'unknown')
@@ -505,56 +525,92 @@ impl AutopilotStore for SqliteStore {
         Ok(n == 1)
     }
 
-    async fn reconcile_autopilot_devices(&self, tenant: TenantId, now: OffsetDateTime) -> StoreResult<ReconcileStats> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+    async fn reconcile_autopilot_devices_with_progress(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
+    ) -> StoreResult<Option<ReconcileStats>> {
         let tid = tenant.to_string();
         let ticks = to_ticks(now);
-        let created = sqlx::query(
-            "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
-                 purchase_order_identifier, product_key, created_at, updated_at)
-             SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
-                    r.purchase_order_identifier, r.product_key, ?2, ?2
-               FROM autopilot_registrations r
-              WHERE r.tenant_id = ?1
-                AND NOT EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = ?1 AND d.id = r.device_id)",
-        )
-        .bind(&tid)
-        .bind(ticks)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        let updated = sqlx::query(
-            "UPDATE autopilot_devices AS d
-                SET serial_number = r.serial_number, manufacturer = r.manufacturer, model = r.model,
-                    group_tag = r.group_tag, purchase_order_identifier = r.purchase_order_identifier,
-                    product_key = r.product_key, updated_at = ?2
-               FROM autopilot_registrations AS r
-              WHERE d.tenant_id = ?1 AND r.tenant_id = ?1 AND r.device_id = d.id
-                AND (d.serial_number <> r.serial_number OR d.manufacturer <> r.manufacturer
-                     OR d.model <> r.model OR d.group_tag <> r.group_tag
-                     OR d.purchase_order_identifier <> r.purchase_order_identifier
-                     OR d.product_key <> r.product_key)",
-        )
-        .bind(&tid)
-        .bind(ticks)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        let deleted = sqlx::query(
-            "DELETE FROM autopilot_devices
-              WHERE tenant_id = ?1
-                AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
-                                 WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
-        )
-        .bind(&tid)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        tx.commit().await.map_err(db_err)?;
-        Ok(ReconcileStats { created, updated, deleted })
+        let mut stats = ReconcileStats::default();
+        let mut covered = 0u64;
+        // Upserts, chunk by chunk of registrations in device-id order.
+        let mut low = String::new();
+        loop {
+            let high = chunk_end(&self.reader, "SELECT device_id FROM autopilot_registrations WHERE tenant_id = ?1 AND device_id > ?2 ORDER BY device_id LIMIT 1 OFFSET ?3", &tid, &low, self.reconcile_chunk).await?;
+            let mut tx = self.writer.begin().await.map_err(db_err)?;
+            let range = "r.device_id > ?3 AND (?4 IS NULL OR r.device_id <= ?4)";
+            stats.created += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                     purchase_order_identifier, product_key, created_at, updated_at)
+                 SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                        r.purchase_order_identifier, r.product_key, ?2, ?2
+                   FROM autopilot_registrations r
+                  WHERE r.tenant_id = ?1 AND {range}
+                    AND NOT EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = ?1 AND d.id = r.device_id)"
+            )))
+            .bind(&tid)
+            .bind(ticks)
+            .bind(&low)
+            .bind(&high)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            stats.updated += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE autopilot_devices AS d
+                    SET serial_number = r.serial_number, manufacturer = r.manufacturer, model = r.model,
+                        group_tag = r.group_tag, purchase_order_identifier = r.purchase_order_identifier,
+                        product_key = r.product_key, updated_at = ?2
+                   FROM autopilot_registrations AS r
+                  WHERE d.tenant_id = ?1 AND r.tenant_id = ?1 AND r.device_id = d.id AND {range}
+                    AND (d.serial_number <> r.serial_number OR d.manufacturer <> r.manufacturer
+                         OR d.model <> r.model OR d.group_tag <> r.group_tag
+                         OR d.purchase_order_identifier <> r.purchase_order_identifier
+                         OR d.product_key <> r.product_key)"
+            )))
+            .bind(&tid)
+            .bind(ticks)
+            .bind(&low)
+            .bind(&high)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            tx.commit().await.map_err(db_err)?;
+            covered += self.reconcile_chunk as u64;
+            let Some(next) = high else { break };
+            low = next;
+            if !progress(stats, covered) {
+                return Ok(None);
+            }
+        }
+        // Deletions, chunk by chunk of devices in id order.
+        let mut low = String::new();
+        loop {
+            let high = chunk_end(&self.reader, "SELECT id FROM autopilot_devices WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3", &tid, &low, self.reconcile_chunk).await?;
+            stats.deleted += sqlx::query(
+                "DELETE FROM autopilot_devices
+                  WHERE tenant_id = ?1 AND id > ?2 AND (?3 IS NULL OR id <= ?3)
+                    AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
+                                     WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
+            )
+            .bind(&tid)
+            .bind(&low)
+            .bind(&high)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            let Some(next) = high else { break };
+            low = next;
+            if !progress(stats, covered) {
+                return Ok(None);
+            }
+        }
+        progress(stats, covered);
+        Ok(Some(stats))
     }
 
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {

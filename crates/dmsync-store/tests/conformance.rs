@@ -6,6 +6,7 @@ use dmsync_core::autopilot::{DeviceField, DeviceQuery, NewRegistration, Registra
 use dmsync_core::identity::Tenant;
 use dmsync_core::query::{Cursor as DeviceCursor, SortDirection};
 use dmsync_core::jobs::JobState;
+use dmsync_core::store::AutopilotStore;
 use dmsync_core::{Store, StoreError};
 use time::{Duration, OffsetDateTime};
 use uuid::{Uuid, uuid};
@@ -413,3 +414,41 @@ macro_rules! all_tests {
 
 all_tests!(sqlite_in_memory, super::sqlite_memory());
 all_tests!(sqlite_on_disk, super::sqlite_file());
+
+/// SQLite only: a reconciliation in several chunks reports progress, stops at a chunk boundary
+/// when asked, and converges when run again.
+#[tokio::test]
+async fn sqlite_reconcile_in_chunks_stops_and_resumes() {
+    let mut store = dmsync_store::SqliteStore::open("sqlite::memory:").await.unwrap();
+    store.set_reconcile_chunk(3);
+    with_tenants(&store).await;
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<_> = (0..10).map(|i| reg(&format!("C-{i}"), &format!("hash-{i}"))).collect();
+    store.put_registrations(A, &rows, now).await.unwrap().unwrap();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let stopped = store
+        .reconcile_autopilot_devices_with_progress(A, now, &|_, _| calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1)
+        .await
+        .unwrap();
+    assert!(stopped.is_none(), "stopped at the second chunk boundary");
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 6, "two chunks of three were written");
+    let reports = std::sync::Mutex::new(Vec::new());
+    let stats = store
+        .reconcile_autopilot_devices_with_progress(A, now, &|s, rows| {
+            reports.lock().unwrap().push((s.created, rows));
+            true
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stats.created, stats.updated, stats.deleted), (4, 0, 0), "the rerun converges");
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 10);
+    assert!(reports.lock().unwrap().len() >= 4, "{:?}", reports.lock().unwrap());
+    // Deletions run in chunks too.
+    for i in 0..7 {
+        assert!(store.delete_registration(A, &format!("C-{i}")).await.unwrap());
+    }
+    let stats = store.reconcile_autopilot_devices(A, now).await.unwrap();
+    assert_eq!(stats.deleted, 7);
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 3);
+}
