@@ -34,17 +34,6 @@ const INSERT_CHUNK: usize = 500;
 /// Rows per reconciliation chunk: each chunk is one short write transaction.
 const RECONCILE_CHUNK: i64 = 50_000;
 
-/// The last key of the chunk after `low` (`None` when the rest fits in one chunk).
-async fn chunk_end(pool: &SqlitePool, query: &'static str, tenant: &str, low: &str, chunk: i64) -> StoreResult<Option<String>> {
-    sqlx::query_scalar(query)
-        .bind(tenant)
-        .bind(low)
-        .bind(chunk - 1)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)
-}
-
 /// How many refused rows one registration request reports at most.
 const MAX_REPORTED_REJECTIONS: i64 = 1000;
 
@@ -515,14 +504,30 @@ impl AutopilotStore for SqliteStore {
     }
 
     async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM autopilot_registrations WHERE tenant_id = ? AND serial_number = ?")
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let device: Option<String> = sqlx::query_scalar(
+            "DELETE FROM autopilot_registrations WHERE tenant_id = ? AND serial_number = ? RETURNING device_id",
+        )
+        .bind(tenant.to_string())
+        .bind(serial_number)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(device) = device else {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        };
+        // The tombstone tells the next sync which device to remove, without a full anti-join.
+        let seq = next_registration_seq(&mut tx).await?;
+        sqlx::query("INSERT INTO registration_tombstones (tenant_id, device_id, change_seq) VALUES (?, ?, ?)")
             .bind(tenant.to_string())
-            .bind(serial_number)
-            .execute(&self.writer)
+            .bind(device)
+            .bind(seq)
+            .execute(&mut *tx)
             .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n == 1)
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn reconcile_autopilot_devices_with_progress(
@@ -531,16 +536,40 @@ impl AutopilotStore for SqliteStore {
         now: OffsetDateTime,
         progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
     ) -> StoreResult<Option<ReconcileStats>> {
+        self.ensure_settings(tenant).await?;
         let tid = tenant.to_string();
         let ticks = to_ticks(now);
+        // The window of changes this run covers: after what was reconciled, up to what is
+        // committed now. Later writes wait for the next sync.
+        let from: i64 = sqlx::query_scalar("SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = ?")
+            .bind(&tid)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let to: i64 = sqlx::query_scalar("SELECT coalesce(max(value), 0) FROM system_state WHERE key = 'registration_seq'")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
         let mut stats = ReconcileStats::default();
         let mut covered = 0u64;
-        // Upserts, chunk by chunk of registrations in device-id order.
+        // Registrations written in the window, chunk by chunk in device-id order.
         let mut low = String::new();
         loop {
-            let high = chunk_end(&self.reader, "SELECT device_id FROM autopilot_registrations WHERE tenant_id = ?1 AND device_id > ?2 ORDER BY device_id LIMIT 1 OFFSET ?3", &tid, &low, self.reconcile_chunk).await?;
+            let high: Option<String> = sqlx::query_scalar(
+                "SELECT device_id FROM autopilot_registrations
+                  WHERE tenant_id = ?1 AND change_seq > ?2 AND change_seq <= ?3 AND device_id > ?4
+                  ORDER BY device_id LIMIT 1 OFFSET ?5",
+            )
+            .bind(&tid)
+            .bind(from)
+            .bind(to)
+            .bind(&low)
+            .bind(self.reconcile_chunk - 1)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+            let range = "r.change_seq > ?5 AND r.change_seq <= ?6 AND r.device_id > ?3 AND (?4 IS NULL OR r.device_id <= ?4)";
             let mut tx = self.writer.begin().await.map_err(db_err)?;
-            let range = "r.device_id > ?3 AND (?4 IS NULL OR r.device_id <= ?4)";
             stats.created += sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
                      purchase_order_identifier, product_key, created_at, updated_at)
@@ -554,6 +583,8 @@ impl AutopilotStore for SqliteStore {
             .bind(ticks)
             .bind(&low)
             .bind(&high)
+            .bind(from)
+            .bind(to)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?
@@ -574,41 +605,66 @@ impl AutopilotStore for SqliteStore {
             .bind(ticks)
             .bind(&low)
             .bind(&high)
+            .bind(from)
+            .bind(to)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?
             .rows_affected();
             tx.commit().await.map_err(db_err)?;
-            covered += self.reconcile_chunk as u64;
             let Some(next) = high else { break };
+            covered += self.reconcile_chunk as u64;
             low = next;
             if !progress(stats, covered) {
                 return Ok(None);
             }
         }
-        // Deletions, chunk by chunk of devices in id order.
-        let mut low = String::new();
-        loop {
-            let high = chunk_end(&self.reader, "SELECT id FROM autopilot_devices WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT 1 OFFSET ?3", &tid, &low, self.reconcile_chunk).await?;
+        // Deregistrations in the window, then the watermark, in one transaction.
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        stats.deleted += sqlx::query(
+            "DELETE FROM autopilot_devices
+              WHERE tenant_id = ?1
+                AND id IN (SELECT device_id FROM registration_tombstones
+                            WHERE tenant_id = ?1 AND change_seq > ?2 AND change_seq <= ?3)
+                AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
+                                 WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
+        )
+        .bind(&tid)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if from == 0 {
+            // The first sync also removes devices that have no registration at all (data from
+            // before change tracking), with the full anti-join, once.
             stats.deleted += sqlx::query(
                 "DELETE FROM autopilot_devices
-                  WHERE tenant_id = ?1 AND id > ?2 AND (?3 IS NULL OR id <= ?3)
+                  WHERE tenant_id = ?1
                     AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
                                      WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
             )
             .bind(&tid)
-            .bind(&low)
-            .bind(&high)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?
             .rows_affected();
-            let Some(next) = high else { break };
-            low = next;
-            if !progress(stats, covered) {
-                return Ok(None);
-            }
         }
+        sqlx::query("DELETE FROM registration_tombstones WHERE tenant_id = ? AND change_seq <= ?")
+            .bind(&tid)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE autopilot_settings SET reconciled_seq = max(reconciled_seq, ?) WHERE tenant_id = ?")
+            .bind(to)
+            .bind(&tid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        covered += stats.created + stats.updated;
         progress(stats, covered);
         Ok(Some(stats))
     }
@@ -877,17 +933,20 @@ impl RegistrationImport for SqliteRegistrationImport {
         let created = counts.try_get::<i64, _>("created").map_err(db_err)? as u64;
         let updated = counts.try_get::<i64, _>("updated").map_err(db_err)? as u64;
 
+        let seq = next_registration_seq(&mut tx).await?;
         sqlx::query(
             "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
-                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at,
+                 change_seq)
              SELECT ?1, serial_number, device_id, hardware_hash, hash_digest, manufacturer, model, group_tag,
-                    purchase_order_identifier, product_key, ?2, ?2
+                    purchase_order_identifier, product_key, ?2, ?2, ?3
                FROM registration_staging WHERE true
              ON CONFLICT (tenant_id, serial_number) DO UPDATE SET
                  hardware_hash = excluded.hardware_hash, hash_digest = excluded.hash_digest,
                  manufacturer = excluded.manufacturer, model = excluded.model, group_tag = excluded.group_tag,
                  purchase_order_identifier = excluded.purchase_order_identifier,
-                 product_key = excluded.product_key, updated_at = excluded.updated_at
+                 product_key = excluded.product_key, updated_at = excluded.updated_at,
+                 change_seq = excluded.change_seq
              WHERE hardware_hash <> excluded.hardware_hash OR manufacturer <> excluded.manufacturer
                 OR model <> excluded.model OR group_tag <> excluded.group_tag
                 OR purchase_order_identifier <> excluded.purchase_order_identifier
@@ -895,6 +954,7 @@ impl RegistrationImport for SqliteRegistrationImport {
         )
         .bind(&tid)
         .bind(to_ticks(now))
+        .bind(seq)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -902,6 +962,18 @@ impl RegistrationImport for SqliteRegistrationImport {
         tx.commit().await.map_err(db_err)?;
         Ok(Ok(RegistrationSummary { created, updated, unchanged: total - created - updated }))
     }
+}
+
+/// Takes the next value of the registration change sequence inside the caller's transaction.
+/// SQLite has one writer, so values are handed out and committed in the same order.
+async fn next_registration_seq(tx: &mut Tx<'_>) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO system_state (key, value) VALUES ('registration_seq', 1)
+         ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)
 }
 
 /// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
@@ -1089,13 +1161,15 @@ impl ImportStore for SqliteStore {
         // wins and the other is already assigned.
         sqlx::query(
             "INSERT OR IGNORE INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash,
-                 hash_digest, manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
+                 hash_digest, manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at,
+                 change_seq)
              SELECT tenant_id, serial_number, pending_device_id, hardware_hash, hash_digest, '', '', group_tag, '',
-                    product_key, ?2, ?2
+                    product_key, ?2, ?2, ?3
                FROM imported_devices WHERE job_id = ?1 AND status = 'unknown' ORDER BY created_at, id",
         )
         .bind(&job)
         .bind(ticks)
+        .bind(next_registration_seq(&mut tx).await?)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
