@@ -14,6 +14,8 @@ pub enum JobKind {
     ImportAutopilotDevices,
     /// Deregister one Autopilot device deleted through Graph (payload `{"deviceId"}`).
     DeregisterAutopilotDevice,
+    /// Sync one Exchange connector (payload `{"connectorId","syncType"}`).
+    ExchangeConnectorSync,
 }
 
 impl JobKind {
@@ -22,6 +24,7 @@ impl JobKind {
             JobKind::AutopilotSync => "autopilotSync",
             JobKind::ImportAutopilotDevices => "importAutopilotDevices",
             JobKind::DeregisterAutopilotDevice => "deregisterAutopilotDevice",
+            JobKind::ExchangeConnectorSync => "exchangeConnectorSync",
         }
     }
 
@@ -30,6 +33,7 @@ impl JobKind {
             "autopilotSync" => Some(JobKind::AutopilotSync),
             "importAutopilotDevices" => Some(JobKind::ImportAutopilotDevices),
             "deregisterAutopilotDevice" => Some(JobKind::DeregisterAutopilotDevice),
+            "exchangeConnectorSync" => Some(JobKind::ExchangeConnectorSync),
             _ => None,
         }
     }

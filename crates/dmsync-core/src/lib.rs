@@ -5,6 +5,7 @@
 pub mod autopilot;
 pub mod clock;
 pub mod error;
+pub mod exchange;
 pub mod filter;
 pub mod identity;
 pub mod jobs;

@@ -10,6 +10,8 @@ pub const SERVICE_CONFIG_READ: &str = "DeviceManagementServiceConfig.Read.All";
 pub const SERVICE_CONFIG_READ_WRITE: &str = "DeviceManagementServiceConfig.ReadWrite.All";
 pub const CONFIGURATION_READ: &str = "DeviceManagementConfiguration.Read.All";
 pub const CONFIGURATION_READ_WRITE: &str = "DeviceManagementConfiguration.ReadWrite.All";
+pub const MANAGED_DEVICES_READ: &str = "DeviceManagementManagedDevices.Read.All";
+pub const MANAGED_DEVICES_READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
 
 /// Which version of the documentation decides application access to the two sync actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -50,6 +52,13 @@ pub enum Operation {
     /// Create, and the `import` action.
     CreateImportedWindowsAutopilotDeviceIdentity,
     DeleteImportedWindowsAutopilotDeviceIdentity,
+    /// List and get.
+    ReadExchangeConnectors,
+    /// Create, update and delete.
+    WriteExchangeConnectors,
+    SyncExchangeConnector,
+    /// List and get `managedDevices`.
+    ReadManagedDevices,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +87,11 @@ const SERVICE_CONFIG_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE];
 const DEVICE_IDENTITY_READERS: &[&str] =
     &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
 const DEVICE_IDENTITY_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ_WRITE];
+/// Exchange connector pages list both families, least privileged first.
+const CONNECTOR_READERS: &[&str] =
+    &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
+const CONNECTOR_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ_WRITE];
+const MANAGED_DEVICE_READERS: &[&str] = &[MANAGED_DEVICES_READ, MANAGED_DEVICES_READ_WRITE];
 
 impl Operation {
     pub fn requirement(self, profile: PermissionProfile) -> Requirement {
@@ -104,6 +118,14 @@ impl Operation {
             CreateImportedWindowsAutopilotDeviceIdentity | DeleteImportedWindowsAutopilotDeviceIdentity => {
                 both(SERVICE_CONFIG_WRITERS)
             }
+            ReadExchangeConnectors => both(CONNECTOR_READERS),
+            WriteExchangeConnectors => both(CONNECTOR_WRITERS),
+            // The second of "the two sync actions": app tokens only in the current profile.
+            SyncExchangeConnector => match profile {
+                PermissionProfile::Original => Requirement { delegated: Some(CONNECTOR_WRITERS), application: None },
+                PermissionProfile::Current => both(CONNECTOR_WRITERS),
+            },
+            ReadManagedDevices => both(MANAGED_DEVICE_READERS),
         }
     }
 }

@@ -13,6 +13,10 @@ use crate::autopilot::{
     RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::error::StoreResult;
+use crate::exchange::{
+    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats,
+    EasDevice, ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
+};
 use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
 use crate::jobs::{Job, JobLease};
@@ -193,6 +197,73 @@ pub trait RegistrationImport: Send {
 }
 
 #[async_trait]
+pub trait ExchangeStore: Send + Sync {
+    async fn create_connector(&self, connector: &ExchangeConnector) -> StoreResult<()>;
+    async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>>;
+    async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64>;
+    async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>>;
+    /// Applies the changes; `None` when there is no such connector.
+    async fn update_connector(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        changes: &ConnectorChanges,
+    ) -> StoreResult<Option<ExchangeConnector>>;
+    /// Deletes the connector and the devices it discovered.
+    async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+    async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool>;
+
+    /// Marks the connector as syncing and enqueues the sync job in one transaction, unless a
+    /// sync of it is already running.
+    async fn trigger_connector_sync(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        sync_type: SyncType,
+        now: OffsetDateTime,
+    ) -> StoreResult<ConnectorSyncDecision>;
+
+    /// Enqueues the scheduled syncs that are due, once across replicas: a full sync when the
+    /// last one started `full_every` ago (or never), else a delta when the last sync of either
+    /// kind started `delta_every` ago. Only connectors with a source and no running sync.
+    async fn schedule_connector_syncs(
+        &self,
+        now: OffsetDateTime,
+        delta_every: Duration,
+        full_every: Duration,
+    ) -> StoreResult<u64>;
+
+    /// Records a successful sync, fenced by the lease: upserts the devices read (keyed by
+    /// their Exchange device id), and on a full sync removes the connector's devices that were
+    /// not read; sets `connected`, `lastSyncDateTime` and the watermark; completes the job.
+    /// `None` when the lease is no longer ours.
+    async fn complete_connector_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        full: bool,
+        records: &[MobileDeviceRecord],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ConnectorSyncStats>>;
+
+    /// Records a failed sync (source missing or unreachable): `disconnected`, the job failed for
+    /// good, the devices kept. False when the lease is no longer ours.
+    async fn fail_connector_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>>;
+    async fn count_managed_devices(&self, tenant: TenantId, filter: Option<&Filter<ManagedDeviceField>>) -> StoreResult<u64>;
+    async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>>;
+}
+
+#[async_trait]
 pub trait JobStore: Send + Sync {
     /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
     /// lease expired by `wall`), bumping its attempt and leasing it to `owner` until
@@ -212,6 +283,6 @@ pub trait JobStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: SystemStore + IdentityStore + AutopilotStore + ImportStore + JobStore + 'static {}
+pub trait Store: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static {}
 
-impl<T: SystemStore + IdentityStore + AutopilotStore + ImportStore + JobStore + 'static> Store for T {}
+impl<T: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static> Store for T {}

@@ -8,6 +8,7 @@
 pub mod autopilot;
 pub mod datetime;
 pub mod error;
+pub mod exchange;
 pub mod odata;
 
 pub use datetime::GraphDateTime;

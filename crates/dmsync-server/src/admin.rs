@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         // Streamed, so exempt from the Graph body limit; bounded in rows instead.
         .route("/_dmsync/tenants/{tenant}/autopilot/registrations", post(add_registrations))
         .route("/_dmsync/tenants/{tenant}/autopilot/registrations/{serial}", delete(delete_registration))
+        .route("/_dmsync/tenants/{tenant}/exchangeConnectors/{id}/source", axum::routing::put(set_connector_source))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route("/_dmsync/{*rest}", axum::routing::any(|| async {
@@ -217,6 +218,31 @@ async fn delete_registration(
     }
 }
 
+/// `PUT /_dmsync/tenants/{tid}/exchangeConnectors/{id}/source`: where the connector reads its
+/// Exchange organization's mobile devices (`{"kind":"file","path":…}` or
+/// `{"kind":"http","url":…}`, the URL's host on `--exchange-source-allow-host`).
+async fn set_connector_source(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+    GraphJson(source): GraphJson<dmsync_core::exchange::ConnectorSource>,
+) -> ApiResult<StatusCode> {
+    let tenant_id = known_tenant(&state, &tenant).await?;
+    if let dmsync_core::exchange::ConnectorSource::Http { url } = &source {
+        if !crate::exchange_source::host_allowed(url, &state.config.exchange_source_allowed_hosts) {
+            return Err(ApiError::BadRequest(format!(
+                "The host of {url} is not allowed; start the server with --exchange-source-allow-host naming it."
+            )));
+        }
+    }
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFoundPlain(format!("'{id}' is not a connector id.")))?;
+    if state.store.set_connector_source(tenant_id, id, &source).await? {
+        state.clock_advanced.notify_waiters();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFoundPlain(format!("Tenant {tenant_id} has no Exchange connector {id}.")))
+    }
+}
+
 fn clock_document(state: &AppState) -> serde_json::Value {
     json!({
         "now": dmsync_graph::GraphDateTime::from(state.clock.now()).format(),
@@ -241,7 +267,8 @@ async fn advance_clock(State(state): State<AppState>, GraphJson(req): GraphJson<
     }
     let offset = state.clock.advance(time::Duration::seconds_f64(req.seconds));
     state.store.save_clock_offset(offset).await?;
-    // Jobs waiting for a time that has now come are due at once.
+    // Jobs and schedules waiting for a time that has now come are due at once.
     state.jobs_enqueued.notify_waiters();
+    state.clock_advanced.notify_waiters();
     Ok(Json(clock_document(&state)).into_response())
 }

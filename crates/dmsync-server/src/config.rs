@@ -27,6 +27,11 @@ pub struct Config {
     pub import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays visible before it is deregistered.
     pub deletion_delay: Duration,
+    /// Scheduled Exchange connector syncs: a delta this often, a full sync this often.
+    pub exchange_delta_interval: Duration,
+    pub exchange_full_interval: Duration,
+    /// Hosts an HTTP Exchange source may name (SSRF defence); empty allows none.
+    pub exchange_source_allowed_hosts: Vec<String>,
     /// Largest accepted Graph request body.
     pub max_body_bytes: usize,
     pub workers: usize,
@@ -57,6 +62,9 @@ impl std::fmt::Debug for Config {
             .field("import_delay", &self.import_delay)
             .field("import_counts_as_sync", &self.import_counts_as_sync)
             .field("deletion_delay", &self.deletion_delay)
+            .field("exchange_delta_interval", &self.exchange_delta_interval)
+            .field("exchange_full_interval", &self.exchange_full_interval)
+            .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("workers", &self.workers)
             .field("job_lease", &self.job_lease)
@@ -79,6 +87,9 @@ impl Default for Config {
             import_delay: Duration::from_secs(10),
             import_counts_as_sync: true,
             deletion_delay: Duration::from_secs(10),
+            exchange_delta_interval: Duration::from_secs(15 * 60),
+            exchange_full_interval: Duration::from_secs(24 * 3600),
+            exchange_source_allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             workers: 2,
             job_lease: Duration::from_secs(30),

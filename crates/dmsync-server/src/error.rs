@@ -67,6 +67,8 @@ pub enum ApiError {
     MethodNotAllowed(Method),
     #[error("sync already in progress")]
     SyncInProgress,
+    #[error("exchange connector sync already running")]
+    ConnectorSyncRunning,
     #[error("sync cooling down")]
     SyncCoolingDown { remaining_seconds: u64, send_retry_after: bool },
     #[error("payload too large")]
@@ -178,6 +180,11 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "Conflict",
                 intune("A sync of Windows Autopilot devices is already in progress"),
+            ),
+            ConnectorSyncRunning => (
+                StatusCode::CONFLICT,
+                "Conflict",
+                intune("A sync of this Exchange connector is already in progress"),
             ),
             SyncCoolingDown { remaining_seconds, send_retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -91,6 +91,7 @@ async fn run_job(state: &AppState, job: Job) {
         JobKind::AutopilotSync => crate::autopilot_jobs::run_autopilot_sync(state, &job, &lost).await,
         JobKind::ImportAutopilotDevices => crate::autopilot_jobs::run_import(state, &job).await,
         JobKind::DeregisterAutopilotDevice => crate::autopilot_jobs::run_deregistration(state, &job).await,
+        JobKind::ExchangeConnectorSync => crate::exchange_jobs::run_connector_sync(state, &job).await,
     };
     beat.abort();
     match result {
@@ -115,6 +116,10 @@ async fn run_job(state: &AppState, job: Job) {
                 JobKind::ImportAutopilotDevices | JobKind::DeregisterAutopilotDevice => {
                     state.store.fail_job(&lease, &error, None).await
                 }
+                JobKind::ExchangeConnectorSync => match crate::exchange_jobs::connector_of(&job) {
+                    Some(id) => state.store.fail_connector_sync(&lease, job.tenant_id, id, &error, state.now()).await,
+                    None => state.store.fail_job(&lease, &error, None).await,
+                },
             };
             if let Err(e) = recorded {
                 tracing::warn!(job.id = %job.id, error = %e, "could not record job failure");

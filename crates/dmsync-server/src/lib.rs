@@ -7,6 +7,8 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod exchange_jobs;
+pub mod exchange_source;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
@@ -145,7 +147,8 @@ impl Application {
     /// the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { listener, state, router, route_table, _db_lock, .. } = self;
-        let workers = jobs::spawn_workers(&state);
+        let mut workers = jobs::spawn_workers(&state);
+        workers.push(tokio::spawn(exchange_jobs::run_scheduler(state.clone())));
         let canonicalize = canonicalize_request(route_table);
         let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
         let shutdown = state.shutdown.clone();

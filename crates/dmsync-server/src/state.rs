@@ -25,6 +25,8 @@ pub struct Inner {
     pub verifier: Verifier,
     /// Wakes idle workers when a job is enqueued by this process.
     pub jobs_enqueued: Notify,
+    /// Wakes the connector scheduler when the Clock moves forward.
+    pub clock_advanced: Notify,
     pub shutdown: CancellationToken,
     /// Tenants known to exist. Tenants are never deleted, so a positive cache is always right.
     known_tenants: RwLock<HashSet<TenantId>>,
@@ -54,6 +56,7 @@ impl AppState {
                 keys,
                 verifier,
                 jobs_enqueued: Notify::new(),
+                clock_advanced: Notify::new(),
                 shutdown,
                 known_tenants: RwLock::new(HashSet::new()),
             }),

@@ -5,6 +5,7 @@
 mod convert;
 mod sql;
 pub mod sqlite;
+mod sqlite_exchange;
 
 use std::sync::Arc;
 

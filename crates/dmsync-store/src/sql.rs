@@ -3,6 +3,7 @@
 //! backend whose dialect differs (PostgreSQL's ILIKE) gets its own module.
 
 use dmsync_core::autopilot::{DeviceField, ImportedField};
+use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
 use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
 use dmsync_core::query::{ListQuery, SortDirection};
 use sqlx::{QueryBuilder, Sqlite};
@@ -31,6 +32,37 @@ pub fn imported_column(field: ImportedField) -> &'static str {
         ImportedField::ProductKey => "product_key",
         ImportedField::ImportId => "import_id",
         ImportedField::AssignedUserPrincipalName => "assigned_user_principal_name",
+    }
+}
+
+pub fn connector_column(field: ConnectorField) -> &'static str {
+    match field {
+        ConnectorField::Id => "id",
+        ConnectorField::Status => "status",
+        ConnectorField::PrimarySmtpAddress => "primary_smtp_address",
+        ConnectorField::ServerName => "server_name",
+        ConnectorField::ConnectorServerName => "connector_server_name",
+        ConnectorField::ExchangeConnectorType => "connector_type",
+        ConnectorField::Version => "version",
+        ConnectorField::ExchangeAlias => "exchange_alias",
+        ConnectorField::ExchangeOrganization => "exchange_organization",
+    }
+}
+
+pub fn managed_device_column(field: ManagedDeviceField) -> &'static str {
+    match field {
+        ManagedDeviceField::Id => "id",
+        ManagedDeviceField::DeviceName => "device_name",
+        ManagedDeviceField::UserPrincipalName => "user_principal_name",
+        ManagedDeviceField::EmailAddress => "email_address",
+        ManagedDeviceField::OperatingSystem => "operating_system",
+        ManagedDeviceField::OsVersion => "os_version",
+        ManagedDeviceField::Model => "device_model",
+        ManagedDeviceField::Manufacturer => "manufacturer",
+        ManagedDeviceField::EasDeviceId => "eas_device_id",
+        ManagedDeviceField::ExchangeAccessState => "access_state",
+        // Every device dmsync lists is an ActiveSync device.
+        ManagedDeviceField::ManagementAgent => "'eas'",
     }
 }
 

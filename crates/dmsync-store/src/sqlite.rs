@@ -38,8 +38,8 @@ const RECONCILE_CHUNK: i64 = 50_000;
 const MAX_REPORTED_REJECTIONS: i64 = 1000;
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
     reconcile_chunk: i64,
 }
 
@@ -830,7 +830,7 @@ impl AutopilotStore for SqliteStore {
     }
 }
 
-type Tx<'a> = sqlx::Transaction<'a, Sqlite>;
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, Sqlite>;
 
 struct SqliteRegistrationImport {
     tx: Tx<'static>,
@@ -978,7 +978,7 @@ async fn next_registration_seq(tx: &mut Tx<'_>) -> StoreResult<i64> {
 
 /// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
 /// the state change that asked for it does.
-async fn insert_job(
+pub(crate) async fn insert_job(
     tx: &mut Tx<'_>,
     tenant: TenantId,
     kind: JobKind,

@@ -4,7 +4,7 @@
 
 use dmsync_core::autopilot::{DeviceField, DeviceQuery, NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
 use dmsync_core::identity::Tenant;
-use dmsync_core::query::{Cursor as DeviceCursor, SortDirection};
+use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::jobs::JobState;
 use dmsync_core::store::AutopilotStore;
 use dmsync_core::{Store, StoreError};
@@ -349,6 +349,128 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
     assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 1);
 }
 
+fn connector(tenant: Uuid) -> dmsync_core::exchange::ExchangeConnector {
+    use dmsync_core::exchange::*;
+    ExchangeConnector {
+        tenant_id: tenant,
+        id: Uuid::new_v4(),
+        last_sync: None,
+        status: ConnectorStatus::ConnectionPending,
+        primary_smtp_address: "svc@contoso.com".into(),
+        server_name: "ex01".into(),
+        connector_server_name: "conn01".into(),
+        connector_type: ConnectorType::OnPremises,
+        version: "1.0".into(),
+        exchange_alias: String::new(),
+        exchange_organization: "Contoso".into(),
+        source: None,
+        watermark: None,
+        last_full_sync_start: None,
+        last_delta_sync_start: None,
+    }
+}
+
+fn mobile(id: &str, changed: OffsetDateTime) -> dmsync_core::exchange::MobileDeviceRecord {
+    dmsync_core::exchange::MobileDeviceRecord {
+        device_id: id.into(),
+        device_type: "iPhone".into(),
+        device_model: "iPhone15,2".into(),
+        device_os: "iOS 17.1".into(),
+        friendly_name: String::new(),
+        user_display_name: "Kim".into(),
+        user_principal_name: "kim@contoso.com".into(),
+        email_address: "kim@contoso.com".into(),
+        access_state: dmsync_core::exchange::ExchangeAccessState::Allowed,
+        access_state_reason: "Global".into(),
+        first_sync: None,
+        last_success_sync: None,
+        when_changed: Some(changed),
+    }
+}
+
+async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
+    use dmsync_core::exchange::*;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let c = connector(A);
+    store.create_connector(&c).await.unwrap();
+    assert!(store.connector(B, c.id).await.unwrap().is_none(), "tenant-scoped");
+    let changes = ConnectorChanges { server_name: Some("ex02".into()), connector_type: Some(ConnectorType::Hosted), ..Default::default() };
+    let updated = store.update_connector(A, c.id, &changes).await.unwrap().unwrap();
+    assert_eq!((updated.server_name.as_str(), updated.connector_type, updated.version.as_str()), ("ex02", ConnectorType::Hosted, "1.0"));
+    assert!(store.update_connector(B, c.id, &changes).await.unwrap().is_none());
+
+    // One sync at a time per connector.
+    let ConnectorSyncDecision::Started { .. } = store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap() else {
+        panic!("starts")
+    };
+    assert_eq!(store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::AlreadyRunning);
+    assert_eq!(store.trigger_connector_sync(B, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::NotFound);
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    let records = [mobile("D1", t0), mobile("D2", t0), mobile("D3", t0 + Duration::seconds(5))];
+    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, &records, t0).await.unwrap().unwrap();
+    assert_eq!((stats.read, stats.upserted, stats.removed), (3, 3, 0));
+    let after = store.connector(A, c.id).await.unwrap().unwrap();
+    assert_eq!(after.status, ConnectorStatus::Connected);
+    assert_eq!(after.last_sync, Some(t0));
+    assert_eq!(after.watermark, Some(t0 + Duration::seconds(5)));
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 3);
+    assert_eq!(store.count_managed_devices(B, None).await.unwrap(), 0);
+
+    // A delta upserts what changed and sees no deletions.
+    store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap();
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    let mut changed = mobile("D1", t0 + Duration::seconds(9));
+    changed.access_state = ExchangeAccessState::Blocked;
+    let stats = store.complete_connector_sync(&job.lease(), A, c.id, false, &[changed, mobile("D4", t0)], t0).await.unwrap().unwrap();
+    assert_eq!((stats.upserted, stats.removed), (2, 0));
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 4);
+    let page = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
+    assert_eq!(page.iter().find(|d| d.record.device_id == "D1").unwrap().record.access_state, ExchangeAccessState::Blocked);
+
+    // A full sync removes what it did not read.
+    store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, &[mobile("D1", t0), mobile("D2", t0)], t0 + Duration::seconds(1)).await.unwrap().unwrap();
+    assert_eq!(stats.removed, 2);
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
+
+    // A failing source disconnects the connector and keeps its devices.
+    store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap();
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    assert!(store.fail_connector_sync(&job.lease(), A, c.id, "unreachable", t0).await.unwrap());
+    assert_eq!(store.connector(A, c.id).await.unwrap().unwrap().status, ConnectorStatus::Disconnected);
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
+    assert!(matches!(store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::Started { .. }), "not stuck");
+
+    assert!(store.delete_connector(A, c.id).await.unwrap());
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 0, "its devices go with it");
+}
+
+async fn exchange_schedules_start_each_due_sync_once(store: &dyn Store) {
+    use dmsync_core::exchange::*;
+    with_tenants(store).await;
+    let c = connector(A);
+    store.create_connector(&c).await.unwrap();
+    let delta = Duration::minutes(15);
+    let full = Duration::hours(24);
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(store.schedule_connector_syncs(now + Duration::days(3), delta, full).await.unwrap(), 0, "no source, no schedule");
+    store.set_connector_source(A, c.id, &ConnectorSource::File { path: "/dev/null".into() }).await.unwrap();
+    assert_eq!(store.schedule_connector_syncs(now + Duration::minutes(5), delta, full).await.unwrap(), 0, "not due yet");
+    let at = now + Duration::minutes(16);
+    assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 1);
+    assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 0, "once, while it runs");
+    let job = store.claim_job("w", at, at, LEASE).await.unwrap().unwrap();
+    assert_eq!(job.payload["syncType"], "deltaSync");
+    store.complete_connector_sync(&job.lease(), A, c.id, false, &[], at).await.unwrap().unwrap();
+    assert_eq!(store.schedule_connector_syncs(at + Duration::minutes(10), delta, full).await.unwrap(), 0);
+    let day = now + Duration::hours(25);
+    assert_eq!(store.schedule_connector_syncs(day, delta, full).await.unwrap(), 1);
+    let job = store.claim_job("w", day, day, LEASE).await.unwrap().unwrap();
+    assert_eq!(job.payload["syncType"], "fullSync");
+}
+
 async fn clock_offset_only_grows(store: &dyn Store) {
     assert_eq!(store.clock_offset().await.unwrap(), Duration::ZERO);
     store.save_clock_offset(Duration::seconds(600)).await.unwrap();
@@ -406,6 +528,8 @@ macro_rules! all_tests {
             device_queries_filter_order_and_count,
             imports_register_devices_or_fail_with_dds_errors,
             device_deletion_is_requested_once_then_deregisters,
+            exchange_connectors_sync_full_and_delta,
+            exchange_schedules_start_each_due_sync_once,
             clock_offset_only_grows,
             signing_keys_round_trip,
         ]);

@@ -87,6 +87,16 @@ struct ServeArgs {
     /// How long a device deleted through Graph stays before it is deregistered.
     #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = parse_duration)]
     deletion_delay: Duration,
+    /// Interval of scheduled Exchange connector delta syncs, on the server's clock.
+    #[arg(long, env = "DMSYNC_EXCHANGE_DELTA_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    exchange_delta_interval: Duration,
+    /// Interval of scheduled Exchange connector full syncs, on the server's clock.
+    #[arg(long, env = "DMSYNC_EXCHANGE_FULL_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    exchange_full_interval: Duration,
+    /// A host (or host:port) an HTTP Exchange source may name; repeat or comma-separate. None
+    /// by default, against SSRF.
+    #[arg(long, env = "DMSYNC_EXCHANGE_SOURCE_ALLOW_HOST", value_delimiter = ',')]
+    exchange_source_allow_host: Vec<String>,
     /// Largest Graph request body, in bytes.
     #[arg(long, env = "DMSYNC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -166,6 +176,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         import_delay: args.import_delay,
         import_counts_as_sync: args.import_counts_as_sync,
         deletion_delay: args.deletion_delay,
+        exchange_delta_interval: args.exchange_delta_interval,
+        exchange_full_interval: args.exchange_full_interval,
+        exchange_source_allowed_hosts: args.exchange_source_allow_host,
         max_body_bytes: args.max_body_bytes,
         workers: args.workers,
         job_lease: args.job_lease,

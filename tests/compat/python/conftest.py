@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
@@ -67,6 +67,15 @@ def beta_client(port, token):
 
     adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, ["127.0.0.1"])))
     adapter.base_url = f"http://127.0.0.1:{port}/beta"
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def v1_client(port, token):
+    """The v1.0 SDK (msgraph-sdk), configured like beta_client."""
+    from msgraph import GraphServiceClient, GraphRequestAdapter
+
+    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, ["127.0.0.1"])))
+    adapter.base_url = f"http://127.0.0.1:{port}/v1.0"
     return GraphServiceClient(request_adapter=adapter)
 
 
@@ -177,17 +186,34 @@ class DmsyncServer:
 
     # --- admin API ----------------------------------------------------------------------
 
-    def advance_clock(self, seconds: int) -> None:
-        r = httpx.post(
-            f"{self.base}/_dmsync/clock/advance",
-            json={"seconds": seconds},
+    def admin_post(self, path: str, body: Any, timeout: float = 10.0) -> httpx.Response:
+        return httpx.post(
+            f"{self.base}{path}",
+            json=body,
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=10.0,
+            timeout=timeout,
         )
+
+    def advance_clock(self, seconds: int) -> None:
+        r = self.admin_post("/_dmsync/clock/advance", {"seconds": seconds})
         assert 200 <= r.status_code < 300, f"clock advance: {r.status_code} {r.text}"
+
+    def create_tenant(self, tenant_id: str, domain: str) -> None:
+        r = self.admin_post("/_dmsync/tenants", {"tenantId": tenant_id, "domain": domain})
+        assert r.status_code == 201, f"create tenant: {r.status_code} {r.text}"
+
+    def register_devices(self, rows: list[dict[str, str]], tenant: str = TENANT) -> dict[str, int]:
+        """OEM registrations (all or nothing): rows of serialNumber, hardwareHash (base64),
+        manufacturer, model, groupTag. Devices appear at the tenant's next sync."""
+        r = self.admin_post(f"/_dmsync/tenants/{tenant}/autopilot/registrations", rows, timeout=30.0)
+        assert r.status_code == 200, f"registrations: {r.status_code} {r.text[:2000]}"
+        return r.json()
 
     def client(self, token: Optional[str] = None):
         return beta_client(self.port, token if token is not None else self.delegated_token())
+
+    def v1_client(self, token: Optional[str] = None):
+        return v1_client(self.port, token if token is not None else self.delegated_token())
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
 
 pub mod autopilot_devices;
 pub mod autopilot_settings;
+pub mod exchange_connectors;
 pub mod imported_devices;
+pub mod managed_devices;
 
 use crate::http::routing::GraphRoute;
 
@@ -13,6 +15,8 @@ pub fn graph_routes() -> Vec<GraphRoute> {
     routes.extend(autopilot_settings::routes());
     routes.extend(autopilot_devices::routes());
     routes.extend(imported_devices::routes());
+    routes.extend(exchange_connectors::routes());
+    routes.extend(managed_devices::routes());
     routes
 }
 

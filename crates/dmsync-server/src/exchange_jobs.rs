@@ -1,0 +1,94 @@
+//! The Exchange connector sync job and the scheduler that starts syncs as the real connector
+//! does: a delta every 15 minutes and a full sync every 24 hours, by default, on the Clock.
+
+use std::time::Duration as StdDuration;
+
+use uuid::Uuid;
+
+use dmsync_core::exchange::SyncType;
+use dmsync_core::jobs::Job;
+
+use crate::exchange_source;
+use crate::jobs::JobEnd;
+use crate::state::AppState;
+
+/// How often the scheduler looks for due syncs (a clock advance also wakes it).
+const SCHEDULER_TICK: StdDuration = StdDuration::from_secs(30);
+
+pub fn connector_of(job: &Job) -> Option<Uuid> {
+    job.payload.get("connectorId").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// Reads the connector's source and records the result. A source that is missing or
+/// unreachable is a failed sync (`disconnected`, cause logged), not a retry and not a crash.
+pub async fn run_connector_sync(state: &AppState, job: &Job) -> Result<JobEnd, String> {
+    let id = connector_of(job).ok_or_else(|| format!("connector sync job without a connectorId: {}", job.payload))?;
+    let sync_type = job
+        .payload
+        .get("syncType")
+        .and_then(|v| v.as_str())
+        .and_then(SyncType::parse)
+        .ok_or_else(|| format!("connector sync job without a syncType: {}", job.payload))?;
+    let Some(connector) = state.store.connector(job.tenant_id, id).await.map_err(|e| e.to_string())? else {
+        // Deleted while queued: nothing to sync.
+        state.store.fail_job(&job.lease(), "the connector was deleted", None).await.map_err(|e| e.to_string())?;
+        return Ok(JobEnd::Done);
+    };
+    let full = sync_type == SyncType::FullSync;
+    let since = if full { None } else { connector.watermark };
+    let started = std::time::Instant::now();
+    let read = exchange_source::read(connector.source.as_ref(), since, &state.config.exchange_source_allowed_hosts).await;
+    let records = match read {
+        Ok(records) => records,
+        Err(error) => {
+            // Logged once, here, where the failure is handled.
+            tracing::warn!(job.id = %job.id, tenant.id = %job.tenant_id, connector.id = %id, sync.kind = sync_type.as_str(), error = %error, "exchange connector sync failed; connector disconnected");
+            metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "failed").increment(1);
+            let recorded = state
+                .store
+                .fail_connector_sync(&job.lease(), job.tenant_id, id, &error.to_string(), state.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(if recorded { JobEnd::Done } else { JobEnd::LeaseLost });
+        }
+    };
+    let outcome = state
+        .store
+        .complete_connector_sync(&job.lease(), job.tenant_id, id, full, &records, state.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    match outcome {
+        Some(stats) => {
+            tracing::info!(
+                job.id = %job.id, tenant.id = %job.tenant_id, connector.id = %id, sync.kind = sync_type.as_str(),
+                records.read = stats.read, devices.upserted = stats.upserted, devices.removed = stats.removed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "exchange connector synced"
+            );
+            metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "completed").increment(1);
+            Ok(JobEnd::Done)
+        }
+        None => Ok(JobEnd::LeaseLost),
+    }
+}
+
+/// Starts the scheduled syncs that are due, until shutdown.
+pub async fn run_scheduler(state: AppState) {
+    let delta = time::Duration::try_from(state.config.exchange_delta_interval).unwrap_or(time::Duration::minutes(15));
+    let full = time::Duration::try_from(state.config.exchange_full_interval).unwrap_or(time::Duration::hours(24));
+    loop {
+        match state.store.schedule_connector_syncs(state.now(), delta, full).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(syncs = n, "scheduled exchange connector syncs started");
+                state.jobs_enqueued.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not schedule exchange connector syncs"),
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = state.clock_advanced.notified() => {}
+            _ = tokio::time::sleep(SCHEDULER_TICK) => {}
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! `deviceManagement/exchangeConnectors` (v1.0 and beta): CRUD and the `sync` action.
+
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use dmsync_core::exchange::{
+    ConnectorChanges, ConnectorField, ConnectorStatus, ConnectorSyncDecision, ConnectorType, ExchangeConnector, SyncType,
+};
+use dmsync_core::permissions::Operation;
+use dmsync_graph::exchange::{
+    DeviceManagementExchangeConnector, DeviceManagementExchangeConnectorInput, DeviceManagementExchangeConnectorStatus,
+    DeviceManagementExchangeConnectorType, SyncRequest,
+};
+use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
+use uuid::Uuid;
+
+use super::Version;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::http::body::GraphJson;
+use crate::http::context::RequestContext;
+use crate::http::list;
+use crate::http::query::ODataQuery;
+use crate::http::response::{ODataJson, created, ok};
+use crate::http::routing::{BOTH, GraphRoute};
+use crate::state::AppState;
+
+const SET: &str = "deviceManagement/exchangeConnectors";
+const TYPE_NAME: &str = "deviceManagementExchangeConnector";
+const PROPERTIES: &[&str] = &[
+    "id", "connectorServerName", "exchangeAlias", "exchangeConnectorType", "exchangeOrganization", "lastSyncDateTime",
+    "primarySmtpAddress", "serverName", "status", "version",
+];
+
+pub fn routes() -> Vec<GraphRoute> {
+    vec![
+        GraphRoute::new(BOTH, SET, get(list_exchange_connectors).post(create_exchange_connector)),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/exchangeConnectors/{id}",
+            get(get_exchange_connector).patch(update_exchange_connector).delete(delete_exchange_connector),
+        ),
+        GraphRoute::new(BOTH, "deviceManagement/exchangeConnectors/{id}/sync", post(sync_exchange_connector)),
+    ]
+}
+
+fn field(name: &str) -> Option<ConnectorField> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "id" => ConnectorField::Id,
+        "status" => ConnectorField::Status,
+        "primarysmtpaddress" => ConnectorField::PrimarySmtpAddress,
+        "servername" => ConnectorField::ServerName,
+        "connectorservername" => ConnectorField::ConnectorServerName,
+        "exchangeconnectortype" => ConnectorField::ExchangeConnectorType,
+        "version" => ConnectorField::Version,
+        "exchangealias" => ConnectorField::ExchangeAlias,
+        "exchangeorganization" => ConnectorField::ExchangeOrganization,
+        _ => return None,
+    })
+}
+
+fn sort_value(c: &ExchangeConnector, f: ConnectorField) -> String {
+    match f {
+        ConnectorField::Id => c.id.to_string(),
+        ConnectorField::Status => c.status.as_str().into(),
+        ConnectorField::PrimarySmtpAddress => c.primary_smtp_address.clone(),
+        ConnectorField::ServerName => c.server_name.clone(),
+        ConnectorField::ConnectorServerName => c.connector_server_name.clone(),
+        ConnectorField::ExchangeConnectorType => c.connector_type.as_str().into(),
+        ConnectorField::Version => c.version.clone(),
+        ConnectorField::ExchangeAlias => c.exchange_alias.clone(),
+        ConnectorField::ExchangeOrganization => c.exchange_organization.clone(),
+    }
+}
+
+fn wire_type(t: ConnectorType) -> DeviceManagementExchangeConnectorType {
+    match t {
+        ConnectorType::OnPremises => DeviceManagementExchangeConnectorType::OnPremises,
+        ConnectorType::Hosted => DeviceManagementExchangeConnectorType::Hosted,
+        ConnectorType::ServiceToService => DeviceManagementExchangeConnectorType::ServiceToService,
+        ConnectorType::Dedicated => DeviceManagementExchangeConnectorType::Dedicated,
+        ConnectorType::UnknownFutureValue => DeviceManagementExchangeConnectorType::UnknownFutureValue,
+    }
+}
+
+fn domain_type(t: DeviceManagementExchangeConnectorType) -> ConnectorType {
+    match t {
+        DeviceManagementExchangeConnectorType::OnPremises => ConnectorType::OnPremises,
+        DeviceManagementExchangeConnectorType::Hosted => ConnectorType::Hosted,
+        DeviceManagementExchangeConnectorType::ServiceToService => ConnectorType::ServiceToService,
+        DeviceManagementExchangeConnectorType::Dedicated => ConnectorType::Dedicated,
+        DeviceManagementExchangeConnectorType::UnknownFutureValue => ConnectorType::UnknownFutureValue,
+    }
+}
+
+fn to_wire(c: &ExchangeConnector) -> DeviceManagementExchangeConnector {
+    DeviceManagementExchangeConnector {
+        id: c.id.to_string(),
+        connector_server_name: c.connector_server_name.clone(),
+        exchange_alias: c.exchange_alias.clone(),
+        exchange_connector_type: wire_type(c.connector_type),
+        exchange_organization: c.exchange_organization.clone(),
+        last_sync_date_time: c.last_sync.into(),
+        primary_smtp_address: c.primary_smtp_address.clone(),
+        server_name: c.server_name.clone(),
+        status: match c.status {
+            ConnectorStatus::None => DeviceManagementExchangeConnectorStatus::None,
+            ConnectorStatus::ConnectionPending => DeviceManagementExchangeConnectorStatus::ConnectionPending,
+            ConnectorStatus::Connected => DeviceManagementExchangeConnectorStatus::Connected,
+            ConnectorStatus::Disconnected => DeviceManagementExchangeConnectorStatus::Disconnected,
+            ConnectorStatus::UnknownFutureValue => DeviceManagementExchangeConnectorStatus::UnknownFutureValue,
+        },
+        version: c.version.clone(),
+    }
+}
+
+fn document(c: &ExchangeConnector, select: Option<&[String]>) -> serde_json::Map<String, serde_json::Value> {
+    select_properties(to_properties(&to_wire(c)), select)
+}
+
+/// The client-writable properties of a body; server-owned ones are accepted and ignored.
+fn changes(input: DeviceManagementExchangeConnectorInput) -> ConnectorChanges {
+    ConnectorChanges {
+        primary_smtp_address: input.primary_smtp_address,
+        server_name: input.server_name,
+        connector_server_name: input.connector_server_name,
+        connector_type: input.exchange_connector_type.map(domain_type),
+        version: input.version,
+        exchange_alias: input.exchange_alias,
+        exchange_organization: input.exchange_organization,
+    }
+}
+
+fn connector_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
+}
+
+/// List deviceManagementExchangeConnectors.
+/// https://learn.microsoft.com/graph/api/intune-onboarding-devicemanagementexchangeconnector-list?view=graph-rest-1.0
+async fn list_exchange_connectors(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+    Extension(ctx): Extension<RequestContext>,
+    uri: axum::http::Uri,
+) -> ApiResult<ODataJson<CollectionPage>> {
+    let scope = caller.authorize(Operation::ReadExchangeConnectors)?;
+    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
+    let page = list::page_query(&query, field)?;
+    let mut items = state.store.list_connectors(scope.tenant_id(), &page).await?;
+    let next = list::finish_page(&mut items, &page, &ctx, version.0, SET, uri.query(), |c, f| (c.id, f.map(|f| sort_value(c, f))));
+    let count = match query.count {
+        Some(true) => Some(state.store.count_connectors(scope.tenant_id(), page.filter.as_ref()).await?),
+        _ => None,
+    };
+    let select = query.select.as_deref();
+    Ok(ok(CollectionPage {
+        context: context_url(version.0, &list::collection_fragment(SET, select)),
+        count,
+        next_link: next,
+        value: items.iter().map(|c| serde_json::Value::Object(document(c, select))).collect(),
+    }))
+}
+
+/// Create deviceManagementExchangeConnector: 201, status `connectionPending`.
+/// https://learn.microsoft.com/graph/api/intune-onboarding-devicemanagementexchangeconnector-create?view=graph-rest-1.0
+async fn create_exchange_connector(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    GraphJson(input): GraphJson<DeviceManagementExchangeConnectorInput>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
+    let c = changes(input);
+    let connector = ExchangeConnector {
+        tenant_id: scope.tenant_id(),
+        id: Uuid::new_v4(),
+        last_sync: None,
+        status: ConnectorStatus::ConnectionPending,
+        primary_smtp_address: c.primary_smtp_address.unwrap_or_default(),
+        server_name: c.server_name.unwrap_or_default(),
+        connector_server_name: c.connector_server_name.unwrap_or_default(),
+        // The property is non-nullable; a connector that does not say is on premises.
+        connector_type: c.connector_type.unwrap_or(ConnectorType::OnPremises),
+        version: c.version.unwrap_or_default(),
+        exchange_alias: c.exchange_alias.unwrap_or_default(),
+        exchange_organization: c.exchange_organization.unwrap_or_default(),
+        source: None,
+        watermark: None,
+        last_full_sync_start: None,
+        last_delta_sync_start: None,
+    };
+    state.store.create_connector(&connector).await?;
+    Ok(created(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&connector, None))))
+}
+
+/// Get deviceManagementExchangeConnector.
+/// https://learn.microsoft.com/graph/api/intune-onboarding-devicemanagementexchangeconnector-get?view=graph-rest-1.0
+async fn get_exchange_connector(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+    Path(id): Path<String>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::ReadExchangeConnectors)?;
+    query.refuse_unsupported(&["$select"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
+    let connector = state.store.connector(scope.tenant_id(), connector_id(&id)?).await?.ok_or(ApiError::NotFound)?;
+    let select = query.select.as_deref();
+    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, select)), document(&connector, select))))
+}
+
+/// Update deviceManagementExchangeConnector: 200 with the connector.
+/// https://learn.microsoft.com/graph/api/intune-onboarding-devicemanagementexchangeconnector-update?view=graph-rest-1.0
+async fn update_exchange_connector(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    Path(id): Path<String>,
+    GraphJson(input): GraphJson<DeviceManagementExchangeConnectorInput>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
+    let connector = state
+        .store
+        .update_connector(scope.tenant_id(), connector_id(&id)?, &changes(input))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&connector, None))))
+}
+
+/// Delete deviceManagementExchangeConnector: 204; the devices it discovered go with it.
+/// https://learn.microsoft.com/graph/api/intune-onboarding-devicemanagementexchangeconnector-delete?view=graph-rest-1.0
+async fn delete_exchange_connector(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
+    if state.store.delete_connector(scope.tenant_id(), connector_id(&id)?).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// sync action, `{"syncType":"fullSync"|"deltaSync"}`: 204 and a background sync; 400 for a
+/// missing or unknown syncType; 404 for an unknown connector; 409 while one runs.
+/// https://learn.microsoft.com/graph/api/intune-onboarding-devicemanagementexchangeconnector-sync?view=graph-rest-1.0
+async fn sync_exchange_connector(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    GraphJson(request): GraphJson<SyncRequest>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.authorize(Operation::SyncExchangeConnector)?;
+    let sync_type = match request.sync_type {
+        Some(serde_json::Value::String(s)) => SyncType::parse(&s).ok_or_else(|| {
+            ApiError::BadRequest(format!("'{s}' is not a valid value for syncType; use fullSync or deltaSync."))
+        })?,
+        Some(other) => return Err(ApiError::BadRequest(format!("{other} is not a valid value for syncType; use fullSync or deltaSync."))),
+        None => return Err(ApiError::BadRequest("The parameter 'syncType' is required and cannot be null.".into())),
+    };
+    let id = connector_id(&id)?;
+    match state.store.trigger_connector_sync(scope.tenant_id(), id, sync_type, state.now()).await? {
+        ConnectorSyncDecision::Started { job_id } => {
+            tracing::info!(tenant.id = %scope.tenant_id(), connector.id = %id, job.id = %job_id, sync.kind = sync_type.as_str(), "exchange connector sync started");
+            state.jobs_enqueued.notify_one();
+            Ok(StatusCode::NO_CONTENT)
+        }
+        ConnectorSyncDecision::AlreadyRunning => Err(ApiError::ConnectorSyncRunning),
+        ConnectorSyncDecision::NotFound => Err(ApiError::NotFound),
+    }
+}

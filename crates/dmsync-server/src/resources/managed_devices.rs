@@ -1,0 +1,168 @@
+//! `deviceManagement/managedDevices` (v1.0 and beta), list and get: the Exchange ActiveSync
+//! devices that Exchange connector syncs discover. dmsync manages no other kind of device.
+
+use axum::extract::{Extension, Path, State};
+use axum::routing::get;
+use dmsync_core::exchange::{EasDevice, ExchangeAccessState, ManagedDeviceField};
+use dmsync_core::permissions::Operation;
+use dmsync_graph::exchange::ManagedDevice;
+use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
+use uuid::Uuid;
+
+use super::Version;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::http::context::RequestContext;
+use crate::http::list;
+use crate::http::query::ODataQuery;
+use crate::http::response::{ODataJson, ok};
+use crate::http::routing::{BOTH, GraphRoute};
+use crate::state::AppState;
+
+const SET: &str = "deviceManagement/managedDevices";
+const TYPE_NAME: &str = "managedDevice";
+const PROPERTIES: &[&str] = &[
+    "id", "complianceState", "deviceEnrollmentType", "deviceName", "deviceRegistrationState", "easActivated",
+    "easActivationDateTime", "easDeviceId", "emailAddress", "enrolledDateTime", "exchangeAccessState",
+    "exchangeAccessStateReason", "exchangeLastSuccessfulSyncDateTime", "lastSyncDateTime", "managedDeviceOwnerType",
+    "managementAgent", "manufacturer", "model", "operatingSystem", "osVersion", "serialNumber", "userDisplayName",
+    "userPrincipalName",
+];
+
+pub fn routes() -> Vec<GraphRoute> {
+    vec![
+        GraphRoute::new(BOTH, SET, get(list_managed_devices)),
+        GraphRoute::new(BOTH, "deviceManagement/managedDevices/{id}", get(get_managed_device)),
+    ]
+}
+
+fn field(name: &str) -> Option<ManagedDeviceField> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "id" => ManagedDeviceField::Id,
+        "devicename" => ManagedDeviceField::DeviceName,
+        "userprincipalname" => ManagedDeviceField::UserPrincipalName,
+        "emailaddress" => ManagedDeviceField::EmailAddress,
+        "operatingsystem" => ManagedDeviceField::OperatingSystem,
+        "osversion" => ManagedDeviceField::OsVersion,
+        "model" => ManagedDeviceField::Model,
+        "manufacturer" => ManagedDeviceField::Manufacturer,
+        "easdeviceid" => ManagedDeviceField::EasDeviceId,
+        "exchangeaccessstate" => ManagedDeviceField::ExchangeAccessState,
+        "managementagent" => ManagedDeviceField::ManagementAgent,
+        _ => return None,
+    })
+}
+
+fn sort_value(d: &EasDevice, f: ManagedDeviceField) -> String {
+    let (os, version) = d.record.operating_system();
+    match f {
+        ManagedDeviceField::Id => d.id.to_string(),
+        ManagedDeviceField::DeviceName => d.record.device_name(),
+        ManagedDeviceField::UserPrincipalName => d.record.user_principal_name.clone(),
+        ManagedDeviceField::EmailAddress => d.record.email_address.clone(),
+        ManagedDeviceField::OperatingSystem => os,
+        ManagedDeviceField::OsVersion => version,
+        ManagedDeviceField::Model => d.record.device_model.clone(),
+        ManagedDeviceField::Manufacturer => d.record.manufacturer(),
+        ManagedDeviceField::EasDeviceId => d.record.device_id.clone(),
+        ManagedDeviceField::ExchangeAccessState => d.record.access_state.as_str().into(),
+        ManagedDeviceField::ManagementAgent => "eas".into(),
+    }
+}
+
+/// Exchange's `DeviceAccessStateReason` as Graph's `deviceManagementExchangeAccessStateReason`.
+fn access_state_reason(d: &EasDevice) -> &'static str {
+    if d.record.access_state == ExchangeAccessState::None {
+        return "none";
+    }
+    match d.record.access_state_reason.trim().to_ascii_lowercase().as_str() {
+        "" => "none",
+        "global" => "exchangeGlobalRule",
+        "individual" => "exchangeIndividualRule",
+        "devicerule" => "exchangeDeviceRule",
+        "upgrade" => "exchangeUpgrade",
+        "policy" => "exchangeMailboxPolicy",
+        _ => "other",
+    }
+}
+
+fn to_wire(d: &EasDevice) -> ManagedDevice {
+    let (os, version) = d.record.operating_system();
+    let first = d.record.first_sync.unwrap_or(d.enrolled_at);
+    ManagedDevice {
+        id: d.id.to_string(),
+        compliance_state: "unknown".into(),
+        device_enrollment_type: "unknown".into(),
+        device_name: d.record.device_name(),
+        device_registration_state: "notRegistered".into(),
+        eas_activated: true,
+        eas_activation_date_time: first.into(),
+        eas_device_id: d.record.device_id.clone(),
+        email_address: d.record.email_address.clone(),
+        enrolled_date_time: first.into(),
+        exchange_access_state: d.record.access_state.as_str().into(),
+        exchange_access_state_reason: access_state_reason(d).into(),
+        exchange_last_successful_sync_date_time: d.record.last_success_sync.or(d.record.when_changed).into(),
+        last_sync_date_time: d.record.last_success_sync.or(d.record.when_changed).into(),
+        managed_device_owner_type: "unknown".into(),
+        management_agent: "eas".into(),
+        manufacturer: d.record.manufacturer(),
+        model: d.record.device_model.clone(),
+        operating_system: os,
+        os_version: version,
+        serial_number: String::new(),
+        user_display_name: d.record.user_display_name.clone(),
+        user_principal_name: d.record.user_principal_name.clone(),
+    }
+}
+
+fn document(d: &EasDevice, select: Option<&[String]>) -> serde_json::Map<String, serde_json::Value> {
+    select_properties(to_properties(&to_wire(d)), select)
+}
+
+/// List managedDevices.
+/// https://learn.microsoft.com/graph/api/intune-devices-manageddevice-list?view=graph-rest-1.0
+async fn list_managed_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+    Extension(ctx): Extension<RequestContext>,
+    uri: axum::http::Uri,
+) -> ApiResult<ODataJson<CollectionPage>> {
+    let scope = caller.authorize(Operation::ReadManagedDevices)?;
+    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
+    let page = list::page_query(&query, field)?;
+    let mut items = state.store.list_managed_devices(scope.tenant_id(), &page).await?;
+    let next = list::finish_page(&mut items, &page, &ctx, version.0, SET, uri.query(), |d, f| (d.id, f.map(|f| sort_value(d, f))));
+    let count = match query.count {
+        Some(true) => Some(state.store.count_managed_devices(scope.tenant_id(), page.filter.as_ref()).await?),
+        _ => None,
+    };
+    let select = query.select.as_deref();
+    Ok(ok(CollectionPage {
+        context: context_url(version.0, &list::collection_fragment(SET, select)),
+        count,
+        next_link: next,
+        value: items.iter().map(|d| serde_json::Value::Object(document(d, select))).collect(),
+    }))
+}
+
+/// Get managedDevice.
+/// https://learn.microsoft.com/graph/api/intune-devices-manageddevice-get?view=graph-rest-1.0
+async fn get_managed_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    query: ODataQuery,
+    Path(id): Path<String>,
+) -> ApiResult<ODataJson<serde_json::Value>> {
+    let scope = caller.authorize(Operation::ReadManagedDevices)?;
+    query.refuse_unsupported(&["$select"])?;
+    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let device = state.store.managed_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
+    let select = query.select.as_deref();
+    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, select)), document(&device, select))))
+}

@@ -1,0 +1,464 @@
+//! The SQLite implementation of [`ExchangeStore`].
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use dmsync_core::exchange::{
+    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorStatus, ConnectorSyncDecision,
+    ConnectorSyncStats, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, ManagedDeviceField,
+    ManagedDeviceQuery, MobileDeviceRecord, SyncType,
+};
+use dmsync_core::filter::Filter;
+use dmsync_core::jobs::{JobKind, JobLease};
+use dmsync_core::store::ExchangeStore;
+use dmsync_core::{StoreError, StoreResult, TenantId};
+
+use crate::convert::*;
+use crate::sqlite::{SqliteStore, Tx, insert_job};
+
+/// Devices per multi-row upsert: 19 columns each, far below SQLite's bound-parameter limit.
+const UPSERT_CHUNK: usize = 500;
+
+fn text(row: &SqliteRow, column: &str) -> StoreResult<String> {
+    row.try_get(column).map_err(db_err)
+}
+
+fn connector_from_row(row: &SqliteRow) -> StoreResult<ExchangeConnector> {
+    let status = text(row, "status")?;
+    let kind = text(row, "connector_type")?;
+    let source: Option<String> = row.try_get("source").map_err(db_err)?;
+    Ok(ExchangeConnector {
+        tenant_id: parse_uuid(&text(row, "tenant_id")?)?,
+        id: parse_uuid(&text(row, "id")?)?,
+        last_sync: opt_from_ticks(row.try_get("last_sync").map_err(db_err)?),
+        status: ConnectorStatus::parse(&status).ok_or_else(|| StoreError::Database(format!("unknown status '{status}'")))?,
+        primary_smtp_address: text(row, "primary_smtp_address")?,
+        server_name: text(row, "server_name")?,
+        connector_server_name: text(row, "connector_server_name")?,
+        connector_type: ConnectorType::parse(&kind).ok_or_else(|| StoreError::Database(format!("unknown type '{kind}'")))?,
+        version: text(row, "version")?,
+        exchange_alias: text(row, "exchange_alias")?,
+        exchange_organization: text(row, "exchange_organization")?,
+        source: source
+            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Database(format!("stored source: {e}"))))
+            .transpose()?,
+        watermark: opt_from_ticks(row.try_get("watermark").map_err(db_err)?),
+        last_full_sync_start: opt_from_ticks(row.try_get("last_full_sync_start").map_err(db_err)?),
+        last_delta_sync_start: opt_from_ticks(row.try_get("last_delta_sync_start").map_err(db_err)?),
+    })
+}
+
+fn eas_from_row(row: &SqliteRow) -> StoreResult<EasDevice> {
+    let state = text(row, "access_state")?;
+    Ok(EasDevice {
+        tenant_id: parse_uuid(&text(row, "tenant_id")?)?,
+        id: parse_uuid(&text(row, "id")?)?,
+        connector_id: parse_uuid(&text(row, "connector_id")?)?,
+        record: MobileDeviceRecord {
+            device_id: text(row, "eas_device_id")?,
+            device_type: text(row, "device_type")?,
+            device_model: text(row, "device_model")?,
+            device_os: text(row, "device_os")?,
+            friendly_name: text(row, "friendly_name")?,
+            user_display_name: text(row, "user_display_name")?,
+            user_principal_name: text(row, "user_principal_name")?,
+            email_address: text(row, "email_address")?,
+            access_state: ExchangeAccessState::parse(&state)
+                .ok_or_else(|| StoreError::Database(format!("unknown access state '{state}'")))?,
+            access_state_reason: text(row, "access_state_reason")?,
+            first_sync: opt_from_ticks(row.try_get("first_sync").map_err(db_err)?),
+            last_success_sync: opt_from_ticks(row.try_get("last_success_sync").map_err(db_err)?),
+            when_changed: opt_from_ticks(row.try_get("when_changed").map_err(db_err)?),
+        },
+        enrolled_at: from_ticks(row.try_get("enrolled_at").map_err(db_err)?),
+    })
+}
+
+/// Ends the connector's running sync and the job inside `tx`, fenced by the lease.
+async fn finish(
+    tx: &mut Tx<'_>,
+    lease: &JobLease,
+    tenant: TenantId,
+    id: Uuid,
+    job_state: &str,
+    error: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let fenced = sqlx::query(
+        "UPDATE jobs SET state = ?, finished_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL
+          WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
+    )
+    .bind(job_state)
+    .bind(to_ticks(now))
+    .bind(error)
+    .bind(lease.job_id.to_string())
+    .bind(lease.attempt)
+    .bind(&lease.owner)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected()
+        == 1;
+    if fenced {
+        sqlx::query("UPDATE exchange_connectors SET running_job_id = NULL WHERE tenant_id = ? AND id = ? AND running_job_id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .bind(lease.job_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(fenced)
+}
+
+#[async_trait]
+impl ExchangeStore for SqliteStore {
+    async fn create_connector(&self, c: &ExchangeConnector) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO exchange_connectors (tenant_id, id, last_sync, status, primary_smtp_address, server_name,
+                 connector_server_name, connector_type, version, exchange_alias, exchange_organization, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.tenant_id.to_string())
+        .bind(c.id.to_string())
+        .bind(c.last_sync.map(to_ticks))
+        .bind(c.status.as_str())
+        .bind(&c.primary_smtp_address)
+        .bind(&c.server_name)
+        .bind(&c.connector_server_name)
+        .bind(c.connector_type.as_str())
+        .bind(&c.version)
+        .bind(&c.exchange_alias)
+        .bind(&c.exchange_organization)
+        .bind(to_ticks(OffsetDateTime::now_utc()))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM exchange_connectors WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        crate::sql::push_page(&mut sql, query, crate::sql::connector_column);
+        sql.build().fetch_all(&self.reader).await.map_err(db_err)?.iter().map(connector_from_row).collect()
+    }
+
+    async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM exchange_connectors WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        if let Some(filter) = filter {
+            sql.push(" AND ");
+            crate::sql::push_filter(&mut sql, filter, crate::sql::connector_column);
+        }
+        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>> {
+        let row = sqlx::query("SELECT * FROM exchange_connectors WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(connector_from_row).transpose()
+    }
+
+    async fn update_connector(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        changes: &ConnectorChanges,
+    ) -> StoreResult<Option<ExchangeConnector>> {
+        let row = sqlx::query(
+            "UPDATE exchange_connectors SET
+                primary_smtp_address = coalesce(?3, primary_smtp_address),
+                server_name = coalesce(?4, server_name),
+                connector_server_name = coalesce(?5, connector_server_name),
+                connector_type = coalesce(?6, connector_type),
+                version = coalesce(?7, version),
+                exchange_alias = coalesce(?8, exchange_alias),
+                exchange_organization = coalesce(?9, exchange_organization)
+              WHERE tenant_id = ?1 AND id = ?2
+              RETURNING *",
+        )
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(&changes.primary_smtp_address)
+        .bind(&changes.server_name)
+        .bind(&changes.connector_server_name)
+        .bind(changes.connector_type.map(|t| t.as_str()))
+        .bind(&changes.version)
+        .bind(&changes.exchange_alias)
+        .bind(&changes.exchange_organization)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(connector_from_row).transpose()
+    }
+
+    async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let n = sqlx::query("DELETE FROM exchange_connectors WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        sqlx::query("DELETE FROM eas_devices WHERE tenant_id = ? AND connector_id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool> {
+        let json = serde_json::to_string(source).map_err(|e| StoreError::Database(e.to_string()))?;
+        let n = sqlx::query("UPDATE exchange_connectors SET source = ?, source_set_at = ? WHERE tenant_id = ? AND id = ?")
+            .bind(json)
+            .bind(to_ticks(OffsetDateTime::now_utc()))
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn trigger_connector_sync(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        sync_type: SyncType,
+        now: OffsetDateTime,
+    ) -> StoreResult<ConnectorSyncDecision> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let job_id = Uuid::now_v7();
+        let started_column = match sync_type {
+            SyncType::FullSync => "last_full_sync_start",
+            SyncType::DeltaSync => "last_delta_sync_start",
+        };
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE exchange_connectors SET running_job_id = ?1, {started_column} = ?2
+              WHERE tenant_id = ?3 AND id = ?4 AND running_job_id IS NULL"
+        )))
+        .bind(job_id.to_string())
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM exchange_connectors WHERE tenant_id = ? AND id = ?")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(if exists.is_some() { ConnectorSyncDecision::AlreadyRunning } else { ConnectorSyncDecision::NotFound });
+        }
+        let payload = serde_json::json!({ "connectorId": id, "syncType": sync_type.as_str() }).to_string();
+        let inserted = insert_job(&mut tx, tenant, JobKind::ExchangeConnectorSync, &payload, now, now).await?;
+        // The job row and the connector's marker must name the same job.
+        sqlx::query("UPDATE exchange_connectors SET running_job_id = ? WHERE tenant_id = ? AND id = ?")
+            .bind(inserted.to_string())
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ConnectorSyncDecision::Started { job_id: inserted })
+    }
+
+    async fn schedule_connector_syncs(
+        &self,
+        now: OffsetDateTime,
+        delta_every: Duration,
+        full_every: Duration,
+    ) -> StoreResult<u64> {
+        // Due relative to the last sync of each kind, or to when the source was set.
+        let due = sqlx::query(
+            "SELECT tenant_id, id,
+                    coalesce(last_full_sync_start, source_set_at) <= ?1 AS full_due
+               FROM exchange_connectors
+              WHERE source IS NOT NULL AND running_job_id IS NULL
+                AND (coalesce(last_full_sync_start, source_set_at) <= ?1
+                     OR max(coalesce(last_full_sync_start, source_set_at),
+                            coalesce(last_delta_sync_start, source_set_at)) <= ?2)",
+        )
+        .bind(to_ticks(now - full_every))
+        .bind(to_ticks(now - delta_every))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let mut started = 0;
+        for row in due {
+            let tenant = parse_uuid(&text(&row, "tenant_id")?)?;
+            let id = parse_uuid(&text(&row, "id")?)?;
+            let kind = if row.try_get::<bool, _>("full_due").map_err(db_err)? { SyncType::FullSync } else { SyncType::DeltaSync };
+            // The conditional claim makes a sync due on several replicas start once.
+            if let ConnectorSyncDecision::Started { .. } = self.trigger_connector_sync(tenant, id, kind, now).await? {
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    async fn complete_connector_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        full: bool,
+        records: &[MobileDeviceRecord],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ConnectorSyncStats>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        if !finish(&mut tx, lease, tenant, id, "succeeded", None, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        // Marks which devices this sync saw: unique per attempt of this job.
+        let mark = to_ticks(now) ^ lease.attempt;
+        let mut upserted = 0;
+        for chunk in records.chunks(UPSERT_CHUNK) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO eas_devices (tenant_id, id, connector_id, eas_device_id, device_type, device_model,
+                     device_os, friendly_name, user_display_name, user_principal_name, email_address, access_state,
+                     access_state_reason, first_sync, last_success_sync, when_changed, device_name, operating_system,
+                     os_version, manufacturer, enrolled_at, seen_mark) ",
+            );
+            insert.push_values(chunk, |mut b, r| {
+                let (os, version) = r.operating_system();
+                b.push_bind(tenant.to_string())
+                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(id.to_string())
+                    .push_bind(&r.device_id)
+                    .push_bind(&r.device_type)
+                    .push_bind(&r.device_model)
+                    .push_bind(&r.device_os)
+                    .push_bind(&r.friendly_name)
+                    .push_bind(&r.user_display_name)
+                    .push_bind(&r.user_principal_name)
+                    .push_bind(&r.email_address)
+                    .push_bind(r.access_state.as_str())
+                    .push_bind(&r.access_state_reason)
+                    .push_bind(r.first_sync.map(to_ticks))
+                    .push_bind(r.last_success_sync.map(to_ticks))
+                    .push_bind(r.when_changed.map(to_ticks))
+                    .push_bind(r.device_name())
+                    .push_bind(os)
+                    .push_bind(version)
+                    .push_bind(r.manufacturer())
+                    .push_bind(to_ticks(now))
+                    .push_bind(mark);
+            });
+            insert.push(
+                " ON CONFLICT (connector_id, eas_device_id) DO UPDATE SET
+                    device_type = excluded.device_type, device_model = excluded.device_model,
+                    device_os = excluded.device_os, friendly_name = excluded.friendly_name,
+                    user_display_name = excluded.user_display_name, user_principal_name = excluded.user_principal_name,
+                    email_address = excluded.email_address, access_state = excluded.access_state,
+                    access_state_reason = excluded.access_state_reason, first_sync = excluded.first_sync,
+                    last_success_sync = excluded.last_success_sync, when_changed = excluded.when_changed,
+                    device_name = excluded.device_name, operating_system = excluded.operating_system,
+                    os_version = excluded.os_version, manufacturer = excluded.manufacturer,
+                    seen_mark = excluded.seen_mark",
+            );
+            upserted += insert.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+        }
+        let removed = if full {
+            sqlx::query("DELETE FROM eas_devices WHERE tenant_id = ? AND connector_id = ? AND seen_mark <> ?")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .bind(mark)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+        } else {
+            0
+        };
+        let watermark = records.iter().filter_map(|r| r.when_changed).max().map(to_ticks);
+        sqlx::query(
+            "UPDATE exchange_connectors
+                SET status = 'connected', last_sync = ?1,
+                    watermark = CASE WHEN ?2 IS NULL THEN watermark ELSE max(coalesce(watermark, ?2), ?2) END
+              WHERE tenant_id = ?3 AND id = ?4",
+        )
+        .bind(to_ticks(now))
+        .bind(watermark)
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(ConnectorSyncStats { read: records.len() as u64, upserted, removed }))
+    }
+
+    async fn fail_connector_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        if !finish(&mut tx, lease, tenant, id, "failed", Some(error), now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE exchange_connectors SET status = 'disconnected' WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM eas_devices WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        crate::sql::push_page(&mut sql, query, crate::sql::managed_device_column);
+        sql.build().fetch_all(&self.reader).await.map_err(db_err)?.iter().map(eas_from_row).collect()
+    }
+
+    async fn count_managed_devices(&self, tenant: TenantId, filter: Option<&Filter<ManagedDeviceField>>) -> StoreResult<u64> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM eas_devices WHERE tenant_id = ");
+        sql.push_bind(tenant.to_string());
+        if let Some(filter) = filter {
+            sql.push(" AND ");
+            crate::sql::push_filter(&mut sql, filter, crate::sql::managed_device_column);
+        }
+        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>> {
+        let row = sqlx::query("SELECT * FROM eas_devices WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(eas_from_row).transpose()
+    }
+}
