@@ -236,3 +236,25 @@ mod tests {
         assert!(!host_allowed("file:///etc/passwd", &allowed));
     }
 }
+
+#[cfg(test)]
+mod date_tests {
+    use super::parse_exchange_date;
+
+    #[test]
+    fn parses_every_date_form_exchange_exports() {
+        for (text, unix) in [
+            ("11/22/2026 2:05:09 PM", 1_795_356_309),
+            ("11/22/2026 02:05:09 PM", 1_795_356_309),
+            ("11/22/2026 12:05:09 AM", 1_795_305_909),
+            ("11/22/2026 14:05:09", 1_795_356_309),
+            ("2026-11-22T14:05:09Z", 1_795_356_309),
+            ("2026-11-22T14:05:09", 1_795_356_309),
+            ("/Date(1795356309000)/", 1_795_356_309),
+        ] {
+            assert_eq!(parse_exchange_date(text).map(|d| d.unix_timestamp()), Some(unix), "{text}");
+        }
+        assert_eq!(parse_exchange_date(""), None);
+        assert_eq!(parse_exchange_date("yesterday"), None);
+    }
+}

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod autopilot_devices;
 mod errors;
+mod exchange;
 mod external;
 mod lifecycle;
 mod ops;

@@ -1,0 +1,294 @@
+//! Exchange connectors over HTTP: CRUD and its errors, full against delta syncs from a file
+//! and from an HTTP source, the status transitions, a source going down, schedules driven by
+//! clock advances, and the discovered devices in managedDevices.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::routing::get;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const MANAGED: &str = "DeviceManagementManagedDevices.Read.All";
+
+fn csv(devices: &[(&str, &str, &str)]) -> String {
+    let mut text = String::from(
+        "#TYPE Microsoft.Exchange.Data.Directory.SystemConfiguration.MobileDevice\n\
+         \"DeviceId\",\"DeviceType\",\"DeviceModel\",\"DeviceOS\",\"FriendlyName\",\"UserDisplayName\",\"UserPrincipalName\",\"DeviceAccessState\",\"DeviceAccessStateReason\",\"FirstSyncTime\",\"WhenChanged\"\n",
+    );
+    for (id, state, changed) in devices {
+        text.push_str(&format!(
+            "\"{id}\",\"iPhone\",\"iPhone15,2\",\"iOS 17.1.2 21B101\",\"\",\"Kim\",\"kim@contoso.com\",\"{state}\",\"Global\",\"11/20/2026 9:15:00 AM\",\"{changed}\"\n"
+        ));
+    }
+    text
+}
+
+struct Exchange {
+    app: TestApp,
+    token: String,
+    reader: String,
+    dir: tempfile::TempDir,
+}
+
+impl Exchange {
+    async fn new(configure: impl FnOnce(&mut dmsync_server::Config)) -> Exchange {
+        let app = spawn_app_with(configure).await;
+        // A week's lifetime: the schedule test moves the Clock a day ahead.
+        let week = Some(7 * 86400);
+        let token = app.admin.mint_token(&app.tenant(), "delegated", &[RW], "work", week).await.unwrap();
+        let reader = app.admin.mint_token(&app.tenant(), "delegated", &[MANAGED], "work", week).await.unwrap();
+        Exchange { app, token, reader, dir: tempfile::tempdir().unwrap() }
+    }
+
+    async fn create(&self, version: &str) -> Value {
+        let r = self
+            .app
+            .raw(Method::POST, &format!("/{version}/deviceManagement/exchangeConnectors"), Some(&self.token))
+            .json(&json!({
+                "@odata.type": "#microsoft.graph.deviceManagementExchangeConnector",
+                "status": "connected", "lastSyncDateTime": "2017-01-01T00:02:49.3205976-08:00",
+                "primarySmtpAddress": "svc@contoso.com", "serverName": "ex01.contoso.com",
+                "connectorServerName": "conn01", "exchangeConnectorType": "onPremises", "version": "19.1",
+                "exchangeAlias": "", "exchangeOrganization": "Contoso",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    async fn set_source(&self, id: &str, source: Value) -> StatusCode {
+        self.app
+            .raw(Method::PUT, &format!("/_dmsync/tenants/{}/exchangeConnectors/{id}/source", self.app.tenant()), Some("dmsync-dev-admin"))
+            .json(&source)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    fn write_file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    async fn sync(&self, id: &str, kind: &str) -> StatusCode {
+        self.app
+            .raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&self.token))
+            .json(&json!({"syncType": kind}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn connector(&self, id: &str) -> Value {
+        self.app.get_json(&format!("/beta/deviceManagement/exchangeConnectors/{id}"), Some(&self.token)).await
+    }
+
+    /// Waits until no sync of the connector is running (a new sync request would start).
+    async fn wait_until(&self, id: &str, status: &str, synced_after: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.connector(id).await;
+            if c["status"] == status && c["lastSyncDateTime"].as_str().unwrap() > synced_after {
+                return c;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "connector never became {status}: {c}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn devices(&self) -> Vec<Value> {
+        let v = self.app.get_json("/v1.0/deviceManagement/managedDevices?$orderby=easDeviceId", Some(&self.reader)).await;
+        v["value"].as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn connector_crud_and_its_errors() {
+    let x = Exchange::new(|_| {}).await;
+    let created = x.create("v1.0").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["status"], "connectionPending", "status belongs to the server");
+    assert_eq!(created["lastSyncDateTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(created["exchangeConnectorType"], "onPremises");
+    assert_eq!(created["@odata.context"], "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/exchangeConnectors/$entity");
+
+    let r = x.app.raw(Method::PATCH, &format!("/beta/deviceManagement/exchangeConnectors/{id}"), Some(&x.token))
+        .json(&json!({"serverName": "ex02.contoso.com", "exchangeConnectorType": "hosted"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let patched: Value = r.json().await.unwrap();
+    assert_eq!((patched["serverName"].as_str(), patched["exchangeConnectorType"].as_str()), (Some("ex02.contoso.com"), Some("hosted")));
+    assert_eq!(patched["version"], "19.1");
+
+    let list = x.app.get_json("/v1.0/deviceManagement/exchangeConnectors?$filter=serverName eq 'EX02.contoso.com'&$count=true", Some(&x.token)).await;
+    assert_eq!(list["@odata.count"], 1);
+
+    for (body, needle) in [
+        (json!({"exchangeConnectorType": "cloudy"}), "unknown variant"),
+        (json!({"serverName": 5}), "invalid type"),
+        (json!({"colour": "blue"}), "unknown field"),
+    ] {
+        let r = x.app.raw(Method::PATCH, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert!(r.text().await.unwrap().contains(needle), "{body}");
+    }
+    for body in [json!({}), json!({"syncType": "quickSync"}), json!({"syncType": null}), json!({"syncType": 1})] {
+        let r = x.app.raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&x.token)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    assert_eq!(x.sync(unknown, "fullSync").await, StatusCode::NOT_FOUND);
+    // Application tokens may not sync under the original profile, as for the Autopilot sync.
+    let app_token = x.app.app_token().await;
+    let r = x.app.raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&app_token)).json(&json!({"syncType": "fullSync"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Another tenant sees nothing.
+    x.app.admin.create_tenant("ffffffff-ffff-4fff-8fff-ffffffffffff", "other.onmicrosoft.com").await.unwrap();
+    let other = x.app.admin.mint_token("ffffffff-ffff-4fff-8fff-ffffffffffff", "delegated", &[RW], "work", None).await.unwrap();
+    let r = x.app.raw(Method::GET, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&other)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let r = x.app.raw(Method::DELETE, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = x.app.raw(Method::GET, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    x.app.stop().await;
+}
+
+#[tokio::test]
+async fn full_and_delta_syncs_from_a_file_and_a_source_going_down() {
+    let x = Exchange::new(|_| {}).await;
+    let id = x.create("beta").await["id"].as_str().unwrap().to_owned();
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT, "no source yet: the sync runs and fails");
+    let c = x.wait_until(&id, "disconnected", "").await;
+    assert_eq!(c["lastSyncDateTime"], "0001-01-01T00:00:00Z", "a failed sync does not move lastSyncDateTime");
+
+    let path = x.write_file("devices.csv", &csv(&[("A", "Allowed", "11/21/2026 8:00:00 AM"), ("B", "Allowed", "11/21/2026 8:00:00 AM"), ("C", "Quarantined", "11/21/2026 8:00:00 AM")]));
+    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+    let first = x.wait_until(&id, "connected", "0001").await;
+    let devices = x.devices().await;
+    assert_eq!(devices.len(), 3);
+    let c = &devices[2];
+    assert_eq!((c["easDeviceId"].as_str(), c["managementAgent"].as_str(), c["easActivated"].as_bool()), (Some("C"), Some("eas"), Some(true)));
+    assert_eq!((c["exchangeAccessState"].as_str(), c["exchangeAccessStateReason"].as_str()), (Some("quarantined"), Some("exchangeGlobalRule")));
+    assert_eq!((c["operatingSystem"].as_str(), c["osVersion"].as_str(), c["manufacturer"].as_str()), (Some("iOS"), Some("17.1.2"), Some("Apple")));
+    assert_eq!((c["userPrincipalName"].as_str(), c["emailAddress"].as_str()), (Some("kim@contoso.com"), Some("kim@contoso.com")));
+    assert_eq!(c["exchangeLastSuccessfulSyncDateTime"], "2026-11-21T08:00:00.0000000Z");
+    let one = x.app.get_json(&format!("/beta/deviceManagement/managedDevices/{}", c["id"].as_str().unwrap()), Some(&x.reader)).await;
+    assert_eq!(one["deviceName"], "iPhone15,2");
+
+    // B is gone from Exchange and A changed. A delta sees A's change but not B's deletion.
+    let path = x.write_file("devices.csv", &csv(&[("A", "Blocked", "11/22/2026 9:00:00 AM"), ("C", "Quarantined", "11/21/2026 8:00:00 AM")]));
+    let _ = path;
+    assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);
+    let second = x.wait_until(&id, "connected", first["lastSyncDateTime"].as_str().unwrap()).await;
+    let devices = x.devices().await;
+    assert_eq!(devices.len(), 3, "a delta does not see deletions");
+    assert_eq!(devices[0]["exchangeAccessState"], "blocked");
+    // A full sync removes B.
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+    let third = x.wait_until(&id, "connected", second["lastSyncDateTime"].as_str().unwrap()).await;
+    let ids: Vec<String> = x.devices().await.iter().map(|d| d["easDeviceId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["A", "C"]);
+
+    // The source goes away: the sync fails, the connector is disconnected, the devices stay.
+    std::fs::remove_file(x.dir.path().join("devices.csv")).unwrap();
+    x.app.admin.advance_clock(1.0).await.unwrap();
+    assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while x.connector(&id).await["status"] != "disconnected" {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(x.connector(&id).await["lastSyncDateTime"], third["lastSyncDateTime"]);
+    assert_eq!(x.devices().await.len(), 2);
+    // managedDevices needs its own permission.
+    let r = x.app.raw(Method::GET, "/v1.0/deviceManagement/managedDevices", Some(&x.token)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    x.app.stop().await;
+}
+
+/// An HTTP source: allow-listed hosts only, `?changedSince=` on deltas, and a slow source makes
+/// a second sync request 409 while the first runs.
+#[tokio::test]
+async fn http_sources_are_allow_listed_and_get_changed_since() {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let log = seen.clone();
+    let source = axum::Router::new().route(
+        "/devices",
+        get(move |Query(q): Query<std::collections::HashMap<String, String>>| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(q.get("changedSince").cloned());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                axum::Json(json!([
+                    {"DeviceId": "H1", "DeviceType": "Android", "DeviceModel": "Pixel 8", "DeviceOS": "Android 15",
+                     "DeviceAccessState": "Allowed", "PrimarySmtpAddress": "lee@contoso.com", "WhenChanged": "2026-11-22T10:00:00Z"}
+                ]))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, source).await });
+
+    let allowed = host.clone();
+    let x = Exchange::new(move |c| c.exchange_source_allowed_hosts = vec![allowed]).await;
+    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
+    let metadata = json!({"kind": "http", "url": "http://169.254.169.254/latest/meta-data"});
+    assert_eq!(x.set_source(&id, metadata).await, StatusCode::BAD_REQUEST, "not on the allow-list");
+    assert_eq!(x.set_source(&id, json!({"kind": "ftp", "url": "x"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(x.set_source(&id, json!({"kind": "http", "url": format!("http://{host}/devices")})).await, StatusCode::NO_CONTENT);
+
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+    let r = x.app.raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&x.token)).json(&json!({"syncType": "deltaSync"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT, "one sync of a connector at a time");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "Conflict");
+    let first = x.wait_until(&id, "connected", "0001").await;
+    assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);
+    x.wait_until(&id, "connected", first["lastSyncDateTime"].as_str().unwrap()).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, [None, Some("2026-11-22T10:00:00Z".to_owned())], "a delta asks for changes since the watermark");
+    let devices = x.devices().await;
+    assert_eq!((devices[0]["manufacturer"].as_str(), devices[0]["emailAddress"].as_str()), (Some("Google"), Some("lee@contoso.com")));
+    x.app.stop().await;
+}
+
+#[tokio::test]
+async fn schedules_run_delta_every_15_minutes_and_full_every_day() {
+    let x = Exchange::new(|_| {}).await;
+    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
+    let path = x.write_file("devices.csv", &csv(&[("S1", "Allowed", "11/21/2026 8:00:00 AM")]));
+    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(x.connector(&id).await["status"], "connectionPending", "nothing is due right after the source is set");
+
+    x.app.admin.advance_clock(16.0 * 60.0).await.unwrap();
+    let first = x.wait_until(&id, "connected", "0001").await;
+    assert_eq!(x.devices().await.len(), 1);
+
+    // The delta ran; a full one is due a day after the source was set. Between them, no sync
+    // starts by itself, and a device removed from Exchange stays until the full sync.
+    std::fs::write(&path, csv(&[])).unwrap();
+    x.app.admin.advance_clock(16.0 * 60.0).await.unwrap();
+    let second = x.wait_until(&id, "connected", first["lastSyncDateTime"].as_str().unwrap()).await;
+    assert_eq!(x.devices().await.len(), 1, "scheduled deltas do not delete");
+    x.app.admin.advance_clock(24.0 * 3600.0).await.unwrap();
+    x.wait_until(&id, "connected", second["lastSyncDateTime"].as_str().unwrap()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !x.devices().await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the scheduled full sync never removed the device");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    x.app.stop().await;
+}
