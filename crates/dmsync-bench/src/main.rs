@@ -6,10 +6,6 @@
 //! measures, and fails (exit 1, with the reason) only when something does not work or a
 //! phase runs past its deadline. See docs/PERFORMANCE.md.
 
-mod probe;
-mod server;
-mod workload;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,14 +16,12 @@ use dmsync_client::{AdminClient, GraphClient, RegistrationSummary};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use probe::{PhaseMeter, PhaseStats};
-use server::Server;
+use dmsync_bench::probe::{self, PhaseMeter};
+use dmsync_bench::report::{Figure, bounded, figure, ms, render, secs};
+use dmsync_bench::server::{self, Server};
+use dmsync_bench::workload;
+use dmsync_bench::dev::{ADMIN_TOKEN, CLIENT_ID, PASSWORD, TENANT, USERNAME};
 
-const TENANT: &str = "11111111-1111-4111-8111-111111111111";
-const CLIENT_ID: &str = "22222222-2222-4222-8222-222222222222";
-const USERNAME: &str = "admin@contoso.onmicrosoft.com";
-const PASSWORD: &str = "dmsync-dev-password";
-const ADMIN_TOKEN: &str = "dmsync-dev-admin";
 const DEVICES: &str = "beta/deviceManagement/windowsAutopilotDeviceIdentities";
 const IMPORTED: &str = "beta/deviceManagement/importedWindowsAutopilotDeviceIdentities";
 
@@ -76,31 +70,6 @@ struct Args {
     /// Keep the temporary work directory (database and log) at the end.
     #[arg(long)]
     keep: bool,
-}
-
-/// One row of the summary table.
-struct Figure {
-    name: String,
-    value: String,
-    target: String,
-    met: Option<bool>,
-}
-
-fn figure(name: impl Into<String>, value: impl Into<String>, target: impl Into<String>, met: Option<bool>) -> Figure {
-    Figure { name: name.into(), value: value.into(), target: target.into(), met }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Awaits `future` for at most `limit`, naming `what` if it runs over.
-async fn bounded<T>(limit: Duration, what: &str, future: impl std::future::Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(limit, future).await.map_err(|_| anyhow::anyhow!("timed out after {limit:?}: {what}"))
 }
 
 fn main() {
@@ -601,38 +570,3 @@ async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_pat
     Ok(render(&figures, &meter.phases, &notes))
 }
 
-fn render(figures: &[Figure], phases: &[PhaseStats], notes: &[String]) -> String {
-    let mut out = String::new();
-    out.push_str("\n## Figures\n\n| figure | value | target | met? |\n|---|---|---|---|\n");
-    for f in figures {
-        let met = match f.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "—",
-        };
-        out.push_str(&format!("| {} | {} | {} | {} |\n", f.name, f.value, f.target, met));
-    }
-    out.push_str(
-        "\n## Phases (server process)\n\n| phase | wall | server CPU user | server CPU sys | server CPU / wall | bench CPU | server disk written | server peak RSS in phase |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    for p in phases {
-        out.push_str(&format!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.0}% | {:.2} s | {:.1} MB | {:.1} MB |\n",
-            p.name,
-            p.wall.as_secs_f64(),
-            p.server_user,
-            p.server_sys,
-            100.0 * (p.server_user + p.server_sys) / p.wall.as_secs_f64().max(1e-9),
-            p.bench_cpu,
-            p.server_written as f64 / 1e6,
-            p.max_rss_kb as f64 / 1024.0,
-        ));
-    }
-    if !notes.is_empty() {
-        out.push('\n');
-        for n in notes {
-            out.push_str(&format!("- {n}\n"));
-        }
-    }
-    out
-}

@@ -16,6 +16,7 @@ const MARKERS: &[&str] = &[
     "autopilot sync reconciled",
     "autopilot sync completed",
     "autopilot import processed",
+    "exchange connector synced",
     "job claimed",
     " WARN ",
     " ERROR ",
@@ -80,12 +81,18 @@ fn drain(reader: impl std::io::Read + Send + 'static, file: Arc<Mutex<std::fs::F
 impl Server {
     /// Starts `dmsync serve` on port 0 and waits for its banner.
     pub async fn start(binary: &Path, db: &Path, log_path: &Path) -> Result<Server> {
+        Server::start_with(binary, db, log_path, &[]).await
+    }
+
+    /// [`Server::start`] with more `serve` flags after the benchmark's own.
+    pub async fn start_with(binary: &Path, db: &Path, log_path: &Path, extra_args: &[String]) -> Result<Server> {
         let log_file = std::fs::File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_file = Arc::new(Mutex::new(log_file));
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(format!("sqlite://{}", db.display()))
             .args(["--sync-duration", "0s", "--import-delay", "0s", "--sync-cooldown", "1s"])
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

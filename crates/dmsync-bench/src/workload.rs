@@ -35,11 +35,6 @@ pub fn hardware_hash(domain: u8, index: u64) -> [u8; 64] {
     out
 }
 
-/// `SN-0000001` for index 0.
-pub fn serial(index: u64) -> String {
-    format!("SN-{:07}", index + 1)
-}
-
 /// The Autopilot CSV for `devices` registrations; with `changed_every = Some(k)`, every k-th row
 /// (indices 0, k, 2k, …) carries the group tag `Changed` instead of `Fleet`.
 pub fn csv_stream(devices: u64, changed_every: Option<u64>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs dmsync's benchmarks against the release server and writes one Markdown report.
+#
+#   scripts/bench.sh                 every benchmark
+#   scripts/bench.sh autopilot       only the named ones (autopilot, exchange)
+#   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
+#
+# Each benchmark prints its figures beside their targets; the report (target/bench/report.md)
+# is their outputs in order, and each one's own output is kept in target/bench/NAME.md.
+# These are programs that measure, not tests: they fail only when something does not work.
+# See docs/PERFORMANCE.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+all=(autopilot exchange)
+selected=("$@")
+[[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
+
+cargo build --release -p dmsync -p dmsync-bench
+out=target/bench
+mkdir -p "$out"
+report="$out/report.md"
+{
+  echo "# dmsync benchmark report"
+  echo
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+} >"$report"
+
+for name in "${selected[@]}"; do
+  case "$name" in
+    autopilot) bin=target/release/dmsync-bench; extra=${BENCH_ARGS_AUTOPILOT:-} ;;
+    exchange) bin=target/release/dmsync-bench-exchange; extra=${BENCH_ARGS_EXCHANGE:-} ;;
+    *) echo "bench: unknown benchmark '$name' (known: ${all[*]})" >&2; exit 2 ;;
+  esac
+  echo "== $name" >&2
+  # shellcheck disable=SC2086 # the extra arguments are meant to be split
+  "$bin" --server target/release/dmsync --server-log "$out/$name-server.log" $extra | tee "$out/$name.md"
+  cat "$out/$name.md" >>"$report"
+  echo >>"$report"
+done
+echo "report: $report" >&2
