@@ -2,7 +2,7 @@
 # Runs dmsync's benchmarks against the release server and writes one Markdown report.
 #
 #   scripts/bench.sh                 every benchmark
-#   scripts/bench.sh autopilot       only the named ones (autopilot, exchange)
+#   scripts/bench.sh autopilot       only the named ones (http, autopilot, exchange)
 #   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
 #
 # Each benchmark prints its figures beside their targets; the report (target/bench/report.md)
@@ -12,9 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(autopilot exchange)
+all=(http autopilot exchange)
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
+
+# The HTTP benchmark loads the server with wrk (Debian's package).
+if [[ " ${selected[*]} " == *" http "* ]] && ! command -v wrk >/dev/null 2>&1; then
+  echo "bench: installing wrk" >&2
+  if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
+fi
 
 cargo build --release -p dmsync -p dmsync-bench
 out=target/bench
@@ -31,6 +37,7 @@ for name in "${selected[@]}"; do
   case "$name" in
     autopilot) bin=target/release/dmsync-bench; extra=${BENCH_ARGS_AUTOPILOT:-} ;;
     exchange) bin=target/release/dmsync-bench-exchange; extra=${BENCH_ARGS_EXCHANGE:-} ;;
+    http) bin=target/release/dmsync-bench-http; extra=${BENCH_ARGS_HTTP:-} ;;
     *) echo "bench: unknown benchmark '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac
   echo "== $name" >&2

@@ -1,0 +1,334 @@
+//! The HTTP benchmark. It loads the release server with wrk on loopback (1, 16 and 64
+//! connections, a few seconds each) and, in the same run, a bare axum JSON handler in a process
+//! of its own: the physical limit of the stack on this machine, so that each dmsync figure can
+//! be read as a ratio that the machine's noise affects little. It also times RS256 token
+//! verification alone, the server's start to its first `/healthz` 200 (empty and with a large
+//! database), and its idle RSS. It prints a Markdown table; it is a program, not a test.
+//! See docs/PERFORMANCE.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use dmsync_client::GraphClient;
+use reqwest::{Method, StatusCode};
+
+use dmsync_bench::dev::{ADMIN_TOKEN, CLIENT_ID, PASSWORD, TENANT, USERNAME};
+use dmsync_bench::probe;
+use dmsync_bench::report::{Figure, figure, ms, render};
+use dmsync_bench::server::Server;
+use dmsync_bench::workload;
+
+const SETTINGS: &str = "beta/deviceManagement/windowsAutopilotSettings";
+const DEVICES_PAGE: &str = "beta/deviceManagement/windowsAutopilotDeviceIdentities?$top=100";
+
+#[derive(Parser)]
+#[command(
+    name = "dmsync-bench-http",
+    about = "HTTP throughput of dmsync against a bare axum handler, token verification, start-up and idle RSS",
+    args_override_self = true
+)]
+struct Args {
+    /// Seconds of load per wrk run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Connection counts, comma-separated.
+    #[arg(long, default_value = "1,16,64", value_delimiter = ',')]
+    connections: Vec<u32>,
+    /// Devices registered and synced before the page benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    devices: u64,
+    /// Devices in the database for the start-up figure with a large database (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    startup_devices: u64,
+    /// Token verifications timed in the verification figure.
+    #[arg(long, default_value_t = 2_000)]
+    verifications: u32,
+    /// The server binary (default: `dmsync` beside this program).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// File that receives the server's output (default: server.log in a temporary directory).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
+    /// Internal: run the bare axum handler on this address instead of the benchmark.
+    #[arg(long, hide = true)]
+    bare_server: Option<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let outcome = match &args.bare_server {
+        Some(addr) => runtime.block_on(bare_server(addr)),
+        None => runtime.block_on(run(&args)),
+    };
+    if let Err(e) = outcome {
+        eprintln!("\nbenchmark FAILED: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The baseline: axum and tokio with their defaults, one route answering a JSON document the
+/// size of `windowsAutopilotSettings`, no auth, no database, no middleware.
+async fn bare_server(addr: &str) -> Result<()> {
+    let body = serde_json::json!({
+        "@odata.context": "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotSettings/$entity",
+        "id": "5d2ff1a2-2bd8-4b3c-9a8c-0f9a3b5c8d01",
+        "lastManualSyncTriggerDateTime": "2026-11-30T20:00:00.0000000Z",
+        "lastSyncDateTime": "2026-11-30T20:00:05.0000000Z",
+        "syncStatus": "completed"
+    });
+    let app = axum::Router::new().route("/bare", axum::routing::get(move || std::future::ready(axum::Json(body.clone()))));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("bare listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// What wrk measured.
+struct Load {
+    requests_per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    non_2xx: u64,
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "us" => value / 1e6,
+        "ms" => value / 1e3,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// Runs wrk with `--latency`, one thread per core (at most the connection count).
+fn wrk(url: &str, connections: u32, seconds: u64, token: Option<&str>, script: Option<&Path>) -> Result<Load> {
+    let threads = connections.min(2);
+    let mut command = Command::new("wrk");
+    command.args(["--latency", "-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s")]);
+    if let Some(t) = token {
+        command.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(s) = script {
+        command.arg("-s").arg(s);
+    }
+    let output = command.arg(url).stderr(Stdio::inherit()).output().context("running wrk (install it: apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    ensure!(output.status.success(), "wrk failed: {text}");
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned())).with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
+    };
+    let requests_per_second: f64 = field("Requests/sec:")?.parse()?;
+    let p50 = parse_duration(&field("50%")?).context("wrk's p50")?;
+    let p99 = parse_duration(&field("99%")?).context("wrk's p99")?;
+    let non_2xx = field("Non-2xx or 3xx responses:").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Load { requests_per_second, p50, p99, non_2xx })
+}
+
+fn server_binary(args: &Args) -> Result<PathBuf> {
+    let bin = match &args.server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.parent().context("program directory")?.join("dmsync"),
+    };
+    ensure!(bin.is_file(), "server binary {} not found; build it with `cargo build --release -p dmsync`", bin.display());
+    Ok(bin)
+}
+
+/// Waits for the first 200 of `/healthz`, polling every millisecond; the time from `start`.
+async fn first_health(base_url: &str, start: Instant) -> Result<Duration> {
+    let client = reqwest::Client::new();
+    while start.elapsed() < Duration::from_secs(120) {
+        if let Ok(r) = client.get(format!("{base_url}/healthz")).send().await {
+            if r.status() == StatusCode::OK {
+                return Ok(start.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    bail!("no /healthz 200 within 120 s")
+}
+
+async fn run(args: &Args) -> Result<()> {
+    ensure!(which("wrk"), "wrk is not installed (apt-get install wrk); scripts/bench.sh installs it");
+    let server_bin = server_binary(args)?;
+    let dir = tempfile::Builder::new().prefix("dmsync-bench-http-").tempdir()?;
+    let log_path = args.server_log.clone().unwrap_or_else(|| dir.path().join("server.log"));
+    println!("# dmsync HTTP benchmark\n");
+    println!("{}", probe::machine());
+    println!("wrk {} s per run, connections {:?}\n", args.seconds, args.connections);
+
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    // Start-up with an empty database: process spawn to the first /healthz 200.
+    let empty_db = dir.path().join("empty.db");
+    let started = Instant::now();
+    let server = Server::start_with(&server_bin, &empty_db, &log_path, &["--sync-cooldown".into(), "600s".into()]).await?;
+    let empty_start = first_health(&server.base_url, started).await?;
+    figures.push(figure("start to first /healthz 200, empty database (first start: migrations, key)", ms(empty_start), "≤ 100 ms", Some(empty_start <= Duration::from_millis(100))));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = probe::status_kb(server.pid, "VmRSS")?;
+    figures.push(figure("idle RSS after start", format!("{:.1} MB", idle as f64 / 1024.0), "≤ 30 MB", Some(idle <= 30 * 1024)));
+
+    let outcome = load(args, &server, &mut figures, &mut notes).await;
+    server.stop().await?;
+    outcome?;
+
+    if args.startup_devices > 0 {
+        let start = startup_with_devices(args, &server_bin, dir.path(), &log_path).await?;
+        figures.push(figure(
+            format!("start to first /healthz 200, {} devices", args.startup_devices),
+            ms(start),
+            "≤ 300 ms",
+            Some(start <= Duration::from_millis(300)),
+        ));
+    }
+    print!("{}", render(&figures, &[], &notes));
+    Ok(())
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
+    let graph = GraphClient::new(&server.base_url);
+    let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
+    let graph = graph.with_token(token.clone());
+
+    // Devices for the page benchmark, and one completed sync, so that a sync POST is a 429.
+    let upload = reqwest::Client::new()
+        .post(format!("{}/_dmsync/tenants/{TENANT}/autopilot/registrations", server.base_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "text/csv")
+        .body(reqwest::Body::wrap_stream(workload::csv_stream(args.devices, None)))
+        .send()
+        .await?;
+    ensure!(upload.status().is_success(), "registration upload answered {}", upload.status());
+    graph.sync_windows_autopilot_settings().await.context("the first sync")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while graph.get_windows_autopilot_settings().await?.last_sync_date_time.0.is_none() {
+        ensure!(Instant::now() < deadline, "the first sync did not complete");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = graph.request(Method::POST, &format!("{SETTINGS}/sync")).send().await?;
+    ensure!(r.status() == StatusCode::TOO_MANY_REQUESTS, "a sync inside the cooldown answered {}", r.status());
+
+    // The baseline in its own process.
+    let bare_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?
+    };
+    let mut bare = Command::new(std::env::current_exe()?)
+        .args(["--bare-server", &bare_addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let bare_url = format!("http://{bare_addr}/bare");
+    let ready = Instant::now();
+    while reqwest::get(&bare_url).await.is_err() {
+        ensure!(ready.elapsed() < Duration::from_secs(10), "the bare server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let script = tempfile::Builder::new().suffix(".lua").tempfile()?;
+    std::fs::write(script.path(), "wrk.method = \"POST\"\n")?;
+    let outcome = (|| -> Result<()> {
+        let settings_url = format!("{}/{SETTINGS}", server.base_url);
+        let page_url = format!("{}/{DEVICES_PAGE}", server.base_url);
+        let sync_url = format!("{}/{SETTINGS}/sync", server.base_url);
+        println!("| load | connections | req/s | p50 | p99 | / bare req/s |\n|---|---|---|---|---|---|");
+        for &c in &args.connections {
+            let base = wrk(&bare_url, c, args.seconds, None, None)?;
+            println!("| bare axum JSON handler | {c} | {:.0} | {} | {} | 100% |", base.requests_per_second, ms(base.p50), ms(base.p99));
+            for (name, url, script, want_2xx, target) in [
+                ("GET windowsAutopilotSettings", &settings_url, None, true, Some(0.5)),
+                ("GET 100-device page", &page_url, None, true, None),
+                ("POST sync (429 in the cooldown)", &sync_url, Some(script.path()), false, Some(0.5)),
+            ] {
+                let l = wrk(url, c, args.seconds, Some(&token), script)?;
+                let ratio = l.requests_per_second / base.requests_per_second;
+                println!("| {name} | {c} | {:.0} | {} | {} | {:.0}% |", l.requests_per_second, ms(l.p50), ms(l.p99), ratio * 100.0);
+                if want_2xx && l.non_2xx > 0 {
+                    bail!("{name}: {} responses were not 2xx", l.non_2xx);
+                }
+                figures.push(figure(
+                    format!("{name}, {c} conn: {:.0} req/s, p50 {}, p99 {}", l.requests_per_second, ms(l.p50), ms(l.p99)),
+                    format!("{:.0}% of bare ({:.0} req/s)", ratio * 100.0, base.requests_per_second),
+                    target.map(|t| format!("≥ {:.0}%", t * 100.0)).unwrap_or_else(|| "—".into()),
+                    target.map(|t| ratio >= t),
+                ));
+            }
+        }
+        Ok(())
+    })();
+    let _ = bare.kill();
+    let _ = bare.wait();
+    outcome?;
+
+    // Token verification alone: the RS256 check every Graph request pays, timed in this process
+    // with the server's own published key and the same crate.
+    let per = verification_cost(&server.base_url, &token, args.verifications).await?;
+    figures.push(figure(
+        "RS256 token verification alone (jsonwebtoken, the server's key)",
+        format!("{:.1} µs ({:.0}/s on one core)", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64()),
+        "—",
+        None,
+    ));
+    notes.push(format!("{} devices registered and synced for the page load", args.devices));
+    Ok(())
+}
+
+async fn verification_cost(base_url: &str, token: &str, n: u32) -> Result<Duration> {
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{base_url}/{TENANT}/discovery/v2.0/keys")).await?.error_for_status()?.json().await?;
+    let header = jsonwebtoken::decode_header(token)?;
+    let kid = header.kid.context("the token has no kid")?;
+    let jwk = jwks["keys"].as_array().and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str())).context("the token's key is not in the JWKS")?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().context("n")?, jwk["e"].as_str().context("e")?)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let start = Instant::now();
+    for _ in 0..n {
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)?;
+    }
+    Ok(start.elapsed() / n)
+}
+
+/// Registers and syncs `--startup-devices` devices, stops the server, then times a restart on
+/// that database to its first `/healthz` 200.
+async fn startup_with_devices(args: &Args, server_bin: &Path, dir: &Path, log_path: &Path) -> Result<Duration> {
+    let db = dir.join("large.db");
+    let server = Server::start(server_bin, &db, log_path).await?;
+    let graph = GraphClient::new(&server.base_url);
+    let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
+    let graph = graph.with_token(token);
+    let upload = reqwest::Client::new()
+        .post(format!("{}/_dmsync/tenants/{TENANT}/autopilot/registrations", server.base_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "text/csv")
+        .body(reqwest::Body::wrap_stream(workload::csv_stream(args.startup_devices, None)))
+        .send()
+        .await?;
+    ensure!(upload.status().is_success(), "registration upload answered {}", upload.status());
+    graph.sync_windows_autopilot_settings().await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while graph.get_windows_autopilot_settings().await?.last_sync_date_time.0.is_none() {
+        ensure!(Instant::now() < deadline, "the sync of the large database did not complete");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await?;
+    let started = Instant::now();
+    let server = Server::start(server_bin, &db, log_path).await?;
+    let elapsed = first_health(&server.base_url, started).await?;
+    server.stop().await?;
+    Ok(elapsed)
+}
