@@ -59,11 +59,18 @@ pub struct TestDatabase {
     _keep: Box<dyn Send + Sync>,
 }
 
+impl TestDatabase {
+    /// A database at `url` that lives as long as `guard` (whatever removes it on drop).
+    pub fn keeping(url: String, guard: impl Send + Sync + 'static) -> TestDatabase {
+        TestDatabase { url, _keep: Box::new(guard) }
+    }
+}
+
 /// SQLite: a file in a temporary directory.
 fn sqlite_database() -> TestDatabase {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("crash.db").display());
-    TestDatabase { url, _keep: Box::new(dir) }
+    TestDatabase::keeping(url, dir)
 }
 
 /// Instantiates every scenario for every backend: `crash::BACKEND::SCENARIO`.
@@ -93,7 +100,9 @@ macro_rules! crash_harness {
     )*};
 }
 
-// The backends the harness runs on: one line each. The database expression may await.
+// The backends the harness runs on: one line each, `name => an expression giving a fresh
+// TestDatabase` (it may await), e.g. `postgres => TestDatabase::keeping(db.url(), db)` around a
+// helper that creates a PostgreSQL database and drops it when dropped.
 crash_harness! {
     sqlite => sqlite_database(),
 }
