@@ -2,49 +2,12 @@
 //! same database file.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dmsync_client::GraphClient;
-use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN};
 
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dmsync"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-        .args(extra)
-        .env("DMSYNC_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dmsync starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("first line");
-    // Keep draining stdout so the server never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let base_url = first.trim().strip_prefix("dmsync listening on ").expect("listening line").to_owned();
-    Server { child, base_url }
-}
-
-async fn token(base: &str) -> String {
-    GraphClient::new(base)
-        .token_password(base, &DEV_TENANT_ID.to_string(), &DEV_CLIENT_ID.to_string(), DEV_USER_UPN, DEV_USER_PASSWORD)
-        .await
-        .unwrap()
-        .access_token
-}
+use crate::process::{RealServer, dev_user_token as token};
 
 async fn sync_status(client: &GraphClient) -> serde_json::Value {
     serde_json::to_value(client.get_windows_autopilot_settings().await.unwrap()).unwrap()
@@ -54,14 +17,14 @@ async fn sync_status(client: &GraphClient) -> serde_json::Value {
 async fn a_sync_killed_mid_flight_completes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let server = start(&db, &["--sync-duration", "3s"]);
+    let server = RealServer::start(&db, &["--sync-duration", "3s"]);
     let token = token(&server.base_url).await;
     let client = GraphClient::new(&server.base_url).with_token(token.clone());
     client.sync_windows_autopilot_settings().await.unwrap();
     assert_eq!(sync_status(&client).await["syncStatus"], "inProgress");
     drop(server); // SIGKILL: no chance to release the job.
 
-    let server = start(&db, &["--sync-duration", "3s"]);
+    let server = RealServer::start(&db, &["--sync-duration", "3s"]);
     // The signing key lives in the database, so the old token is still good.
     let client = GraphClient::new(&server.base_url).with_token(token);
     let err = client.sync_windows_autopilot_settings().await.unwrap_err();
@@ -83,25 +46,15 @@ async fn a_sync_killed_mid_flight_completes_after_restart() {
 async fn sigterm_stops_gracefully_and_the_job_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("term.db").display());
-    let mut server = start(&db, &["--sync-duration", "30s", "--shutdown-timeout", "5s"]);
+    let server = RealServer::start(&db, &["--sync-duration", "30s", "--shutdown-timeout", "5s"]);
     let token = token(&server.base_url).await;
     let client = GraphClient::new(&server.base_url).with_token(token.clone());
     client.sync_windows_autopilot_settings().await.unwrap();
-    let started = std::time::Instant::now();
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not stop within the deadline");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.terminate(Duration::from_secs(10));
     assert!(status.success(), "clean exit: {status:?}");
-    drop(server);
 
     // The released job is picked up; the clock advance ends its wait.
-    let server = start(&db, &["--sync-duration", "30s"]);
+    let server = RealServer::start(&db, &["--sync-duration", "30s"]);
     let client = GraphClient::new(&server.base_url).with_token(token);
     dmsync_client::AdminClient::new(&server.base_url, "dmsync-dev-admin").advance_clock(31.0).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -115,7 +68,7 @@ async fn sigterm_stops_gracefully_and_the_job_resumes() {
 fn a_second_process_on_the_same_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("one.db").display());
-    let _first = start(&db, &[]);
+    let _first = RealServer::start(&db, &[]);
     let second = Command::new(env!("CARGO_BIN_EXE_dmsync"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
         .output()
@@ -142,7 +95,7 @@ async fn a_closed_stderr_does_not_stop_the_server() {
     let base = first.trim().strip_prefix("dmsync listening on ").unwrap().to_owned();
     // The log reader goes away, as `dmsync serve 2>&1 | head` does.
     drop(child.stderr.take());
-    let mut server = Server { child, base_url: base.clone() };
+    let server = RealServer { child, base_url: base.clone() };
     let client = GraphClient::new(&base).with_token(token(&base).await);
     client.sync_windows_autopilot_settings().await.expect("sync accepted while logging into a closed pipe");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -150,12 +103,6 @@ async fn a_closed_stderr_does_not_stop_the_server() {
         assert!(tokio::time::Instant::now() < deadline, "the sync job died with its log line");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let started = std::time::Instant::now();
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(10), "SIGTERM ignored");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = &server.base_url;
+    // SIGTERM still stops it within the deadline (terminate asserts that).
+    server.terminate(Duration::from_secs(10));
 }

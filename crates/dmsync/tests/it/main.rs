@@ -3,10 +3,12 @@
 //! about the wire itself.
 
 mod helpers;
+mod process;
 
 mod admin;
 mod auth;
 mod autopilot_devices;
+mod crash;
 mod errors;
 mod exchange;
 mod external;
