@@ -34,9 +34,11 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 # Hard cap per test (pytest-timeout); the tests bound their own waits well below it.
-TEST_TIMEOUT_S = 30
+TEST_TIMEOUT_S = 60
 
 _LISTENING = re.compile(r"^dmsync listening on http://127\.0\.0\.1:(\d+)\s*$")
+_REQUESTS_TOTAL = re.compile(r"^dmsync_http_requests_total\{(.*)\} ([0-9.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -208,6 +210,22 @@ class DmsyncServer:
         r = self.admin_post(f"/_dmsync/tenants/{tenant}/autopilot/registrations", rows, timeout=30.0)
         assert r.status_code == 200, f"registrations: {r.status_code} {r.text[:2000]}"
         return r.json()
+
+    def request_counts(self, route: str, method: str) -> dict[int, int]:
+        """What /metrics has counted for this route and method, by status: every request that
+        reached the server, which is how the retry tests count a client's attempts."""
+        r = httpx.get(f"{self.base}/metrics", timeout=10.0)
+        assert r.status_code == 200, r.text
+        counts: dict[int, int] = {}
+        for line in r.text.splitlines():
+            m = _REQUESTS_TOTAL.match(line)
+            if not m:
+                continue
+            labels = dict(_LABEL.findall(m.group(1)))
+            if labels.get("route") == route and labels.get("method") == method:
+                status = int(labels["status"])
+                counts[status] = counts.get(status, 0) + int(float(m.group(2)))
+        return counts
 
     def client(self, token: Optional[str] = None):
         return beta_client(self.port, token if token is not None else self.delegated_token())
