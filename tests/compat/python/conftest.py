@@ -17,11 +17,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
+
+from graph_clients import beta_client, v1_client
 
 TENANT = "11111111-1111-4111-8111-111111111111"
 CLIENT_ID = "22222222-2222-4222-8222-222222222222"
@@ -51,34 +48,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S))
-
-
-class FixedToken(AccessTokenProvider):
-    def __init__(self, token, hosts):
-        self.token, self.v = token, AllowedHostsValidator(hosts)
-
-    async def get_authorization_token(self, uri, additional_authentication_context={}):
-        return self.token if self.v.is_url_host_valid(uri) else ""
-
-    def get_allowed_hosts_validator(self):
-        return self.v
-
-
-def beta_client(port, token):
-    from msgraph_beta import GraphServiceClient, GraphRequestAdapter
-
-    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, ["127.0.0.1"])))
-    adapter.base_url = f"http://127.0.0.1:{port}/beta"
-    return GraphServiceClient(request_adapter=adapter)
-
-
-def v1_client(port, token):
-    """The v1.0 SDK (msgraph-sdk), configured like beta_client."""
-    from msgraph import GraphServiceClient, GraphRequestAdapter
-
-    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, ["127.0.0.1"])))
-    adapter.base_url = f"http://127.0.0.1:{port}/v1.0"
-    return GraphServiceClient(request_adapter=adapter)
 
 
 class DmsyncServer:
