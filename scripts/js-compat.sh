@@ -8,19 +8,10 @@
 #   DMSYNC_BIN  the dmsync binary to test (default: target/debug/dmsync)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD"
 dir="tests/compat/js"
 
-bin="${DMSYNC_BIN:-target/debug/dmsync}"
-case "$bin" in
-  /*) ;;
-  *) bin="$root/$bin" ;;
-esac
-if [[ ! -x "$bin" ]]; then
-  echo "js-compat: dmsync binary not found or not executable: $bin" >&2
-  echo "js-compat: build it with 'cargo build --workspace --bins' or set DMSYNC_BIN" >&2
-  exit 1
-fi
+suite=js-compat
+source scripts/compat-bin.sh
 
 for tool in node npm; do
   if ! command -v "$tool" >/dev/null 2>&1; then
