@@ -38,4 +38,4 @@ fi
 export DMSYNC_BIN="$bin"
 cd "$dir"
 # One test file at a time: each test starts its own dmsync, and the machine is small.
-exec node --test --test-concurrency=1 --test-reporter=spec test/
+exec node --test --test-concurrency=1 --test-reporter=spec test/*.test.js

@@ -7,7 +7,8 @@ the inner error's request id, equal to the `request-id` header.
 Retries: kiota's RetryHandler (the SDKs' default middleware) retries 429, 503 and 504
 `max_retries` times (default 3), so 1 + max_retries attempts; it waits `Retry-After` when the
 response has one, but does not retry at all when that is 180 s or more; without one it backs
-off 0.5 * 2**(n-1) s plus up to 1 s of jitter plus the option's `delay` (default 3 s). The
+off 0.25, 0.5 and 1 s (0.5 * 2**(n-2) before retry n) plus up to 1 s of jitter plus the option's
+`delay` (default 3 s). The
 attempts are counted on the server, from dmsync's /metrics; the delays are shortened with the
 per-request `RetryHandlerOption(delay=0)`, which the handler allows.
 """
@@ -240,8 +241,9 @@ def test_cooldown_429_without_retry_after_is_tried_1_plus_max_retries_times(star
         elapsed = time.monotonic() - started
         assert server.request_counts(SYNC_ROUTE, "POST") == {204: 1, 429: 1 + 1 + default_retries}
         assert "retry-after" not in {k.lower() for k in err.response_headers}, "no Retry-After, as real Intune"
-        # Backoffs of 0.5, 1 and 2 s plus jitter: at least 3.5 s (no upper bound: that would time the machine).
-        assert elapsed >= 3.5, elapsed
+        # Backoffs of 0.25, 0.5 and 1 s plus jitter: at least 1.75 s (no upper bound: that would
+        # time the machine).
+        assert elapsed >= 1.7, elapsed
 
     asyncio.run(scenario())
 
