@@ -8,23 +8,14 @@
 #   PYTHON      the interpreter that creates the venv (default: python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD"
 
 req="tests/compat/python/requirements.txt"
 cons="tests/compat/python/constraints.txt"
 venv=".venv/compat"
 stamp="$venv/.dmsync-requirements.sha256"
 
-bin="${DMSYNC_BIN:-target/debug/dmsync}"
-case "$bin" in
-  /*) ;;
-  *) bin="$root/$bin" ;;
-esac
-if [[ ! -x "$bin" ]]; then
-  echo "python-compat: dmsync binary not found or not executable: $bin" >&2
-  echo "python-compat: build it with 'cargo build -p dmsync' or set DMSYNC_BIN" >&2
-  exit 1
-fi
+suite=python-compat
+source scripts/compat-bin.sh
 
 python="${PYTHON:-python3}"
 if ! command -v "$python" >/dev/null 2>&1; then

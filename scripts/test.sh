@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of dmsync: the Rust unit, conformance and integration suites (nextest), then
-# the compatibility suite that drives the server with the real Microsoft Graph Python SDK.
+# the compatibility suites that drive the server with the real Microsoft Graph Python SDKs, the
+# real JavaScript Graph client and the real graph-rs-sdk.
 # Installs what it needs on a fresh machine; in CI (CI=true) nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,9 @@ cargo build --workspace --bins
 
 cargo nextest run --workspace --profile ci
 
-DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/python-compat.sh
+# Every compatibility suite runs even if one fails, so one run shows every failure.
+status=0
+DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/python-compat.sh || status=1
+DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/js-compat.sh || status=1
+DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/rust-compat.sh || status=1
+exit "$status"

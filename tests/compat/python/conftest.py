@@ -17,11 +17,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
+
+from graph_clients import beta_client, v1_client
 
 TENANT = "11111111-1111-4111-8111-111111111111"
 CLIENT_ID = "22222222-2222-4222-8222-222222222222"
@@ -34,9 +31,11 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 # Hard cap per test (pytest-timeout); the tests bound their own waits well below it.
-TEST_TIMEOUT_S = 30
+TEST_TIMEOUT_S = 60
 
 _LISTENING = re.compile(r"^dmsync listening on http://127\.0\.0\.1:(\d+)\s*$")
+_REQUESTS_TOTAL = re.compile(r"^dmsync_http_requests_total\{(.*)\} ([0-9.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,34 +48,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S))
-
-
-class FixedToken(AccessTokenProvider):
-    def __init__(self, token, hosts):
-        self.token, self.v = token, AllowedHostsValidator(hosts)
-
-    async def get_authorization_token(self, uri, additional_authentication_context={}):
-        return self.token if self.v.is_url_host_valid(uri) else ""
-
-    def get_allowed_hosts_validator(self):
-        return self.v
-
-
-def beta_client(port, token):
-    from msgraph_beta import GraphServiceClient, GraphRequestAdapter
-
-    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, ["127.0.0.1"])))
-    adapter.base_url = f"http://127.0.0.1:{port}/beta"
-    return GraphServiceClient(request_adapter=adapter)
-
-
-def v1_client(port, token):
-    """The v1.0 SDK (msgraph-sdk), configured like beta_client."""
-    from msgraph import GraphServiceClient, GraphRequestAdapter
-
-    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, ["127.0.0.1"])))
-    adapter.base_url = f"http://127.0.0.1:{port}/v1.0"
-    return GraphServiceClient(request_adapter=adapter)
 
 
 class DmsyncServer:
@@ -208,6 +179,22 @@ class DmsyncServer:
         r = self.admin_post(f"/_dmsync/tenants/{tenant}/autopilot/registrations", rows, timeout=30.0)
         assert r.status_code == 200, f"registrations: {r.status_code} {r.text[:2000]}"
         return r.json()
+
+    def request_counts(self, route: str, method: str) -> dict[int, int]:
+        """What /metrics has counted for this route and method, by status: every request that
+        reached the server, which is how the retry tests count a client's attempts."""
+        r = httpx.get(f"{self.base}/metrics", timeout=10.0)
+        assert r.status_code == 200, r.text
+        counts: dict[int, int] = {}
+        for line in r.text.splitlines():
+            m = _REQUESTS_TOTAL.match(line)
+            if not m:
+                continue
+            labels = dict(_LABEL.findall(m.group(1)))
+            if labels.get("route") == route and labels.get("method") == method:
+                status = int(labels["status"])
+                counts[status] = counts.get(status, 0) + int(float(m.group(2)))
+        return counts
 
     def client(self, token: Optional[str] = None):
         return beta_client(self.port, token if token is not None else self.delegated_token())

@@ -111,6 +111,22 @@ def test_get_before_any_sync(server: DmsyncServer):
     asyncio.run(scenario())
 
 
+def test_patch_is_acknowledged_and_changes_nothing_the_service_owns(server: DmsyncServer):
+    async def scenario():
+        client = server.client()
+        before = await get_settings(client)
+        # All three properties record what syncs did; the PATCH returns the entity unchanged.
+        patched = await settings_api(client).patch(WindowsAutopilotSettings(sync_status=WindowsAutopilotSyncStatus.Completed))
+        assert isinstance(patched, WindowsAutopilotSettings), patched
+        assert patched.id == before.id
+        assert patched.sync_status is WindowsAutopilotSyncStatus.Unknown
+        after = await get_settings(client)
+        assert (after.id, after.sync_status, after.last_sync_date_time, after.last_manual_sync_trigger_date_time) == (
+            before.id, before.sync_status, before.last_sync_date_time, before.last_manual_sync_trigger_date_time)
+
+    asyncio.run(scenario())
+
+
 def test_sync_returns_none_then_get_shows_in_progress(server: DmsyncServer):
     async def scenario():
         client = server.client()

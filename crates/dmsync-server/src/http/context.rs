@@ -37,11 +37,19 @@ fn client_request_id(headers: &HeaderMap) -> Option<String> {
     (!value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())).then(|| value.to_owned())
 }
 
+/// The origin the client addressed, for absolute links. A reverse proxy (or a client that
+/// keeps addressing https://graph.microsoft.com and hands its requests to dmsync, as the
+/// JavaScript recipe in docs/CLIENTS.md does) names it in `X-Forwarded-Host`; fetch in Node
+/// cannot set `Host` itself. A value with anything but a host and a port in it is ignored.
 fn base_url(headers: &HeaderMap, fallback: &str) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+    let usable = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@,\\".contains(&b)))
+    };
+    let host = usable(header::HeaderName::from_static("x-forwarded-host"))
+        .or_else(|| usable(header::HOST))
         .unwrap_or(fallback);
     let scheme = headers
         .get("x-forwarded-proto")
