@@ -7,6 +7,8 @@ mod helpers;
 mod admin;
 mod auth;
 mod autopilot_devices;
+mod cli;
+mod cli_terminal;
 mod errors;
 mod exchange;
 mod external;
