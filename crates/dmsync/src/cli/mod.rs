@@ -107,7 +107,16 @@ pub fn describe(error: &ClientError) -> String {
         ClientError::Status { status, body } => {
             format!("HTTP {status}: {}", body.chars().take(500).collect::<String>())
         }
-        ClientError::Transport(e) => format!("could not reach the server: {e}"),
+        ClientError::Transport(e) => {
+            // reqwest's own text names only the URL; the cause (refused, DNS, TLS) is in the chain.
+            let mut text = format!("could not reach the server: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
         ClientError::Decode(e) => format!("unexpected answer: {e}"),
     }
 }

@@ -154,6 +154,13 @@ async fn bad_credentials_exit_3_and_missing_ones_exit_2() {
     assert_eq!(missing.code, 2, "{missing:?}");
     assert!(missing.stderr.contains("no credentials"), "{missing:?}");
 
+    let unreachable = cli.run(&["autopilot", "status", "--graph-url", "http://127.0.0.1:1"]).await;
+    assert_eq!(unreachable.code, 1, "{unreachable:?}");
+    assert!(
+        unreachable.stderr.contains("could not reach the server") && unreachable.stderr.contains("refused"),
+        "{unreachable:?}"
+    );
+
     let garbage = cli.run(&["autopilot", "status", "--token", "not-a-jwt"]).await;
     assert_eq!(garbage.code, 3, "{garbage:?}");
     assert!(
