@@ -37,10 +37,9 @@ pub struct Connection {
     /// A bearer token to use as is, instead of asking the token endpoint.
     #[arg(long, env = "DMSYNC_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
-    /// Do not read or write the token cache.
-    #[arg(long, env = "DMSYNC_NO_TOKEN_CACHE", global = true,
-          value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, action = clap::ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true")]
+    /// Do not read or write the token cache. The variable takes true/false, 1/0, yes/no, on/off.
+    #[arg(long, env = "DMSYNC_NO_TOKEN_CACHE", global = true, action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub no_token_cache: bool,
     /// Output: a table (for people), json (for scripts) or csv (lists only).
     #[arg(long, short = 'o', env = "DMSYNC_OUTPUT", value_enum, default_value = "table", global = true)]

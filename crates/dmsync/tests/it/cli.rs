@@ -129,7 +129,8 @@ async fn token_prints_a_token_graph_accepts_and_caches_it_privately() {
         .run(&["token", "--no-token-cache", "--client-secret", DEV_CLIENT_SECRET, "--username", "", "--password", ""])
         .await;
     assert_eq!(app_token.code, 2, "both grants at once are a usage error: {app_token:?}");
-    let mut command = cli.command(&["token", "--no-token-cache", "--client-secret", DEV_CLIENT_SECRET]);
+    let mut command = cli.command(&["token", "--client-secret", DEV_CLIENT_SECRET]);
+    command.env("DMSYNC_NO_TOKEN_CACHE", "yes");
     command.env_remove("DMSYNC_USERNAME").env_remove("DMSYNC_PASSWORD");
     let app_token = Cli::output(command).await;
     assert_eq!(app_token.code, 0, "{app_token:?}");
@@ -161,7 +162,7 @@ async fn bad_credentials_exit_3_and_missing_ones_exit_2() {
         "{unreachable:?}"
     );
 
-    let garbage = cli.run(&["autopilot", "status", "--token", "not-a-jwt"]).await;
+    let garbage = cli.run(&["autopilot", "--no-token-cache", "status", "--token", "not-a-jwt"]).await;
     assert_eq!(garbage.code, 3, "{garbage:?}");
     assert!(
         garbage.stderr.contains("401 InvalidAuthenticationToken") && garbage.stderr.contains("request-id: "),
