@@ -194,14 +194,21 @@ async fn throttled(session: &mut Session, error: &ClientError) -> Failure {
 
 async fn sync(session: &mut Session, wait: WaitArgs) -> CliResult {
     refuse_csv(session.output)?;
+    // With --wait, the trigger time before the request tells a new sync from the last one.
+    let previous_trigger = match wait.wait {
+        true => Some(
+            session.call(async |g| g.get_windows_autopilot_settings().await).await?.last_manual_sync_trigger_date_time,
+        ),
+        false => None,
+    };
     match session.call(async |g| g.sync_windows_autopilot_settings().await).await {
         Ok(()) if !wait.wait => {
             report(session.output, "started", "Autopilot sync started.");
             Ok(())
         }
-        Ok(()) => wait_for_sync(session, wait, "Autopilot sync started").await,
+        Ok(()) => wait_for_sync(session, wait, "Autopilot sync started", previous_trigger).await,
         Err(e) if e.status() == Some(409) && wait.wait => {
-            wait_for_sync(session, wait, "An Autopilot sync is already running; waiting for it").await
+            wait_for_sync(session, wait, "An Autopilot sync is already running; waiting for it", None).await
         }
         Err(e) if e.status() == Some(409) => Err(Failure::new(
             Exit::Conflict,
@@ -220,12 +227,27 @@ fn report(format: OutputFormat, result: &str, text: &str) {
     }
 }
 
-async fn wait_for_sync(session: &mut Session, wait: WaitArgs, started: &str) -> CliResult {
+/// How long a read after the 204 may still show the previous sync. dmsync changes the status
+/// in the same transaction as the 204; a replicated service may answer from an older copy for a
+/// moment, and then the last sync's `completed` is not this sync's.
+const STALE_READ_GRACE: Duration = Duration::from_secs(30);
+
+async fn wait_for_sync(
+    session: &mut Session,
+    wait: WaitArgs,
+    started: &str,
+    previous_trigger: Option<dmsync_client::dmsync_graph::GraphDateTime>,
+) -> CliResult {
     let mut progress = Progress::spinner(&format!("{started}: inProgress"));
-    let deadline = tokio::time::Instant::now() + wait.timeout;
+    let begun = tokio::time::Instant::now();
+    let deadline = begun + wait.timeout;
     loop {
         let settings = session.call(async |g| g.get_windows_autopilot_settings().await).await?;
+        let stale = previous_trigger.is_some_and(|t| t == settings.last_manual_sync_trigger_date_time)
+            && settings.sync_status != WindowsAutopilotSyncStatus::InProgress
+            && begun.elapsed() < STALE_READ_GRACE;
         match settings.sync_status {
+            _ if stale => progress.set_message(&format!("{started}: waiting for it to show")),
             WindowsAutopilotSyncStatus::InProgress | WindowsAutopilotSyncStatus::Unknown => {
                 progress.set_message(&format!("{started}: inProgress"));
             }
