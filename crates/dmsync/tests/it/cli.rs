@@ -222,6 +222,8 @@ async fn status_and_sync_wait_then_429_says_when_the_next_sync_is_allowed() {
         status.stdout.starts_with("last sync just now, completed; a manual sync is allowed again in 10 min"),
         "{status:?}"
     );
+    let csv = cli.run(&["autopilot", "status", "--output", "csv"]).await;
+    assert_eq!(csv.code, 2, "CSV is for lists: {csv:?}");
     let settings = cli.run(&["autopilot", "status", "--output", "json"]).await.json();
     assert_eq!(settings["syncStatus"], "completed");
     let trigger = dmsync_graph::GraphDateTime::parse(settings["lastManualSyncTriggerDateTime"].as_str().unwrap())
