@@ -11,6 +11,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The CLI's terminal tests run the real binary in a tmux pane and read the screen back.
+if ! command -v tmux >/dev/null 2>&1; then
+  echo "tmux not found; installing it" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq tmux
+fi
+
 # The compatibility suite runs the real binary.
 cargo build --workspace --bins
 

@@ -1,13 +1,20 @@
 //! A typed HTTP client for dmsync and for Microsoft Graph. The CLI, the integration tests and
 //! the benchmarks all use it, so what they exercise is what users get.
 
+use std::time::Duration;
+
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
 
-use dmsync_graph::autopilot::{WindowsAutopilotDeviceIdentity, WindowsAutopilotSettings};
-use dmsync_graph::{ApiVersion, GraphErrorBody, MainError};
+use dmsync_graph::autopilot::{
+    ImportedWindowsAutopilotDeviceIdentity, WindowsAutopilotDeviceIdentity, WindowsAutopilotSettings,
+};
+use dmsync_graph::exchange::{DeviceManagementExchangeConnector, DeviceManagementExchangeConnectorSyncType};
+use dmsync_graph::{ApiVersion, GraphErrorBody, IntuneErrorMessage, MainError};
 
 pub use dmsync_graph;
 
@@ -29,6 +36,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The HTTP status of an error answer; `None` for transport and decoding failures.
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Graph { status, .. }
@@ -44,6 +52,48 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The request id of a Graph error: the `request-id` header, else the body's `innerError`.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ClientError::Graph { request_id: Some(id), .. } => Some(id),
+            ClientError::Graph { error, .. } => error.inner_error.as_ref().map(|inner| inner.request_id.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` of a Graph error as a delay from now. Graph sends whole or fractional
+    /// seconds (`2.128`); RFC 9110 also allows an HTTP date.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let ClientError::Graph { retry_after: Some(value), .. } = self else { return None };
+        parse_retry_after(value, OffsetDateTime::now_utc())
+    }
+
+    /// The message a person should read: for Intune's JSON-in-message errors, the inner
+    /// `Message` without its support trailer (operation id, activity id, URL).
+    pub fn readable_message(&self) -> String {
+        match self {
+            ClientError::Graph { error, .. } => match IntuneErrorMessage::parse(&error.message) {
+                Some(intune) => match intune.message.find(" - Operation ID") {
+                    Some(end) => intune.message[..end].to_owned(),
+                    None => intune.message,
+                },
+                None => error.message.clone(),
+            },
+            ClientError::Identity { description, .. } => description.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Parses a `Retry-After` value: delay-seconds (Graph sends fractions too) or an HTTP date.
+pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = OffsetDateTime::parse(value, &Rfc2822).ok()?;
+    Some((at - now).try_into().unwrap_or(Duration::ZERO))
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -78,10 +128,10 @@ async fn graph_error(response: Response) -> ClientError {
     if let Ok(body) = serde_json::from_str::<GraphErrorBody>(&text) {
         return ClientError::Graph { status, error: body.error, retry_after, request_id };
     }
-    if let Ok(v) = serde_json::from_str::<Value>(&text) {
-        if let (Some(error), Some(description)) = (v["error"].as_str(), v["error_description"].as_str()) {
-            return ClientError::Identity { status, error: error.into(), description: description.into() };
-        }
+    if let Ok(v) = serde_json::from_str::<Value>(&text)
+        && let (Some(error), Some(description)) = (v["error"].as_str(), v["error_description"].as_str())
+    {
+        return ClientError::Identity { status, error: error.into(), description: description.into() };
     }
     ClientError::Status { status, body: text }
 }
@@ -146,14 +196,9 @@ impl GraphClient {
         client_id: &str,
         client_secret: &str,
     ) -> Result<TokenResponse> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client_secret),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ];
-        let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
-        expect_json(self.http.post(url).form(&form).send().await?).await
+        let credentials =
+            Credentials::ClientSecret { client_id: client_id.to_owned(), client_secret: client_secret.to_owned() };
+        self.acquire_token(authority, tenant, &credentials).await
     }
 
     /// Resource-owner password grant.
@@ -165,19 +210,63 @@ impl GraphClient {
         username: &str,
         password: &str,
     ) -> Result<TokenResponse> {
-        let form = [
-            ("grant_type", "password"),
-            ("client_id", client_id),
-            ("username", username),
-            ("password", password),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ];
-        let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
+        let credentials = Credentials::Password {
+            client_id: client_id.to_owned(),
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.acquire_token(authority, tenant, &credentials).await
+    }
+
+    /// A Graph token from the Entra ID v2.0 token endpoint, `{authority}/{tenant}/oauth2/v2.0/token`,
+    /// with `scope=https://graph.microsoft.com/.default`: the request real Entra ID and dmsync's
+    /// built-in identity provider both accept.
+    pub async fn acquire_token(&self, authority: &str, tenant: &str, credentials: &Credentials) -> Result<TokenResponse> {
+        let form: Vec<(&str, &str)> = match credentials {
+            Credentials::ClientSecret { client_id, client_secret } => vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+                ("scope", GRAPH_DEFAULT_SCOPE),
+            ],
+            Credentials::Password { client_id, username, password } => vec![
+                ("grant_type", "password"),
+                ("client_id", client_id),
+                ("username", username),
+                ("password", password),
+                ("scope", GRAPH_DEFAULT_SCOPE),
+            ],
+        };
+        let url = token_endpoint(authority, tenant);
         expect_json(self.http.post(url).form(&form).send().await?).await
     }
 
+    /// GETs one entity (or any JSON document) at a path or absolute URL.
+    pub async fn get_json<T: DeserializeOwned>(&self, path_or_url: &str) -> Result<T> {
+        expect_json(self.request(Method::GET, path_or_url).send().await?).await
+    }
+
+    /// One page of a collection: the first (a path with its query) or the one behind a nextLink.
+    pub async fn list_page<T: DeserializeOwned>(&self, path_or_next_link: &str) -> Result<Page<T>> {
+        self.get_json(path_or_next_link).await
+    }
+
+    /// Every item of a collection, following `@odata.nextLink` to the end.
+    pub async fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut next = path.to_owned();
+        loop {
+            let page: Page<T> = self.list_page(&next).await?;
+            all.extend(page.value);
+            match page.next_link {
+                Some(link) => next = link,
+                None => return Ok(all),
+            }
+        }
+    }
+
     pub async fn get_windows_autopilot_settings(&self) -> Result<WindowsAutopilotSettings> {
-        expect_json(self.request(Method::GET, "beta/deviceManagement/windowsAutopilotSettings").send().await?).await
+        self.get_json("beta/deviceManagement/windowsAutopilotSettings").await
     }
 
     pub async fn sync_windows_autopilot_settings(&self) -> Result<()> {
@@ -192,11 +281,13 @@ impl GraphClient {
         query: &str,
         next: Option<&str>,
     ) -> Result<Page<WindowsAutopilotDeviceIdentity>> {
-        let url = match next {
-            Some(link) => link.to_owned(),
-            None => format!("{}/deviceManagement/windowsAutopilotDeviceIdentities{query}", version.segment()),
-        };
-        expect_json(self.request(Method::GET, &url).send().await?).await
+        match next {
+            Some(link) => self.list_page(link).await,
+            None => {
+                self.list_page(&format!("{}/deviceManagement/windowsAutopilotDeviceIdentities{query}", version.segment()))
+                    .await
+            }
+        }
     }
 
     /// Every device, following nextLinks to the end.
@@ -205,16 +296,7 @@ impl GraphClient {
         version: ApiVersion,
         query: &str,
     ) -> Result<Vec<WindowsAutopilotDeviceIdentity>> {
-        let mut all = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self.list_windows_autopilot_device_identities(version, query, next.as_deref()).await?;
-            all.extend(page.value);
-            match page.next_link {
-                Some(link) => next = Some(link),
-                None => return Ok(all),
-            }
-        }
+        self.list_all(&format!("{}/deviceManagement/windowsAutopilotDeviceIdentities{query}", version.segment())).await
     }
 
     pub async fn get_windows_autopilot_device_identity(
@@ -222,9 +304,149 @@ impl GraphClient {
         version: ApiVersion,
         id: &str,
     ) -> Result<WindowsAutopilotDeviceIdentity> {
-        let path = format!("{}/deviceManagement/windowsAutopilotDeviceIdentities/{id}", version.segment());
-        expect_json(self.request(Method::GET, &path).send().await?).await
+        self.get_json(&format!("{}/deviceManagement/windowsAutopilotDeviceIdentities/{id}", version.segment())).await
     }
+
+    /// `POST …/importedWindowsAutopilotDeviceIdentities/import`: at most 500 identities per call.
+    pub async fn import_windows_autopilot_device_identities(
+        &self,
+        version: ApiVersion,
+        devices: &[NewImportedDevice],
+    ) -> Result<Vec<ImportedWindowsAutopilotDeviceIdentity>> {
+        let path = format!("{}/deviceManagement/importedWindowsAutopilotDeviceIdentities/import", version.segment());
+        let body = serde_json::json!({ "importedWindowsAutopilotDeviceIdentities": devices });
+        let page: Page<ImportedWindowsAutopilotDeviceIdentity> =
+            expect_json(self.request(Method::POST, &path).json(&body).send().await?).await?;
+        Ok(page.value)
+    }
+
+    pub async fn get_imported_windows_autopilot_device_identity(
+        &self,
+        version: ApiVersion,
+        id: &str,
+    ) -> Result<ImportedWindowsAutopilotDeviceIdentity> {
+        self.get_json(&format!("{}/deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}", version.segment()))
+            .await
+    }
+
+    pub async fn list_exchange_connectors(&self, version: ApiVersion) -> Result<Vec<DeviceManagementExchangeConnector>> {
+        self.list_all(&format!("{}/deviceManagement/exchangeConnectors", version.segment())).await
+    }
+
+    pub async fn get_exchange_connector(&self, version: ApiVersion, id: &str) -> Result<DeviceManagementExchangeConnector> {
+        self.get_json(&format!("{}/deviceManagement/exchangeConnectors/{id}", version.segment())).await
+    }
+
+    pub async fn create_exchange_connector(
+        &self,
+        version: ApiVersion,
+        connector: &NewExchangeConnector,
+    ) -> Result<DeviceManagementExchangeConnector> {
+        let path = format!("{}/deviceManagement/exchangeConnectors", version.segment());
+        expect_json(self.request(Method::POST, &path).json(connector).send().await?).await
+    }
+
+    pub async fn delete_exchange_connector(&self, version: ApiVersion, id: &str) -> Result<()> {
+        let path = format!("{}/deviceManagement/exchangeConnectors/{id}", version.segment());
+        expect_no_content(self.request(Method::DELETE, &path).send().await?).await
+    }
+
+    /// `POST …/exchangeConnectors/{id}/sync` with `{"syncType"}`: 204, or 409 while one runs.
+    pub async fn sync_exchange_connector(
+        &self,
+        version: ApiVersion,
+        id: &str,
+        sync_type: DeviceManagementExchangeConnectorSyncType,
+    ) -> Result<()> {
+        let path = format!("{}/deviceManagement/exchangeConnectors/{id}/sync", version.segment());
+        let body = serde_json::json!({ "syncType": sync_type });
+        expect_no_content(self.request(Method::POST, &path).json(&body).send().await?).await
+    }
+}
+
+/// The scope every Graph token request names: the app's or user's consented Graph permissions.
+pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// `{authority}/{tenant}/oauth2/v2.0/token`.
+pub fn token_endpoint(authority: &str, tenant: &str) -> String {
+    format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'))
+}
+
+/// What the token endpoint is given to issue a token.
+#[derive(Clone)]
+pub enum Credentials {
+    /// The client credentials grant: an app token (`roles`).
+    ClientSecret { client_id: String, client_secret: String },
+    /// The resource-owner password grant: a delegated token (`scp`).
+    Password { client_id: String, username: String, password: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    // Secrets never reach logs or panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::ClientSecret { client_id, .. } => {
+                f.debug_struct("ClientSecret").field("client_id", client_id).field("client_secret", &"<redacted>").finish()
+            }
+            Credentials::Password { client_id, username, .. } => f
+                .debug_struct("Password")
+                .field("client_id", client_id)
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+impl Credentials {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Credentials::ClientSecret { client_id, .. } | Credentials::Password { client_id, .. } => client_id,
+        }
+    }
+
+    /// The user a delegated token is for; `None` for an app token.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Credentials::ClientSecret { .. } => None,
+            Credentials::Password { username, .. } => Some(username),
+        }
+    }
+}
+
+/// An identity for the `import` action, as Get-WindowsAutopilotInfo sends it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewImportedDevice {
+    pub serial_number: String,
+    /// Base64 of the hardware hash.
+    pub hardware_identifier: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group_tag: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub product_key: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub assigned_user_principal_name: String,
+}
+
+/// A connector to create. Only what the caller sets is sent.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewExchangeConnector {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_connector_type: Option<dmsync_graph::exchange::DeviceManagementExchangeConnectorType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_smtp_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_alias: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A registration for the admin API, as an OEM sends it.
@@ -298,9 +520,60 @@ impl AdminClient {
         expect_json(self.post(&path).json(rows).send().await?).await
     }
 
+    /// `PUT /_dmsync/tenants/{tid}/exchangeConnectors/{id}/source`: where a connector reads its
+    /// Exchange organization (`{"kind":"file","path"}` or `{"kind":"http","url"}`).
+    pub async fn set_exchange_connector_source(&self, tenant_id: &str, connector_id: &str, source: &Value) -> Result<()> {
+        let path = format!("{}/_dmsync/tenants/{tenant_id}/exchangeConnectors/{connector_id}/source", self.base_url);
+        expect_no_content(self.http.put(path).bearer_auth(&self.admin_token).json(source).send().await?).await
+    }
+
     /// Moves the server's clock forward.
     pub async fn advance_clock(&self, seconds: f64) -> Result<()> {
         let body = serde_json::json!({ "seconds": seconds });
         expect_json::<Value>(self.post("/_dmsync/clock/advance").json(&body).send().await?).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_fractions_and_http_dates() {
+        let now = OffsetDateTime::parse("Mon, 30 Nov 2026 20:00:00 GMT", &Rfc2822).unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("2.128", now), Some(Duration::from_millis(2128)));
+        assert_eq!(parse_retry_after("Mon, 30 Nov 2026 20:01:30 GMT", now), Some(Duration::from_secs(90)));
+        assert_eq!(parse_retry_after("Mon, 30 Nov 2026 19:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn credentials_never_print_their_secrets() {
+        let app = Credentials::ClientSecret { client_id: "app".into(), client_secret: "s3cret".into() };
+        let user = Credentials::Password { client_id: "app".into(), username: "u".into(), password: "pa55".into() };
+        assert!(!format!("{app:?}").contains("s3cret"));
+        assert!(!format!("{user:?}").contains("pa55"));
+    }
+
+    #[test]
+    fn intune_messages_lose_their_support_trailer() {
+        let intune = IntuneErrorMessage {
+            version: 3,
+            message: "Windows Autopilot devices were synced less than 10 minutes ago - Operation ID (for customer support): 0 - Activity ID: 1 - Url: x".into(),
+            custom_api_error_phrase: String::new(),
+            retry_after: None,
+            error_source_service: String::new(),
+            http_headers: "{}".into(),
+        };
+        let error = ClientError::Graph {
+            status: 429,
+            error: MainError { code: "TooManyRequests".into(), message: intune.to_message_string(), details: vec![], inner_error: None },
+            retry_after: None,
+            request_id: Some("r".into()),
+        };
+        assert_eq!(error.readable_message(), "Windows Autopilot devices were synced less than 10 minutes ago");
+        assert_eq!(error.request_id(), Some("r"));
     }
 }

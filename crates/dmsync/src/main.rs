@@ -1,4 +1,7 @@
-//! The dmsync binary. `dmsync serve` runs the server; client subcommands come with the CLI.
+//! The dmsync binary. `dmsync serve` runs the server; the client subcommands (`token`,
+//! `autopilot`, `exchange`) live in `cli/` and talk Graph over HTTP.
+
+mod cli;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +16,12 @@ use dmsync_server::bootstrap::{
 use dmsync_server::config::{Config, ExternalIssuer, PermissionProfile};
 
 #[derive(Parser)]
-#[command(name = "dmsync", version, about = "A self-hostable Microsoft Graph Intune sync server")]
+#[command(
+    name = "dmsync",
+    version,
+    about = "A self-hostable Microsoft Graph Intune sync server, and a client for it and for real Graph",
+    after_help = cli::EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +31,15 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Print an access token, for curl: -H "Authorization: Bearer $(dmsync token)".
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Token(cli::TokenArgs),
+    /// Windows Autopilot: the sync, its status, CSV imports, the device list.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Autopilot(cli::autopilot::Args),
+    /// Exchange connectors and their syncs.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Exchange(cli::exchange::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -45,14 +62,6 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{s}' resolves to no address"))
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    // A bare number is seconds, as in the Graph docs' "10 minutes" = 600.
-    if let Ok(secs) = s.trim().parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration (try 600, 600s, 10m or 500ms): {e}"))
-}
-
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on: IP:PORT or HOST:PORT (port 0 picks a free one).
@@ -68,30 +77,30 @@ struct ServeArgs {
     #[arg(long, env = "DMSYNC_PERMISSION_PROFILE", value_enum, default_value = "original")]
     permission_profile: Profile,
     /// Minimum time between Autopilot syncs (429 inside it).
-    #[arg(long, env = "DMSYNC_SYNC_COOLDOWN", default_value = "600s", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_SYNC_COOLDOWN", default_value = "600s", value_parser = cli::parse_duration)]
     sync_cooldown: Duration,
     /// Send Retry-After with the remaining seconds on the cooldown 429 (real Intune does not).
     /// The variable takes true/false, 1/0, yes/no or on/off.
     #[arg(long, env = "DMSYNC_SYNC_RETRY_AFTER", value_parser = clap::builder::BoolishValueParser::new())]
     sync_retry_after: bool,
     /// How long an Autopilot sync stays inProgress at least, on the server's clock.
-    #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = cli::parse_duration)]
     sync_duration: Duration,
     /// How long the deployment service takes to process an import, on the server's clock.
-    #[arg(long, env = "DMSYNC_IMPORT_DELAY", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_IMPORT_DELAY", default_value = "10s", value_parser = cli::parse_duration)]
     import_delay: Duration,
     /// Whether a completed import restarts the sync cooldown, as seen in real tenants.
     #[arg(long, env = "DMSYNC_IMPORT_COUNTS_AS_SYNC", default_value_t = true, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays before it is deregistered.
-    #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = cli::parse_duration)]
     deletion_delay: Duration,
     /// Interval of scheduled Exchange connector delta syncs, on the server's clock.
-    #[arg(long, env = "DMSYNC_EXCHANGE_DELTA_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_EXCHANGE_DELTA_INTERVAL", default_value = "15m", value_parser = cli::parse_duration)]
     exchange_delta_interval: Duration,
     /// Interval of scheduled Exchange connector full syncs, on the server's clock.
-    #[arg(long, env = "DMSYNC_EXCHANGE_FULL_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_EXCHANGE_FULL_INTERVAL", default_value = "24h", value_parser = cli::parse_duration)]
     exchange_full_interval: Duration,
     /// A host (or host:port) an HTTP Exchange source may name; repeat or comma-separate. None
     /// by default, against SSRF.
@@ -104,10 +113,10 @@ struct ServeArgs {
     #[arg(long, env = "DMSYNC_WORKERS", default_value_t = 2)]
     workers: usize,
     /// Job lease; a job whose worker stops heartbeating is taken over after this.
-    #[arg(long, env = "DMSYNC_JOB_LEASE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_JOB_LEASE", default_value = "30s", value_parser = cli::parse_duration)]
     job_lease: Duration,
     /// Deadline for a graceful shutdown.
-    #[arg(long, env = "DMSYNC_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "DMSYNC_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = cli::parse_duration)]
     shutdown_timeout: Duration,
     /// JWKS URL of an external token issuer (a real Entra ID tenant), e.g.
     /// https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys.
@@ -220,8 +229,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Token(args) => Ok(cli::finish(cli::print_token(args).await)),
+        Command::Autopilot(args) => Ok(cli::finish(cli::autopilot::run(args).await)),
+        Command::Exchange(args) => Ok(cli::finish(cli::exchange::run(args).await)),
     }
 }

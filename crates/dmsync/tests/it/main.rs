@@ -8,6 +8,8 @@ mod process;
 mod admin;
 mod auth;
 mod autopilot_devices;
+mod cli;
+mod cli_terminal;
 mod crash;
 mod errors;
 mod exchange;
