@@ -100,7 +100,7 @@ impl Application {
                 let refresher = external.clone();
                 let token = shutdown.clone();
                 tokio::spawn(async move { refresher.refresh_periodically(token).await });
-                Verifier { external: Some(external) }
+                Verifier::with_external(external)
             }
             None => Verifier::default(),
         };

@@ -298,7 +298,16 @@ async fn timed_sync(graph: &GraphClient, server: &Server, id: &str, sync_type: &
         tokio::time::sleep(SYNC_POLL).await;
     }
     let elapsed = start.elapsed();
-    let line = server.log.find_after(mark, "exchange connector synced").map(|(_, l)| l).unwrap_or_default();
+    // The server logs the sync just after committing it, so the line may trail the read that
+    // saw the new lastSyncDateTime by a moment.
+    let mut line = String::new();
+    for _ in 0..100 {
+        if let Some((_, l)) = server.log.find_after(mark, "exchange connector synced") {
+            line = l;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let server_ms = server::fields(&line, "elapsed_ms").strip_prefix("elapsed_ms=").and_then(|v| v.parse().ok());
     Ok(SyncRun { elapsed, logged: server::fields(&line, "records.") + " " + &server::fields(&line, "devices."), server_ms })
 }
@@ -382,9 +391,13 @@ async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: S
     ensure!(served == k, "the delta asked the source for {served} records, expected {k}");
 
     let ratio = delta.elapsed.as_secs_f64() / full.elapsed.as_secs_f64();
-    figures.push(figure(format!("full sync, {n} devices, HTTP source"), secs(full.elapsed), "—", None));
-    figures.push(figure(format!("delta sync, {k} changes, HTTP source"), secs(delta.elapsed), "—", None));
-    figures.push(figure("delta / full, HTTP source", format!("{:.1}%", ratio * 100.0), "≤ 5%", Some(ratio <= 0.05)));
+    figures.push(figure(format!("full sync, {n} devices, HTTP source"), describe(&full), "—", None));
+    figures.push(figure(format!("delta sync, {k} changes, HTTP source"), describe(&delta), "—", None));
+    figures.push(figure("delta / full, HTTP source, as the client sees it (POST to visible)", format!("{:.1}%", ratio * 100.0), "≤ 5%", Some(ratio <= 0.05)));
+    if let (Some(d), Some(f)) = (delta.server_ms, full.server_ms) {
+        let job_ratio = d as f64 / f as f64;
+        figures.push(figure("delta / full, HTTP source, the server's job alone", format!("{:.1}%", job_ratio * 100.0), "≤ 5%", Some(job_ratio <= 0.05)));
+    }
 
     // 2. The same with a Get-MobileDevice CSV export as the source: the delta still parses the
     //    whole file, but writes only what changed.
@@ -406,8 +419,8 @@ async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: S
         let blocked = managed_count(&graph, Some("exchangeAccessState eq 'blocked'")).await?;
         ensure!(blocked == 2 * k, "after the file delta {blocked} devices are blocked, expected {}", 2 * k);
         let ratio = delta_file.elapsed.as_secs_f64() / full_file.elapsed.as_secs_f64();
-        figures.push(figure(format!("full sync, {n} devices, CSV file"), secs(full_file.elapsed), "—", None));
-        figures.push(figure(format!("delta sync, {k} changes, CSV file"), secs(delta_file.elapsed), "—", None));
+        figures.push(figure(format!("full sync, {n} devices, CSV file"), describe(&full_file), "—", None));
+        figures.push(figure(format!("delta sync, {k} changes, CSV file"), describe(&delta_file), "—", None));
         figures.push(figure("delta / full, CSV file (the file is read whole)", format!("{:.1}%", ratio * 100.0), "—", None));
     }
 
