@@ -214,20 +214,7 @@ async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &m
     let graph = graph.with_token(token.clone());
 
     // Devices for the page benchmark, and one completed sync, so that a sync POST is a 429.
-    let upload = reqwest::Client::new()
-        .post(format!("{}/_dmsync/tenants/{TENANT}/autopilot/registrations", server.base_url))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("Content-Type", "text/csv")
-        .body(reqwest::Body::wrap_stream(workload::csv_stream(args.devices, None)))
-        .send()
-        .await?;
-    ensure!(upload.status().is_success(), "registration upload answered {}", upload.status());
-    graph.sync_windows_autopilot_settings().await.context("the first sync")?;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while graph.get_windows_autopilot_settings().await?.last_sync_date_time.0.is_none() {
-        ensure!(Instant::now() < deadline, "the first sync did not complete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    register_and_sync(&server.base_url, &graph, args.devices).await?;
     let r = graph.request(Method::POST, &format!("{SETTINGS}/sync")).send().await?;
     ensure!(r.status() == StatusCode::TOO_MANY_REQUESTS, "a sync inside the cooldown answered {}", r.status());
 
@@ -321,24 +308,31 @@ async fn startup_with_devices(args: &Args, server_bin: &Path, dir: &Path, log_pa
     let graph = GraphClient::new(&server.base_url);
     let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
     let graph = graph.with_token(token);
-    let upload = reqwest::Client::new()
-        .post(format!("{}/_dmsync/tenants/{TENANT}/autopilot/registrations", server.base_url))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("Content-Type", "text/csv")
-        .body(reqwest::Body::wrap_stream(workload::csv_stream(args.startup_devices, None)))
-        .send()
-        .await?;
-    ensure!(upload.status().is_success(), "registration upload answered {}", upload.status());
-    graph.sync_windows_autopilot_settings().await?;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while graph.get_windows_autopilot_settings().await?.last_sync_date_time.0.is_none() {
-        ensure!(Instant::now() < deadline, "the sync of the large database did not complete");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    register_and_sync(&server.base_url, &graph, args.startup_devices).await?;
     server.stop().await?;
     let started = Instant::now();
     let server = Server::start(server_bin, &db, log_path).await?;
     let elapsed = first_health(&server.base_url, started).await?;
     server.stop().await?;
     Ok(elapsed)
+}
+
+/// Registers `devices` devices with one streamed CSV upload and waits for a sync of them to
+/// complete.
+async fn register_and_sync(base_url: &str, graph: &GraphClient, devices: u64) -> Result<()> {
+    let upload = reqwest::Client::new()
+        .post(format!("{base_url}/_dmsync/tenants/{TENANT}/autopilot/registrations"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "text/csv")
+        .body(reqwest::Body::wrap_stream(workload::csv_stream(devices, None)))
+        .send()
+        .await?;
+    ensure!(upload.status().is_success(), "registration upload answered {}", upload.status());
+    graph.sync_windows_autopilot_settings().await.context("the sync")?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while graph.get_windows_autopilot_settings().await?.last_sync_date_time.0.is_none() {
+        ensure!(Instant::now() < deadline, "the sync of {devices} devices did not complete");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
