@@ -559,6 +559,9 @@ impl AutopilotStore for PgStore {
             let range = "r.change_seq > $5 AND r.change_seq <= $6 AND r.device_id > $3
                          AND ($4::text IS NULL OR r.device_id <= $4::text)";
             let mut tx = self.begin().await?;
+            // Existing devices are skipped by the conflict clause, not by an anti-join: on a
+            // table that has just grown, stale statistics can make the planner rescan the
+            // growing devices table for every registration.
             stats.created += sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
                      purchase_order_identifier, product_key, created_at, updated_at)
@@ -566,7 +569,6 @@ impl AutopilotStore for PgStore {
                         r.purchase_order_identifier, r.product_key, $2, $2
                    FROM autopilot_registrations r
                   WHERE r.tenant_id = $1 AND {range}
-                    AND NOT EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = $1 AND d.id = r.device_id)
                  ON CONFLICT DO NOTHING"
             )))
             .bind(&tid)
@@ -1021,11 +1023,21 @@ impl ImportStore for PgStore {
             return Ok(None);
         }
         let job = lease.job_id.to_string();
+        let tid = tenant.to_string();
         let ticks = to_ticks(now);
+        // The imports of this job and of every earlier import job of the tenant not processed
+        // yet. Workers of several replicas process import jobs in parallel; without this, a
+        // later import could take the seq lock first and win a hash that an earlier import
+        // asked for. With it, whichever job commits first decides in request order, and the
+        // other finds its imports already decided.
+        let pending = "status = 'unknown' AND job_id IN (
+            SELECT j.id FROM jobs j
+             WHERE j.tenant_id = $2 AND j.kind = 'importAutopilotDevices'
+               AND j.run_at <= (SELECT run_at FROM jobs WHERE id = $1))";
         let fail = |condition: &str, (code, name): (i32, &str)| {
             format!(
                 "UPDATE imported_devices SET status = 'error', error_code = {code}, error_name = '{name}'
-                  WHERE job_id = $1 AND status = 'unknown' AND ({condition})"
+                  WHERE {pending} AND ({condition})"
             )
         };
         let steps = [
@@ -1043,38 +1055,48 @@ impl ImportStore for PgStore {
             ),
         ];
         for statement in steps {
-            sqlx::query(sqlx::AssertSqlSafe(statement)).bind(&job).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query(sqlx::AssertSqlSafe(statement)).bind(&job).bind(&tid).execute(&mut *tx).await.map_err(db_err)?;
         }
-        // Register what is left; within one request the first of two equal hashes or serials
-        // wins and the other is already assigned.
-        sqlx::query(
+        // Register what is left; of two equal hashes or serials the earlier request wins and
+        // the other is already assigned.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash,
                  hash_digest, manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at,
                  change_seq)
              SELECT tenant_id, serial_number, pending_device_id, hardware_hash, hash_digest, '', '', group_tag, '',
-                    product_key, $2, $2, $3
-               FROM imported_devices WHERE job_id = $1 AND status = 'unknown' ORDER BY created_at, id
-             ON CONFLICT DO NOTHING",
-        )
+                    product_key, $3, $3, $4
+               FROM imported_devices WHERE {pending} ORDER BY created_at, id
+             ON CONFLICT DO NOTHING"
+        )))
         .bind(&job)
+        .bind(&tid)
         .bind(ticks)
         .bind(seq)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let completed = sqlx::query(
+        // Which imports just became complete: their devices are created below.
+        let completed_ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "UPDATE imported_devices SET status = 'complete', device_registration_id = pending_device_id
-              WHERE job_id = $1 AND status = 'unknown'
-                AND EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.device_id = imported_devices.pending_device_id)",
-        )
+              WHERE {pending}
+                AND EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.device_id = imported_devices.pending_device_id)
+              RETURNING id"
+        )))
         .bind(&job)
-        .execute(&mut *tx)
+        .bind(&tid)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(db_err)?
-        .rows_affected();
+        .map_err(db_err)?;
+        let completed = completed_ids.len() as u64;
         sqlx::query(sqlx::AssertSqlSafe(fail("true", import_errors::ALREADY_ASSIGNED)))
             .bind(&job)
+            .bind(&tid)
             .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM imported_devices WHERE job_id = $1 AND status = 'error'")
+            .bind(&job)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
         // The device is created with its registration, so it is readable no later than the
@@ -1083,20 +1105,16 @@ impl ImportStore for PgStore {
             "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
                  purchase_order_identifier, product_key, user_principal_name, created_at, updated_at)
              SELECT i.tenant_id, i.pending_device_id, i.serial_number, '', '', i.group_tag, '', i.product_key,
-                    i.assigned_user_principal_name, $2, $2
-               FROM imported_devices i WHERE i.job_id = $1 AND i.status = 'complete'
+                    i.assigned_user_principal_name, $3, $3
+               FROM imported_devices i WHERE i.tenant_id = $1 AND i.id = ANY($2)
              ON CONFLICT DO NOTHING",
         )
-        .bind(&job)
+        .bind(&tid)
+        .bind(&completed_ids)
         .bind(ticks)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM imported_devices WHERE job_id = $1 AND status = 'error'")
-            .bind(&job)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
         if counts_as_sync && completed > 0 {
             sqlx::query(
                 "UPDATE autopilot_settings SET cooldown_anchor = greatest(coalesce(cooldown_anchor, $1), $1) WHERE tenant_id = $2",
