@@ -1,6 +1,6 @@
-//! The Autopilot benchmark. It starts the real release server on a fresh SQLite database,
-//! registers a million devices through the admin API (a streamed CSV), times the initial
-//! sync, a re-sync with no change and one with 1% changed, an import of 10,000 devices
+//! The Autopilot benchmark. It starts the real release server on a fresh database (SQLite, or
+//! PostgreSQL with `--db postgres://…`), registers a million devices through the admin API (a
+//! streamed CSV), times the initial sync, a re-sync with no change and one with 1% changed, an import of 10,000 devices
 //! through Graph, and list-page latency at the start and deep in the collection, then prints
 //! the figures as a Markdown table against the targets. It is a program, not a test: it
 //! measures, and fails (exit 1, with the reason) only when something does not work or a
@@ -64,6 +64,10 @@ struct Args {
     /// The server binary (default: `dmsync` beside this program, i.e. target/release/dmsync).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// The database: `postgres://…` naming an empty database (create it first), or by default a
+    /// fresh SQLite file in the work directory.
+    #[arg(long)]
+    db: Option<String>,
     /// Directory for the database (default: a new temporary directory, removed afterwards).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -146,6 +150,13 @@ async fn run(args: Args) -> Result<()> {
     };
     let db_path = work_dir.join("bench.db");
     ensure!(!db_path.exists(), "{} exists; the benchmark needs a fresh database", db_path.display());
+    let db_url = match &args.db {
+        Some(url) => {
+            ensure!(url.starts_with("postgres://") || url.starts_with("postgresql://"), "--db takes a postgres:// URL");
+            url.clone()
+        }
+        None => format!("sqlite://{}", db_path.display()),
+    };
     let log_path = args.server_log.clone().unwrap_or_else(|| work_dir.join("server.log"));
 
     let machine = probe::machine();
@@ -155,9 +166,9 @@ async fn run(args: Args) -> Result<()> {
         "devices {}, changed {}%, imports {} in batches of {}, deep page at {:.0}%, {} samples per page\n",
         args.devices, args.changed_percent, args.imports, args.import_batch, args.deep_fraction * 100.0, args.samples
     );
-    println!("server: {}\ndatabase: {}\nserver log: {}\n", server_bin.display(), db_path.display(), log_path.display());
+    println!("server: {}\ndatabase: {}\nserver log: {}\n", server_bin.display(), db_url, log_path.display());
 
-    let server = Server::start(&server_bin, &db_path, &log_path).await?;
+    let server = Server::start(&server_bin, &db_url, &log_path).await?;
     let outcome = benchmark(&args, &server, phase_timeout, &db_path).await;
     let stopped = server.stop().await;
     if let Err(e) = &outcome {
@@ -596,7 +607,9 @@ async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_pat
         .map(|m| m.len())
         .sum();
     notes.push(format!("server VmRSS at the end: {:.1} MB", rss as f64 / 1024.0));
-    notes.push(format!("database files at the end: {:.1} MB", db_bytes as f64 / 1e6));
+    if db_bytes > 0 {
+        notes.push(format!("database files at the end: {:.1} MB", db_bytes as f64 / 1e6));
+    }
 
     Ok(render(&figures, &meter.phases, &notes))
 }

@@ -79,12 +79,11 @@ fn drain(reader: impl std::io::Read + Send + 'static, file: Arc<Mutex<std::fs::F
 
 impl Server {
     /// Starts `dmsync serve` on port 0 and waits for its banner.
-    pub async fn start(binary: &Path, db: &Path, log_path: &Path) -> Result<Server> {
+    pub async fn start(binary: &Path, db: &str, log_path: &Path) -> Result<Server> {
         let log_file = std::fs::File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_file = Arc::new(Mutex::new(log_file));
         let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(format!("sqlite://{}", db.display()))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(["--sync-duration", "0s", "--import-delay", "0s", "--sync-cooldown", "1s"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
