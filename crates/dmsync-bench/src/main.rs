@@ -1,6 +1,6 @@
-//! The Autopilot benchmark. It starts the real release server on a fresh SQLite database,
-//! registers a million devices through the admin API (a streamed CSV), times the initial
-//! sync, a re-sync with no change and one with 1% changed, an import of 10,000 devices
+//! The Autopilot benchmark. It starts the real release server on a fresh database (SQLite, or
+//! PostgreSQL with `--db postgres://…`), registers a million devices through the admin API (a
+//! streamed CSV), times the initial sync, a re-sync with no change and one with 1% changed, an import of 10,000 devices
 //! through Graph, and list-page latency at the start and deep in the collection, then prints
 //! the figures as a Markdown table against the targets. It is a program, not a test: it
 //! measures, and fails (exit 1, with the reason) only when something does not work or a
@@ -58,6 +58,16 @@ struct Args {
     /// The server binary (default: `dmsync` beside this program, i.e. target/release/dmsync).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// The database: `postgres://…` naming an empty database (create it first), or by default a
+    /// fresh SQLite file in the work directory.
+    #[arg(long)]
+    db: Option<String>,
+    /// Seconds of each GET-throughput measurement (PostgreSQL: one replica, then two).
+    #[arg(long, default_value_t = 10)]
+    throughput_seconds: u64,
+    /// Requests in flight during the GET-throughput measurements.
+    #[arg(long, default_value_t = 32)]
+    throughput_concurrency: usize,
     /// Directory for the database (default: a new temporary directory, removed afterwards).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -115,6 +125,13 @@ async fn run(args: Args) -> Result<()> {
     };
     let db_path = work_dir.join("bench.db");
     ensure!(!db_path.exists(), "{} exists; the benchmark needs a fresh database", db_path.display());
+    let db_url = match &args.db {
+        Some(url) => {
+            ensure!(url.starts_with("postgres://") || url.starts_with("postgresql://"), "--db takes a postgres:// URL");
+            url.clone()
+        }
+        None => format!("sqlite://{}", db_path.display()),
+    };
     let log_path = args.server_log.clone().unwrap_or_else(|| work_dir.join("server.log"));
 
     let machine = probe::machine();
@@ -124,10 +141,18 @@ async fn run(args: Args) -> Result<()> {
         "devices {}, changed {}%, imports {} in batches of {}, deep page at {:.0}%, {} samples per page\n",
         args.devices, args.changed_percent, args.imports, args.import_batch, args.deep_fraction * 100.0, args.samples
     );
-    println!("server: {}\ndatabase: {}\nserver log: {}\n", server_bin.display(), db_path.display(), log_path.display());
+    println!("server: {}\ndatabase: {}\nserver log: {}\n", server_bin.display(), db_url, log_path.display());
 
-    let server = Server::start(&server_bin, &db_path, &log_path).await?;
-    let outcome = benchmark(&args, &server, phase_timeout, &db_path).await;
+    let server = Server::start(&server_bin, &db_url, &log_path).await?;
+    let mut outcome = benchmark(&args, &server, phase_timeout, &db_path).await;
+    if outcome.is_ok() && args.db.is_some() {
+        // PostgreSQL only: the same database served by one replica, then by two.
+        let second_log = work_dir.join("server-2.log");
+        outcome = match replica_throughput(&args, &server, &server_bin, &db_url, &second_log).await {
+            Ok(table) => outcome.map(|report| report + &table),
+            Err(e) => Err(e),
+        };
+    }
     let stopped = server.stop().await;
     if let Err(e) = &outcome {
         eprintln!("\nlast server log lines:\n{}", server_log_tail(&log_path, 30));
@@ -149,6 +174,51 @@ async fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Authenticated GETs of the Autopilot settings for `duration`, `concurrency` at a time, spread
+/// round-robin over `bases`; every answer must be 200. Returns requests per second.
+async fn get_throughput(token: &str, bases: &[String], concurrency: usize, duration: Duration) -> Result<f64> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let start = Instant::now();
+    let counts = futures::future::try_join_all((0..concurrency).map(|worker| {
+        let (http, url) = (http.clone(), format!("{}/beta/deviceManagement/windowsAutopilotSettings", bases[worker % bases.len()]));
+        async move {
+            let mut done = 0u64;
+            while start.elapsed() < duration {
+                let response = bounded(Duration::from_secs(30), "throughput GET", http.get(&url).bearer_auth(token).send()).await??;
+                ensure!(response.status() == StatusCode::OK, "GET {url} answered {}", response.status());
+                response.bytes().await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }
+    }))
+    .await?;
+    Ok(counts.iter().sum::<u64>() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Starts a second replica on the same database and measures authenticated GET throughput
+/// against the first replica alone, then against both, in the same run.
+async fn replica_throughput(args: &Args, first: &Server, binary: &std::path::Path, db_url: &str, log: &std::path::Path) -> Result<String> {
+    let second = Server::start(binary, db_url, log).await?;
+    let graph = GraphClient::new(&first.base_url);
+    let token = graph.token_password(&first.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await.context("password grant")?.access_token;
+    let duration = Duration::from_secs(args.throughput_seconds);
+    let bases = [first.base_url.clone(), second.base_url.clone()];
+    // A short warm-up of both, so that neither pays for its first connections in the figures.
+    get_throughput(&token, &bases, 8, Duration::from_secs(1)).await?;
+    let one = get_throughput(&token, &bases[..1], args.throughput_concurrency, duration).await;
+    let two = get_throughput(&token, &bases, args.throughput_concurrency, duration).await;
+    let _ = second.stop().await;
+    let (one, two) = (one?, two?);
+    println!("GET throughput: 1 replica {one:.0}/s, 2 replicas {two:.0}/s");
+    Ok(format!(
+        "\n| authenticated GET throughput ({} in flight, {} s each) | 1 replica | 2 replicas |\n|---|---|---|\n| GET windowsAutopilotSettings | {one:.0} req/s | {two:.0} req/s ({:.2}×) |\n",
+        args.throughput_concurrency,
+        args.throughput_seconds,
+        two / one
+    ))
 }
 
 fn server_log_tail(path: &std::path::Path, lines: usize) -> String {
@@ -565,7 +635,9 @@ async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_pat
         .map(|m| m.len())
         .sum();
     notes.push(format!("server VmRSS at the end: {:.1} MB", rss as f64 / 1024.0));
-    notes.push(format!("database files at the end: {:.1} MB", db_bytes as f64 / 1e6));
+    if db_bytes > 0 {
+        notes.push(format!("database files at the end: {:.1} MB", db_bytes as f64 / 1e6));
+    }
 
     Ok(render(&figures, &meter.phases, &notes))
 }

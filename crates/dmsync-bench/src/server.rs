@@ -78,21 +78,25 @@ fn drain(reader: impl std::io::Read + Send + 'static, file: Arc<Mutex<std::fs::F
     });
 }
 
+/// The `--db` URL of a SQLite file.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
 impl Server {
     /// Starts `dmsync serve` on port 0 and waits for its banner.
-    pub async fn start(binary: &Path, db: &Path, log_path: &Path) -> Result<Server> {
+    pub async fn start(binary: &Path, db: &str, log_path: &Path) -> Result<Server> {
         Server::start_with(binary, db, log_path, &[]).await
     }
 
     /// [`Server::start`] with more `serve` flags; one that the benchmarks set by default (fast
     /// syncs and imports, a 1 s cooldown) replaces that default.
-    pub async fn start_with(binary: &Path, db: &Path, log_path: &Path, extra_args: &[String]) -> Result<Server> {
+    pub async fn start_with(binary: &Path, db: &str, log_path: &Path, extra_args: &[String]) -> Result<Server> {
         let defaults = [("--sync-duration", "0s"), ("--import-delay", "0s"), ("--sync-cooldown", "1s")];
         let log_file = std::fs::File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_file = Arc::new(Mutex::new(log_file));
         let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(format!("sqlite://{}", db.display()))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(defaults.iter().filter(|(flag, _)| !extra_args.iter().any(|a| a == flag)).flat_map(|(f, v)| [*f, *v]))
             .args(extra_args)
             .stdin(Stdio::null())

@@ -44,6 +44,9 @@ pub trait IdentityStore: Send + Sync {
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>>;
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
+    /// Inserts the key only while there is no key at all, as one atomic step even across
+    /// processes; false when another process (a replica starting at the same time) was first.
+    async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -265,6 +265,8 @@ async fn advance_clock(State(state): State<AppState>, GraphJson(req): GraphJson<
     if !req.seconds.is_finite() || req.seconds < 0.0 || req.seconds > 100.0 * 365.0 * 86400.0 {
         return Err(ApiError::BadRequest("seconds must be a non-negative number of at most 100 years.".into()));
     }
+    // Another replica may have advanced the shared clock since this one last looked.
+    state.clock.catch_up(state.store.clock_offset().await?);
     let offset = state.clock.advance(time::Duration::seconds_f64(req.seconds));
     state.store.save_clock_offset(offset).await?;
     // Jobs and schedules waiting for a time that has now come are due at once.

@@ -74,6 +74,29 @@ fn lock_sqlite_file(db: &str) -> anyhow::Result<Option<std::fs::File>> {
     }
 }
 
+/// How soon a replica adopts a clock advance made through another replica.
+const CLOCK_FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// On a shared database other replicas may advance the Clock: adopt their offset, and wake the
+/// workers and the scheduler when time moved, as a local advance does.
+async fn follow_shared_clock(state: AppState) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CLOCK_FOLLOW_INTERVAL) => {}
+        }
+        match state.store.clock_offset().await {
+            Ok(offset) if offset > state.clock.offset() => {
+                state.clock.catch_up(offset);
+                state.jobs_enqueued.notify_waiters();
+                state.clock_advanced.notify_waiters();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the shared clock offset"),
+        }
+    }
+}
+
 impl Application {
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Application> {
         let metrics_handle = metrics::install();
@@ -149,6 +172,9 @@ impl Application {
         let Application { listener, state, router, route_table, _db_lock, .. } = self;
         let mut workers = jobs::spawn_workers(&state);
         workers.push(tokio::spawn(exchange_jobs::run_scheduler(state.clone())));
+        if !dmsync_store::is_single_node(&state.config.db) {
+            workers.push(tokio::spawn(follow_shared_clock(state.clone())));
+        }
         let canonicalize = canonicalize_request(route_table);
         let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
         let shutdown = state.shutdown.clone();

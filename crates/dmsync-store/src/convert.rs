@@ -1,7 +1,8 @@
 //! Conversions between domain values and column values shared by the backends.
 
 use dmsync_core::StoreError;
-use time::OffsetDateTime;
+use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// Timestamps are stored as 100 ns ticks since the Unix epoch: Graph's own precision.
@@ -32,4 +33,29 @@ pub fn db_err(e: sqlx::Error) -> StoreError {
 pub fn hash_digest(hash: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(hash).to_vec()
+}
+
+pub fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).expect("a list of strings serialises")
+}
+
+pub fn parse_json_list(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+pub const CLOCK_OFFSET_KEY: &str = "clock_offset_nanos";
+
+/// Rows per reconciliation chunk: each chunk is one short write transaction.
+pub const RECONCILE_CHUNK: i64 = 50_000;
+
+/// How many refused rows one registration request reports at most.
+pub const MAX_REPORTED_REJECTIONS: i64 = 1000;
+
+/// Why a sync that could not start was refused: 409 beats 429, as the docs order them.
+pub fn refusal(settings: &AutopilotSettings, now: OffsetDateTime, cooldown: Duration) -> SyncDecision {
+    if settings.sync_status == SyncStatus::InProgress {
+        return SyncDecision::AlreadyInProgress;
+    }
+    let anchor = settings.cooldown_anchor.unwrap_or(now - cooldown);
+    SyncDecision::CoolingDown { remaining: (anchor + cooldown - now).max(Duration::ZERO) }
 }

@@ -3,14 +3,19 @@
 //! against every backend.
 
 mod convert;
+pub mod postgres;
+mod postgres_exchange;
+mod rows;
 mod sql;
 pub mod sqlite;
 mod sqlite_exchange;
+pub mod testdb;
 
 use std::sync::Arc;
 
 use dmsync_core::{Store, StoreError};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Opens the store named by a `--db` URL and runs its migrations.
@@ -20,9 +25,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Database(
-            "the PostgreSQL backend is not built yet (issue 5); use a sqlite:// URL".into(),
-        ))
+        Ok(Arc::new(PgStore::open(url).await?))
     } else {
         Err(StoreError::Database(format!(
             "unsupported database URL '{url}': expected sqlite://PATH, sqlite::memory: or postgres://…"

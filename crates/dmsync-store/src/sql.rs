@@ -1,12 +1,22 @@
 //! Translation of list queries into SQL, with every value bound as a parameter. Shared by every
-//! collection: each passes its own mapping from field to column. Written for SQLite's dialect; a
-//! backend whose dialect differs (PostgreSQL's ILIKE) gets its own module.
+//! collection (each passes its own mapping from field to column) and by both backends, which
+//! differ only in how a comparison ignores case; that difference is the [`Dialect`].
 
 use dmsync_core::autopilot::{DeviceField, ImportedField};
 use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
 use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
 use dmsync_core::query::{ListQuery, SortDirection};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+/// The one place where the backends' SQL differs in list queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `= … COLLATE NOCASE` and LIKE, which ignores ASCII case on its own.
+    Sqlite,
+    /// `lower(…) = lower(…)` and ILIKE; columns use the "C" collation, so ordering is bytewise
+    /// as on SQLite.
+    Postgres,
+}
 
 pub fn device_column(field: DeviceField) -> &'static str {
     match field {
@@ -73,28 +83,37 @@ fn like_literal(value: &str) -> String {
 
 /// Appends a boolean SQL expression for the filter. Comparisons ignore case, as Intune's do.
 /// Unset strings are stored as `''`, so `eq null` matches them.
-pub fn push_filter<F: Copy>(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<F>, column: fn(F) -> &'static str) {
+pub fn push_filter<DB, F: Copy>(sql: &mut QueryBuilder<DB>, dialect: Dialect, filter: &Filter<F>, column: fn(F) -> &'static str)
+where
+    DB: Database,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+{
     match filter {
         Filter::And(a, b) | Filter::Or(a, b) => {
             let op = if matches!(filter, Filter::And(..)) { " AND " } else { " OR " };
             sql.push("(");
-            push_filter(sql, a, column);
+            push_filter(sql, dialect, a, column);
             sql.push(op);
-            push_filter(sql, b, column);
+            push_filter(sql, dialect, b, column);
             sql.push(")");
         }
         Filter::Not(inner) => {
             sql.push("(NOT ");
-            push_filter(sql, inner, column);
+            push_filter(sql, dialect, inner, column);
             sql.push(")");
         }
         Filter::Compare { field, op, value } => {
             let col = column(*field);
             let not = if *op == CompareOp::Ne { "NOT " } else { "" };
             match value {
-                Literal::String(s) => {
-                    sql.push(format!("({not}{col} = ")).push_bind(s.clone()).push(" COLLATE NOCASE)");
-                }
+                Literal::String(s) => match dialect {
+                    Dialect::Sqlite => {
+                        sql.push(format!("({not}{col} = ")).push_bind(s.clone()).push(" COLLATE NOCASE)");
+                    }
+                    Dialect::Postgres => {
+                        sql.push(format!("({not}lower({col}) = lower(")).push_bind(s.clone()).push("))");
+                    }
+                },
                 Literal::Null => {
                     sql.push(format!("({not}{col} = '')"));
                 }
@@ -111,17 +130,27 @@ pub fn push_filter<F: Copy>(sql: &mut QueryBuilder<Sqlite>, filter: &Filter<F>, 
                 StringFunction::EndsWith => format!("%{escaped}"),
                 StringFunction::Contains => format!("%{escaped}%"),
             };
-            // SQLite's LIKE ignores ASCII case, matching Intune's case-insensitive functions.
-            sql.push(format!("({} LIKE ", column(*field))).push_bind(pattern).push(" ESCAPE '\\')");
+            // SQLite's LIKE ignores ASCII case, as PostgreSQL's ILIKE does: Intune's string
+            // functions ignore case.
+            let like = match dialect {
+                Dialect::Sqlite => "LIKE",
+                Dialect::Postgres => "ILIKE",
+            };
+            sql.push(format!("({} {like} ", column(*field))).push_bind(pattern).push(" ESCAPE '\\')");
         }
     }
 }
 
 /// Appends the filter (if any), the keyset condition, the ORDER BY and the LIMIT of a page.
-pub fn push_page<F: Copy>(sql: &mut QueryBuilder<Sqlite>, query: &ListQuery<F>, column: fn(F) -> &'static str) {
+pub fn push_page<DB, F: Copy>(sql: &mut QueryBuilder<DB>, dialect: Dialect, query: &ListQuery<F>, column: fn(F) -> &'static str)
+where
+    DB: Database,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
     if let Some(filter) = &query.filter {
         sql.push(" AND ");
-        push_filter(sql, filter, column);
+        push_filter(sql, dialect, filter, column);
     }
     match query.order_by {
         None => {

@@ -6,16 +6,14 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
     AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate,
-    EnrollmentState, ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice,
+    ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice,
     import_errors, NewRegistration, ReconcileStats, RegistrationProblem,
     RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
 };
@@ -26,16 +24,13 @@ use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, R
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
+use crate::rows::*;
+use crate::sql::Dialect;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Rows per multi-row INSERT; 10 columns each stays far below SQLite's 32,766 bound parameters.
 const INSERT_CHUNK: usize = 500;
-/// Rows per reconciliation chunk: each chunk is one short write transaction.
-const RECONCILE_CHUNK: i64 = 50_000;
-
-/// How many refused rows one registration request reports at most.
-const MAX_REPORTED_REJECTIONS: i64 = 1000;
 
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
@@ -82,93 +77,6 @@ impl SqliteStore {
     }
 }
 
-fn settings_from_row(row: &SqliteRow) -> StoreResult<AutopilotSettings> {
-    let status: String = row.try_get("sync_status").map_err(db_err)?;
-    Ok(AutopilotSettings {
-        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
-        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
-        last_sync: opt_from_ticks(row.try_get("last_sync").map_err(db_err)?),
-        last_manual_sync_trigger: opt_from_ticks(row.try_get("last_manual_sync_trigger").map_err(db_err)?),
-        sync_status: SyncStatus::parse(&status)
-            .ok_or_else(|| StoreError::Database(format!("unknown sync status '{status}'")))?,
-        cooldown_anchor: opt_from_ticks(row.try_get("cooldown_anchor").map_err(db_err)?),
-    })
-}
-
-fn job_from_row(row: &SqliteRow) -> StoreResult<Job> {
-    let kind: String = row.try_get("kind").map_err(db_err)?;
-    let state: String = row.try_get("state").map_err(db_err)?;
-    let payload: String = row.try_get("payload").map_err(db_err)?;
-    Ok(Job {
-        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
-        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
-        kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Database(format!("unknown job kind '{kind}'")))?,
-        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Database(e.to_string()))?,
-        state: JobState::parse(&state).ok_or_else(|| StoreError::Database(format!("unknown job state '{state}'")))?,
-        attempt: row.try_get("attempt").map_err(db_err)?,
-        run_at: from_ticks(row.try_get("run_at").map_err(db_err)?),
-        created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
-        lease_owner: row.try_get("lease_owner").map_err(db_err)?,
-        lease_expires_at: opt_from_ticks(row.try_get("lease_expires_at").map_err(db_err)?),
-        last_error: row.try_get("last_error").map_err(db_err)?,
-    })
-}
-
-fn device_from_row(row: &SqliteRow) -> StoreResult<AutopilotDevice> {
-    let state: String = row.try_get("enrollment_state").map_err(db_err)?;
-    Ok(AutopilotDevice {
-        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
-        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
-        serial_number: row.try_get("serial_number").map_err(db_err)?,
-        manufacturer: row.try_get("manufacturer").map_err(db_err)?,
-        model: row.try_get("model").map_err(db_err)?,
-        group_tag: row.try_get("group_tag").map_err(db_err)?,
-        purchase_order_identifier: row.try_get("purchase_order_identifier").map_err(db_err)?,
-        product_key: row.try_get("product_key").map_err(db_err)?,
-        display_name: row.try_get("display_name").map_err(db_err)?,
-        user_principal_name: row.try_get("user_principal_name").map_err(db_err)?,
-        addressable_user_name: row.try_get("addressable_user_name").map_err(db_err)?,
-        enrollment_state: EnrollmentState::parse(&state)
-            .ok_or_else(|| StoreError::Database(format!("unknown enrollment state '{state}'")))?,
-        last_contacted: opt_from_ticks(row.try_get("last_contacted").map_err(db_err)?),
-        device_account_upn: row.try_get("device_account_upn").map_err(db_err)?,
-        device_account_password: row.try_get("device_account_password").map_err(db_err)?,
-        device_friendly_name: row.try_get("device_friendly_name").map_err(db_err)?,
-        deletion_requested_at: opt_from_ticks(row.try_get("deletion_requested_at").map_err(db_err)?),
-        created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
-    })
-}
-
-fn imported_from_row(row: &SqliteRow) -> StoreResult<ImportedDevice> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    let registration: Option<String> = row.try_get("device_registration_id").map_err(db_err)?;
-    Ok(ImportedDevice {
-        tenant_id: parse_uuid(&row.try_get::<String, _>("tenant_id").map_err(db_err)?)?,
-        id: parse_uuid(&row.try_get::<String, _>("id").map_err(db_err)?)?,
-        import_id: row.try_get("import_id").map_err(db_err)?,
-        serial_number: row.try_get("serial_number").map_err(db_err)?,
-        group_tag: row.try_get("group_tag").map_err(db_err)?,
-        product_key: row.try_get("product_key").map_err(db_err)?,
-        hardware_hash: row.try_get("hardware_hash").map_err(db_err)?,
-        assigned_user_principal_name: row.try_get("assigned_user_principal_name").map_err(db_err)?,
-        status: ImportStatus::parse(&status)
-            .ok_or_else(|| StoreError::Database(format!("unknown import status '{status}'")))?,
-        device_registration_id: registration.as_deref().map(parse_uuid).transpose()?,
-        error_code: row.try_get("error_code").map_err(db_err)?,
-        error_name: row.try_get("error_name").map_err(db_err)?,
-        created_at: from_ticks(row.try_get("created_at").map_err(db_err)?),
-    })
-}
-
-fn json_list(values: &[String]) -> String {
-    serde_json::to_string(values).expect("a list of strings serialises")
-}
-
-fn parse_json_list(s: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Database(e.to_string()))
-}
-
-const CLOCK_OFFSET_KEY: &str = "clock_offset_nanos";
 
 #[async_trait]
 impl SystemStore for SqliteStore {
@@ -335,17 +243,7 @@ impl IdentityStore for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SigningKey {
-                    kid: r.try_get("kid").map_err(db_err)?,
-                    private_pem: r.try_get("private_pem").map_err(db_err)?,
-                    n: r.try_get("n").map_err(db_err)?,
-                    e: r.try_get("e").map_err(db_err)?,
-                    created_at: from_ticks(r.try_get("created_at").map_err(db_err)?),
-                })
-            })
-            .collect()
+        rows.iter().map(signing_key_from_row).collect()
     }
 
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
@@ -359,6 +257,24 @@ impl IdentityStore for SqliteStore {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
+        // One statement on the single writer: atomic without a lock of our own.
+        let n = sqlx::query(
+            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
+             SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_pem)
+        .bind(&key.n)
+        .bind(&key.e)
+        .bind(to_ticks(key.created_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
     }
 }
 
@@ -672,7 +588,7 @@ impl AutopilotStore for SqliteStore {
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM autopilot_devices WHERE tenant_id = ");
         sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, query, crate::sql::device_column);
+        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::device_column);
         let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
         rows.iter().map(device_from_row).collect()
     }
@@ -682,7 +598,7 @@ impl AutopilotStore for SqliteStore {
         sql.push_bind(tenant.to_string());
         if let Some(filter) = filter {
             sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, filter, crate::sql::device_column);
+            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::device_column);
         }
         let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
         Ok(n as u64)
@@ -1079,7 +995,7 @@ impl ImportStore for SqliteStore {
     async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM imported_devices WHERE tenant_id = ");
         sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, query, crate::sql::imported_column);
+        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::imported_column);
         let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
         rows.iter().map(imported_from_row).collect()
     }
@@ -1089,7 +1005,7 @@ impl ImportStore for SqliteStore {
         sql.push_bind(tenant.to_string());
         if let Some(filter) = filter {
             sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, filter, crate::sql::imported_column);
+            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::imported_column);
         }
         let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
         Ok(n as u64)
@@ -1219,14 +1135,6 @@ impl ImportStore for SqliteStore {
     }
 }
 
-/// Why a sync that could not start was refused: 409 beats 429, as the docs order them.
-fn refusal(settings: &AutopilotSettings, now: OffsetDateTime, cooldown: Duration) -> SyncDecision {
-    if settings.sync_status == SyncStatus::InProgress {
-        return SyncDecision::AlreadyInProgress;
-    }
-    let anchor = settings.cooldown_anchor.unwrap_or(now - cooldown);
-    SyncDecision::CoolingDown { remaining: (anchor + cooldown - now).max(Duration::ZERO) }
-}
 
 #[async_trait]
 impl JobStore for SqliteStore {

@@ -1,15 +1,13 @@
 //! The SQLite implementation of [`ExchangeStore`].
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::exchange::{
-    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorStatus, ConnectorSyncDecision,
-    ConnectorSyncStats, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, ManagedDeviceField,
-    ManagedDeviceQuery, MobileDeviceRecord, SyncType,
+    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats,
+    EasDevice, ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobKind, JobLease};
@@ -17,65 +15,12 @@ use dmsync_core::store::ExchangeStore;
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
+use crate::rows::*;
+use crate::sql::Dialect;
 use crate::sqlite::{SqliteStore, Tx, insert_job};
 
 /// Devices per multi-row upsert: 19 columns each, far below SQLite's bound-parameter limit.
 const UPSERT_CHUNK: usize = 500;
-
-fn text(row: &SqliteRow, column: &str) -> StoreResult<String> {
-    row.try_get(column).map_err(db_err)
-}
-
-fn connector_from_row(row: &SqliteRow) -> StoreResult<ExchangeConnector> {
-    let status = text(row, "status")?;
-    let kind = text(row, "connector_type")?;
-    let source: Option<String> = row.try_get("source").map_err(db_err)?;
-    Ok(ExchangeConnector {
-        tenant_id: parse_uuid(&text(row, "tenant_id")?)?,
-        id: parse_uuid(&text(row, "id")?)?,
-        last_sync: opt_from_ticks(row.try_get("last_sync").map_err(db_err)?),
-        status: ConnectorStatus::parse(&status).ok_or_else(|| StoreError::Database(format!("unknown status '{status}'")))?,
-        primary_smtp_address: text(row, "primary_smtp_address")?,
-        server_name: text(row, "server_name")?,
-        connector_server_name: text(row, "connector_server_name")?,
-        connector_type: ConnectorType::parse(&kind).ok_or_else(|| StoreError::Database(format!("unknown type '{kind}'")))?,
-        version: text(row, "version")?,
-        exchange_alias: text(row, "exchange_alias")?,
-        exchange_organization: text(row, "exchange_organization")?,
-        source: source
-            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Database(format!("stored source: {e}"))))
-            .transpose()?,
-        watermark: opt_from_ticks(row.try_get("watermark").map_err(db_err)?),
-        last_full_sync_start: opt_from_ticks(row.try_get("last_full_sync_start").map_err(db_err)?),
-        last_delta_sync_start: opt_from_ticks(row.try_get("last_delta_sync_start").map_err(db_err)?),
-    })
-}
-
-fn eas_from_row(row: &SqliteRow) -> StoreResult<EasDevice> {
-    let state = text(row, "access_state")?;
-    Ok(EasDevice {
-        tenant_id: parse_uuid(&text(row, "tenant_id")?)?,
-        id: parse_uuid(&text(row, "id")?)?,
-        connector_id: parse_uuid(&text(row, "connector_id")?)?,
-        record: MobileDeviceRecord {
-            device_id: text(row, "eas_device_id")?,
-            device_type: text(row, "device_type")?,
-            device_model: text(row, "device_model")?,
-            device_os: text(row, "device_os")?,
-            friendly_name: text(row, "friendly_name")?,
-            user_display_name: text(row, "user_display_name")?,
-            user_principal_name: text(row, "user_principal_name")?,
-            email_address: text(row, "email_address")?,
-            access_state: ExchangeAccessState::parse(&state)
-                .ok_or_else(|| StoreError::Database(format!("unknown access state '{state}'")))?,
-            access_state_reason: text(row, "access_state_reason")?,
-            first_sync: opt_from_ticks(row.try_get("first_sync").map_err(db_err)?),
-            last_success_sync: opt_from_ticks(row.try_get("last_success_sync").map_err(db_err)?),
-            when_changed: opt_from_ticks(row.try_get("when_changed").map_err(db_err)?),
-        },
-        enrolled_at: from_ticks(row.try_get("enrolled_at").map_err(db_err)?),
-    })
-}
 
 /// Ends the connector's running sync and the job inside `tx`, fenced by the lease.
 async fn finish(
@@ -143,7 +88,7 @@ impl ExchangeStore for SqliteStore {
     async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM exchange_connectors WHERE tenant_id = ");
         sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, query, crate::sql::connector_column);
+        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::connector_column);
         sql.build().fetch_all(&self.reader).await.map_err(db_err)?.iter().map(connector_from_row).collect()
     }
 
@@ -152,7 +97,7 @@ impl ExchangeStore for SqliteStore {
         sql.push_bind(tenant.to_string());
         if let Some(filter) = filter {
             sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, filter, crate::sql::connector_column);
+            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::connector_column);
         }
         let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
         Ok(n as u64)
@@ -307,9 +252,9 @@ impl ExchangeStore for SqliteStore {
         .map_err(db_err)?;
         let mut started = 0;
         for row in due {
-            let tenant = parse_uuid(&text(&row, "tenant_id")?)?;
-            let id = parse_uuid(&text(&row, "id")?)?;
-            let kind = if row.try_get::<bool, _>("full_due").map_err(db_err)? { SyncType::FullSync } else { SyncType::DeltaSync };
+            let tenant = row.uuid("tenant_id")?;
+            let id = row.uuid("id")?;
+            let kind = if row.flag("full_due")? { SyncType::FullSync } else { SyncType::DeltaSync };
             // The conditional claim makes a sync due on several replicas start once.
             if let ConnectorSyncDecision::Started { .. } = self.trigger_connector_sync(tenant, id, kind, now).await? {
                 started += 1;
@@ -437,7 +382,7 @@ impl ExchangeStore for SqliteStore {
     async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>> {
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM eas_devices WHERE tenant_id = ");
         sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, query, crate::sql::managed_device_column);
+        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::managed_device_column);
         sql.build().fetch_all(&self.reader).await.map_err(db_err)?.iter().map(eas_from_row).collect()
     }
 
@@ -446,7 +391,7 @@ impl ExchangeStore for SqliteStore {
         sql.push_bind(tenant.to_string());
         if let Some(filter) = filter {
             sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, filter, crate::sql::managed_device_column);
+            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::managed_device_column);
         }
         let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
         Ok(n as u64)

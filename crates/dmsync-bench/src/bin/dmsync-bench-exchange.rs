@@ -241,7 +241,7 @@ async fn run(args: Args) -> Result<()> {
     let source = Source::default();
     let source_addr = start_source(source.clone()).await?;
     let extra = vec!["--exchange-source-allow-host".to_owned(), source_addr.to_string()];
-    let server = Server::start_with(&server_bin, &db_path, &log_path, &extra).await?;
+    let server = Server::start_with(&server_bin, &server::sqlite_url(&db_path), &log_path, &extra).await?;
     let outcome = benchmark(&args, &server, &source, source_addr, &work_dir).await;
     let stopped = server.stop().await;
     match outcome {

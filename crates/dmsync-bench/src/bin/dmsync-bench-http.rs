@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use dmsync_bench::dev::{ADMIN_TOKEN, CLIENT_ID, PASSWORD, TENANT, USERNAME};
 use dmsync_bench::probe;
 use dmsync_bench::report::{Figure, figure, ms, render};
-use dmsync_bench::server::Server;
+use dmsync_bench::server::{Server, sqlite_url};
 use dmsync_bench::workload;
 
 const SETTINGS: &str = "beta/deviceManagement/windowsAutopilotSettings";
@@ -170,7 +170,7 @@ async fn run(args: &Args) -> Result<()> {
     // Start-up with an empty database: process spawn to the first /healthz 200.
     let empty_db = dir.path().join("empty.db");
     let started = Instant::now();
-    let server = Server::start_with(&server_bin, &empty_db, &log_path, &["--sync-cooldown".into(), "600s".into()]).await?;
+    let server = Server::start_with(&server_bin, &sqlite_url(&empty_db), &log_path, &["--sync-cooldown".into(), "600s".into()]).await?;
     let empty_start = first_health(&server.base_url, started).await?;
     figures.push(figure("start to first /healthz 200, empty database (first start: migrations, key)", ms(empty_start), "≤ 100 ms", Some(empty_start <= Duration::from_millis(100))));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -184,9 +184,9 @@ async fn run(args: &Args) -> Result<()> {
     // The first start generates the RSA signing key; later starts read it. Time one of those
     // on a database with no devices (the one above holds only the page benchmark's).
     let restart_db = dir.path().join("restart.db");
-    Server::start(&server_bin, &restart_db, &log_path).await?.stop().await?;
+    Server::start(&server_bin, &sqlite_url(&restart_db), &log_path).await?.stop().await?;
     let started = Instant::now();
-    let server = Server::start(&server_bin, &restart_db, &log_path).await?;
+    let server = Server::start(&server_bin, &sqlite_url(&restart_db), &log_path).await?;
     let restart = first_health(&server.base_url, started).await?;
     server.stop().await?;
     figures.push(figure("start to first /healthz 200, empty database, later start (key exists)", ms(restart), "≤ 100 ms", Some(restart <= Duration::from_millis(100))));
@@ -304,14 +304,14 @@ async fn verification_cost(base_url: &str, token: &str, n: u32) -> Result<Durati
 /// that database to its first `/healthz` 200.
 async fn startup_with_devices(args: &Args, server_bin: &Path, dir: &Path, log_path: &Path) -> Result<Duration> {
     let db = dir.join("large.db");
-    let server = Server::start(server_bin, &db, log_path).await?;
+    let server = Server::start(server_bin, &sqlite_url(&db), log_path).await?;
     let graph = GraphClient::new(&server.base_url);
     let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
     let graph = graph.with_token(token);
     register_and_sync(&server.base_url, &graph, args.startup_devices).await?;
     server.stop().await?;
     let started = Instant::now();
-    let server = Server::start(server_bin, &db, log_path).await?;
+    let server = Server::start(server_bin, &sqlite_url(&db), log_path).await?;
     let elapsed = first_health(&server.base_url, started).await?;
     server.stop().await?;
     Ok(elapsed)

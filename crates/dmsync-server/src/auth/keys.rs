@@ -72,14 +72,15 @@ pub fn generate_key(now: OffsetDateTime) -> Result<SigningKey, StoreError> {
 }
 
 impl KeyRing {
-    /// Loads the keys, generating the first one on an empty database.
+    /// Loads the keys, generating the first one on an empty database. Replicas starting
+    /// together may each generate one; only the first insert is kept, and all load that one.
     pub async fn load_or_create(store: &dyn Store, now: OffsetDateTime) -> Result<KeyRing, StoreError> {
         let mut keys = store.signing_keys().await?;
         if keys.is_empty() {
             let key = tokio::task::spawn_blocking(move || generate_key(now))
                 .await
                 .map_err(|e| StoreError::Database(format!("key generation task: {e}")))??;
-            store.insert_signing_key(&key).await?;
+            store.insert_first_signing_key(&key).await?;
             keys = store.signing_keys().await?;
         }
         Ok(KeyRing { loaded: RwLock::new(load(&keys)?), last_reload: RwLock::new(Instant::now()) })

@@ -105,6 +105,11 @@ macro_rules! crash_harness {
 // helper that creates a PostgreSQL database and drops it when dropped.
 crash_harness! {
     sqlite => sqlite_database(),
+    // Outside CI an unreachable PostgreSQL skips loudly (`testdb`); with CI=true it fails.
+    postgres => match crate::helpers::postgres_database().await {
+        Some(db) => TestDatabase::keeping(db.url.clone(), db),
+        None => return,
+    },
 }
 
 /// The run's seed: `DMSYNC_CRASH_SEED`, or a fresh one, printed either way so a failure can be

@@ -4,6 +4,7 @@ use dmsync_client::{AdminClient, GraphClient};
 use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN};
 use dmsync_server::config::{Config, DEV_ADMIN_TOKEN};
 use dmsync_server::state::AppState;
+use dmsync_store::testdb::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
 pub const RW: &str = "DeviceManagementServiceConfig.ReadWrite.All";
@@ -17,7 +18,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
 impl TestApp {
@@ -94,11 +95,57 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Which backend the suite runs on: `DMSYNC_TEST_BACKEND=postgres` for PostgreSQL (the test
+/// command runs the suite once per backend), SQLite otherwise.
+pub fn backend_is_postgres() -> bool {
+    std::env::var("DMSYNC_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A fresh, empty database of the suite's backend; dropping it removes it.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+    /// A PostgreSQL database that several replicas share; the last one dropped removes it.
+    Shared(std::sync::Arc<TestDatabase>),
+}
+
+impl TestDb {
+    /// On PostgreSQL, a database of its own (`dmsync_t_<uuid>` on `DMSYNC_TEST_POSTGRES_URL`);
+    /// the suite was asked to run on PostgreSQL, so an unreachable server fails the test.
+    pub async fn fresh() -> TestDb {
+        if backend_is_postgres() {
+            TestDb::Postgres(postgres_database().await.expect("DMSYNC_TEST_BACKEND=postgres needs a reachable PostgreSQL"))
+        } else {
+            TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
+        }
+    }
+
+    /// The `--db` URL.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => format!("sqlite://{}", dir.path().join("dmsync.db").display()),
+            TestDb::Postgres(db) => db.url.clone(),
+            TestDb::Shared(db) => db.url.clone(),
+        }
+    }
+}
+
+/// A fresh PostgreSQL database for any test (the multi-replica tests, a crash harness), whatever
+/// the suite's backend: `None` after a loud notice when PostgreSQL is unreachable outside CI; a
+/// panic in CI. Dropping it drops the database.
+pub async fn postgres_database() -> Option<TestDatabase> {
+    TestDatabase::create().await
+}
+
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db_path = dir.path().join("dmsync.db");
-    let mut config = test_config(&format!("sqlite://{}", db_path.display()));
+    let db = TestDb::fresh().await;
+    let mut config = test_config(&db.url());
     configure(&mut config);
+    spawn_app_on(config, db).await
+}
+
+/// Starts the server with this configuration, keeping `db` alive as long as the app.
+pub async fn spawn_app_on(config: Config, db: TestDb) -> TestApp {
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.expect("server builds");
     let base_url = format!("http://{}", app.address());
@@ -112,7 +159,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
         server: Some(server),
-        _dir: dir,
+        _db: db,
     }
 }
 

@@ -16,6 +16,7 @@ mod exchange;
 mod external;
 mod lifecycle;
 mod ops;
+mod replicas;
 mod script_flows;
 mod sync;
 mod tenants;

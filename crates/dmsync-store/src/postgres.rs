@@ -1,0 +1,1236 @@
+//! The PostgreSQL backend: one pool shared by any number of dmsync replicas. Everything the
+//! replicas share (signing keys, the clock offset, jobs, every tenant's state) is in the
+//! database, and every decision that must happen once across replicas is one conditional
+//! statement or a row lock:
+//! - the Autopilot sync decision is one conditional `UPDATE` (READ COMMITTED re-checks its
+//!   condition on the row a concurrent winner committed, so exactly one request wins);
+//! - jobs are claimed with `FOR UPDATE SKIP LOCKED` and completed fenced by (id, attempt, owner);
+//! - the registration change sequence is a counter row whose lock is held until commit, so
+//!   sequence values are committed in the order they are handed out (see
+//!   [`next_registration_seq`]).
+
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use dmsync_core::autopilot::{
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate, ImportStats,
+    ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats,
+    RegistrationProblem, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus, import_errors,
+};
+use dmsync_core::filter::Filter;
+use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
+use dmsync_core::jobs::{Job, JobKind, JobLease, JobState};
+use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, RegistrationImport, SystemStore};
+use dmsync_core::{StoreError, StoreResult, TenantId};
+
+use crate::convert::*;
+use crate::rows::*;
+use crate::sql::Dialect;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Rows per multi-row INSERT: 13 columns each stays far below PostgreSQL's 65,535 parameters.
+const INSERT_CHUNK: usize = 2000;
+
+pub(crate) type Tx = sqlx::Transaction<'static, Postgres>;
+
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+    reconcile_chunk: i64,
+}
+
+impl PgStore {
+    /// Connects to `postgres://…` and runs the migrations. Replicas starting together are safe:
+    /// sqlx's migrator holds an advisory lock while it migrates.
+    pub async fn open(url: &str) -> StoreResult<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(StdDuration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(db_err)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(PgStore { pool, reconcile_chunk: RECONCILE_CHUNK })
+    }
+
+    /// Rows per reconciliation chunk (tests use small chunks to cover several).
+    pub fn set_reconcile_chunk(&mut self, rows: i64) {
+        self.reconcile_chunk = rows.max(1);
+    }
+
+    async fn begin(&self) -> StoreResult<Tx> {
+        self.pool.begin().await.map_err(db_err)
+    }
+
+    async fn ensure_settings(&self, tenant: TenantId) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO autopilot_settings (tenant_id, id, sync_status) VALUES ($1, $2, 'unknown')
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant.to_string())
+        .bind(Uuid::new_v4().to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn fetch_all(&self, sql: &mut QueryBuilder<Postgres>) -> StoreResult<Vec<PgRow>> {
+        sql.build().fetch_all(&self.pool).await.map_err(db_err)
+    }
+
+    /// `SELECT * FROM table WHERE tenant_id = …` and a page of the list query.
+    pub(crate) async fn list_page<F: Copy>(
+        &self,
+        table: &str,
+        tenant: TenantId,
+        query: &dmsync_core::query::ListQuery<F>,
+        column: fn(F) -> &'static str,
+    ) -> StoreResult<Vec<PgRow>> {
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT * FROM {table} WHERE tenant_id = "));
+        sql.push_bind(tenant.to_string());
+        crate::sql::push_page(&mut sql, Dialect::Postgres, query, column);
+        self.fetch_all(&mut sql).await
+    }
+
+    /// How many rows of the tenant in `table` match the filter.
+    pub(crate) async fn count<F: Copy>(
+        &self,
+        table: &str,
+        tenant: TenantId,
+        filter: Option<&Filter<F>>,
+        column: fn(F) -> &'static str,
+    ) -> StoreResult<u64> {
+        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT count(*) FROM {table} WHERE tenant_id = "));
+        sql.push_bind(tenant.to_string());
+        if let Some(filter) = filter {
+            sql.push(" AND ");
+            crate::sql::push_filter(&mut sql, Dialect::Postgres, filter, column);
+        }
+        let n: i64 = sql.build_query_scalar().fetch_one(&self.pool).await.map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    /// One row of the tenant in `table` by id.
+    pub(crate) async fn by_id(&self, table: &str, tenant: TenantId, id: Uuid) -> StoreResult<Option<PgRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table} WHERE tenant_id = $1 AND id = $2")))
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl SystemStore for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn clock_offset(&self) -> StoreResult<Duration> {
+        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM system_state WHERE key = $1")
+            .bind(CLOCK_OFFSET_KEY)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Duration::nanoseconds(value.unwrap_or(0)))
+    }
+
+    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO system_state (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = greatest(system_state.value, excluded.value)",
+        )
+        .bind(CLOCK_OFFSET_KEY)
+        .bind(offset.whole_nanoseconds() as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // close() waits for every connection to come back, so a statement still running after
+        // the shutdown deadline would hold the process; past a few seconds it is dropped, and
+        // PostgreSQL rolls its transaction back when the connection goes.
+        if tokio::time::timeout(StdDuration::from_secs(5), self.pool.close()).await.is_err() {
+            tracing::warn!("database connections still busy at shutdown; closing them");
+        }
+    }
+}
+
+fn tenant_from_row(row: &PgRow) -> StoreResult<Tenant> {
+    Ok(Tenant { id: row.uuid("id")?, domain: row.text("domain")? })
+}
+
+#[async_trait]
+impl IdentityStore for PgStore {
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES ($1, $2, $3)")
+            .bind(tenant.id.to_string())
+            .bind(&tenant.domain)
+            .bind(to_ticks(OffsetDateTime::now_utc()))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, domain FROM tenants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, domain FROM tenants WHERE lower(domain) = lower($1)")
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn tenant_count(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&self.pool).await.map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(app.tenant_id.to_string())
+        .bind(app.client_id.to_string())
+        .bind(app.object_id.to_string())
+        .bind(&app.display_name)
+        .bind(&app.secret_hash)
+        .bind(json_list(&app.roles))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
+        let row = sqlx::query("SELECT * FROM app_registrations WHERE tenant_id = $1 AND client_id = $2")
+            .bind(tenant.to_string())
+            .bind(client_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(AppRegistration {
+                tenant_id: tenant,
+                client_id,
+                object_id: r.uuid("object_id")?,
+                display_name: r.text("display_name")?,
+                secret_hash: r.text("secret_hash")?,
+                roles: parse_json_list(&r.text("roles")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(user.tenant_id.to_string())
+        .bind(user.object_id.to_string())
+        .bind(&user.user_principal_name)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(json_list(&user.scopes))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND lower(user_principal_name) = lower($2)")
+            .bind(tenant.to_string())
+            .bind(upn)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(User {
+                tenant_id: tenant,
+                object_id: r.uuid("object_id")?,
+                user_principal_name: r.text("user_principal_name")?,
+                display_name: r.text("display_name")?,
+                password_hash: r.text("password_hash")?,
+                scopes: parse_json_list(&r.text("scopes")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(signing_key_from_row).collect()
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&key.kid)
+            .bind(&key.private_pem)
+            .bind(&key.n)
+            .bind(&key.e)
+            .bind(to_ticks(key.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        // Replicas starting together on an empty database each generate a key; the table lock
+        // makes the emptiness check and the insert one step, so exactly one key is kept.
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db_err)?;
+        let n = sqlx::query(
+            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_pem)
+        .bind(&key.n)
+        .bind(&key.e)
+        .bind(to_ticks(key.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(n == 1)
+    }
+}
+
+/// Takes the next value of the registration change sequence inside the caller's transaction,
+/// which must call this before it touches any registration (one lock order, so no deadlock).
+///
+/// Incremental reconciliation reads "every change up to the largest committed value", which is
+/// only sound if no smaller value can still commit later. SQLite gets that from its single
+/// writer. Here the counter row's lock, taken by this upsert, is held until the caller's
+/// transaction ends: the next writer waits for it, and so reads its value only after this one
+/// committed (or rolled back, in which case its value is reused). Registration writers are
+/// therefore serialised, across tenants and replicas, for the short length of their commit,
+/// which is also what SQLite does; uploads stage their rows before taking it.
+async fn next_registration_seq(tx: &mut Tx) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO system_state (key, value) VALUES ('registration_seq', 1)
+         ON CONFLICT (key) DO UPDATE SET value = system_state.value + 1 RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)
+}
+
+/// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
+/// the state change that asked for it does.
+pub(crate) async fn insert_job(
+    tx: &mut Tx,
+    tenant: TenantId,
+    kind: JobKind,
+    payload: &str,
+    now: OffsetDateTime,
+    run_at: OffsetDateTime,
+) -> StoreResult<Uuid> {
+    let job_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
+         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6)",
+    )
+    .bind(job_id.to_string())
+    .bind(tenant.to_string())
+    .bind(kind.as_str())
+    .bind(payload)
+    .bind(to_ticks(run_at))
+    .bind(to_ticks(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(job_id)
+}
+
+/// Ends the leased job in `state` inside the caller's transaction. False when the lease is no
+/// longer ours, in which case the caller must roll back.
+pub(crate) async fn end_job_fenced(
+    tx: &mut Tx,
+    lease: &JobLease,
+    state: JobState,
+    error: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "UPDATE jobs SET state = $1, finished_at = $2, last_error = coalesce($3, last_error), lease_owner = NULL,
+                lease_expires_at = NULL
+          WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'running'",
+    )
+    .bind(state.as_str())
+    .bind(to_ticks(now))
+    .bind(error)
+    .bind(lease.job_id.to_string())
+    .bind(lease.attempt)
+    .bind(&lease.owner)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl AutopilotStore for PgStore {
+    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
+        let query = "SELECT * FROM autopilot_settings WHERE tenant_id = $1";
+        if let Some(row) = sqlx::query(query).bind(tenant.to_string()).fetch_optional(&self.pool).await.map_err(db_err)? {
+            return settings_from_row(&row);
+        }
+        self.ensure_settings(tenant).await?;
+        let row = sqlx::query(query).bind(tenant.to_string()).fetch_one(&self.pool).await.map_err(db_err)?;
+        settings_from_row(&row)
+    }
+
+    async fn trigger_autopilot_sync(&self, tenant: TenantId, now: OffsetDateTime, cooldown: Duration) -> StoreResult<SyncDecision> {
+        self.ensure_settings(tenant).await?;
+        let mut tx = self.begin().await?;
+        // The decision is this one conditional update. Concurrent requests queue on the row
+        // lock; under READ COMMITTED each re-checks the condition against the row the winner
+        // committed, so exactly one of them, on any replica, starts the sync.
+        let started = sqlx::query(
+            "UPDATE autopilot_settings
+                SET sync_status = 'inProgress', last_manual_sync_trigger = $1, cooldown_anchor = $1
+              WHERE tenant_id = $2 AND sync_status <> 'inProgress'
+                AND (cooldown_anchor IS NULL OR cooldown_anchor <= $3)",
+        )
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .bind(to_ticks(now - cooldown))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !started {
+            let row = sqlx::query("SELECT * FROM autopilot_settings WHERE tenant_id = $1")
+                .bind(tenant.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let settings = settings_from_row(&row)?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(refusal(&settings, now, cooldown));
+        }
+        let job_id = insert_job(&mut tx, tenant, JobKind::AutopilotSync, "{}", now, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(SyncDecision::Started { job_id })
+    }
+
+    async fn finish_autopilot_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        outcome: SyncOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let (job_state, sync_status) = match outcome {
+            SyncOutcome::Completed => (JobState::Succeeded, SyncStatus::Completed),
+            SyncOutcome::Failed => (JobState::Failed, SyncStatus::Failed),
+        };
+        let mut tx = self.begin().await?;
+        if !end_job_fenced(&mut tx, lease, job_state, error, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE autopilot_settings
+                SET sync_status = $1,
+                    last_sync = CASE WHEN $1 = 'completed' THEN $2 ELSE last_sync END
+              WHERE tenant_id = $3",
+        )
+        .bind(sync_status.as_str())
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn begin_registrations(&self, tenant: TenantId) -> StoreResult<Box<dyn RegistrationImport>> {
+        let mut tx = self.begin().await?;
+        // Staged rows live in a temporary table of this transaction's connection, so every
+        // check and the upsert are set-based statements, whatever the size of the upload.
+        sqlx::query(
+            r#"CREATE TEMP TABLE registration_staging (
+                line BIGINT NOT NULL, serial_number TEXT COLLATE "C" NOT NULL, device_id TEXT COLLATE "C" NOT NULL,
+                hardware_hash BYTEA NOT NULL, hash_digest BYTEA NOT NULL, manufacturer TEXT COLLATE "C" NOT NULL,
+                model TEXT COLLATE "C" NOT NULL, group_tag TEXT COLLATE "C" NOT NULL,
+                purchase_order_identifier TEXT COLLATE "C" NOT NULL, product_key TEXT COLLATE "C" NOT NULL
+            ) ON COMMIT DROP"#,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        Ok(Box::new(PgRegistrationImport { tx, tenant }))
+    }
+
+    async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let seq = next_registration_seq(&mut tx).await?;
+        let device: Option<String> = sqlx::query_scalar(
+            "DELETE FROM autopilot_registrations WHERE tenant_id = $1 AND serial_number = $2 RETURNING device_id",
+        )
+        .bind(tenant.to_string())
+        .bind(serial_number)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(device) = device else {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        };
+        // The tombstone tells the next sync which device to remove, without a full anti-join.
+        sqlx::query("INSERT INTO registration_tombstones (tenant_id, device_id, change_seq) VALUES ($1, $2, $3)")
+            .bind(tenant.to_string())
+            .bind(device)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn reconcile_autopilot_devices_with_progress(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
+    ) -> StoreResult<Option<ReconcileStats>> {
+        self.ensure_settings(tenant).await?;
+        let tid = tenant.to_string();
+        let ticks = to_ticks(now);
+        // The window of changes this run covers: after what was reconciled, up to what is
+        // committed now (every smaller value is committed too; see next_registration_seq).
+        let from: i64 = sqlx::query_scalar("SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = $1")
+            .bind(&tid)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let to: i64 = sqlx::query_scalar("SELECT coalesce(max(value), 0) FROM system_state WHERE key = 'registration_seq'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut stats = ReconcileStats::default();
+        let mut covered = 0u64;
+        // Registrations written in the window, chunk by chunk in device-id order.
+        let mut low = String::new();
+        loop {
+            let high: Option<String> = sqlx::query_scalar(
+                "SELECT device_id FROM autopilot_registrations
+                  WHERE tenant_id = $1 AND change_seq > $2 AND change_seq <= $3 AND device_id > $4
+                  ORDER BY device_id LIMIT 1 OFFSET $5",
+            )
+            .bind(&tid)
+            .bind(from)
+            .bind(to)
+            .bind(&low)
+            .bind(self.reconcile_chunk - 1)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+            let range = "r.change_seq > $5 AND r.change_seq <= $6 AND r.device_id > $3
+                         AND ($4::text IS NULL OR r.device_id <= $4::text)";
+            let mut tx = self.begin().await?;
+            // Existing devices are skipped by the conflict clause, not by an anti-join: on a
+            // table that has just grown, stale statistics can make the planner rescan the
+            // growing devices table for every registration.
+            stats.created += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                     purchase_order_identifier, product_key, created_at, updated_at)
+                 SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                        r.purchase_order_identifier, r.product_key, $2, $2
+                   FROM autopilot_registrations r
+                  WHERE r.tenant_id = $1 AND {range}
+                 ON CONFLICT DO NOTHING"
+            )))
+            .bind(&tid)
+            .bind(ticks)
+            .bind(&low)
+            .bind(&high)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            stats.updated += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE autopilot_devices AS d
+                    SET serial_number = r.serial_number, manufacturer = r.manufacturer, model = r.model,
+                        group_tag = r.group_tag, purchase_order_identifier = r.purchase_order_identifier,
+                        product_key = r.product_key, updated_at = $2
+                   FROM autopilot_registrations AS r
+                  WHERE d.tenant_id = $1 AND r.tenant_id = $1 AND r.device_id = d.id AND {range}
+                    AND (d.serial_number <> r.serial_number OR d.manufacturer <> r.manufacturer
+                         OR d.model <> r.model OR d.group_tag <> r.group_tag
+                         OR d.purchase_order_identifier <> r.purchase_order_identifier
+                         OR d.product_key <> r.product_key)"
+            )))
+            .bind(&tid)
+            .bind(ticks)
+            .bind(&low)
+            .bind(&high)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            tx.commit().await.map_err(db_err)?;
+            let Some(next) = high else { break };
+            covered += self.reconcile_chunk as u64;
+            low = next;
+            if !progress(stats, covered) {
+                return Ok(None);
+            }
+        }
+        // Deregistrations in the window, then the watermark, in one transaction.
+        let mut tx = self.begin().await?;
+        stats.deleted += sqlx::query(
+            "DELETE FROM autopilot_devices d
+              WHERE d.tenant_id = $1
+                AND d.id IN (SELECT device_id FROM registration_tombstones
+                              WHERE tenant_id = $1 AND change_seq > $2 AND change_seq <= $3)
+                AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.tenant_id = $1 AND r.device_id = d.id)",
+        )
+        .bind(&tid)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if from == 0 {
+            // The first sync also removes devices that have no registration at all, once.
+            stats.deleted += sqlx::query(
+                "DELETE FROM autopilot_devices d
+                  WHERE d.tenant_id = $1
+                    AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.tenant_id = $1 AND r.device_id = d.id)",
+            )
+            .bind(&tid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        }
+        sqlx::query("DELETE FROM registration_tombstones WHERE tenant_id = $1 AND change_seq <= $2")
+            .bind(&tid)
+            .bind(to)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE autopilot_settings SET reconciled_seq = greatest(reconciled_seq, $1) WHERE tenant_id = $2")
+            .bind(to)
+            .bind(&tid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        covered += stats.created + stats.updated;
+        progress(stats, covered);
+        Ok(Some(stats))
+    }
+
+    async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
+        let rows = self.list_page("autopilot_devices", tenant, query, crate::sql::device_column).await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64> {
+        self.count("autopilot_devices", tenant, filter, crate::sql::device_column).await
+    }
+
+    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {
+        self.by_id("autopilot_devices", tenant, id).await?.as_ref().map(device_from_row).transpose()
+    }
+
+    async fn update_autopilot_device(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        update: &DevicePropertiesUpdate,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE autopilot_devices SET
+                user_principal_name = coalesce($3, user_principal_name),
+                addressable_user_name = coalesce($4, addressable_user_name),
+                group_tag = coalesce($5, group_tag),
+                display_name = coalesce($6, display_name),
+                device_account_upn = coalesce($7, device_account_upn),
+                device_account_password = coalesce($8, device_account_password),
+                device_friendly_name = coalesce($9, device_friendly_name),
+                updated_at = $10
+              WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(&update.user_principal_name)
+        .bind(&update.addressable_user_name)
+        .bind(&update.group_tag)
+        .bind(&update.display_name)
+        .bind(&update.device_account_upn)
+        .bind(&update.device_account_password)
+        .bind(&update.device_friendly_name)
+        .bind(to_ticks(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        // The group tag lives in the deployment service too; without this the next sync would
+        // put the old one back.
+        if let Some(tag) = &update.group_tag {
+            sqlx::query(
+                "UPDATE autopilot_registrations SET group_tag = $1, updated_at = $2 WHERE tenant_id = $3 AND device_id = $4",
+            )
+            .bind(tag)
+            .bind(to_ticks(now))
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn request_device_deletion(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<DeletionRequest> {
+        let mut tx = self.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE autopilot_devices SET deletion_requested_at = $1
+              WHERE tenant_id = $2 AND id = $3 AND deletion_requested_at IS NULL",
+        )
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !marked {
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM autopilot_devices WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(match exists {
+                Some(_) => DeletionRequest::AlreadyInProgress { device_id: id },
+                None => DeletionRequest::NotFound,
+            });
+        }
+        let payload = serde_json::json!({ "deviceId": id }).to_string();
+        insert_job(&mut tx, tenant, JobKind::DeregisterAutopilotDevice, &payload, now, run_at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(DeletionRequest::Accepted { device_id: id })
+    }
+
+    async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>> {
+        let rows = sqlx::query("SELECT serial_number, id FROM autopilot_devices WHERE tenant_id = $1 AND serial_number = ANY($2)")
+            .bind(tenant.to_string())
+            .bind(serials)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|row| Ok((row.text("serial_number")?, row.uuid("id")?))).collect()
+    }
+
+    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        if !end_job_fenced(&mut tx, lease, JobState::Succeeded, None, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        for table in ["autopilot_registrations WHERE tenant_id = $1 AND device_id = $2", "autopilot_devices WHERE tenant_id = $1 AND id = $2"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+struct PgRegistrationImport {
+    tx: Tx,
+    tenant: TenantId,
+}
+
+#[async_trait]
+impl RegistrationImport for PgRegistrationImport {
+    async fn stage(&mut self, rows: &[(u64, NewRegistration)]) -> StoreResult<()> {
+        // One statement per batch whatever its size: each column travels as one array.
+        let column = |f: fn(&NewRegistration) -> &String| rows.iter().map(|(_, r)| f(r).clone()).collect::<Vec<String>>();
+        sqlx::query(
+            "INSERT INTO registration_staging (line, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::text[])",
+        )
+        .bind(rows.iter().map(|(line, _)| *line as i64).collect::<Vec<i64>>())
+        .bind(column(|r| &r.serial_number))
+        .bind(rows.iter().map(|_| Uuid::new_v4().to_string()).collect::<Vec<String>>())
+        .bind(rows.iter().map(|(_, r)| r.hardware_hash.clone()).collect::<Vec<Vec<u8>>>())
+        .bind(rows.iter().map(|(_, r)| hash_digest(&r.hardware_hash)).collect::<Vec<Vec<u8>>>())
+        .bind(column(|r| &r.manufacturer))
+        .bind(column(|r| &r.model))
+        .bind(column(|r| &r.group_tag))
+        .bind(column(|r| &r.purchase_order_identifier))
+        .bind(column(|r| &r.product_key))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, now: OffsetDateTime) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
+        let PgRegistrationImport { mut tx, tenant } = *self;
+        let tid = tenant.to_string();
+        // From here to the commit, registration writers are serialised (see
+        // next_registration_seq), so the checks below see every registration they could
+        // conflict with, as on SQLite.
+        let seq = next_registration_seq(&mut tx).await?;
+        for index in [
+            "CREATE INDEX ON registration_staging (serial_number)",
+            "CREATE INDEX ON registration_staging (hash_digest)",
+            "ANALYZE registration_staging",
+        ] {
+            sqlx::query(index).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        let rejected = sqlx::query(
+            "SELECT line, serial_number, problem FROM (
+                SELECT line, serial_number, 'duplicateInRequest' AS problem FROM registration_staging
+                 WHERE serial_number IN (SELECT serial_number FROM registration_staging
+                                          GROUP BY serial_number HAVING count(*) > 1)
+                    OR hash_digest IN (SELECT hash_digest FROM registration_staging
+                                        GROUP BY hash_digest HAVING count(*) > 1)
+                UNION ALL
+                SELECT s.line, s.serial_number,
+                       CASE WHEN r.tenant_id <> $1 THEN 'hashRegisteredToOtherTenant'
+                            ELSE 'hashRegisteredToOtherSerial' END
+                  FROM registration_staging s JOIN autopilot_registrations r ON r.hash_digest = s.hash_digest
+                 WHERE r.tenant_id <> $1 OR r.serial_number <> s.serial_number
+             ) AS refused ORDER BY line LIMIT $2",
+        )
+        .bind(&tid)
+        .bind(MAX_REPORTED_REJECTIONS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if !rejected.is_empty() {
+            tx.rollback().await.map_err(db_err)?;
+            return rejected
+                .iter()
+                .map(|r| {
+                    Ok(RegistrationRejection {
+                        line: r.int("line")? as u64,
+                        serial_number: r.text("serial_number")?,
+                        reason: match r.text("problem")?.as_str() {
+                            "duplicateInRequest" => RegistrationProblem::DuplicateInRequest,
+                            "hashRegisteredToOtherTenant" => RegistrationProblem::HashRegisteredToOtherTenant,
+                            _ => RegistrationProblem::HashRegisteredToOtherSerial,
+                        },
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()
+                .map(Err);
+        }
+
+        let counts = sqlx::query(
+            "SELECT
+                count(*) AS total,
+                count(*) FILTER (WHERE r.serial_number IS NULL) AS created,
+                count(*) FILTER (WHERE r.serial_number IS NOT NULL AND (r.hardware_hash <> s.hardware_hash
+                    OR r.manufacturer <> s.manufacturer OR r.model <> s.model OR r.group_tag <> s.group_tag
+                    OR r.purchase_order_identifier <> s.purchase_order_identifier
+                    OR r.product_key <> s.product_key)) AS updated
+               FROM registration_staging s
+               LEFT JOIN autopilot_registrations r ON r.tenant_id = $1 AND r.serial_number = s.serial_number",
+        )
+        .bind(&tid)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let total = counts.int("total")? as u64;
+        let created = counts.int("created")? as u64;
+        let updated = counts.int("updated")? as u64;
+
+        sqlx::query(
+            "INSERT INTO autopilot_registrations AS r (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at,
+                 change_seq)
+             SELECT $1, serial_number, device_id, hardware_hash, hash_digest, manufacturer, model, group_tag,
+                    purchase_order_identifier, product_key, $2, $2, $3
+               FROM registration_staging
+             ON CONFLICT (tenant_id, serial_number) DO UPDATE SET
+                 hardware_hash = excluded.hardware_hash, hash_digest = excluded.hash_digest,
+                 manufacturer = excluded.manufacturer, model = excluded.model, group_tag = excluded.group_tag,
+                 purchase_order_identifier = excluded.purchase_order_identifier,
+                 product_key = excluded.product_key, updated_at = excluded.updated_at,
+                 change_seq = excluded.change_seq
+             WHERE r.hardware_hash <> excluded.hardware_hash OR r.manufacturer <> excluded.manufacturer
+                OR r.model <> excluded.model OR r.group_tag <> excluded.group_tag
+                OR r.purchase_order_identifier <> excluded.purchase_order_identifier
+                OR r.product_key <> excluded.product_key",
+        )
+        .bind(&tid)
+        .bind(to_ticks(now))
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Ok(RegistrationSummary { created, updated, unchanged: total - created - updated }))
+    }
+}
+
+#[async_trait]
+impl ImportStore for PgStore {
+    async fn create_imports(
+        &self,
+        tenant: TenantId,
+        import_id: &str,
+        rows: &[NewImportedDevice],
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<Vec<ImportedDevice>> {
+        let mut tx = self.begin().await?;
+        let job_id = insert_job(&mut tx, tenant, JobKind::ImportAutopilotDevices, "{}", now, run_at).await?;
+        let mut created = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO imported_devices (tenant_id, id, job_id, import_id, serial_number, group_tag, product_key,
+                 hardware_hash, hash_digest, assigned_user_principal_name, status, pending_device_id, created_at) ",
+            );
+            let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+            insert.push_values(chunk.iter().zip(&ids), |mut b, (r, id)| {
+                b.push_bind(tenant.to_string())
+                    .push_bind(id.to_string())
+                    .push_bind(job_id.to_string())
+                    .push_bind(import_id.to_owned())
+                    .push_bind(r.serial_number.clone())
+                    .push_bind(r.group_tag.clone())
+                    .push_bind(r.product_key.clone())
+                    .push_bind(r.hardware_hash.clone())
+                    .push_bind(hash_digest(&r.hardware_hash))
+                    .push_bind(r.assigned_user_principal_name.clone())
+                    .push_bind(ImportStatus::Unknown.as_str())
+                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(to_ticks(now));
+            });
+            insert.build().execute(&mut *tx).await.map_err(db_err)?;
+            created.extend(chunk.iter().zip(ids).map(|(r, id)| ImportedDevice {
+                tenant_id: tenant,
+                id,
+                import_id: import_id.to_owned(),
+                serial_number: r.serial_number.clone(),
+                group_tag: r.group_tag.clone(),
+                product_key: r.product_key.clone(),
+                hardware_hash: r.hardware_hash.clone(),
+                assigned_user_principal_name: r.assigned_user_principal_name.clone(),
+                status: ImportStatus::Unknown,
+                device_registration_id: None,
+                error_code: 0,
+                error_name: None,
+                created_at: from_ticks(to_ticks(now)),
+            }));
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
+        let rows = self.list_page("imported_devices", tenant, query, crate::sql::imported_column).await?;
+        rows.iter().map(imported_from_row).collect()
+    }
+
+    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64> {
+        self.count("imported_devices", tenant, filter, crate::sql::imported_column).await
+    }
+
+    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>> {
+        self.by_id("imported_devices", tenant, id).await?.as_ref().map(imported_from_row).transpose()
+    }
+
+    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM imported_devices WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn process_imports(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        counts_as_sync: bool,
+    ) -> StoreResult<Option<ImportStats>> {
+        self.ensure_settings(tenant).await?;
+        let mut tx = self.begin().await?;
+        // The sequence first: it is the lock that orders registration writers.
+        let seq = next_registration_seq(&mut tx).await?;
+        if !end_job_fenced(&mut tx, lease, JobState::Succeeded, None, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        let job = lease.job_id.to_string();
+        let tid = tenant.to_string();
+        let ticks = to_ticks(now);
+        // The imports of this job and of every earlier import job of the tenant not processed
+        // yet. Workers of several replicas process import jobs in parallel; without this, a
+        // later import could take the seq lock first and win a hash that an earlier import
+        // asked for. With it, whichever job commits first decides in request order, and the
+        // other finds its imports already decided.
+        let pending = "status = 'unknown' AND job_id IN (
+            SELECT j.id FROM jobs j
+             WHERE j.tenant_id = $2 AND j.kind = 'importAutopilotDevices'
+               AND j.run_at <= (SELECT run_at FROM jobs WHERE id = $1))";
+        let fail = |condition: &str, (code, name): (i32, &str)| {
+            format!(
+                "UPDATE imported_devices SET status = 'error', error_code = {code}, error_name = '{name}'
+                  WHERE {pending} AND ({condition})"
+            )
+        };
+        let steps = [
+            fail(&format!("octet_length(hardware_hash) < {}", import_errors::MIN_HASH_BYTES), import_errors::BAD_HARDWARE_HASH),
+            fail(
+                "EXISTS (SELECT 1 FROM autopilot_registrations r
+                          WHERE r.hash_digest = imported_devices.hash_digest AND r.tenant_id <> imported_devices.tenant_id)",
+                import_errors::ASSIGNED_TO_OTHER_TENANT,
+            ),
+            // Two EXISTS, not one with an OR inside: each uses its own index (the digest's, the
+            // primary key), where the OR made PostgreSQL scan a million registrations per import.
+            fail(
+                "EXISTS (SELECT 1 FROM autopilot_registrations r
+                          WHERE r.tenant_id = imported_devices.tenant_id AND r.hash_digest = imported_devices.hash_digest)
+                 OR EXISTS (SELECT 1 FROM autopilot_registrations r
+                             WHERE r.tenant_id = imported_devices.tenant_id AND r.serial_number = imported_devices.serial_number)",
+                import_errors::ALREADY_ASSIGNED,
+            ),
+        ];
+        for statement in steps {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).bind(&job).bind(&tid).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        // Register what is left; of two equal hashes or serials the earlier request wins and
+        // the other is already assigned.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash,
+                 hash_digest, manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at,
+                 change_seq)
+             SELECT tenant_id, serial_number, pending_device_id, hardware_hash, hash_digest, '', '', group_tag, '',
+                    product_key, $3, $3, $4
+               FROM imported_devices WHERE {pending} ORDER BY created_at, id
+             ON CONFLICT DO NOTHING"
+        )))
+        .bind(&job)
+        .bind(&tid)
+        .bind(ticks)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Which imports just became complete: their devices are created below.
+        let completed_ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "UPDATE imported_devices SET status = 'complete', device_registration_id = pending_device_id
+              WHERE {pending}
+                AND EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.device_id = imported_devices.pending_device_id)
+              RETURNING id"
+        )))
+        .bind(&job)
+        .bind(&tid)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let completed = completed_ids.len() as u64;
+        sqlx::query(sqlx::AssertSqlSafe(fail("true", import_errors::ALREADY_ASSIGNED)))
+            .bind(&job)
+            .bind(&tid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM imported_devices WHERE job_id = $1 AND status = 'error'")
+            .bind(&job)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // The device is created with its registration, so it is readable no later than the
+        // import reads `complete`, as real Intune shows it.
+        sqlx::query(
+            "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                 purchase_order_identifier, product_key, user_principal_name, created_at, updated_at)
+             SELECT i.tenant_id, i.pending_device_id, i.serial_number, '', '', i.group_tag, '', i.product_key,
+                    i.assigned_user_principal_name, $3, $3
+               FROM imported_devices i WHERE i.tenant_id = $1 AND i.id = ANY($2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&tid)
+        .bind(&completed_ids)
+        .bind(ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if counts_as_sync && completed > 0 {
+            sqlx::query(
+                "UPDATE autopilot_settings SET cooldown_anchor = greatest(coalesce(cooldown_anchor, $1), $1) WHERE tenant_id = $2",
+            )
+            .bind(ticks)
+            .bind(tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(ImportStats { completed, failed: failed as u64 }))
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
+        // SKIP LOCKED: workers of every replica claim at once without waiting on each other's
+        // candidate rows; the row lock then makes the claim exclusive.
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1, lease_expires_at = $2
+              WHERE id = (SELECT id FROM jobs
+                           WHERE (state = 'queued' AND run_at <= $3)
+                              OR (state = 'running' AND lease_expires_at <= $4)
+                           ORDER BY run_at, id LIMIT 1
+                           FOR UPDATE SKIP LOCKED)
+              RETURNING *",
+        )
+        .bind(owner)
+        .bind(to_ticks(wall + lease))
+        .bind(to_ticks(due))
+        .bind(to_ticks(wall))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND state = 'running'",
+        )
+        .bind(to_ticks(until))
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn release_job(&self, lease: &JobLease) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
+              WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND state = 'running'",
+        )
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool> {
+        let (state, run_at) = match retry_at {
+            Some(t) => ("queued", Some(to_ticks(t))),
+            None => ("failed", None),
+        };
+        let n = sqlx::query(
+            "UPDATE jobs SET state = $1, run_at = coalesce($2, run_at), last_error = $3, lease_owner = NULL,
+                    lease_expires_at = NULL
+              WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'running'",
+        )
+        .bind(state)
+        .bind(run_at)
+        .bind(error)
+        .bind(lease.job_id.to_string())
+        .bind(lease.attempt)
+        .bind(&lease.owner)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn requeue_running_jobs(&self) -> StoreResult<u64> {
+        // Only meaningful with one process; the server never calls this on PostgreSQL, where
+        // another replica may hold a live lease, and relies on lease expiry instead.
+        let n = sqlx::query("UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running'")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+}

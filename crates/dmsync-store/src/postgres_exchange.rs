@@ -1,0 +1,392 @@
+//! The PostgreSQL implementation of [`ExchangeStore`]. A connector's sync is claimed with a
+//! conditional update of its row (`running_job_id IS NULL`, and for a scheduled sync "still
+//! due"), so a sync, manual or scheduled, starts once across replicas.
+
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use dmsync_core::exchange::{
+    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats, EasDevice,
+    ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
+};
+use dmsync_core::filter::Filter;
+use dmsync_core::jobs::{JobKind, JobLease, JobState};
+use dmsync_core::store::ExchangeStore;
+use dmsync_core::{StoreError, StoreResult, TenantId};
+
+use crate::convert::*;
+use crate::postgres::{PgStore, Tx, end_job_fenced, insert_job};
+use crate::rows::*;
+
+/// Devices per multi-row upsert: 22 columns each, far below PostgreSQL's 65,535 parameters.
+const UPSERT_CHUNK: usize = 2000;
+
+/// Ends the connector's running sync and the job inside `tx`, fenced by the lease.
+async fn finish(
+    tx: &mut Tx,
+    lease: &JobLease,
+    tenant: TenantId,
+    id: Uuid,
+    job_state: JobState,
+    error: Option<&str>,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    let fenced = end_job_fenced(tx, lease, job_state, error, now).await?;
+    if fenced {
+        sqlx::query("UPDATE exchange_connectors SET running_job_id = NULL WHERE tenant_id = $1 AND id = $2 AND running_job_id = $3")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .bind(lease.job_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(fenced)
+}
+
+/// When a scheduled sync is due: its type's cut-off times, re-checked by the claim itself.
+struct Due {
+    full_before: i64,
+    delta_before: i64,
+}
+
+const FULL_DUE: &str = "coalesce(last_full_sync_start, source_set_at) <= $5";
+const ANY_DUE: &str = "(coalesce(last_full_sync_start, source_set_at) <= $5
+     OR greatest(coalesce(last_full_sync_start, source_set_at), coalesce(last_delta_sync_start, source_set_at)) <= $6)";
+
+impl PgStore {
+    /// Marks the connector as syncing and enqueues the job, in one transaction, if no sync of
+    /// it runs (and, for a scheduled sync, if it is still due: another replica may have just
+    /// started and finished it).
+    async fn claim_connector(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        sync_type: SyncType,
+        now: OffsetDateTime,
+        due: Option<Due>,
+    ) -> StoreResult<ConnectorSyncDecision> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let job_id = Uuid::now_v7();
+        let started_column = match sync_type {
+            SyncType::FullSync => "last_full_sync_start",
+            SyncType::DeltaSync => "last_delta_sync_start",
+        };
+        let still_due = match (&due, sync_type) {
+            (None, _) => "($5::bigint IS NULL AND $6::bigint IS NULL)",
+            (Some(_), SyncType::FullSync) => FULL_DUE,
+            (Some(_), SyncType::DeltaSync) => ANY_DUE,
+        };
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE exchange_connectors SET running_job_id = $1, {started_column} = $2
+              WHERE tenant_id = $3 AND id = $4 AND running_job_id IS NULL AND {still_due}"
+        )))
+        .bind(job_id.to_string())
+        .bind(to_ticks(now))
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(due.as_ref().map(|d| d.full_before))
+        .bind(due.as_ref().map(|d| d.delta_before))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM exchange_connectors WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(if exists.is_some() { ConnectorSyncDecision::AlreadyRunning } else { ConnectorSyncDecision::NotFound });
+        }
+        let payload = serde_json::json!({ "connectorId": id, "syncType": sync_type.as_str() }).to_string();
+        let inserted = insert_job(&mut tx, tenant, JobKind::ExchangeConnectorSync, &payload, now, now).await?;
+        // The job row and the connector's marker must name the same job.
+        sqlx::query("UPDATE exchange_connectors SET running_job_id = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(inserted.to_string())
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ConnectorSyncDecision::Started { job_id: inserted })
+    }
+}
+
+#[async_trait]
+impl ExchangeStore for PgStore {
+    async fn create_connector(&self, c: &ExchangeConnector) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO exchange_connectors (tenant_id, id, last_sync, status, primary_smtp_address, server_name,
+                 connector_server_name, connector_type, version, exchange_alias, exchange_organization, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(c.tenant_id.to_string())
+        .bind(c.id.to_string())
+        .bind(c.last_sync.map(to_ticks))
+        .bind(c.status.as_str())
+        .bind(&c.primary_smtp_address)
+        .bind(&c.server_name)
+        .bind(&c.connector_server_name)
+        .bind(c.connector_type.as_str())
+        .bind(&c.version)
+        .bind(&c.exchange_alias)
+        .bind(&c.exchange_organization)
+        .bind(to_ticks(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>> {
+        let rows = self.list_page("exchange_connectors", tenant, query, crate::sql::connector_column).await?;
+        rows.iter().map(connector_from_row).collect()
+    }
+
+    async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64> {
+        self.count("exchange_connectors", tenant, filter, crate::sql::connector_column).await
+    }
+
+    async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>> {
+        self.by_id("exchange_connectors", tenant, id).await?.as_ref().map(connector_from_row).transpose()
+    }
+
+    async fn update_connector(&self, tenant: TenantId, id: Uuid, changes: &ConnectorChanges) -> StoreResult<Option<ExchangeConnector>> {
+        let row = sqlx::query(
+            "UPDATE exchange_connectors SET
+                primary_smtp_address = coalesce($3, primary_smtp_address),
+                server_name = coalesce($4, server_name),
+                connector_server_name = coalesce($5, connector_server_name),
+                connector_type = coalesce($6, connector_type),
+                version = coalesce($7, version),
+                exchange_alias = coalesce($8, exchange_alias),
+                exchange_organization = coalesce($9, exchange_organization)
+              WHERE tenant_id = $1 AND id = $2
+              RETURNING *",
+        )
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(&changes.primary_smtp_address)
+        .bind(&changes.server_name)
+        .bind(&changes.connector_server_name)
+        .bind(changes.connector_type.map(|t| t.as_str()))
+        .bind(&changes.version)
+        .bind(&changes.exchange_alias)
+        .bind(&changes.exchange_organization)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(connector_from_row).transpose()
+    }
+
+    async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let n = sqlx::query("DELETE FROM exchange_connectors WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        sqlx::query("DELETE FROM eas_devices WHERE tenant_id = $1 AND connector_id = $2")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool> {
+        let json = serde_json::to_string(source).map_err(|e| StoreError::Database(e.to_string()))?;
+        let n = sqlx::query("UPDATE exchange_connectors SET source = $1, source_set_at = $2 WHERE tenant_id = $3 AND id = $4")
+            .bind(json)
+            .bind(to_ticks(OffsetDateTime::now_utc()))
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn trigger_connector_sync(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        sync_type: SyncType,
+        now: OffsetDateTime,
+    ) -> StoreResult<ConnectorSyncDecision> {
+        self.claim_connector(tenant, id, sync_type, now, None).await
+    }
+
+    async fn schedule_connector_syncs(&self, now: OffsetDateTime, delta_every: Duration, full_every: Duration) -> StoreResult<u64> {
+        let full_before = to_ticks(now - full_every);
+        let delta_before = to_ticks(now - delta_every);
+        // Due relative to the last sync of each kind, or to when the source was set. The same
+        // condition is checked again by each claim, under the row lock.
+        let due = sqlx::query(
+            "SELECT tenant_id, id, coalesce(last_full_sync_start, source_set_at) <= $1 AS full_due
+               FROM exchange_connectors
+              WHERE source IS NOT NULL AND running_job_id IS NULL
+                AND (coalesce(last_full_sync_start, source_set_at) <= $1
+                     OR greatest(coalesce(last_full_sync_start, source_set_at),
+                                 coalesce(last_delta_sync_start, source_set_at)) <= $2)",
+        )
+        .bind(full_before)
+        .bind(delta_before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut started = 0;
+        for row in due {
+            let kind = if row.flag("full_due")? { SyncType::FullSync } else { SyncType::DeltaSync };
+            let due = Due { full_before, delta_before };
+            if let ConnectorSyncDecision::Started { .. } =
+                self.claim_connector(row.uuid("tenant_id")?, row.uuid("id")?, kind, now, Some(due)).await?
+            {
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    async fn complete_connector_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        full: bool,
+        records: &[MobileDeviceRecord],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<ConnectorSyncStats>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if !finish(&mut tx, lease, tenant, id, JobState::Succeeded, None, now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        // One upsert may not touch a row twice on PostgreSQL: a device listed twice keeps its
+        // last record, as a row-by-row upsert would.
+        let mut last_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            last_of.insert(r.device_id.as_str(), i);
+        }
+        let unique: Vec<&MobileDeviceRecord> =
+            records.iter().enumerate().filter(|(i, r)| last_of[r.device_id.as_str()] == *i).map(|(_, r)| r).collect();
+        // Marks which devices this sync saw: unique per attempt of this job.
+        let mark = to_ticks(now) ^ lease.attempt;
+        let mut upserted = 0;
+        for chunk in unique.chunks(UPSERT_CHUNK) {
+            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO eas_devices (tenant_id, id, connector_id, eas_device_id, device_type, device_model,
+                     device_os, friendly_name, user_display_name, user_principal_name, email_address, access_state,
+                     access_state_reason, first_sync, last_success_sync, when_changed, device_name, operating_system,
+                     os_version, manufacturer, enrolled_at, seen_mark) ",
+            );
+            insert.push_values(chunk, |mut b, r| {
+                let (os, version) = r.operating_system();
+                b.push_bind(tenant.to_string())
+                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(id.to_string())
+                    .push_bind(r.device_id.clone())
+                    .push_bind(r.device_type.clone())
+                    .push_bind(r.device_model.clone())
+                    .push_bind(r.device_os.clone())
+                    .push_bind(r.friendly_name.clone())
+                    .push_bind(r.user_display_name.clone())
+                    .push_bind(r.user_principal_name.clone())
+                    .push_bind(r.email_address.clone())
+                    .push_bind(r.access_state.as_str())
+                    .push_bind(r.access_state_reason.clone())
+                    .push_bind(r.first_sync.map(to_ticks))
+                    .push_bind(r.last_success_sync.map(to_ticks))
+                    .push_bind(r.when_changed.map(to_ticks))
+                    .push_bind(r.device_name().to_owned())
+                    .push_bind(os.to_owned())
+                    .push_bind(version.to_owned())
+                    .push_bind(r.manufacturer().to_owned())
+                    .push_bind(to_ticks(now))
+                    .push_bind(mark);
+            });
+            insert.push(
+                " ON CONFLICT (connector_id, eas_device_id) DO UPDATE SET
+                    device_type = excluded.device_type, device_model = excluded.device_model,
+                    device_os = excluded.device_os, friendly_name = excluded.friendly_name,
+                    user_display_name = excluded.user_display_name, user_principal_name = excluded.user_principal_name,
+                    email_address = excluded.email_address, access_state = excluded.access_state,
+                    access_state_reason = excluded.access_state_reason, first_sync = excluded.first_sync,
+                    last_success_sync = excluded.last_success_sync, when_changed = excluded.when_changed,
+                    device_name = excluded.device_name, operating_system = excluded.operating_system,
+                    os_version = excluded.os_version, manufacturer = excluded.manufacturer,
+                    seen_mark = excluded.seen_mark",
+            );
+            upserted += insert.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+        }
+        let removed = if full {
+            sqlx::query("DELETE FROM eas_devices WHERE tenant_id = $1 AND connector_id = $2 AND seen_mark <> $3")
+                .bind(tenant.to_string())
+                .bind(id.to_string())
+                .bind(mark)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+        } else {
+            0
+        };
+        let watermark = records.iter().filter_map(|r| r.when_changed).max().map(to_ticks);
+        sqlx::query(
+            "UPDATE exchange_connectors
+                SET status = 'connected', last_sync = $1,
+                    watermark = CASE WHEN $2::bigint IS NULL THEN watermark ELSE greatest(watermark, $2::bigint) END
+              WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(to_ticks(now))
+        .bind(watermark)
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(ConnectorSyncStats { read: records.len() as u64, upserted, removed }))
+    }
+
+    async fn fail_connector_sync(&self, lease: &JobLease, tenant: TenantId, id: Uuid, error: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if !finish(&mut tx, lease, tenant, id, JobState::Failed, Some(error), now).await? {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE exchange_connectors SET status = 'disconnected' WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>> {
+        let rows = self.list_page("eas_devices", tenant, query, crate::sql::managed_device_column).await?;
+        rows.iter().map(eas_from_row).collect()
+    }
+
+    async fn count_managed_devices(&self, tenant: TenantId, filter: Option<&Filter<ManagedDeviceField>>) -> StoreResult<u64> {
+        self.count("eas_devices", tenant, filter, crate::sql::managed_device_column).await
+    }
+
+    async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>> {
+        self.by_id("eas_devices", tenant, id).await?.as_ref().map(eas_from_row).transpose()
+    }
+}

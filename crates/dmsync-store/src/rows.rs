@@ -1,0 +1,197 @@
+//! Row decoding shared by both backends: their schemas keep the same column names and value
+//! shapes (GUID text, 100 ns ticks), so each entity is decoded once, through [`Columns`].
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use dmsync_core::autopilot::{AutopilotDevice, AutopilotSettings, EnrollmentState, ImportStatus, ImportedDevice, SyncStatus};
+use dmsync_core::exchange::{ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord};
+use dmsync_core::identity::SigningKey;
+use dmsync_core::jobs::{Job, JobKind, JobState};
+use dmsync_core::{StoreError, StoreResult};
+
+use crate::convert::{db_err, from_ticks, opt_from_ticks, parse_uuid};
+
+/// Typed column reads, the same on every backend's rows.
+pub trait Columns {
+    fn text(&self, column: &str) -> StoreResult<String>;
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>>;
+    fn int(&self, column: &str) -> StoreResult<i64>;
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
+    fn int32(&self, column: &str) -> StoreResult<i32>;
+    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>>;
+    fn flag(&self, column: &str) -> StoreResult<bool>;
+
+    fn uuid(&self, column: &str) -> StoreResult<Uuid> {
+        parse_uuid(&self.text(column)?)
+    }
+    fn time(&self, column: &str) -> StoreResult<OffsetDateTime> {
+        Ok(from_ticks(self.int(column)?))
+    }
+    fn opt_time(&self, column: &str) -> StoreResult<Option<OffsetDateTime>> {
+        Ok(opt_from_ticks(self.opt_int(column)?))
+    }
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> StoreResult<String> {
+                self.try_get(column).map_err(db_err)
+            }
+            fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+                self.try_get(column).map_err(db_err)
+            }
+            fn int(&self, column: &str) -> StoreResult<i64> {
+                self.try_get(column).map_err(db_err)
+            }
+            fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+                self.try_get(column).map_err(db_err)
+            }
+            fn int32(&self, column: &str) -> StoreResult<i32> {
+                self.try_get(column).map_err(db_err)
+            }
+            fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
+                self.try_get(column).map_err(db_err)
+            }
+            fn flag(&self, column: &str) -> StoreResult<bool> {
+                self.try_get(column).map_err(db_err)
+            }
+        }
+    };
+}
+
+columns_for!(SqliteRow);
+columns_for!(PgRow);
+
+fn parse_enum<T>(value: String, what: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    parse(&value).ok_or_else(|| StoreError::Database(format!("unknown {what} '{value}'")))
+}
+
+pub fn settings_from_row(row: &impl Columns) -> StoreResult<AutopilotSettings> {
+    Ok(AutopilotSettings {
+        tenant_id: row.uuid("tenant_id")?,
+        id: row.uuid("id")?,
+        last_sync: row.opt_time("last_sync")?,
+        last_manual_sync_trigger: row.opt_time("last_manual_sync_trigger")?,
+        sync_status: parse_enum(row.text("sync_status")?, "sync status", SyncStatus::parse)?,
+        cooldown_anchor: row.opt_time("cooldown_anchor")?,
+    })
+}
+
+pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
+    Ok(Job {
+        id: row.uuid("id")?,
+        tenant_id: row.uuid("tenant_id")?,
+        kind: parse_enum(row.text("kind")?, "job kind", JobKind::parse)?,
+        payload: serde_json::from_str(&row.text("payload")?).map_err(|e| StoreError::Database(e.to_string()))?,
+        state: parse_enum(row.text("state")?, "job state", JobState::parse)?,
+        attempt: row.int("attempt")?,
+        run_at: row.time("run_at")?,
+        created_at: row.time("created_at")?,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_expires_at: row.opt_time("lease_expires_at")?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
+    Ok(AutopilotDevice {
+        tenant_id: row.uuid("tenant_id")?,
+        id: row.uuid("id")?,
+        serial_number: row.text("serial_number")?,
+        manufacturer: row.text("manufacturer")?,
+        model: row.text("model")?,
+        group_tag: row.text("group_tag")?,
+        purchase_order_identifier: row.text("purchase_order_identifier")?,
+        product_key: row.text("product_key")?,
+        display_name: row.text("display_name")?,
+        user_principal_name: row.text("user_principal_name")?,
+        addressable_user_name: row.text("addressable_user_name")?,
+        enrollment_state: parse_enum(row.text("enrollment_state")?, "enrollment state", EnrollmentState::parse)?,
+        last_contacted: row.opt_time("last_contacted")?,
+        device_account_upn: row.text("device_account_upn")?,
+        device_account_password: row.text("device_account_password")?,
+        device_friendly_name: row.text("device_friendly_name")?,
+        deletion_requested_at: row.opt_time("deletion_requested_at")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub fn imported_from_row(row: &impl Columns) -> StoreResult<ImportedDevice> {
+    Ok(ImportedDevice {
+        tenant_id: row.uuid("tenant_id")?,
+        id: row.uuid("id")?,
+        import_id: row.text("import_id")?,
+        serial_number: row.text("serial_number")?,
+        group_tag: row.text("group_tag")?,
+        product_key: row.text("product_key")?,
+        hardware_hash: row.bytes("hardware_hash")?,
+        assigned_user_principal_name: row.text("assigned_user_principal_name")?,
+        status: parse_enum(row.text("status")?, "import status", ImportStatus::parse)?,
+        device_registration_id: row.opt_text("device_registration_id")?.as_deref().map(parse_uuid).transpose()?,
+        error_code: row.int32("error_code")?,
+        error_name: row.opt_text("error_name")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub fn signing_key_from_row(row: &impl Columns) -> StoreResult<SigningKey> {
+    Ok(SigningKey {
+        kid: row.text("kid")?,
+        private_pem: row.text("private_pem")?,
+        n: row.text("n")?,
+        e: row.text("e")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub fn connector_from_row(row: &impl Columns) -> StoreResult<ExchangeConnector> {
+    Ok(ExchangeConnector {
+        tenant_id: row.uuid("tenant_id")?,
+        id: row.uuid("id")?,
+        last_sync: row.opt_time("last_sync")?,
+        status: parse_enum(row.text("status")?, "status", ConnectorStatus::parse)?,
+        primary_smtp_address: row.text("primary_smtp_address")?,
+        server_name: row.text("server_name")?,
+        connector_server_name: row.text("connector_server_name")?,
+        connector_type: parse_enum(row.text("connector_type")?, "type", ConnectorType::parse)?,
+        version: row.text("version")?,
+        exchange_alias: row.text("exchange_alias")?,
+        exchange_organization: row.text("exchange_organization")?,
+        source: row
+            .opt_text("source")?
+            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Database(format!("stored source: {e}"))))
+            .transpose()?,
+        watermark: row.opt_time("watermark")?,
+        last_full_sync_start: row.opt_time("last_full_sync_start")?,
+        last_delta_sync_start: row.opt_time("last_delta_sync_start")?,
+    })
+}
+
+pub fn eas_from_row(row: &impl Columns) -> StoreResult<EasDevice> {
+    Ok(EasDevice {
+        tenant_id: row.uuid("tenant_id")?,
+        id: row.uuid("id")?,
+        connector_id: row.uuid("connector_id")?,
+        record: MobileDeviceRecord {
+            device_id: row.text("eas_device_id")?,
+            device_type: row.text("device_type")?,
+            device_model: row.text("device_model")?,
+            device_os: row.text("device_os")?,
+            friendly_name: row.text("friendly_name")?,
+            user_display_name: row.text("user_display_name")?,
+            user_principal_name: row.text("user_principal_name")?,
+            email_address: row.text("email_address")?,
+            access_state: parse_enum(row.text("access_state")?, "access state", ExchangeAccessState::parse)?,
+            access_state_reason: row.text("access_state_reason")?,
+            first_sync: row.opt_time("first_sync")?,
+            last_success_sync: row.opt_time("last_success_sync")?,
+            when_changed: row.opt_time("when_changed")?,
+        },
+        enrolled_at: row.time("enrolled_at")?,
+    })
+}
