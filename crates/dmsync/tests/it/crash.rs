@@ -207,6 +207,20 @@ async fn unfinished_jobs(db: &AnyPool, kind: &str) -> i64 {
         .await
 }
 
+/// Waits, while the server runs, until no job is queued or running. On PostgreSQL a job that a
+/// killed process held stays `running` until its lease runs out and a live server takes it over
+/// (a starting replica cannot tell a dead owner from a live one), so a scenario's last checks
+/// come after that.
+async fn wait_for_jobs_to_end(database: &TestDatabase) {
+    let db = open_database(database).await;
+    wait_until("every job ends", || async {
+        let unfinished = count(&db, "SELECT count(*) FROM jobs WHERE CAST(state AS TEXT) IN ('queued', 'running')").await;
+        (unfinished == 0).then_some(())
+    })
+    .await;
+    db.close().await;
+}
+
 /// After a graceful stop: every job the run created ended, and ended well (nothing in these
 /// scenarios is meant to fail).
 async fn assert_every_job_succeeded(database: &TestDatabase) {
@@ -419,6 +433,7 @@ async fn registration_upload_and_sync(database: &TestDatabase) {
     graph(&server).sync_windows_autopilot_settings().await.expect("a sync after the crashes");
     wait_for_completed_sync(&graph(&server)).await;
     assert_devices_show(&graph(&server), &tag).await;
+    wait_for_jobs_to_end(database).await;
     stop(server);
     let db = open_database(database).await;
     assert_registrations_intact(&db).await;
@@ -578,6 +593,7 @@ async fn import_batches(database: &TestDatabase) {
         (body["state"]["deviceImportStatus"] == "complete").then_some(())
     })
     .await;
+    wait_for_jobs_to_end(database).await;
     stop(server);
     let db = open_database(database).await;
     assert_eq!(count(&db, "SELECT count(*) FROM imported_devices WHERE status = 'unknown'").await, 0, "an import stayed unknown");
@@ -738,6 +754,7 @@ async fn connector_full_sync(database: &TestDatabase) {
     start_full_sync(&graph(&server), &id).await;
     wait_for_connector_sync(&graph(&server), &id, &before).await;
     assert_inventory_shows(&graph(&server), CONNECTOR_KILLS).await;
+    wait_for_jobs_to_end(database).await;
     stop(server);
     let db = open_database(database).await;
     assert_eq!(stored_inventory_round(&db).await, CONNECTOR_KILLS);
