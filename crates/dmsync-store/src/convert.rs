@@ -23,6 +23,14 @@ pub fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| StoreError::Database(format!("stored id '{s}' is not a GUID: {e}")))
 }
 
+/// A new Autopilot device id. Version 7 GUIDs grow with time, so devices registered together get
+/// neighbouring ids: reconciliation walks registrations in device-id order and inserts devices in
+/// key order, and neighbouring ids keep both walks on neighbouring pages instead of one random
+/// page per device. To a client they are ordinary GUIDs.
+pub fn new_device_id() -> Uuid {
+    Uuid::now_v7()
+}
+
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::AlreadyExists(d.message().to_owned()),

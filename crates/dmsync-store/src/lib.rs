@@ -5,6 +5,7 @@
 mod convert;
 pub mod postgres;
 mod postgres_exchange;
+mod reconcile;
 mod rows;
 mod sql;
 pub mod sqlite;

@@ -29,6 +29,7 @@ use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, R
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
+use crate::reconcile::{self, AFTER_EVERY_ID, Applied, ReconcileSteps, Window};
 use crate::rows::*;
 use crate::sql::Dialect;
 
@@ -530,137 +531,8 @@ impl AutopilotStore for PgStore {
         progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
     ) -> StoreResult<Option<ReconcileStats>> {
         self.ensure_settings(tenant).await?;
-        let tid = tenant.to_string();
-        let ticks = to_ticks(now);
-        // The window of changes this run covers: after what was reconciled, up to what is
-        // committed now (every smaller value is committed too; see next_registration_seq).
-        let from: i64 = sqlx::query_scalar("SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = $1")
-            .bind(&tid)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let to: i64 = sqlx::query_scalar("SELECT coalesce(max(value), 0) FROM system_state WHERE key = 'registration_seq'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let mut stats = ReconcileStats::default();
-        let mut covered = 0u64;
-        // Registrations written in the window, chunk by chunk in device-id order.
-        let mut low = String::new();
-        loop {
-            let high: Option<String> = sqlx::query_scalar(
-                "SELECT device_id FROM autopilot_registrations
-                  WHERE tenant_id = $1 AND change_seq > $2 AND change_seq <= $3 AND device_id > $4
-                  ORDER BY device_id LIMIT 1 OFFSET $5",
-            )
-            .bind(&tid)
-            .bind(from)
-            .bind(to)
-            .bind(&low)
-            .bind(self.reconcile_chunk - 1)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-            let range = "r.change_seq > $5 AND r.change_seq <= $6 AND r.device_id > $3
-                         AND ($4::text IS NULL OR r.device_id <= $4::text)";
-            let mut tx = self.begin().await?;
-            // Existing devices are skipped by the conflict clause, not by an anti-join: on a
-            // table that has just grown, stale statistics can make the planner rescan the
-            // growing devices table for every registration.
-            stats.created += sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
-                     purchase_order_identifier, product_key, created_at, updated_at)
-                 SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
-                        r.purchase_order_identifier, r.product_key, $2, $2
-                   FROM autopilot_registrations r
-                  WHERE r.tenant_id = $1 AND {range}
-                 ON CONFLICT DO NOTHING"
-            )))
-            .bind(&tid)
-            .bind(ticks)
-            .bind(&low)
-            .bind(&high)
-            .bind(from)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            stats.updated += sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE autopilot_devices AS d
-                    SET serial_number = r.serial_number, manufacturer = r.manufacturer, model = r.model,
-                        group_tag = r.group_tag, purchase_order_identifier = r.purchase_order_identifier,
-                        product_key = r.product_key, updated_at = $2
-                   FROM autopilot_registrations AS r
-                  WHERE d.tenant_id = $1 AND r.tenant_id = $1 AND r.device_id = d.id AND {range}
-                    AND (d.serial_number <> r.serial_number OR d.manufacturer <> r.manufacturer
-                         OR d.model <> r.model OR d.group_tag <> r.group_tag
-                         OR d.purchase_order_identifier <> r.purchase_order_identifier
-                         OR d.product_key <> r.product_key)"
-            )))
-            .bind(&tid)
-            .bind(ticks)
-            .bind(&low)
-            .bind(&high)
-            .bind(from)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            tx.commit().await.map_err(db_err)?;
-            let Some(next) = high else { break };
-            covered += self.reconcile_chunk as u64;
-            low = next;
-            if !progress(stats, covered) {
-                return Ok(None);
-            }
-        }
-        // Deregistrations in the window, then the watermark, in one transaction.
-        let mut tx = self.begin().await?;
-        stats.deleted += sqlx::query(
-            "DELETE FROM autopilot_devices d
-              WHERE d.tenant_id = $1
-                AND d.id IN (SELECT device_id FROM registration_tombstones
-                              WHERE tenant_id = $1 AND change_seq > $2 AND change_seq <= $3)
-                AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.tenant_id = $1 AND r.device_id = d.id)",
-        )
-        .bind(&tid)
-        .bind(from)
-        .bind(to)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        if from == 0 {
-            // The first sync also removes devices that have no registration at all, once.
-            stats.deleted += sqlx::query(
-                "DELETE FROM autopilot_devices d
-                  WHERE d.tenant_id = $1
-                    AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.tenant_id = $1 AND r.device_id = d.id)",
-            )
-            .bind(&tid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        }
-        sqlx::query("DELETE FROM registration_tombstones WHERE tenant_id = $1 AND change_seq <= $2")
-            .bind(&tid)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query("UPDATE autopilot_settings SET reconciled_seq = greatest(reconciled_seq, $1) WHERE tenant_id = $2")
-            .bind(to)
-            .bind(&tid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        covered += stats.created + stats.updated;
-        progress(stats, covered);
-        Ok(Some(stats))
+        let steps = PgReconcile { store: self, tid: tenant.to_string(), ticks: to_ticks(now) };
+        reconcile::run(&steps, self.reconcile_chunk, progress).await
     }
 
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
@@ -800,6 +672,85 @@ impl AutopilotStore for PgStore {
     }
 }
 
+/// The PostgreSQL statements of a reconciliation (see `reconcile.rs`).
+struct PgReconcile<'a> {
+    store: &'a PgStore,
+    tid: String,
+    ticks: i64,
+}
+
+#[async_trait]
+impl ReconcileSteps for PgReconcile<'_> {
+    async fn window(&self) -> StoreResult<Window> {
+        let from = sqlx::query_scalar(reconcile::WINDOW_FROM).bind(&self.tid).fetch_one(&self.store.pool).await.map_err(db_err)?;
+        let to = sqlx::query_scalar(reconcile::WINDOW_TO).fetch_one(&self.store.pool).await.map_err(db_err)?;
+        Ok(Window { from, to })
+    }
+
+    async fn chunk_end(&self, window: Window, low: &str, rows: i64) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT device_id FROM autopilot_registrations
+              WHERE tenant_id = $1 AND device_id > $2 AND change_seq > $3 AND change_seq <= $4
+              ORDER BY device_id LIMIT 1 OFFSET $5",
+        )
+        .bind(&self.tid)
+        .bind(low)
+        .bind(window.from)
+        .bind(window.to)
+        .bind(rows - 1)
+        .fetch_optional(&self.store.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn apply_chunk(&self, window: Window, low: &str, high: Option<&str>) -> StoreResult<Applied> {
+        // One upsert; `xmax = 0` marks the rows it inserted rather than updated. Existing devices
+        // are found by the conflict clause, not by an anti-join: on a table that has just grown,
+        // stale statistics can make the planner rescan it for every registration.
+        let (created, updated): (i64, i64) = sqlx::query_as(
+            "WITH written AS (
+                INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                     purchase_order_identifier, product_key, created_at, updated_at)
+                SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                       r.purchase_order_identifier, r.product_key, $6, $6
+                  FROM autopilot_registrations r
+                 WHERE r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3
+                   AND r.change_seq > $4 AND r.change_seq <= $5
+                 ORDER BY r.device_id
+                ON CONFLICT (tenant_id, id) DO UPDATE SET
+                    serial_number = excluded.serial_number, manufacturer = excluded.manufacturer,
+                    model = excluded.model, group_tag = excluded.group_tag,
+                    purchase_order_identifier = excluded.purchase_order_identifier,
+                    product_key = excluded.product_key, updated_at = excluded.updated_at
+                WHERE (autopilot_devices.serial_number, autopilot_devices.manufacturer, autopilot_devices.model,
+                       autopilot_devices.group_tag, autopilot_devices.purchase_order_identifier,
+                       autopilot_devices.product_key)
+                      IS DISTINCT FROM (excluded.serial_number, excluded.manufacturer, excluded.model,
+                       excluded.group_tag, excluded.purchase_order_identifier, excluded.product_key)
+                RETURNING xmax = 0 AS inserted
+             )
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written",
+        )
+        .bind(&self.tid)
+        .bind(low)
+        .bind(high.unwrap_or(AFTER_EVERY_ID))
+        .bind(window.from)
+        .bind(window.to)
+        .bind(self.ticks)
+        .fetch_one(&self.store.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(Applied { created: created as u64, updated: updated as u64 })
+    }
+
+    async fn finish(&self, window: Window) -> StoreResult<u64> {
+        let mut tx = self.store.begin().await?;
+        let deleted = reconcile::finish_in_tx!(tx, &self.tid, window);
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
+    }
+}
+
 struct PgRegistrationImport {
     tx: Tx,
     tenant: TenantId,
@@ -818,7 +769,7 @@ impl RegistrationImport for PgRegistrationImport {
         )
         .bind(rows.iter().map(|(line, _)| *line as i64).collect::<Vec<i64>>())
         .bind(column(|r| &r.serial_number))
-        .bind(rows.iter().map(|_| Uuid::new_v4().to_string()).collect::<Vec<String>>())
+        .bind(rows.iter().map(|_| new_device_id().to_string()).collect::<Vec<String>>())
         .bind(rows.iter().map(|(_, r)| r.hardware_hash.clone()).collect::<Vec<Vec<u8>>>())
         .bind(rows.iter().map(|(_, r)| hash_digest(&r.hardware_hash)).collect::<Vec<Vec<u8>>>())
         .bind(column(|r| &r.manufacturer))
@@ -964,7 +915,7 @@ impl ImportStore for PgStore {
                     .push_bind(hash_digest(&r.hardware_hash))
                     .push_bind(r.assigned_user_principal_name.clone())
                     .push_bind(ImportStatus::Unknown.as_str())
-                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(new_device_id().to_string())
                     .push_bind(to_ticks(now));
             });
             insert.build().execute(&mut *tx).await.map_err(db_err)?;

@@ -25,6 +25,7 @@ use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
 use crate::rows::*;
+use crate::reconcile::{self, AFTER_EVERY_ID, Applied, ReconcileSteps, Window};
 use crate::sql::Dialect;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -453,136 +454,8 @@ impl AutopilotStore for SqliteStore {
         progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
     ) -> StoreResult<Option<ReconcileStats>> {
         self.ensure_settings(tenant).await?;
-        let tid = tenant.to_string();
-        let ticks = to_ticks(now);
-        // The window of changes this run covers: after what was reconciled, up to what is
-        // committed now. Later writes wait for the next sync.
-        let from: i64 = sqlx::query_scalar("SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = ?")
-            .bind(&tid)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
-        let to: i64 = sqlx::query_scalar("SELECT coalesce(max(value), 0) FROM system_state WHERE key = 'registration_seq'")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
-        let mut stats = ReconcileStats::default();
-        let mut covered = 0u64;
-        // Registrations written in the window, chunk by chunk in device-id order.
-        let mut low = String::new();
-        loop {
-            let high: Option<String> = sqlx::query_scalar(
-                "SELECT device_id FROM autopilot_registrations
-                  WHERE tenant_id = ?1 AND change_seq > ?2 AND change_seq <= ?3 AND device_id > ?4
-                  ORDER BY device_id LIMIT 1 OFFSET ?5",
-            )
-            .bind(&tid)
-            .bind(from)
-            .bind(to)
-            .bind(&low)
-            .bind(self.reconcile_chunk - 1)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-            let range = "r.change_seq > ?5 AND r.change_seq <= ?6 AND r.device_id > ?3 AND (?4 IS NULL OR r.device_id <= ?4)";
-            let mut tx = self.writer.begin().await.map_err(db_err)?;
-            stats.created += sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
-                     purchase_order_identifier, product_key, created_at, updated_at)
-                 SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
-                        r.purchase_order_identifier, r.product_key, ?2, ?2
-                   FROM autopilot_registrations r
-                  WHERE r.tenant_id = ?1 AND {range}
-                    AND NOT EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = ?1 AND d.id = r.device_id)"
-            )))
-            .bind(&tid)
-            .bind(ticks)
-            .bind(&low)
-            .bind(&high)
-            .bind(from)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            stats.updated += sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE autopilot_devices AS d
-                    SET serial_number = r.serial_number, manufacturer = r.manufacturer, model = r.model,
-                        group_tag = r.group_tag, purchase_order_identifier = r.purchase_order_identifier,
-                        product_key = r.product_key, updated_at = ?2
-                   FROM autopilot_registrations AS r
-                  WHERE d.tenant_id = ?1 AND r.tenant_id = ?1 AND r.device_id = d.id AND {range}
-                    AND (d.serial_number <> r.serial_number OR d.manufacturer <> r.manufacturer
-                         OR d.model <> r.model OR d.group_tag <> r.group_tag
-                         OR d.purchase_order_identifier <> r.purchase_order_identifier
-                         OR d.product_key <> r.product_key)"
-            )))
-            .bind(&tid)
-            .bind(ticks)
-            .bind(&low)
-            .bind(&high)
-            .bind(from)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            tx.commit().await.map_err(db_err)?;
-            let Some(next) = high else { break };
-            covered += self.reconcile_chunk as u64;
-            low = next;
-            if !progress(stats, covered) {
-                return Ok(None);
-            }
-        }
-        // Deregistrations in the window, then the watermark, in one transaction.
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        stats.deleted += sqlx::query(
-            "DELETE FROM autopilot_devices
-              WHERE tenant_id = ?1
-                AND id IN (SELECT device_id FROM registration_tombstones
-                            WHERE tenant_id = ?1 AND change_seq > ?2 AND change_seq <= ?3)
-                AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
-                                 WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
-        )
-        .bind(&tid)
-        .bind(from)
-        .bind(to)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        if from == 0 {
-            // The first sync also removes devices that have no registration at all (data from
-            // before change tracking), with the full anti-join, once.
-            stats.deleted += sqlx::query(
-                "DELETE FROM autopilot_devices
-                  WHERE tenant_id = ?1
-                    AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
-                                     WHERE r.tenant_id = ?1 AND r.device_id = autopilot_devices.id)",
-            )
-            .bind(&tid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        }
-        sqlx::query("DELETE FROM registration_tombstones WHERE tenant_id = ? AND change_seq <= ?")
-            .bind(&tid)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query("UPDATE autopilot_settings SET reconciled_seq = max(reconciled_seq, ?) WHERE tenant_id = ?")
-            .bind(to)
-            .bind(&tid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        covered += stats.created + stats.updated;
-        progress(stats, covered);
-        Ok(Some(stats))
+        let steps = SqliteReconcile { store: self, tid: tenant.to_string(), ticks: to_ticks(now) };
+        reconcile::run(&steps, self.reconcile_chunk, progress).await
     }
 
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
@@ -748,6 +621,93 @@ impl AutopilotStore for SqliteStore {
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, Sqlite>;
 
+/// The SQLite statements of a reconciliation (see `reconcile.rs`). Every statement that walks
+/// registrations names the `(tenant_id, device_id, change_seq)` index: it answers both the
+/// device-id range and the window from the index alone, where the planner would otherwise pick
+/// an index on the window and rescan all of it for every chunk.
+struct SqliteReconcile<'a> {
+    store: &'a SqliteStore,
+    tid: String,
+    ticks: i64,
+}
+
+#[async_trait]
+impl ReconcileSteps for SqliteReconcile<'_> {
+    async fn window(&self) -> StoreResult<Window> {
+        let from = sqlx::query_scalar(reconcile::WINDOW_FROM).bind(&self.tid).fetch_one(&self.store.reader).await.map_err(db_err)?;
+        let to = sqlx::query_scalar(reconcile::WINDOW_TO).fetch_one(&self.store.reader).await.map_err(db_err)?;
+        Ok(Window { from, to })
+    }
+
+    async fn chunk_end(&self, window: Window, low: &str, rows: i64) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT device_id FROM autopilot_registrations INDEXED BY autopilot_registrations_device_changes
+              WHERE tenant_id = ?1 AND device_id > ?2 AND change_seq > ?3 AND change_seq <= ?4
+              ORDER BY device_id LIMIT 1 OFFSET ?5",
+        )
+        .bind(&self.tid)
+        .bind(low)
+        .bind(window.from)
+        .bind(window.to)
+        .bind(rows - 1)
+        .fetch_optional(&self.store.reader)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn apply_chunk(&self, window: Window, low: &str, high: Option<&str>) -> StoreResult<Applied> {
+        let high = high.unwrap_or(AFTER_EVERY_ID);
+        let mut tx = self.store.writer.begin().await.map_err(db_err)?;
+        // SQLite's upsert reports inserted and updated rows together; the devices counted in the
+        // range before and after tell them apart.
+        let count = "SELECT count(*) FROM autopilot_devices WHERE tenant_id = ?1 AND id > ?2 AND id <= ?3";
+        let before: i64 =
+            sqlx::query_scalar(count).bind(&self.tid).bind(low).bind(high).fetch_one(&mut *tx).await.map_err(db_err)?;
+        // One pass over the chunk in device-id order, which is the devices table's key order.
+        let written = sqlx::query(
+            "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                 purchase_order_identifier, product_key, created_at, updated_at)
+             SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                    r.purchase_order_identifier, r.product_key, ?6, ?6
+               FROM autopilot_registrations r INDEXED BY autopilot_registrations_device_changes
+              WHERE r.tenant_id = ?1 AND r.device_id > ?2 AND r.device_id <= ?3
+                AND r.change_seq > ?4 AND r.change_seq <= ?5
+              ORDER BY r.device_id
+             ON CONFLICT (tenant_id, id) DO UPDATE SET
+                 serial_number = excluded.serial_number, manufacturer = excluded.manufacturer,
+                 model = excluded.model, group_tag = excluded.group_tag,
+                 purchase_order_identifier = excluded.purchase_order_identifier,
+                 product_key = excluded.product_key, updated_at = excluded.updated_at
+             WHERE serial_number <> excluded.serial_number OR manufacturer <> excluded.manufacturer
+                OR model <> excluded.model OR group_tag <> excluded.group_tag
+                OR purchase_order_identifier <> excluded.purchase_order_identifier
+                OR product_key <> excluded.product_key",
+        )
+        .bind(&self.tid)
+        .bind(low)
+        .bind(high)
+        .bind(window.from)
+        .bind(window.to)
+        .bind(self.ticks)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let after: i64 =
+            sqlx::query_scalar(count).bind(&self.tid).bind(low).bind(high).fetch_one(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let created = (after - before) as u64;
+        Ok(Applied { created, updated: written - created })
+    }
+
+    async fn finish(&self, window: Window) -> StoreResult<u64> {
+        let mut tx = self.store.writer.begin().await.map_err(db_err)?;
+        let deleted = reconcile::finish_in_tx!(tx, &self.tid, window);
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
+    }
+}
+
 struct SqliteRegistrationImport {
     tx: Tx<'static>,
     tenant: TenantId,
@@ -764,7 +724,7 @@ impl RegistrationImport for SqliteRegistrationImport {
             insert.push_values(chunk, |mut b, (line, r)| {
                 b.push_bind(*line as i64)
                     .push_bind(&r.serial_number)
-                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(new_device_id().to_string())
                     .push_bind(&r.hardware_hash)
                     .push_bind(hash_digest(&r.hardware_hash))
                     .push_bind(&r.manufacturer)
@@ -968,7 +928,7 @@ impl ImportStore for SqliteStore {
                     .push_bind(hash_digest(&r.hardware_hash))
                     .push_bind(&r.assigned_user_principal_name)
                     .push_bind(ImportStatus::Unknown.as_str())
-                    .push_bind(Uuid::new_v4().to_string())
+                    .push_bind(new_device_id().to_string())
                     .push_bind(to_ticks(now));
             });
             insert.build().execute(&mut *tx).await.map_err(db_err)?;
