@@ -185,6 +185,7 @@ pub type ManagedDeviceQuery = ListQuery<ManagedDeviceField>;
 /// What one connector sync changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectorSyncStats {
+    /// The devices the sync read, each counted once.
     pub read: u64,
     pub upserted: u64,
     pub removed: u64,

@@ -236,22 +236,39 @@ pub trait ExchangeStore: Send + Sync {
         full_every: Duration,
     ) -> StoreResult<u64>;
 
-    /// Records a successful sync, fenced by the lease: upserts the devices read (keyed by
-    /// their Exchange device id), and on a full sync removes the connector's devices that were
-    /// not read; sets `connected`, `lastSyncDateTime` and the watermark; completes the job.
-    /// `None` when the lease is no longer ours.
+    /// Empties the connector's staging, fenced by the lease, before an attempt stages its first
+    /// batch: what a crashed or released attempt staged must not count for this one (a released
+    /// attempt's number is used again). False when the lease is no longer ours.
+    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+
+    /// Stages one batch of the records a sync read, fenced by the lease: nothing a client sees
+    /// changes until `complete_connector_sync`. A device staged twice by the attempt keeps its
+    /// later record. False when the lease is no longer ours.
+    async fn stage_connector_records(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        records: &[MobileDeviceRecord],
+    ) -> StoreResult<bool>;
+
+    /// Records a successful sync in one transaction, fenced by the lease: upserts the devices
+    /// this attempt staged (keyed by their Exchange device id), and on a full sync removes the
+    /// connector's devices it did not stage; sets `connected`, `lastSyncDateTime` and the
+    /// watermark; completes the job; empties the connector's staging. `None` when the lease is
+    /// no longer ours.
     async fn complete_connector_sync(
         &self,
         lease: &JobLease,
         tenant: TenantId,
         id: Uuid,
         full: bool,
-        records: &[MobileDeviceRecord],
         now: OffsetDateTime,
     ) -> StoreResult<Option<ConnectorSyncStats>>;
 
-    /// Records a failed sync (source missing or unreachable): `disconnected`, the job failed for
-    /// good, the devices kept. False when the lease is no longer ours.
+    /// Records a failed sync (source missing, unreachable or invalid): `disconnected`, the job
+    /// failed for good, the devices kept and the connector's staging emptied. False when the
+    /// lease is no longer ours.
     async fn fail_connector_sync(
         &self,
         lease: &JobLease,

@@ -14,6 +14,8 @@ use crate::state::AppState;
 
 /// How often the scheduler looks for due syncs (a clock advance also wakes it).
 const SCHEDULER_TICK: StdDuration = StdDuration::from_secs(30);
+/// Records per staging transaction.
+const STAGING_BATCH: usize = 5000;
 
 pub fn connector_of(job: &Job) -> Option<Uuid> {
     job.payload.get("connectorId").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok())
@@ -52,16 +54,26 @@ pub async fn run_connector_sync(state: &AppState, job: &Job) -> Result<JobEnd, S
             return Ok(if recorded { JobEnd::Done } else { JobEnd::LeaseLost });
         }
     };
+    // Staged in batches, each its own transaction, and applied whole by the completion.
+    let lease = job.lease();
+    if !state.store.begin_connector_staging(&lease, job.tenant_id, id).await.map_err(|e| e.to_string())? {
+        return Ok(JobEnd::LeaseLost);
+    }
+    for batch in records.chunks(STAGING_BATCH) {
+        if !state.store.stage_connector_records(&lease, job.tenant_id, id, batch).await.map_err(|e| e.to_string())? {
+            return Ok(JobEnd::LeaseLost);
+        }
+    }
     let outcome = state
         .store
-        .complete_connector_sync(&job.lease(), job.tenant_id, id, full, &records, state.now())
+        .complete_connector_sync(&lease, job.tenant_id, id, full, state.now())
         .await
         .map_err(|e| e.to_string())?;
     match outcome {
         Some(stats) => {
             tracing::info!(
                 job.id = %job.id, tenant.id = %job.tenant_id, connector.id = %id, sync.kind = sync_type.as_str(),
-                records.read = stats.read, devices.upserted = stats.upserted, devices.removed = stats.removed,
+                records.read = records.len(), devices.upserted = stats.upserted, devices.removed = stats.removed,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "exchange connector synced"
             );

@@ -3,6 +3,7 @@
 //! against every backend.
 
 mod convert;
+mod exchange_sql;
 pub mod postgres;
 mod postgres_exchange;
 mod reconcile;

@@ -3,7 +3,7 @@
 //! due"), so a sync, manual or scheduled, starts once across replicas.
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::Postgres;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -17,11 +17,15 @@ use dmsync_core::store::ExchangeStore;
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
+use crate::exchange_sql::{self, SyncSql};
 use crate::postgres::{PgStore, Tx, end_job_fenced, insert_job};
 use crate::rows::*;
 
-/// Devices per multi-row upsert: 22 columns each, far below PostgreSQL's 65,535 parameters.
+/// Devices per multi-row staging upsert: 22 columns each, far below PostgreSQL's 65,535 parameters.
 const UPSERT_CHUNK: usize = 2000;
+
+/// The connector-sync statements this backend shares with the other.
+type Sql = SyncSql<Postgres>;
 
 /// Ends the connector's running sync and the job inside `tx`, fenced by the lease.
 async fn finish(
@@ -57,6 +61,17 @@ const ANY_DUE: &str = "(coalesce(last_full_sync_start, source_set_at) <= $5
      OR greatest(coalesce(last_full_sync_start, source_set_at), coalesce(last_delta_sync_start, source_set_at)) <= $6)";
 
 impl PgStore {
+    /// Begins a transaction in which the lease is known to hold the job, or `None` when it does not.
+    /// A sync's staging writes check it, so a worker whose lease was taken stops writing.
+    async fn begin_fenced(&self, lease: &JobLease) -> StoreResult<Option<Tx>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if Sql::lease_held(lease).build().fetch_optional(&mut *tx).await.map_err(db_err)?.is_none() {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+
     /// Marks the connector as syncing and enqueues the job, in one transaction, if no sync of
     /// it runs (and, for a scheduled sync, if it is still due: another replica may have just
     /// started and finished it).
@@ -201,6 +216,7 @@ impl ExchangeStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(n == 1)
     }
@@ -260,13 +276,35 @@ impl ExchangeStore for PgStore {
         Ok(started)
     }
 
+    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn stage_connector_records(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        records: &[MobileDeviceRecord],
+    ) -> StoreResult<bool> {
+        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
+        let unique = exchange_sql::last_of_each_device(records);
+        for chunk in unique.chunks(UPSERT_CHUNK) {
+            Sql::stage_records(lease, tenant, id, chunk).build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
     async fn complete_connector_sync(
         &self,
         lease: &JobLease,
         tenant: TenantId,
         id: Uuid,
         full: bool,
-        records: &[MobileDeviceRecord],
         now: OffsetDateTime,
     ) -> StoreResult<Option<ConnectorSyncStats>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
@@ -274,76 +312,22 @@ impl ExchangeStore for PgStore {
             tx.rollback().await.map_err(db_err)?;
             return Ok(None);
         }
-        // One upsert may not touch a row twice on PostgreSQL: a device listed twice keeps its
-        // last record, as a row-by-row upsert would.
-        let mut last_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, r) in records.iter().enumerate() {
-            last_of.insert(r.device_id.as_str(), i);
-        }
-        let unique: Vec<&MobileDeviceRecord> =
-            records.iter().enumerate().filter(|(i, r)| last_of[r.device_id.as_str()] == *i).map(|(_, r)| r).collect();
         // Marks which devices this sync saw: unique per attempt of this job.
         let mark = to_ticks(now) ^ lease.attempt;
-        let mut upserted = 0;
-        for chunk in unique.chunks(UPSERT_CHUNK) {
-            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO eas_devices (tenant_id, id, connector_id, eas_device_id, device_type, device_model,
-                     device_os, friendly_name, user_display_name, user_principal_name, email_address, access_state,
-                     access_state_reason, first_sync, last_success_sync, when_changed, device_name, operating_system,
-                     os_version, manufacturer, enrolled_at, seen_mark) ",
-            );
-            insert.push_values(chunk, |mut b, r| {
-                let (os, version) = r.operating_system();
-                b.push_bind(tenant.to_string())
-                    .push_bind(Uuid::new_v4().to_string())
-                    .push_bind(id.to_string())
-                    .push_bind(r.device_id.clone())
-                    .push_bind(r.device_type.clone())
-                    .push_bind(r.device_model.clone())
-                    .push_bind(r.device_os.clone())
-                    .push_bind(r.friendly_name.clone())
-                    .push_bind(r.user_display_name.clone())
-                    .push_bind(r.user_principal_name.clone())
-                    .push_bind(r.email_address.clone())
-                    .push_bind(r.access_state.as_str())
-                    .push_bind(r.access_state_reason.clone())
-                    .push_bind(r.first_sync.map(to_ticks))
-                    .push_bind(r.last_success_sync.map(to_ticks))
-                    .push_bind(r.when_changed.map(to_ticks))
-                    .push_bind(r.device_name().to_owned())
-                    .push_bind(os.to_owned())
-                    .push_bind(version.to_owned())
-                    .push_bind(r.manufacturer().to_owned())
-                    .push_bind(to_ticks(now))
-                    .push_bind(mark);
-            });
-            insert.push(
-                " ON CONFLICT (connector_id, eas_device_id) DO UPDATE SET
-                    device_type = excluded.device_type, device_model = excluded.device_model,
-                    device_os = excluded.device_os, friendly_name = excluded.friendly_name,
-                    user_display_name = excluded.user_display_name, user_principal_name = excluded.user_principal_name,
-                    email_address = excluded.email_address, access_state = excluded.access_state,
-                    access_state_reason = excluded.access_state_reason, first_sync = excluded.first_sync,
-                    last_success_sync = excluded.last_success_sync, when_changed = excluded.when_changed,
-                    device_name = excluded.device_name, operating_system = excluded.operating_system,
-                    os_version = excluded.os_version, manufacturer = excluded.manufacturer,
-                    seen_mark = excluded.seen_mark",
-            );
-            upserted += insert.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
-        }
+        let upserted = Sql::apply_staged(lease, tenant, id, to_ticks(now), mark)
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
         let removed = if full {
-            sqlx::query("DELETE FROM eas_devices WHERE tenant_id = $1 AND connector_id = $2 AND seen_mark <> $3")
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .bind(mark)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
+            Sql::remove_unseen(tenant, id, mark).build().execute(&mut *tx).await.map_err(db_err)?.rows_affected()
         } else {
             0
         };
-        let watermark = records.iter().filter_map(|r| r.when_changed).max().map(to_ticks);
+        let watermark: Option<i64> =
+            Sql::staged_watermark(lease, tenant, id).build_query_scalar().fetch_one(&mut *tx).await.map_err(db_err)?;
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
         sqlx::query(
             "UPDATE exchange_connectors
                 SET status = 'connected', last_sync = $1,
@@ -358,7 +342,8 @@ impl ExchangeStore for PgStore {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Some(ConnectorSyncStats { read: records.len() as u64, upserted, removed }))
+        // Every staged device is inserted or updated once, so the devices read are those upserted.
+        Ok(Some(ConnectorSyncStats { read: upserted, upserted, removed }))
     }
 
     async fn fail_connector_sync(&self, lease: &JobLease, tenant: TenantId, id: Uuid, error: &str, now: OffsetDateTime) -> StoreResult<bool> {
@@ -373,6 +358,7 @@ impl ExchangeStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

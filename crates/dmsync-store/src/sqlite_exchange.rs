@@ -15,12 +15,17 @@ use dmsync_core::store::ExchangeStore;
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
+use crate::exchange_sql::{self, SyncSql};
 use crate::rows::*;
 use crate::sql::Dialect;
 use crate::sqlite::{SqliteStore, Tx, insert_job};
 
-/// Devices per multi-row upsert: 19 columns each, far below SQLite's bound-parameter limit.
+/// Devices per multi-row staging upsert: 22 columns each, far below SQLite's bound-parameter
+/// limit.
 const UPSERT_CHUNK: usize = 500;
+
+/// The connector-sync statements this backend shares with the other.
+type Sql = SyncSql<Sqlite>;
 
 /// Ends the connector's running sync and the job inside `tx`, fenced by the lease.
 async fn finish(
@@ -57,6 +62,19 @@ async fn finish(
             .map_err(db_err)?;
     }
     Ok(fenced)
+}
+
+impl SqliteStore {
+    /// Begins a transaction in which the lease is known to hold the job, or `None` when it does not.
+    /// A sync's staging writes check it, so a worker whose lease was taken stops writing.
+    async fn begin_fenced(&self, lease: &JobLease) -> StoreResult<Option<Tx<'_>>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        if Sql::lease_held(lease).build().fetch_optional(&mut *tx).await.map_err(db_err)?.is_none() {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
 }
 
 #[async_trait]
@@ -161,6 +179,7 @@ impl ExchangeStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(n == 1)
     }
@@ -263,13 +282,35 @@ impl ExchangeStore for SqliteStore {
         Ok(started)
     }
 
+    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn stage_connector_records(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        records: &[MobileDeviceRecord],
+    ) -> StoreResult<bool> {
+        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
+        let unique = exchange_sql::last_of_each_device(records);
+        for chunk in unique.chunks(UPSERT_CHUNK) {
+            Sql::stage_records(lease, tenant, id, chunk).build().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
     async fn complete_connector_sync(
         &self,
         lease: &JobLease,
         tenant: TenantId,
         id: Uuid,
         full: bool,
-        records: &[MobileDeviceRecord],
         now: OffsetDateTime,
     ) -> StoreResult<Option<ConnectorSyncStats>> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
@@ -279,66 +320,20 @@ impl ExchangeStore for SqliteStore {
         }
         // Marks which devices this sync saw: unique per attempt of this job.
         let mark = to_ticks(now) ^ lease.attempt;
-        let mut upserted = 0;
-        for chunk in records.chunks(UPSERT_CHUNK) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO eas_devices (tenant_id, id, connector_id, eas_device_id, device_type, device_model,
-                     device_os, friendly_name, user_display_name, user_principal_name, email_address, access_state,
-                     access_state_reason, first_sync, last_success_sync, when_changed, device_name, operating_system,
-                     os_version, manufacturer, enrolled_at, seen_mark) ",
-            );
-            insert.push_values(chunk, |mut b, r| {
-                let (os, version) = r.operating_system();
-                b.push_bind(tenant.to_string())
-                    .push_bind(Uuid::new_v4().to_string())
-                    .push_bind(id.to_string())
-                    .push_bind(&r.device_id)
-                    .push_bind(&r.device_type)
-                    .push_bind(&r.device_model)
-                    .push_bind(&r.device_os)
-                    .push_bind(&r.friendly_name)
-                    .push_bind(&r.user_display_name)
-                    .push_bind(&r.user_principal_name)
-                    .push_bind(&r.email_address)
-                    .push_bind(r.access_state.as_str())
-                    .push_bind(&r.access_state_reason)
-                    .push_bind(r.first_sync.map(to_ticks))
-                    .push_bind(r.last_success_sync.map(to_ticks))
-                    .push_bind(r.when_changed.map(to_ticks))
-                    .push_bind(r.device_name())
-                    .push_bind(os)
-                    .push_bind(version)
-                    .push_bind(r.manufacturer())
-                    .push_bind(to_ticks(now))
-                    .push_bind(mark);
-            });
-            insert.push(
-                " ON CONFLICT (connector_id, eas_device_id) DO UPDATE SET
-                    device_type = excluded.device_type, device_model = excluded.device_model,
-                    device_os = excluded.device_os, friendly_name = excluded.friendly_name,
-                    user_display_name = excluded.user_display_name, user_principal_name = excluded.user_principal_name,
-                    email_address = excluded.email_address, access_state = excluded.access_state,
-                    access_state_reason = excluded.access_state_reason, first_sync = excluded.first_sync,
-                    last_success_sync = excluded.last_success_sync, when_changed = excluded.when_changed,
-                    device_name = excluded.device_name, operating_system = excluded.operating_system,
-                    os_version = excluded.os_version, manufacturer = excluded.manufacturer,
-                    seen_mark = excluded.seen_mark",
-            );
-            upserted += insert.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
-        }
+        let upserted = Sql::apply_staged(lease, tenant, id, to_ticks(now), mark)
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
         let removed = if full {
-            sqlx::query("DELETE FROM eas_devices WHERE tenant_id = ? AND connector_id = ? AND seen_mark <> ?")
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .bind(mark)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
+            Sql::remove_unseen(tenant, id, mark).build().execute(&mut *tx).await.map_err(db_err)?.rows_affected()
         } else {
             0
         };
-        let watermark = records.iter().filter_map(|r| r.when_changed).max().map(to_ticks);
+        let watermark: Option<i64> =
+            Sql::staged_watermark(lease, tenant, id).build_query_scalar().fetch_one(&mut *tx).await.map_err(db_err)?;
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
         sqlx::query(
             "UPDATE exchange_connectors
                 SET status = 'connected', last_sync = ?1,
@@ -353,7 +348,8 @@ impl ExchangeStore for SqliteStore {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Some(ConnectorSyncStats { read: records.len() as u64, upserted, removed }))
+        // Every staged device is inserted or updated once, so the devices read are those upserted.
+        Ok(Some(ConnectorSyncStats { read: upserted, upserted, removed }))
     }
 
     async fn fail_connector_sync(
@@ -375,6 +371,7 @@ impl ExchangeStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

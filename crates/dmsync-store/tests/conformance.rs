@@ -409,7 +409,9 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     assert_eq!(store.trigger_connector_sync(B, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::NotFound);
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     let records = [mobile("D1", t0), mobile("D2", t0), mobile("D3", t0 + Duration::seconds(5))];
-    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, &records, t0).await.unwrap().unwrap();
+    assert!(store.stage_connector_records(&job.lease(), A, c.id, &records).await.unwrap());
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 0, "staged records stay invisible until the sync completes");
+    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, t0).await.unwrap().unwrap();
     assert_eq!((stats.read, stats.upserted, stats.removed), (3, 3, 0));
     let after = store.connector(A, c.id).await.unwrap().unwrap();
     assert_eq!(after.status, ConnectorStatus::Connected);
@@ -423,7 +425,8 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     let mut changed = mobile("D1", t0 + Duration::seconds(9));
     changed.access_state = ExchangeAccessState::Blocked;
-    let stats = store.complete_connector_sync(&job.lease(), A, c.id, false, &[changed, mobile("D4", t0)], t0).await.unwrap().unwrap();
+    assert!(store.stage_connector_records(&job.lease(), A, c.id, &[changed, mobile("D4", t0)]).await.unwrap());
+    let stats = store.complete_connector_sync(&job.lease(), A, c.id, false, t0).await.unwrap().unwrap();
     assert_eq!((stats.upserted, stats.removed), (2, 0));
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 4);
     let page = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
@@ -432,7 +435,8 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     // A full sync removes what it did not read.
     store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
-    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, &[mobile("D1", t0), mobile("D2", t0)], t0 + Duration::seconds(1)).await.unwrap().unwrap();
+    assert!(store.stage_connector_records(&job.lease(), A, c.id, &[mobile("D1", t0), mobile("D2", t0)]).await.unwrap());
+    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, t0 + Duration::seconds(1)).await.unwrap().unwrap();
     assert_eq!(stats.removed, 2);
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
 
@@ -446,6 +450,82 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
 
     assert!(store.delete_connector(A, c.id).await.unwrap());
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 0, "its devices go with it");
+}
+
+/// A sync stages its records in batches; only the attempt that completes is applied, whole, and
+/// what a failed or dead attempt staged never shows.
+async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
+    use dmsync_core::exchange::*;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let c = connector(A);
+    store.create_connector(&c).await.unwrap();
+    store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
+    let job = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
+    assert!(store.stage_connector_records(&job.lease(), A, c.id, &[mobile("D1", t0), mobile("D2", t0)]).await.unwrap());
+    store.complete_connector_sync(&job.lease(), A, c.id, true, t0).await.unwrap().unwrap();
+    let access = |devices: &[EasDevice], id: &str| devices.iter().find(|d| d.record.device_id == id).map(|d| d.record.access_state);
+
+    // The first attempt of the next full sync stages two batches, then its worker dies.
+    store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
+    let dead = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
+    let mut blocked = mobile("D1", t0);
+    blocked.access_state = ExchangeAccessState::Blocked;
+    assert!(store.stage_connector_records(&dead.lease(), A, c.id, &[blocked, mobile("D3", t0)]).await.unwrap());
+    assert!(store.stage_connector_records(&dead.lease(), A, c.id, &[mobile("D4", t0)]).await.unwrap());
+    let devices = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
+    assert_eq!((devices.len(), access(&devices, "D1")), (2, Some(ExchangeAccessState::Allowed)), "nothing staged shows");
+
+    // Its lease runs out; the retry reads the source again, with a device listed in two batches.
+    let later = t0 + LEASE + Duration::seconds(1);
+    let retry = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
+    assert_eq!((retry.id, retry.attempt), (dead.id, 2));
+    assert!(!store.stage_connector_records(&dead.lease(), A, c.id, &[mobile("D6", t0)]).await.unwrap(), "fenced");
+    let mut quarantined = mobile("D1", t0 + Duration::seconds(7));
+    quarantined.access_state = ExchangeAccessState::Quarantined;
+    let mut blocked = mobile("D1", t0);
+    blocked.access_state = ExchangeAccessState::Blocked;
+    assert!(store.stage_connector_records(&retry.lease(), A, c.id, &[blocked, mobile("D5", t0)]).await.unwrap());
+    assert!(store.stage_connector_records(&retry.lease(), A, c.id, &[quarantined]).await.unwrap());
+    assert!(store.complete_connector_sync(&dead.lease(), A, c.id, true, later).await.unwrap().is_none(), "fenced");
+    let stats = store.complete_connector_sync(&retry.lease(), A, c.id, true, later).await.unwrap().unwrap();
+    assert_eq!((stats.read, stats.upserted, stats.removed), (2, 2, 1));
+    let devices = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
+    let mut ids: Vec<&str> = devices.iter().map(|d| d.record.device_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["D1", "D5"], "the dead attempt's D3 and D4 are not applied; D2 is removed");
+    assert_eq!(access(&devices, "D1"), Some(ExchangeAccessState::Quarantined), "a later batch's record wins");
+    assert_eq!(store.connector(A, c.id).await.unwrap().unwrap().watermark, Some(t0 + Duration::seconds(7)));
+
+    // A sync that fails after staging changes no device, and leaves nothing for the next one.
+    store.trigger_connector_sync(A, c.id, SyncType::FullSync, later).await.unwrap();
+    let failing = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
+    assert!(store.stage_connector_records(&failing.lease(), A, c.id, &[mobile("D9", t0)]).await.unwrap());
+    assert!(store.fail_connector_sync(&failing.lease(), A, c.id, "a record has no DeviceId", later).await.unwrap());
+    let after = store.connector(A, c.id).await.unwrap().unwrap();
+    assert_eq!((after.status, after.last_sync), (ConnectorStatus::Disconnected, Some(later)));
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
+    store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, later).await.unwrap();
+    let delta = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
+    let stats = store.complete_connector_sync(&delta.lease(), A, c.id, false, later).await.unwrap().unwrap();
+    assert_eq!((stats.upserted, stats.removed), (0, 0));
+    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
+
+    // A released attempt's number is used again: beginning to stage empties what it staged.
+    store.trigger_connector_sync(A, c.id, SyncType::FullSync, later).await.unwrap();
+    let released = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
+    assert!(store.begin_connector_staging(&released.lease(), A, c.id).await.unwrap());
+    assert!(store.stage_connector_records(&released.lease(), A, c.id, &[mobile("D7", t0)]).await.unwrap());
+    store.release_job(&released.lease()).await.unwrap();
+    let again = store.claim_job("w3", later, later, LEASE).await.unwrap().unwrap();
+    assert_eq!(again.attempt, released.attempt);
+    assert!(!store.begin_connector_staging(&released.lease(), A, c.id).await.unwrap(), "fenced");
+    assert!(store.begin_connector_staging(&again.lease(), A, c.id).await.unwrap());
+    assert!(store.stage_connector_records(&again.lease(), A, c.id, &[mobile("D1", t0)]).await.unwrap());
+    let stats = store.complete_connector_sync(&again.lease(), A, c.id, true, later).await.unwrap().unwrap();
+    assert_eq!((stats.upserted, stats.removed), (1, 1));
+    let devices = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
+    assert_eq!(devices.iter().map(|d| d.record.device_id.as_str()).collect::<Vec<_>>(), ["D1"], "D7 was never read by the attempt that completed");
 }
 
 async fn exchange_schedules_start_each_due_sync_once(store: &dyn Store) {
@@ -464,7 +544,7 @@ async fn exchange_schedules_start_each_due_sync_once(store: &dyn Store) {
     assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 0, "once, while it runs");
     let job = store.claim_job("w", at, at, LEASE).await.unwrap().unwrap();
     assert_eq!(job.payload["syncType"], "deltaSync");
-    store.complete_connector_sync(&job.lease(), A, c.id, false, &[], at).await.unwrap().unwrap();
+    store.complete_connector_sync(&job.lease(), A, c.id, false, at).await.unwrap().unwrap();
     assert_eq!(store.schedule_connector_syncs(at + Duration::minutes(10), delta, full).await.unwrap(), 0);
     let day = now + Duration::hours(25);
     assert_eq!(store.schedule_connector_syncs(day, delta, full).await.unwrap(), 1);
@@ -639,6 +719,7 @@ macro_rules! all_tests {
             imports_register_devices_or_fail_with_dds_errors,
             device_deletion_is_requested_once_then_deregisters,
             exchange_connectors_sync_full_and_delta,
+            exchange_syncs_apply_only_the_completing_attempt,
             exchange_schedules_start_each_due_sync_once,
             clock_offset_only_grows,
             signing_keys_round_trip,
