@@ -3,6 +3,8 @@
 
 use std::time::Duration as StdDuration;
 
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use dmsync_core::exchange::SyncType;
@@ -14,16 +16,25 @@ use crate::state::AppState;
 
 /// How often the scheduler looks for due syncs (a clock advance also wakes it).
 const SCHEDULER_TICK: StdDuration = StdDuration::from_secs(30);
-/// Records per staging transaction.
-const STAGING_BATCH: usize = 5000;
 
 pub fn connector_of(job: &Job) -> Option<Uuid> {
     job.payload.get("connectorId").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok())
 }
 
-/// Reads the connector's source and records the result. A source that is missing or
-/// unreachable is a failed sync (`disconnected`, cause logged), not a retry and not a crash.
-pub async fn run_connector_sync(state: &AppState, job: &Job) -> Result<JobEnd, String> {
+/// How the staging of a sync's batches ended.
+enum Staged {
+    /// Every batch the source gave was staged.
+    All,
+    /// Shutdown came first: the job is given back, and its next attempt starts staging afresh.
+    Released,
+    LeaseLost,
+}
+
+/// Reads the connector's source as a stream and stages it batch by batch, then records the
+/// result in one transaction (see ARCHITECTURE.md, "Exchange connector syncs"). A source that is
+/// missing, unreachable or invalid is a failed sync (`disconnected`, cause logged), not a retry
+/// and not a crash; a database error is retried, and the retry reads the source again.
+pub async fn run_connector_sync(state: &AppState, job: &Job, lost: &CancellationToken) -> Result<JobEnd, String> {
     let id = connector_of(job).ok_or_else(|| format!("connector sync job without a connectorId: {}", job.payload))?;
     let sync_type = job
         .payload
@@ -36,11 +47,39 @@ pub async fn run_connector_sync(state: &AppState, job: &Job) -> Result<JobEnd, S
         state.store.fail_job(&job.lease(), "the connector was deleted", None).await.map_err(|e| e.to_string())?;
         return Ok(JobEnd::Done);
     };
+    let lease = job.lease();
+    if !state.store.begin_connector_staging(&lease, job.tenant_id, id).await.map_err(|e| e.to_string())? {
+        return Ok(JobEnd::LeaseLost);
+    }
     let full = sync_type == SyncType::FullSync;
     let since = if full { None } else { connector.watermark };
     let started = std::time::Instant::now();
-    let read = exchange_source::read(connector.source.as_ref(), since, &state.config.exchange_source_allowed_hosts).await;
-    let records = match read {
+    let (sender, batches) = mpsc::channel(exchange_source::BATCHES_AHEAD);
+    let reading = exchange_source::read(connector.source.as_ref(), since, &state.config.exchange_source_allowed_hosts, sender);
+    // The receiver moves into the staging loop, so that a loop that stops early drops it, and
+    // the parser stops at its next batch instead of waiting for room in the channel.
+    let staging = async {
+        let mut batches = batches;
+        while let Some(batch) = batches.recv().await {
+            if lost.is_cancelled() {
+                return Ok(Staged::LeaseLost);
+            }
+            if state.shutdown.is_cancelled() {
+                return Ok(Staged::Released);
+            }
+            if !state.store.stage_connector_records(&lease, job.tenant_id, id, &batch).await.map_err(|e| e.to_string())? {
+                return Ok(Staged::LeaseLost);
+            }
+        }
+        Ok::<_, String>(Staged::All)
+    };
+    let (read, staged) = tokio::join!(reading, staging);
+    match staged? {
+        Staged::All => {}
+        Staged::Released => return Ok(JobEnd::Released),
+        Staged::LeaseLost => return Ok(JobEnd::LeaseLost),
+    }
+    let records_read = match read {
         Ok(records) => records,
         Err(error) => {
             // Logged once, here, where the failure is handled.
@@ -48,22 +87,12 @@ pub async fn run_connector_sync(state: &AppState, job: &Job) -> Result<JobEnd, S
             metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "failed").increment(1);
             let recorded = state
                 .store
-                .fail_connector_sync(&job.lease(), job.tenant_id, id, &error.to_string(), state.now())
+                .fail_connector_sync(&lease, job.tenant_id, id, &error.to_string(), state.now())
                 .await
                 .map_err(|e| e.to_string())?;
             return Ok(if recorded { JobEnd::Done } else { JobEnd::LeaseLost });
         }
     };
-    // Staged in batches, each its own transaction, and applied whole by the completion.
-    let lease = job.lease();
-    if !state.store.begin_connector_staging(&lease, job.tenant_id, id).await.map_err(|e| e.to_string())? {
-        return Ok(JobEnd::LeaseLost);
-    }
-    for batch in records.chunks(STAGING_BATCH) {
-        if !state.store.stage_connector_records(&lease, job.tenant_id, id, batch).await.map_err(|e| e.to_string())? {
-            return Ok(JobEnd::LeaseLost);
-        }
-    }
     let outcome = state
         .store
         .complete_connector_sync(&lease, job.tenant_id, id, full, state.now())
@@ -73,7 +102,7 @@ pub async fn run_connector_sync(state: &AppState, job: &Job) -> Result<JobEnd, S
         Some(stats) => {
             tracing::info!(
                 job.id = %job.id, tenant.id = %job.tenant_id, connector.id = %id, sync.kind = sync_type.as_str(),
-                records.read = records.len(), devices.upserted = stats.upserted, devices.removed = stats.removed,
+                records.read = records_read, devices.upserted = stats.upserted, devices.removed = stats.removed,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "exchange connector synced"
             );

@@ -91,7 +91,7 @@ async fn run_job(state: &AppState, job: Job) {
         JobKind::AutopilotSync => crate::autopilot_jobs::run_autopilot_sync(state, &job, &lost).await,
         JobKind::ImportAutopilotDevices => crate::autopilot_jobs::run_import(state, &job).await,
         JobKind::DeregisterAutopilotDevice => crate::autopilot_jobs::run_deregistration(state, &job).await,
-        JobKind::ExchangeConnectorSync => crate::exchange_jobs::run_connector_sync(state, &job).await,
+        JobKind::ExchangeConnectorSync => crate::exchange_jobs::run_connector_sync(state, &job, &lost).await,
     };
     beat.abort();
     match result {
