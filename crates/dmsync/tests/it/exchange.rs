@@ -1,6 +1,7 @@
 //! Exchange connectors over HTTP: CRUD and its errors, full against delta syncs from a file
-//! and from an HTTP source, the status transitions, a source going down, schedules driven by
-//! clock advances, and the discovered devices in managedDevices.
+//! and from an HTTP source, the status transitions, a source going down or turning bad half-way,
+//! a source large enough to stream in several batches, schedules driven by clock advances, and
+//! the discovered devices in managedDevices.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +43,15 @@ impl Exchange {
         let token = app.admin.mint_token(&app.tenant(), "delegated", &[RW], "work", week).await.unwrap();
         let reader = app.admin.mint_token(&app.tenant(), "delegated", &[MANAGED], "work", week).await.unwrap();
         Exchange { app, token, reader, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// Serves `source` on a port of its own and starts a server that allows its host:port.
+    async fn with_source(source: axum::Router) -> (Exchange, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, source).await });
+        let allowed = host.clone();
+        (Exchange::new(move |c| c.exchange_source_allowed_hosts = vec![allowed]).await, host)
     }
 
     async fn create(&self, version: &str) -> Value {
@@ -94,7 +104,8 @@ impl Exchange {
 
     /// Waits until no sync of the connector is running (a new sync request would start).
     async fn wait_until(&self, id: &str, status: &str, synced_after: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // A deadline, not a timing: syncs of 20,000 devices run in a debug build on busy machines.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let c = self.connector(id).await;
             if c["status"] == status && c["lastSyncDateTime"].as_str().unwrap() > synced_after {
@@ -103,6 +114,28 @@ impl Exchange {
             assert!(tokio::time::Instant::now() < deadline, "connector never became {status}: {c}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until a sync failed: the connector is `disconnected`.
+    async fn wait_until_disconnected(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = self.connector(id).await;
+            if c["status"] == "disconnected" {
+                return c;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the sync never failed: {c}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many devices managedDevices counts, with an optional `$filter`.
+    async fn count(&self, filter: Option<&str>) -> i64 {
+        let mut path = "/v1.0/deviceManagement/managedDevices?$count=true&$top=1".to_owned();
+        if let Some(filter) = filter {
+            path.push_str(&format!("&$filter={}", filter.replace(' ', "%20").replace('\'', "%27")));
+        }
+        self.app.get_json(&path, Some(&self.reader)).await["@odata.count"].as_i64().unwrap()
     }
 
     async fn devices(&self) -> Vec<Value> {
@@ -237,12 +270,7 @@ async fn http_sources_are_allow_listed_and_get_changed_since() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let host = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, source).await });
-
-    let allowed = host.clone();
-    let x = Exchange::new(move |c| c.exchange_source_allowed_hosts = vec![allowed]).await;
+    let (x, host) = Exchange::with_source(source).await;
     let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
     let metadata = json!({"kind": "http", "url": "http://169.254.169.254/latest/meta-data"});
     assert_eq!(x.set_source(&id, metadata).await, StatusCode::BAD_REQUEST, "not on the allow-list");
@@ -290,5 +318,113 @@ async fn schedules_run_delta_every_15_minutes_and_full_every_day() {
         assert!(tokio::time::Instant::now() < deadline, "the scheduled full sync never removed the device");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    x.app.stop().await;
+}
+
+/// One device of a JSON source, as ConvertTo-Json writes it.
+fn json_device(id: &str, state: &str, changed: &str) -> String {
+    json!({"DeviceId": id, "DeviceType": "iPhone", "DeviceModel": "iPhone15,2", "DeviceOS": "iOS 17.1.2 21B101",
+           "DeviceAccessState": state, "UserPrincipalName": "kim@contoso.com", "WhenChanged": changed})
+    .to_string()
+}
+
+/// A source that turns bad after several batches were read fails the sync, and the sync changes
+/// no device (nothing it read shows, nothing is removed); the next good sync converges.
+#[tokio::test]
+async fn a_malformed_record_half_way_fails_the_sync_without_changing_devices() {
+    let x = Exchange::new(|_| {}).await;
+    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
+    let old = [("A", "Allowed", "2026-11-21T08:00:00Z"), ("B", "Allowed", "2026-11-21T08:00:00Z"), ("C", "Allowed", "2026-11-21T08:00:00Z")];
+    let listed: Vec<String> = old.iter().map(|(d, s, c)| json_device(d, s, c)).collect();
+    let good = x.write_file("good.json", &format!("[{}]", listed.join(",")));
+    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": good})).await, StatusCode::NO_CONTENT);
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+    let mut synced = x.wait_until(&id, "connected", "0001").await;
+
+    // 12,000 records in which A is blocked, broken at the 8,001st: a JSON syntax error.
+    let mut records = vec![json_device("A", "Blocked", "2026-11-22T08:00:00Z")];
+    records.extend((1..12_000).map(|n| json_device(&format!("N{n:05}"), "Allowed", "2026-11-22T08:00:00Z")));
+    records[8_000] = r#"{"DeviceId": "N08000" "DeviceType": "iPhone"}"#.to_owned();
+    let path = x.write_file("devices.json", &format!("[{}]", records.join(",")));
+    // The same organization as Export-Csv writes it, with a row that has no DeviceId.
+    let rows: Vec<(String, &str, &str)> = (0..12_000)
+        .map(|n| (if n == 8_000 { String::new() } else { format!("N{n:05}") }, "Allowed", "11/22/2026 8:00:00 AM"))
+        .collect();
+    let rows: Vec<(&str, &str, &str)> = rows.iter().map(|(d, s, c)| (d.as_str(), *s, *c)).collect();
+    let csv_path = x.write_file("devices.csv", &csv(&rows));
+
+    for (source, kind) in [(&path, "deltaSync"), (&csv_path, "fullSync"), (&path, "fullSync")] {
+        assert_eq!(x.set_source(&id, json!({"kind": "file", "path": source})).await, StatusCode::NO_CONTENT);
+        assert_eq!(x.sync(&id, kind).await, StatusCode::NO_CONTENT);
+        let failed = x.wait_until_disconnected(&id).await;
+        assert_eq!(failed["lastSyncDateTime"], synced["lastSyncDateTime"], "{source} {kind}: a failed sync does not move lastSyncDateTime");
+        let devices = x.devices().await;
+        let seen: Vec<(&str, &str)> =
+            devices.iter().map(|d| (d["easDeviceId"].as_str().unwrap(), d["exchangeAccessState"].as_str().unwrap())).collect();
+        assert_eq!(seen, [("A", "allowed"), ("B", "allowed"), ("C", "allowed")], "{source} {kind}: no device changed");
+        assert_eq!(x.count(None).await, 3);
+        // A delta of the good source changes nothing and reconnects, so the next failure shows.
+        assert_eq!(x.set_source(&id, json!({"kind": "file", "path": good})).await, StatusCode::NO_CONTENT);
+        assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);
+        synced = x.wait_until(&id, "connected", synced["lastSyncDateTime"].as_str().unwrap()).await;
+    }
+
+    // Fixed, the source syncs whole: what the failed attempts read does not linger.
+    records[8_000] = json_device("N08000", "Allowed", "2026-11-22T08:00:00Z");
+    std::fs::write(&path, format!("[{}]", records.join(","))).unwrap();
+    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+    x.wait_until(&id, "connected", synced["lastSyncDateTime"].as_str().unwrap()).await;
+    assert_eq!(x.count(None).await, 12_000);
+    assert_eq!(x.count(Some("easDeviceId eq 'B'")).await, 0, "the full sync removed B");
+    assert_eq!(x.devices().await[0]["exchangeAccessState"], "blocked");
+    x.app.stop().await;
+}
+
+/// An HTTP source of 20,000 devices, read as a stream in several batches: full syncs converge
+/// on each inventory exactly, and a delta asks for and applies the changes only.
+#[tokio::test]
+async fn a_large_http_source_syncs_in_batches() {
+    const DEVICES: usize = 20_000;
+    const SHIFT: usize = 1_000;
+    let round = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let serving = round.clone();
+    let source = axum::Router::new().route(
+        "/devices",
+        get(move |Query(q): Query<std::collections::HashMap<String, String>>| {
+            let round = serving.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let first = round * SHIFT;
+                let records: Vec<String> = if q.contains_key("changedSince") {
+                    // The delta: one device changed and one new since the last full sync.
+                    vec![json_device(&format!("L{first:06}"), "Quarantined", "2026-11-25T08:00:00Z"), json_device("NEW", "Allowed", "2026-11-25T08:00:00Z")]
+                } else {
+                    (first..first + DEVICES).map(|n| json_device(&format!("L{n:06}"), "Allowed", &format!("2026-11-2{round}T08:00:00Z"))).collect()
+                };
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], format!("[{}]", records.join(",")))
+            }
+        }),
+    );
+    let (x, host) = Exchange::with_source(source).await;
+    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
+    assert_eq!(x.set_source(&id, json!({"kind": "http", "url": format!("http://{host}/devices")})).await, StatusCode::NO_CONTENT);
+    let mut synced = "0001".to_owned();
+    for r in 0..2 {
+        round.store(r, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+        synced = x.wait_until(&id, "connected", &synced).await["lastSyncDateTime"].as_str().unwrap().to_owned();
+        let first = r * SHIFT;
+        assert_eq!(x.count(None).await, DEVICES as i64, "round {r}");
+        for (n, want) in [(first, 1), (first + DEVICES - 1, 1), (first + DEVICES, 0)] {
+            assert_eq!(x.count(Some(&format!("easDeviceId eq 'L{n:06}'"))).await, want, "round {r}: L{n:06}");
+        }
+        if first > 0 {
+            assert_eq!(x.count(Some(&format!("easDeviceId eq 'L{:06}'", first - 1))).await, 0, "removed by the full sync");
+        }
+    }
+    assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);
+    x.wait_until(&id, "connected", &synced).await;
+    assert_eq!(x.count(None).await, DEVICES as i64 + 1, "a delta adds and does not remove");
+    assert_eq!(x.count(Some("exchangeAccessState eq 'quarantined'")).await, 1);
     x.app.stop().await;
 }
