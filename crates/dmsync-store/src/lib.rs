@@ -2,6 +2,7 @@
 //! migrations; the rest of dmsync sees only `dyn Store`. `tests/conformance.rs` runs one suite
 //! against every backend.
 
+mod common;
 mod convert;
 pub mod postgres;
 mod postgres_exchange;

@@ -128,35 +128,7 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl SystemStore for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn clock_offset(&self) -> StoreResult<Duration> {
-        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM system_state WHERE key = $1")
-            .bind(CLOCK_OFFSET_KEY)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(Duration::nanoseconds(value.unwrap_or(0)))
-    }
-
-    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO system_state (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = greatest(system_state.value, excluded.value)",
-        )
-        .bind(CLOCK_OFFSET_KEY)
-        .bind(offset.whole_nanoseconds() as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
+crate::common::system_store!(PgStore, reader: pool, writer: pool, {
     async fn close(&self) {
         // close() waits for every connection to come back, so a statement still running after
         // the shutdown deadline would hold the process; past a few seconds it is dropped, and
@@ -165,141 +137,20 @@ impl SystemStore for PgStore {
             tracing::warn!("database connections still busy at shutdown; closing them");
         }
     }
-}
+});
 
-fn tenant_from_row(row: &PgRow) -> StoreResult<Tenant> {
-    Ok(Tenant { id: row.uuid("id")?, domain: row.text("domain")? })
-}
-
-#[async_trait]
-impl IdentityStore for PgStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
-        sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES ($1, $2, $3)")
-            .bind(tenant.id.to_string())
-            .bind(&tenant.domain)
-            .bind(to_ticks(OffsetDateTime::now_utc()))
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(tenant_from_row).transpose()
-    }
-
+// Domains and UPNs compare with lower() on both sides; the unique indexes are on lower(…).
+crate::common::identity_store!(PgStore, reader: pool, writer: pool, {
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE lower(domain) = lower($1)")
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let query = sqlx::query("SELECT id, domain FROM tenants WHERE lower(domain) = lower($1)").bind(domain);
+        let row = query.fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(tenant_from_row).transpose()
-    }
-
-    async fn tenant_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&self.pool).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(app.tenant_id.to_string())
-        .bind(app.client_id.to_string())
-        .bind(app.object_id.to_string())
-        .bind(&app.display_name)
-        .bind(&app.secret_hash)
-        .bind(json_list(&app.roles))
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
-        let row = sqlx::query("SELECT * FROM app_registrations WHERE tenant_id = $1 AND client_id = $2")
-            .bind(tenant.to_string())
-            .bind(client_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(AppRegistration {
-                tenant_id: tenant,
-                client_id,
-                object_id: r.uuid("object_id")?,
-                display_name: r.text("display_name")?,
-                secret_hash: r.text("secret_hash")?,
-                roles: parse_json_list(&r.text("roles")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_user(&self, user: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(user.tenant_id.to_string())
-        .bind(user.object_id.to_string())
-        .bind(&user.user_principal_name)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(json_list(&user.scopes))
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND lower(user_principal_name) = lower($2)")
-            .bind(tenant.to_string())
-            .bind(upn)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(User {
-                tenant_id: tenant,
-                object_id: r.uuid("object_id")?,
-                user_principal_name: r.text("user_principal_name")?,
-                display_name: r.text("display_name")?,
-                password_hash: r.text("password_hash")?,
-                scopes: parse_json_list(&r.text("scopes")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(signing_key_from_row).collect()
-    }
-
-    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.kid)
-            .bind(&key.private_pem)
-            .bind(&key.n)
-            .bind(&key.e)
-            .bind(to_ticks(key.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let query = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND lower(user_principal_name) = lower($2)");
+        let row = query.bind(tenant.to_string()).bind(upn).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
@@ -307,23 +158,11 @@ impl IdentityStore for PgStore {
         // Replicas starting together on an empty database each generate a key; the table lock
         // makes the emptiness check and the insert one step, so exactly one key is kept.
         sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db_err)?;
-        let n = sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
-             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pem)
-        .bind(&key.n)
-        .bind(&key.e)
-        .bind(to_ticks(key.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
+        let n = crate::common::insert_first_signing_key(key).execute(&mut *tx).await.map_err(db_err)?.rows_affected();
         tx.commit().await.map_err(db_err)?;
         Ok(n == 1)
     }
-}
+});
 
 /// Takes the next value of the registration change sequence inside the caller's transaction,
 /// which must call this before it touches any registration (one lock order, so no deadlock).
@@ -1089,8 +928,7 @@ impl ImportStore for PgStore {
     }
 }
 
-#[async_trait]
-impl JobStore for PgStore {
+crate::common::job_store!(PgStore, reader: pool, writer: pool, {
     async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
         // SKIP LOCKED: workers of every replica claim at once without waiting on each other's
         // candidate rows; the row lock then makes the claim exclusive.
@@ -1112,76 +950,4 @@ impl JobStore for PgStore {
         .map_err(db_err)?;
         row.as_ref().map(job_from_row).transpose()
     }
-
-    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND state = 'running'",
-        )
-        .bind(to_ticks(until))
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn release_job(&self, lease: &JobLease) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
-              WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND state = 'running'",
-        )
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool> {
-        let (state, run_at) = match retry_at {
-            Some(t) => ("queued", Some(to_ticks(t))),
-            None => ("failed", None),
-        };
-        let n = sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = coalesce($2, run_at), last_error = $3, lease_owner = NULL,
-                    lease_expires_at = NULL
-              WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'running'",
-        )
-        .bind(state)
-        .bind(run_at)
-        .bind(error)
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn requeue_running_jobs(&self) -> StoreResult<u64> {
-        // Only meaningful with one process; the server never calls this on PostgreSQL, where
-        // another replica may hold a live lease, and relies on lease expiry instead.
-        let n = sqlx::query("UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running'")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n)
-    }
-
-    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-}
+});

@@ -79,205 +79,34 @@ impl SqliteStore {
 }
 
 
-#[async_trait]
-impl SystemStore for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn clock_offset(&self) -> StoreResult<Duration> {
-        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM system_state WHERE key = ?")
-            .bind(CLOCK_OFFSET_KEY)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        Ok(Duration::nanoseconds(value.unwrap_or(0)))
-    }
-
-    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO system_state (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-        )
-        .bind(CLOCK_OFFSET_KEY)
-        .bind(offset.whole_nanoseconds() as i64)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
+crate::common::system_store!(SqliteStore, reader: reader, writer: writer, {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }
-}
+});
 
-#[async_trait]
-impl IdentityStore for SqliteStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
-        sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES (?, ?, ?)")
-            .bind(tenant.id.to_string())
-            .bind(&tenant.domain)
-            .bind(to_ticks(OffsetDateTime::now_utc()))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(Tenant {
-                id: parse_uuid(&r.try_get::<String, _>("id").map_err(db_err)?)?,
-                domain: r.try_get("domain").map_err(db_err)?,
-            })
-        })
-        .transpose()
-    }
-
+// Domains and UPNs are `COLLATE NOCASE` columns on SQLite, so plain `=` ignores case and keeps
+// to their unique indexes.
+crate::common::identity_store!(SqliteStore, reader: reader, writer: writer, {
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE domain = ?")
-            .bind(domain)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(Tenant {
-                id: parse_uuid(&r.try_get::<String, _>("id").map_err(db_err)?)?,
-                domain: r.try_get("domain").map_err(db_err)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn tenant_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(app.tenant_id.to_string())
-        .bind(app.client_id.to_string())
-        .bind(app.object_id.to_string())
-        .bind(&app.display_name)
-        .bind(&app.secret_hash)
-        .bind(json_list(&app.roles))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
-        let row = sqlx::query("SELECT * FROM app_registrations WHERE tenant_id = ? AND client_id = ?")
-            .bind(tenant.to_string())
-            .bind(client_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(AppRegistration {
-                tenant_id: tenant,
-                client_id,
-                object_id: parse_uuid(&r.try_get::<String, _>("object_id").map_err(db_err)?)?,
-                display_name: r.try_get("display_name").map_err(db_err)?,
-                secret_hash: r.try_get("secret_hash").map_err(db_err)?,
-                roles: parse_json_list(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_user(&self, user: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.tenant_id.to_string())
-        .bind(user.object_id.to_string())
-        .bind(&user.user_principal_name)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(json_list(&user.scopes))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+        let query = sqlx::query("SELECT id, domain FROM tenants WHERE domain = $1").bind(domain);
+        let row = query.fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(tenant_from_row).transpose()
     }
 
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND user_principal_name = ?")
-            .bind(tenant.to_string())
-            .bind(upn)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(User {
-                tenant_id: tenant,
-                object_id: parse_uuid(&r.try_get::<String, _>("object_id").map_err(db_err)?)?,
-                user_principal_name: r.try_get("user_principal_name").map_err(db_err)?,
-                display_name: r.try_get("display_name").map_err(db_err)?,
-                password_hash: r.try_get("password_hash").map_err(db_err)?,
-                scopes: parse_json_list(&r.try_get::<String, _>("scopes").map_err(db_err)?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(signing_key_from_row).collect()
-    }
-
-    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.private_pem)
-            .bind(&key.n)
-            .bind(&key.e)
-            .bind(to_ticks(key.created_at))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let query = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_principal_name = $2");
+        let row = query.bind(tenant.to_string()).bind(upn).fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
         // One statement on the single writer: atomic without a lock of our own.
-        let n = sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
-             SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pem)
-        .bind(&key.n)
-        .bind(&key.e)
-        .bind(to_ticks(key.created_at))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
+        let query = crate::common::insert_first_signing_key(key);
+        Ok(query.execute(&self.writer).await.map_err(db_err)?.rows_affected() == 1)
     }
-}
+});
 
 impl SqliteStore {
     /// Rows per reconciliation chunk (tests use small chunks to cover several).
@@ -1096,8 +925,7 @@ impl ImportStore for SqliteStore {
 }
 
 
-#[async_trait]
-impl JobStore for SqliteStore {
+crate::common::job_store!(SqliteStore, reader: reader, writer: writer, {
     async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2
@@ -1116,76 +944,4 @@ impl JobStore for SqliteStore {
         .map_err(db_err)?;
         row.as_ref().map(job_from_row).transpose()
     }
-
-    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(to_ticks(until))
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn release_job(&self, lease: &JobLease) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
-              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool> {
-        let (state, run_at) = match retry_at {
-            Some(t) => ("queued", Some(to_ticks(t))),
-            None => ("failed", None),
-        };
-        let n = sqlx::query(
-            "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), last_error = ?, lease_owner = NULL,
-                    lease_expires_at = NULL
-              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(state)
-        .bind(run_at)
-        .bind(error)
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn requeue_running_jobs(&self) -> StoreResult<u64> {
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running'",
-        )
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n)
-    }
-
-    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-}
+});
