@@ -7,7 +7,7 @@
 //! - jobs are claimed with `FOR UPDATE SKIP LOCKED` and completed fenced by (id, attempt, owner);
 //! - the registration change sequence is a counter row whose lock is held until commit, so
 //!   sequence values are committed in the order they are handed out (see
-//!   [`next_registration_seq`]).
+//!   `next_registration_seq` in common.rs).
 
 use std::time::Duration as StdDuration;
 
@@ -64,10 +64,6 @@ impl PgStore {
         self.reconcile_chunk = rows.max(1);
     }
 
-    async fn begin(&self) -> StoreResult<Tx> {
-        self.pool.begin().await.map_err(db_err)
-    }
-
     async fn ensure_settings(&self, tenant: TenantId) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO autopilot_settings (tenant_id, id, sync_status) VALUES ($1, $2, 'unknown')
@@ -81,52 +77,9 @@ impl PgStore {
         Ok(())
     }
 
-    async fn fetch_all(&self, sql: &mut QueryBuilder<Postgres>) -> StoreResult<Vec<PgRow>> {
-        sql.build().fetch_all(&self.pool).await.map_err(db_err)
-    }
-
-    /// `SELECT * FROM table WHERE tenant_id = …` and a page of the list query.
-    pub(crate) async fn list_page<F: Copy>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        query: &dmsync_core::query::ListQuery<F>,
-        column: fn(F) -> &'static str,
-    ) -> StoreResult<Vec<PgRow>> {
-        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT * FROM {table} WHERE tenant_id = "));
-        sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, Dialect::Postgres, query, column);
-        self.fetch_all(&mut sql).await
-    }
-
-    /// How many rows of the tenant in `table` match the filter.
-    pub(crate) async fn count<F: Copy>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        filter: Option<&Filter<F>>,
-        column: fn(F) -> &'static str,
-    ) -> StoreResult<u64> {
-        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT count(*) FROM {table} WHERE tenant_id = "));
-        sql.push_bind(tenant.to_string());
-        if let Some(filter) = filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, Dialect::Postgres, filter, column);
-        }
-        let n: i64 = sql.build_query_scalar().fetch_one(&self.pool).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    /// One row of the tenant in `table` by id.
-    pub(crate) async fn by_id(&self, table: &str, tenant: TenantId, id: Uuid) -> StoreResult<Option<PgRow>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table} WHERE tenant_id = $1 AND id = $2")))
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)
-    }
 }
+
+crate::common::store_helpers!(PgStore, Postgres, PgRow, Dialect::Postgres, reader: pool, writer: pool);
 
 crate::common::system_store!(PgStore, reader: pool, writer: pool, {
     async fn close(&self) {
@@ -164,92 +117,9 @@ crate::common::identity_store!(PgStore, reader: pool, writer: pool, {
     }
 });
 
-/// Takes the next value of the registration change sequence inside the caller's transaction,
-/// which must call this before it touches any registration (one lock order, so no deadlock).
-///
-/// Incremental reconciliation reads "every change up to the largest committed value", which is
-/// only sound if no smaller value can still commit later. SQLite gets that from its single
-/// writer. Here the counter row's lock, taken by this upsert, is held until the caller's
-/// transaction ends: the next writer waits for it, and so reads its value only after this one
-/// committed (or rolled back, in which case its value is reused). Registration writers are
-/// therefore serialised, across tenants and replicas, for the short length of their commit,
-/// which is also what SQLite does; uploads stage their rows before taking it.
-async fn next_registration_seq(tx: &mut Tx) -> StoreResult<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO system_state (key, value) VALUES ('registration_seq', 1)
-         ON CONFLICT (key) DO UPDATE SET value = system_state.value + 1 RETURNING value",
-    )
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_err)
-}
+crate::common::tx_helpers!(Tx);
 
-/// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
-/// the state change that asked for it does.
-pub(crate) async fn insert_job(
-    tx: &mut Tx,
-    tenant: TenantId,
-    kind: JobKind,
-    payload: &str,
-    now: OffsetDateTime,
-    run_at: OffsetDateTime,
-) -> StoreResult<Uuid> {
-    let job_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
-         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6)",
-    )
-    .bind(job_id.to_string())
-    .bind(tenant.to_string())
-    .bind(kind.as_str())
-    .bind(payload)
-    .bind(to_ticks(run_at))
-    .bind(to_ticks(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(job_id)
-}
-
-/// Ends the leased job in `state` inside the caller's transaction. False when the lease is no
-/// longer ours, in which case the caller must roll back.
-pub(crate) async fn end_job_fenced(
-    tx: &mut Tx,
-    lease: &JobLease,
-    state: JobState,
-    error: Option<&str>,
-    now: OffsetDateTime,
-) -> StoreResult<bool> {
-    let n = sqlx::query(
-        "UPDATE jobs SET state = $1, finished_at = $2, last_error = coalesce($3, last_error), lease_owner = NULL,
-                lease_expires_at = NULL
-          WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'running'",
-    )
-    .bind(state.as_str())
-    .bind(to_ticks(now))
-    .bind(error)
-    .bind(lease.job_id.to_string())
-    .bind(lease.attempt)
-    .bind(&lease.owner)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-#[async_trait]
-impl AutopilotStore for PgStore {
-    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
-        let query = "SELECT * FROM autopilot_settings WHERE tenant_id = $1";
-        if let Some(row) = sqlx::query(query).bind(tenant.to_string()).fetch_optional(&self.pool).await.map_err(db_err)? {
-            return settings_from_row(&row);
-        }
-        self.ensure_settings(tenant).await?;
-        let row = sqlx::query(query).bind(tenant.to_string()).fetch_one(&self.pool).await.map_err(db_err)?;
-        settings_from_row(&row)
-    }
-
+crate::common::autopilot_store!(PgStore, reader: pool, writer: pool, {
     async fn trigger_autopilot_sync(&self, tenant: TenantId, now: OffsetDateTime, cooldown: Duration) -> StoreResult<SyncDecision> {
         self.ensure_settings(tenant).await?;
         let mut tx = self.begin().await?;
@@ -336,33 +206,6 @@ impl AutopilotStore for PgStore {
         Ok(Box::new(PgRegistrationImport { tx, tenant }))
     }
 
-    async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let seq = next_registration_seq(&mut tx).await?;
-        let device: Option<String> = sqlx::query_scalar(
-            "DELETE FROM autopilot_registrations WHERE tenant_id = $1 AND serial_number = $2 RETURNING device_id",
-        )
-        .bind(tenant.to_string())
-        .bind(serial_number)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let Some(device) = device else {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        };
-        // The tombstone tells the next sync which device to remove, without a full anti-join.
-        sqlx::query("INSERT INTO registration_tombstones (tenant_id, device_id, change_seq) VALUES ($1, $2, $3)")
-            .bind(tenant.to_string())
-            .bind(device)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
     async fn reconcile_autopilot_devices_with_progress(
         &self,
         tenant: TenantId,
@@ -374,114 +217,6 @@ impl AutopilotStore for PgStore {
         reconcile::run(&steps, self.reconcile_chunk, progress).await
     }
 
-    async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
-        let rows = self.list_page("autopilot_devices", tenant, query, crate::sql::device_column).await?;
-        rows.iter().map(device_from_row).collect()
-    }
-
-    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64> {
-        self.count("autopilot_devices", tenant, filter, crate::sql::device_column).await
-    }
-
-    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {
-        self.by_id("autopilot_devices", tenant, id).await?.as_ref().map(device_from_row).transpose()
-    }
-
-    async fn update_autopilot_device(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        update: &DevicePropertiesUpdate,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE autopilot_devices SET
-                user_principal_name = coalesce($3, user_principal_name),
-                addressable_user_name = coalesce($4, addressable_user_name),
-                group_tag = coalesce($5, group_tag),
-                display_name = coalesce($6, display_name),
-                device_account_upn = coalesce($7, device_account_upn),
-                device_account_password = coalesce($8, device_account_password),
-                device_friendly_name = coalesce($9, device_friendly_name),
-                updated_at = $10
-              WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .bind(&update.user_principal_name)
-        .bind(&update.addressable_user_name)
-        .bind(&update.group_tag)
-        .bind(&update.display_name)
-        .bind(&update.device_account_upn)
-        .bind(&update.device_account_password)
-        .bind(&update.device_friendly_name)
-        .bind(to_ticks(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        if n == 0 {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        // The group tag lives in the deployment service too; without this the next sync would
-        // put the old one back.
-        if let Some(tag) = &update.group_tag {
-            sqlx::query(
-                "UPDATE autopilot_registrations SET group_tag = $1, updated_at = $2 WHERE tenant_id = $3 AND device_id = $4",
-            )
-            .bind(tag)
-            .bind(to_ticks(now))
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
-    async fn request_device_deletion(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        now: OffsetDateTime,
-        run_at: OffsetDateTime,
-    ) -> StoreResult<DeletionRequest> {
-        let mut tx = self.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE autopilot_devices SET deletion_requested_at = $1
-              WHERE tenant_id = $2 AND id = $3 AND deletion_requested_at IS NULL",
-        )
-        .bind(to_ticks(now))
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected()
-            == 1;
-        if !marked {
-            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM autopilot_devices WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(match exists {
-                Some(_) => DeletionRequest::AlreadyInProgress { device_id: id },
-                None => DeletionRequest::NotFound,
-            });
-        }
-        let payload = serde_json::json!({ "deviceId": id }).to_string();
-        insert_job(&mut tx, tenant, JobKind::DeregisterAutopilotDevice, &payload, now, run_at).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(DeletionRequest::Accepted { device_id: id })
-    }
-
     async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>> {
         let rows = sqlx::query("SELECT serial_number, id FROM autopilot_devices WHERE tenant_id = $1 AND serial_number = ANY($2)")
             .bind(tenant.to_string())
@@ -491,25 +226,7 @@ impl AutopilotStore for PgStore {
             .map_err(db_err)?;
         rows.iter().map(|row| Ok((row.text("serial_number")?, row.uuid("id")?))).collect()
     }
-
-    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        if !end_job_fenced(&mut tx, lease, JobState::Succeeded, None, now).await? {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        for table in ["autopilot_registrations WHERE tenant_id = $1 AND device_id = $2", "autopilot_devices WHERE tenant_id = $1 AND id = $2"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-}
+});
 
 /// The PostgreSQL statements of a reconciliation (see `reconcile.rs`).
 struct PgReconcile<'a> {
@@ -723,8 +440,7 @@ impl RegistrationImport for PgRegistrationImport {
     }
 }
 
-#[async_trait]
-impl ImportStore for PgStore {
+crate::common::import_store!(PgStore, reader: pool, writer: pool, {
     async fn create_imports(
         &self,
         tenant: TenantId,
@@ -776,30 +492,6 @@ impl ImportStore for PgStore {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(created)
-    }
-
-    async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
-        let rows = self.list_page("imported_devices", tenant, query, crate::sql::imported_column).await?;
-        rows.iter().map(imported_from_row).collect()
-    }
-
-    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64> {
-        self.count("imported_devices", tenant, filter, crate::sql::imported_column).await
-    }
-
-    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>> {
-        self.by_id("imported_devices", tenant, id).await?.as_ref().map(imported_from_row).transpose()
-    }
-
-    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM imported_devices WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n == 1)
     }
 
     async fn process_imports(
@@ -926,7 +618,7 @@ impl ImportStore for PgStore {
         tx.commit().await.map_err(db_err)?;
         Ok(Some(ImportStats { completed, failed: failed as u64 }))
     }
-}
+});
 
 crate::common::job_store!(PgStore, reader: pool, writer: pool, {
     async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
