@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ops;
 pub mod registrations;
 pub mod resources;
+pub mod settings_cache;
 pub mod state;
 pub mod autopilot_jobs;
 
