@@ -82,6 +82,11 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
     assert_eq!(count(StatusCode::CONFLICT) + count(StatusCode::TOO_MANY_REQUESTS), 299, "{statuses:?}");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'autopilotSync'").fetch_one(&pool).await.unwrap();
     assert_eq!(jobs, 1);
+    // Every replica read the settings before the sync (above) and shows the sync at once,
+    // whichever replica started it: nothing is cached per replica.
+    for app in &apps {
+        assert_eq!(app.get_json("/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).await["syncStatus"], "inProgress");
+    }
     stop_all(apps, pool).await;
 }
 
