@@ -165,8 +165,11 @@ impl KeyRing {
     }
 
     /// Re-reads the keys table, at most once per second, when a token names a `kid` we lack.
+    /// While this process is still generating its first key, another replica may already have
+    /// stored one and signed tokens with it, so the table is read on every unknown `kid` until a
+    /// key is loaded (a fraction of a second).
     pub async fn reload_for_unknown_kid(&self, store: &dyn Store) {
-        {
+        if self.is_ready() {
             let last = self.last_reload.read().expect("key ring lock");
             if last.elapsed() < RELOAD_INTERVAL {
                 return;
