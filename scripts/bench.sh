@@ -2,8 +2,12 @@
 # Runs dmsync's benchmarks against the release server and writes one Markdown report.
 #
 #   scripts/bench.sh                 every benchmark
-#   scripts/bench.sh autopilot       only the named ones (http, autopilot, exchange)
+#   scripts/bench.sh autopilot       only the named ones (http, autopilot, exchange, postgres)
 #   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
+#
+# `postgres` is the Autopilot benchmark on PostgreSQL (then GET throughput with one replica and
+# two): it recreates the database `dmsync_bench` on the server named by BENCH_PG (default
+# postgres://postgres@127.0.0.1:5432, where the machines here run PostgreSQL with trust auth).
 #
 # Each benchmark prints its figures beside their targets; the report (target/bench/report.md)
 # is their outputs in order, and each one's own output is kept in target/bench/NAME.md.
@@ -12,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(http autopilot exchange)
+all=(http autopilot exchange postgres)
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
 
@@ -38,6 +42,10 @@ for name in "${selected[@]}"; do
     autopilot) bin=target/release/dmsync-bench; extra=${BENCH_ARGS_AUTOPILOT:-} ;;
     exchange) bin=target/release/dmsync-bench-exchange; extra=${BENCH_ARGS_EXCHANGE:-} ;;
     http) bin=target/release/dmsync-bench-http; extra=${BENCH_ARGS_HTTP:-} ;;
+    postgres)
+      pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+      psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench" -c "CREATE DATABASE dmsync_bench"
+      bin=target/release/dmsync-bench; extra="--db $pg/dmsync_bench ${BENCH_ARGS_POSTGRES:-}" ;;
     *) echo "bench: unknown benchmark '$name' (known: ${all[*]})" >&2; exit 2 ;;
   esac
   echo "== $name" >&2

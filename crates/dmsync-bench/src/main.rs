@@ -446,11 +446,13 @@ async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_pat
     let count = device_count(&graph, None).await?;
     ensure!(count == n, "after the initial sync $count is {count}, expected {n}");
     println!("  $count = {count}");
+    // Issue 3 sets 10 s on SQLite; issue 5 sets 30 s on PostgreSQL.
+    let (target, limit) = if args.db.is_some() { ("≤ 30 s", 30) } else { ("≤ 10 s", 10) };
     figures.push(figure(
         format!("initial sync, {n} devices"),
         secs(initial.elapsed),
-        "≤ 10 s",
-        Some(initial.elapsed <= Duration::from_secs(10)),
+        target,
+        Some(initial.elapsed <= Duration::from_secs(limit)),
     ));
 
     // 3. Re-sync with no change.

@@ -48,6 +48,25 @@ pub struct AutopilotSettings {
     pub cooldown_anchor: Option<OffsetDateTime>,
 }
 
+impl AutopilotSettings {
+    /// The cooldown left when a manual sync asked for at `now` is certainly a 429, seen from
+    /// this state alone; `None` when only the store's atomic decision can tell (a sync may start,
+    /// or one is in progress, which is a 409).
+    ///
+    /// Why this state is enough: a sync starts only when the status is not `inProgress` and the
+    /// anchor is at least `cooldown` old, and starting moves the anchor to the start time; a
+    /// completed import only moves the anchor forward. So once a state shows "not in progress,
+    /// anchor T", no sync can start before T + cooldown, on any replica, and the conditional
+    /// update would refuse with this very remainder.
+    pub fn certain_cooldown(&self, now: OffsetDateTime, cooldown: Duration) -> Option<Duration> {
+        if self.sync_status == SyncStatus::InProgress {
+            return None;
+        }
+        let ends = self.cooldown_anchor? + cooldown;
+        (now < ends).then(|| ends - now)
+    }
+}
+
 /// The outcome of `POST …/windowsAutopilotSettings/sync`, decided by one atomic conditional
 /// update in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,4 +363,41 @@ pub struct DevicePropertiesUpdate {
     pub device_account_upn: Option<String>,
     pub device_account_password: Option<String>,
     pub device_friendly_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(sync_status: SyncStatus, cooldown_anchor: Option<OffsetDateTime>) -> AutopilotSettings {
+        AutopilotSettings {
+            tenant_id: Uuid::nil(),
+            id: Uuid::nil(),
+            last_sync: None,
+            last_manual_sync_trigger: cooldown_anchor,
+            sync_status,
+            cooldown_anchor,
+        }
+    }
+
+    #[test]
+    fn a_429_is_certain_only_inside_the_cooldown_of_a_sync_that_is_not_running() {
+        let anchor = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let cooldown = Duration::minutes(10);
+        let at = |seconds: i64| anchor + Duration::seconds(seconds);
+        for status in [SyncStatus::Completed, SyncStatus::Failed, SyncStatus::Unknown] {
+            let s = settings(status, Some(anchor));
+            assert_eq!(s.certain_cooldown(at(0), cooldown), Some(Duration::minutes(10)));
+            assert_eq!(s.certain_cooldown(at(599), cooldown), Some(Duration::seconds(1)));
+            // From anchor + cooldown on, the conditional update starts a sync.
+            assert_eq!(s.certain_cooldown(at(600), cooldown), None);
+            assert_eq!(s.certain_cooldown(at(601), cooldown), None);
+        }
+        // In progress is a 409, never a 429, inside the cooldown or not.
+        let running = settings(SyncStatus::InProgress, Some(anchor));
+        assert_eq!(running.certain_cooldown(at(1), cooldown), None);
+        assert_eq!(running.certain_cooldown(at(900), cooldown), None);
+        // Never synced: nothing to cool down from.
+        assert_eq!(settings(SyncStatus::Unknown, None).certain_cooldown(at(0), cooldown), None);
+    }
 }

@@ -107,7 +107,8 @@ async fn mint_token(State(state): State<AppState>, GraphJson(req): GraphJson<Tok
             name: None,
             lifetime_seconds: lifetime,
         },
-    )?;
+    )
+    .await?;
     Ok(Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": lifetime })).into_response())
 }
 

@@ -53,11 +53,9 @@ pub async fn run_autopilot_sync(state: &AppState, job: &Job, lost: &Cancellation
             _ = tokio::time::sleep(CLOCK_POLL) => {}
         }
     }
-    let recorded = state
-        .store
-        .finish_autopilot_sync(&job.lease(), job.tenant_id, SyncOutcome::Completed, None, state.now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let lease = job.lease();
+    let finish = state.store.finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Completed, None, state.now());
+    let recorded = state.autopilot_settings.write(job.tenant_id, finish).await.map_err(|e| e.to_string())?;
     if !recorded {
         tracing::warn!(job.id = %job.id, "sync finished after its lease was taken; result not recorded");
         return Ok(JobEnd::LeaseLost);
@@ -68,11 +66,10 @@ pub async fn run_autopilot_sync(state: &AppState, job: &Job, lost: &Cancellation
 
 /// Processes one import request's identities in one transaction with the job's completion.
 pub async fn run_import(state: &AppState, job: &Job) -> Result<JobEnd, String> {
-    let processed = state
-        .store
-        .process_imports(&job.lease(), job.tenant_id, state.now(), state.config.import_counts_as_sync)
-        .await
-        .map_err(|e| e.to_string())?;
+    // A completed import moves the settings' cooldown anchor.
+    let lease = job.lease();
+    let process = state.store.process_imports(&lease, job.tenant_id, state.now(), state.config.import_counts_as_sync);
+    let processed = state.autopilot_settings.write(job.tenant_id, process).await.map_err(|e| e.to_string())?;
     match processed {
         Some(stats) => {
             tracing::info!(

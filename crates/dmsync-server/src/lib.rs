@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ops;
 pub mod registrations;
 pub mod resources;
+pub mod settings_cache;
 pub mod state;
 pub mod autopilot_jobs;
 
@@ -29,7 +30,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
-use dmsync_core::Clock;
 use dmsync_core::clock::OffsetClock;
 
 pub use config::Config;
@@ -105,7 +105,7 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("opening the database {}: {e}", config.db))?;
         let clock = Arc::new(OffsetClock::new(store.clock_offset().await?));
-        let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), clock.now()).await?);
+        let keys = KeyRing::load_or_start_creating(store.clone(), clock.clone(), shutdown.clone()).await?;
         let seeded = bootstrap::seed_if_empty(store.as_ref()).await?;
         if dmsync_store::is_single_node(&config.db) {
             let requeued = store.requeue_running_jobs().await?;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Verifier;
 use crate::auth::keys::KeyRing;
 use crate::config::Config;
+use crate::settings_cache::SettingsCache;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +24,9 @@ pub struct Inner {
     pub clock: Arc<OffsetClock>,
     pub keys: Arc<KeyRing>,
     pub verifier: Verifier,
+    /// The tenants' `windowsAutopilotSettings`; every store call that writes them goes through
+    /// its `write`.
+    pub autopilot_settings: SettingsCache,
     /// Wakes idle workers when a job is enqueued by this process.
     pub jobs_enqueued: Notify,
     /// Wakes the connector scheduler when the Clock moves forward.
@@ -48,6 +52,8 @@ impl AppState {
         verifier: Verifier,
         shutdown: CancellationToken,
     ) -> AppState {
+        // Only a single-node backend has no other writer the cache could miss.
+        let autopilot_settings = SettingsCache::new(dmsync_store::is_single_node(&config.db));
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -55,6 +61,7 @@ impl AppState {
                 clock,
                 keys,
                 verifier,
+                autopilot_settings,
                 jobs_enqueued: Notify::new(),
                 clock_advanced: Notify::new(),
                 shutdown,

@@ -2,6 +2,7 @@
 //! migrations; the rest of dmsync sees only `dyn Store`. `tests/conformance.rs` runs one suite
 //! against every backend.
 
+mod common;
 mod convert;
 mod exchange_sql;
 pub mod postgres;

@@ -7,7 +7,7 @@
 //! - jobs are claimed with `FOR UPDATE SKIP LOCKED` and completed fenced by (id, attempt, owner);
 //! - the registration change sequence is a counter row whose lock is held until commit, so
 //!   sequence values are committed in the order they are handed out (see
-//!   [`next_registration_seq`]).
+//!   `next_registration_seq` in common.rs).
 
 use std::time::Duration as StdDuration;
 
@@ -64,10 +64,6 @@ impl PgStore {
         self.reconcile_chunk = rows.max(1);
     }
 
-    async fn begin(&self) -> StoreResult<Tx> {
-        self.pool.begin().await.map_err(db_err)
-    }
-
     async fn ensure_settings(&self, tenant: TenantId) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO autopilot_settings (tenant_id, id, sync_status) VALUES ($1, $2, 'unknown')
@@ -81,82 +77,11 @@ impl PgStore {
         Ok(())
     }
 
-    async fn fetch_all(&self, sql: &mut QueryBuilder<Postgres>) -> StoreResult<Vec<PgRow>> {
-        sql.build().fetch_all(&self.pool).await.map_err(db_err)
-    }
-
-    /// `SELECT * FROM table WHERE tenant_id = …` and a page of the list query.
-    pub(crate) async fn list_page<F: Copy>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        query: &dmsync_core::query::ListQuery<F>,
-        column: fn(F) -> &'static str,
-    ) -> StoreResult<Vec<PgRow>> {
-        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT * FROM {table} WHERE tenant_id = "));
-        sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, Dialect::Postgres, query, column);
-        self.fetch_all(&mut sql).await
-    }
-
-    /// How many rows of the tenant in `table` match the filter.
-    pub(crate) async fn count<F: Copy>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        filter: Option<&Filter<F>>,
-        column: fn(F) -> &'static str,
-    ) -> StoreResult<u64> {
-        let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT count(*) FROM {table} WHERE tenant_id = "));
-        sql.push_bind(tenant.to_string());
-        if let Some(filter) = filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, Dialect::Postgres, filter, column);
-        }
-        let n: i64 = sql.build_query_scalar().fetch_one(&self.pool).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    /// One row of the tenant in `table` by id.
-    pub(crate) async fn by_id(&self, table: &str, tenant: TenantId, id: Uuid) -> StoreResult<Option<PgRow>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table} WHERE tenant_id = $1 AND id = $2")))
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)
-    }
 }
 
-#[async_trait]
-impl SystemStore for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
-        Ok(())
-    }
+crate::common::store_helpers!(PgStore, Postgres, PgRow, Dialect::Postgres, reader: pool, writer: pool);
 
-    async fn clock_offset(&self) -> StoreResult<Duration> {
-        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM system_state WHERE key = $1")
-            .bind(CLOCK_OFFSET_KEY)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(Duration::nanoseconds(value.unwrap_or(0)))
-    }
-
-    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO system_state (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = greatest(system_state.value, excluded.value)",
-        )
-        .bind(CLOCK_OFFSET_KEY)
-        .bind(offset.whole_nanoseconds() as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
+crate::common::system_store!(PgStore, reader: pool, writer: pool, {
     async fn close(&self) {
         // close() waits for every connection to come back, so a statement still running after
         // the shutdown deadline would hold the process; past a few seconds it is dropped, and
@@ -165,141 +90,20 @@ impl SystemStore for PgStore {
             tracing::warn!("database connections still busy at shutdown; closing them");
         }
     }
-}
+});
 
-fn tenant_from_row(row: &PgRow) -> StoreResult<Tenant> {
-    Ok(Tenant { id: row.uuid("id")?, domain: row.text("domain")? })
-}
-
-#[async_trait]
-impl IdentityStore for PgStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
-        sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES ($1, $2, $3)")
-            .bind(tenant.id.to_string())
-            .bind(&tenant.domain)
-            .bind(to_ticks(OffsetDateTime::now_utc()))
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(tenant_from_row).transpose()
-    }
-
+// Domains and UPNs compare with lower() on both sides; the unique indexes are on lower(…).
+crate::common::identity_store!(PgStore, reader: pool, writer: pool, {
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE lower(domain) = lower($1)")
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let query = sqlx::query("SELECT id, domain FROM tenants WHERE lower(domain) = lower($1)").bind(domain);
+        let row = query.fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(tenant_from_row).transpose()
-    }
-
-    async fn tenant_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&self.pool).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(app.tenant_id.to_string())
-        .bind(app.client_id.to_string())
-        .bind(app.object_id.to_string())
-        .bind(&app.display_name)
-        .bind(&app.secret_hash)
-        .bind(json_list(&app.roles))
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
-        let row = sqlx::query("SELECT * FROM app_registrations WHERE tenant_id = $1 AND client_id = $2")
-            .bind(tenant.to_string())
-            .bind(client_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(AppRegistration {
-                tenant_id: tenant,
-                client_id,
-                object_id: r.uuid("object_id")?,
-                display_name: r.text("display_name")?,
-                secret_hash: r.text("secret_hash")?,
-                roles: parse_json_list(&r.text("roles")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_user(&self, user: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(user.tenant_id.to_string())
-        .bind(user.object_id.to_string())
-        .bind(&user.user_principal_name)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(json_list(&user.scopes))
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND lower(user_principal_name) = lower($2)")
-            .bind(tenant.to_string())
-            .bind(upn)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(User {
-                tenant_id: tenant,
-                object_id: r.uuid("object_id")?,
-                user_principal_name: r.text("user_principal_name")?,
-                display_name: r.text("display_name")?,
-                password_hash: r.text("password_hash")?,
-                scopes: parse_json_list(&r.text("scopes")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at, kid")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(signing_key_from_row).collect()
-    }
-
-    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&key.kid)
-            .bind(&key.private_pem)
-            .bind(&key.n)
-            .bind(&key.e)
-            .bind(to_ticks(key.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let query = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND lower(user_principal_name) = lower($2)");
+        let row = query.bind(tenant.to_string()).bind(upn).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
@@ -307,110 +111,15 @@ impl IdentityStore for PgStore {
         // Replicas starting together on an empty database each generate a key; the table lock
         // makes the emptiness check and the insert one step, so exactly one key is kept.
         sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(db_err)?;
-        let n = sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
-             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pem)
-        .bind(&key.n)
-        .bind(&key.e)
-        .bind(to_ticks(key.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
+        let n = crate::common::insert_first_signing_key(key).execute(&mut *tx).await.map_err(db_err)?.rows_affected();
         tx.commit().await.map_err(db_err)?;
         Ok(n == 1)
     }
-}
+});
 
-/// Takes the next value of the registration change sequence inside the caller's transaction,
-/// which must call this before it touches any registration (one lock order, so no deadlock).
-///
-/// Incremental reconciliation reads "every change up to the largest committed value", which is
-/// only sound if no smaller value can still commit later. SQLite gets that from its single
-/// writer. Here the counter row's lock, taken by this upsert, is held until the caller's
-/// transaction ends: the next writer waits for it, and so reads its value only after this one
-/// committed (or rolled back, in which case its value is reused). Registration writers are
-/// therefore serialised, across tenants and replicas, for the short length of their commit,
-/// which is also what SQLite does; uploads stage their rows before taking it.
-async fn next_registration_seq(tx: &mut Tx) -> StoreResult<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO system_state (key, value) VALUES ('registration_seq', 1)
-         ON CONFLICT (key) DO UPDATE SET value = system_state.value + 1 RETURNING value",
-    )
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_err)
-}
+crate::common::tx_helpers!(Tx);
 
-/// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
-/// the state change that asked for it does.
-pub(crate) async fn insert_job(
-    tx: &mut Tx,
-    tenant: TenantId,
-    kind: JobKind,
-    payload: &str,
-    now: OffsetDateTime,
-    run_at: OffsetDateTime,
-) -> StoreResult<Uuid> {
-    let job_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
-         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6)",
-    )
-    .bind(job_id.to_string())
-    .bind(tenant.to_string())
-    .bind(kind.as_str())
-    .bind(payload)
-    .bind(to_ticks(run_at))
-    .bind(to_ticks(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(job_id)
-}
-
-/// Ends the leased job in `state` inside the caller's transaction. False when the lease is no
-/// longer ours, in which case the caller must roll back.
-pub(crate) async fn end_job_fenced(
-    tx: &mut Tx,
-    lease: &JobLease,
-    state: JobState,
-    error: Option<&str>,
-    now: OffsetDateTime,
-) -> StoreResult<bool> {
-    let n = sqlx::query(
-        "UPDATE jobs SET state = $1, finished_at = $2, last_error = coalesce($3, last_error), lease_owner = NULL,
-                lease_expires_at = NULL
-          WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'running'",
-    )
-    .bind(state.as_str())
-    .bind(to_ticks(now))
-    .bind(error)
-    .bind(lease.job_id.to_string())
-    .bind(lease.attempt)
-    .bind(&lease.owner)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-#[async_trait]
-impl AutopilotStore for PgStore {
-    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
-        let query = "SELECT * FROM autopilot_settings WHERE tenant_id = $1";
-        if let Some(row) = sqlx::query(query).bind(tenant.to_string()).fetch_optional(&self.pool).await.map_err(db_err)? {
-            return settings_from_row(&row);
-        }
-        self.ensure_settings(tenant).await?;
-        let row = sqlx::query(query).bind(tenant.to_string()).fetch_one(&self.pool).await.map_err(db_err)?;
-        settings_from_row(&row)
-    }
-
+crate::common::autopilot_store!(PgStore, reader: pool, writer: pool, {
     async fn trigger_autopilot_sync(&self, tenant: TenantId, now: OffsetDateTime, cooldown: Duration) -> StoreResult<SyncDecision> {
         self.ensure_settings(tenant).await?;
         let mut tx = self.begin().await?;
@@ -497,33 +206,6 @@ impl AutopilotStore for PgStore {
         Ok(Box::new(PgRegistrationImport { tx, tenant }))
     }
 
-    async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let seq = next_registration_seq(&mut tx).await?;
-        let device: Option<String> = sqlx::query_scalar(
-            "DELETE FROM autopilot_registrations WHERE tenant_id = $1 AND serial_number = $2 RETURNING device_id",
-        )
-        .bind(tenant.to_string())
-        .bind(serial_number)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let Some(device) = device else {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        };
-        // The tombstone tells the next sync which device to remove, without a full anti-join.
-        sqlx::query("INSERT INTO registration_tombstones (tenant_id, device_id, change_seq) VALUES ($1, $2, $3)")
-            .bind(tenant.to_string())
-            .bind(device)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
     async fn reconcile_autopilot_devices_with_progress(
         &self,
         tenant: TenantId,
@@ -535,114 +217,6 @@ impl AutopilotStore for PgStore {
         reconcile::run(&steps, self.reconcile_chunk, progress).await
     }
 
-    async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
-        let rows = self.list_page("autopilot_devices", tenant, query, crate::sql::device_column).await?;
-        rows.iter().map(device_from_row).collect()
-    }
-
-    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64> {
-        self.count("autopilot_devices", tenant, filter, crate::sql::device_column).await
-    }
-
-    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {
-        self.by_id("autopilot_devices", tenant, id).await?.as_ref().map(device_from_row).transpose()
-    }
-
-    async fn update_autopilot_device(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        update: &DevicePropertiesUpdate,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE autopilot_devices SET
-                user_principal_name = coalesce($3, user_principal_name),
-                addressable_user_name = coalesce($4, addressable_user_name),
-                group_tag = coalesce($5, group_tag),
-                display_name = coalesce($6, display_name),
-                device_account_upn = coalesce($7, device_account_upn),
-                device_account_password = coalesce($8, device_account_password),
-                device_friendly_name = coalesce($9, device_friendly_name),
-                updated_at = $10
-              WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .bind(&update.user_principal_name)
-        .bind(&update.addressable_user_name)
-        .bind(&update.group_tag)
-        .bind(&update.display_name)
-        .bind(&update.device_account_upn)
-        .bind(&update.device_account_password)
-        .bind(&update.device_friendly_name)
-        .bind(to_ticks(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        if n == 0 {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        // The group tag lives in the deployment service too; without this the next sync would
-        // put the old one back.
-        if let Some(tag) = &update.group_tag {
-            sqlx::query(
-                "UPDATE autopilot_registrations SET group_tag = $1, updated_at = $2 WHERE tenant_id = $3 AND device_id = $4",
-            )
-            .bind(tag)
-            .bind(to_ticks(now))
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
-    async fn request_device_deletion(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        now: OffsetDateTime,
-        run_at: OffsetDateTime,
-    ) -> StoreResult<DeletionRequest> {
-        let mut tx = self.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE autopilot_devices SET deletion_requested_at = $1
-              WHERE tenant_id = $2 AND id = $3 AND deletion_requested_at IS NULL",
-        )
-        .bind(to_ticks(now))
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected()
-            == 1;
-        if !marked {
-            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM autopilot_devices WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(match exists {
-                Some(_) => DeletionRequest::AlreadyInProgress { device_id: id },
-                None => DeletionRequest::NotFound,
-            });
-        }
-        let payload = serde_json::json!({ "deviceId": id }).to_string();
-        insert_job(&mut tx, tenant, JobKind::DeregisterAutopilotDevice, &payload, now, run_at).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(DeletionRequest::Accepted { device_id: id })
-    }
-
     async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>> {
         let rows = sqlx::query("SELECT serial_number, id FROM autopilot_devices WHERE tenant_id = $1 AND serial_number = ANY($2)")
             .bind(tenant.to_string())
@@ -652,25 +226,7 @@ impl AutopilotStore for PgStore {
             .map_err(db_err)?;
         rows.iter().map(|row| Ok((row.text("serial_number")?, row.uuid("id")?))).collect()
     }
-
-    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        if !end_job_fenced(&mut tx, lease, JobState::Succeeded, None, now).await? {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        for table in ["autopilot_registrations WHERE tenant_id = $1 AND device_id = $2", "autopilot_devices WHERE tenant_id = $1 AND id = $2"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-}
+});
 
 /// The PostgreSQL statements of a reconciliation (see `reconcile.rs`).
 struct PgReconcile<'a> {
@@ -884,8 +440,7 @@ impl RegistrationImport for PgRegistrationImport {
     }
 }
 
-#[async_trait]
-impl ImportStore for PgStore {
+crate::common::import_store!(PgStore, reader: pool, writer: pool, {
     async fn create_imports(
         &self,
         tenant: TenantId,
@@ -937,30 +492,6 @@ impl ImportStore for PgStore {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(created)
-    }
-
-    async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
-        let rows = self.list_page("imported_devices", tenant, query, crate::sql::imported_column).await?;
-        rows.iter().map(imported_from_row).collect()
-    }
-
-    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64> {
-        self.count("imported_devices", tenant, filter, crate::sql::imported_column).await
-    }
-
-    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>> {
-        self.by_id("imported_devices", tenant, id).await?.as_ref().map(imported_from_row).transpose()
-    }
-
-    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM imported_devices WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n == 1)
     }
 
     async fn process_imports(
@@ -1087,10 +618,9 @@ impl ImportStore for PgStore {
         tx.commit().await.map_err(db_err)?;
         Ok(Some(ImportStats { completed, failed: failed as u64 }))
     }
-}
+});
 
-#[async_trait]
-impl JobStore for PgStore {
+crate::common::job_store!(PgStore, reader: pool, writer: pool, {
     async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
         // SKIP LOCKED: workers of every replica claim at once without waiting on each other's
         // candidate rows; the row lock then makes the claim exclusive.
@@ -1112,76 +642,4 @@ impl JobStore for PgStore {
         .map_err(db_err)?;
         row.as_ref().map(job_from_row).transpose()
     }
-
-    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND state = 'running'",
-        )
-        .bind(to_ticks(until))
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn release_job(&self, lease: &JobLease) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
-              WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND state = 'running'",
-        )
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool> {
-        let (state, run_at) = match retry_at {
-            Some(t) => ("queued", Some(to_ticks(t))),
-            None => ("failed", None),
-        };
-        let n = sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = coalesce($2, run_at), last_error = $3, lease_owner = NULL,
-                    lease_expires_at = NULL
-              WHERE id = $4 AND attempt = $5 AND lease_owner = $6 AND state = 'running'",
-        )
-        .bind(state)
-        .bind(run_at)
-        .bind(error)
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn requeue_running_jobs(&self) -> StoreResult<u64> {
-        // Only meaningful with one process; the server never calls this on PostgreSQL, where
-        // another replica may hold a live lease, and relies on lease expiry instead.
-        let n = sqlx::query("UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running'")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n)
-    }
-
-    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-}
+});

@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use dmsync_core::autopilot::{AutopilotDevice, AutopilotSettings, EnrollmentState, ImportStatus, ImportedDevice, SyncStatus};
 use dmsync_core::exchange::{ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord};
-use dmsync_core::identity::SigningKey;
+use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobKind, JobState};
 use dmsync_core::{StoreError, StoreResult};
 
-use crate::convert::{db_err, from_ticks, opt_from_ticks, parse_uuid};
+use crate::convert::{db_err, from_ticks, opt_from_ticks, parse_json_list, parse_uuid};
 
 /// Typed column reads, the same on every backend's rows.
 pub trait Columns {
@@ -136,6 +136,32 @@ pub fn imported_from_row(row: &impl Columns) -> StoreResult<ImportedDevice> {
         error_code: row.int32("error_code")?,
         error_name: row.opt_text("error_name")?,
         created_at: row.time("created_at")?,
+    })
+}
+
+pub fn tenant_from_row(row: &impl Columns) -> StoreResult<Tenant> {
+    Ok(Tenant { id: row.uuid("id")?, domain: row.text("domain")? })
+}
+
+pub fn app_from_row(row: &impl Columns) -> StoreResult<AppRegistration> {
+    Ok(AppRegistration {
+        tenant_id: row.uuid("tenant_id")?,
+        client_id: row.uuid("client_id")?,
+        object_id: row.uuid("object_id")?,
+        display_name: row.text("display_name")?,
+        secret_hash: row.text("secret_hash")?,
+        roles: parse_json_list(&row.text("roles")?)?,
+    })
+}
+
+pub fn user_from_row(row: &impl Columns) -> StoreResult<User> {
+    Ok(User {
+        tenant_id: row.uuid("tenant_id")?,
+        object_id: row.uuid("object_id")?,
+        user_principal_name: row.text("user_principal_name")?,
+        display_name: row.text("display_name")?,
+        password_hash: row.text("password_hash")?,
+        scopes: parse_json_list(&row.text("scopes")?)?,
     })
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -78,206 +78,37 @@ impl SqliteStore {
     }
 }
 
+crate::common::store_helpers!(SqliteStore, Sqlite, SqliteRow, Dialect::Sqlite, reader: reader, writer: writer);
 
-#[async_trait]
-impl SystemStore for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
-        Ok(())
-    }
 
-    async fn clock_offset(&self) -> StoreResult<Duration> {
-        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM system_state WHERE key = ?")
-            .bind(CLOCK_OFFSET_KEY)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        Ok(Duration::nanoseconds(value.unwrap_or(0)))
-    }
-
-    async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO system_state (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-        )
-        .bind(CLOCK_OFFSET_KEY)
-        .bind(offset.whole_nanoseconds() as i64)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
+crate::common::system_store!(SqliteStore, reader: reader, writer: writer, {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }
-}
+});
 
-#[async_trait]
-impl IdentityStore for SqliteStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
-        sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES (?, ?, ?)")
-            .bind(tenant.id.to_string())
-            .bind(&tenant.domain)
-            .bind(to_ticks(OffsetDateTime::now_utc()))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(Tenant {
-                id: parse_uuid(&r.try_get::<String, _>("id").map_err(db_err)?)?,
-                domain: r.try_get("domain").map_err(db_err)?,
-            })
-        })
-        .transpose()
-    }
-
+// Domains and UPNs are `COLLATE NOCASE` columns on SQLite, so plain `=` ignores case and keeps
+// to their unique indexes.
+crate::common::identity_store!(SqliteStore, reader: reader, writer: writer, {
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, domain FROM tenants WHERE domain = ?")
-            .bind(domain)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(Tenant {
-                id: parse_uuid(&r.try_get::<String, _>("id").map_err(db_err)?)?,
-                domain: r.try_get("domain").map_err(db_err)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn tenant_count(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(app.tenant_id.to_string())
-        .bind(app.client_id.to_string())
-        .bind(app.object_id.to_string())
-        .bind(&app.display_name)
-        .bind(&app.secret_hash)
-        .bind(json_list(&app.roles))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
-        let row = sqlx::query("SELECT * FROM app_registrations WHERE tenant_id = ? AND client_id = ?")
-            .bind(tenant.to_string())
-            .bind(client_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(AppRegistration {
-                tenant_id: tenant,
-                client_id,
-                object_id: parse_uuid(&r.try_get::<String, _>("object_id").map_err(db_err)?)?,
-                display_name: r.try_get("display_name").map_err(db_err)?,
-                secret_hash: r.try_get("secret_hash").map_err(db_err)?,
-                roles: parse_json_list(&r.try_get::<String, _>("roles").map_err(db_err)?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn create_user(&self, user: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.tenant_id.to_string())
-        .bind(user.object_id.to_string())
-        .bind(&user.user_principal_name)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(json_list(&user.scopes))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+        let query = sqlx::query("SELECT id, domain FROM tenants WHERE domain = $1").bind(domain);
+        let row = query.fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(tenant_from_row).transpose()
     }
 
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = ? AND user_principal_name = ?")
-            .bind(tenant.to_string())
-            .bind(upn)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(User {
-                tenant_id: tenant,
-                object_id: parse_uuid(&r.try_get::<String, _>("object_id").map_err(db_err)?)?,
-                user_principal_name: r.try_get("user_principal_name").map_err(db_err)?,
-                display_name: r.try_get("display_name").map_err(db_err)?,
-                password_hash: r.try_get("password_hash").map_err(db_err)?,
-                scopes: parse_json_list(&r.try_get::<String, _>("scopes").map_err(db_err)?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(signing_key_from_row).collect()
-    }
-
-    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(&key.private_pem)
-            .bind(&key.n)
-            .bind(&key.e)
-            .bind(to_ticks(key.created_at))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let query = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND user_principal_name = $2");
+        let row = query.bind(tenant.to_string()).bind(upn).fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
         // One statement on the single writer: atomic without a lock of our own.
-        let n = sqlx::query(
-            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
-             SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_pem)
-        .bind(&key.n)
-        .bind(&key.e)
-        .bind(to_ticks(key.created_at))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
+        let query = crate::common::insert_first_signing_key(key);
+        Ok(query.execute(&self.writer).await.map_err(db_err)?.rows_affected() == 1)
     }
-}
+});
 
 impl SqliteStore {
     /// Rows per reconciliation chunk (tests use small chunks to cover several).
@@ -299,20 +130,7 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl AutopilotStore for SqliteStore {
-    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
-        let query = "SELECT * FROM autopilot_settings WHERE tenant_id = ?";
-        if let Some(row) =
-            sqlx::query(query).bind(tenant.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?
-        {
-            return settings_from_row(&row);
-        }
-        self.ensure_settings(tenant).await?;
-        let row = sqlx::query(query).bind(tenant.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
-        settings_from_row(&row)
-    }
-
+crate::common::autopilot_store!(SqliteStore, reader: reader, writer: writer, {
     async fn trigger_autopilot_sync(
         &self,
         tenant: TenantId,
@@ -320,7 +138,7 @@ impl AutopilotStore for SqliteStore {
         cooldown: Duration,
     ) -> StoreResult<SyncDecision> {
         self.ensure_settings(tenant).await?;
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         let now_ticks = to_ticks(now);
         let earliest_anchor = to_ticks(now - cooldown);
         // The decision is this one conditional update: only a row that is not in progress and
@@ -362,7 +180,7 @@ impl AutopilotStore for SqliteStore {
         error: Option<&str>,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         let (job_state, sync_status) = match outcome {
             SyncOutcome::Completed => (JobState::Succeeded, SyncStatus::Completed),
             SyncOutcome::Failed => (JobState::Failed, SyncStatus::Failed),
@@ -403,7 +221,7 @@ impl AutopilotStore for SqliteStore {
     }
 
     async fn begin_registrations(&self, tenant: TenantId) -> StoreResult<Box<dyn RegistrationImport>> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         // Staged rows live in a temporary table (on disk, not in memory), so every check and
         // the upsert are set-based statements, whatever the size of the upload.
         sqlx::query(
@@ -420,33 +238,6 @@ impl AutopilotStore for SqliteStore {
         Ok(Box::new(SqliteRegistrationImport { tx, tenant }))
     }
 
-    async fn delete_registration(&self, tenant: TenantId, serial_number: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let device: Option<String> = sqlx::query_scalar(
-            "DELETE FROM autopilot_registrations WHERE tenant_id = ? AND serial_number = ? RETURNING device_id",
-        )
-        .bind(tenant.to_string())
-        .bind(serial_number)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let Some(device) = device else {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        };
-        // The tombstone tells the next sync which device to remove, without a full anti-join.
-        let seq = next_registration_seq(&mut tx).await?;
-        sqlx::query("INSERT INTO registration_tombstones (tenant_id, device_id, change_seq) VALUES (?, ?, ?)")
-            .bind(tenant.to_string())
-            .bind(device)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
     async fn reconcile_autopilot_devices_with_progress(
         &self,
         tenant: TenantId,
@@ -456,128 +247,6 @@ impl AutopilotStore for SqliteStore {
         self.ensure_settings(tenant).await?;
         let steps = SqliteReconcile { store: self, tid: tenant.to_string(), ticks: to_ticks(now) };
         reconcile::run(&steps, self.reconcile_chunk, progress).await
-    }
-
-    async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM autopilot_devices WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::device_column);
-        let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
-        rows.iter().map(device_from_row).collect()
-    }
-
-    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM autopilot_devices WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        if let Some(filter) = filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::device_column);
-        }
-        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {
-        let row = sqlx::query("SELECT * FROM autopilot_devices WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(device_from_row).transpose()
-    }
-
-    async fn update_autopilot_device(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        update: &DevicePropertiesUpdate,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let n = sqlx::query(
-            "UPDATE autopilot_devices SET
-                user_principal_name = coalesce(?3, user_principal_name),
-                addressable_user_name = coalesce(?4, addressable_user_name),
-                group_tag = coalesce(?5, group_tag),
-                display_name = coalesce(?6, display_name),
-                device_account_upn = coalesce(?7, device_account_upn),
-                device_account_password = coalesce(?8, device_account_password),
-                device_friendly_name = coalesce(?9, device_friendly_name),
-                updated_at = ?10
-              WHERE tenant_id = ?1 AND id = ?2",
-        )
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .bind(&update.user_principal_name)
-        .bind(&update.addressable_user_name)
-        .bind(&update.group_tag)
-        .bind(&update.display_name)
-        .bind(&update.device_account_upn)
-        .bind(&update.device_account_password)
-        .bind(&update.device_friendly_name)
-        .bind(to_ticks(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        if n == 0 {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        // The group tag lives in the deployment service too; without this the next sync would
-        // put the old one back.
-        if let Some(tag) = &update.group_tag {
-            sqlx::query("UPDATE autopilot_registrations SET group_tag = ?, updated_at = ? WHERE tenant_id = ? AND device_id = ?")
-                .bind(tag)
-                .bind(to_ticks(now))
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
-    async fn request_device_deletion(
-        &self,
-        tenant: TenantId,
-        id: Uuid,
-        now: OffsetDateTime,
-        run_at: OffsetDateTime,
-    ) -> StoreResult<DeletionRequest> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let marked = sqlx::query(
-            "UPDATE autopilot_devices SET deletion_requested_at = ?
-              WHERE tenant_id = ? AND id = ? AND deletion_requested_at IS NULL",
-        )
-        .bind(to_ticks(now))
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected()
-            == 1;
-        if !marked {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM autopilot_devices WHERE tenant_id = ? AND id = ?")
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(match exists {
-                Some(_) => DeletionRequest::AlreadyInProgress { device_id: id },
-                None => DeletionRequest::NotFound,
-            });
-        }
-        let payload = serde_json::json!({ "deviceId": id }).to_string();
-        insert_job(&mut tx, tenant, JobKind::DeregisterAutopilotDevice, &payload, now, run_at).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(DeletionRequest::Accepted { device_id: id })
     }
 
     async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>> {
@@ -599,25 +268,7 @@ impl AutopilotStore for SqliteStore {
         }
         Ok(found)
     }
-
-    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        if !complete_job_fenced(&mut tx, lease, now).await? {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(false);
-        }
-        for table in ["autopilot_registrations WHERE tenant_id = ? AND device_id = ?", "autopilot_devices WHERE tenant_id = ? AND id = ?"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-}
+});
 
 pub(crate) type Tx<'a> = sqlx::Transaction<'a, Sqlite>;
 
@@ -657,7 +308,7 @@ impl ReconcileSteps for SqliteReconcile<'_> {
 
     async fn apply_chunk(&self, window: Window, low: &str, high: Option<&str>) -> StoreResult<Applied> {
         let high = high.unwrap_or(AFTER_EVERY_ID);
-        let mut tx = self.store.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.store.begin().await?;
         // SQLite's upsert reports inserted and updated rows together; the devices counted in the
         // range before and after tell them apart.
         let count = "SELECT count(*) FROM autopilot_devices WHERE tenant_id = ?1 AND id > ?2 AND id <= ?3";
@@ -701,7 +352,7 @@ impl ReconcileSteps for SqliteReconcile<'_> {
     }
 
     async fn finish(&self, window: Window) -> StoreResult<u64> {
-        let mut tx = self.store.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.store.begin().await?;
         let deleted = reconcile::finish_in_tx!(tx, &self.tid, window);
         tx.commit().await.map_err(db_err)?;
         Ok(deleted)
@@ -840,65 +491,9 @@ impl RegistrationImport for SqliteRegistrationImport {
     }
 }
 
-/// Takes the next value of the registration change sequence inside the caller's transaction.
-/// SQLite has one writer, so values are handed out and committed in the same order.
-async fn next_registration_seq(tx: &mut Tx<'_>) -> StoreResult<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO system_state (key, value) VALUES ('registration_seq', 1)
-         ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
-    )
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_err)
-}
+crate::common::tx_helpers!(Tx<'_>);
 
-/// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
-/// the state change that asked for it does.
-pub(crate) async fn insert_job(
-    tx: &mut Tx<'_>,
-    tenant: TenantId,
-    kind: JobKind,
-    payload: &str,
-    now: OffsetDateTime,
-    run_at: OffsetDateTime,
-) -> StoreResult<Uuid> {
-    let job_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
-         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?)",
-    )
-    .bind(job_id.to_string())
-    .bind(tenant.to_string())
-    .bind(kind.as_str())
-    .bind(payload)
-    .bind(to_ticks(run_at))
-    .bind(to_ticks(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(job_id)
-}
-
-/// Marks the leased job succeeded inside the caller's transaction. False when the lease is no
-/// longer ours, in which case the caller must roll back.
-async fn complete_job_fenced(tx: &mut Tx<'_>, lease: &JobLease, now: OffsetDateTime) -> StoreResult<bool> {
-    let n = sqlx::query(
-        "UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
-          WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-    )
-    .bind(to_ticks(now))
-    .bind(lease.job_id.to_string())
-    .bind(lease.attempt)
-    .bind(&lease.owner)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    Ok(n == 1)
-}
-
-#[async_trait]
-impl ImportStore for SqliteStore {
+crate::common::import_store!(SqliteStore, reader: reader, writer: writer, {
     async fn create_imports(
         &self,
         tenant: TenantId,
@@ -907,7 +502,7 @@ impl ImportStore for SqliteStore {
         now: OffsetDateTime,
         run_at: OffsetDateTime,
     ) -> StoreResult<Vec<ImportedDevice>> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.begin().await?;
         let job_id = insert_job(&mut tx, tenant, JobKind::ImportAutopilotDevices, "{}", now, run_at).await?;
         let mut created = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(INSERT_CHUNK / 2) {
@@ -952,46 +547,6 @@ impl ImportStore for SqliteStore {
         Ok(created)
     }
 
-    async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM imported_devices WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::imported_column);
-        let rows = sql.build().fetch_all(&self.reader).await.map_err(db_err)?;
-        rows.iter().map(imported_from_row).collect()
-    }
-
-    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM imported_devices WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        if let Some(filter) = filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::imported_column);
-        }
-        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>> {
-        let row = sqlx::query("SELECT * FROM imported_devices WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(imported_from_row).transpose()
-    }
-
-    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM imported_devices WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n == 1)
-    }
-
     async fn process_imports(
         &self,
         lease: &JobLease,
@@ -1000,8 +555,8 @@ impl ImportStore for SqliteStore {
         counts_as_sync: bool,
     ) -> StoreResult<Option<ImportStats>> {
         self.ensure_settings(tenant).await?;
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        if !complete_job_fenced(&mut tx, lease, now).await? {
+        let mut tx = self.begin().await?;
+        if !end_job_fenced(&mut tx, lease, JobState::Succeeded, None, now).await? {
             tx.rollback().await.map_err(db_err)?;
             return Ok(None);
         }
@@ -1093,11 +648,10 @@ impl ImportStore for SqliteStore {
         tx.commit().await.map_err(db_err)?;
         Ok(Some(ImportStats { completed, failed: failed as u64 }))
     }
-}
+});
 
 
-#[async_trait]
-impl JobStore for SqliteStore {
+crate::common::job_store!(SqliteStore, reader: reader, writer: writer, {
     async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?1, lease_expires_at = ?2
@@ -1116,76 +670,4 @@ impl JobStore for SqliteStore {
         .map_err(db_err)?;
         row.as_ref().map(job_from_row).transpose()
     }
-
-    async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(to_ticks(until))
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn release_job(&self, lease: &JobLease) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
-              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn fail_job(&self, lease: &JobLease, error: &str, retry_at: Option<OffsetDateTime>) -> StoreResult<bool> {
-        let (state, run_at) = match retry_at {
-            Some(t) => ("queued", Some(to_ticks(t))),
-            None => ("failed", None),
-        };
-        let n = sqlx::query(
-            "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), last_error = ?, lease_owner = NULL,
-                    lease_expires_at = NULL
-              WHERE id = ? AND attempt = ? AND lease_owner = ? AND state = 'running'",
-        )
-        .bind(state)
-        .bind(run_at)
-        .bind(error)
-        .bind(lease.job_id.to_string())
-        .bind(lease.attempt)
-        .bind(&lease.owner)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    async fn requeue_running_jobs(&self) -> StoreResult<u64> {
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE state = 'running'",
-        )
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        Ok(n)
-    }
-
-    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-}
+});

@@ -79,8 +79,9 @@ struct AccessTokenClaims {
     ver: &'static str,
 }
 
-/// Signs a Graph access token.
-pub fn mint(state: &AppState, req: MintRequest) -> Result<String, ApiError> {
+/// Signs a Graph access token, waiting for the first signing key during a first start.
+pub async fn mint(state: &AppState, req: MintRequest) -> Result<String, ApiError> {
+    state.keys.wait_until_ready().await;
     let now = state.now().unix_timestamp();
     let iss = v1_issuer(req.tenant_id);
     let (idtyp, roles, scp) = match req.kind {
@@ -149,7 +150,7 @@ async fn resolve_tenant(state: &AppState, segment: &str) -> Result<Option<Tenant
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.keys.jwks())
+    Json(state.keys.jwks().await)
 }
 
 async fn openid_configuration(
@@ -289,7 +290,8 @@ async fn token(
                 user_principal_name: None,
                 name: None,
                 lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-            })?;
+            })
+            .await?;
             Ok(token_response(token, None))
         }
         "password" => {
@@ -353,7 +355,8 @@ async fn token(
                 user_principal_name: Some(user.user_principal_name.clone()),
                 name: Some(user.display_name.clone()),
                 lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-            })?;
+            })
+            .await?;
             Ok(token_response(token, Some(scope_out)))
         }
         other => bad(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'.")),

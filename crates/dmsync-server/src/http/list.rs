@@ -6,7 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dmsync_core::filter::{Filter, Literal, parse_filter};
 use dmsync_core::query::{Cursor, ListQuery, SortDirection};
+use dmsync_core::StoreError;
 use dmsync_graph::ApiVersion;
+use dmsync_graph::odata::{CollectionPage, context_url, entity_document};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -142,4 +144,68 @@ pub fn check_select(select: Option<&[String]>, known: &[&str], type_name: &str) 
         }
     }
     Ok(())
+}
+
+/// What a plain collection tells the list and get handlers it shares with the others: its
+/// entity set, entity type and properties, how `$filter`/`$orderby` names resolve to its
+/// fields, each item's keyset value, and the item's JSON document (honouring `$select`).
+pub struct Collection<T, F> {
+    pub set: &'static str,
+    pub type_name: &'static str,
+    pub properties: &'static [&'static str],
+    pub field: fn(&str) -> Option<F>,
+    pub id: fn(&T) -> Uuid,
+    pub sort_value: fn(&T, F) -> String,
+    pub document: fn(&T, Option<&[String]>) -> serde_json::Map<String, serde_json::Value>,
+}
+
+impl<T, F: Copy> Collection<T, F> {
+    /// One page of the collection with the options every collection honours (`$select`,
+    /// `$top`, `$skiptoken`, `$filter`, `$orderby`, `$count`): `list` reads the page and
+    /// `count` (only for `$count=true`) counts what the filter matches.
+    pub async fn page(
+        &self,
+        query: &ODataQuery,
+        ctx: &RequestContext,
+        version: ApiVersion,
+        raw_query: Option<&str>,
+        list: impl AsyncFnOnce(&ListQuery<F>) -> Result<Vec<T>, StoreError>,
+        count: impl AsyncFnOnce(Option<&Filter<F>>) -> Result<u64, StoreError>,
+    ) -> Result<CollectionPage, ApiError> {
+        query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
+        let select = query.select.as_deref();
+        check_select(select, self.properties, self.type_name)?;
+        let page = page_query(query, self.field)?;
+        let mut items = list(&page).await?;
+        let next = finish_page(&mut items, &page, ctx, version, self.set, raw_query, |item, field| {
+            ((self.id)(item), field.map(|f| (self.sort_value)(item, f)))
+        });
+        let count = match query.count {
+            Some(true) => Some(count(page.filter.as_ref()).await?),
+            _ => None,
+        };
+        Ok(CollectionPage {
+            context: context_url(version, &collection_fragment(self.set, select)),
+            count,
+            next_link: next,
+            value: items.iter().map(|item| serde_json::Value::Object((self.document)(item, select))).collect(),
+        })
+    }
+
+    /// One item by its id in the path, with `$select`: an id that is not a GUID, or that names
+    /// no item of the caller's tenant, is the same 404.
+    pub async fn entity(
+        &self,
+        query: &ODataQuery,
+        version: ApiVersion,
+        id: &str,
+        get: impl AsyncFnOnce(Uuid) -> Result<Option<T>, StoreError>,
+    ) -> Result<serde_json::Value, ApiError> {
+        query.refuse_unsupported(&["$select"])?;
+        let select = query.select.as_deref();
+        check_select(select, self.properties, self.type_name)?;
+        let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
+        let item = get(id).await?.ok_or(ApiError::NotFound)?;
+        Ok(entity_document(context_url(version, &entity_fragment(self.set, select)), (self.document)(&item, select)))
+    }
 }

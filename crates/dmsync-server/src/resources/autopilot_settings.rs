@@ -65,7 +65,7 @@ async fn get_windows_autopilot_settings(
     let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
     query.refuse_unsupported(&["$select"])?;
     list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
-    let settings = state.store.autopilot_settings(scope.tenant_id()).await?;
+    let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
     Ok(ok(document(version, &settings, query.select.as_deref())))
 }
 
@@ -80,7 +80,7 @@ async fn update_windows_autopilot_settings(
     GraphJson(_patch): GraphJson<WindowsAutopilotSettingsPatch>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::UpdateWindowsAutopilotSettings)?;
-    let settings = state.store.autopilot_settings(scope.tenant_id()).await?;
+    let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
     Ok(ok(document(version, &settings, None)))
 }
 
@@ -92,21 +92,35 @@ async fn sync_windows_autopilot_settings(
     _body: NoBody,
 ) -> ApiResult<impl IntoResponse> {
     let scope = caller.authorize(Operation::SyncWindowsAutopilotSettings)?;
+    let tenant = scope.tenant_id();
     let cooldown = time::Duration::try_from(state.config.sync_cooldown)
         .map_err(|e| ApiError::Internal(format!("cooldown out of range: {e}")))?;
-    match state.store.trigger_autopilot_sync(scope.tenant_id(), state.now(), cooldown).await? {
+    let now = state.now();
+    // A retry storm inside the cooldown is answered from a read (from memory on SQLite),
+    // without queueing on the single writer: `certain_cooldown` says when the state read
+    // proves a 429 (never when a sync is in progress, which is a 409). Anything else is decided
+    // by the store's atomic conditional update.
+    let settings = state.autopilot_settings.read(state.store.as_ref(), tenant).await?;
+    if let Some(remaining) = settings.certain_cooldown(now, cooldown) {
+        return Err(cooling_down(&state, remaining));
+    }
+    let decision = state.autopilot_settings.write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown)).await?;
+    match decision {
         SyncDecision::Started { job_id } => {
-            tracing::info!(tenant.id = %scope.tenant_id(), job.id = %job_id, "autopilot sync started");
+            tracing::info!(tenant.id = %tenant, job.id = %job_id, "autopilot sync started");
             crate::metrics::job_started(dmsync_core::jobs::JobKind::AutopilotSync.as_str());
             state.jobs_enqueued.notify_one();
             Ok(StatusCode::NO_CONTENT)
         }
         SyncDecision::AlreadyInProgress => Err(ApiError::SyncInProgress),
-        SyncDecision::CoolingDown { remaining } => {
-            // Whole seconds, rounded up, never 0: clients parse Retry-After as an integer.
-            let nanos = remaining.whole_nanoseconds().max(1);
-            let seconds = ((nanos + 999_999_999) / 1_000_000_000) as u64;
-            Err(ApiError::SyncCoolingDown { remaining_seconds: seconds, send_retry_after: state.config.sync_retry_after })
-        }
+        SyncDecision::CoolingDown { remaining } => Err(cooling_down(&state, remaining)),
     }
+}
+
+/// The 429 of a sync inside the cooldown, with `remaining` in whole seconds, rounded up and
+/// never 0: clients parse Retry-After as an integer.
+fn cooling_down(state: &AppState, remaining: time::Duration) -> ApiError {
+    let nanos = remaining.whole_nanoseconds().max(1);
+    let seconds = ((nanos + 999_999_999) / 1_000_000_000) as u64;
+    ApiError::SyncCoolingDown { remaining_seconds: seconds, send_retry_after: state.config.sync_retry_after }
 }

@@ -119,6 +119,16 @@ fn document(c: &ExchangeConnector, select: Option<&[String]>) -> serde_json::Map
 }
 
 /// The client-writable properties of a body; server-owned ones are accepted and ignored.
+const COLLECTION: list::Collection<ExchangeConnector, ConnectorField> = list::Collection {
+    set: SET,
+    type_name: TYPE_NAME,
+    properties: PROPERTIES,
+    field,
+    id: |c| c.id,
+    sort_value,
+    document,
+};
+
 fn changes(input: DeviceManagementExchangeConnectorInput) -> ConnectorChanges {
     ConnectorChanges {
         primary_smtp_address: input.primary_smtp_address,
@@ -145,23 +155,11 @@ async fn list_exchange_connectors(
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
-    let scope = caller.authorize(Operation::ReadExchangeConnectors)?;
-    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
-    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
-    let page = list::page_query(&query, field)?;
-    let mut items = state.store.list_connectors(scope.tenant_id(), &page).await?;
-    let next = list::finish_page(&mut items, &page, &ctx, version.0, SET, uri.query(), |c, f| (c.id, f.map(|f| sort_value(c, f))));
-    let count = match query.count {
-        Some(true) => Some(state.store.count_connectors(scope.tenant_id(), page.filter.as_ref()).await?),
-        _ => None,
-    };
-    let select = query.select.as_deref();
-    Ok(ok(CollectionPage {
-        context: context_url(version.0, &list::collection_fragment(SET, select)),
-        count,
-        next_link: next,
-        value: items.iter().map(|c| serde_json::Value::Object(document(c, select))).collect(),
-    }))
+    let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
+    let store = &state.store;
+    let page = COLLECTION.page(&query, &ctx, version.0, uri.query(), async |page| store.list_connectors(tenant, page).await,
+        async |filter| store.count_connectors(tenant, filter).await);
+    Ok(ok(page.await?))
 }
 
 /// Create deviceManagementExchangeConnector: 201, status `connectionPending`.
@@ -205,12 +203,9 @@ async fn get_exchange_connector(
     query: ODataQuery,
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
-    let scope = caller.authorize(Operation::ReadExchangeConnectors)?;
-    query.refuse_unsupported(&["$select"])?;
-    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
-    let connector = state.store.connector(scope.tenant_id(), connector_id(&id)?).await?.ok_or(ApiError::NotFound)?;
-    let select = query.select.as_deref();
-    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, select)), document(&connector, select))))
+    let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
+    let store = &state.store;
+    Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.connector(tenant, id).await).await?))
 }
 
 /// Update deviceManagementExchangeConnector: 200 with the connector.

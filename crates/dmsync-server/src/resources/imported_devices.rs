@@ -111,6 +111,16 @@ fn document(device: &ImportedDevice, select: Option<&[String]>) -> serde_json::M
 
 /// Checks one identity as Intune does. Errors are Intune's 400 with the JSON-in-message body.
 /// The client's `state` and `@odata.type` are ignored; `orderIdentifier` stands for `groupTag`.
+const COLLECTION: list::Collection<ImportedDevice, ImportedField> = list::Collection {
+    set: SET,
+    type_name: TYPE_NAME,
+    properties: PROPERTIES,
+    field: imported_field,
+    id: |d| d.id,
+    sort_value,
+    document,
+};
+
 fn validate(item: NewImportedWindowsAutopilotDeviceIdentity, position: Option<usize>) -> Result<NewImportedDevice, ApiError> {
     let at = position.map(|i| format!(" (item {})", i + 1)).unwrap_or_default();
     let invalid = |what: String| ApiError::IntuneBadRequest { message: what, phrase: String::new() };
@@ -194,25 +204,11 @@ async fn list_imported_windows_autopilot_device_identities(
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
-    let scope = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?;
-    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
-    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
-    let page = list::page_query(&query, imported_field)?;
-    let mut devices = state.store.list_imported_devices(scope.tenant_id(), &page).await?;
-    let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
-        (d.id, field.map(|f| sort_value(d, f)))
-    });
-    let count = match query.count {
-        Some(true) => Some(state.store.count_imported_devices(scope.tenant_id(), page.filter.as_ref()).await?),
-        _ => None,
-    };
-    let select = query.select.as_deref();
-    Ok(ok(CollectionPage {
-        context: context_url(version.0, &list::collection_fragment(SET, select)),
-        count,
-        next_link: next,
-        value: devices.iter().map(|d| serde_json::Value::Object(document(d, select))).collect(),
-    }))
+    let tenant = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?.tenant_id();
+    let store = &state.store;
+    let page = COLLECTION.page(&query, &ctx, version.0, uri.query(), async |page| store.list_imported_devices(tenant, page).await,
+        async |filter| store.count_imported_devices(tenant, filter).await);
+    Ok(ok(page.await?))
 }
 
 /// Get importedWindowsAutopilotDeviceIdentity. Scripts poll this until the status leaves `unknown`.
@@ -224,13 +220,9 @@ async fn get_imported_windows_autopilot_device_identity(
     query: ODataQuery,
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
-    let scope = caller.authorize(Operation::GetImportedWindowsAutopilotDeviceIdentity)?;
-    query.refuse_unsupported(&["$select"])?;
-    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let device = state.store.imported_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
-    let select = query.select.as_deref();
-    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, select)), document(&device, select))))
+    let tenant = caller.authorize(Operation::GetImportedWindowsAutopilotDeviceIdentity)?.tenant_id();
+    let store = &state.store;
+    Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.imported_device(tenant, id).await).await?))
 }
 
 /// Delete importedWindowsAutopilotDeviceIdentity. The registered device, if any, stays.

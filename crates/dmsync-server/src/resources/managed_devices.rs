@@ -6,12 +6,11 @@ use axum::routing::get;
 use dmsync_core::exchange::{EasDevice, ExchangeAccessState, ManagedDeviceField};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::exchange::ManagedDevice;
-use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
-use uuid::Uuid;
+use dmsync_graph::odata::{CollectionPage, select_properties, to_properties};
 
 use super::Version;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::context::RequestContext;
 use crate::http::list;
 use crate::http::query::ODataQuery;
@@ -20,7 +19,6 @@ use crate::http::routing::{BOTH, GraphRoute};
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/managedDevices";
-const TYPE_NAME: &str = "managedDevice";
 const PROPERTIES: &[&str] = &[
     "id", "complianceState", "deviceEnrollmentType", "deviceName", "deviceRegistrationState", "easActivated",
     "easActivationDateTime", "easDeviceId", "emailAddress", "enrolledDateTime", "exchangeAccessState",
@@ -120,6 +118,16 @@ fn document(d: &EasDevice, select: Option<&[String]>) -> serde_json::Map<String,
     select_properties(to_properties(&to_wire(d)), select)
 }
 
+const COLLECTION: list::Collection<EasDevice, ManagedDeviceField> = list::Collection {
+    set: SET,
+    type_name: "managedDevice",
+    properties: PROPERTIES,
+    field,
+    id: |d| d.id,
+    sort_value,
+    document,
+};
+
 /// List managedDevices.
 /// https://learn.microsoft.com/graph/api/intune-devices-manageddevice-list?view=graph-rest-1.0
 async fn list_managed_devices(
@@ -130,23 +138,11 @@ async fn list_managed_devices(
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
-    let scope = caller.authorize(Operation::ReadManagedDevices)?;
-    query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
-    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
-    let page = list::page_query(&query, field)?;
-    let mut items = state.store.list_managed_devices(scope.tenant_id(), &page).await?;
-    let next = list::finish_page(&mut items, &page, &ctx, version.0, SET, uri.query(), |d, f| (d.id, f.map(|f| sort_value(d, f))));
-    let count = match query.count {
-        Some(true) => Some(state.store.count_managed_devices(scope.tenant_id(), page.filter.as_ref()).await?),
-        _ => None,
-    };
-    let select = query.select.as_deref();
-    Ok(ok(CollectionPage {
-        context: context_url(version.0, &list::collection_fragment(SET, select)),
-        count,
-        next_link: next,
-        value: items.iter().map(|d| serde_json::Value::Object(document(d, select))).collect(),
-    }))
+    let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
+    let store = &state.store;
+    let page = COLLECTION.page(&query, &ctx, version.0, uri.query(), async |page| store.list_managed_devices(tenant, page).await,
+        async |filter| store.count_managed_devices(tenant, filter).await);
+    Ok(ok(page.await?))
 }
 
 /// Get managedDevice.
@@ -158,11 +154,7 @@ async fn get_managed_device(
     query: ODataQuery,
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
-    let scope = caller.authorize(Operation::ReadManagedDevices)?;
-    query.refuse_unsupported(&["$select"])?;
-    list::check_select(query.select.as_deref(), PROPERTIES, TYPE_NAME)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let device = state.store.managed_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
-    let select = query.select.as_deref();
-    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, select)), document(&device, select))))
+    let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
+    let store = &state.store;
+    Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.managed_device(tenant, id).await).await?))
 }

@@ -56,6 +56,28 @@ async fn password_grant_issues_a_delegated_token() {
     app.stop().await;
 }
 
+/// On an empty database the signing key is generated after the server listens: a token and the
+/// JWKS asked for at once wait for it, the token verifies against the published key, and the
+/// key is the one stored.
+#[tokio::test]
+async fn the_token_endpoint_and_the_jwks_work_on_a_first_start() {
+    let app = spawn_app().await;
+    let jwks_path = format!("/{}/discovery/v2.0/keys", app.tenant());
+    let (token, jwks) = tokio::join!(app.user_token(), app.get_json(&jwks_path, None));
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.kid.as_deref(), keys[0]["kid"].as_str());
+    let stored = app.state.store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].kid, header.kid.unwrap());
+    let r = app.raw(Method::GET, SETTINGS, Some(&token)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let minted = app.admin.mint_token(&app.tenant(), "delegated", &[RW], "work", None).await.unwrap();
+    assert_eq!(app.raw(Method::GET, SETTINGS, Some(&minted)).send().await.unwrap().status(), StatusCode::OK);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn token_endpoint_errors_are_entra_shaped() {
     let app = spawn_app().await;
@@ -109,6 +131,8 @@ async fn token_endpoint_errors_are_entra_shaped() {
 
 /// A token signed with the server's own key but with chosen claims: only a test can make one.
 async fn forge(app: &TestApp, alg: jsonwebtoken::Algorithm, claims: Value) -> String {
+    // On a first start the key is generated after the server listens.
+    app.state.keys.wait_until_ready().await;
     let keys = app.state.store.signing_keys().await.unwrap();
     let key = &keys[0];
     let mut header = jsonwebtoken::Header::new(alg);

@@ -43,7 +43,11 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
     // A long sync, so that every request after the winner meets it in progress or cooling down.
     let Some((apps, pool)) = start_replicas(3, |c| c.sync_duration = Duration::from_secs(60)).await else { return };
 
-    // One signing key and one set of development identities, though all three started at once.
+    // One signing key and one set of development identities, though all three started at once
+    // (each generates a key in the background; only the first insert is kept).
+    for app in &apps {
+        app.state.keys.wait_until_ready().await;
+    }
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_keys").fetch_one(&pool).await.unwrap();
     assert_eq!(keys, 1);
     let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&pool).await.unwrap();
@@ -78,6 +82,11 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
     assert_eq!(count(StatusCode::CONFLICT) + count(StatusCode::TOO_MANY_REQUESTS), 299, "{statuses:?}");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'autopilotSync'").fetch_one(&pool).await.unwrap();
     assert_eq!(jobs, 1);
+    // Every replica read the settings before the sync (above) and shows the sync at once,
+    // whichever replica started it: nothing is cached per replica.
+    for app in &apps {
+        assert_eq!(app.get_json("/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).await["syncStatus"], "inProgress");
+    }
     stop_all(apps, pool).await;
 }
 

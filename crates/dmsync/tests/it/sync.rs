@@ -163,3 +163,112 @@ async fn patch_validates_and_leaves_server_owned_fields_alone() {
     }
     app.stop().await;
 }
+
+const SETTINGS: &str = "/beta/deviceManagement/windowsAutopilotSettings";
+
+/// The status a GET shows moves with every write, even when the GET before it was answered from
+/// memory: `inProgress` as soon as the trigger answered 204, `completed` as soon as the sync
+/// ended.
+#[tokio::test]
+async fn a_get_shows_the_sync_started_and_then_completed_at_once() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(60)).await;
+    let token = app.user_token().await;
+    for _ in 0..3 {
+        assert_eq!(app.get_json(SETTINGS, Some(&token)).await["syncStatus"], "unknown");
+    }
+    let r = app.raw(Method::POST, SYNC, Some(&token)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let started = app.get_json(SETTINGS, Some(&token)).await;
+    assert_eq!(started["syncStatus"], "inProgress");
+    assert_ne!(started["lastManualSyncTriggerDateTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(started["lastSyncDateTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(app.get_json(SETTINGS, Some(&token)).await["syncStatus"], "inProgress");
+
+    // The sync lasts 60 s on the Clock; the job records `completed` within 50 ms of the advance.
+    app.admin.advance_clock(61.0).await.unwrap();
+    let client = app.graph.with_token(app.user_token().await);
+    let done = app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    assert_ne!(done["lastSyncDateTime"], "0001-01-01T00:00:00Z");
+    assert_eq!(done["lastManualSyncTriggerDateTime"], started["lastManualSyncTriggerDateTime"]);
+    assert_eq!(done["id"], started["id"]);
+    app.stop().await;
+}
+
+/// A sync in progress is a 409 whatever the cooldown says, also when it runs longer than the
+/// cooldown; a 429 is only ever answered when no sync runs.
+#[tokio::test]
+async fn a_sync_in_progress_is_a_409_and_never_a_429() {
+    let app = spawn_app_with(|c| {
+        c.sync_duration = Duration::from_secs(3600);
+        c.sync_retry_after = true;
+    })
+    .await;
+    let token = app.user_token().await;
+    assert_eq!(app.raw(Method::POST, SYNC, Some(&token)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let statuses = |token: String| {
+        let requests = (0..20).map(|i| {
+            let request = if i % 2 == 0 { app.raw(Method::POST, SYNC, Some(&token)) } else { app.raw(Method::GET, SETTINGS, Some(&token)) };
+            async move { request.send().await.unwrap().status().as_u16() }
+        });
+        futures::future::join_all(requests)
+    };
+    // Inside the cooldown, and then past it while the sync still runs.
+    for advance in [100.0, 600.0] {
+        app.admin.advance_clock(advance).await.unwrap();
+        let token = app.user_token().await;
+        let seen = statuses(token).await;
+        for (i, status) in seen.iter().enumerate() {
+            assert_eq!(*status, if i % 2 == 0 { 409 } else { 200 }, "after advancing {advance} s: {seen:?}");
+        }
+    }
+    // Once it completed (after 3600 s, long past the cooldown), a sync starts again.
+    app.admin.advance_clock(2901.0).await.unwrap();
+    let client = app.graph.with_token(app.user_token().await);
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    client.sync_windows_autopilot_settings().await.expect("a sync after the last one completed");
+    app.stop().await;
+}
+
+/// A completed import restarts the cooldown, and the next 429 says so at once, though the 429
+/// before the import was answered from the state then.
+#[tokio::test]
+async fn a_completed_import_restarts_the_cooldown_the_next_429_reports() {
+    let app = spawn_app_with(|c| {
+        c.sync_duration = Duration::ZERO;
+        c.sync_retry_after = true;
+        c.import_delay = Duration::from_secs(60);
+    })
+    .await;
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    app.admin.advance_clock(300.0).await.unwrap();
+    let client = app.user_client().await;
+    let retry_after = |err: dmsync_client::ClientError| -> u64 {
+        let dmsync_client::ClientError::Graph { status: 429, retry_after: Some(seconds), .. } = err else { panic!("{err:?}") };
+        seconds.parse().unwrap()
+    };
+    for _ in 0..3 {
+        let seconds = retry_after(client.sync_windows_autopilot_settings().await.unwrap_err());
+        assert!((295..=300).contains(&seconds), "about 300 s remain, got {seconds}");
+    }
+
+    let device = dmsync_client::NewImportedDevice {
+        serial_number: "IMPORTED-1".into(),
+        hardware_identifier: hardware_hash("IMPORTED-1"),
+        ..Default::default()
+    };
+    let imported = client.import_windows_autopilot_device_identities(dmsync_graph::ApiVersion::Beta, &[device]).await.unwrap();
+    let path = format!("/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities/{}", imported[0].id);
+    app.admin.advance_clock(61.0).await.unwrap();
+    let client = app.user_client().await;
+    let token = app.user_token().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.get_json(&path, Some(&token)).await["state"]["deviceImportStatus"] != "complete" {
+        assert!(tokio::time::Instant::now() < deadline, "the import never completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seconds = retry_after(client.sync_windows_autopilot_settings().await.unwrap_err());
+    assert!((595..=600).contains(&seconds), "the cooldown restarted at the import, got {seconds}");
+    app.stop().await;
+}

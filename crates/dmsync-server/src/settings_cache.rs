@@ -1,0 +1,153 @@
+//! The tenants' `windowsAutopilotSettings` singletons, kept in memory when this process is the
+//! only one that writes them (SQLite), so that the GET and the 429 of a retry storm need no
+//! database round trip.
+//!
+//! The cache must never show a state older than one a client could already have seen. Every
+//! store call that writes a settings row runs inside [`SettingsCache::write`]: while one runs,
+//! reads of that tenant bypass the cache, and when it ends the entry is dropped and its
+//! generation moves on, so a read that started before the write (and may have read the old row)
+//! cannot store its result. A write is therefore visible to every read that starts after it
+//! committed, as it is without the cache.
+//!
+//! With PostgreSQL other replicas write the same rows, and nothing here would hear of it, so the
+//! cache is off and every read goes to the database (see docs/DEPLOYMENT.md).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+
+use dmsync_core::autopilot::AutopilotSettings;
+use dmsync_core::{Store, StoreResult, TenantId};
+
+pub struct SettingsCache {
+    enabled: bool,
+    tenants: Mutex<HashMap<TenantId, Entry>>,
+}
+
+#[derive(Default)]
+struct Entry {
+    settings: Option<AutopilotSettings>,
+    /// Moves on at the start and at the end of every write, so that a read can tell whether a
+    /// write overlapped it.
+    generation: u64,
+    /// Writes of this tenant's row that have started and not ended.
+    writes_in_flight: u32,
+}
+
+impl SettingsCache {
+    /// A cache that holds settings only when `enabled`; otherwise every read is the store's.
+    pub fn new(enabled: bool) -> SettingsCache {
+        SettingsCache { enabled, tenants: Mutex::new(HashMap::new()) }
+    }
+
+    fn tenants(&self) -> MutexGuard<'_, HashMap<TenantId, Entry>> {
+        // The map holds no invariant a panicking holder could break half-way.
+        self.tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tenant's settings (created on first read, as the store does).
+    pub async fn read(&self, store: &dyn Store, tenant: TenantId) -> StoreResult<AutopilotSettings> {
+        if !self.enabled {
+            return store.autopilot_settings(tenant).await;
+        }
+        let generation = {
+            let mut tenants = self.tenants();
+            let entry = tenants.entry(tenant).or_default();
+            if entry.writes_in_flight == 0 {
+                if let Some(settings) = &entry.settings {
+                    return Ok(settings.clone());
+                }
+            }
+            entry.generation
+        };
+        let settings = store.autopilot_settings(tenant).await?;
+        let mut tenants = self.tenants();
+        let entry = tenants.entry(tenant).or_default();
+        if entry.writes_in_flight == 0 && entry.generation == generation {
+            entry.settings = Some(settings.clone());
+        }
+        Ok(settings)
+    }
+
+    /// Runs a store call that may write the tenant's settings row. The cache holds nothing for
+    /// the tenant until the call has ended, whether it finished, failed or was dropped.
+    pub async fn write<T>(&self, tenant: TenantId, store_call: impl Future<Output = T>) -> T {
+        let _guard = self.enabled.then(|| {
+            let mut tenants = self.tenants();
+            let entry = tenants.entry(tenant).or_default();
+            entry.settings = None;
+            entry.generation += 1;
+            entry.writes_in_flight += 1;
+            WriteGuard { cache: self, tenant }
+        });
+        store_call.await
+    }
+}
+
+/// Ends a write when dropped, so that a request cancelled mid-write leaves the cache consistent.
+struct WriteGuard<'a> {
+    cache: &'a SettingsCache,
+    tenant: TenantId,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let mut tenants = self.cache.tenants();
+        let entry = tenants.entry(self.tenant).or_default();
+        entry.settings = None;
+        entry.generation += 1;
+        entry.writes_in_flight -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dmsync_core::autopilot::{SyncDecision, SyncStatus};
+    use dmsync_core::identity::Tenant;
+    use dmsync_core::store::{AutopilotStore, IdentityStore};
+    use uuid::Uuid;
+
+    async fn store_with_tenant(tenant: TenantId) -> dmsync_store::sqlite::SqliteStore {
+        let store = dmsync_store::sqlite::SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.create_tenant(&Tenant { id: tenant, domain: "a.example".into() }).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn a_read_during_a_write_sees_the_database_and_a_read_after_it_the_new_state() {
+        let tenant = Uuid::new_v4();
+        let store = store_with_tenant(tenant).await;
+        let cache = SettingsCache::new(true);
+        let now = time::OffsetDateTime::now_utc();
+        let cooldown = time::Duration::minutes(10);
+        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
+        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
+        cache
+            .write(tenant, async {
+                let decision = store.trigger_autopilot_sync(tenant, now, cooldown).await.unwrap();
+                assert!(matches!(decision, SyncDecision::Started { .. }));
+                // Committed but the write has not ended: the old entry is not served.
+                assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
+            })
+            .await;
+        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_half_way_leaves_no_stale_entry() {
+        let tenant = Uuid::new_v4();
+        let store = store_with_tenant(tenant).await;
+        let cache = SettingsCache::new(true);
+        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
+        let now = time::OffsetDateTime::now_utc();
+        // The store call commits, then the future is dropped before the write ends (a client
+        // that hung up): the guard still ends the write.
+        let write = cache.write(tenant, async {
+            store.trigger_autopilot_sync(tenant, now, time::Duration::minutes(10)).await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), write).await;
+        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
+    }
+}
