@@ -608,3 +608,124 @@ macro_rules! import_store {
     };
 }
 pub(crate) use import_store;
+
+/// `impl ExchangeStore for $store`: connector CRUD, the staging of a sync's records and the
+/// device reads; the backend adds the sync's start, schedule and end. The expansion site
+/// provides `Sql` (its `SyncSql`), `UPSERT_CHUNK` (rows per staging statement, within the
+/// backend's parameter limit) and the store's `begin_fenced`.
+macro_rules! exchange_store {
+    ($store:ty, reader: $reader:ident, writer: $writer:ident, { $($own:tt)* }) => {
+        #[async_trait]
+        impl ExchangeStore for $store {
+            async fn create_connector(&self, c: &ExchangeConnector) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO exchange_connectors (tenant_id, id, last_sync, status, primary_smtp_address, server_name,
+                         connector_server_name, connector_type, version, exchange_alias, exchange_organization, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(c.tenant_id.to_string())
+                .bind(c.id.to_string())
+                .bind(c.last_sync.map(to_ticks))
+                .bind(c.status.as_str())
+                .bind(&c.primary_smtp_address)
+                .bind(&c.server_name)
+                .bind(&c.connector_server_name)
+                .bind(c.connector_type.as_str())
+                .bind(&c.version)
+                .bind(&c.exchange_alias)
+                .bind(&c.exchange_organization)
+                .bind(to_ticks(OffsetDateTime::now_utc()))
+                .execute(&self.$writer)
+                .await
+                .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>> {
+                let rows = self.list_page("exchange_connectors", tenant, query, crate::sql::connector_column).await?;
+                rows.iter().map(connector_from_row).collect()
+            }
+
+            async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64> {
+                self.count("exchange_connectors", tenant, filter, crate::sql::connector_column).await
+            }
+
+            async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>> {
+                self.by_id("exchange_connectors", tenant, id).await?.as_ref().map(connector_from_row).transpose()
+            }
+
+            async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+                let mut tx = self.begin().await?;
+                let n = sqlx::query("DELETE FROM exchange_connectors WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                sqlx::query("DELETE FROM eas_devices WHERE tenant_id = $1 AND connector_id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(n == 1)
+            }
+
+            async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool> {
+                let json = serde_json::to_string(source).map_err(|e| StoreError::Database(e.to_string()))?;
+                let n = sqlx::query("UPDATE exchange_connectors SET source = $1, source_set_at = $2 WHERE tenant_id = $3 AND id = $4")
+                    .bind(json)
+                    .bind(to_ticks(OffsetDateTime::now_utc()))
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .execute(&self.$writer)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+                let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
+                Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(true)
+            }
+
+            async fn stage_connector_records(
+                &self,
+                lease: &JobLease,
+                tenant: TenantId,
+                id: Uuid,
+                records: &[MobileDeviceRecord],
+            ) -> StoreResult<bool> {
+                let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
+                let unique = exchange_sql::last_of_each_device(records);
+                for chunk in unique.chunks(UPSERT_CHUNK) {
+                    Sql::stage_records(lease, tenant, id, chunk).build().execute(&mut *tx).await.map_err(db_err)?;
+                }
+                tx.commit().await.map_err(db_err)?;
+                Ok(true)
+            }
+
+            async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>> {
+                let rows = self.list_page("eas_devices", tenant, query, crate::sql::managed_device_column).await?;
+                rows.iter().map(eas_from_row).collect()
+            }
+
+            async fn count_managed_devices(&self, tenant: TenantId, filter: Option<&Filter<ManagedDeviceField>>) -> StoreResult<u64> {
+                self.count("eas_devices", tenant, filter, crate::sql::managed_device_column).await
+            }
+
+            async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>> {
+                self.by_id("eas_devices", tenant, id).await?.as_ref().map(eas_from_row).transpose()
+            }
+
+            $($own)*
+        }
+    };
+}
+pub(crate) use exchange_store;

@@ -1,7 +1,7 @@
 //! The SQLite implementation of [`ExchangeStore`].
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Sqlite;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -17,7 +17,6 @@ use dmsync_core::{StoreError, StoreResult, TenantId};
 use crate::convert::*;
 use crate::exchange_sql::{self, SyncSql};
 use crate::rows::*;
-use crate::sql::Dialect;
 use crate::sqlite::{SqliteStore, Tx, insert_job};
 
 /// Devices per multi-row staging upsert: 22 columns each, far below SQLite's bound-parameter
@@ -77,60 +76,7 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl ExchangeStore for SqliteStore {
-    async fn create_connector(&self, c: &ExchangeConnector) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO exchange_connectors (tenant_id, id, last_sync, status, primary_smtp_address, server_name,
-                 connector_server_name, connector_type, version, exchange_alias, exchange_organization, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.tenant_id.to_string())
-        .bind(c.id.to_string())
-        .bind(c.last_sync.map(to_ticks))
-        .bind(c.status.as_str())
-        .bind(&c.primary_smtp_address)
-        .bind(&c.server_name)
-        .bind(&c.connector_server_name)
-        .bind(c.connector_type.as_str())
-        .bind(&c.version)
-        .bind(&c.exchange_alias)
-        .bind(&c.exchange_organization)
-        .bind(to_ticks(OffsetDateTime::now_utc()))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
-    async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM exchange_connectors WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::connector_column);
-        sql.build().fetch_all(&self.reader).await.map_err(db_err)?.iter().map(connector_from_row).collect()
-    }
-
-    async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM exchange_connectors WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        if let Some(filter) = filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::connector_column);
-        }
-        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>> {
-        let row = sqlx::query("SELECT * FROM exchange_connectors WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(connector_from_row).transpose()
-    }
-
+crate::common::exchange_store!(SqliteStore, reader: reader, writer: writer, {
     async fn update_connector(
         &self,
         tenant: TenantId,
@@ -162,40 +108,6 @@ impl ExchangeStore for SqliteStore {
         .await
         .map_err(db_err)?;
         row.as_ref().map(connector_from_row).transpose()
-    }
-
-    async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let n = sqlx::query("DELETE FROM exchange_connectors WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        sqlx::query("DELETE FROM eas_devices WHERE tenant_id = ? AND connector_id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(n == 1)
-    }
-
-    async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool> {
-        let json = serde_json::to_string(source).map_err(|e| StoreError::Database(e.to_string()))?;
-        let n = sqlx::query("UPDATE exchange_connectors SET source = ?, source_set_at = ? WHERE tenant_id = ? AND id = ?")
-            .bind(json)
-            .bind(to_ticks(OffsetDateTime::now_utc()))
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        Ok(n == 1)
     }
 
     async fn trigger_connector_sync(
@@ -282,29 +194,6 @@ impl ExchangeStore for SqliteStore {
         Ok(started)
     }
 
-    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
-        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
-        Sql::clear_staged(tenant, id).build().execute(&mut *tx).await.map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
-    async fn stage_connector_records(
-        &self,
-        lease: &JobLease,
-        tenant: TenantId,
-        id: Uuid,
-        records: &[MobileDeviceRecord],
-    ) -> StoreResult<bool> {
-        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
-        let unique = exchange_sql::last_of_each_device(records);
-        for chunk in unique.chunks(UPSERT_CHUNK) {
-            Sql::stage_records(lease, tenant, id, chunk).build().execute(&mut *tx).await.map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
-    }
-
     async fn complete_connector_sync(
         &self,
         lease: &JobLease,
@@ -375,32 +264,4 @@ impl ExchangeStore for SqliteStore {
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
-
-    async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM eas_devices WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        crate::sql::push_page(&mut sql, Dialect::Sqlite, query, crate::sql::managed_device_column);
-        sql.build().fetch_all(&self.reader).await.map_err(db_err)?.iter().map(eas_from_row).collect()
-    }
-
-    async fn count_managed_devices(&self, tenant: TenantId, filter: Option<&Filter<ManagedDeviceField>>) -> StoreResult<u64> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT count(*) FROM eas_devices WHERE tenant_id = ");
-        sql.push_bind(tenant.to_string());
-        if let Some(filter) = filter {
-            sql.push(" AND ");
-            crate::sql::push_filter(&mut sql, Dialect::Sqlite, filter, crate::sql::managed_device_column);
-        }
-        let n: i64 = sql.build_query_scalar().fetch_one(&self.reader).await.map_err(db_err)?;
-        Ok(n as u64)
-    }
-
-    async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>> {
-        let row = sqlx::query("SELECT * FROM eas_devices WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(eas_from_row).transpose()
-    }
-}
+});
