@@ -573,12 +573,66 @@ macro_rules! autopilot_store {
 }
 pub(crate) use autopilot_store;
 
-/// `impl ImportStore for $store`: reads and deletes of imported identities; the backend adds
-/// their creation and processing.
+/// `impl ImportStore for $store`: creation, reads and deletes of imported identities; the
+/// backend adds their processing. The expansion site provides `IMPORT_CHUNK`, the rows per
+/// multi-row INSERT within its backend's parameter limit.
 macro_rules! import_store {
     ($store:ty, reader: $reader:ident, writer: $writer:ident, { $($own:tt)* }) => {
         #[async_trait]
         impl ImportStore for $store {
+            async fn create_imports(
+                &self,
+                tenant: TenantId,
+                import_id: &str,
+                rows: &[NewImportedDevice],
+                now: OffsetDateTime,
+                run_at: OffsetDateTime,
+            ) -> StoreResult<Vec<ImportedDevice>> {
+                let mut tx = self.begin().await?;
+                let job_id = insert_job(&mut tx, tenant, JobKind::ImportAutopilotDevices, "{}", now, run_at).await?;
+                let mut created = Vec::with_capacity(rows.len());
+                for chunk in rows.chunks(IMPORT_CHUNK) {
+                    let mut insert = QueryBuilder::new(
+                        "INSERT INTO imported_devices (tenant_id, id, job_id, import_id, serial_number, group_tag, product_key,
+                         hardware_hash, hash_digest, assigned_user_principal_name, status, pending_device_id, created_at) ",
+                    );
+                    let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+                    insert.push_values(chunk.iter().zip(&ids), |mut b, (r, id)| {
+                        b.push_bind(tenant.to_string())
+                            .push_bind(id.to_string())
+                            .push_bind(job_id.to_string())
+                            .push_bind(import_id.to_owned())
+                            .push_bind(r.serial_number.clone())
+                            .push_bind(r.group_tag.clone())
+                            .push_bind(r.product_key.clone())
+                            .push_bind(r.hardware_hash.clone())
+                            .push_bind(hash_digest(&r.hardware_hash))
+                            .push_bind(r.assigned_user_principal_name.clone())
+                            .push_bind(ImportStatus::Unknown.as_str())
+                            .push_bind(new_device_id().to_string())
+                            .push_bind(to_ticks(now));
+                    });
+                    insert.build().execute(&mut *tx).await.map_err(db_err)?;
+                    created.extend(chunk.iter().zip(ids).map(|(r, id)| ImportedDevice {
+                        tenant_id: tenant,
+                        id,
+                        import_id: import_id.to_owned(),
+                        serial_number: r.serial_number.clone(),
+                        group_tag: r.group_tag.clone(),
+                        product_key: r.product_key.clone(),
+                        hardware_hash: r.hardware_hash.clone(),
+                        assigned_user_principal_name: r.assigned_user_principal_name.clone(),
+                        status: ImportStatus::Unknown,
+                        device_registration_id: None,
+                        error_code: 0,
+                        error_name: None,
+                        created_at: from_ticks(to_ticks(now)),
+                    }));
+                }
+                tx.commit().await.map_err(db_err)?;
+                Ok(created)
+            }
+
             async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
                 let rows = self.list_page("imported_devices", tenant, query, crate::sql::imported_column).await?;
                 rows.iter().map(imported_from_row).collect()
