@@ -40,47 +40,52 @@ pub fn v1_issuer(tenant: TenantId) -> String {
 #[derive(Clone, Default)]
 pub struct Verifier {
     pub external: Option<Arc<ExternalKeys>>,
-    /// Tokens whose signature has been checked. RS256 verification costs about half a
-    /// millisecond of CPU here (docs/PERFORMANCE.md), more than everything else a request does,
-    /// and clients send the same token for an hour, so each token's signature is checked once.
-    /// Only the signature check is skipped on a hit: lifetime, audience and issuer are checked
-    /// on every request, against the Clock.
-    verified: Arc<VerifiedTokens>,
+    /// Tokens already checked. RS256 verification costs about half a millisecond of CPU here
+    /// (docs/PERFORMANCE.md), more than everything else a request does, and clients send the
+    /// same token for an hour, so each token is checked once: its signature, and every claim
+    /// check that does not depend on time. Lifetime is checked on every request, against the
+    /// Clock.
+    checked: Arc<CheckedTokens>,
 }
 
 impl Verifier {
     pub fn with_external(external: Arc<ExternalKeys>) -> Verifier {
-        Verifier { external: Some(external), verified: Arc::default() }
+        Verifier { external: Some(external), checked: Arc::default() }
     }
 }
 
-/// At most this many verified tokens are remembered; when full, the cache starts over. A token
-/// that falls out is simply verified again.
-const VERIFIED_TOKENS_MAX: usize = 10_000;
+/// At most this many checked tokens are remembered; when full, the cache starts over. A token
+/// that falls out is simply checked again.
+const CHECKED_TOKENS_MAX: usize = 10_000;
 
-/// Claims of tokens with a good signature, by SHA-256 of the token, and whether the key was the
-/// external issuer's.
+/// What checking a token with a good signature concluded, apart from its lifetime.
+struct CheckedToken {
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    /// The caller, or why the claims refuse the token.
+    outcome: Result<Arc<Principal>, AuthFailure>,
+}
+
+/// Checked tokens by their whole text. The key is the token itself, not a digest of it: a
+/// SHA-256 of a 1.4 KB token took half of a rejected sync's CPU on machines without SHA
+/// instructions (docs/PERFORMANCE.md), and the map's keyed SipHash with a full comparison
+/// on a hit is both cheaper and exact. Only tokens whose signature verified are inserted.
 #[derive(Default)]
-struct VerifiedTokens {
-    entries: std::sync::RwLock<std::collections::HashMap<[u8; 32], (Claims, bool)>>,
+struct CheckedTokens {
+    entries: std::sync::RwLock<std::collections::HashMap<Box<str>, Arc<CheckedToken>>>,
 }
 
-impl VerifiedTokens {
-    fn digest(token: &str) -> [u8; 32] {
-        use sha2::Digest;
-        sha2::Sha256::digest(token.as_bytes()).into()
+impl CheckedTokens {
+    fn get(&self, token: &str) -> Option<Arc<CheckedToken>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).get(token).cloned()
     }
 
-    fn get(&self, digest: &[u8; 32]) -> Option<(Claims, bool)> {
-        self.entries.read().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
-    }
-
-    fn insert(&self, digest: [u8; 32], claims: Claims, external: bool) {
+    fn insert(&self, token: &str, checked: Arc<CheckedToken>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= VERIFIED_TOKENS_MAX {
+        if entries.len() >= CHECKED_TOKENS_MAX {
             entries.clear();
         }
-        entries.insert(digest, (claims, external));
+        entries.insert(token.into(), checked);
     }
 }
 
@@ -126,21 +131,26 @@ struct Claims {
 
 impl Verifier {
     /// Checks a bearer token as Graph does and says who it belongs to.
-    pub async fn verify(&self, state: &AppState, token: &str) -> Result<Principal, AuthFailure> {
+    pub async fn verify(&self, state: &AppState, token: &str) -> Result<Arc<Principal>, AuthFailure> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthFailure::Missing);
         }
-        let digest = VerifiedTokens::digest(token);
-        let (claims, external) = match self.verified.get(&digest) {
+        let checked = match self.checked.get(token) {
             Some(hit) => hit,
             None => {
                 let (claims, external) = self.verify_signature(state, token).await?;
-                self.verified.insert(digest, claims.clone(), external);
-                (claims, external)
+                let checked = Arc::new(CheckedToken {
+                    exp: claims.exp,
+                    nbf: claims.nbf,
+                    outcome: self.check_claims(claims, external).map(Arc::new),
+                });
+                self.checked.insert(token, checked.clone());
+                checked
             }
         };
-        self.check_claims(state, claims, external)
+        check_lifetime(&checked, state.now().unix_timestamp())?;
+        checked.outcome.clone()
     }
 
     /// Checks the token's form, algorithm and signature, and returns its claims unchecked.
@@ -190,18 +200,9 @@ impl Verifier {
         Ok((claims, external))
     }
 
-    /// Checks what a valid signature does not prove: lifetime (on the Clock), audience,
-    /// tenant and issuer; and says who the caller is.
-    fn check_claims(&self, state: &AppState, claims: Claims, external: bool) -> Result<Principal, AuthFailure> {
-        let now = state.now().unix_timestamp();
-        let exp = claims.exp.ok_or(AuthFailure::ValidationFailure)?;
-        if now > exp + LEEWAY_SECONDS {
-            return Err(AuthFailure::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| now + LEEWAY_SECONDS < nbf) {
-            return Err(AuthFailure::NotYetValid);
-        }
-
+    /// Checks what a valid signature does not prove and time does not change: audience,
+    /// tenant and issuer; and says who the caller is. Lifetime is [`check_lifetime`]'s.
+    fn check_claims(&self, claims: Claims, external: bool) -> Result<Principal, AuthFailure> {
         let audiences = match claims.aud {
             Some(Audience::One(a)) => vec![a],
             Some(Audience::Many(a)) => a,
@@ -247,9 +248,22 @@ impl Verifier {
     }
 }
 
+/// A token's lifetime, on the Clock, with Graph's leeway. It is checked before the other claims,
+/// so an expired token says so whatever else is wrong with it.
+fn check_lifetime(checked: &CheckedToken, now: i64) -> Result<(), AuthFailure> {
+    let exp = checked.exp.ok_or(AuthFailure::ValidationFailure)?;
+    if now > exp + LEEWAY_SECONDS {
+        return Err(AuthFailure::Expired);
+    }
+    if checked.nbf.is_some_and(|nbf| now + LEEWAY_SECONDS < nbf) {
+        return Err(AuthFailure::NotYetValid);
+    }
+    Ok(())
+}
+
 /// The authenticated caller of a Graph route.
 pub struct Caller {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     profile: permissions::PermissionProfile,
 }
 
