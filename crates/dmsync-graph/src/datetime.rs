@@ -75,16 +75,26 @@ impl<'de> Deserialize<'de> for GraphDateTime {
 
 /// The `date` of an error's `innerError`: ISO 8601 without offset or fraction, as Graph writes it.
 pub fn inner_error_date(t: OffsetDateTime) -> String {
+    // Digits by hand: every error body carries one, and `format!` with six padded integers
+    // cost more than the rest of a 429's date handling together.
     let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut out = String::with_capacity(19);
+    let two = |out: &mut String, n: u8| {
+        out.push(char::from(b'0' + n / 10));
+        out.push(char::from(b'0' + n % 10));
+    };
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        two(&mut out, (year / 100) as u8);
+        two(&mut out, (year % 100) as u8);
+    } else {
+        out.push_str(&format!("{year:04}"));
+    }
+    for (separator, n) in [('-', u8::from(t.month())), ('-', t.day()), ('T', t.hour()), (':', t.minute()), (':', t.second())] {
+        out.push(separator);
+        two(&mut out, n);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -118,5 +128,6 @@ mod tests {
     #[test]
     fn inner_error_date_has_no_fraction_or_zone() {
         assert_eq!(inner_error_date(datetime!(2022-08-30 17:17:03.9 UTC)), "2022-08-30T17:17:03");
+        assert_eq!(inner_error_date(datetime!(0005-01-02 03:04:05 +01:00)), "0005-01-02T02:04:05");
     }
 }

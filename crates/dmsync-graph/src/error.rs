@@ -58,9 +58,31 @@ pub struct IntuneErrorMessage {
 
 impl IntuneErrorMessage {
     /// Renders the message the way Intune does: .NET's indented JSON with `\r\n` line breaks.
+    ///
+    /// Written field by field rather than through serde's pretty printer and a `\n` → `\r\n`
+    /// pass: every 429 of a retry storm renders one, and this takes a third of the
+    /// instructions. The test below holds it to the serde rendering.
     pub fn to_message_string(&self) -> String {
-        let pretty = serde_json::to_string_pretty(self).expect("plain struct always serialises");
-        pretty.replace('\n', "\r\n")
+        let mut out = Vec::with_capacity(160 + self.message.len() + self.custom_api_error_phrase.len());
+        let string = |out: &mut Vec<u8>, name: &str, value: &str| {
+            out.extend_from_slice(b",\r\n  \"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\": ");
+            serde_json::to_writer(&mut *out, value).expect("a string always serialises into memory");
+        };
+        out.extend_from_slice(b"{\r\n  \"_version\": ");
+        out.extend_from_slice(self.version.to_string().as_bytes());
+        string(&mut out, "Message", &self.message);
+        string(&mut out, "CustomApiErrorPhrase", &self.custom_api_error_phrase);
+        out.extend_from_slice(b",\r\n  \"RetryAfter\": ");
+        match self.retry_after {
+            Some(seconds) => out.extend_from_slice(seconds.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        string(&mut out, "ErrorSourceService", &self.error_source_service);
+        string(&mut out, "HttpHeaders", &self.http_headers);
+        out.extend_from_slice(b"\r\n}");
+        String::from_utf8(out).expect("JSON text is UTF-8")
     }
 
     /// Parses `error.message` back, for clients and tests.
@@ -88,6 +110,31 @@ mod tests {
         assert!(s.contains("\"RetryAfter\": null"));
         assert!(s.ends_with("\"HttpHeaders\": \"{}\"\r\n}"));
         assert_eq!(IntuneErrorMessage::parse(&s), Some(m));
+    }
+
+    #[test]
+    fn intune_message_matches_serdes_indented_rendering_with_crlf() {
+        for m in [
+            IntuneErrorMessage {
+                version: 3,
+                message: "quote \" backslash \\ newline \n tab \t unicode é \u{1}".into(),
+                custom_api_error_phrase: "Phrase".into(),
+                retry_after: Some(599),
+                error_source_service: "Svc".into(),
+                http_headers: "{\"a\":\"b\"}".into(),
+            },
+            IntuneErrorMessage {
+                version: 12,
+                message: String::new(),
+                custom_api_error_phrase: String::new(),
+                retry_after: None,
+                error_source_service: String::new(),
+                http_headers: "{}".into(),
+            },
+        ] {
+            let reference = serde_json::to_string_pretty(&m).unwrap().replace('\n', "\r\n");
+            assert_eq!(m.to_message_string(), reference);
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Prometheus metrics. The recorder is process-global (the `metrics` facade allows one), so
 //! several servers in one test process share it; every name carries the `dmsync_` prefix.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use metrics::{Counter, Histogram};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -28,14 +32,65 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    metrics::counter!(
-        "dmsync_http_requests_total",
-        "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("dmsync_http_request_duration_seconds", "route" => route.to_owned())
-        .record(elapsed.as_secs_f64());
+/// The handles of one route's request metrics. Looking a metric up in the recorder by name and
+/// labels builds and hashes a key with owned labels on every call, which cost a rejected sync
+/// more than its whole response body did; so each route's handles are looked up once.
+struct RouteHandles {
+    duration: Histogram,
+    /// Request counters by method and status; a route sees only a few of each.
+    requests: Vec<(&'static str, StatusCode, Counter)>,
+}
+
+/// Handles by route template. Routes are a fixed set (plus "unmatched"), and methods outside
+/// HTTP's own are counted as "other", so this stays small whatever clients send.
+static ROUTES: OnceLock<RwLock<HashMap<Box<str>, RouteHandles>>> = OnceLock::new();
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+pub fn record_request(route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+    let method = method_label(method);
+    let routes = ROUTES.get_or_init(RwLock::default);
+    {
+        let known = routes.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(handles) = known.get(route) {
+            if let Some((_, _, counter)) = handles.requests.iter().find(|(m, s, _)| *m == method && *s == status) {
+                counter.increment(1);
+                handles.duration.record(elapsed.as_secs_f64());
+                return;
+            }
+        }
+    }
+    let mut known = routes.write().unwrap_or_else(|e| e.into_inner());
+    let handles = known.entry(route.into()).or_insert_with(|| RouteHandles {
+        duration: metrics::histogram!("dmsync_http_request_duration_seconds", "route" => route.to_owned()),
+        requests: Vec::new(),
+    });
+    let index = match handles.requests.iter().position(|(m, s, _)| *m == method && *s == status) {
+        Some(i) => i,
+        None => {
+            let counter = metrics::counter!(
+                "dmsync_http_requests_total",
+                "route" => route.to_owned(), "method" => method, "status" => status.as_str().to_owned()
+            );
+            handles.requests.push((method, status, counter));
+            handles.requests.len() - 1
+        }
+    };
+    handles.requests[index].2.increment(1);
+    handles.duration.record(elapsed.as_secs_f64());
 }
 
 pub fn job_started(kind: &'static str) {

@@ -112,16 +112,18 @@ pub(crate) async fn run(
     let mut covered = 0u64;
     let mut low = String::new();
     // An empty window has nothing to apply; the walk would read the whole index to learn that.
-    while window.from < window.to {
-        let high = steps.chunk_end(window, &low, chunk_rows).await?;
-        let applied = steps.apply_chunk(window, &low, high.as_deref()).await?;
-        stats.created += applied.created;
-        stats.updated += applied.updated;
-        let Some(next) = high else { break };
-        covered += chunk_rows as u64;
-        low = next;
-        if !progress(stats, covered) {
-            return Ok(None);
+    if window.from < window.to {
+        loop {
+            let high = steps.chunk_end(window, &low, chunk_rows).await?;
+            let applied = steps.apply_chunk(window, &low, high.as_deref()).await?;
+            stats.created += applied.created;
+            stats.updated += applied.updated;
+            let Some(next) = high else { break };
+            covered += chunk_rows as u64;
+            low = next;
+            if !progress(stats, covered) {
+                return Ok(None);
+            }
         }
     }
     stats.deleted += steps.finish(window).await?;

@@ -60,32 +60,42 @@ const CHECKED_TOKENS_MAX: usize = 10_000;
 
 /// What checking a token with a good signature concluded, apart from its lifetime.
 struct CheckedToken {
+    /// The whole token: a hit must be this exact text.
+    token: Box<str>,
     exp: Option<i64>,
     nbf: Option<i64>,
     /// The caller, or why the claims refuse the token.
     outcome: Result<Arc<Principal>, AuthFailure>,
 }
 
-/// Checked tokens by their whole text. The key is the token itself, not a digest of it: a
-/// SHA-256 of a 1.4 KB token took half of a rejected sync's CPU on machines without SHA
-/// instructions (docs/PERFORMANCE.md), and the map's keyed SipHash with a full comparison
-/// on a hit is both cheaper and exact. Only tokens whose signature verified are inserted.
+/// Checked tokens by a keyed hash of their signature segment, confirmed by comparing the whole
+/// token. Not a SHA-256 of the token: on machines without SHA instructions that took half of a
+/// rejected sync's instructions (docs/PERFORMANCE.md). Only tokens whose signature verified
+/// are inserted, and a token that shares a signature hash with another simply replaces it.
 #[derive(Default)]
 struct CheckedTokens {
-    entries: std::sync::RwLock<std::collections::HashMap<Box<str>, Arc<CheckedToken>>>,
+    hasher: std::hash::RandomState,
+    entries: std::sync::RwLock<std::collections::HashMap<u64, Arc<CheckedToken>>>,
 }
 
 impl CheckedTokens {
-    fn get(&self, token: &str) -> Option<Arc<CheckedToken>> {
-        self.entries.read().unwrap_or_else(|e| e.into_inner()).get(token).cloned()
+    fn key(&self, token: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(token.rsplit('.').next().unwrap_or(token))
     }
 
-    fn insert(&self, token: &str, checked: Arc<CheckedToken>) {
+    fn get(&self, token: &str) -> Option<Arc<CheckedToken>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(&self.key(token)).filter(|hit| &*hit.token == token).cloned()
+    }
+
+    fn insert(&self, checked: Arc<CheckedToken>) {
+        let key = self.key(&checked.token);
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CHECKED_TOKENS_MAX {
             entries.clear();
         }
-        entries.insert(token.into(), checked);
+        entries.insert(key, checked);
     }
 }
 
@@ -141,11 +151,12 @@ impl Verifier {
             None => {
                 let (claims, external) = self.verify_signature(state, token).await?;
                 let checked = Arc::new(CheckedToken {
+                    token: token.into(),
                     exp: claims.exp,
                     nbf: claims.nbf,
                     outcome: self.check_claims(claims, external).map(Arc::new),
                 });
-                self.checked.insert(token, checked.clone());
+                self.checked.insert(checked.clone());
                 checked
             }
         };

@@ -1,5 +1,6 @@
 //! The request-context middleware: request ids, the rendering of every error body, metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -18,9 +19,20 @@ use crate::state::AppState;
 #[derive(Clone, Copy, Debug)]
 pub struct ForeignErrorBody;
 
-/// Per-request facts that handlers and the error renderer need.
+/// Per-request facts that handlers and the error renderer need. Cheap to clone: handlers take
+/// it as an `Extension`, which clones.
 #[derive(Clone, Debug)]
-pub struct RequestContext {
+pub struct RequestContext(Arc<ContextFacts>);
+
+impl std::ops::Deref for RequestContext {
+    type Target = ContextFacts;
+    fn deref(&self) -> &ContextFacts {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct ContextFacts {
     pub request_id: String,
     pub client_request_id: String,
     /// `http://host:port`, from the Host header, for absolute links.
@@ -67,17 +79,13 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
     let uri = original.as_ref().unwrap_or(request.uri());
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let context = RequestContext {
+    let context = RequestContext(Arc::new(ContextFacts {
         url: format!("{base_url}{path_and_query}"),
         request_id,
         client_request_id,
         base_url,
-    };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    }));
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
     request.extensions_mut().insert(context.clone());
 
@@ -96,7 +104,8 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         "x-ms-ags-diagnostic",
         HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"dmsync"}}"#),
     );
-    crate::metrics::record_request(&route, method.as_str(), response.status().as_u16(), started.elapsed());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    crate::metrics::record_request(route, &method, response.status(), started.elapsed());
     response
 }
 
@@ -109,10 +118,14 @@ fn render_error(context: &RequestContext, response: Response) -> Response {
         MessageSpec::Plain(text) => text,
         MessageSpec::Intune { lead, phrase, retry_after } => IntuneErrorMessage {
             version: 3,
-            message: format!(
-                "{lead} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: {} - Url: {}",
-                context.request_id, context.url
-            ),
+            message: [
+                &*lead,
+                " - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: ",
+                &context.request_id,
+                " - Url: ",
+                &context.url,
+            ]
+            .concat(),
             custom_api_error_phrase: phrase,
             retry_after,
             error_source_service: String::new(),
@@ -133,7 +146,9 @@ fn render_error(context: &RequestContext, response: Response) -> Response {
             }),
         },
     };
-    let bytes = serde_json::to_vec(&body).expect("error body serialises");
+    // Sized for the message escaped once more, so that the buffer is not regrown.
+    let mut bytes = Vec::with_capacity(256 + body.error.message.len() * 5 / 4);
+    serde_json::to_writer(&mut bytes, &body).expect("error body serialises");
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))

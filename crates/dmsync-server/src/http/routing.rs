@@ -3,7 +3,8 @@
 //! is first rewritten to the canonical spelling of its known segments, then routed. The same
 //! table tells, for a path nothing matched, which segment Graph would call unknown.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -39,6 +40,8 @@ pub struct RouteTable {
     patterns: Vec<(ApiVersion, Vec<&'static str>)>,
     /// Lower-cased literal segment → its canonical spelling.
     canonical: HashMap<String, &'static str>,
+    /// The canonical spellings themselves, which need no lower-casing to be recognised.
+    spellings: HashSet<&'static str>,
 }
 
 const ACTION_NAMESPACE: &str = "microsoft.graph.";
@@ -53,6 +56,7 @@ impl RouteTable {
             for s in &segments {
                 if !s.starts_with('{') {
                     table.canonical.insert(s.to_ascii_lowercase(), s);
+                    table.spellings.insert(s);
                 }
             }
             for version in route.versions {
@@ -63,25 +67,41 @@ impl RouteTable {
         (router, table)
     }
 
-    /// Rewrites a Graph path to canonical spelling; other paths are returned unchanged.
-    pub fn canonicalize_path(&self, path: &str) -> Option<String> {
+    /// Rewrites a Graph path to canonical spelling: `None` for a path outside Graph's versions,
+    /// and the path itself, borrowed, when it is already canonical (the common case, which
+    /// then allocates nothing).
+    pub fn canonicalize_path<'a>(&self, path: &'a str) -> Option<Cow<'a, str>> {
         let trimmed = path.strip_prefix('/')?;
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-        let mut segments = trimmed.split('/');
-        let version = ApiVersion::from_segment(segments.next()?)?;
+        let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        let version = ApiVersion::from_segment(first)?;
+        let unchanged = first == version.segment()
+            && trimmed.len() + 1 == path.len()
+            && (rest.is_empty() || rest.split('/').all(|segment| std::ptr::eq(self.canonical_segment(segment), segment)));
+        if unchanged {
+            return Some(Cow::Borrowed(path));
+        }
         let mut out = String::with_capacity(path.len());
         out.push('/');
         out.push_str(version.segment());
-        for segment in segments {
+        for segment in rest.split('/').filter(|_| !rest.is_empty()) {
             out.push('/');
             out.push_str(self.canonical_segment(segment));
         }
-        Some(out)
+        Some(Cow::Owned(out))
     }
 
+    /// The canonical spelling of a literal segment, or the segment itself (the very same
+    /// slice) when it is a key or already canonical.
     fn canonical_segment<'a>(&'a self, segment: &'a str) -> &'a str {
+        if self.spellings.contains(segment) {
+            return segment;
+        }
         // `$count` may arrive percent-encoded.
-        let lower = segment.to_ascii_lowercase().replace("%24", "$");
+        let mut lower = segment.to_ascii_lowercase();
+        if lower.contains("%24") {
+            lower = lower.replace("%24", "$");
+        }
         if let Some(c) = self.canonical.get(&lower) {
             return c;
         }
@@ -124,7 +144,7 @@ pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Reque
         let original = request.uri().clone();
         request.extensions_mut().insert(axum::extract::OriginalUri(original));
         let uri = request.uri();
-        if let Some(path) = table.canonicalize_path(uri.path()) {
+        if let Some(Cow::Owned(path)) = table.canonicalize_path(uri.path()) {
             if path != uri.path() {
                 let rebuilt = match uri.query() {
                     Some(q) => format!("{path}?{q}"),
@@ -166,6 +186,12 @@ mod tests {
             Some("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/AbC")
         );
         assert_eq!(t.canonicalize_path("/_dmsync/tokens"), None);
+        // A canonical path comes back as itself, without a copy.
+        for canonical in ["/beta/deviceManagement/windowsAutopilotSettings/sync", "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/AbC", "/beta"] {
+            assert!(matches!(t.canonicalize_path(canonical), Some(Cow::Borrowed(p)) if p == canonical), "{canonical}");
+        }
+        assert_eq!(t.canonicalize_path("/beta/").as_deref(), Some("/beta"));
+        assert_eq!(t.canonicalize_path("/Beta//deviceManagement").as_deref(), Some("/beta//deviceManagement"));
     }
 
     #[test]
