@@ -168,10 +168,10 @@ async fn run(args: Args) -> Result<()> {
         Err(e) => println!("\nserver did not stop cleanly: {e:#}"),
     }
     print!("{report}");
-    if let Some(t) = temp {
-        if args.keep {
-            println!("work directory kept: {}", t.keep().display());
-        }
+    if let Some(t) = temp
+        && args.keep
+    {
+        println!("work directory kept: {}", t.keep().display());
     }
     Ok(())
 }

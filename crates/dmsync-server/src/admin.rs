@@ -228,12 +228,12 @@ async fn set_connector_source(
     GraphJson(source): GraphJson<dmsync_core::exchange::ConnectorSource>,
 ) -> ApiResult<StatusCode> {
     let tenant_id = known_tenant(&state, &tenant).await?;
-    if let dmsync_core::exchange::ConnectorSource::Http { url } = &source {
-        if !crate::exchange_source::host_allowed(url, &state.config.exchange_source_allowed_hosts) {
-            return Err(ApiError::BadRequest(format!(
-                "The host of {url} is not allowed; start the server with --exchange-source-allow-host naming it."
-            )));
-        }
+    if let dmsync_core::exchange::ConnectorSource::Http { url } = &source
+        && !crate::exchange_source::host_allowed(url, &state.config.exchange_source_allowed_hosts)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "The host of {url} is not allowed; start the server with --exchange-source-allow-host naming it."
+        )));
     }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFoundPlain(format!("'{id}' is not a connector id.")))?;
     if state.store.set_connector_source(tenant_id, id, &source).await? {

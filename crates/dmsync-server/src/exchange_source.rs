@@ -230,7 +230,7 @@ impl<F: FnMut(Vec<MobileDeviceRecord>) -> bool> Batcher<F> {
 
     fn push(&mut self, fields: Fields) -> Result<(), SourceError> {
         let record = record(fields)?;
-        if self.changed_since.is_some_and(|since| !record.when_changed.is_some_and(|w| w > since)) {
+        if self.changed_since.is_some_and(|since| record.when_changed.is_none_or(|w| w <= since)) {
             return Ok(());
         }
         self.batch.push(record);

@@ -65,12 +65,12 @@ pub fn record_request(route: &str, method: &Method, status: StatusCode, elapsed:
     let routes = ROUTES.get_or_init(RwLock::default);
     {
         let known = routes.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(handles) = known.get(route) {
-            if let Some((_, _, counter)) = handles.requests.iter().find(|(m, s, _)| *m == method && *s == status) {
-                counter.increment(1);
-                handles.duration.record(elapsed.as_secs_f64());
-                return;
-            }
+        if let Some(handles) = known.get(route)
+            && let Some((_, _, counter)) = handles.requests.iter().find(|(m, s, _)| *m == method && *s == status)
+        {
+            counter.increment(1);
+            handles.duration.record(elapsed.as_secs_f64());
+            return;
         }
     }
     let mut known = routes.write().unwrap_or_else(|e| e.into_inner());

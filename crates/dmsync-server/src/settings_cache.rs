@@ -53,10 +53,10 @@ impl SettingsCache {
         let generation = {
             let mut tenants = self.tenants();
             let entry = tenants.entry(tenant).or_default();
-            if entry.writes_in_flight == 0 {
-                if let Some(settings) = &entry.settings {
-                    return Ok(settings.clone());
-                }
+            if entry.writes_in_flight == 0
+                && let Some(settings) = &entry.settings
+            {
+                return Ok(settings.clone());
             }
             entry.generation
         };

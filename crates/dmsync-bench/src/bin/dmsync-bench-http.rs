@@ -145,10 +145,10 @@ fn server_binary(args: &Args) -> Result<PathBuf> {
 async fn first_health(base_url: &str, start: Instant) -> Result<Duration> {
     let client = reqwest::Client::new();
     while start.elapsed() < Duration::from_secs(120) {
-        if let Ok(r) = client.get(format!("{base_url}/healthz")).send().await {
-            if r.status() == StatusCode::OK {
-                return Ok(start.elapsed());
-            }
+        if let Ok(r) = client.get(format!("{base_url}/healthz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return Ok(start.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }

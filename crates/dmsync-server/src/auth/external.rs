@@ -70,10 +70,10 @@ impl ExternalKeys {
             }
             due
         };
-        if may_refresh {
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "external JWKS refresh failed; keeping the last good keys");
-            }
+        if may_refresh
+            && let Err(e) = self.refresh().await
+        {
+            tracing::warn!(error = %e, "external JWKS refresh failed; keeping the last good keys");
         }
         self.keys.read().expect("jwks lock").get(kid).cloned()
     }

@@ -317,10 +317,10 @@ async fn token(
                 return Ok(invalid());
             }
             // A confidential client must still prove itself; a public client id needs no secret.
-            if let (Some(app), Some(secret)) = (state.store.app(tenant.id, client_uuid).await?, &client_secret) {
-                if !verify_secret(secret, &app.secret_hash) {
-                    return bad(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
-                }
+            if let (Some(app), Some(secret)) = (state.store.app(tenant.id, client_uuid).await?, &client_secret)
+                && !verify_secret(secret, &app.secret_hash)
+            {
+                return bad(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
             }
             let mut granted = Vec::new();
             for requested in scope.split_whitespace() {

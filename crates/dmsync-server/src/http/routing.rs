@@ -105,10 +105,10 @@ impl RouteTable {
         if let Some(c) = self.canonical.get(&lower) {
             return c;
         }
-        if let Some(action) = lower.strip_prefix(ACTION_NAMESPACE) {
-            if let Some(c) = self.canonical.get(action) {
-                return c;
-            }
+        if let Some(action) = lower.strip_prefix(ACTION_NAMESPACE)
+            && let Some(c) = self.canonical.get(action)
+        {
+            return c;
         }
         segment
     }
@@ -144,15 +144,15 @@ pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Reque
         let original = request.uri().clone();
         request.extensions_mut().insert(axum::extract::OriginalUri(original));
         let uri = request.uri();
-        if let Some(Cow::Owned(path)) = table.canonicalize_path(uri.path()) {
-            if path != uri.path() {
-                let rebuilt = match uri.query() {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
-                };
-                if let Ok(new_uri) = rebuilt.parse::<Uri>() {
-                    *request.uri_mut() = new_uri;
-                }
+        if let Some(Cow::Owned(path)) = table.canonicalize_path(uri.path())
+            && path != uri.path()
+        {
+            let rebuilt = match uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            if let Ok(new_uri) = rebuilt.parse::<Uri>() {
+                *request.uri_mut() = new_uri;
             }
         }
         request

@@ -119,7 +119,8 @@ async fn action_accepts_every_empty_body_form_and_the_namespaced_name() {
     let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
     let token = app.user_token().await;
     let client = app.graph.with_token(token.clone());
-    let forms: Vec<(&str, Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder>)> = vec![
+    type Form = Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder>;
+    let forms: Vec<(&str, Form)> = vec![
         ("no body headers", Box::new(|r| r)),
         ("Content-Length: 0", Box::new(|r| r.header("content-length", "0").body(""))),
         ("JSON type, empty", Box::new(|r| r.header("content-type", "application/json").body(""))),
