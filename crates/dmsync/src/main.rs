@@ -228,6 +228,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     app.run_until_stopped().await
 }
 
+/// mimalloc instead of glibc's allocator: a request makes dozens of short-lived allocations,
+/// and glibc's malloc and free were about a sixth of a rejected sync's instructions
+/// (docs/PERFORMANCE.md). The benchmark's bare handler uses it too, so ratios stay fair.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
