@@ -9,6 +9,7 @@ pub mod autopilot;
 pub mod datetime;
 pub mod error;
 pub mod exchange;
+pub mod json;
 pub mod odata;
 
 pub use datetime::GraphDateTime;

@@ -146,9 +146,7 @@ fn render_error(context: &RequestContext, response: Response) -> Response {
             }),
         },
     };
-    // Sized for the message escaped once more, so that the buffer is not regrown.
-    let mut bytes = Vec::with_capacity(256 + body.error.message.len() * 5 / 4);
-    serde_json::to_writer(&mut bytes, &body).expect("error body serialises");
+    let bytes = body.to_json();
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
