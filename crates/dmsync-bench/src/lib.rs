@@ -2,6 +2,7 @@
 //! probes, generated workloads and the Markdown report. Each program in `src/bin/` (and the
 //! Autopilot benchmark in `main.rs`) prints figures; none of them is a timed test.
 
+pub mod baseline;
 pub mod probe;
 pub mod report;
 pub mod server;
