@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, QueryBuilder};
+use sqlx::AssertSqlSafe;
 
 /// Rows a transaction, as the sync's reconciliation chunks.
 const ROWS_PER_TRANSACTION: u64 = 50_000;
@@ -43,16 +43,23 @@ pub async fn bulk_insert(db_url: &str, rows: u64) -> Result<Duration> {
         let mut tx = pool.begin().await?;
         while next < end {
             let stop = (next + ROWS_PER_STATEMENT).min(end);
-            let mut insert: QueryBuilder<Any> =
-                QueryBuilder::new("INSERT INTO dmsync_bench_baseline (id, tenant_id, serial_number, hardware_hash, properties) ");
-            insert.push_values(next..stop, |mut row, i| {
-                row.push_bind(format!("{:08x}-0000-7000-8000-{:012x}", i >> 16, i))
-                    .push_bind("11111111-1111-4111-8111-111111111111")
-                    .push_bind(format!("SN-{:07}", i + 1))
-                    .push_bind(format!("{:0>88}", i))
-                    .push_bind(format!("{{\"groupTag\":\"Fleet\",\"manufacturer\":\"Contoso\",\"model\":\"Model {}\",\"enrollmentState\":\"notContacted\"}}", i % 97));
-            });
-            insert.build().execute(&mut *tx).await?;
+            // `$N` placeholders, which both engines read (the Any driver's QueryBuilder writes
+            // `?`, which PostgreSQL does not).
+            let mut sql = String::from("INSERT INTO dmsync_bench_baseline (id, tenant_id, serial_number, hardware_hash, properties) VALUES ");
+            for row in 0..stop - next {
+                let p = row * 5;
+                sql.push_str(&format!("{}(${}, ${}, ${}, ${}, ${})", if row == 0 { "" } else { ", " }, p + 1, p + 2, p + 3, p + 4, p + 5));
+            }
+            let mut insert = sqlx::query(AssertSqlSafe(sql));
+            for i in next..stop {
+                insert = insert
+                    .bind(format!("{:08x}-0000-7000-8000-{:012x}", i >> 16, i))
+                    .bind("11111111-1111-4111-8111-111111111111")
+                    .bind(format!("SN-{:07}", i + 1))
+                    .bind(format!("{:0>88}", i))
+                    .bind(format!("{{\"groupTag\":\"Fleet\",\"manufacturer\":\"Contoso\",\"model\":\"Model {}\",\"enrollmentState\":\"notContacted\"}}", i % 97));
+            }
+            insert.execute(&mut *tx).await?;
             next = stop;
         }
         tx.commit().await?;
