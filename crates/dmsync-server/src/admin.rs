@@ -3,7 +3,7 @@
 //! Every route needs the admin token.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
@@ -43,18 +43,33 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    // The name first: a page that rebound its name to this server must not learn whether a
+    // token works, nor use the development token that loopback accepts.
+    let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
+    if let Err(refused) = crate::http::host::check_admin_host(&state.config, parts.version, uri, &parts.headers) {
+        return refused.into_response();
+    }
     let presented = crate::auth::bearer_token(&parts).map(str::trim);
     let accepted = match (state.config.effective_admin_token(), presented) {
-        (Some(expected), Some(given)) => {
-            expected.len() == given.len()
-                && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        }
+        (Some(expected), Some(given)) => admin_token_matches(&expected, given),
         _ => false,
     };
     if !accepted {
         return ApiError::AdminUnauthorized.into_response();
     }
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Compares the presented admin token with the configured one in constant time. Both are
+/// hashed first, so neither the position of the first difference nor the expected length
+/// shows in the timing. An empty or blank token never matches, whatever is configured.
+fn admin_token_matches(expected: &str, given: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    if expected.trim().is_empty() || given.trim().is_empty() {
+        return false;
+    }
+    Sha256::digest(expected.as_bytes()).ct_eq(&Sha256::digest(given.as_bytes())).into()
 }
 
 #[derive(Deserialize)]
@@ -274,4 +289,21 @@ async fn advance_clock(State(state): State<AppState>, GraphJson(req): GraphJson<
     state.jobs_enqueued.notify_waiters();
     state.clock_advanced.notify_waiters();
     Ok(Json(clock_document(&state)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admin_token_matches;
+
+    #[test]
+    fn an_empty_admin_token_never_matches() {
+        assert!(admin_token_matches("s3cret", "s3cret"));
+        assert!(!admin_token_matches("s3cret", "s3creT"));
+        assert!(!admin_token_matches("s3cret", "s3cret-longer"));
+        for blank in ["", " ", "\t"] {
+            assert!(!admin_token_matches(blank, blank), "{blank:?}");
+            assert!(!admin_token_matches(blank, ""), "{blank:?}");
+            assert!(!admin_token_matches("s3cret", blank), "{blank:?}");
+        }
+    }
 }

@@ -14,6 +14,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub db: String,
     pub admin_token: Option<String>,
+    /// Host names (each with an optional port) the admin API answers to besides loopback names
+    /// and the listen address; see `http::host`.
+    pub admin_allowed_hosts: Vec<String>,
     pub permission_profile: PermissionProfile,
     /// Minimum time between the starts of two Autopilot syncs (Intune: 10 minutes).
     pub sync_cooldown: Duration,
@@ -55,6 +58,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("db", &self.db)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("admin_allowed_hosts", &self.admin_allowed_hosts)
             .field("permission_profile", &self.permission_profile)
             .field("sync_cooldown", &self.sync_cooldown)
             .field("sync_retry_after", &self.sync_retry_after)
@@ -80,6 +84,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("literal address"),
             db: "sqlite://dmsync.db".into(),
             admin_token: None,
+            admin_allowed_hosts: Vec::new(),
             permission_profile: PermissionProfile::Original,
             sync_cooldown: Duration::from_secs(600),
             sync_retry_after: false,
@@ -105,6 +110,51 @@ impl Config {
         Config { listen: "127.0.0.1:0".parse().expect("literal address"), db: db.into(), ..Config::default() }
     }
 
+    /// Refuses a configuration that would make an empty value a credential or an allowed
+    /// name. Checked before the server opens its database or listens, so a bad start fails
+    /// loudly instead of serving.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let blank = |s: &str| s.trim().is_empty();
+        if self.admin_token.as_deref().is_some_and(blank) {
+            // An empty token would match an empty `Authorization: Bearer`.
+            return Err(ConfigError(
+                "the admin token (--admin-token, DMSYNC_ADMIN_TOKEN) is empty or only whitespace; \
+                 set a secret, or unset it (the admin API then answers on loopback only, to the \
+                 development token)"
+                    .into(),
+            ));
+        }
+        for host in &self.admin_allowed_hosts {
+            if crate::http::host::parse_authority(host.trim()).is_none() {
+                return Err(ConfigError(format!(
+                    "--admin-allow-host (DMSYNC_ADMIN_ALLOW_HOST) '{host}' is not a host name with an optional port"
+                )));
+            }
+        }
+        if let Some(issuer) = &self.external_issuer {
+            if blank(&issuer.jwks_url) {
+                return Err(ConfigError(
+                    "the external issuer's JWKS URL (--external-jwks-url, DMSYNC_EXTERNAL_JWKS_URL) is empty; \
+                     set it, or unset it to accept only dmsync's own tokens"
+                        .into(),
+                ));
+            }
+            if issuer.audiences.iter().any(|a| blank(a)) {
+                // An empty audience would accept tokens whose `aud` is empty.
+                return Err(ConfigError(
+                    "an external audience (--external-audiences, DMSYNC_EXTERNAL_AUDIENCES) is empty".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether clients on other hosts can reach the admin API: a configured token on an
+    /// address that is not loopback (the development token never works off loopback).
+    pub fn admin_reachable_from_other_hosts(&self) -> bool {
+        self.admin_token.is_some() && !self.listen.ip().is_loopback()
+    }
+
     /// The admin token in force: the configured one, or the development default on loopback.
     pub fn effective_admin_token(&self) -> Option<String> {
         match &self.admin_token {
@@ -114,3 +164,8 @@ impl Config {
         }
     }
 }
+
+/// A configuration the server refuses to start with; the message names the flag and variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);

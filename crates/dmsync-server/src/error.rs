@@ -53,6 +53,17 @@ pub enum ApiError {
     Unauthenticated(AuthFailure),
     #[error("admin API: missing or wrong admin token")]
     AdminUnauthorized,
+    /// An HTTP/1.1 request without `Host`, with several, or with one that is not a host and port
+    /// (RFC 9112, section 3.2).
+    #[error("bad Host header: {0}")]
+    BadHost(String),
+    /// An absolute-form request target whose authority is not the `Host` the request names.
+    #[error("request target names {target}, Host names {host}")]
+    HostMismatch { target: String, host: String },
+    /// The admin API addressed by a name it does not answer to (a DNS rebinding page), or called
+    /// from a web page of another origin. `header` is `Host` or `Origin`.
+    #[error("admin API refused {header}: {value}")]
+    AdminHostRefused { header: &'static str, value: String },
     #[error("forbidden: {0:?}")]
     Forbidden(Denial),
     /// An Intune validation error: 400 with the JSON-in-message body.
@@ -150,6 +161,21 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "InvalidAuthenticationToken",
                 MessageSpec::Plain("The dmsync admin token is missing or wrong.".into()),
+            ),
+            BadHost(why) => (StatusCode::BAD_REQUEST, "BadRequest", MessageSpec::Plain(why.clone())),
+            HostMismatch { target, host } => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                MessageSpec::Plain(format!(
+                    "The request target names the host '{target}', but the Host header names '{host}'."
+                )),
+            ),
+            AdminHostRefused { header, value } => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                MessageSpec::Plain(format!(
+                    "The dmsync admin API does not answer to the {header} '{value}'. It answers to loopback names, the listen address and the names given with --admin-allow-host."
+                )),
             ),
             Forbidden(denial) => {
                 let lead = match denial {

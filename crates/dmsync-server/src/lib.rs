@@ -99,6 +99,7 @@ async fn follow_shared_clock(state: AppState) {
 
 impl Application {
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Application> {
+        config.validate()?;
         let metrics_handle = metrics::install();
         let db_lock = lock_sqlite_file(&config.db)?;
         let store = dmsync_store::connect(&config.db)
@@ -148,6 +149,8 @@ impl Application {
                 async move { table.unmatched(request.uri().path()).into_response() }
             })
             .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
+            // Inside the request context, so that its refusals get Graph's body and request ids.
+            .layer(axum::middleware::from_fn(http::host::require_host))
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
             .with_state(state.clone());
         Ok(Application { listener, address, state, router, route_table, _db_lock: db_lock, seeded })

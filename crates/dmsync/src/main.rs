@@ -73,6 +73,10 @@ struct ServeArgs {
     /// Token for the /_dmsync admin API. Without it, `dmsync-dev-admin` works on loopback only.
     #[arg(long, env = "DMSYNC_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// A host name (or host:port) the admin API answers to besides localhost, loopback addresses
+    /// and the listen address; repeat or comma-separate. Other names are refused (DNS rebinding).
+    #[arg(long, env = "DMSYNC_ADMIN_ALLOW_HOST", value_delimiter = ',')]
+    admin_allow_host: Vec<String>,
     /// Which documentation decides application access to the sync actions.
     #[arg(long, env = "DMSYNC_PERMISSION_PROFILE", value_enum, default_value = "original")]
     permission_profile: Profile,
@@ -175,6 +179,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         db: args.db,
         admin_token: args.admin_token,
+        admin_allowed_hosts: args.admin_allow_host,
         permission_profile: match args.permission_profile {
             Profile::Original => PermissionProfile::Original,
             Profile::Current => PermissionProfile::Current,
@@ -196,13 +201,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .external_jwks_url
             .map(|jwks_url| ExternalIssuer { jwks_url, audiences: args.external_audiences }),
     };
+    // Refused before the database is opened or the port bound, with the flag's name.
+    config.validate()?;
     let admin_token = config.effective_admin_token();
+    let reachable_from_other_hosts = config.admin_reachable_from_other_hosts();
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.context("starting dmsync")?;
     let url = format!("http://{}", app.address());
     let admin_line = match admin_token.as_deref() {
         Some(dmsync_server::config::DEV_ADMIN_TOKEN) => {
             format!("{url}/_dmsync/ with Bearer {}", dmsync_server::config::DEV_ADMIN_TOKEN)
+        }
+        Some(_) if reachable_from_other_hosts => {
+            format!("{url}/_dmsync/ with the configured admin token, reachable from other hosts")
         }
         Some(_) => format!("{url}/_dmsync/ with the configured admin token"),
         None => "disabled (no --admin-token and not on loopback)".to_owned(),

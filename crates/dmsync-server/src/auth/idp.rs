@@ -246,7 +246,11 @@ async fn token(
     let Some(grant_type) = field("grant_type") else {
         return bad(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.");
     };
+    // As with form fields, a blank id or secret in the Basic header counts as not sent: Entra
+    // asks for the missing parameter, and no client authenticates with an empty secret.
+    let nonblank = |s: String| (!s.trim().is_empty()).then_some(s);
     let (basic_id, basic_secret) = basic_credentials(&headers).unzip();
+    let (basic_id, basic_secret) = (basic_id.and_then(nonblank), basic_secret.and_then(nonblank));
     let Some(client_id) = field("client_id").map(str::to_owned).or(basic_id) else {
         return bad(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.");
     };

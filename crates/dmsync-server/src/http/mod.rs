@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod context;
+pub mod host;
 pub mod list;
 pub mod query;
 pub mod response;

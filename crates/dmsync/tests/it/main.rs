@@ -6,6 +6,7 @@ mod helpers;
 mod process;
 
 mod admin;
+mod admin_access;
 mod auth;
 mod autopilot_devices;
 mod cli;
