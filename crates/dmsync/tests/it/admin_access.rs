@@ -53,9 +53,12 @@ fn serve_expecting_refusal(args: &[&str], env: &[(&str, &str)]) -> (std::process
     (status, stdout, stderr)
 }
 
+/// Arguments and environment of one `dmsync serve`.
+type StartCase = (&'static [&'static str], &'static [(&'static str, &'static str)]);
+
 #[test]
 fn an_empty_or_blank_admin_token_is_refused_at_start() {
-    let cases: [(&[&str], &[(&str, &str)]); 5] = [
+    let cases: [StartCase; 5] = [
         (&["--listen", "0.0.0.0:0", "--admin-token", ""], &[]),
         (&["--listen", "127.0.0.1:0", "--admin-token", "  "], &[]),
         (&["--listen", "0.0.0.0:0"], &[("DMSYNC_ADMIN_TOKEN", "")]),
