@@ -319,3 +319,27 @@ async fn registrations_stream_as_autopilot_csv() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }
+
+/// A lenient-JSON body nested ten thousand deep used to overflow the stack inside json5 and
+/// abort the whole server. Now its nesting is refused before any parser sees it, on either
+/// version and spelling, whether or not the device exists, and the server keeps answering.
+#[tokio::test]
+async fn a_deeply_nested_lenient_body_is_a_400_and_the_server_lives_on() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let missing = "00000000-0000-4000-8000-000000000001";
+    let lenient = format!("{}1{}", "{a:[".repeat(5_000), "]}".repeat(5_000));
+    let strict = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (version, action) in [("v1.0", "updateDeviceProperties"), ("beta", "UpdateDeviceProperties")] {
+        for body in [&lenient, &strict] {
+            let path = format!("/{version}/deviceManagement/windowsAutopilotDeviceIdentities/{missing}/{action}");
+            let r = app.raw(Method::POST, &path, Some(&token)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+            let error: Value = r.json().await.unwrap();
+            assert!(error["error"]["message"].as_str().unwrap().contains("levels deep"), "{error}");
+        }
+    }
+    let list = app.get_json("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).await;
+    assert_eq!(list["value"], json!([]), "the server still answers");
+    app.stop().await;
+}
