@@ -115,6 +115,42 @@ pub struct Principal {
 struct TokenHeader {
     alg: Option<String>,
     kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand, or reject the token. dmsync
+    /// understands none, so a token that has `crit` at all is refused. A `null` counts too: the
+    /// RFC forbids it, and `Option` alone would read it as absent.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// The longest bearer token read, in characters. Entra's largest access tokens (a user in many
+/// groups, before the groups overage claim takes over) are a few kilobytes; this is several
+/// times that.
+pub const MAX_TOKEN_LENGTH: usize = 64 * 1024;
+/// The largest decoded JOSE header. Entra's carry `typ`, `alg`, `kid`, `x5t` and a `nonce`.
+pub const MAX_TOKEN_HEADER_BYTES: usize = 4 * 1024;
+/// The deepest nesting of objects and arrays in a token's header and claims.
+pub const MAX_TOKEN_JSON_DEPTH: usize = 16;
+
+/// Decodes one base64url segment of a token into JSON text, refusing it before decoding when it
+/// is longer than `max_bytes` would encode to, and after decoding when it nests too deep.
+fn token_segment(segment: &str, max_bytes: usize) -> Result<String, AuthFailure> {
+    let segment = segment.trim_end_matches('=');
+    if segment.len() > max_bytes.div_ceil(3) * 4 {
+        return Err(AuthFailure::Unparseable);
+    }
+    let text = URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(AuthFailure::Unparseable)?;
+    if dmsync_graph::bounded::exceeds_depth(&text, MAX_TOKEN_JSON_DEPTH) {
+        return Err(AuthFailure::Unparseable);
+    }
+    Ok(text)
 }
 
 #[derive(Clone, Deserialize)]
@@ -146,6 +182,9 @@ impl Verifier {
         if token.is_empty() {
             return Err(AuthFailure::Missing);
         }
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(AuthFailure::Unparseable);
+        }
         let checked = match self.checked.get(token) {
             Some(hit) => hit,
             None => {
@@ -173,11 +212,13 @@ impl Verifier {
         if parts.len() != 3 {
             return Err(AuthFailure::Unparseable);
         }
-        let header: TokenHeader = URL_SAFE_NO_PAD
-            .decode(parts[0].trim_end_matches('='))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(AuthFailure::Unparseable)?;
+        let header: TokenHeader =
+            serde_json::from_str(&token_segment(parts[0], MAX_TOKEN_HEADER_BYTES)?).map_err(|_| AuthFailure::Unparseable)?;
+        // jsonwebtoken decodes the claims itself; they are bounded here first.
+        token_segment(parts[1], MAX_TOKEN_LENGTH)?;
+        if header.crit {
+            return Err(AuthFailure::ValidationFailure);
+        }
         // RS256 only: this refuses `none`, HS256 (the public-key-as-HMAC-secret attack) and
         // everything else before any key is touched.
         if header.alg.as_deref() != Some("RS256") {

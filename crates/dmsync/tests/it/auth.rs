@@ -225,6 +225,49 @@ async fn tokens_are_validated_as_graph_validates_them() {
     app.stop().await;
 }
 
+/// RFC 7515 §4.1.11: a `crit` header names extensions the recipient must understand, and
+/// dmsync understands none, so such a token is refused even with a good signature.
+#[tokio::test]
+async fn tokens_with_critical_extensions_are_refused() {
+    let app = spawn_app().await;
+    let tenant = app.tenant();
+    app.state.keys.wait_until_ready().await;
+    let key = app.state.store.signing_keys().await.unwrap().remove(0);
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap();
+    let sign = |crit: Option<Vec<String>>| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.crit = crit;
+        jsonwebtoken::encode(&header, &good_claims(&tenant), &encoding).unwrap()
+    };
+    let r = app.raw(Method::GET, SETTINGS, Some(&sign(None))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the same token without crit is good");
+    for crit in [vec!["b64".to_owned()], vec!["exp".to_owned()], vec!["urn:example:unknown".to_owned()]] {
+        expect_401(&app, Some(&sign(Some(crit))), "Access token validation failure.").await;
+    }
+    app.stop().await;
+}
+
+/// A token's length, and its header's and claims' size and nesting, are bounded before any of
+/// it is decoded; what is over a bound is an unparseable token, Graph's 401.
+#[tokio::test]
+async fn oversized_and_overdeep_tokens_are_refused() {
+    let app = spawn_app().await;
+    let tenant = app.tenant();
+    let segment = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    let header = segment(r#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = segment(&good_claims(&tenant).to_string());
+    let long = format!("{header}.{}.c2ln", "A".repeat(dmsync_server::auth::MAX_TOKEN_LENGTH));
+    expect_401(&app, Some(&long), "CompactToken parsing failed").await;
+    let big_header = segment(&format!(r#"{{"alg":"RS256","pad":"{}"}}"#, "x".repeat(8 * 1024)));
+    expect_401(&app, Some(&format!("{big_header}.{claims}.c2ln")), "CompactToken parsing failed").await;
+    let deep_header = segment(&format!(r#"{{"alg":"RS256","x":{}1{}}}"#, "[".repeat(5_000), "]".repeat(5_000)));
+    expect_401(&app, Some(&format!("{deep_header}.{claims}.c2ln")), "CompactToken parsing failed").await;
+    let deep_claims = segment(&format!(r#"{{"x":{}1{}}}"#, "[".repeat(5_000), "]".repeat(5_000)));
+    expect_401(&app, Some(&format!("{header}.{deep_claims}.c2ln")), "CompactToken parsing failed").await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_advanced_clock_expires_tokens() {
     let app = spawn_app().await;

@@ -87,3 +87,38 @@ async fn external_tokens_are_verified_with_the_issuers_jwks() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }
+
+/// An external issuer's token whose header has `crit` is refused like dmsync's own (RFC 7515
+/// §4.1.11), with Graph's 401 body.
+#[tokio::test]
+async fn external_tokens_with_critical_extensions_are_refused() {
+    let key = generate_key(time::OffsetDateTime::now_utc()).unwrap();
+    let jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": key.kid, "n": key.n, "e": key.e}]});
+    let (url, _) = jwks_server(jwks).await;
+    let app = spawn_app_with(|c| {
+        c.external_issuer = Some(ExternalIssuer { jwks_url: url, audiences: vec!["api://dmsync".into()] })
+    })
+    .await;
+    let tenant = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "aud": "api://dmsync", "iss": format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+        "tid": tenant, "iat": now, "nbf": now, "exp": now + 3600, "roles": [READ], "azp": "x",
+    });
+    let sign = |crit: Option<Vec<String>>| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.crit = crit;
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap())
+            .unwrap()
+    };
+    let settings = "/beta/deviceManagement/windowsAutopilotSettings";
+    let r = app.raw(Method::GET, settings, Some(&sign(None))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = app.raw(Method::GET, settings, Some(&sign(Some(vec!["urn:example:unknown".into()])))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(body["error"]["message"], "Access token validation failure.");
+    app.stop().await;
+}
