@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dmsync_client::ClientError;
-use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_USER_UPN};
+use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_USER_PASSWORD, DEV_USER_UPN};
 use dmsync_server::config::PermissionProfile;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -126,6 +126,26 @@ async fn token_endpoint_errors_are_entra_shaped() {
         .unwrap();
     let body: Value = r.json().await.unwrap();
     assert!(body["error_description"].as_str().unwrap().starts_with("AADSTS90002"), "{body}");
+    app.stop().await;
+}
+
+/// The token endpoint reads at most 64 KiB and 32 fields of form; more is Entra's 400.
+#[tokio::test]
+async fn oversized_token_requests_are_refused_in_entras_shape() {
+    let app = spawn_app().await;
+    let path = format!("/{}/oauth2/v2.0/token", app.tenant());
+    let good = format!("grant_type=password&client_id={DEV_CLIENT_ID}&username={DEV_USER_UPN}&password={DEV_USER_PASSWORD}");
+    let many_fields = format!("{good}{}", "&x=1".repeat(40));
+    let large = format!("{good}&x={}", "a".repeat(70 * 1024));
+    for body in [many_fields, large] {
+        let r = app.raw(Method::POST, &path, None).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let error: Value = r.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_request");
+        assert!(error["error_description"].as_str().unwrap().starts_with("AADSTS90100"), "{error}");
+    }
+    let r = app.raw(Method::POST, &path, None).header("content-type", "application/x-www-form-urlencoded").body(good).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a normal request still works");
     app.stop().await;
 }
 
@@ -261,7 +281,8 @@ async fn oversized_and_overdeep_tokens_are_refused() {
     expect_401(&app, Some(&long), "CompactToken parsing failed").await;
     let big_header = segment(&format!(r#"{{"alg":"RS256","pad":"{}"}}"#, "x".repeat(8 * 1024)));
     expect_401(&app, Some(&format!("{big_header}.{claims}.c2ln")), "CompactToken parsing failed").await;
-    let deep_header = segment(&format!(r#"{{"alg":"RS256","x":{}1{}}}"#, "[".repeat(5_000), "]".repeat(5_000)));
+    // Within the header's size bound, so that its nesting is what refuses it.
+    let deep_header = segment(&format!(r#"{{"alg":"RS256","x":{}1{}}}"#, "[".repeat(1_000), "]".repeat(1_000)));
     expect_401(&app, Some(&format!("{deep_header}.{claims}.c2ln")), "CompactToken parsing failed").await;
     let deep_claims = segment(&format!(r#"{{"x":{}1{}}}"#, "[".repeat(5_000), "]".repeat(5_000)));
     expect_401(&app, Some(&format!("{header}.{deep_claims}.c2ln")), "CompactToken parsing failed").await;
