@@ -17,9 +17,14 @@
 
 use std::fmt;
 
-/// The longest `$filter` accepted, and the deepest nesting; both bound the parser's work.
+/// The longest `$filter` accepted (in bytes of UTF-8), the deepest nesting of parentheses and
+/// `not`, and the most nodes of the tree (comparisons, functions, `and`, `or`, `not`). Together
+/// they bound the parser's recursion and the work of everything that walks the tree (the SQL
+/// the stores generate recurses over it too): and/or chains are flat in the text but nest in
+/// the tree, so the node bound is what limits their depth.
 pub const MAX_FILTER_LENGTH: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
+pub const MAX_NODES: usize = 512;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter<F> {
@@ -145,6 +150,7 @@ struct Parser<'a, F, R: Fn(&str) -> Option<F>> {
     tokens: &'a [Token],
     pos: usize,
     resolve: R,
+    nodes: usize,
 }
 
 fn keyword(token: Option<&Token>, word: &str) -> bool {
@@ -169,6 +175,15 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
         }
     }
 
+    /// Counts one node of the tree about to be built.
+    fn node(&mut self) -> Result<(), FilterError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(FilterError(format!("The $filter has more than {MAX_NODES} comparisons and operators.")));
+        }
+        Ok(())
+    }
+
     fn field(&self, name: &str) -> Result<F, FilterError> {
         (self.resolve)(name)
             .ok_or_else(|| FilterError(format!("Could not find a property named '{name}' that can be filtered on.")))
@@ -182,6 +197,7 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
         while keyword(self.peek(), "or") {
             self.pos += 1;
             let right = self.and(depth)?;
+            self.node()?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
         Ok(left)
@@ -192,6 +208,7 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
         while keyword(self.peek(), "and") {
             self.pos += 1;
             let right = self.unary(depth)?;
+            self.node()?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
         Ok(left)
@@ -203,6 +220,7 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
         }
         if keyword(self.peek(), "not") {
             self.pos += 1;
+            self.node()?;
             return Ok(Filter::Not(Box::new(self.unary(depth + 1)?)));
         }
         self.primary(depth)
@@ -234,6 +252,7 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
                         _ => return Err(FilterError(format!("Syntax error: a string literal is expected as the second argument of {word}."))),
                     };
                     self.expect(Token::Close, "')'")?;
+                    self.node()?;
                     return Ok(Filter::Function { function, field, value });
                 }
                 let field = self.field(&word)?;
@@ -252,6 +271,7 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
                     Some(Token::Ident(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
                     _ => return Err(FilterError("Syntax error: a literal is expected after the operator.".into())),
                 };
+                self.node()?;
                 Ok(Filter::Compare { field, op, value })
             }
             _ => Err(FilterError("Syntax error: an expression is expected in $filter.".into())),
@@ -266,7 +286,7 @@ pub fn parse_filter<F>(input: &str, resolve: impl Fn(&str) -> Option<F>) -> Resu
         return Err(FilterError(format!("The $filter is longer than {MAX_FILTER_LENGTH} characters.")));
     }
     let tokens = tokenize(input)?;
-    let mut parser = Parser { tokens: &tokens, pos: 0, resolve };
+    let mut parser = Parser { tokens: &tokens, pos: 0, resolve, nodes: 0 };
     let filter = parser.expr(0)?;
     if parser.pos != tokens.len() {
         return Err(FilterError("Syntax error: unexpected text at the end of $filter.".into()));
@@ -277,6 +297,7 @@ pub fn parse_filter<F>(input: &str, resolve: impl Fn(&str) -> Option<F>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Field {
@@ -290,6 +311,8 @@ mod tests {
             "serialnumber" => Some(Field::Serial),
             "grouptag" => Some(Field::Tag),
             "enrollmentstate" => Some(Field::State),
+            // A short name, so that a test can reach the node bound within the length bound.
+            "sn" => Some(Field::Serial),
             _ => None,
         }
     }
@@ -360,6 +383,70 @@ mod tests {
         assert!(parse(&nots).unwrap_err().0.contains("nested"));
         let long = format!("serialNumber eq '{}'", "x".repeat(MAX_FILTER_LENGTH));
         assert!(parse(&long).unwrap_err().0.contains("longer"));
+    }
+
+    #[test]
+    fn the_number_of_nodes_is_bounded() {
+        // and/or chains are flat in the text but nest in the tree.
+        let chain = |n: usize, op: &str| vec!["sn eq 'x'"; n].join(op);
+        assert!(parse(&chain(200, " or ")).is_ok());
+        assert!(parse(&chain(290, " or ")).unwrap_err().0.contains("more than 512"));
+        assert!(parse(&chain(290, " and ")).unwrap_err().0.contains("more than 512"));
+    }
+
+    fn tree_depth(f: &Filter<Field>) -> usize {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => 1 + tree_depth(a).max(tree_depth(b)),
+            Filter::Not(a) => 1 + tree_depth(a),
+            _ => 1,
+        }
+    }
+
+    fn tree_nodes(f: &Filter<Field>) -> usize {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => 1 + tree_nodes(a) + tree_nodes(b),
+            Filter::Not(a) => 1 + tree_nodes(a),
+            _ => 1,
+        }
+    }
+
+    /// `$filter` text from the grammar's pieces, valid and not, in any order and amount.
+    fn filter_soup() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("("), Just(")"), Just("not "), Just(" and "), Just(" or "), Just("'"), Just(","),
+            Just("sn eq 'a'"), Just("groupTag ne null"), Just("contains(sn,'x')"), Just("startswith("),
+            Just("sn"), Just(" eq "), Just("microsoft.graph.enrollmentState'enrolled'"), Just("~"), Just("ü"),
+        ];
+        proptest::collection::vec(piece, 0..600).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the text, the parser answers, and what it accepts stays within the bounds.
+        #[test]
+        fn random_filters_never_panic_and_stay_bounded(text in filter_soup()) {
+            if let Ok(tree) = parse(&text) {
+                prop_assert!(tree_nodes(&tree) <= MAX_NODES);
+                prop_assert!(tree_depth(&tree) <= MAX_NODES);
+            }
+        }
+
+        /// Nesting of any depth up to 100,000, by parentheses or `not`, is an error.
+        #[test]
+        fn deep_filters_are_refused(
+            depth in prop_oneof![Just(100_000usize), (MAX_DEPTH + 1)..5_000usize],
+            open in prop_oneof![Just("("), Just("not "), Just("not("), Just("(not ")],
+        ) {
+            let close = ")".repeat(open.matches('(').count() * depth);
+            let text = format!("{}sn eq 'a'{close}", open.repeat(depth));
+            prop_assert!(parse(&text).is_err());
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = parse(&text);
+        }
     }
 
     /// A property test without a framework: every string of a small alphabet either parses or

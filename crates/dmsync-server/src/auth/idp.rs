@@ -3,7 +3,7 @@
 //! issues for Graph, whichever endpoint version asked for them.
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
@@ -231,15 +231,38 @@ fn graph_scope_name(scope: &str) -> Option<&str> {
     (!scope.contains('/')).then_some(scope)
 }
 
+/// The largest token request body, and the most fields in it. A real request has a handful of
+/// short fields; a client assertion (a signed JWT), the longest field any client sends, is a
+/// few kilobytes.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+pub const MAX_FORM_FIELDS: usize = 32;
+
+/// The token request's fields, or `None` when the body is over [`MAX_FORM_BYTES`] or has more
+/// than [`MAX_FORM_FIELDS`] fields. The body is read only up to the bound.
+async fn read_form(body: Body) -> Option<std::collections::HashMap<String, String>> {
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok()?;
+    parse_form(&bytes)
+}
+
+fn parse_form(bytes: &[u8]) -> Option<std::collections::HashMap<String, String>> {
+    let fields: Vec<(String, String)> = form_urlencoded::parse(bytes).into_owned().take(MAX_FORM_FIELDS + 1).collect();
+    (fields.len() <= MAX_FORM_FIELDS).then(|| fields.into_iter().collect())
+}
+
 /// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials` and `password`.
 async fn token(
     State(state): State<AppState>,
     Path(tenant_segment): Path<String>,
     axum::Extension(ctx): axum::Extension<RequestContext>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let Some(form) = read_form(body).await else {
+        let description = format!(
+            "The request body is not valid: it is larger than {MAX_FORM_BYTES} bytes or has more than {MAX_FORM_FIELDS} parameters."
+        );
+        return Ok(entra_error(StatusCode::BAD_REQUEST, "invalid_request", 90100, &description, &ctx));
+    };
     let field = |name: &str| form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
     let bad = |status, error, code, description: &str| Ok(entra_error(status, error, code, description, &ctx));
 
@@ -370,4 +393,42 @@ async fn token(
 /// Mints a token for a personal Microsoft account: its `tid` is the MSA tenant.
 pub fn personal_tenant() -> TenantId {
     PERSONAL_ACCOUNT_TENANT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_form_is_bounded_in_size_and_fields() {
+        assert_eq!(parse_form(b"grant_type=password&username=a%40b&password=x").unwrap()["username"], "a@b");
+        let many = vec!["a=1"; MAX_FORM_FIELDS + 1].join("&");
+        assert!(parse_form(many.as_bytes()).is_none());
+        assert!(parse_form(vec!["a=1"; MAX_FORM_FIELDS].join("&").as_bytes()).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_bound_is_refused_without_reading_it_all() {
+        assert!(read_form(Body::from("a".repeat(MAX_FORM_BYTES))).await.is_some());
+        assert!(read_form(Body::from("a".repeat(MAX_FORM_BYTES + 1))).await.is_none());
+        let endless = futures::stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from_static(&[b'a'; 1024])));
+        assert!(read_form(Body::from_stream(endless)).await.is_none(), "stops reading at the bound");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_forms_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            if let Some(form) = parse_form(&bytes) {
+                prop_assert!(form.len() <= MAX_FORM_FIELDS);
+            }
+        }
+
+        #[test]
+        fn forms_of_many_fields_are_refused(fields in (MAX_FORM_FIELDS + 1)..20_000usize) {
+            prop_assert!(parse_form("x=1&".repeat(fields).as_bytes()).is_none());
+        }
+    }
 }

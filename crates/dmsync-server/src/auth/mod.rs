@@ -115,6 +115,56 @@ pub struct Principal {
 struct TokenHeader {
     alg: Option<String>,
     kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand, or reject the token. dmsync
+    /// understands none, so a token that has `crit` at all is refused. A `null` counts too: the
+    /// RFC forbids it, and `Option` alone would read it as absent.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// The longest bearer token read, in characters. Entra's largest access tokens (a user in many
+/// groups, before the groups overage claim takes over) are a few kilobytes; this is several
+/// times that.
+pub const MAX_TOKEN_LENGTH: usize = 64 * 1024;
+/// The largest decoded JOSE header. Entra's carry `typ`, `alg`, `kid`, `x5t` and a `nonce`.
+pub const MAX_TOKEN_HEADER_BYTES: usize = 4 * 1024;
+/// The deepest nesting of objects and arrays in a token's header and claims.
+pub const MAX_TOKEN_JSON_DEPTH: usize = 16;
+
+/// The header of a token split at its dots, read before any key is touched: the header's and
+/// the claims' size and nesting are bounded (jsonwebtoken decodes the claims itself, later),
+/// and a header with `crit` is refused.
+fn read_header(parts: &[&str]) -> Result<TokenHeader, AuthFailure> {
+    let [header, claims, _signature] = parts else { return Err(AuthFailure::Unparseable) };
+    let header: TokenHeader =
+        serde_json::from_str(&token_segment(header, MAX_TOKEN_HEADER_BYTES)?).map_err(|_| AuthFailure::Unparseable)?;
+    token_segment(claims, MAX_TOKEN_LENGTH)?;
+    if header.crit {
+        return Err(AuthFailure::ValidationFailure);
+    }
+    Ok(header)
+}
+
+/// Decodes one base64url segment of a token into JSON text, refusing it before decoding when it
+/// is longer than `max_bytes` would encode to, and after decoding when it nests too deep.
+fn token_segment(segment: &str, max_bytes: usize) -> Result<String, AuthFailure> {
+    let segment = segment.trim_end_matches('=');
+    if segment.len() > max_bytes.div_ceil(3) * 4 {
+        return Err(AuthFailure::Unparseable);
+    }
+    let text = URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(AuthFailure::Unparseable)?;
+    if dmsync_graph::bounded::exceeds_depth(&text, MAX_TOKEN_JSON_DEPTH) {
+        return Err(AuthFailure::Unparseable);
+    }
+    Ok(text)
 }
 
 #[derive(Clone, Deserialize)]
@@ -146,6 +196,9 @@ impl Verifier {
         if token.is_empty() {
             return Err(AuthFailure::Missing);
         }
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(AuthFailure::Unparseable);
+        }
         let checked = match self.checked.get(token) {
             Some(hit) => hit,
             None => {
@@ -173,11 +226,7 @@ impl Verifier {
         if parts.len() != 3 {
             return Err(AuthFailure::Unparseable);
         }
-        let header: TokenHeader = URL_SAFE_NO_PAD
-            .decode(parts[0].trim_end_matches('='))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or(AuthFailure::Unparseable)?;
+        let header = read_header(&parts)?;
         // RS256 only: this refuses `none`, HS256 (the public-key-as-HMAC-secret attack) and
         // everything else before any key is touched.
         if header.alg.as_deref() != Some("RS256") {
@@ -328,5 +377,55 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
         Ok(Caller { principal, profile: state.config.permission_profile })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment(json: &str) -> String {
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn read(token: &str) -> Result<TokenHeader, AuthFailure> {
+        read_header(&token.split('.').collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_header_with_crit_is_refused_whatever_it_names() {
+        let claims = segment(r#"{"tid":"x"}"#);
+        assert!(read(&format!("{}.{claims}.sig", segment(r#"{"alg":"RS256","kid":"k"}"#))).is_ok());
+        for crit in [r#"["b64"]"#, "[]", "null", r#""exp""#] {
+            let header = segment(&format!(r#"{{"alg":"RS256","kid":"k","crit":{crit}}}"#));
+            assert_eq!(read(&format!("{header}.{claims}.sig")).err(), Some(AuthFailure::ValidationFailure), "{crit}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Random text in each segment, raw or as base64url of random bytes.
+        #[test]
+        fn random_tokens_never_panic(
+            header in prop_oneof![".{0,200}", proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| URL_SAFE_NO_PAD.encode(b))],
+            claims in prop_oneof![".{0,200}", proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| URL_SAFE_NO_PAD.encode(b))],
+        ) {
+            let _ = read(&format!("{header}.{claims}.sig"));
+        }
+
+        /// Headers and claims nested up to 100,000 deep are refused before they are parsed.
+        #[test]
+        fn deep_headers_and_claims_are_refused(
+            depth in prop_oneof![Just(100_000usize), (MAX_TOKEN_JSON_DEPTH + 1)..1_000usize, 1_000..10_000usize],
+            open in prop_oneof![Just("["), Just("{\"a\":")],
+            in_header in any::<bool>(),
+        ) {
+            let deep = segment(&format!(r#"{{"alg":"RS256","x":{}1}}"#, open.repeat(depth)));
+            let plain = segment(r#"{"alg":"RS256","kid":"k"}"#);
+            let token = if in_header { format!("{deep}.{plain}.sig") } else { format!("{plain}.{deep}.sig") };
+            prop_assert_eq!(read(&token).err(), Some(AuthFailure::Unparseable));
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Request bodies, read so that every failure is a Graph error: an oversized body is 413,
-//! malformed JSON is 400, and an action that takes no body accepts every form of "nothing" the
+//! malformed or over-deep JSON is 400, and an action that takes no body accepts every form of "nothing" the
 //! real clients send.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use dmsync_graph::bounded::{self, JsonError, MAX_JSON_DEPTH};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -17,6 +18,18 @@ async fn read_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
             ApiError::BadRequest("The request body could not be read.".into())
         }
     })
+}
+
+impl From<JsonError> for ApiError {
+    fn from(error: JsonError) -> ApiError {
+        match error {
+            JsonError::TooDeep => {
+                ApiError::BadRequest(format!("The request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep."))
+            }
+            JsonError::Syntax => ApiError::MalformedJson,
+            JsonError::Data(e) => ApiError::BadRequest(format!("The request body is not valid for this operation: {e}")),
+        }
+    }
 }
 
 fn is_blank(bytes: &[u8]) -> bool {
@@ -34,13 +47,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for GraphJson<T> {
         if is_blank(&bytes) {
             return Err(ApiError::BadRequest("The request body is empty; a JSON object is required.".into()));
         }
-        serde_json::from_slice(&bytes).map(GraphJson).map_err(|e| {
-            if e.is_data() {
-                ApiError::BadRequest(format!("The request body is not valid for this operation: {e}"))
-            } else {
-                ApiError::MalformedJson
-            }
-        })
+        bounded::from_slice(&bytes).map(GraphJson).map_err(ApiError::from)
     }
 }
 
@@ -56,10 +63,10 @@ impl<S: Send + Sync> FromRequest<S> for NoBody {
         if is_blank(&bytes) {
             return Ok(NoBody);
         }
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        match bounded::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(_)) => Ok(NoBody),
             Ok(_) => Err(ApiError::BadRequest("This action takes no parameters; send no body or {}.".into())),
-            Err(_) => Err(ApiError::MalformedJson),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -21,6 +21,11 @@ pub struct ODataQuery {
     pub search: Option<String>,
 }
 
+/// The longest value of a system query option, in bytes after percent-decoding. The longest
+/// real one is a `$filter` (which has the same bound of its own) or a `$skiptoken` (a sort value
+/// and an id); the URI itself may be longer, so each option is bounded on its own.
+pub const MAX_QUERY_OPTION_LENGTH: usize = 4096;
+
 fn split_list(value: &str) -> Vec<String> {
     value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
@@ -35,6 +40,11 @@ impl ODataQuery {
                 // Graph ignores custom query parameters.
                 continue;
             };
+            if value.len() > MAX_QUERY_OPTION_LENGTH {
+                return Err(ApiError::BadRequest(format!(
+                    "The value of query option '${option}' is longer than {MAX_QUERY_OPTION_LENGTH} characters."
+                )));
+            }
             match option {
                 "select" => q.select = Some(split_list(&value)),
                 "expand" => q.expand = Some(split_list(&value)),
@@ -100,6 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ODataQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn decodes_names_and_values_either_way() {
@@ -115,5 +126,60 @@ mod tests {
         assert!(ODataQuery::parse(Some("$count=maybe")).is_err());
         assert!(ODataQuery::parse(Some("$frobnicate=1")).is_err());
         assert!(ODataQuery::parse(Some("api-version=2")).is_ok());
+    }
+
+    #[test]
+    fn every_option_value_is_bounded() {
+        for option in ["$select", "$expand", "$top", "$skiptoken", "$count", "$filter", "$orderby", "$skip", "$search"] {
+            let long = format!("{option}={}", "a".repeat(MAX_QUERY_OPTION_LENGTH + 1));
+            let error = ODataQuery::parse(Some(&long)).unwrap_err();
+            assert!(matches!(&error, ApiError::BadRequest(m) if m.contains("longer than")), "{option}: {error}");
+        }
+        // Percent-encoding does not count against the bound; the decoded value does.
+        let encoded = format!("$filter={}", "%28".repeat(MAX_QUERY_OPTION_LENGTH));
+        assert!(ODataQuery::parse(Some(&encoded)).is_ok());
+    }
+
+    /// Query strings built from the options' names, separators and escapes.
+    fn query_soup() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("$select="), Just("%24top="), Just("$TOP="), Just("$skiptoken="), Just("$count="), Just("$filter="),
+            Just("$orderby="), Just("$expand="), Just("$frob="), Just("&"), Just("="), Just(","), Just("%"), Just("%2"),
+            Just("%28"), Just("%FF"), Just("+"), Just("id"), Just("true"), Just("5"), Just("-1"), Just("99999999999"),
+            Just("("), Just("'"),
+        ];
+        proptest::collection::vec(piece, 0..300).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any query string is parsed or refused with a 400, and what is parsed respects the bound.
+        #[test]
+        fn random_query_strings_never_panic(raw in query_soup()) {
+            match ODataQuery::parse(Some(&raw)) {
+                Ok(q) => {
+                    for value in [&q.skiptoken, &q.filter, &q.orderby, &q.skip, &q.search].into_iter().flatten() {
+                        prop_assert!(value.len() <= MAX_QUERY_OPTION_LENGTH);
+                    }
+                }
+                Err(e) => prop_assert!(matches!(e, ApiError::BadRequest(_))),
+            }
+        }
+
+        /// Long and deeply nested values, up to 100,000 brackets, are refused by length.
+        #[test]
+        fn long_nested_values_are_refused(
+            option in prop_oneof![Just("$filter"), Just("$orderby"), Just("$select"), Just("$skiptoken"), Just("$expand")],
+            depth in prop_oneof![Just(100_000usize), (MAX_QUERY_OPTION_LENGTH / 2 + 1)..20_000usize],
+        ) {
+            let raw = format!("{option}={}x{}", "(".repeat(depth), ")".repeat(depth));
+            prop_assert!(ODataQuery::parse(Some(&raw)).is_err());
+        }
+
+        #[test]
+        fn arbitrary_query_strings_never_panic(raw in any::<String>()) {
+            let _ = ODataQuery::parse(Some(&raw));
+        }
     }
 }

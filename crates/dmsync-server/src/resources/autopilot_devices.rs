@@ -308,18 +308,10 @@ struct DevicePropertiesBody {
 }
 
 /// Parses a body as JSON, or as the lenient JSON the PowerShell module sends
-/// (`{ displayName: "PC-01" }`, unquoted keys), which real Graph accepts too.
+/// (`{ displayName: "PC-01" }`, unquoted keys), which real Graph accepts too. Its nesting is
+/// bounded before the recursive lenient parser runs.
 fn lenient_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::MalformedJson)?;
-    match serde_json::from_str(text) {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_data() => Err(ApiError::BadRequest(format!("The request body is not valid for this operation: {e}"))),
-        Err(_) => {
-            let value: serde_json::Value = json5::from_str(text).map_err(|_| ApiError::MalformedJson)?;
-            serde_json::from_value(value)
-                .map_err(|e| ApiError::BadRequest(format!("The request body is not valid for this operation: {e}")))
-        }
-    }
+    dmsync_graph::bounded::from_lenient_slice(bytes).map_err(ApiError::from)
 }
 
 /// updateDeviceProperties (also routed as `UpdateDeviceProperties`, as the PowerShell module

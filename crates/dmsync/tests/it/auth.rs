@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dmsync_client::ClientError;
-use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_USER_UPN};
+use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_USER_PASSWORD, DEV_USER_UPN};
 use dmsync_server::config::PermissionProfile;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -129,6 +129,26 @@ async fn token_endpoint_errors_are_entra_shaped() {
     app.stop().await;
 }
 
+/// The token endpoint reads at most 64 KiB and 32 fields of form; more is Entra's 400.
+#[tokio::test]
+async fn oversized_token_requests_are_refused_in_entras_shape() {
+    let app = spawn_app().await;
+    let path = format!("/{}/oauth2/v2.0/token", app.tenant());
+    let good = format!("grant_type=password&client_id={DEV_CLIENT_ID}&username={DEV_USER_UPN}&password={DEV_USER_PASSWORD}");
+    let many_fields = format!("{good}{}", "&x=1".repeat(40));
+    let large = format!("{good}&x={}", "a".repeat(70 * 1024));
+    for body in [many_fields, large] {
+        let r = app.raw(Method::POST, &path, None).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let error: Value = r.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_request");
+        assert!(error["error_description"].as_str().unwrap().starts_with("AADSTS90100"), "{error}");
+    }
+    let r = app.raw(Method::POST, &path, None).header("content-type", "application/x-www-form-urlencoded").body(good).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a normal request still works");
+    app.stop().await;
+}
+
 /// A token signed with the server's own key but with chosen claims: only a test can make one.
 async fn forge(app: &TestApp, alg: jsonwebtoken::Algorithm, claims: Value) -> String {
     // On a first start the key is generated after the server listens.
@@ -222,6 +242,50 @@ async fn tokens_are_validated_as_graph_validates_them() {
         let r = app.raw(Method::GET, SETTINGS, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, c).await)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "aud {aud}");
     }
+    app.stop().await;
+}
+
+/// RFC 7515 §4.1.11: a `crit` header names extensions the recipient must understand, and
+/// dmsync understands none, so such a token is refused even with a good signature.
+#[tokio::test]
+async fn tokens_with_critical_extensions_are_refused() {
+    let app = spawn_app().await;
+    let tenant = app.tenant();
+    app.state.keys.wait_until_ready().await;
+    let key = app.state.store.signing_keys().await.unwrap().remove(0);
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap();
+    let sign = |crit: Option<Vec<String>>| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.crit = crit;
+        jsonwebtoken::encode(&header, &good_claims(&tenant), &encoding).unwrap()
+    };
+    let r = app.raw(Method::GET, SETTINGS, Some(&sign(None))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the same token without crit is good");
+    for crit in [vec!["b64".to_owned()], vec!["exp".to_owned()], vec!["urn:example:unknown".to_owned()]] {
+        expect_401(&app, Some(&sign(Some(crit))), "Access token validation failure.").await;
+    }
+    app.stop().await;
+}
+
+/// A token's length, and its header's and claims' size and nesting, are bounded before any of
+/// it is decoded; what is over a bound is an unparseable token, Graph's 401.
+#[tokio::test]
+async fn oversized_and_overdeep_tokens_are_refused() {
+    let app = spawn_app().await;
+    let tenant = app.tenant();
+    let segment = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    let header = segment(r#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = segment(&good_claims(&tenant).to_string());
+    let long = format!("{header}.{}.c2ln", "A".repeat(dmsync_server::auth::MAX_TOKEN_LENGTH));
+    expect_401(&app, Some(&long), "CompactToken parsing failed").await;
+    let big_header = segment(&format!(r#"{{"alg":"RS256","pad":"{}"}}"#, "x".repeat(8 * 1024)));
+    expect_401(&app, Some(&format!("{big_header}.{claims}.c2ln")), "CompactToken parsing failed").await;
+    // Within the header's size bound, so that its nesting is what refuses it.
+    let deep_header = segment(&format!(r#"{{"alg":"RS256","x":{}1{}}}"#, "[".repeat(1_000), "]".repeat(1_000)));
+    expect_401(&app, Some(&format!("{deep_header}.{claims}.c2ln")), "CompactToken parsing failed").await;
+    let deep_claims = segment(&format!(r#"{{"x":{}1{}}}"#, "[".repeat(5_000), "]".repeat(5_000)));
+    expect_401(&app, Some(&format!("{header}.{deep_claims}.c2ln")), "CompactToken parsing failed").await;
     app.stop().await;
 }
 

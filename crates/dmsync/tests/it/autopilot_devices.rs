@@ -319,3 +319,51 @@ async fn registrations_stream_as_autopilot_csv() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }
+
+/// A lenient-JSON body nested ten thousand deep used to overflow the stack inside json5 and
+/// abort the whole server. Now its nesting is refused before any parser sees it, on either
+/// version and spelling, whether or not the device exists, and the server keeps answering.
+#[tokio::test]
+async fn a_deeply_nested_lenient_body_is_a_400_and_the_server_lives_on() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let missing = "00000000-0000-4000-8000-000000000001";
+    let lenient = format!("{}1{}", "{a:[".repeat(5_000), "]}".repeat(5_000));
+    let strict = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (version, action) in [("v1.0", "updateDeviceProperties"), ("beta", "UpdateDeviceProperties")] {
+        for body in [&lenient, &strict] {
+            let path = format!("/{version}/deviceManagement/windowsAutopilotDeviceIdentities/{missing}/{action}");
+            let r = app.raw(Method::POST, &path, Some(&token)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+            let error: Value = r.json().await.unwrap();
+            assert!(error["error"]["message"].as_str().unwrap().contains("levels deep"), "{error}");
+        }
+    }
+    let list = app.get_json("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).await;
+    assert_eq!(list["value"], json!([]), "the server still answers");
+    app.stop().await;
+}
+
+/// Query options over their bounds are Graph's 400, never work proportional to their size.
+#[tokio::test]
+async fn oversized_query_options_are_a_400() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let list = "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities";
+    let many_nodes = vec!["id eq 'x'"; 290].join(" or ");
+    let deep = format!("{}serialNumber eq 'x'{}", "(".repeat(1_000), ")".repeat(1_000));
+    for (query, needle) in [
+        (format!("$orderby={}", "a".repeat(5_000)), "longer than 4096"),
+        (format!("$select={}", "id,".repeat(2_000)), "longer than 4096"),
+        (format!("$skiptoken={}", "A".repeat(5_000)), "longer than 4096"),
+        (format!("$filter={many_nodes}"), "more than 512"),
+        (format!("$filter={deep}"), "nested more than 32"),
+    ] {
+        let r = app.raw(Method::GET, list, Some(&token)).query(&[query.split_once('=').unwrap()]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{needle}");
+        let error: Value = r.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "BadRequest");
+        assert!(error["error"]["message"].as_str().unwrap().contains(needle), "{error}");
+    }
+    app.stop().await;
+}

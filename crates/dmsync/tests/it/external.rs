@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::routing::get;
+use dmsync_core::identity::SigningKey;
 use dmsync_server::auth::keys::generate_key;
 use dmsync_server::config::ExternalIssuer;
 use reqwest::{Method, StatusCode};
@@ -31,8 +32,9 @@ async fn jwks_server(keys: serde_json::Value) -> (String, Arc<AtomicUsize>) {
     (url, hits)
 }
 
-#[tokio::test]
-async fn external_tokens_are_verified_with_the_issuers_jwks() {
+/// An app that trusts an external issuer whose JWKS serves one fresh key; the key, and the
+/// JWKS endpoint's hit counter.
+async fn app_trusting_an_issuer() -> (TestApp, SigningKey, Arc<AtomicUsize>) {
     let key = generate_key(time::OffsetDateTime::now_utc()).unwrap();
     let jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": key.kid, "n": key.n, "e": key.e}]});
     let (url, hits) = jwks_server(jwks).await;
@@ -40,21 +42,37 @@ async fn external_tokens_are_verified_with_the_issuers_jwks() {
         c.external_issuer = Some(ExternalIssuer { jwks_url: url, audiences: vec!["api://dmsync".into()] })
     })
     .await;
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
+    (app, key, hits)
+}
 
-    let tenant = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
+/// A v2-style app token's claims for the API's own audience.
+fn external_claims(tenant: &str) -> serde_json::Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let sign = |claims: serde_json::Value, kid: &str| {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap())
-            .unwrap()
-    };
-    // A v2-style app token for the API's own audience, from a tenant dmsync has never seen.
-    let claims = json!({
+    json!({
         "aud": "api://dmsync", "iss": format!("https://login.microsoftonline.com/{tenant}/v2.0"),
         "tid": tenant, "iat": now, "nbf": now, "exp": now + 3600, "roles": [READ], "azp": "x",
-    });
+    })
+}
+
+fn sign(key: &SigningKey, header: jsonwebtoken::Header, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap()).unwrap()
+}
+
+fn header_with_kid(kid: &str) -> jsonwebtoken::Header {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+#[tokio::test]
+async fn external_tokens_are_verified_with_the_issuers_jwks() {
+    let (app, key, hits) = app_trusting_an_issuer().await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
+
+    // A token from a tenant dmsync has never seen.
+    let tenant = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
+    let claims = external_claims(tenant);
+    let sign = |claims: serde_json::Value, kid: &str| sign(&key, header_with_kid(kid), &claims);
     let r = app
         .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&sign(claims.clone(), &key.kid)))
         .send()
@@ -85,5 +103,27 @@ async fn external_tokens_are_verified_with_the_issuers_jwks() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// An external issuer's token whose header has `crit` is refused like dmsync's own (RFC 7515
+/// §4.1.11), with Graph's 401 body.
+#[tokio::test]
+async fn external_tokens_with_critical_extensions_are_refused() {
+    let (app, key, _) = app_trusting_an_issuer().await;
+    let claims = external_claims("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee");
+    let with_crit = |crit: Option<Vec<String>>| {
+        let mut header = header_with_kid(&key.kid);
+        header.crit = crit;
+        sign(&key, header, &claims)
+    };
+    let settings = "/beta/deviceManagement/windowsAutopilotSettings";
+    let r = app.raw(Method::GET, settings, Some(&with_crit(None))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = app.raw(Method::GET, settings, Some(&with_crit(Some(vec!["urn:example:unknown".into()])))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(body["error"]["message"], "Access token validation failure.");
     app.stop().await;
 }
