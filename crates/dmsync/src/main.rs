@@ -62,6 +62,14 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{s}' resolves to no address"))
 }
 
+/// A connection timeout: a duration above zero, since zero would cut every connection at once.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match cli::parse_duration(s)? {
+        d if d.is_zero() => Err("a timeout must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on: IP:PORT or HOST:PORT (port 0 picks a free one).
@@ -111,16 +119,16 @@ struct ServeArgs {
     max_body_bytes: usize,
     /// How long a client has to send a request's head (from the connection's opening, or from
     /// the first byte of a later request on it).
-    #[arg(long, env = "DMSYNC_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = cli::parse_duration)]
+    #[arg(long, env = "DMSYNC_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_timeout)]
     header_read_timeout: Duration,
     /// How long a connection may sit with no request in flight and nothing received.
-    #[arg(long, env = "DMSYNC_IDLE_TIMEOUT", default_value = "60s", value_parser = cli::parse_duration)]
+    #[arg(long, env = "DMSYNC_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
     idle_timeout: Duration,
     /// How long a Graph request's body may take to arrive, in total (408 after it).
-    #[arg(long, env = "DMSYNC_BODY_READ_TIMEOUT", default_value = "60s", value_parser = cli::parse_duration)]
+    #[arg(long, env = "DMSYNC_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
     body_read_timeout: Duration,
     /// How long an admin registration upload may pause without sending a byte (408 after it).
-    #[arg(long, env = "DMSYNC_UPLOAD_STALL_TIMEOUT", default_value = "30s", value_parser = cli::parse_duration)]
+    #[arg(long, env = "DMSYNC_UPLOAD_STALL_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
     upload_stall_timeout: Duration,
     /// Connections served at once; one more is answered 503 with Retry-After and closed.
     #[arg(long, env = "DMSYNC_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
