@@ -30,7 +30,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/tokens", post(mint_token))
         .route("/_dmsync/tenants", post(create_tenant))
         // Streamed, so exempt from the Graph body limit; bounded in rows instead.
-        .route("/_dmsync/tenants/{tenant}/autopilot/registrations", post(add_registrations))
+        .route(
+            "/_dmsync/tenants/{tenant}/autopilot/registrations",
+            post(add_registrations).layer(axum::middleware::from_fn(crate::serve::per_stall_body_timeout)),
+        )
         .route("/_dmsync/tenants/{tenant}/autopilot/registrations/{serial}", delete(delete_registration))
         .route("/_dmsync/tenants/{tenant}/exchangeConnectors/{id}/source", axum::routing::put(set_connector_source))
         .route("/_dmsync/clock", get(read_clock))

@@ -37,6 +37,17 @@ pub struct Config {
     pub exchange_source_allowed_hosts: Vec<String>,
     /// Largest accepted Graph request body.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's head, counted from the connection's opening or
+    /// from the first byte of a later request on it.
+    pub header_read_timeout: Duration,
+    /// How long a connection may sit with no request in flight and nothing received.
+    pub idle_timeout: Duration,
+    /// How long a Graph request's body may take to arrive, in total.
+    pub body_read_timeout: Duration,
+    /// How long a streaming admin upload may go without receiving a byte.
+    pub upload_stall_timeout: Duration,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
     pub workers: usize,
     pub job_lease: Duration,
     pub shutdown_timeout: Duration,
@@ -70,6 +81,11 @@ impl std::fmt::Debug for Config {
             .field("exchange_full_interval", &self.exchange_full_interval)
             .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("upload_stall_timeout", &self.upload_stall_timeout)
+            .field("max_connections", &self.max_connections)
             .field("workers", &self.workers)
             .field("job_lease", &self.job_lease)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -96,6 +112,11 @@ impl Default for Config {
             exchange_full_interval: Duration::from_secs(24 * 3600),
             exchange_source_allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+            upload_stall_timeout: Duration::from_secs(30),
+            max_connections: 512,
             workers: 2,
             job_lease: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),

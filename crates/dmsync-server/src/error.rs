@@ -88,6 +88,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The server is serving as many connections as it is allowed; this one is answered and
+    /// closed.
+    #[error("too many connections")]
+    TooManyConnections,
     /// Registration rows refused by the admin API; nothing was written.
     #[error("{} registration rows refused", .0.len())]
     RegistrationsRefused(Vec<dmsync_core::autopilot::RegistrationRejection>),
@@ -232,6 +236,11 @@ impl ApiError {
                 "ServiceUnavailable",
                 MessageSpec::Plain("The service is temporarily unavailable.".into()),
             ),
+            TooManyConnections => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                MessageSpec::Plain("The server is serving as many connections as it allows. Retry shortly.".into()),
+            ),
             RegistrationsRefused(rows) => (
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
@@ -261,6 +270,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::SyncCoolingDown { remaining_seconds, send_retry_after: true } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*remaining_seconds));
+            }
+            ApiError::TooManyConnections => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

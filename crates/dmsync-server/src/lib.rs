@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ops;
 pub mod registrations;
 pub mod resources;
+pub mod serve;
 pub mod settings_cache;
 pub mod state;
 pub mod autopilot_jobs;
@@ -180,10 +181,17 @@ impl Application {
         }
         let canonicalize = canonicalize_request(route_table);
         let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
-        let shutdown = state.shutdown.clone();
-        let server = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await });
-        let server = tokio::spawn(async move { server.await });
+        let connections = Arc::new(serve::ConnectionServer::new(service, serve::Timeouts::from_config(&state.config)));
+        // A connection over the cap is answered by this router alone, so its 503 is rendered
+        // by the request context like every other error.
+        let refusal = Router::new()
+            .fallback(|| async { ApiError::TooManyConnections })
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
+            .with_state(state.clone());
+        let refuser = Arc::new(serve::Refuser::new(refusal, state.config.header_read_timeout));
+        let accepting =
+            serve::accept_loop(listener, connections, refuser, state.config.max_connections, state.shutdown.clone());
+        let server = tokio::spawn(async move { accepting.await.shutdown().await });
 
         state.shutdown.cancelled().await;
         let deadline = state.config.shutdown_timeout;

@@ -62,6 +62,14 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{s}' resolves to no address"))
 }
 
+/// A connection timeout: a duration above zero, since zero would cut every connection at once.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match cli::parse_duration(s)? {
+        d if d.is_zero() => Err("a timeout must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on: IP:PORT or HOST:PORT (port 0 picks a free one).
@@ -113,6 +121,22 @@ struct ServeArgs {
     /// Largest Graph request body, in bytes.
     #[arg(long, env = "DMSYNC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// How long a client has to send a request's head (from the connection's opening, or from
+    /// the first byte of a later request on it).
+    #[arg(long, env = "DMSYNC_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_timeout)]
+    header_read_timeout: Duration,
+    /// How long a connection may sit with no request in flight and nothing received.
+    #[arg(long, env = "DMSYNC_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    idle_timeout: Duration,
+    /// How long a Graph request's body may take to arrive, in total (408 after it).
+    #[arg(long, env = "DMSYNC_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    body_read_timeout: Duration,
+    /// How long an admin registration upload may pause without sending a byte (408 after it).
+    #[arg(long, env = "DMSYNC_UPLOAD_STALL_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    upload_stall_timeout: Duration,
+    /// Connections served at once; one more is answered 503 with Retry-After and closed.
+    #[arg(long, env = "DMSYNC_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Background job workers.
     #[arg(long, env = "DMSYNC_WORKERS", default_value_t = 2)]
     workers: usize,
@@ -194,6 +218,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exchange_full_interval: args.exchange_full_interval,
         exchange_source_allowed_hosts: args.exchange_source_allow_host,
         max_body_bytes: args.max_body_bytes,
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        body_read_timeout: args.body_read_timeout,
+        upload_stall_timeout: args.upload_stall_timeout,
+        max_connections: args.max_connections as usize,
         workers: args.workers,
         job_lease: args.job_lease,
         shutdown_timeout: args.shutdown_timeout,

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use dmsync_graph::datetime::inner_error_date;
 use dmsync_graph::{GraphErrorBody, InnerError, IntuneErrorMessage, MainError};
 use uuid::Uuid;
@@ -42,6 +42,25 @@ pub struct ContextFacts {
 }
 
 const JSON: &str = "application/json";
+
+/// Our ceilings on a request's head. hyper's sit above them (`serve.rs`), so a request over
+/// these still gets Graph's body and the request ids; one over hyper's gets hyper's empty answer.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+pub const MAX_HEADER_COUNT: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The status for a request whose head is over our ceilings, if it is.
+fn head_over_limits(uri: &axum::http::Uri, headers: &HeaderMap) -> Option<StatusCode> {
+    if uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
+        return Some(StatusCode::URI_TOO_LONG);
+    }
+    if headers.len() > MAX_HEADER_COUNT
+        || headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum::<usize>() > MAX_HEADER_BYTES
+    {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    None
+}
 
 fn client_request_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("client-request-id")?.to_str().ok()?.trim();
@@ -85,11 +104,25 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         client_request_id,
         base_url,
     }));
+    let over_limits = head_over_limits(uri, request.headers());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
+    let http1 = request.version() < axum::http::Version::HTTP_2;
+    let body_deadline = request.extensions().get::<crate::serve::BodyDeadline>().cloned();
     request.extensions_mut().insert(context.clone());
 
-    let mut response = next.run(request).await;
+    let mut response = match over_limits {
+        Some(status) => status.into_response(),
+        None => next.run(request).await,
+    };
+    if body_deadline.is_some_and(|deadline| deadline.expired()) {
+        // Whatever the handler made of its failed read, the client was too slow: say so, and
+        // close, since the rest of the body may still be on its way.
+        response = StatusCode::REQUEST_TIMEOUT.into_response();
+        if http1 {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
     if response.status().as_u16() >= 400 && response.extensions().get::<ForeignErrorBody>().is_none() {
         response = render_error(&context, response);
     }
@@ -159,6 +192,10 @@ fn spec_for_status(status: StatusCode) -> ErrorSpec {
         StatusCode::NOT_FOUND => ("NotFound", "The requested resource was not found."),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BadRequest", "The request's content type is not supported."),
         StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request timed out."),
+        StatusCode::URI_TOO_LONG => ("RequestUriTooLong", "The request URI is longer than the server accepts."),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("RequestHeaderFieldsTooLarge", "The request's headers are larger than the server accepts.")
+        }
         s if s.is_server_error() => ("InternalServerError", "An internal server error occurred."),
         _ => ("BadRequest", "The request is not valid."),
     };
