@@ -77,6 +77,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The database could not be had in time; the client is told when to retry.
+    #[error("database busy: {0}")]
+    DatabaseBusy(String),
     /// Registration rows refused by the admin API; nothing was written.
     #[error("{} registration rows refused", .0.len())]
     RegistrationsRefused(Vec<dmsync_core::autopilot::RegistrationRejection>),
@@ -90,6 +93,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::AlreadyExists(what) => ApiError::Conflict(what),
             StoreError::Database(text) => ApiError::Internal(text),
+            StoreError::Busy(text) => ApiError::DatabaseBusy(text),
         }
     }
 }
@@ -118,6 +122,10 @@ pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https
 fn intune(lead: impl Into<String>) -> MessageSpec {
     MessageSpec::Intune { lead: lead.into(), phrase: String::new(), retry_after: None }
 }
+
+/// What a 503 for a busy database asks the client to wait: long enough for a bounded write
+/// (an upload's commit) to finish, short enough that SDK retry policies keep trying.
+pub const DATABASE_BUSY_RETRY_AFTER_SECONDS: u64 = 5;
 
 const INTUNE_LEAD: &str = "An error has occurred";
 
@@ -206,6 +214,13 @@ impl ApiError {
                 "ServiceUnavailable",
                 MessageSpec::Plain("The service is temporarily unavailable.".into()),
             ),
+            DatabaseBusy(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                MessageSpec::Plain(format!(
+                    "The service is busy. Retry the request after {DATABASE_BUSY_RETRY_AFTER_SECONDS} seconds."
+                )),
+            ),
             RegistrationsRefused(rows) => (
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
@@ -227,6 +242,9 @@ impl IntoResponse for ApiError {
             // Logged once, here, where it is turned into a response.
             tracing::error!(error = %text, "internal error");
         }
+        if let ApiError::DatabaseBusy(text) = &self {
+            tracing::warn!(error = %text, "database busy; answered 503");
+        }
         let mut response = status.into_response();
         let headers = response.headers_mut();
         match &self {
@@ -235,6 +253,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::SyncCoolingDown { remaining_seconds, send_retry_after: true } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*remaining_seconds));
+            }
+            ApiError::DatabaseBusy(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(DATABASE_BUSY_RETRY_AFTER_SECONDS));
             }
             _ => {}
         }
@@ -255,3 +276,16 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_database_is_a_503_with_retry_after() {
+        let response = ApiError::from(StoreError::Busy("pool timed out".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], DATABASE_BUSY_RETRY_AFTER_SECONDS.to_string().as_str());
+        assert_eq!(response.extensions().get::<ErrorSpec>().unwrap().code, "ServiceUnavailable");
+    }
+}

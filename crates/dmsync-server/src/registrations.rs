@@ -3,7 +3,7 @@
 //! JSON list, parsed as a stream on a blocking thread and handed over in batches, so an upload
 //! of a million rows never sits in memory at once.
 
-use std::io::Read;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 
 use serde::Deserialize;
 use serde::de::{SeqAccess, Visitor};
@@ -66,6 +66,86 @@ pub fn validate(line: u64, row: RegistrationRow) -> Result<NewRegistration, Regi
     })
 }
 
+/// The good rows of an upload, kept in an unnamed temporary file while the client is still
+/// sending, so that the database is only asked for once the whole upload has arrived: a client
+/// that stalls holds a file, never the store's writer. The file has no name (it goes away with
+/// the process, even on `kill -9`), so an upload that got no answer leaves nothing behind.
+pub struct Spool {
+    file: BufWriter<std::fs::File>,
+    rows: u64,
+}
+
+impl Spool {
+    pub fn new() -> std::io::Result<Spool> {
+        Ok(Spool { file: BufWriter::new(tempfile::tempfile()?), rows: 0 })
+    }
+
+    /// Appends a batch; each row is its line number and its fields, each length-prefixed.
+    pub fn append(&mut self, batch: &[(u64, NewRegistration)]) -> std::io::Result<()> {
+        for (line, r) in batch {
+            self.file.write_all(&line.to_le_bytes())?;
+            for field in [
+                r.serial_number.as_bytes(),
+                &r.hardware_hash,
+                r.manufacturer.as_bytes(),
+                r.model.as_bytes(),
+                r.group_tag.as_bytes(),
+                r.purchase_order_identifier.as_bytes(),
+                r.product_key.as_bytes(),
+            ] {
+                self.file.write_all(&(field.len() as u64).to_le_bytes())?;
+                self.file.write_all(field)?;
+            }
+        }
+        self.rows += batch.len() as u64;
+        Ok(())
+    }
+
+    /// Reads the rows back in order, in batches of at most `BATCH_ROWS`, handing each to `sink`
+    /// (false = stop).
+    pub fn replay(self, mut sink: impl FnMut(Vec<(u64, NewRegistration)>) -> bool) -> std::io::Result<()> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let mut reader = BufReader::new(file);
+        let mut left = self.rows;
+        let read_u64 = |reader: &mut BufReader<std::fs::File>| -> std::io::Result<u64> {
+            let mut bytes = [0u8; 8];
+            reader.read_exact(&mut bytes)?;
+            Ok(u64::from_le_bytes(bytes))
+        };
+        let read_bytes = |reader: &mut BufReader<std::fs::File>| -> std::io::Result<Vec<u8>> {
+            let mut bytes = [0u8; 8];
+            reader.read_exact(&mut bytes)?;
+            let mut field = vec![0u8; u64::from_le_bytes(bytes) as usize];
+            reader.read_exact(&mut field)?;
+            Ok(field)
+        };
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(std::io::Error::other);
+        while left > 0 {
+            let take = left.min(BATCH_ROWS as u64);
+            let mut batch = Vec::with_capacity(take as usize);
+            for _ in 0..take {
+                let line = read_u64(&mut reader)?;
+                let registration = NewRegistration {
+                    serial_number: text(read_bytes(&mut reader)?)?,
+                    hardware_hash: read_bytes(&mut reader)?,
+                    manufacturer: text(read_bytes(&mut reader)?)?,
+                    model: text(read_bytes(&mut reader)?)?,
+                    group_tag: text(read_bytes(&mut reader)?)?,
+                    purchase_order_identifier: text(read_bytes(&mut reader)?)?,
+                    product_key: text(read_bytes(&mut reader)?)?,
+                };
+                batch.push((line, registration));
+            }
+            left -= take;
+            if !sink(batch) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why an upload could not be read at all.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UploadError {
@@ -73,6 +153,8 @@ pub enum UploadError {
     TooManyRows,
     /// The receiving side stopped (the store failed); the error is reported there.
     Abandoned,
+    /// The spool file could not be written (the local disk failed).
+    Spool(String),
 }
 
 /// What the parser saw besides the good rows it handed over.

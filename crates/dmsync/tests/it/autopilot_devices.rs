@@ -269,6 +269,37 @@ async fn a_deregistered_device_disappears_at_the_next_sync() {
     app.stop().await;
 }
 
+/// A CSV upload whose client stops sending must not hold the database: other writes go on, and
+/// the upload, once finished, is committed whole.
+#[tokio::test]
+async fn a_stalled_registration_upload_holds_no_database_writer() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
+    let client = app.user_client().await;
+    let (sender, chunks) = futures::channel::mpsc::unbounded::<Result<String, std::io::Error>>();
+    sender.unbounded_send(Ok("Device Serial Number,Windows Product ID,Hardware Hash\n".to_owned())).unwrap();
+    sender.unbounded_send(Ok(format!("STALL-1,,{}\n", hardware_hash("stall-1")))).unwrap();
+    let upload = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "text/csv")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let upload = tokio::spawn(upload);
+    // Let the server read the first rows, then write through Graph while the upload stalls.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let synced = tokio::time::timeout(Duration::from_secs(10), client.sync_windows_autopilot_settings()).await;
+    assert!(matches!(synced, Ok(Ok(_))), "a write waited on a stalled upload: {synced:?}");
+    println!("write during a stalled upload answered in {:?}", started.elapsed());
+
+    sender.unbounded_send(Ok(format!("STALL-2,,{}\n", hardware_hash("stall-2")))).unwrap();
+    drop(sender);
+    let r = upload.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"created": 2, "updated": 0, "unchanged": 0}));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn registrations_stream_as_autopilot_csv() {
     let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
