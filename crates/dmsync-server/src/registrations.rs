@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{SeqAccess, Visitor};
 
 use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, RegistrationRejection};
+use dmsync_core::limits::{self, RecordLimit};
 
 /// Rows per batch handed to the store.
 pub const BATCH_ROWS: usize = 2000;
@@ -53,6 +54,9 @@ pub fn validate(line: u64, row: RegistrationRow) -> Result<NewRegistration, Regi
     }
     if row.hardware_hash.trim().is_empty() {
         return Err(reject(RegistrationProblem::MissingHardwareHash));
+    }
+    if !limits::hardware_hash_within_bound(&row.hardware_hash) {
+        return Err(reject(RegistrationProblem::HardwareHashTooLong));
     }
     let hardware_hash = decode_hardware_hash(&row.hardware_hash).ok_or_else(|| reject(RegistrationProblem::InvalidHardwareHash))?;
     Ok(NewRegistration {
@@ -215,8 +219,19 @@ pub fn parse_csv<R: Read>(
     reader: R,
     sink: impl FnMut(Vec<(u64, NewRegistration)>) -> bool,
 ) -> Result<ParseOutcome, UploadError> {
-    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
-    let headers = csv.headers().map_err(|e| UploadError::Malformed(format!("The CSV header could not be read: {e}")))?.clone();
+    // Each record (the header too) is bounded while it is read, so a line without an end costs
+    // no more memory than the bound.
+    let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
+    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(reader));
+    let too_long = |line: u64| {
+        UploadError::Malformed(format!("Line {line} of the CSV is longer than {} bytes.", limit.limit()))
+    };
+    let headers = match csv.headers() {
+        Ok(headers) => headers.clone(),
+        Err(_) if limit.exceeded() => return Err(too_long(1)),
+        Err(e) => return Err(UploadError::Malformed(format!("The CSV header could not be read: {e}"))),
+    };
+    limit.record_ended();
     let find = |names: &[&str]| {
         headers.iter().position(|h| {
             let h = h.trim_start_matches('\u{feff}').trim();
@@ -236,9 +251,12 @@ pub fn parse_csv<R: Read>(
     let mut batcher = Batcher { batch: Vec::with_capacity(BATCH_ROWS), sink, outcome: ParseOutcome::default() };
     let mut record = csv::StringRecord::new();
     loop {
+        // Where the record being read starts, for the error if it has no end.
+        let next_line = csv.position().line();
         match csv.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
+                limit.record_ended();
                 if record.iter().all(|f| f.is_empty()) {
                     continue;
                 }
@@ -255,6 +273,7 @@ pub fn parse_csv<R: Read>(
                 };
                 batcher.push(line, row)?;
             }
+            Err(_) if limit.exceeded() => return Err(too_long(next_line)),
             Err(e) => return Err(UploadError::Malformed(format!("The CSV is not valid: {e}"))),
         }
     }
@@ -269,6 +288,7 @@ pub fn parse_json<R: Read>(
     struct ListVisitor<'a, F: FnMut(Vec<(u64, NewRegistration)>) -> bool> {
         batcher: &'a mut Batcher<F>,
         error: &'a mut Option<UploadError>,
+        limit: &'a RecordLimit,
     }
     impl<'de, F: FnMut(Vec<(u64, NewRegistration)>) -> bool> Visitor<'de> for ListVisitor<'_, F> {
         type Value = ();
@@ -277,7 +297,21 @@ pub fn parse_json<R: Read>(
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             let mut line = 0u64;
-            while let Some(row) = seq.next_element::<RegistrationRow>()? {
+            loop {
+                let row = match seq.next_element::<RegistrationRow>() {
+                    Ok(Some(row)) => row,
+                    Ok(None) => break,
+                    Err(_) if self.limit.exceeded() => {
+                        *self.error = Some(UploadError::Malformed(format!(
+                            "Element {} of the registration list is longer than {} bytes.",
+                            line + 1,
+                            self.limit.limit()
+                        )));
+                        return Err(serde::de::Error::custom("stopped"));
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.limit.record_ended();
                 line += 1;
                 if let Err(e) = self.batcher.push(line, row) {
                     *self.error = Some(e);
@@ -289,8 +323,11 @@ pub fn parse_json<R: Read>(
     }
     let mut batcher = Batcher { batch: Vec::with_capacity(BATCH_ROWS), sink, outcome: ParseOutcome::default() };
     let mut error = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let result = serde::Deserializer::deserialize_seq(&mut de, ListVisitor { batcher: &mut batcher, error: &mut error })
+    // Each element is bounded while it is read, as a CSV record is.
+    let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(limit.wrap(reader)));
+    let visitor = ListVisitor { batcher: &mut batcher, error: &mut error, limit: &limit };
+    let result = serde::Deserializer::deserialize_seq(&mut de, visitor)
         .and_then(|()| de.end());
     if let Some(e) = error {
         return Err(e);
@@ -370,5 +407,49 @@ mod tests {
         assert!(matches!(parse_json(&b"[{\"serialNumber\":1}]"[..], |_| true), Err(UploadError::Malformed(_))));
         assert!(matches!(parse_json(&b"{}"[..], |_| true), Err(UploadError::Malformed(_))));
         assert!(matches!(parse_json(&b"[] trailing"[..], |_| true), Err(UploadError::Malformed(_))));
+    }
+
+    /// A header, one good row, then `tail` for 100 MB: read as a stream, never held whole.
+    fn endless_line(tail: &'static [u8]) -> impl Read {
+        let head = "Device Serial Number,Windows Product ID,Hardware Hash\nA,,AAAA\n".to_owned();
+        std::io::Cursor::new(head.into_bytes()).chain(tail).chain(std::io::repeat(b'x').take(100 << 20))
+    }
+
+    #[test]
+    fn a_line_or_a_quoted_field_without_an_end_is_refused_at_the_bound_with_its_line() {
+        for tail in [&b"B,,"[..], &b"B,,\""[..]] {
+            let (_, outcome) = collect(|sink| parse_csv(endless_line(tail), sink));
+            match outcome {
+                Err(UploadError::Malformed(message)) => {
+                    assert!(message.starts_with("Line 3 of the CSV is longer than"), "{message}")
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        let header = std::io::repeat(b'x').take(100 << 20);
+        let (_, outcome) = collect(|sink| parse_csv(header, sink));
+        assert!(matches!(outcome, Err(UploadError::Malformed(m)) if m.starts_with("Line 1 ")));
+    }
+
+    #[test]
+    fn a_json_element_without_an_end_is_refused_at_the_bound() {
+        let body = std::io::Cursor::new(&b"[{\"serialNumber\":\"A\",\"hardwareHash\":\""[..])
+            .chain(std::io::repeat(b'A').take(100 << 20));
+        let outcome = parse_json(body, |_| true);
+        assert!(matches!(outcome, Err(UploadError::Malformed(m)) if m.starts_with("Element 1 of the registration list is longer")));
+    }
+
+    #[test]
+    fn a_hardware_hash_over_the_bound_is_refused_by_line() {
+        let long = "A".repeat(limits::MAX_HARDWARE_HASH_BASE64 + 4);
+        let at_bound = "A".repeat(limits::MAX_HARDWARE_HASH_BASE64);
+        let csv = format!("Device Serial Number,Hardware Hash\nA,{at_bound}\nB,{long}\n");
+        let (_, outcome) = collect(|sink| parse_csv(csv.as_bytes(), sink));
+        let refused: Vec<(u64, RegistrationProblem)> =
+            outcome.unwrap().refused.iter().map(|r| (r.line, r.reason.clone())).collect();
+        assert_eq!(refused, [(3, RegistrationProblem::HardwareHashTooLong)]);
+        let json = format!(r#"[{{"serialNumber":"B","hardwareHash":"{long}"}}]"#);
+        let outcome = parse_json(json.as_bytes(), |_| true).unwrap();
+        assert_eq!(outcome.refused[0].reason, RegistrationProblem::HardwareHashTooLong);
     }
 }

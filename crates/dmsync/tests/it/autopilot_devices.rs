@@ -300,6 +300,36 @@ async fn a_stalled_registration_upload_holds_no_database_writer() {
     app.stop().await;
 }
 
+/// The peak resident memory of this process (the server runs in it), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok());
+    kib.unwrap_or(0) / 1024
+}
+
+/// A 100 MB line without a newline, and a 100 MB quoted field without its closing quote, are
+/// refused at the record bound with the line's number, while the upload is still arriving.
+#[tokio::test]
+async fn a_registration_line_without_an_end_is_refused_at_the_bound() {
+    let app = spawn_app().await;
+    let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
+    for tail in ["B,,", "B,,\""] {
+        let before = peak_rss_mib();
+        let head = format!("Device Serial Number,Windows Product ID,Hardware Hash\nA,,{}\n{tail}", hardware_hash("a"));
+        let megabyte = vec![b'A'; 1 << 20];
+        let chunks = std::iter::once(head.into_bytes()).chain(std::iter::repeat_n(megabyte, 100));
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks.map(Ok::<_, std::io::Error>)));
+        let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(body).send().await;
+        println!("100 MB unterminated {tail:?}: peak RSS of the test process {before} MiB before, {} MiB after", peak_rss_mib());
+        let r = r.expect("the server answers before the whole body is sent");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("Line 3 of the CSV is longer than"), "{body}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn registrations_stream_as_autopilot_csv() {
     let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
