@@ -55,6 +55,8 @@ impl SqliteStore {
             // fsync per commit costs little. See ARCHITECTURE.md, "Durability".
             .synchronous(SqliteSynchronous::Full);
         let options = if memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+        // Readers and the writer alike, since list queries run on both.
+        let options = crate::sql::sqlite_case_hooks(options);
 
         // An in-memory database exists per connection, so it gets exactly one, shared by
         // readers and the writer.
