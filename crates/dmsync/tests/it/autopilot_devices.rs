@@ -300,6 +300,24 @@ async fn a_stalled_registration_upload_holds_no_database_writer() {
     app.stop().await;
 }
 
+/// `$filter` ignores case beyond ASCII, as Graph does, through HTTP on either backend.
+#[tokio::test]
+async fn filters_ignore_case_for_all_of_unicode() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    app.admin.add_registrations(&app.tenant(), &[registration("ÜNI-1"), registration("UNI-2")]).await.unwrap();
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(30)).await;
+    let token = app.user_token().await;
+    let path = "/beta/deviceManagement/windowsAutopilotDeviceIdentities";
+    let list = app.get_json(&format!("{path}?$filter=serialNumber eq 'üni-1'"), Some(&token)).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["value"][0]["serialNumber"], "ÜNI-1");
+    let count = app.get_json(&format!("{path}/$count?$filter=startswith(serialNumber,'ün')"), Some(&token)).await;
+    assert_eq!(count, json!(1));
+    app.stop().await;
+}
+
 /// The peak resident memory of this process (the server runs in it), in MiB.
 fn peak_rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
