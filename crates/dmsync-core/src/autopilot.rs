@@ -114,6 +114,8 @@ pub enum RegistrationProblem {
     MissingSerialNumber,
     MissingHardwareHash,
     InvalidHardwareHash,
+    /// The hardware hash is longer than [`crate::limits::MAX_HARDWARE_HASH_BASE64`].
+    HardwareHashTooLong,
     /// The same serial number or hardware hash appears twice in one request.
     DuplicateInRequest,
     /// The hardware hash is registered in another tenant. A hash belongs to at most one tenant.
@@ -128,6 +130,7 @@ impl RegistrationProblem {
             RegistrationProblem::MissingSerialNumber => "missingSerialNumber",
             RegistrationProblem::MissingHardwareHash => "missingHardwareHash",
             RegistrationProblem::InvalidHardwareHash => "invalidHardwareHash",
+            RegistrationProblem::HardwareHashTooLong => "hardwareHashTooLong",
             RegistrationProblem::DuplicateInRequest => "duplicateInRequest",
             RegistrationProblem::HashRegisteredToOtherTenant => "hashRegisteredToOtherTenant",
             RegistrationProblem::HashRegisteredToOtherSerial => "hashRegisteredToOtherSerial",
@@ -139,6 +142,9 @@ impl RegistrationProblem {
             RegistrationProblem::MissingSerialNumber => "The serial number is empty.",
             RegistrationProblem::MissingHardwareHash => "The hardware hash is empty.",
             RegistrationProblem::InvalidHardwareHash => "The hardware hash is not valid base64.",
+            RegistrationProblem::HardwareHashTooLong => {
+                "The hardware hash is longer than 65536 characters of base64 (see docs/GRAPH-COMPAT.md)."
+            }
             RegistrationProblem::DuplicateInRequest => {
                 "The serial number or hardware hash appears more than once in this request."
             }

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// The database failed or is unreachable. The text is for logs only, never for the wire.
     #[error("database error: {0}")]
     Database(String),
+    /// No database connection became free in time (on SQLite, the one writer stayed busy). The
+    /// request may succeed later; the text is for logs only.
+    #[error("database busy: {0}")]
+    Busy(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

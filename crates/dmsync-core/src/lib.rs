@@ -9,6 +9,7 @@ pub mod exchange;
 pub mod filter;
 pub mod identity;
 pub mod jobs;
+pub mod limits;
 pub mod permissions;
 pub mod query;
 pub mod store;

@@ -181,37 +181,61 @@ async fn add_registrations(
         }
     };
 
-    // The parser runs on a blocking thread over a bridge to the body stream and hands batches
-    // through a small channel, so memory stays bounded whatever the upload's size.
-    let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<(u64, NewRegistration)>>(2);
+    // The parser runs on a blocking thread over a bridge to the body stream and writes the good
+    // rows to a spool file, so memory stays bounded whatever the upload's size, and the store is
+    // not asked for anything while the client is still sending: a stalled upload must not hold
+    // the database's writer (on SQLite, the one connection every write waits for).
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    let parser = tokio::task::spawn_blocking(move || {
-        let sink = |batch| sender.blocking_send(batch).is_ok();
-        if csv { registrations::parse_csv(reader, sink) } else { registrations::parse_json(reader, sink) }
-    });
-    let mut import = state.store.begin_registrations(tenant_id).await?;
-    let mut staged = 0usize;
-    while let Some(batch) = batches.recv().await {
-        staged += batch.len();
-        if let Err(e) = import.stage(&batch).await {
-            // Dropping the receiver stops the parser; dropping the import rolls back.
-            drop(batches);
-            let _ = parser.await;
-            return Err(e.into());
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut spool = registrations::Spool::new().map_err(|e| UploadError::Spool(e.to_string()))?;
+        let mut spool_error = None;
+        let sink = |batch: Vec<(u64, NewRegistration)>| match spool.append(&batch) {
+            Ok(()) => true,
+            Err(e) => {
+                spool_error = Some(e.to_string());
+                false
+            }
+        };
+        let outcome = if csv { registrations::parse_csv(reader, sink) } else { registrations::parse_json(reader, sink) };
+        match (outcome, spool_error) {
+            (_, Some(e)) => Err(UploadError::Spool(e)),
+            (outcome, None) => outcome.map(|outcome| (outcome, spool)),
         }
-    }
-    let outcome = match parser.await.map_err(|e| ApiError::Internal(format!("registration parser: {e}")))? {
-        Ok(outcome) => outcome,
+    });
+    let (outcome, spool) = match parsed.await.map_err(|e| ApiError::Internal(format!("registration parser: {e}")))? {
+        Ok(parsed) => parsed,
         Err(UploadError::Malformed(message)) => return Err(ApiError::BadRequest(message)),
         Err(UploadError::TooManyRows) => {
             return Err(ApiError::BadRequest(format!("An upload takes at most {} rows.", registrations::MAX_ROWS)));
         }
         Err(UploadError::Abandoned) => return Err(ApiError::Internal("registration upload abandoned".into())),
+        Err(UploadError::Spool(e)) => return Err(ApiError::Internal(format!("registration spool: {e}"))),
     };
     if !outcome.refused.is_empty() {
         return Err(ApiError::RegistrationsRefused(outcome.refused));
     }
+
+    // The whole upload is here: stage it from the spool and commit, one bounded piece of work
+    // that waits on the local disk only. The spool is read on a blocking thread and handed over
+    // through a small channel.
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<(u64, NewRegistration)>>(2);
+    let replay = tokio::task::spawn_blocking(move || spool.replay(|batch| sender.blocking_send(batch).is_ok()));
+    let mut import = state.store.begin_registrations(tenant_id).await?;
+    let mut staged = 0usize;
+    while let Some(batch) = batches.recv().await {
+        staged += batch.len();
+        if let Err(e) = import.stage(&batch).await {
+            // Dropping the receiver stops the replay; dropping the import rolls back.
+            drop(batches);
+            let _ = replay.await;
+            return Err(e.into());
+        }
+    }
+    replay
+        .await
+        .map_err(|e| ApiError::Internal(format!("registration spool: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("registration spool: {e}")))?;
     tracing::info!(tenant.id = %tenant_id, rows = outcome.rows, staged, "registration upload staged");
     match import.commit(state.now()).await? {
         Ok(summary) => Ok(Json(json!({

@@ -92,6 +92,9 @@ pub enum ApiError {
     /// closed.
     #[error("too many connections")]
     TooManyConnections,
+    /// The database could not be had in time; the client is told when to retry.
+    #[error("database busy: {0}")]
+    DatabaseBusy(String),
     /// Registration rows refused by the admin API; nothing was written.
     #[error("{} registration rows refused", .0.len())]
     RegistrationsRefused(Vec<dmsync_core::autopilot::RegistrationRejection>),
@@ -105,6 +108,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::AlreadyExists(what) => ApiError::Conflict(what),
             StoreError::Database(text) => ApiError::Internal(text),
+            StoreError::Busy(text) => ApiError::DatabaseBusy(text),
         }
     }
 }
@@ -133,6 +137,10 @@ pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https
 fn intune(lead: impl Into<String>) -> MessageSpec {
     MessageSpec::Intune { lead: lead.into(), phrase: String::new(), retry_after: None }
 }
+
+/// What a 503 for a busy database asks the client to wait: long enough for a bounded write
+/// (an upload's commit) to finish, short enough that SDK retry policies keep trying.
+pub const DATABASE_BUSY_RETRY_AFTER_SECONDS: u64 = 5;
 
 const INTUNE_LEAD: &str = "An error has occurred";
 
@@ -241,6 +249,13 @@ impl ApiError {
                 "ServiceUnavailable",
                 MessageSpec::Plain("The server is serving as many connections as it allows. Retry shortly.".into()),
             ),
+            DatabaseBusy(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                MessageSpec::Plain(format!(
+                    "The service is busy. Retry the request after {DATABASE_BUSY_RETRY_AFTER_SECONDS} seconds."
+                )),
+            ),
             RegistrationsRefused(rows) => (
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
@@ -262,6 +277,9 @@ impl IntoResponse for ApiError {
             // Logged once, here, where it is turned into a response.
             tracing::error!(error = %text, "internal error");
         }
+        if let ApiError::DatabaseBusy(text) = &self {
+            tracing::warn!(error = %text, "database busy; answered 503");
+        }
         let mut response = status.into_response();
         let headers = response.headers_mut();
         match &self {
@@ -273,6 +291,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::TooManyConnections => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::DatabaseBusy(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(DATABASE_BUSY_RETRY_AFTER_SECONDS));
             }
             _ => {}
         }
@@ -293,3 +314,16 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_database_is_a_503_with_retry_after() {
+        let response = ApiError::from(StoreError::Busy("pool timed out".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], DATABASE_BUSY_RETRY_AFTER_SECONDS.to_string().as_str());
+        assert_eq!(response.extensions().get::<ErrorSpec>().unwrap().code, "ServiceUnavailable");
+    }
+}

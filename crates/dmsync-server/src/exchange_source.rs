@@ -15,6 +15,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use tokio::sync::mpsc;
 
 use dmsync_core::exchange::{ConnectorSource, ExchangeAccessState, MobileDeviceRecord};
+use dmsync_core::limits::{MAX_RECORD_BYTES, RecordLimit};
 
 /// Records per batch: each batch is one staging transaction of the sync.
 pub const BATCH_RECORDS: usize = 5000;
@@ -277,14 +278,35 @@ pub fn parse_csv<R: Read, F: FnMut(Vec<MobileDeviceRecord>) -> bool>(
     origin: &Origin,
     mut batcher: Batcher<F>,
 ) -> Result<u64, SourceError> {
-    let csv_error = |e: csv::Error| if e.is_io_error() { origin.read_error(e) } else { SourceError::Invalid(e.to_string()) };
-    let body = skip_preamble(BufReader::with_capacity(READ_BUFFER, reader)).map_err(|e| origin.read_error(e))?;
+    // Each line (the preamble's too) is bounded while it is read, so a source with a line
+    // without an end costs no more memory than the bound.
+    let limit = RecordLimit::new(MAX_RECORD_BYTES);
+    let too_long = |line: u64| SourceError::Invalid(format!("line {line} is longer than {} bytes", limit.limit()));
+    let csv_error = |e: csv::Error, line: u64| {
+        if limit.exceeded() {
+            too_long(line)
+        } else if e.is_io_error() {
+            origin.read_error(e)
+        } else {
+            SourceError::Invalid(e.to_string())
+        }
+    };
+    let body = skip_preamble(BufReader::with_capacity(READ_BUFFER, limit.wrap(reader)))
+        .map_err(|e| if limit.exceeded() { too_long(1) } else { origin.read_error(e) })?;
+    limit.record_ended();
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-    let headers = csv.headers().map_err(csv_error)?;
+    let headers = csv.headers().map_err(|e| csv_error(e, 1))?;
+    limit.record_ended();
     let columns: Vec<Option<usize>> =
         COLUMNS.iter().map(|name| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name))).collect();
     let mut row = csv::StringRecord::new();
-    while csv.read_record(&mut row).map_err(csv_error)? {
+    loop {
+        // Lines count from the header (line 1), after any `#TYPE` preamble.
+        let next_line = csv.position().line();
+        if !csv.read_record(&mut row).map_err(|e| csv_error(e, next_line))? {
+            break;
+        }
+        limit.record_ended();
         let mut fields = Fields::default();
         for (field, column) in fields.0.iter_mut().zip(&columns) {
             if let Some(value) = column.and_then(|c| row.get(c)) {
@@ -309,9 +331,11 @@ pub fn parse_json<R: Read, F: FnMut(Vec<MobileDeviceRecord>) -> bool>(
     struct Records<F: FnMut(Vec<MobileDeviceRecord>) -> bool> {
         batcher: Batcher<F>,
         error: Option<SourceError>,
+        limit: RecordLimit,
     }
     impl<F: FnMut(Vec<MobileDeviceRecord>) -> bool> Records<F> {
         fn push<E: serde::de::Error>(&mut self, fields: Fields) -> Result<(), E> {
+            self.limit.record_ended();
             self.batcher.push(fields).map_err(|e| {
                 self.error = Some(e);
                 E::custom("stopped")
@@ -391,13 +415,23 @@ pub fn parse_json<R: Read, F: FnMut(Vec<MobileDeviceRecord>) -> bool>(
         }
     }
 
-    let mut records = Records { batcher, error: None };
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(READ_BUFFER, reader));
+    // Each record is bounded while it is read, as a CSV line is.
+    let limit = RecordLimit::new(MAX_RECORD_BYTES);
+    let mut records = Records { batcher, error: None, limit: limit.clone() };
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(READ_BUFFER, limit.wrap(reader)));
     let result = serde::Deserializer::deserialize_any(&mut de, Document(&mut records)).and_then(|()| de.end());
     if let Some(error) = records.error {
         return Err(error);
     }
-    result.map_err(|e| if e.is_io() { origin.read_error(e) } else { SourceError::Invalid(e.to_string()) })?;
+    result.map_err(|e| {
+        if limit.exceeded() {
+            SourceError::Invalid(format!("a record is longer than {} bytes", limit.limit()))
+        } else if e.is_io() {
+            origin.read_error(e)
+        } else {
+            SourceError::Invalid(e.to_string())
+        }
+    })?;
     records.batcher.finish()
 }
 
@@ -580,6 +614,24 @@ mod tests {
         assert!(!host_allowed("http://169.254.169.254/latest", &allowed));
         assert!(!host_allowed("file:///etc/passwd", &allowed));
     }
+
+    #[test]
+    fn a_line_or_a_record_without_an_end_is_refused_at_the_bound() {
+        let origin = Origin::File("devices.csv".into());
+        let endless = |head: &'static [u8]| head.chain(io::repeat(b'x').take(100 << 20));
+        for head in [&b"#TYPE x\nDeviceId,DeviceModel\nA,"[..], &b"DeviceId,DeviceModel\nA,\""[..]] {
+            let outcome = parse_csv(endless(head), &origin, Batcher::new(None, |_| true));
+            // Lines count from the header, after the `#TYPE` preamble.
+            assert!(
+                matches!(&outcome, Err(SourceError::Invalid(m)) if m == &format!("line 2 is longer than {MAX_RECORD_BYTES} bytes")),
+                "{outcome:?}"
+            );
+        }
+        let outcome = parse_csv(endless(b"#TYPE "), &origin, Batcher::new(None, |_| true));
+        assert!(matches!(outcome, Err(SourceError::Invalid(m)) if m.starts_with("line 1 ")));
+        let outcome = parse_json(endless(b"[{\"DeviceId\":\""), &origin, Batcher::new(None, |_| true));
+        assert!(matches!(outcome, Err(SourceError::Invalid(m)) if m.starts_with("a record is longer")));
+    }
 }
 
 #[cfg(test)]
@@ -602,4 +654,5 @@ mod date_tests {
         assert_eq!(parse_exchange_date(""), None);
         assert_eq!(parse_exchange_date("yesterday"), None);
     }
+
 }

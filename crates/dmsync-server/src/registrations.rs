@@ -3,12 +3,13 @@
 //! JSON list, parsed as a stream on a blocking thread and handed over in batches, so an upload
 //! of a million rows never sits in memory at once.
 
-use std::io::Read;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 
 use serde::Deserialize;
 use serde::de::{SeqAccess, Visitor};
 
 use dmsync_core::autopilot::{NewRegistration, RegistrationProblem, RegistrationRejection};
+use dmsync_core::limits::{self, RecordLimit};
 
 /// Rows per batch handed to the store.
 pub const BATCH_ROWS: usize = 2000;
@@ -54,6 +55,9 @@ pub fn validate(line: u64, row: RegistrationRow) -> Result<NewRegistration, Regi
     if row.hardware_hash.trim().is_empty() {
         return Err(reject(RegistrationProblem::MissingHardwareHash));
     }
+    if !limits::hardware_hash_within_bound(&row.hardware_hash) {
+        return Err(reject(RegistrationProblem::HardwareHashTooLong));
+    }
     let hardware_hash = decode_hardware_hash(&row.hardware_hash).ok_or_else(|| reject(RegistrationProblem::InvalidHardwareHash))?;
     Ok(NewRegistration {
         serial_number: row.serial_number.trim().to_owned(),
@@ -66,6 +70,86 @@ pub fn validate(line: u64, row: RegistrationRow) -> Result<NewRegistration, Regi
     })
 }
 
+/// The good rows of an upload, kept in an unnamed temporary file while the client is still
+/// sending, so that the database is only asked for once the whole upload has arrived: a client
+/// that stalls holds a file, never the store's writer. The file has no name (it goes away with
+/// the process, even on `kill -9`), so an upload that got no answer leaves nothing behind.
+pub struct Spool {
+    file: BufWriter<std::fs::File>,
+    rows: u64,
+}
+
+impl Spool {
+    pub fn new() -> std::io::Result<Spool> {
+        Ok(Spool { file: BufWriter::new(tempfile::tempfile()?), rows: 0 })
+    }
+
+    /// Appends a batch; each row is its line number and its fields, each length-prefixed.
+    pub fn append(&mut self, batch: &[(u64, NewRegistration)]) -> std::io::Result<()> {
+        for (line, r) in batch {
+            self.file.write_all(&line.to_le_bytes())?;
+            for field in [
+                r.serial_number.as_bytes(),
+                &r.hardware_hash,
+                r.manufacturer.as_bytes(),
+                r.model.as_bytes(),
+                r.group_tag.as_bytes(),
+                r.purchase_order_identifier.as_bytes(),
+                r.product_key.as_bytes(),
+            ] {
+                self.file.write_all(&(field.len() as u64).to_le_bytes())?;
+                self.file.write_all(field)?;
+            }
+        }
+        self.rows += batch.len() as u64;
+        Ok(())
+    }
+
+    /// Reads the rows back in order, in batches of at most `BATCH_ROWS`, handing each to `sink`
+    /// (false = stop).
+    pub fn replay(self, mut sink: impl FnMut(Vec<(u64, NewRegistration)>) -> bool) -> std::io::Result<()> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let mut reader = BufReader::new(file);
+        let mut left = self.rows;
+        let read_u64 = |reader: &mut BufReader<std::fs::File>| -> std::io::Result<u64> {
+            let mut bytes = [0u8; 8];
+            reader.read_exact(&mut bytes)?;
+            Ok(u64::from_le_bytes(bytes))
+        };
+        let read_bytes = |reader: &mut BufReader<std::fs::File>| -> std::io::Result<Vec<u8>> {
+            let mut bytes = [0u8; 8];
+            reader.read_exact(&mut bytes)?;
+            let mut field = vec![0u8; u64::from_le_bytes(bytes) as usize];
+            reader.read_exact(&mut field)?;
+            Ok(field)
+        };
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(std::io::Error::other);
+        while left > 0 {
+            let take = left.min(BATCH_ROWS as u64);
+            let mut batch = Vec::with_capacity(take as usize);
+            for _ in 0..take {
+                let line = read_u64(&mut reader)?;
+                let registration = NewRegistration {
+                    serial_number: text(read_bytes(&mut reader)?)?,
+                    hardware_hash: read_bytes(&mut reader)?,
+                    manufacturer: text(read_bytes(&mut reader)?)?,
+                    model: text(read_bytes(&mut reader)?)?,
+                    group_tag: text(read_bytes(&mut reader)?)?,
+                    purchase_order_identifier: text(read_bytes(&mut reader)?)?,
+                    product_key: text(read_bytes(&mut reader)?)?,
+                };
+                batch.push((line, registration));
+            }
+            left -= take;
+            if !sink(batch) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why an upload could not be read at all.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UploadError {
@@ -73,6 +157,8 @@ pub enum UploadError {
     TooManyRows,
     /// The receiving side stopped (the store failed); the error is reported there.
     Abandoned,
+    /// The spool file could not be written (the local disk failed).
+    Spool(String),
 }
 
 /// What the parser saw besides the good rows it handed over.
@@ -133,8 +219,19 @@ pub fn parse_csv<R: Read>(
     reader: R,
     sink: impl FnMut(Vec<(u64, NewRegistration)>) -> bool,
 ) -> Result<ParseOutcome, UploadError> {
-    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
-    let headers = csv.headers().map_err(|e| UploadError::Malformed(format!("The CSV header could not be read: {e}")))?.clone();
+    // Each record (the header too) is bounded while it is read, so a line without an end costs
+    // no more memory than the bound.
+    let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
+    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(reader));
+    let too_long = |line: u64| {
+        UploadError::Malformed(format!("Line {line} of the CSV is longer than {} bytes.", limit.limit()))
+    };
+    let headers = match csv.headers() {
+        Ok(headers) => headers.clone(),
+        Err(_) if limit.exceeded() => return Err(too_long(1)),
+        Err(e) => return Err(UploadError::Malformed(format!("The CSV header could not be read: {e}"))),
+    };
+    limit.record_ended();
     let find = |names: &[&str]| {
         headers.iter().position(|h| {
             let h = h.trim_start_matches('\u{feff}').trim();
@@ -154,9 +251,12 @@ pub fn parse_csv<R: Read>(
     let mut batcher = Batcher { batch: Vec::with_capacity(BATCH_ROWS), sink, outcome: ParseOutcome::default() };
     let mut record = csv::StringRecord::new();
     loop {
+        // Where the record being read starts, for the error if it has no end.
+        let next_line = csv.position().line();
         match csv.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
+                limit.record_ended();
                 if record.iter().all(|f| f.is_empty()) {
                     continue;
                 }
@@ -173,6 +273,7 @@ pub fn parse_csv<R: Read>(
                 };
                 batcher.push(line, row)?;
             }
+            Err(_) if limit.exceeded() => return Err(too_long(next_line)),
             Err(e) => return Err(UploadError::Malformed(format!("The CSV is not valid: {e}"))),
         }
     }
@@ -187,6 +288,7 @@ pub fn parse_json<R: Read>(
     struct ListVisitor<'a, F: FnMut(Vec<(u64, NewRegistration)>) -> bool> {
         batcher: &'a mut Batcher<F>,
         error: &'a mut Option<UploadError>,
+        limit: &'a RecordLimit,
     }
     impl<'de, F: FnMut(Vec<(u64, NewRegistration)>) -> bool> Visitor<'de> for ListVisitor<'_, F> {
         type Value = ();
@@ -195,7 +297,21 @@ pub fn parse_json<R: Read>(
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             let mut line = 0u64;
-            while let Some(row) = seq.next_element::<RegistrationRow>()? {
+            loop {
+                let row = match seq.next_element::<RegistrationRow>() {
+                    Ok(Some(row)) => row,
+                    Ok(None) => break,
+                    Err(_) if self.limit.exceeded() => {
+                        *self.error = Some(UploadError::Malformed(format!(
+                            "Element {} of the registration list is longer than {} bytes.",
+                            line + 1,
+                            self.limit.limit()
+                        )));
+                        return Err(serde::de::Error::custom("stopped"));
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.limit.record_ended();
                 line += 1;
                 if let Err(e) = self.batcher.push(line, row) {
                     *self.error = Some(e);
@@ -207,8 +323,11 @@ pub fn parse_json<R: Read>(
     }
     let mut batcher = Batcher { batch: Vec::with_capacity(BATCH_ROWS), sink, outcome: ParseOutcome::default() };
     let mut error = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let result = serde::Deserializer::deserialize_seq(&mut de, ListVisitor { batcher: &mut batcher, error: &mut error })
+    // Each element is bounded while it is read, as a CSV record is.
+    let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(limit.wrap(reader)));
+    let visitor = ListVisitor { batcher: &mut batcher, error: &mut error, limit: &limit };
+    let result = serde::Deserializer::deserialize_seq(&mut de, visitor)
         .and_then(|()| de.end());
     if let Some(e) = error {
         return Err(e);
@@ -288,5 +407,49 @@ mod tests {
         assert!(matches!(parse_json(&b"[{\"serialNumber\":1}]"[..], |_| true), Err(UploadError::Malformed(_))));
         assert!(matches!(parse_json(&b"{}"[..], |_| true), Err(UploadError::Malformed(_))));
         assert!(matches!(parse_json(&b"[] trailing"[..], |_| true), Err(UploadError::Malformed(_))));
+    }
+
+    /// A header, one good row, then `tail` for 100 MB: read as a stream, never held whole.
+    fn endless_line(tail: &'static [u8]) -> impl Read {
+        let head = "Device Serial Number,Windows Product ID,Hardware Hash\nA,,AAAA\n".to_owned();
+        std::io::Cursor::new(head.into_bytes()).chain(tail).chain(std::io::repeat(b'x').take(100 << 20))
+    }
+
+    #[test]
+    fn a_line_or_a_quoted_field_without_an_end_is_refused_at_the_bound_with_its_line() {
+        for tail in [&b"B,,"[..], &b"B,,\""[..]] {
+            let (_, outcome) = collect(|sink| parse_csv(endless_line(tail), sink));
+            match outcome {
+                Err(UploadError::Malformed(message)) => {
+                    assert!(message.starts_with("Line 3 of the CSV is longer than"), "{message}")
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        let header = std::io::repeat(b'x').take(100 << 20);
+        let (_, outcome) = collect(|sink| parse_csv(header, sink));
+        assert!(matches!(outcome, Err(UploadError::Malformed(m)) if m.starts_with("Line 1 ")));
+    }
+
+    #[test]
+    fn a_json_element_without_an_end_is_refused_at_the_bound() {
+        let body = std::io::Cursor::new(&b"[{\"serialNumber\":\"A\",\"hardwareHash\":\""[..])
+            .chain(std::io::repeat(b'A').take(100 << 20));
+        let outcome = parse_json(body, |_| true);
+        assert!(matches!(outcome, Err(UploadError::Malformed(m)) if m.starts_with("Element 1 of the registration list is longer")));
+    }
+
+    #[test]
+    fn a_hardware_hash_over_the_bound_is_refused_by_line() {
+        let long = "A".repeat(limits::MAX_HARDWARE_HASH_BASE64 + 4);
+        let at_bound = "A".repeat(limits::MAX_HARDWARE_HASH_BASE64);
+        let csv = format!("Device Serial Number,Hardware Hash\nA,{at_bound}\nB,{long}\n");
+        let (_, outcome) = collect(|sink| parse_csv(csv.as_bytes(), sink));
+        let refused: Vec<(u64, RegistrationProblem)> =
+            outcome.unwrap().refused.iter().map(|r| (r.line, r.reason.clone())).collect();
+        assert_eq!(refused, [(3, RegistrationProblem::HardwareHashTooLong)]);
+        let json = format!(r#"[{{"serialNumber":"B","hardwareHash":"{long}"}}]"#);
+        let outcome = parse_json(json.as_bytes(), |_| true).unwrap();
+        assert_eq!(outcome.refused[0].reason, RegistrationProblem::HardwareHashTooLong);
     }
 }

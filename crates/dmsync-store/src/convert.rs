@@ -34,6 +34,7 @@ pub fn new_device_id() -> Uuid {
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::AlreadyExists(d.message().to_owned()),
+        sqlx::Error::PoolTimedOut => StoreError::Busy(e.to_string()),
         _ => StoreError::Database(e.to_string()),
     }
 }
@@ -66,4 +67,15 @@ pub fn refusal(settings: &AutopilotSettings, now: OffsetDateTime, cooldown: Dura
     }
     let anchor = settings.cooldown_anchor.unwrap_or(now - cooldown);
     SyncDecision::CoolingDown { remaining: (anchor + cooldown - now).max(Duration::ZERO) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_timeout_is_busy_not_a_database_failure() {
+        assert!(matches!(db_err(sqlx::Error::PoolTimedOut), StoreError::Busy(_)));
+        assert!(matches!(db_err(sqlx::Error::RowNotFound), StoreError::Database(_)));
+    }
 }

@@ -8,14 +8,39 @@ use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
 use dmsync_core::query::{ListQuery, SortDirection};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-/// The one place where the backends' SQL differs in list queries.
+/// The one place where the backends' SQL differs in list queries. Both ignore case for all of
+/// Unicode, as Graph does, and both order bytewise (`$orderby` and the keyset cursors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// `= … COLLATE NOCASE` and LIKE, which ignores ASCII case on its own.
+    /// `= … COLLATE` [`SQLITE_UNICODE_NOCASE`] and `REGEXP '(?i)…'`: SQLite's own `NOCASE` and
+    /// `LIKE` ignore only ASCII case, so every connection registers the collation and sqlx's
+    /// `regexp` function (see [`sqlite_case_hooks`]).
     Sqlite,
-    /// `lower(…) = lower(…)` and ILIKE; columns use the "C" collation, so ordering is bytewise
-    /// as on SQLite.
+    /// `lower(…) = lower(…)` and ILIKE under the database's default collation: columns use the
+    /// "C" collation (bytewise order, as on SQLite), under which `lower()` changes only ASCII.
     Postgres,
+}
+
+/// The collation SQLite compares `$filter` strings with, ignoring case for all of Unicode.
+pub const SQLITE_UNICODE_NOCASE: &str = "DMSYNC_UNICODE_NOCASE";
+
+/// A character's lowercase as PostgreSQL's `lower()` gives it: one character for one (the first
+/// of Rust's full mapping where that has several, so `İ` is `i` on both backends).
+fn simple_lowercase(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// Orders two strings by their characters' lowercase: equal exactly when they differ only in
+/// case, and a total order, as SQLite requires of a collation.
+pub fn unicode_nocase_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.chars().map(simple_lowercase).cmp(b.chars().map(simple_lowercase))
+}
+
+/// What every SQLite connection needs before the [`Dialect`] can be used on it: the collation
+/// and the `regexp` function. Connections opened without them fail those queries with "no such
+/// collation sequence" or "no such function".
+pub fn sqlite_case_hooks(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::sqlite::SqliteConnectOptions {
+    options.collation(SQLITE_UNICODE_NOCASE, unicode_nocase_cmp).with_regexp()
 }
 
 pub fn device_column(field: DeviceField) -> &'static str {
@@ -108,10 +133,10 @@ where
             match value {
                 Literal::String(s) => match dialect {
                     Dialect::Sqlite => {
-                        sql.push(format!("({not}{col} = ")).push_bind(s.clone()).push(" COLLATE NOCASE)");
+                        sql.push(format!("({not}{col} = ")).push_bind(s.clone()).push(format!(" COLLATE {SQLITE_UNICODE_NOCASE})"));
                     }
                     Dialect::Postgres => {
-                        sql.push(format!("({not}lower({col}) = lower(")).push_bind(s.clone()).push("))");
+                        sql.push(format!("({not}lower({col} COLLATE \"default\") = lower(")).push_bind(s.clone()).push("))");
                     }
                 },
                 Literal::Null => {
@@ -124,19 +149,31 @@ where
             }
         }
         Filter::Function { function, field, value } => {
-            let escaped = like_literal(value);
-            let pattern = match function {
-                StringFunction::StartsWith => format!("{escaped}%"),
-                StringFunction::EndsWith => format!("%{escaped}"),
-                StringFunction::Contains => format!("%{escaped}%"),
-            };
-            // SQLite's LIKE ignores ASCII case, as PostgreSQL's ILIKE does: Intune's string
-            // functions ignore case.
-            let like = match dialect {
-                Dialect::Sqlite => "LIKE",
-                Dialect::Postgres => "ILIKE",
-            };
-            sql.push(format!("({} {like} ", column(*field))).push_bind(pattern).push(" ESCAPE '\\')");
+            let col = column(*field);
+            match dialect {
+                // A case-insensitive regular expression of the escaped value: SQLite's LIKE
+                // ignores only ASCII case.
+                Dialect::Sqlite => {
+                    let escaped = regex_syntax::escape(value);
+                    let pattern = match function {
+                        StringFunction::StartsWith => format!("(?i)^{escaped}"),
+                        StringFunction::EndsWith => format!("(?i){escaped}$"),
+                        StringFunction::Contains => format!("(?i){escaped}"),
+                    };
+                    sql.push(format!("({col} REGEXP ")).push_bind(pattern).push(")");
+                }
+                // ILIKE follows the collation's notion of case, so the column is compared under
+                // the database's default one, not its own "C".
+                Dialect::Postgres => {
+                    let escaped = like_literal(value);
+                    let pattern = match function {
+                        StringFunction::StartsWith => format!("{escaped}%"),
+                        StringFunction::EndsWith => format!("%{escaped}"),
+                        StringFunction::Contains => format!("%{escaped}%"),
+                    };
+                    sql.push(format!("({col} COLLATE \"default\" ILIKE ")).push_bind(pattern).push(" ESCAPE '\\')");
+                }
+            }
         }
     }
 }

@@ -55,6 +55,8 @@ impl SqliteStore {
             // fsync per commit costs little. See ARCHITECTURE.md, "Durability".
             .synchronous(SqliteSynchronous::Full);
         let options = if memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+        // Readers and the writer alike, since list queries run on both.
+        let options = crate::sql::sqlite_case_hooks(options);
 
         // An in-memory database exists per connection, so it gets exactly one, shared by
         // readers and the writer.
@@ -620,3 +622,29 @@ crate::common::job_store!(SqliteStore, reader: reader, writer: writer, {
         row.as_ref().map(job_from_row).transpose()
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Unicode collation must not cost `serialNumber eq` its index: the plan is a search on
+    /// the tenant's key, as it was with `COLLATE NOCASE`, never a scan.
+    #[tokio::test]
+    async fn serial_number_eq_still_searches_by_index() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let filter = dmsync_core::filter::parse_filter("serialNumber eq 'üni-1'", |_| Some(DeviceField::SerialNumber)).unwrap();
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("EXPLAIN QUERY PLAN SELECT * FROM autopilot_devices WHERE tenant_id = ");
+        sql.push_bind(Uuid::nil().to_string()).push(" AND ");
+        crate::sql::push_filter(&mut sql, Dialect::Sqlite, &filter, crate::sql::device_column);
+        let plan: Vec<String> = sql
+            .build()
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect();
+        println!("{plan:?}");
+        assert!(plan.iter().all(|step| step.starts_with("SEARCH autopilot_devices USING")), "{plan:?}");
+    }
+}

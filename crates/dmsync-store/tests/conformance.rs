@@ -246,6 +246,52 @@ async fn device_queries_filter_order_and_count(store: &dyn Store) {
     }
 }
 
+/// Graph ignores case for all of Unicode, not only ASCII; both backends must agree, in `eq` and
+/// in the string functions, while ordering stays bytewise on both.
+async fn device_filters_ignore_case_for_all_of_unicode(store: &dyn Store) {
+    with_tenants(store).await;
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<NewRegistration> =
+        ["ÜNI-1", "üni-2", "ΣΑΣ-3", "Uni-4"].iter().map(|serial| reg(serial, &format!("hash-{serial}"))).collect();
+    store.put_registrations(A, &rows, now).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, now).await.unwrap();
+    let list = |f: &str, order: Option<SortDirection>| {
+        let filter = dmsync_core::filter::parse_filter(f, |name| {
+            (name.eq_ignore_ascii_case("serialNumber")).then_some(DeviceField::SerialNumber)
+        })
+        .unwrap();
+        let order_by = order.map(|direction| (DeviceField::SerialNumber, direction));
+        let q = DeviceQuery { filter: Some(filter), order_by, ..DeviceQuery::first(100) };
+        async move {
+            let devices = store.list_autopilot_devices(A, &q).await.unwrap();
+            let mut serials: Vec<String> = devices.into_iter().map(|d| d.serial_number).collect();
+            if order.is_none() {
+                serials.sort();
+            }
+            serials
+        }
+    };
+    assert_eq!(list("serialNumber eq 'üni-1'", None).await, ["ÜNI-1"]);
+    assert_eq!(list("serialNumber eq 'ÜNI-2'", None).await, ["üni-2"]);
+    assert_eq!(list("serialNumber eq 'σας-3'", None).await, Vec::<String>::new(), "final sigma is its own letter");
+    assert_eq!(list("serialNumber eq 'σασ-3'", None).await, ["ΣΑΣ-3"]);
+    assert_eq!(list("serialNumber ne 'üni-1'", None).await, ["Uni-4", "üni-2", "ΣΑΣ-3"]);
+    assert_eq!(list("startswith(serialNumber,'üNI')", None).await, ["ÜNI-1", "üni-2"]);
+    assert_eq!(list("contains(serialNumber,'ασ')", None).await, ["ΣΑΣ-3"]);
+    assert_eq!(list("endswith(serialNumber,'ÜNI-2')", None).await, ["üni-2"]);
+    assert_eq!(list("startswith(serialNumber,'')", None).await.len(), 4);
+    assert_eq!(
+        list("startswith(serialNumber,'u') or startswith(serialNumber,'ü')", Some(SortDirection::Ascending)).await,
+        ["Uni-4", "ÜNI-1", "üni-2"],
+        "ordering is bytewise on both backends"
+    );
+    let count = |f: &str| {
+        let filter = dmsync_core::filter::parse_filter(f, |_| Some(DeviceField::SerialNumber)).unwrap();
+        async move { store.count_autopilot_devices(A, Some(&filter)).await.unwrap() }
+    };
+    assert_eq!(count("serialNumber eq 'ÜnI-1'").await, 1);
+}
+
 fn new_import(serial: &str, hash: &str) -> dmsync_core::autopilot::NewImportedDevice {
     dmsync_core::autopilot::NewImportedDevice {
         serial_number: serial.into(),
@@ -716,6 +762,7 @@ macro_rules! all_tests {
             registrations_are_all_or_nothing_and_hashes_global,
             reconcile_is_set_based_idempotent_and_tenant_scoped,
             device_queries_filter_order_and_count,
+            device_filters_ignore_case_for_all_of_unicode,
             imports_register_devices_or_fail_with_dds_errors,
             device_deletion_is_requested_once_then_deregisters,
             exchange_connectors_sync_full_and_delta,

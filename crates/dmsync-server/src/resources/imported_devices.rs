@@ -132,6 +132,12 @@ fn validate(item: NewImportedWindowsAutopilotDeviceIdentity, position: Option<us
     if hash_text.trim().is_empty() {
         return Err(invalid(format!("hardwareIdentifier is required{at}")));
     }
+    if !dmsync_core::limits::hardware_hash_within_bound(&hash_text) {
+        return Err(invalid(format!(
+            "hardwareIdentifier is longer than {} characters of base64{at}",
+            dmsync_core::limits::MAX_HARDWARE_HASH_BASE64
+        )));
+    }
     let hardware_hash = decode_hardware_hash(&hash_text)
         .ok_or_else(|| invalid(format!("hardwareIdentifier is not valid base64{at}")))?;
     Ok(NewImportedDevice {

@@ -12,6 +12,7 @@ use dmsync_client::dmsync_graph::autopilot::{
 };
 use dmsync_client::{ClientError, NewImportedDevice};
 use futures::StreamExt;
+use dmsync_core::limits::{self, RecordLimit};
 use time::OffsetDateTime;
 
 use super::output::{OutputFormat, Progress, Table, print_json, print_list, refuse_csv, relative, timestamp};
@@ -294,9 +295,18 @@ fn read_text(path: &Path) -> CliResult<String> {
 /// Parses the Autopilot CSV. Columns are found by name, case-insensitively, in any order.
 fn read_autopilot_csv(path: &Path, group_tag: Option<&str>) -> CliResult<Vec<NewImportedDevice>> {
     let text = read_text(path)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    // Each record is bounded while it is parsed, as on the server, so a line without an end is
+    // refused at the bound rather than copied whole.
+    let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(text.as_bytes()));
     let bad = |message: String| Failure::usage(format!("{}: {message}", path.display()));
-    let headers = reader.headers().map_err(|e| bad(format!("the header cannot be read: {e}")))?.clone();
+    let too_long = |line: u64| bad(format!("line {line} is longer than {} bytes", limit.limit()));
+    let headers = match reader.headers() {
+        Ok(headers) => headers.clone(),
+        Err(_) if limit.exceeded() => return Err(too_long(1)),
+        Err(e) => return Err(bad(format!("the header cannot be read: {e}"))),
+    };
+    limit.record_ended();
     let column = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
     let (Some(serial), Some(hash)) = (column(&["Device Serial Number"]), column(&["Hardware Hash"])) else {
         return Err(bad("the header must name 'Device Serial Number' and 'Hardware Hash'".into()));
@@ -305,8 +315,15 @@ fn read_autopilot_csv(path: &Path, group_tag: Option<&str>) -> CliResult<Vec<New
     let tag = column(&["Group Tag", "OrderID"]);
     let user = column(&["Assigned User"]);
     let mut devices = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| bad(format!("not valid CSV: {e}")))?;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let next_line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(true) => limit.record_ended(),
+            Ok(false) => break,
+            Err(_) if limit.exceeded() => return Err(too_long(next_line)),
+            Err(e) => return Err(bad(format!("not valid CSV: {e}"))),
+        }
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -321,6 +338,12 @@ fn read_autopilot_csv(path: &Path, group_tag: Option<&str>) -> CliResult<Vec<New
         };
         if device.serial_number.is_empty() || device.hardware_identifier.is_empty() {
             return Err(bad(format!("line {line} has no serial number or no hardware hash")));
+        }
+        if !limits::hardware_hash_within_bound(&device.hardware_identifier) {
+            return Err(bad(format!(
+                "line {line}: the hardware hash is longer than {} characters of base64",
+                limits::MAX_HARDWARE_HASH_BASE64
+            )));
         }
         devices.push(device);
     }
@@ -573,6 +596,21 @@ fn percent_encode(value: &str) -> String {
 mod tests {
     use super::*;
     use dmsync_client::dmsync_graph::GraphDateTime;
+
+    #[test]
+    fn an_endless_line_or_a_hash_over_the_bound_is_a_usage_error_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hashes.csv");
+        let header = "Device Serial Number,Windows Product ID,Hardware Hash\nA,,AAAA\n";
+        let endless = format!("{header}B,,\"{}", "x".repeat(8 << 20));
+        let long_hash = format!("{header}B,,{}\n", "A".repeat(limits::MAX_HARDWARE_HASH_BASE64 + 4));
+        for (text, needle) in [(endless, "line 3 is longer than"), (long_hash, "line 3: the hardware hash is longer than")] {
+            std::fs::write(&path, text).unwrap();
+            let failure = read_autopilot_csv(&path, None).unwrap_err();
+            assert!(matches!(failure.exit, Exit::Usage));
+            assert!(failure.message.contains(needle), "{}", failure.message);
+        }
+    }
 
     fn settings(
         status: WindowsAutopilotSyncStatus,

@@ -269,6 +269,85 @@ async fn a_deregistered_device_disappears_at_the_next_sync() {
     app.stop().await;
 }
 
+/// A CSV upload whose client stops sending must not hold the database: other writes go on, and
+/// the upload, once finished, is committed whole.
+#[tokio::test]
+async fn a_stalled_registration_upload_holds_no_database_writer() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
+    let client = app.user_client().await;
+    let (sender, chunks) = futures::channel::mpsc::unbounded::<Result<String, std::io::Error>>();
+    sender.unbounded_send(Ok("Device Serial Number,Windows Product ID,Hardware Hash\n".to_owned())).unwrap();
+    sender.unbounded_send(Ok(format!("STALL-1,,{}\n", hardware_hash("stall-1")))).unwrap();
+    let upload = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "text/csv")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let upload = tokio::spawn(upload);
+    // Let the server read the first rows, then write through Graph while the upload stalls.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let synced = tokio::time::timeout(Duration::from_secs(10), client.sync_windows_autopilot_settings()).await;
+    assert!(matches!(synced, Ok(Ok(_))), "a write waited on a stalled upload: {synced:?}");
+    println!("write during a stalled upload answered in {:?}", started.elapsed());
+
+    sender.unbounded_send(Ok(format!("STALL-2,,{}\n", hardware_hash("stall-2")))).unwrap();
+    drop(sender);
+    let r = upload.await.unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"created": 2, "updated": 0, "unchanged": 0}));
+    app.stop().await;
+}
+
+/// `$filter` ignores case beyond ASCII, as Graph does, through HTTP on either backend.
+#[tokio::test]
+async fn filters_ignore_case_for_all_of_unicode() {
+    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    app.admin.add_registrations(&app.tenant(), &[registration("ÜNI-1"), registration("UNI-2")]).await.unwrap();
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(30)).await;
+    let token = app.user_token().await;
+    let path = "/beta/deviceManagement/windowsAutopilotDeviceIdentities";
+    let list = app.get_json(&format!("{path}?$filter=serialNumber eq 'üni-1'"), Some(&token)).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["value"][0]["serialNumber"], "ÜNI-1");
+    let count = app.get_json(&format!("{path}/$count?$filter=startswith(serialNumber,'ün')"), Some(&token)).await;
+    assert_eq!(count, json!(1));
+    app.stop().await;
+}
+
+/// The peak resident memory of this process (the server runs in it), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok());
+    kib.unwrap_or(0) / 1024
+}
+
+/// A 100 MB line without a newline, and a 100 MB quoted field without its closing quote, are
+/// refused at the record bound with the line's number, while the upload is still arriving.
+#[tokio::test]
+async fn a_registration_line_without_an_end_is_refused_at_the_bound() {
+    let app = spawn_app().await;
+    let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
+    for tail in ["B,,", "B,,\""] {
+        let before = peak_rss_mib();
+        let head = format!("Device Serial Number,Windows Product ID,Hardware Hash\nA,,{}\n{tail}", hardware_hash("a"));
+        let megabyte = vec![b'A'; 1 << 20];
+        let chunks = std::iter::once(head.into_bytes()).chain(std::iter::repeat_n(megabyte, 100));
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks.map(Ok::<_, std::io::Error>)));
+        let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(body).send().await;
+        println!("100 MB unterminated {tail:?}: peak RSS of the test process {before} MiB before, {} MiB after", peak_rss_mib());
+        let r = r.expect("the server answers before the whole body is sent");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("Line 3 of the CSV is longer than"), "{body}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn registrations_stream_as_autopilot_csv() {
     let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;

@@ -318,6 +318,7 @@ async fn import_validation_errors_are_intune_shaped() {
         (json!({"hardwareIdentifier": hardware_hash("x")}), "serialNumber is required"),
         (json!({"serialNumber": "S"}), "hardwareIdentifier is required"),
         (json!({"serialNumber": "S", "hardwareIdentifier": "***"}), "hardwareIdentifier is not valid base64"),
+        (json!({"serialNumber": "S", "hardwareIdentifier": "A".repeat(64 * 1024 + 4)}), "hardwareIdentifier is longer than 65536"),
     ] {
         let r = app.raw(Method::POST, &path, Some(&token)).json(&body).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -327,6 +328,16 @@ async fn import_validation_errors_are_intune_shaped() {
     }
     let r = app.raw(Method::POST, &format!("{path}/import"), Some(&token)).json(&json!({"importedWindowsAutopilotDeviceIdentities": []})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The import action bounds each item's hash too, and names the item.
+    let items = json!({"importedWindowsAutopilotDeviceIdentities": [
+        {"serialNumber": "L-1", "hardwareIdentifier": hardware_hash("l-1")},
+        {"serialNumber": "L-2", "hardwareIdentifier": "A".repeat(64 * 1024 + 4)},
+    ]});
+    let r = app.raw(Method::POST, &format!("{path}/import"), Some(&token)).json(&items).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    assert!(inner["Message"].as_str().unwrap().starts_with("hardwareIdentifier is longer than 65536 characters of base64 (item 2)"), "{inner}");
     // base64url is accepted as well as base64, and the response gives standard base64 back.
     let url_safe = "-_-_";
     let r = app
