@@ -131,3 +131,15 @@ mod tests {
         assert_eq!(inner_error_date(datetime!(0005-01-02 03:04:05 +01:00)), "0005-01-02T02:04:05");
     }
 }
+
+/// A timestamp is a string on the wire, "never" included (`0001-01-01T00:00:00Z`).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for GraphDateTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GraphDateTime".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod context;
 pub mod list;
+pub mod openapi;
 pub mod query;
 pub mod response;
 pub mod routing;

@@ -15,6 +15,7 @@ mod errors;
 mod exchange;
 mod external;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod replicas;
 mod script_flows;
