@@ -131,6 +131,10 @@ pub fn document(table: &RouteTable, version: ApiVersion) -> Value {
             responses.insert(status.as_u16().to_string(), json!({ "$ref": format!("{ERROR_REF}{}", status.as_u16()) }));
         }
 
+        let links = links(table, version, path, doc.answer);
+        if !links.is_empty() {
+            responses[&status.as_u16().to_string()]["links"] = Value::Object(links);
+        }
         let mut operation = json!({ "operationId": doc.id, "parameters": parameters, "responses": responses });
         match doc.body {
             RequestBody::None => {}
@@ -192,6 +196,22 @@ pub fn document(table: &RouteTable, version: ApiVersion) -> Value {
         },
         "security": [{ "bearer": [] }],
     })
+}
+
+/// Links from a list or a create to the operations on one of the items it answers with, so
+/// that a client (and the fuzzer) can follow an id from one answer to the next request.
+fn links(table: &RouteTable, version: ApiVersion, path: &str, answer: Answer) -> Map<String, Value> {
+    let id = match answer {
+        Answer::Page(_) => "$response.body#/value/0/id",
+        Answer::Created(_) => "$response.body#/id",
+        _ => return Map::new(),
+    };
+    let item_path = format!("{path}/{{id}}");
+    table
+        .operations(version)
+        .filter(|(other, ..)| *other == item_path || other.starts_with(&format!("{item_path}/")))
+        .map(|(_, _, doc)| (doc.id.to_owned(), json!({ "operationId": doc.id, "parameters": { "id": id } })))
+        .collect()
 }
 
 fn query_parameter(option: &str) -> Value {
@@ -351,6 +371,10 @@ mod tests {
                 assert_eq!(path.contains('{'), operation["responses"].get("404").is_some(), "{method} {path}");
             }
         }
+        let list = &doc["paths"]["/beta/deviceManagement/exchangeConnectors"];
+        let link = &list["get"]["responses"]["200"]["links"]["syncExchangeConnector"];
+        assert_eq!(link["parameters"]["id"], "$response.body#/value/0/id");
+        assert_eq!(list["post"]["responses"]["201"]["links"]["getExchangeConnector"]["parameters"]["id"], "$response.body#/id");
         let error = &doc["components"]["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(error, "#/components/schemas/GraphErrorBody");
     }
