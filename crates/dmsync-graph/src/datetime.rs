@@ -97,6 +97,18 @@ pub fn inner_error_date(t: OffsetDateTime) -> String {
     out
 }
 
+/// A timestamp is a string on the wire, "never" included (`0001-01-01T00:00:00Z`).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for GraphDateTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GraphDateTime".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,17 +141,5 @@ mod tests {
     fn inner_error_date_has_no_fraction_or_zone() {
         assert_eq!(inner_error_date(datetime!(2022-08-30 17:17:03.9 UTC)), "2022-08-30T17:17:03");
         assert_eq!(inner_error_date(datetime!(0005-01-02 03:04:05 +01:00)), "0005-01-02T02:04:05");
-    }
-}
-
-/// A timestamp is a string on the wire, "never" included (`0001-01-01T00:00:00Z`).
-#[cfg(feature = "schema")]
-impl schemars::JsonSchema for GraphDateTime {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "GraphDateTime".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "format": "date-time" })
     }
 }

@@ -343,7 +343,10 @@ mod tests {
         for name in ["date", "request-id", "client-request-id"] {
             assert_eq!(inner["properties"][name]["type"], "string", "{name}");
         }
-        assert_eq!(schemas["MainError"]["properties"]["innerError"]["$ref"], "#/components/schemas/InnerError");
+        // Never null on the wire, so not nullable; the $ref sits in an allOf beside its description.
+        let inner_error = &schemas["MainError"]["properties"]["innerError"];
+        assert_eq!(inner_error["allOf"][0]["$ref"], "#/components/schemas/InnerError", "{inner_error}");
+        assert!(inner_error.get("nullable").is_none() && inner_error.get("anyOf").is_none(), "{inner_error}");
         let device = &schemas["WindowsAutopilotDeviceIdentity"]["properties"];
         assert_eq!(device["serialNumber"]["type"], "string");
         assert_eq!(device["deviceFriendlyName"]["type"], "string", "beta has the beta-only properties");
