@@ -2,8 +2,9 @@
 # Runs every test of dmsync: the Rust unit, conformance and integration suites (nextest), the
 # integration suite a second time on PostgreSQL, then the compatibility suites that drive the
 # server with the real Microsoft Graph Python SDKs, the real JavaScript Graph client and the real
-# graph-rs-sdk. Installs what it needs on a fresh machine; in CI (CI=true) nothing is skipped, and
-# an unreachable PostgreSQL fails the run.
+# graph-rs-sdk, and schemathesis against dmsync's own OpenAPI documents. Installs what it needs
+# on a fresh machine; in CI (CI=true) nothing is skipped, and an unreachable PostgreSQL fails the
+# run.
 #
 # PostgreSQL: DMSYNC_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), a
 # server where that user may create databases; each test creates and drops its own.
@@ -47,6 +48,7 @@ fi
 # Every compatibility suite runs even if one fails, so one run shows every failure.
 status=0
 DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/python-compat.sh || status=1
+DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/schemathesis.sh || status=1
 DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/js-compat.sh || status=1
 DMSYNC_BIN="$PWD/target/debug/dmsync" bash scripts/rust-compat.sh || status=1
 exit "$status"

@@ -6,6 +6,7 @@ use crate::GraphDateTime;
 
 /// `windowsAutopilotSyncStatus` (beta). It has no `unknownFutureValue` member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum WindowsAutopilotSyncStatus {
     Unknown,
@@ -17,6 +18,7 @@ pub enum WindowsAutopilotSyncStatus {
 /// `windowsAutopilotSettings`, the per-tenant singleton (beta only). Real responses carry no
 /// `@odata.type`; properties are in alphabetical order, which serde_json's sorted map gives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WindowsAutopilotSettings {
     pub id: String,
@@ -28,6 +30,7 @@ pub struct WindowsAutopilotSettings {
 /// The body of `PATCH …/windowsAutopilotSettings`. Every property is optional; which ones the
 /// server honours is decided in the server (docs/GRAPH-COMPAT.md).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WindowsAutopilotSettingsPatch {
     #[serde(rename = "@odata.type", default)]
@@ -44,6 +47,7 @@ pub struct WindowsAutopilotSettingsPatch {
 
 /// `enrollmentState`. `blocked` exists only in beta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum EnrollmentState {
     Unknown,
@@ -57,6 +61,7 @@ pub enum EnrollmentState {
 /// `windowsAutopilotProfileAssignmentStatus` (beta). `assignedUnkownSyncState` is Graph's own
 /// spelling and the real wire value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum WindowsAutopilotProfileAssignmentStatus {
     Unknown,
@@ -70,6 +75,7 @@ pub enum WindowsAutopilotProfileAssignmentStatus {
 
 /// `windowsAutopilotProfileAssignmentDetailedStatus` (beta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum WindowsAutopilotProfileAssignmentDetailedStatus {
     None,
@@ -83,6 +89,7 @@ pub enum WindowsAutopilotProfileAssignmentDetailedStatus {
 
 /// `windowsAutopilotDeviceRemediationState` (beta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum WindowsAutopilotDeviceRemediationState {
     Unknown,
@@ -94,6 +101,7 @@ pub enum WindowsAutopilotDeviceRemediationState {
 
 /// `windowsAutopilotUserlessEnrollmentStatus` (beta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum WindowsAutopilotUserlessEnrollmentStatus {
     Unknown,
@@ -105,6 +113,7 @@ pub enum WindowsAutopilotUserlessEnrollmentStatus {
 /// `windowsAutopilotDeviceIdentity`. The beta-only properties are `Option` and left out of
 /// v1.0 responses. Unset strings are `""`, as real Intune sends them, never null.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WindowsAutopilotDeviceIdentity {
     pub id: String,
@@ -130,6 +139,7 @@ pub struct WindowsAutopilotDeviceIdentity {
 
 /// The properties of `windowsAutopilotDeviceIdentity` that only `/beta` has.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WindowsAutopilotDeviceIdentityBeta {
     pub azure_ad_device_id: String,
@@ -166,6 +176,7 @@ mod tests {
 
 /// `importedWindowsAutopilotDeviceIdentityImportStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum ImportedWindowsAutopilotDeviceIdentityImportStatus {
     Unknown,
@@ -177,6 +188,7 @@ pub enum ImportedWindowsAutopilotDeviceIdentityImportStatus {
 
 /// `importedWindowsAutopilotDeviceIdentityState`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportedWindowsAutopilotDeviceIdentityState {
     pub device_error_code: i32,
@@ -188,6 +200,7 @@ pub struct ImportedWindowsAutopilotDeviceIdentityState {
 /// `importedWindowsAutopilotDeviceIdentity`, as the service returns it. `hardwareIdentifier` is
 /// standard base64.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportedWindowsAutopilotDeviceIdentity {
     pub id: String,
@@ -204,6 +217,7 @@ pub struct ImportedWindowsAutopilotDeviceIdentity {
 /// `@odata.type`, with `orderIdentifier` (older module versions) instead of `groupTag`, and with a
 /// client-made `state`, which the service ignores.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewImportedWindowsAutopilotDeviceIdentity {
     #[serde(rename = "@odata.type", default)]
@@ -230,7 +244,20 @@ pub struct NewImportedWindowsAutopilotDeviceIdentity {
 
 /// The body of the `import` action.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportRequest {
     pub imported_windows_autopilot_device_identities: Vec<NewImportedWindowsAutopilotDeviceIdentity>,
+}
+
+/// `deletedWindowsAutopilotDeviceState` (beta): one serial number's result in what the
+/// `deleteDevices` action answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedWindowsAutopilotDeviceState {
+    pub serial_number: String,
+    pub device_registration_id: String,
+    pub deletion_state: String,
+    pub error_message: String,
 }

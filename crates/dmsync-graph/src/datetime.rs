@@ -97,6 +97,18 @@ pub fn inner_error_date(t: OffsetDateTime) -> String {
     out
 }
 
+/// A timestamp is a string on the wire, "never" included (`0001-01-01T00:00:00Z`).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for GraphDateTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GraphDateTime".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "date-time" })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `{"error":{"code","message","innerError":{…}}}`, the body of every Graph error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GraphErrorBody {
     pub error: MainError,
 }
@@ -50,6 +51,7 @@ impl GraphErrorBody {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MainError {
     pub code: String,
     pub message: String,
@@ -57,19 +59,23 @@ pub struct MainError {
     pub details: Vec<ErrorDetail>,
     /// Graph spells it with a capital E on the wire, whatever the docs table says.
     #[serde(rename = "innerError", skip_serializing_if = "Option::is_none", default)]
+    #[cfg_attr(feature = "schema", schemars(with = "InnerError"))]
     pub inner_error: Option<InnerError>,
 }
 
 /// One entry of `error.details`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InnerError {
     pub date: String,
     #[serde(rename = "request-id")]

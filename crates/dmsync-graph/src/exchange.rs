@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::GraphDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceManagementExchangeConnectorStatus {
     None,
@@ -16,6 +17,7 @@ pub enum DeviceManagementExchangeConnectorStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceManagementExchangeConnectorType {
     OnPremises,
@@ -26,6 +28,7 @@ pub enum DeviceManagementExchangeConnectorType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceManagementExchangeConnectorSyncType {
     FullSync,
@@ -33,6 +36,7 @@ pub enum DeviceManagementExchangeConnectorSyncType {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceManagementExchangeConnector {
     pub id: String,
@@ -50,6 +54,7 @@ pub struct DeviceManagementExchangeConnector {
 /// A connector as clients send it (create and PATCH). `id`, `lastSyncDateTime` and `status`
 /// belong to the server: they are accepted, as the docs' own examples send them, and ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceManagementExchangeConnectorInput {
     #[serde(rename = "@odata.type", default)]
@@ -78,13 +83,18 @@ pub struct DeviceManagementExchangeConnectorInput {
 
 /// The body of the `sync` action. `syncType` is non-nullable in the metadata.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncRequest {
+    /// Read as any JSON value so that a wrong one gets the server's own message; the schema
+    /// says what is accepted.
+    #[cfg_attr(feature = "schema", schemars(required, with = "DeviceManagementExchangeConnectorSyncType"))]
     pub sync_type: Option<serde_json::Value>,
 }
 
 /// The `managedDevice` properties dmsync fills for an Exchange ActiveSync device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedDevice {
     pub id: String,

@@ -145,6 +145,7 @@ impl Application {
             .merge(admin::router(state.clone()))
             .merge(auth::idp::router())
             .merge(ops::router(metrics_handle))
+            .merge(http::openapi::router(&route_table))
             .fallback(move |request: Request| {
                 let table = fallback_table.clone();
                 async move { table.unmatched(request.uri().path()).into_response() }

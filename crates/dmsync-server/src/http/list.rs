@@ -21,6 +21,10 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// The options a list route honours.
 pub const LIST_OPTIONS: &[&str] = &["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count", "$expand"];
+/// The options every plain collection's list honours ([`Collection::page`]).
+pub const PAGE_OPTIONS: &[&str] = &["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"];
+/// The options a single entity honours ([`Collection::entity`]).
+pub const ENTITY_OPTIONS: &[&str] = &["$select"];
 
 pub fn filter<F>(query: &ODataQuery, resolve: fn(&str) -> Option<F>) -> Result<Option<Filter<F>>, ApiError> {
     let Some(text) = query.filter.as_deref() else { return Ok(None) };
@@ -172,7 +176,7 @@ impl<T, F: Copy> Collection<T, F> {
         list: impl AsyncFnOnce(&ListQuery<F>) -> Result<Vec<T>, StoreError>,
         count: impl AsyncFnOnce(Option<&Filter<F>>) -> Result<u64, StoreError>,
     ) -> Result<CollectionPage, ApiError> {
-        query.refuse_unsupported(&["$select", "$top", "$skiptoken", "$filter", "$orderby", "$count"])?;
+        query.refuse_unsupported(PAGE_OPTIONS)?;
         let select = query.select.as_deref();
         check_select(select, self.properties, self.type_name)?;
         let page = page_query(query, self.field)?;
@@ -201,7 +205,7 @@ impl<T, F: Copy> Collection<T, F> {
         id: &str,
         get: impl AsyncFnOnce(Uuid) -> Result<Option<T>, StoreError>,
     ) -> Result<serde_json::Value, ApiError> {
-        query.refuse_unsupported(&["$select"])?;
+        query.refuse_unsupported(ENTITY_OPTIONS)?;
         let select = query.select.as_deref();
         check_select(select, self.properties, self.type_name)?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;

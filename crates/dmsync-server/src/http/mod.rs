@@ -6,6 +6,7 @@ pub mod body;
 pub mod context;
 pub mod host;
 pub mod list;
+pub mod openapi;
 pub mod query;
 pub mod response;
 pub mod routing;

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::Uri;
+use axum::handler::Handler;
+use axum::http::{Method, Uri};
 use axum::routing::MethodRouter;
 use dmsync_graph::ApiVersion;
 
 use crate::error::ApiError;
+use crate::http::openapi::OperationDoc;
 use crate::state::AppState;
 
 /// Which versions a resource exists in.
@@ -21,23 +23,51 @@ pub const BOTH: &[ApiVersion] = &[ApiVersion::V1, ApiVersion::Beta];
 pub const BETA: &[ApiVersion] = &[ApiVersion::Beta];
 
 /// One Graph path, relative to the version (`deviceManagement/windowsAutopilotSettings/sync`),
-/// with `{name}` for key segments.
+/// with `{name}` for key segments, and its methods.
 pub struct GraphRoute {
     pub versions: &'static [ApiVersion],
     pub path: &'static str,
-    pub methods: MethodRouter<AppState>,
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl GraphRoute {
-    pub fn new(versions: &'static [ApiVersion], path: &'static str, methods: MethodRouter<AppState>) -> Self {
-        GraphRoute { versions, path, methods }
+    pub fn new(versions: &'static [ApiVersion], path: &'static str, endpoints: Vec<Endpoint>) -> Self {
+        GraphRoute { versions, path, endpoints }
     }
 }
+
+/// One method of a route: its handler, and what the OpenAPI document says of it. The router
+/// and the document are both made from these, so neither can have a method the other lacks.
+pub struct Endpoint {
+    pub method: Method,
+    pub doc: OperationDoc,
+    handler: MethodRouter<AppState>,
+}
+
+macro_rules! endpoint_constructors {
+    ($($name:ident => $method:ident),*) => {
+        impl Endpoint {
+            $(
+                pub fn $name<H, T>(handler: H, doc: OperationDoc) -> Self
+                where
+                    H: Handler<T, AppState>,
+                    T: 'static,
+                {
+                    Endpoint { method: Method::$method, doc, handler: axum::routing::$name(handler) }
+                }
+            )*
+        }
+    };
+}
+
+endpoint_constructors!(get => GET, post => POST, patch => PATCH, delete => DELETE);
 
 /// The known Graph paths, for canonicalising and for unknown-segment errors.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     patterns: Vec<(ApiVersion, Vec<&'static str>)>,
+    /// Every method of every path, with its description, in the order the routes were given.
+    operations: Vec<(ApiVersion, &'static str, Method, OperationDoc)>,
     /// Lower-cased literal segment → its canonical spelling.
     canonical: HashMap<String, &'static str>,
     /// The canonical spellings themselves, which need no lower-casing to be recognised.
@@ -59,12 +89,23 @@ impl RouteTable {
                     table.spellings.insert(s);
                 }
             }
+            let methods =
+                route.endpoints.iter().fold(MethodRouter::new(), |methods, endpoint| methods.merge(endpoint.handler.clone()));
             for version in route.versions {
                 table.patterns.push((*version, segments.clone()));
-                router = router.route(&format!("/{}/{}", version.segment(), route.path), route.methods.clone());
+                for endpoint in &route.endpoints {
+                    table.operations.push((*version, route.path, endpoint.method.clone(), endpoint.doc));
+                }
+                router = router.route(&format!("/{}/{}", version.segment(), route.path), methods.clone());
             }
         }
         (router, table)
+    }
+
+    /// The operations served under `version`: path (relative to the version), method and
+    /// description.
+    pub fn operations(&self, version: ApiVersion) -> impl Iterator<Item = (&'static str, &Method, &OperationDoc)> {
+        self.operations.iter().filter(move |(v, ..)| *v == version).map(|(_, path, method, doc)| (*path, method, doc))
     }
 
     /// Rewrites a Graph path to canonical spelling: `None` for a path outside Graph's versions,
@@ -162,10 +203,10 @@ pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Reque
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::routing::get;
+    use crate::http::openapi::Answer;
 
     fn table() -> RouteTable {
-        let noop = || get(|| async {});
+        let noop = || vec![Endpoint::get(|| async {}, OperationDoc::new("noop", Answer::NoContent))];
         RouteTable::build(vec![
             GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings", noop()),
             GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", noop()),

@@ -4,14 +4,14 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use dmsync_core::autopilot::{AutopilotDevice, DeletionRequest, DeviceField, DevicePropertiesUpdate, EnrollmentState};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::autopilot::{
     EnrollmentState as WireEnrollmentState, WindowsAutopilotDeviceIdentity, WindowsAutopilotDeviceIdentityBeta,
     WindowsAutopilotDeviceRemediationState, WindowsAutopilotProfileAssignmentDetailedStatus,
-    WindowsAutopilotProfileAssignmentStatus, WindowsAutopilotUserlessEnrollmentStatus,
+    DeletedWindowsAutopilotDeviceState, WindowsAutopilotProfileAssignmentStatus,
+    WindowsAutopilotUserlessEnrollmentStatus,
 };
 use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
 use uuid::Uuid;
@@ -22,43 +22,89 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::body::{GraphJson, NoBody};
 use crate::http::context::RequestContext;
 use crate::http::list;
+use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
-use crate::http::routing::{BETA, BOTH, GraphRoute};
+use crate::http::routing::{BETA, BOTH, Endpoint, GraphRoute};
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/windowsAutopilotDeviceIdentities";
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, get(list_windows_autopilot_device_identities)),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/windowsAutopilotDeviceIdentities/$count",
-            get(count_windows_autopilot_device_identities),
-        ),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/windowsAutopilotDeviceIdentities/{id}",
-            get(get_windows_autopilot_device_identity).delete(delete_windows_autopilot_device_identity),
-        ),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties",
-            post(update_device_properties),
-        ),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/assignUserToDevice",
-            post(assign_user_to_device),
-        ),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice",
-            post(unassign_user_from_device),
-        ),
-        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotDeviceIdentities/deleteDevices", post(delete_devices)),
+        GraphRoute::new(BOTH, SET, vec![Endpoint::get(
+            list_windows_autopilot_device_identities,
+            OperationDoc::new("listWindowsAutopilotDeviceIdentities", Answer::Page(device_schema)).query(list::LIST_OPTIONS),
+        )]),
+        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/$count", vec![Endpoint::get(
+            count_windows_autopilot_device_identities,
+            OperationDoc::new("countWindowsAutopilotDeviceIdentities", Answer::Count).query(COUNT_OPTIONS),
+        )]),
+        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}", vec![
+            Endpoint::get(
+                get_windows_autopilot_device_identity,
+                OperationDoc::new("getWindowsAutopilotDeviceIdentity", Answer::Entity(device_schema)).query(GET_OPTIONS),
+            ),
+            Endpoint::delete(
+                delete_windows_autopilot_device_identity,
+                OperationDoc::new("deleteWindowsAutopilotDeviceIdentity", Answer::NoContent),
+            ),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties", vec![
+            Endpoint::post(
+                update_device_properties,
+                OperationDoc::new("updateDeviceProperties", Answer::NoContent).body(device_properties_schema),
+            ),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}/assignUserToDevice", vec![
+            Endpoint::post(
+                assign_user_to_device,
+                OperationDoc::new("assignUserToDevice", Answer::NoContent).body(schema::<AssignUserBody>),
+            ),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice", vec![
+            Endpoint::post(
+                unassign_user_from_device,
+                OperationDoc::new("unassignUserFromDevice", Answer::NoContent).empty_body(),
+            ),
+        ]),
+        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotDeviceIdentities/deleteDevices", vec![Endpoint::post(
+            delete_devices,
+            OperationDoc::new("deleteDevices", Answer::Page(schema::<DeletedWindowsAutopilotDeviceState>))
+                .body(schema::<DeleteDevicesBody>),
+        )]),
     ]
+}
+
+/// The options `$count` and a single device honour.
+const COUNT_OPTIONS: &[&str] = &["$filter"];
+const GET_OPTIONS: &[&str] = &["$select", "$expand"];
+
+/// A device's schema; v1.0's has none of the beta-only properties.
+fn device_schema(generator: &mut schemars::SchemaGenerator, version: ApiVersion) -> schemars::Schema {
+    let reference = generator.subschema_for::<WindowsAutopilotDeviceIdentity>();
+    if version == ApiVersion::V1
+        && let Some(properties) = generator
+            .definitions_mut()
+            .get_mut("WindowsAutopilotDeviceIdentity")
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.as_object_mut())
+    {
+        properties.retain(|name, _| !BETA_PROPERTIES.contains(&name.as_str()));
+    }
+    reference
+}
+
+/// The body of `updateDeviceProperties`: beta takes three properties more than v1.0.
+fn device_properties_schema(generator: &mut schemars::SchemaGenerator, version: ApiVersion) -> schemars::Schema {
+    let mut body = generator.root_schema_for::<DevicePropertiesBody>();
+    body.remove("$schema");
+    if version == ApiVersion::V1
+        && let Some(properties) = body.get_mut("properties").and_then(|p| p.as_object_mut())
+    {
+        properties.retain(|name, _| !BETA_PROPERTIES.contains(&name.as_str()));
+    }
+    body
 }
 
 const V1_PROPERTIES: &[&str] = &[
@@ -228,7 +274,7 @@ async fn count_windows_autopilot_device_identities(
     query: ODataQuery,
 ) -> ApiResult<impl IntoResponse> {
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
-    query.refuse_unsupported(&["$filter"])?;
+    query.refuse_unsupported(COUNT_OPTIONS)?;
     let filter = list::filter(&query, device_field)?;
     let n = state.store.count_autopilot_devices(scope.tenant_id(), filter.as_ref()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain;charset=utf-8")], n.to_string()))
@@ -244,7 +290,7 @@ async fn get_windows_autopilot_device_identity(
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotDeviceIdentity)?;
-    query.refuse_unsupported(&["$select", "$expand"])?;
+    query.refuse_unsupported(GET_OPTIONS)?;
     check_select(&query, version.0)?;
     let expand = device_expand(&query, version.0)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
@@ -295,7 +341,7 @@ async fn delete_windows_autopilot_device_identity(
 
 /// The body of `updateDeviceProperties` and `assignUserToDevice`. Every parameter is a nullable
 /// string; unknown ones are refused.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DevicePropertiesBody {
     user_principal_name: Option<String>,
@@ -348,7 +394,7 @@ async fn update_device_properties(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AssignUserBody {
     user_principal_name: Option<String>,
@@ -403,7 +449,7 @@ async fn unassign_user_from_device(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DeleteDevicesBody {
     serial_numbers: Vec<String>,
@@ -442,9 +488,11 @@ async fn delete_devices(
                 }
             }
         };
-        results.push(serde_json::json!({
-            "serialNumber": serial, "deviceRegistrationId": registration,
-            "deletionState": deletion_state, "errorMessage": error,
+        results.push(to_properties(&DeletedWindowsAutopilotDeviceState {
+            serial_number: serial.clone(),
+            device_registration_id: registration,
+            deletion_state: deletion_state.to_owned(),
+            error_message: error,
         }));
     }
     if accepted_any {

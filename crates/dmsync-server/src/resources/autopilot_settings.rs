@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::autopilot::{WindowsAutopilotSettings, WindowsAutopilotSettingsPatch, WindowsAutopilotSyncStatus};
@@ -14,19 +13,32 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{GraphJson, NoBody};
 use crate::http::list;
+use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
-use crate::http::routing::{BETA, GraphRoute};
+use crate::http::routing::{BETA, Endpoint, GraphRoute};
 use crate::state::AppState;
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(
-            BETA,
-            "deviceManagement/windowsAutopilotSettings",
-            get(get_windows_autopilot_settings).patch(update_windows_autopilot_settings),
-        ),
-        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", post(sync_windows_autopilot_settings)),
+        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings", vec![
+            Endpoint::get(
+                get_windows_autopilot_settings,
+                OperationDoc::new("getWindowsAutopilotSettings", Answer::Entity(schema::<WindowsAutopilotSettings>))
+                    .query(list::ENTITY_OPTIONS),
+            ),
+            Endpoint::patch(
+                update_windows_autopilot_settings,
+                OperationDoc::new("updateWindowsAutopilotSettings", Answer::Entity(schema::<WindowsAutopilotSettings>))
+                    .body(schema::<WindowsAutopilotSettingsPatch>),
+            ),
+        ]),
+        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", vec![Endpoint::post(
+            sync_windows_autopilot_settings,
+            OperationDoc::new("syncWindowsAutopilotSettings", Answer::NoContent)
+                .empty_body()
+                .errors(&[StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS]),
+        )]),
     ]
 }
 
@@ -63,7 +75,7 @@ async fn get_windows_autopilot_settings(
     query: ODataQuery,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
-    query.refuse_unsupported(&["$select"])?;
+    query.refuse_unsupported(list::ENTITY_OPTIONS)?;
     list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
     let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
     Ok(ok(document(version, &settings, query.select.as_deref())))

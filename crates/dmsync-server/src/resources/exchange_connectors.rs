@@ -2,7 +2,6 @@
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use dmsync_core::exchange::{
     ConnectorChanges, ConnectorField, ConnectorStatus, ConnectorSyncDecision, ConnectorType, ExchangeConnector, SyncType,
 };
@@ -20,9 +19,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
 use crate::http::context::RequestContext;
 use crate::http::list;
+use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
-use crate::http::routing::{BOTH, GraphRoute};
+use crate::http::routing::{BOTH, Endpoint, GraphRoute};
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/exchangeConnectors";
@@ -34,13 +34,35 @@ const PROPERTIES: &[&str] = &[
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, get(list_exchange_connectors).post(create_exchange_connector)),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/exchangeConnectors/{id}",
-            get(get_exchange_connector).patch(update_exchange_connector).delete(delete_exchange_connector),
-        ),
-        GraphRoute::new(BOTH, "deviceManagement/exchangeConnectors/{id}/sync", post(sync_exchange_connector)),
+        GraphRoute::new(BOTH, SET, vec![
+            Endpoint::get(
+                list_exchange_connectors,
+                OperationDoc::new("listExchangeConnectors", Answer::Page(schema::<DeviceManagementExchangeConnector>)).query(list::PAGE_OPTIONS),
+            ),
+            Endpoint::post(
+                create_exchange_connector,
+                OperationDoc::new("createExchangeConnector", Answer::Created(schema::<DeviceManagementExchangeConnector>))
+                    .body(schema::<DeviceManagementExchangeConnectorInput>),
+            ),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/exchangeConnectors/{id}", vec![
+            Endpoint::get(
+                get_exchange_connector,
+                OperationDoc::new("getExchangeConnector", Answer::Entity(schema::<DeviceManagementExchangeConnector>)).query(list::ENTITY_OPTIONS),
+            ),
+            Endpoint::patch(
+                update_exchange_connector,
+                OperationDoc::new("updateExchangeConnector", Answer::Entity(schema::<DeviceManagementExchangeConnector>))
+                    .body(schema::<DeviceManagementExchangeConnectorInput>),
+            ),
+            Endpoint::delete(delete_exchange_connector, OperationDoc::new("deleteExchangeConnector", Answer::NoContent)),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/exchangeConnectors/{id}/sync", vec![Endpoint::post(
+            sync_exchange_connector,
+            OperationDoc::new("syncExchangeConnector", Answer::NoContent)
+                .body(schema::<SyncRequest>)
+                .errors(&[StatusCode::CONFLICT]),
+        )]),
     ]
 }
 

@@ -4,7 +4,6 @@
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dmsync_core::autopilot::{ImportStatus, ImportedDevice, ImportedField, NewImportedDevice};
@@ -23,9 +22,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
 use crate::http::context::RequestContext;
 use crate::http::list;
+use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
-use crate::http::routing::{BOTH, GraphRoute};
+use crate::http::routing::{BOTH, Endpoint, GraphRoute};
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/importedWindowsAutopilotDeviceIdentities";
@@ -35,21 +35,34 @@ pub const MAX_IMPORT_BATCH: usize = 500;
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(
-            BOTH,
-            SET,
-            get(list_imported_windows_autopilot_device_identities).post(create_imported_windows_autopilot_device_identity),
-        ),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}",
-            get(get_imported_windows_autopilot_device_identity).delete(delete_imported_windows_autopilot_device_identity),
-        ),
-        GraphRoute::new(
-            BOTH,
-            "deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
-            post(import_imported_windows_autopilot_device_identities),
-        ),
+        GraphRoute::new(BOTH, SET, vec![
+            Endpoint::get(
+                list_imported_windows_autopilot_device_identities,
+                OperationDoc::new("listImportedWindowsAutopilotDeviceIdentities", Answer::Page(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                    .query(list::PAGE_OPTIONS),
+            ),
+            Endpoint::post(
+                create_imported_windows_autopilot_device_identity,
+                OperationDoc::new("createImportedWindowsAutopilotDeviceIdentity", Answer::Created(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                    .body(schema::<NewImportedWindowsAutopilotDeviceIdentity>),
+            ),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}", vec![
+            Endpoint::get(
+                get_imported_windows_autopilot_device_identity,
+                OperationDoc::new("getImportedWindowsAutopilotDeviceIdentity", Answer::Entity(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                    .query(list::ENTITY_OPTIONS),
+            ),
+            Endpoint::delete(
+                delete_imported_windows_autopilot_device_identity,
+                OperationDoc::new("deleteImportedWindowsAutopilotDeviceIdentity", Answer::NoContent),
+            ),
+        ]),
+        GraphRoute::new(BOTH, "deviceManagement/importedWindowsAutopilotDeviceIdentities/import", vec![Endpoint::post(
+            import_imported_windows_autopilot_device_identities,
+            OperationDoc::new("importImportedWindowsAutopilotDeviceIdentities", Answer::Page(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                .body(schema::<ImportRequest>),
+        )]),
     ]
 }
 

@@ -2,7 +2,6 @@
 //! devices that Exchange connector syncs discover. dmsync manages no other kind of device.
 
 use axum::extract::{Extension, Path, State};
-use axum::routing::get;
 use dmsync_core::exchange::{EasDevice, ExchangeAccessState, ManagedDeviceField};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::exchange::ManagedDevice;
@@ -13,9 +12,10 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::http::context::RequestContext;
 use crate::http::list;
+use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
-use crate::http::routing::{BOTH, GraphRoute};
+use crate::http::routing::{BOTH, Endpoint, GraphRoute};
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/managedDevices";
@@ -29,8 +29,14 @@ const PROPERTIES: &[&str] = &[
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, get(list_managed_devices)),
-        GraphRoute::new(BOTH, "deviceManagement/managedDevices/{id}", get(get_managed_device)),
+        GraphRoute::new(BOTH, SET, vec![Endpoint::get(
+            list_managed_devices,
+            OperationDoc::new("listManagedDevices", Answer::Page(schema::<ManagedDevice>)).query(list::PAGE_OPTIONS),
+        )]),
+        GraphRoute::new(BOTH, "deviceManagement/managedDevices/{id}", vec![Endpoint::get(
+            get_managed_device,
+            OperationDoc::new("getManagedDevice", Answer::Entity(schema::<ManagedDevice>)).query(list::ENTITY_OPTIONS),
+        )]),
     ]
 }
 

@@ -17,6 +17,7 @@ mod exchange;
 mod external;
 mod http_limits;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod replicas;
 mod script_flows;
