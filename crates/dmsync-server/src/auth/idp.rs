@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::PrincipalKind;
-use dmsync_core::{PERSONAL_ACCOUNT_TENANT, TenantId};
+use dmsync_core::TenantId;
 
 use super::secrets::verify_secret;
 use super::v1_issuer;
@@ -361,9 +361,4 @@ async fn token(
         }
         other => bad(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'.")),
     }
-}
-
-/// Mints a token for a personal Microsoft account: its `tid` is the MSA tenant.
-pub fn personal_tenant() -> TenantId {
-    PERSONAL_ACCOUNT_TENANT
 }
