@@ -658,6 +658,23 @@ async fn exchange_connectors_crud_and_syncs_with_409_wait_and_failure() {
 }
 
 #[tokio::test]
+async fn a_connector_without_a_source_fails_its_sync_and_the_error_says_how_to_set_one() {
+    let app = spawn_app().await;
+    let cli = Cli::new(&app);
+    let created = cli.run(&["exchange", "connectors", "create", "--server-name", "ex01", "-o", "json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let failed = cli.run(&["exchange", "sync", &id, "--full", "--wait"]).await;
+    assert_eq!(failed.code, 8, "{failed:?}");
+    assert!(failed.stderr.contains("the connector is disconnected"), "{failed:?}");
+    assert!(
+        failed.stderr.contains("without a source fails every sync")
+            && failed.stderr.contains(&format!("PUT /_dmsync/tenants/TENANT/exchangeConnectors/{id}/source")),
+        "{failed:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_cached_token_the_server_no_longer_accepts_is_renewed_once() {
     let app = spawn_app().await;
     let cli = Cli::new(&app);
