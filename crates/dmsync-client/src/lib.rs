@@ -152,18 +152,32 @@ async fn expect_no_content(response: Response) -> Result<()> {
     }
 }
 
+/// The server's time as its last `Date` header said, and when that answer arrived here.
+#[derive(Clone, Copy, Debug)]
+struct ServerDate {
+    date: OffsetDateTime,
+    received: std::time::Instant,
+}
+
 /// A Graph client: dmsync, or real Graph at `https://graph.microsoft.com`.
 #[derive(Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
     base_url: String,
     token: Option<String>,
+    /// Shared by the clones `with_token` makes, so a renewed token keeps what was learnt.
+    server_date: std::sync::Arc<std::sync::Mutex<Option<ServerDate>>>,
 }
 
 impl GraphClient {
     /// `base_url` is the root, without the version: `http://127.0.0.1:8080`.
     pub fn new(base_url: impl Into<String>) -> GraphClient {
-        GraphClient { http: reqwest::Client::new(), base_url: base_url.into().trim_end_matches('/').to_owned(), token: None }
+        GraphClient {
+            http: reqwest::Client::new(),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            token: None,
+            server_date: Default::default(),
+        }
     }
 
     pub fn with_token(&self, token: impl Into<String>) -> GraphClient {
@@ -172,6 +186,27 @@ impl GraphClient {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The server's time now: its last `Date` header plus the time since that answer arrived.
+    /// Graph's timestamps (the last sync, the cooldown) are on the server's clock, which may
+    /// differ from this machine's: real Graph's by clock skew, dmsync's by a clock advance.
+    /// `None` until a response with a `Date` header has arrived.
+    pub fn server_now(&self) -> Option<OffsetDateTime> {
+        let last = (*self.server_date.lock().expect("server date lock"))?;
+        Some(last.date + last.received.elapsed())
+    }
+
+    /// Sends a request and keeps the response's `Date` for [`GraphClient::server_now`]. The
+    /// header has whole seconds, so the estimate runs up to a second behind.
+    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        let response = request.send().await?;
+        let date = response.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok());
+        if let Some(date) = date.and_then(|d| OffsetDateTime::parse(d, &Rfc2822).ok()) {
+            let received = std::time::Instant::now();
+            *self.server_date.lock().expect("server date lock") = Some(ServerDate { date, received });
+        }
+        Ok(response)
     }
 
     /// A request to an absolute URL or to a path under the base URL.
@@ -243,7 +278,7 @@ impl GraphClient {
 
     /// GETs one entity (or any JSON document) at a path or absolute URL.
     pub async fn get_json<T: DeserializeOwned>(&self, path_or_url: &str) -> Result<T> {
-        expect_json(self.request(Method::GET, path_or_url).send().await?).await
+        expect_json(self.send(self.request(Method::GET, path_or_url)).await?).await
     }
 
     /// One page of a collection: the first (a path with its query) or the one behind a nextLink.
@@ -270,8 +305,8 @@ impl GraphClient {
     }
 
     pub async fn sync_windows_autopilot_settings(&self) -> Result<()> {
-        expect_no_content(self.request(Method::POST, "beta/deviceManagement/windowsAutopilotSettings/sync").send().await?)
-            .await
+        let request = self.request(Method::POST, "beta/deviceManagement/windowsAutopilotSettings/sync");
+        expect_no_content(self.send(request).await?).await
     }
 
     /// The first page (`next` = None) or the page behind a nextLink.
@@ -316,7 +351,7 @@ impl GraphClient {
         let path = format!("{}/deviceManagement/importedWindowsAutopilotDeviceIdentities/import", version.segment());
         let body = serde_json::json!({ "importedWindowsAutopilotDeviceIdentities": devices });
         let page: Page<ImportedWindowsAutopilotDeviceIdentity> =
-            expect_json(self.request(Method::POST, &path).json(&body).send().await?).await?;
+            expect_json(self.send(self.request(Method::POST, &path).json(&body)).await?).await?;
         Ok(page.value)
     }
 
@@ -343,12 +378,12 @@ impl GraphClient {
         connector: &NewExchangeConnector,
     ) -> Result<DeviceManagementExchangeConnector> {
         let path = format!("{}/deviceManagement/exchangeConnectors", version.segment());
-        expect_json(self.request(Method::POST, &path).json(connector).send().await?).await
+        expect_json(self.send(self.request(Method::POST, &path).json(connector)).await?).await
     }
 
     pub async fn delete_exchange_connector(&self, version: ApiVersion, id: &str) -> Result<()> {
         let path = format!("{}/deviceManagement/exchangeConnectors/{id}", version.segment());
-        expect_no_content(self.request(Method::DELETE, &path).send().await?).await
+        expect_no_content(self.send(self.request(Method::DELETE, &path)).await?).await
     }
 
     /// `POST …/exchangeConnectors/{id}/sync` with `{"syncType"}`: 204, or 409 while one runs.
@@ -360,7 +395,7 @@ impl GraphClient {
     ) -> Result<()> {
         let path = format!("{}/deviceManagement/exchangeConnectors/{id}/sync", version.segment());
         let body = serde_json::json!({ "syncType": sync_type });
-        expect_no_content(self.request(Method::POST, &path).json(&body).send().await?).await
+        expect_no_content(self.send(self.request(Method::POST, &path).json(&body)).await?).await
     }
 }
 

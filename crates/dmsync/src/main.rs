@@ -75,7 +75,8 @@ struct ServeArgs {
     /// Address to listen on: IP:PORT or HOST:PORT (port 0 picks a free one).
     #[arg(long, env = "DMSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     listen: SocketAddr,
-    /// Database: sqlite://PATH (created if missing), sqlite::memory:, or postgres://… (not yet).
+    /// Database: sqlite://PATH (created if missing), sqlite::memory:, or
+    /// postgres://USER@HOST:PORT/DATABASE (migrated on start; replicas may share it).
     #[arg(long, env = "DMSYNC_DB", default_value = "sqlite://dmsync.db")]
     db: String,
     /// Token for the /_dmsync admin API. Without it, `dmsync-dev-admin` works on loopback only.

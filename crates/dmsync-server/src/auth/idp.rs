@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::PrincipalKind;
-use dmsync_core::{PERSONAL_ACCOUNT_TENANT, TenantId};
+use dmsync_core::TenantId;
 
 use super::secrets::verify_secret;
 use super::v1_issuer;
@@ -390,10 +390,6 @@ async fn token(
     }
 }
 
-/// Mints a token for a personal Microsoft account: its `tid` is the MSA tenant.
-pub fn personal_tenant() -> TenantId {
-    PERSONAL_ACCOUNT_TENANT
-}
 
 #[cfg(test)]
 mod tests {

@@ -123,10 +123,20 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
+    // One reading of the Clock for the whole response, so `Date` and an error's innerError
+    // date agree.
+    let now = state.now();
     if response.status().as_u16() >= 400 && response.extensions().get::<ForeignErrorBody>().is_none() {
-        response = render_error(&context, response);
+        response = render_error(&context, response, now);
     }
     let headers = response.headers_mut();
+    // Graph's `Date` is the service's own time. dmsync's is its Clock, which the admin API can
+    // move forward, so that a client reading timestamps in a body (the sync cooldown, a token's
+    // expiry) can measure them against the server's now rather than its own. Hyper adds a
+    // wall-clock `Date` only when the response has none.
+    if let Ok(v) = HeaderValue::from_str(&http_date(now)) {
+        headers.insert(header::DATE, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&context.request_id) {
         headers.insert("request-id", v);
     }
@@ -144,7 +154,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
 
 /// Turns any error response into Graph's body. Responses from our own `ApiError` carry an
 /// [`ErrorSpec`]; anything else (a framework rejection, a layer's 413) gets one from its status.
-fn render_error(context: &RequestContext, response: Response) -> Response {
+fn render_error(context: &RequestContext, response: Response, now: time::OffsetDateTime) -> Response {
     let (mut parts, _) = response.into_parts();
     let spec = parts.extensions.remove::<ErrorSpec>().unwrap_or_else(|| spec_for_status(parts.status));
     let message = match spec.message {
@@ -172,8 +182,8 @@ fn render_error(context: &RequestContext, response: Response) -> Response {
             message,
             details: spec.details,
             inner_error: Some(InnerError {
-                // Wall-clock time, like the Date header, so logs line up even on an advanced Clock.
-                date: inner_error_date(time::OffsetDateTime::now_utc()),
+                // The Clock's time, like the Date header; logs are found by the request-id.
+                date: inner_error_date(now),
                 request_id: context.request_id.clone(),
                 client_request_id: context.client_request_id.clone(),
             }),
@@ -183,6 +193,14 @@ fn render_error(context: &RequestContext, response: Response) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// An HTTP date (RFC 9110's IMF-fixdate), as the `Date` header carries it.
+fn http_date(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 fn spec_for_status(status: StatusCode) -> ErrorSpec {
@@ -200,4 +218,15 @@ fn spec_for_status(status: StatusCode) -> ErrorSpec {
         _ => ("BadRequest", "The request is not valid."),
     };
     ErrorSpec { code: code.into(), message: MessageSpec::Plain(text.into()), details: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_date_is_imf_fixdate_in_gmt() {
+        let at = time::macros::datetime!(2026-12-02 08:05:09.9 +01:00);
+        assert_eq!(http_date(at), "Wed, 02 Dec 2026 07:05:09 GMT");
+    }
 }

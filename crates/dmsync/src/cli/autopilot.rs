@@ -141,7 +141,7 @@ fn styled_status(status: WindowsAutopilotSyncStatus) -> String {
 async fn status(session: &mut Session) -> CliResult {
     refuse_csv(session.output)?;
     let settings = session.call(async |g| g.get_windows_autopilot_settings().await).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = session.server_now();
     if session.output == OutputFormat::Json {
         let next = next_sync_allowed(&settings).map(|at| dmsync_client::dmsync_graph::GraphDateTime(Some(at)));
         let mut doc = serde_json::to_value(&settings).expect("wire type serialises");
@@ -170,7 +170,8 @@ async fn status(session: &mut Session) -> CliResult {
 /// The 429 explained: when the next sync is allowed, from Retry-After if Graph sent one, else from
 /// the settings.
 async fn throttled(session: &mut Session, error: &ClientError) -> Failure {
-    let now = OffsetDateTime::now_utc();
+    // The 429 itself carried the server's Date.
+    let now = session.server_now();
     let request_id = error.request_id().map(|id| format!("\n  request-id: {id}")).unwrap_or_default();
     let at = match error.retry_after() {
         Some(delay) => Some(now + delay),

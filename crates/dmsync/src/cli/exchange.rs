@@ -210,10 +210,7 @@ async fn sync(session: &mut Session, args: SyncArgs) -> CliResult {
             return if synced {
                 Ok(())
             } else {
-                Err(Failure::new(
-                    Exit::OperationFailed,
-                    format!("the sync of {id} failed: the connector is disconnected"),
-                ))
+                Err(Failure::new(Exit::OperationFailed, disconnected(id)))
             };
         }
         progress.set_message(&format!("{started}: running (connector {})", wire_name(now.status)));
@@ -225,4 +222,16 @@ async fn sync(session: &mut Session, args: SyncArgs) -> CliResult {
             ));
         }
     }
+}
+
+/// Why a sync left the connector `disconnected`, and what to do. Graph does not say why a sync
+/// failed, so the message names the likely cause on each server.
+fn disconnected(id: &str) -> String {
+    format!(
+        "the sync of {id} failed: the connector is disconnected (it could not read its Exchange organization)\n  \
+         on dmsync, a connector reads the source set with the admin API, and one without a source fails every sync:\n  \
+         PUT /_dmsync/tenants/TENANT/exchangeConnectors/{id}/source with {{\"kind\":\"file\",\"path\":\"/absolute/path.csv\"}} \
+         or {{\"kind\":\"http\",\"url\":\"…\"}} (see README.md)\n  \
+         on Intune, check the Exchange connector service on its server"
+    )
 }

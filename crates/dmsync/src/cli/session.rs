@@ -197,6 +197,13 @@ impl Session {
         Ok(())
     }
 
+    /// Now on the server's clock, to measure Graph's timestamps against: a dmsync clock advance
+    /// moves the server's time and not this machine's. This machine's clock until the server
+    /// has answered with a `Date`.
+    pub fn server_now(&self) -> OffsetDateTime {
+        self.graph.server_now().unwrap_or_else(OffsetDateTime::now_utc)
+    }
+
     /// The client, for calls that run concurrently and handle a 401 themselves.
     pub fn graph(&self) -> &GraphClient {
         &self.graph

@@ -272,6 +272,34 @@ async fn status_and_sync_wait_then_429_says_when_the_next_sync_is_allowed() {
 }
 
 #[tokio::test]
+async fn relative_times_are_measured_on_the_servers_clock_after_an_advance() {
+    let app = spawn_app().await;
+    let cli = Cli::new(&app);
+    assert_eq!(cli.run(&["autopilot", "sync", "--wait"]).await.code, 0);
+    // A minute and a half on the server's clock, none on this machine's: the server allows the
+    // next sync in eight and a half minutes, and the CLI must say so rather than measure against
+    // its own clock. (Away from whole minutes, because `Date` has whole seconds.)
+    app.admin.advance_clock(90.0).await.unwrap();
+    let status = cli.run(&["autopilot", "status"]).await;
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(
+        status.stdout.starts_with("last sync 2 min ago, completed; a manual sync is allowed again in 9 min"),
+        "{status:?}"
+    );
+    let throttled = cli.run(&["autopilot", "sync"]).await;
+    assert_eq!(throttled.code, 7, "{throttled:?}");
+    assert!(throttled.stderr.contains("(in 9 min)"), "{throttled:?}");
+
+    // The Date header is the server's Clock, which is what the CLI reads.
+    let response = app.raw(reqwest::Method::GET, "/healthz", None).send().await.unwrap();
+    let date = response.headers()["date"].to_str().unwrap().to_owned();
+    let date = time::OffsetDateTime::parse(&date, &time::format_description::well_known::Rfc2822).unwrap();
+    let ahead = date - time::OffsetDateTime::now_utc();
+    assert!(ahead > time::Duration::seconds(88) && ahead < time::Duration::seconds(92), "Date {date} is {ahead} ahead");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_429_with_retry_after_is_reported_from_the_header() {
     let app = spawn_app_with(|c| c.sync_retry_after = true).await;
     let cli = Cli::new(&app);
@@ -626,6 +654,23 @@ async fn exchange_connectors_crud_and_syncs_with_409_wait_and_failure() {
     assert!(again.stderr.contains("Graph answered 404"), "{again:?}");
     let empty = cli.run(&["exchange", "connectors", "list", "-o", "json"]).await;
     assert_eq!(empty.json(), json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connector_without_a_source_fails_its_sync_and_the_error_says_how_to_set_one() {
+    let app = spawn_app().await;
+    let cli = Cli::new(&app);
+    let created = cli.run(&["exchange", "connectors", "create", "--server-name", "ex01", "-o", "json"]).await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let failed = cli.run(&["exchange", "sync", &id, "--full", "--wait"]).await;
+    assert_eq!(failed.code, 8, "{failed:?}");
+    assert!(failed.stderr.contains("the connector is disconnected"), "{failed:?}");
+    assert!(
+        failed.stderr.contains("without a source fails every sync")
+            && failed.stderr.contains(&format!("PUT /_dmsync/tenants/TENANT/exchangeConnectors/{id}/source")),
+        "{failed:?}"
+    );
     app.stop().await;
 }
 
