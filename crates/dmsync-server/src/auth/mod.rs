@@ -129,7 +129,7 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D:
 /// The longest bearer token read, in characters. Entra's largest access tokens (a user in many
 /// groups, before the groups overage claim takes over) are a few kilobytes; this is several
 /// times that.
-pub const MAX_TOKEN_LENGTH: usize = 64 * 1024;
+pub const MAX_TOKEN_LENGTH: usize = 32 * 1024;
 /// The largest decoded JOSE header. Entra's carry `typ`, `alg`, `kid`, `x5t` and a `nonce`.
 pub const MAX_TOKEN_HEADER_BYTES: usize = 4 * 1024;
 /// The deepest nesting of objects and arrays in a token's header and claims.
