@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sqlx::any::AnyPoolOptions;
 use sqlx::AssertSqlSafe;
+use sqlx::any::AnyPoolOptions;
 
 /// Rows a transaction, as the sync's reconciliation chunks.
 const ROWS_PER_TRANSACTION: u64 = 50_000;
@@ -22,7 +22,11 @@ pub async fn bulk_insert(db_url: &str, rows: u64) -> Result<Duration> {
     sqlx::any::install_default_drivers();
     let sqlite = db_url.starts_with("sqlite:");
     let url = if sqlite { format!("{db_url}?mode=rwc") } else { db_url.to_owned() };
-    let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.with_context(|| format!("connecting to {db_url}"))?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to {db_url}"))?;
     if sqlite {
         // The server's settings (dmsync-store's sqlite.rs): WAL, and an fsync at every commit.
         sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
@@ -45,10 +49,20 @@ pub async fn bulk_insert(db_url: &str, rows: u64) -> Result<Duration> {
             let stop = (next + ROWS_PER_STATEMENT).min(end);
             // `$N` placeholders, which both engines read (the Any driver's QueryBuilder writes
             // `?`, which PostgreSQL does not).
-            let mut sql = String::from("INSERT INTO dmsync_bench_baseline (id, tenant_id, serial_number, hardware_hash, properties) VALUES ");
+            let mut sql = String::from(
+                "INSERT INTO dmsync_bench_baseline (id, tenant_id, serial_number, hardware_hash, properties) VALUES ",
+            );
             for row in 0..stop - next {
                 let p = row * 5;
-                sql.push_str(&format!("{}(${}, ${}, ${}, ${}, ${})", if row == 0 { "" } else { ", " }, p + 1, p + 2, p + 3, p + 4, p + 5));
+                sql.push_str(&format!(
+                    "{}(${}, ${}, ${}, ${}, ${})",
+                    if row == 0 { "" } else { ", " },
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                ));
             }
             let mut insert = sqlx::query(AssertSqlSafe(sql));
             for i in next..stop {

@@ -16,11 +16,11 @@ use dmsync_client::{AdminClient, GraphClient, RegistrationSummary};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+use dmsync_bench::dev::{ADMIN_TOKEN, CLIENT_ID, PASSWORD, TENANT, USERNAME};
 use dmsync_bench::probe::{self, PhaseMeter};
 use dmsync_bench::report::{Figure, bounded, figure, ms, render, secs};
 use dmsync_bench::server::{self, Server};
 use dmsync_bench::workload;
-use dmsync_bench::dev::{ADMIN_TOKEN, CLIENT_ID, PASSWORD, TENANT, USERNAME};
 
 const DEVICES: &str = "beta/deviceManagement/windowsAutopilotDeviceIdentities";
 const IMPORTED: &str = "beta/deviceManagement/importedWindowsAutopilotDeviceIdentities";
@@ -84,7 +84,8 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(args)) {
         Ok(()) => {}
         Err(e) => {
@@ -139,7 +140,12 @@ async fn run(args: Args) -> Result<()> {
     println!("{machine}");
     println!(
         "devices {}, changed {}%, imports {} in batches of {}, deep page at {:.0}%, {} samples per page\n",
-        args.devices, args.changed_percent, args.imports, args.import_batch, args.deep_fraction * 100.0, args.samples
+        args.devices,
+        args.changed_percent,
+        args.imports,
+        args.import_batch,
+        args.deep_fraction * 100.0,
+        args.samples
     );
     println!("server: {}\ndatabase: {}\nserver log: {}\n", server_bin.display(), db_url, log_path.display());
 
@@ -149,7 +155,8 @@ async fn run(args: Args) -> Result<()> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", work_dir.join("baseline.db").display()),
     };
-    let baseline = dmsync_bench::baseline::bulk_insert(&baseline_url, args.devices).await.context("the storage baseline")?;
+    let baseline =
+        dmsync_bench::baseline::bulk_insert(&baseline_url, args.devices).await.context("the storage baseline")?;
     println!("storage baseline: {} rows inserted in {}\n", args.devices, secs(baseline));
 
     let server = Server::start(&server_bin, &db_url, &log_path).await?;
@@ -191,11 +198,14 @@ async fn get_throughput(token: &str, bases: &[String], concurrency: usize, durat
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let start = Instant::now();
     let counts = futures::future::try_join_all((0..concurrency).map(|worker| {
-        let (http, url) = (http.clone(), format!("{}/beta/deviceManagement/windowsAutopilotSettings", bases[worker % bases.len()]));
+        let (http, url) =
+            (http.clone(), format!("{}/beta/deviceManagement/windowsAutopilotSettings", bases[worker % bases.len()]));
         async move {
             let mut done = 0u64;
             while start.elapsed() < duration {
-                let response = bounded(Duration::from_secs(30), "throughput GET", http.get(&url).bearer_auth(token).send()).await??;
+                let response =
+                    bounded(Duration::from_secs(30), "throughput GET", http.get(&url).bearer_auth(token).send())
+                        .await??;
                 ensure!(response.status() == StatusCode::OK, "GET {url} answered {}", response.status());
                 response.bytes().await?;
                 done += 1;
@@ -209,10 +219,20 @@ async fn get_throughput(token: &str, bases: &[String], concurrency: usize, durat
 
 /// Starts a second replica on the same database and measures authenticated GET throughput
 /// against the first replica alone, then against both, in the same run.
-async fn replica_throughput(args: &Args, first: &Server, binary: &std::path::Path, db_url: &str, log: &std::path::Path) -> Result<String> {
+async fn replica_throughput(
+    args: &Args,
+    first: &Server,
+    binary: &std::path::Path,
+    db_url: &str,
+    log: &std::path::Path,
+) -> Result<String> {
     let second = Server::start(binary, db_url, log).await?;
     let graph = GraphClient::new(&first.base_url);
-    let token = graph.token_password(&first.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await.context("password grant")?.access_token;
+    let token = graph
+        .token_password(&first.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD)
+        .await
+        .context("password grant")?
+        .access_token;
     let duration = Duration::from_secs(args.throughput_seconds);
     let bases = [first.base_url.clone(), second.base_url.clone()];
     // A short warm-up of both, so that neither pays for its first connections in the figures.
@@ -282,9 +302,13 @@ async fn timed_sync(graph: &GraphClient, server: &Server, deadline: Duration) ->
     let (mut polls, mut poll_errors) = (0u64, 0u64);
     loop {
         polls += 1;
-        match bounded(Duration::from_secs(60), "GET windowsAutopilotSettings", graph.get_windows_autopilot_settings()).await? {
+        match bounded(Duration::from_secs(60), "GET windowsAutopilotSettings", graph.get_windows_autopilot_settings())
+            .await?
+        {
             Ok(s) if s.sync_status == WindowsAutopilotSyncStatus::Completed => break,
-            Ok(s) if s.sync_status == WindowsAutopilotSyncStatus::Failed => bail!("the sync failed (syncStatus failed)"),
+            Ok(s) if s.sync_status == WindowsAutopilotSyncStatus::Failed => {
+                bail!("the sync failed (syncStatus failed)")
+            }
             Ok(_) => {}
             Err(e) => {
                 // A poll that fails is counted and retried; only the deadline ends the wait.
@@ -353,7 +377,8 @@ async fn timed_upload(
         bail!("registration upload answered {status}: {}", &text[..text.len().min(2000)]);
     }
     let summary: RegistrationSummary = serde_json::from_str(&text).with_context(|| format!("upload answer: {text}"))?;
-    let staged = server.log.find_after(mark, "registration upload staged").map(|(t, _)| t.saturating_duration_since(start));
+    let staged =
+        server.log.find_after(mark, "registration upload staged").map(|(t, _)| t.saturating_duration_since(start));
     Ok((summary, elapsed, staged))
 }
 
@@ -418,7 +443,13 @@ async fn import_states(graph: &GraphClient) -> Result<(u64, u64, u64, Vec<String
     }
 }
 
-async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_path: &std::path::Path, baseline: Duration) -> Result<String> {
+async fn benchmark(
+    args: &Args,
+    server: &Server,
+    phase_timeout: Duration,
+    db_path: &std::path::Path,
+    baseline: Duration,
+) -> Result<String> {
     let n = args.devices;
     let mut figures: Vec<Figure> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -556,7 +587,9 @@ async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_pat
                 break (complete, error);
             }
             if start.elapsed() > phase_timeout {
-                bail!("imports not complete within {phase_timeout:?}: {complete} of {imports} complete ({total} listed)");
+                bail!(
+                    "imports not complete within {phase_timeout:?}: {complete} of {imports} complete ({total} listed)"
+                );
             }
             tokio::time::sleep(IMPORT_POLL).await;
         };
@@ -664,4 +697,3 @@ async fn benchmark(args: &Args, server: &Server, phase_timeout: Duration, db_pat
 
     Ok(render(&figures, &meter.phases, &notes))
 }
-

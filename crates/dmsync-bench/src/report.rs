@@ -15,7 +15,12 @@ pub struct Figure {
     pub met: Option<bool>,
 }
 
-pub fn figure(name: impl Into<String>, value: impl Into<String>, target: impl Into<String>, met: Option<bool>) -> Figure {
+pub fn figure(
+    name: impl Into<String>,
+    value: impl Into<String>,
+    target: impl Into<String>,
+    met: Option<bool>,
+) -> Figure {
     Figure { name: name.into(), value: value.into(), target: target.into(), met }
 }
 
@@ -31,7 +36,6 @@ pub fn ms(d: Duration) -> String {
 pub async fn bounded<T>(limit: Duration, what: &str, future: impl std::future::Future<Output = T>) -> Result<T> {
     tokio::time::timeout(limit, future).await.map_err(|_| anyhow::anyhow!("timed out after {limit:?}: {what}"))
 }
-
 
 pub fn render(figures: &[Figure], phases: &[PhaseStats], notes: &[String]) -> String {
     let mut out = String::new();

@@ -37,7 +37,10 @@ pub fn hardware_hash(domain: u8, index: u64) -> [u8; 64] {
 
 /// The Autopilot CSV for `devices` registrations; with `changed_every = Some(k)`, every k-th row
 /// (indices 0, k, 2k, …) carries the group tag `Changed` instead of `Fleet`.
-pub fn csv_stream(devices: u64, changed_every: Option<u64>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+pub fn csv_stream(
+    devices: u64,
+    changed_every: Option<u64>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let header = Bytes::from_static(b"Device Serial Number,Windows Product ID,Hardware Hash,Group Tag\n");
     let chunks = devices.div_ceil(ROWS_PER_CHUNK);
     let rows = (0..chunks).map(move |c| {

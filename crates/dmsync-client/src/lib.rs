@@ -256,7 +256,12 @@ impl GraphClient {
     /// A Graph token from the Entra ID v2.0 token endpoint, `{authority}/{tenant}/oauth2/v2.0/token`,
     /// with `scope=https://graph.microsoft.com/.default`: the request real Entra ID and dmsync's
     /// built-in identity provider both accept.
-    pub async fn acquire_token(&self, authority: &str, tenant: &str, credentials: &Credentials) -> Result<TokenResponse> {
+    pub async fn acquire_token(
+        &self,
+        authority: &str,
+        tenant: &str,
+        credentials: &Credentials,
+    ) -> Result<TokenResponse> {
         let form: Vec<(&str, &str)> = match credentials {
             Credentials::ClientSecret { client_id, client_secret } => vec![
                 ("grant_type", "client_credentials"),
@@ -319,8 +324,11 @@ impl GraphClient {
         match next {
             Some(link) => self.list_page(link).await,
             None => {
-                self.list_page(&format!("{}/deviceManagement/windowsAutopilotDeviceIdentities{query}", version.segment()))
-                    .await
+                self.list_page(&format!(
+                    "{}/deviceManagement/windowsAutopilotDeviceIdentities{query}",
+                    version.segment()
+                ))
+                .await
             }
         }
     }
@@ -364,11 +372,18 @@ impl GraphClient {
             .await
     }
 
-    pub async fn list_exchange_connectors(&self, version: ApiVersion) -> Result<Vec<DeviceManagementExchangeConnector>> {
+    pub async fn list_exchange_connectors(
+        &self,
+        version: ApiVersion,
+    ) -> Result<Vec<DeviceManagementExchangeConnector>> {
         self.list_all(&format!("{}/deviceManagement/exchangeConnectors", version.segment())).await
     }
 
-    pub async fn get_exchange_connector(&self, version: ApiVersion, id: &str) -> Result<DeviceManagementExchangeConnector> {
+    pub async fn get_exchange_connector(
+        &self,
+        version: ApiVersion,
+        id: &str,
+    ) -> Result<DeviceManagementExchangeConnector> {
         self.get_json(&format!("{}/deviceManagement/exchangeConnectors/{id}", version.segment())).await
     }
 
@@ -420,9 +435,11 @@ impl std::fmt::Debug for Credentials {
     // Secrets never reach logs or panic messages.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credentials::ClientSecret { client_id, .. } => {
-                f.debug_struct("ClientSecret").field("client_id", client_id).field("client_secret", &"<redacted>").finish()
-            }
+            Credentials::ClientSecret { client_id, .. } => f
+                .debug_struct("ClientSecret")
+                .field("client_id", client_id)
+                .field("client_secret", &"<redacted>")
+                .finish(),
             Credentials::Password { client_id, username, .. } => f
                 .debug_struct("Password")
                 .field("client_id", client_id)
@@ -557,7 +574,12 @@ impl AdminClient {
 
     /// `PUT /_dmsync/tenants/{tid}/exchangeConnectors/{id}/source`: where a connector reads its
     /// Exchange organization (`{"kind":"file","path"}` or `{"kind":"http","url"}`).
-    pub async fn set_exchange_connector_source(&self, tenant_id: &str, connector_id: &str, source: &Value) -> Result<()> {
+    pub async fn set_exchange_connector_source(
+        &self,
+        tenant_id: &str,
+        connector_id: &str,
+        source: &Value,
+    ) -> Result<()> {
         let path = format!("{}/_dmsync/tenants/{tenant_id}/exchangeConnectors/{connector_id}/source", self.base_url);
         expect_no_content(self.http.put(path).bearer_auth(&self.admin_token).json(source).send().await?).await
     }
@@ -604,7 +626,12 @@ mod tests {
         };
         let error = ClientError::Graph {
             status: 429,
-            error: MainError { code: "TooManyRequests".into(), message: intune.to_message_string(), details: vec![], inner_error: None },
+            error: MainError {
+                code: "TooManyRequests".into(),
+                message: intune.to_message_string(),
+                details: vec![],
+                inner_error: None,
+            },
             retry_after: None,
             request_id: Some("r".into()),
         };

@@ -148,9 +148,7 @@ impl RegistrationProblem {
             RegistrationProblem::DuplicateInRequest => {
                 "The serial number or hardware hash appears more than once in this request."
             }
-            RegistrationProblem::HashRegisteredToOtherTenant => {
-                "The hardware hash is registered to another tenant."
-            }
+            RegistrationProblem::HashRegisteredToOtherTenant => "The hardware hash is registered to another tenant.",
             RegistrationProblem::HashRegisteredToOtherSerial => {
                 "The hardware hash is registered in this tenant under another serial number."
             }
@@ -352,9 +350,13 @@ pub struct ImportStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeletionRequest {
     /// The device will be deregistered by a background job.
-    Accepted { device_id: Uuid },
+    Accepted {
+        device_id: Uuid,
+    },
     /// A deletion was already requested and has not finished.
-    AlreadyInProgress { device_id: Uuid },
+    AlreadyInProgress {
+        device_id: Uuid,
+    },
     NotFound,
 }
 

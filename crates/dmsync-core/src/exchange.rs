@@ -130,7 +130,9 @@ pub type ConnectorQuery = ListQuery<ConnectorField>;
 /// The outcome of a sync request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectorSyncDecision {
-    Started { job_id: Uuid },
+    Started {
+        job_id: Uuid,
+    },
     /// A sync of this connector is already running: 409.
     AlreadyRunning,
     NotFound,

@@ -244,12 +244,20 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
                     self.pos += 1;
                     let field = match self.next() {
                         Some(Token::Ident(name)) => self.field(&name)?,
-                        _ => return Err(FilterError(format!("Syntax error: a property name is expected as the first argument of {word}."))),
+                        _ => {
+                            return Err(FilterError(format!(
+                                "Syntax error: a property name is expected as the first argument of {word}."
+                            )));
+                        }
                     };
                     self.expect(Token::Comma, "','")?;
                     let value = match self.next() {
                         Some(Token::Str(s)) => s,
-                        _ => return Err(FilterError(format!("Syntax error: a string literal is expected as the second argument of {word}."))),
+                        _ => {
+                            return Err(FilterError(format!(
+                                "Syntax error: a string literal is expected as the second argument of {word}."
+                            )));
+                        }
                     };
                     self.expect(Token::Close, "')'")?;
                     self.node()?;
@@ -260,7 +268,9 @@ impl<F, R: Fn(&str) -> Option<F>> Parser<'_, F, R> {
                     Some(Token::Ident(op)) if op.eq_ignore_ascii_case("eq") => CompareOp::Eq,
                     Some(Token::Ident(op)) if op.eq_ignore_ascii_case("ne") => CompareOp::Ne,
                     Some(Token::Ident(op)) => {
-                        return Err(FilterError(format!("The operator '{op}' is not supported in $filter; use eq, ne, startswith, endswith or contains.")));
+                        return Err(FilterError(format!(
+                            "The operator '{op}' is not supported in $filter; use eq, ne, startswith, endswith or contains."
+                        )));
                     }
                     _ => return Err(FilterError(format!("Syntax error: an operator is expected after '{word}'."))),
                 };
@@ -413,9 +423,22 @@ mod tests {
     /// `$filter` text from the grammar's pieces, valid and not, in any order and amount.
     fn filter_soup() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
-            Just("("), Just(")"), Just("not "), Just(" and "), Just(" or "), Just("'"), Just(","),
-            Just("sn eq 'a'"), Just("groupTag ne null"), Just("contains(sn,'x')"), Just("startswith("),
-            Just("sn"), Just(" eq "), Just("microsoft.graph.enrollmentState'enrolled'"), Just("~"), Just("ü"),
+            Just("("),
+            Just(")"),
+            Just("not "),
+            Just(" and "),
+            Just(" or "),
+            Just("'"),
+            Just(","),
+            Just("sn eq 'a'"),
+            Just("groupTag ne null"),
+            Just("contains(sn,'x')"),
+            Just("startswith("),
+            Just("sn"),
+            Just(" eq "),
+            Just("microsoft.graph.enrollmentState'enrolled'"),
+            Just("~"),
+            Just("ü"),
         ];
         proptest::collection::vec(piece, 0..600).prop_map(|pieces| pieces.concat())
     }
@@ -454,8 +477,22 @@ mod tests {
     #[test]
     fn random_inputs_never_panic_and_round_trip() {
         let atoms = [
-            "serialNumber eq 'a'", "groupTag ne 'it''s'", "contains(serialNumber,'x')", "startswith(groupTag,'y')",
-            "not", "and", "or", "(", ")", "'", ",", "eq", "serialNumber", "null", "~", " ",
+            "serialNumber eq 'a'",
+            "groupTag ne 'it''s'",
+            "contains(serialNumber,'x')",
+            "startswith(groupTag,'y')",
+            "not",
+            "and",
+            "or",
+            "(",
+            ")",
+            "'",
+            ",",
+            "eq",
+            "serialNumber",
+            "null",
+            "~",
+            " ",
         ];
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = || {

@@ -86,11 +86,7 @@ pub struct Job {
 
 impl Job {
     pub fn lease(&self) -> JobLease {
-        JobLease {
-            job_id: self.id,
-            attempt: self.attempt,
-            owner: self.lease_owner.clone().unwrap_or_default(),
-        }
+        JobLease { job_id: self.id, attempt: self.attempt, owner: self.lease_owner.clone().unwrap_or_default() }
     }
 }
 

@@ -106,12 +106,12 @@ impl Operation {
                 }
                 PermissionProfile::Current => both(SERVICE_CONFIG_WRITERS),
             },
-            ListWindowsAutopilotDeviceIdentities | GetWindowsAutopilotDeviceIdentity => {
-                both(DEVICE_IDENTITY_READERS)
-            }
+            ListWindowsAutopilotDeviceIdentities | GetWindowsAutopilotDeviceIdentity => both(DEVICE_IDENTITY_READERS),
             // The deleteDevices page asks only for Read permissions, surely a docs error for a
             // destructive action; dmsync requires ReadWrite (docs/GRAPH-COMPAT.md).
-            DeleteWindowsAutopilotDeviceIdentity | UpdateWindowsAutopilotDeviceIdentity => both(DEVICE_IDENTITY_WRITERS),
+            DeleteWindowsAutopilotDeviceIdentity | UpdateWindowsAutopilotDeviceIdentity => {
+                both(DEVICE_IDENTITY_WRITERS)
+            }
             ListImportedWindowsAutopilotDeviceIdentities | GetImportedWindowsAutopilotDeviceIdentity => {
                 both(SERVICE_CONFIG_READERS)
             }
@@ -137,7 +137,9 @@ pub enum Denial {
     /// The principal kind is "Not supported" for this operation in this profile.
     KindNotSupported(PrincipalKind),
     /// None of these permissions was granted.
-    MissingPermission { accepted: &'static [&'static str] },
+    MissingPermission {
+        accepted: &'static [&'static str],
+    },
 }
 
 /// Decides whether a principal holding `granted` may perform `op`.
@@ -181,24 +183,48 @@ mod tests {
             authorize(op, PermissionProfile::Original, PrincipalKind::Application, AccountType::Work, &rw),
             Err(Denial::KindNotSupported(PrincipalKind::Application))
         );
-        assert_eq!(authorize(op, PermissionProfile::Current, PrincipalKind::Application, AccountType::Work, &rw), Ok(()));
-        assert_eq!(authorize(op, PermissionProfile::Original, PrincipalKind::Delegated, AccountType::Work, &rw), Ok(()));
+        assert_eq!(
+            authorize(op, PermissionProfile::Current, PrincipalKind::Application, AccountType::Work, &rw),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(op, PermissionProfile::Original, PrincipalKind::Delegated, AccountType::Work, &rw),
+            Ok(())
+        );
     }
 
     #[test]
     fn read_permission_cannot_sync_and_personal_accounts_never_pass() {
         let read = perms(&[SERVICE_CONFIG_READ]);
         assert!(matches!(
-            authorize(Operation::SyncWindowsAutopilotSettings, PermissionProfile::Current, PrincipalKind::Delegated, AccountType::Work, &read),
+            authorize(
+                Operation::SyncWindowsAutopilotSettings,
+                PermissionProfile::Current,
+                PrincipalKind::Delegated,
+                AccountType::Work,
+                &read
+            ),
             Err(Denial::MissingPermission { .. })
         ));
         assert_eq!(
-            authorize(Operation::GetWindowsAutopilotSettings, PermissionProfile::Current, PrincipalKind::Delegated, AccountType::Work, &read),
+            authorize(
+                Operation::GetWindowsAutopilotSettings,
+                PermissionProfile::Current,
+                PrincipalKind::Delegated,
+                AccountType::Work,
+                &read
+            ),
             Ok(())
         );
         let rw = perms(&[SERVICE_CONFIG_READ_WRITE]);
         assert_eq!(
-            authorize(Operation::GetWindowsAutopilotSettings, PermissionProfile::Current, PrincipalKind::Delegated, AccountType::Personal, &rw),
+            authorize(
+                Operation::GetWindowsAutopilotSettings,
+                PermissionProfile::Current,
+                PrincipalKind::Delegated,
+                AccountType::Personal,
+                &rw
+            ),
             Err(Denial::PersonalAccount)
         );
     }

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use crate::TenantId;
 use crate::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate,
-    ImportStats, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats, RegistrationRejection,
-    RegistrationSummary, SyncDecision, SyncOutcome,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery, ImportStats,
+    ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats,
+    RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::error::StoreResult;
 use crate::exchange::{
@@ -121,7 +121,8 @@ pub trait AutopilotStore: Send + Sync {
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>>;
 
     /// How many devices match the filter.
-    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>) -> StoreResult<u64>;
+    async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>)
+    -> StoreResult<u64>;
 
     async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>>;
 
@@ -149,7 +150,13 @@ pub trait AutopilotStore: Send + Sync {
     async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>>;
 
     /// Deletes the device and its registration, and completes the job, fenced by the lease.
-    async fn deregister_device(&self, lease: &JobLease, tenant: TenantId, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn deregister_device(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -166,7 +173,11 @@ pub trait ImportStore: Send + Sync {
     ) -> StoreResult<Vec<ImportedDevice>>;
 
     async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>>;
-    async fn count_imported_devices(&self, tenant: TenantId, filter: Option<&Filter<ImportedField>>) -> StoreResult<u64>;
+    async fn count_imported_devices(
+        &self,
+        tenant: TenantId,
+        filter: Option<&Filter<ImportedField>>,
+    ) -> StoreResult<u64>;
     async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>>;
     async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
 
@@ -279,7 +290,11 @@ pub trait ExchangeStore: Send + Sync {
     ) -> StoreResult<bool>;
 
     async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>>;
-    async fn count_managed_devices(&self, tenant: TenantId, filter: Option<&Filter<ManagedDeviceField>>) -> StoreResult<u64>;
+    async fn count_managed_devices(
+        &self,
+        tenant: TenantId,
+        filter: Option<&Filter<ManagedDeviceField>>,
+    ) -> StoreResult<u64>;
     async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>>;
 }
 
@@ -289,7 +304,13 @@ pub trait JobStore: Send + Sync {
     /// lease expired by `wall`), bumping its attempt and leasing it to `owner` until
     /// `wall + lease`. Leases are measured in wall-clock time, not on the Clock: they are about
     /// whether a process is alive, so advancing the Clock must not make running jobs look dead.
-    async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>>;
+    async fn claim_job(
+        &self,
+        owner: &str,
+        due: OffsetDateTime,
+        wall: OffsetDateTime,
+        lease: Duration,
+    ) -> StoreResult<Option<Job>>;
     /// Extends the lease to `until` (wall-clock). False when the lease was lost.
     async fn heartbeat_job(&self, lease: &JobLease, until: OffsetDateTime) -> StoreResult<bool>;
     /// Gives a job back without counting the attempt (graceful shutdown at a safe point).
@@ -303,6 +324,9 @@ pub trait JobStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static {}
+pub trait Store:
+    SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static
+{
+}
 
 impl<T: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static> Store for T {}

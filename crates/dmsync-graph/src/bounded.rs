@@ -175,9 +175,24 @@ mod tests {
     /// line terminators, in any order.
     fn json5_soup() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
-            Just("["), Just("]"), Just("{"), Just("}"), Just("\""), Just("'"), Just("\\"), Just("//"),
-            Just("/*"), Just("*/"), Just("\n"), Just("\u{2028}"), Just(":"), Just(","), Just("a"), Just("1"),
-            Just(" "), Just("null"),
+            Just("["),
+            Just("]"),
+            Just("{"),
+            Just("}"),
+            Just("\""),
+            Just("'"),
+            Just("\\"),
+            Just("//"),
+            Just("/*"),
+            Just("*/"),
+            Just("\n"),
+            Just("\u{2028}"),
+            Just(":"),
+            Just(","),
+            Just("a"),
+            Just("1"),
+            Just(" "),
+            Just("null"),
         ];
         proptest::collection::vec(piece, 0..400).prop_map(|pieces| pieces.concat())
     }

@@ -68,8 +68,7 @@ impl Serialize for GraphDateTime {
 impl<'de> Deserialize<'de> for GraphDateTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
-        GraphDateTime::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a valid DateTimeOffset")))
+        GraphDateTime::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a valid DateTimeOffset")))
     }
 }
 
@@ -90,7 +89,9 @@ pub fn inner_error_date(t: OffsetDateTime) -> String {
     } else {
         out.push_str(&format!("{year:04}"));
     }
-    for (separator, n) in [('-', u8::from(t.month())), ('-', t.day()), ('T', t.hour()), (':', t.minute()), (':', t.second())] {
+    for (separator, n) in
+        [('-', u8::from(t.month())), ('-', t.day()), ('T', t.hour()), (':', t.minute()), (':', t.second())]
+    {
         out.push(separator);
         two(&mut out, n);
     }

@@ -186,8 +186,13 @@ mod tests {
 
     #[test]
     fn hand_written_body_is_serde_jsons() {
-        let detail = |target: Option<&str>| ErrorDetail { code: "C\"1".into(), message: "line\r\n".into(), target: target.map(Into::into) };
-        let inner = InnerError { date: "2022-08-30T17:17:03".into(), request_id: "r".into(), client_request_id: "c\\".into() };
+        let detail = |target: Option<&str>| ErrorDetail {
+            code: "C\"1".into(),
+            message: "line\r\n".into(),
+            target: target.map(Into::into),
+        };
+        let inner =
+            InnerError { date: "2022-08-30T17:17:03".into(), request_id: "r".into(), client_request_id: "c\\".into() };
         for (details, inner_error) in [
             (vec![], None),
             (vec![], Some(inner.clone())),
@@ -195,7 +200,12 @@ mod tests {
             (vec![detail(Some("line 2")), detail(None), detail(Some(""))], Some(inner)),
         ] {
             let body = GraphErrorBody {
-                error: MainError { code: "TooManyRequests".into(), message: "{\r\n  \"_version\": 3\r\n}".into(), details, inner_error },
+                error: MainError {
+                    code: "TooManyRequests".into(),
+                    message: "{\r\n  \"_version\": 3\r\n}".into(),
+                    details,
+                    inner_error,
+                },
             };
             assert_eq!(String::from_utf8(body.to_json()).unwrap(), serde_json::to_string(&body).unwrap());
         }

@@ -71,7 +71,9 @@ fn push_escaped(out: &mut Vec<u8>, plain: &[u8], byte: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.extend_from_slice(plain);
     match ESCAPE[usize::from(byte)] {
-        b'u' => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]),
+        b'u' => {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]])
+        }
         code => out.extend_from_slice(&[b'\\', code]),
     }
 }
@@ -100,7 +102,8 @@ mod tests {
     fn mixed_text_escapes_as_serde_json_does() {
         // A fixed pseudo-random walk over quotes, backslashes, controls, ASCII and multi-byte
         // characters, so that escapes fall at every position of the eight-byte words.
-        let alphabet = ['"', '\\', '\n', '\r', '\t', '\u{1}', '\u{1f}', '\u{7f}', 'a', 'Z', ' ', '/', 'é', '€', '𝄞', '{', '}'];
+        let alphabet =
+            ['"', '\\', '\n', '\r', '\t', '\u{1}', '\u{1f}', '\u{7f}', 'a', 'Z', ' ', '/', 'é', '€', '𝄞', '{', '}'];
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for length in 0..200 {
             let text: String = (0..length)

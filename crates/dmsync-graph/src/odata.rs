@@ -36,10 +36,9 @@ pub fn select_properties(entity: Map<String, Value>, select: Option<&[String]>) 
     match select {
         None => entity,
         Some(names) if names.iter().any(|n| n == "*") => entity,
-        Some(names) => entity
-            .into_iter()
-            .filter(|(k, _)| k == "id" || names.iter().any(|n| n.eq_ignore_ascii_case(k)))
-            .collect(),
+        Some(names) => {
+            entity.into_iter().filter(|(k, _)| k == "id" || names.iter().any(|n| n.eq_ignore_ascii_case(k))).collect()
+        }
     }
 }
 

@@ -2,13 +2,13 @@
 //! tokens for any principal, Autopilot registrations from OEMs) plus control of the Clock.
 //! Every route needs the admin token.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
-use axum::Router;
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -38,9 +38,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/tenants/{tenant}/exchangeConnectors/{id}/source", axum::routing::put(set_connector_source))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
-        .route("/_dmsync/{*rest}", axum::routing::any(|| async {
-            ApiError::NotFoundPlain("No such admin route; see docs/GRAPH-COMPAT.md, \"The admin API\".".into())
-        }))
+        .route(
+            "/_dmsync/{*rest}",
+            axum::routing::any(|| async {
+                ApiError::NotFoundPlain("No such admin route; see docs/GRAPH-COMPAT.md, \"The admin API\".".into())
+            }),
+        )
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -197,7 +200,8 @@ async fn add_registrations(
                 false
             }
         };
-        let outcome = if csv { registrations::parse_csv(reader, sink) } else { registrations::parse_json(reader, sink) };
+        let outcome =
+            if csv { registrations::parse_csv(reader, sink) } else { registrations::parse_json(reader, sink) };
         match (outcome, spool_error) {
             (_, Some(e)) => Err(UploadError::Spool(e)),
             (outcome, None) => outcome.map(|outcome| (outcome, spool)),
@@ -304,7 +308,10 @@ struct AdvanceRequest {
 }
 
 /// `POST /_dmsync/clock/advance {"seconds":N}`: moves the server's time forward.
-async fn advance_clock(State(state): State<AppState>, GraphJson(req): GraphJson<AdvanceRequest>) -> ApiResult<Response> {
+async fn advance_clock(
+    State(state): State<AppState>,
+    GraphJson(req): GraphJson<AdvanceRequest>,
+) -> ApiResult<Response> {
     if !req.seconds.is_finite() || req.seconds < 0.0 || req.seconds > 100.0 * 365.0 * 86400.0 {
         return Err(ApiError::BadRequest("seconds must be a non-negative number of at most 100 years.".into()));
     }

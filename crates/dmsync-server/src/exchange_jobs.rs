@@ -55,7 +55,8 @@ pub async fn run_connector_sync(state: &AppState, job: &Job, lost: &Cancellation
     let since = if full { None } else { connector.watermark };
     let started = std::time::Instant::now();
     let (sender, batches) = mpsc::channel(exchange_source::BATCHES_AHEAD);
-    let reading = exchange_source::read(connector.source.as_ref(), since, &state.config.exchange_source_allowed_hosts, sender);
+    let reading =
+        exchange_source::read(connector.source.as_ref(), since, &state.config.exchange_source_allowed_hosts, sender);
     // The receiver moves into the staging loop, so that a loop that stops early drops it, and
     // the parser stops at its next batch instead of waiting for room in the channel.
     let staging = async {
@@ -67,7 +68,12 @@ pub async fn run_connector_sync(state: &AppState, job: &Job, lost: &Cancellation
             if state.shutdown.is_cancelled() {
                 return Ok(Staged::Released);
             }
-            if !state.store.stage_connector_records(&lease, job.tenant_id, id, &batch).await.map_err(|e| e.to_string())? {
+            if !state
+                .store
+                .stage_connector_records(&lease, job.tenant_id, id, &batch)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 return Ok(Staged::LeaseLost);
             }
         }
@@ -84,7 +90,8 @@ pub async fn run_connector_sync(state: &AppState, job: &Job, lost: &Cancellation
         Err(error) => {
             // Logged once, here, where the failure is handled.
             tracing::warn!(job.id = %job.id, tenant.id = %job.tenant_id, connector.id = %id, sync.kind = sync_type.as_str(), error = %error, "exchange connector sync failed; connector disconnected");
-            metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "failed").increment(1);
+            metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "failed")
+                .increment(1);
             let recorded = state
                 .store
                 .fail_connector_sync(&lease, job.tenant_id, id, &error.to_string(), state.now())
@@ -106,7 +113,8 @@ pub async fn run_connector_sync(state: &AppState, job: &Job, lost: &Cancellation
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "exchange connector synced"
             );
-            metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "completed").increment(1);
+            metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "completed")
+                .increment(1);
             Ok(JobEnd::Done)
         }
         None => Ok(JobEnd::LeaseLost),

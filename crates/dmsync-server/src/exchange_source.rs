@@ -72,7 +72,9 @@ pub fn host_allowed(url: &str, allowed: &[String]) -> bool {
     }
     let Some(host) = parsed.host_str() else { return false };
     let with_port = parsed.port().map(|p| format!("{host}:{p}"));
-    allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || with_port.as_deref().is_some_and(|hp| a.eq_ignore_ascii_case(hp)))
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(host) || with_port.as_deref().is_some_and(|hp| a.eq_ignore_ascii_case(hp)))
 }
 
 /// Parses the date forms Exchange exports use: ISO 8601, .NET's `/Date(ms)/` (Windows
@@ -88,12 +90,17 @@ pub fn parse_exchange_date(text: &str) -> Option<OffsetDateTime> {
     }
     if let Some(ms) = t.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
         let digits: String = ms.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
-        return digits.parse::<i64>().ok().and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok());
+        return digits
+            .parse::<i64>()
+            .ok()
+            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok());
     }
     let formats = [
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
-        time::macros::format_description!("[month padding:none]/[day padding:none]/[year] [hour padding:none]:[minute]:[second]"),
+        time::macros::format_description!(
+            "[month padding:none]/[day padding:none]/[year] [hour padding:none]:[minute]:[second]"
+        ),
     ];
     for f in formats {
         if let Ok(d) = PrimitiveDateTime::parse(t, f) {
@@ -465,7 +472,11 @@ pub async fn read(
 }
 
 /// GETs an HTTP source and returns its body as a blocking reader over the byte stream.
-async fn fetch(url: &str, changed_since: Option<OffsetDateTime>, allowed_hosts: &[String]) -> Result<impl Read + use<>, SourceError> {
+async fn fetch(
+    url: &str,
+    changed_since: Option<OffsetDateTime>,
+    allowed_hosts: &[String],
+) -> Result<impl Read + use<>, SourceError> {
     if !host_allowed(url, allowed_hosts) {
         return Err(SourceError::HostNotAllowed(url.to_owned()));
     }
@@ -497,20 +508,31 @@ mod tests {
 
     fn read_csv(text: &str) -> Result<Vec<MobileDeviceRecord>, SourceError> {
         let mut records = Vec::new();
-        parse_csv(text.as_bytes(), &Origin::File("devices.csv".into()), Batcher::new(None, |batch| {
-            records.extend(batch);
-            true
-        }))?;
+        parse_csv(
+            text.as_bytes(),
+            &Origin::File("devices.csv".into()),
+            Batcher::new(None, |batch| {
+                records.extend(batch);
+                true
+            }),
+        )?;
         Ok(records)
     }
 
     /// Parses JSON as a delta since `since` would; returns the batches handed over, and the end.
-    fn read_json(text: &[u8], since: Option<OffsetDateTime>) -> (Vec<Vec<MobileDeviceRecord>>, Result<u64, SourceError>) {
+    fn read_json(
+        text: &[u8],
+        since: Option<OffsetDateTime>,
+    ) -> (Vec<Vec<MobileDeviceRecord>>, Result<u64, SourceError>) {
         let mut batches = Vec::new();
-        let end = parse_json(text, &Origin::Http("http://source/devices".into()), Batcher::new(since, |batch| {
-            batches.push(batch);
-            true
-        }));
+        let end = parse_json(
+            text,
+            &Origin::Http("http://source/devices".into()),
+            Batcher::new(since, |batch| {
+                batches.push(batch);
+                true
+            }),
+        );
         (batches, end)
     }
 
@@ -545,15 +567,21 @@ mod tests {
 
     #[test]
     fn reads_every_json_shape_it_read_before_streaming() {
-        let one = br#"{"deviceid":"S1","DEVICEACCESSSTATE":"Blocked","FriendlyName":7,"DeviceOS":null,"Extra":{"a":[1]}}"#;
+        let one =
+            br#"{"deviceid":"S1","DEVICEACCESSSTATE":"Blocked","FriendlyName":7,"DeviceOS":null,"Extra":{"a":[1]}}"#;
         let r = &json_records(one).unwrap()[0];
         assert_eq!((r.device_id.as_str(), r.access_state), ("S1", ExchangeAccessState::Blocked), "names ignore case");
         assert_eq!((r.friendly_name.as_str(), r.device_os.as_str()), ("7", ""), "numbers as their JSON, null as empty");
-        let envelope = br#"{"@odata.context":"x","value":[{"DeviceId":"E1"},{"DeviceId":"E2"}],"@odata.nextLink":null}"#;
+        let envelope =
+            br#"{"@odata.context":"x","value":[{"DeviceId":"E1"},{"DeviceId":"E2"}],"@odata.nextLink":null}"#;
         let ids: Vec<String> = json_records(envelope).unwrap().into_iter().map(|r| r.device_id).collect();
         assert_eq!(ids, ["E1", "E2"]);
         let not_a_list = br#"{"DeviceId":"V1","value":{"not":"a list"}}"#;
-        assert_eq!(json_records(not_a_list).unwrap()[0].device_id, "V1", "an object whose value is no list is a record");
+        assert_eq!(
+            json_records(not_a_list).unwrap()[0].device_id,
+            "V1",
+            "an object whose value is no list is a record"
+        );
         assert!(json_records(br#"[{"DeviceId":"A"}, 5]"#).is_err(), "a record is not an object");
         assert!(json_records(br#"[{"DeviceId":"A"}] trailing"#).is_err());
         assert!(json_records(br#""devices""#).is_err());
@@ -564,7 +592,10 @@ mod tests {
         let mut text = String::from("[");
         for n in 0..(2 * BATCH_RECORDS + 1) {
             let changed = if n % 2 == 0 { "2026-11-22T10:00:00Z" } else { "2026-11-20T10:00:00Z" };
-            text.push_str(&format!(r#"{}{{"DeviceId":"D{n}","WhenChanged":"{changed}"}}"#, if n == 0 { "" } else { "," }));
+            text.push_str(&format!(
+                r#"{}{{"DeviceId":"D{n}","WhenChanged":"{changed}"}}"#,
+                if n == 0 { "" } else { "," }
+            ));
         }
         text.push(']');
         let (batches, end) = read_json(text.as_bytes(), None);
@@ -654,5 +685,4 @@ mod date_tests {
         assert_eq!(parse_exchange_date(""), None);
         assert_eq!(parse_exchange_date("yesterday"), None);
     }
-
 }

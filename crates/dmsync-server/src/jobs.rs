@@ -108,8 +108,13 @@ async fn run_job(state: &AppState, job: Job) {
             crate::metrics::job_failed(kind);
             let recorded = match job.kind {
                 JobKind::AutopilotSync => {
-                    let finish =
-                        state.store.finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Failed, Some(&error), state.now());
+                    let finish = state.store.finish_autopilot_sync(
+                        &lease,
+                        job.tenant_id,
+                        SyncOutcome::Failed,
+                        Some(&error),
+                        state.now(),
+                    );
                     state.autopilot_settings.write(job.tenant_id, finish).await
                 }
                 JobKind::ImportAutopilotDevices | JobKind::DeregisterAutopilotDevice => {

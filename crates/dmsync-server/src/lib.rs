@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod autopilot_jobs;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
@@ -18,7 +19,6 @@ pub mod resources;
 pub mod serve;
 pub mod settings_cache;
 pub mod state;
-pub mod autopilot_jobs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -58,7 +58,8 @@ pub fn validate(line: u64, row: RegistrationRow) -> Result<NewRegistration, Regi
     if !limits::hardware_hash_within_bound(&row.hardware_hash) {
         return Err(reject(RegistrationProblem::HardwareHashTooLong));
     }
-    let hardware_hash = decode_hardware_hash(&row.hardware_hash).ok_or_else(|| reject(RegistrationProblem::InvalidHardwareHash))?;
+    let hardware_hash =
+        decode_hardware_hash(&row.hardware_hash).ok_or_else(|| reject(RegistrationProblem::InvalidHardwareHash))?;
     Ok(NewRegistration {
         serial_number: row.serial_number.trim().to_owned(),
         hardware_hash,
@@ -223,9 +224,8 @@ pub fn parse_csv<R: Read>(
     // no more memory than the bound.
     let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
     let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(reader));
-    let too_long = |line: u64| {
-        UploadError::Malformed(format!("Line {line} of the CSV is longer than {} bytes.", limit.limit()))
-    };
+    let too_long =
+        |line: u64| UploadError::Malformed(format!("Line {line} of the CSV is longer than {} bytes.", limit.limit()));
     let headers = match csv.headers() {
         Ok(headers) => headers.clone(),
         Err(_) if limit.exceeded() => return Err(too_long(1)),
@@ -327,8 +327,7 @@ pub fn parse_json<R: Read>(
     let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(limit.wrap(reader)));
     let visitor = ListVisitor { batcher: &mut batcher, error: &mut error, limit: &limit };
-    let result = serde::Deserializer::deserialize_seq(&mut de, visitor)
-        .and_then(|()| de.end());
+    let result = serde::Deserializer::deserialize_seq(&mut de, visitor).and_then(|()| de.end());
     if let Some(e) = error {
         return Err(e);
     }
@@ -340,7 +339,9 @@ pub fn parse_json<R: Read>(
 mod tests {
     use super::*;
 
-    fn collect(parse: impl FnOnce(&mut dyn FnMut(Vec<(u64, NewRegistration)>) -> bool) -> Result<ParseOutcome, UploadError>) -> (Vec<(u64, NewRegistration)>, Result<ParseOutcome, UploadError>) {
+    fn collect(
+        parse: impl FnOnce(&mut dyn FnMut(Vec<(u64, NewRegistration)>) -> bool) -> Result<ParseOutcome, UploadError>,
+    ) -> (Vec<(u64, NewRegistration)>, Result<ParseOutcome, UploadError>) {
         let mut rows = Vec::new();
         let outcome = parse(&mut |batch| {
             rows.extend(batch);
@@ -373,7 +374,8 @@ mod tests {
         let csv = "Device Serial Number,Windows Product ID,Hardware Hash\nA,,AAAA\n,,AAAA\nC,,***\nD,,\n";
         let (_, outcome) = collect(|sink| parse_csv(csv.as_bytes(), sink));
         let outcome = outcome.unwrap();
-        let refused: Vec<(u64, RegistrationProblem)> = outcome.refused.iter().map(|r| (r.line, r.reason.clone())).collect();
+        let refused: Vec<(u64, RegistrationProblem)> =
+            outcome.refused.iter().map(|r| (r.line, r.reason.clone())).collect();
         assert_eq!(
             refused,
             [
@@ -436,7 +438,9 @@ mod tests {
         let body = std::io::Cursor::new(&b"[{\"serialNumber\":\"A\",\"hardwareHash\":\""[..])
             .chain(std::io::repeat(b'A').take(100 << 20));
         let outcome = parse_json(body, |_| true);
-        assert!(matches!(outcome, Err(UploadError::Malformed(m)) if m.starts_with("Element 1 of the registration list is longer")));
+        assert!(
+            matches!(outcome, Err(UploadError::Malformed(m)) if m.starts_with("Element 1 of the registration list is longer"))
+        );
     }
 
     #[test]

@@ -147,7 +147,8 @@ where
     }
 
     async fn refuse(&self, stream: TcpStream) {
-        let connection = self.builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(self.service.clone()));
+        let connection =
+            self.builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(self.service.clone()));
         let _ = tokio::time::timeout(self.deadline, connection).await;
     }
 }

@@ -156,7 +156,9 @@ macro_rules! identity_store {
 pub(crate) use identity_store;
 
 /// Inserts `key` only into an empty table; the backend makes the check and the insert atomic.
-pub(crate) fn insert_first_signing_key<DB: sqlx::Database>(key: &SigningKey) -> sqlx::query::Query<'_, DB, DB::Arguments>
+pub(crate) fn insert_first_signing_key<DB: sqlx::Database>(
+    key: &SigningKey,
+) -> sqlx::query::Query<'_, DB, DB::Arguments>
 where
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -291,7 +293,8 @@ macro_rules! store_helpers {
                 filter: Option<&Filter<F>>,
                 column: fn(F) -> &'static str,
             ) -> StoreResult<u64> {
-                let mut sql: QueryBuilder<$db> = QueryBuilder::new(format!("SELECT count(*) FROM {table} WHERE tenant_id = "));
+                let mut sql: QueryBuilder<$db> =
+                    QueryBuilder::new(format!("SELECT count(*) FROM {table} WHERE tenant_id = "));
                 sql.push_bind(tenant.to_string());
                 if let Some(filter) = filter {
                     sql.push(" AND ");

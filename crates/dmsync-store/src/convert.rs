@@ -14,7 +14,6 @@ pub fn from_ticks(ticks: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ticks as i128 * 100).expect("stored ticks are in range")
 }
 
-
 pub fn opt_from_ticks(t: Option<i64>) -> Option<OffsetDateTime> {
     t.map(from_ticks)
 }

@@ -16,7 +16,8 @@ use dmsync_core::jobs::JobLease;
 use crate::convert::to_ticks;
 
 /// The record columns `eas_sync_staging` and `eas_devices` share, in the order they are bound.
-const RECORD_COLUMNS: &str = "eas_device_id, id, device_type, device_model, device_os, friendly_name, user_display_name,
+const RECORD_COLUMNS: &str =
+    "eas_device_id, id, device_type, device_model, device_os, friendly_name, user_display_name,
      user_principal_name, email_address, access_state, access_state_reason, first_sync, last_success_sync,
      when_changed, device_name, operating_system, os_version, manufacturer";
 
@@ -55,9 +56,15 @@ where
 {
     /// An upsert of `records` into the attempt's staging rows: a device read again in a later
     /// batch of the same attempt keeps its later record.
-    pub fn stage_records(lease: &JobLease, tenant: TenantId, connector: Uuid, records: &[&MobileDeviceRecord]) -> QueryBuilder<DB> {
-        let mut insert: QueryBuilder<DB> =
-            QueryBuilder::new(format!("INSERT INTO eas_sync_staging (tenant_id, connector_id, job_id, attempt, {RECORD_COLUMNS}) "));
+    pub fn stage_records(
+        lease: &JobLease,
+        tenant: TenantId,
+        connector: Uuid,
+        records: &[&MobileDeviceRecord],
+    ) -> QueryBuilder<DB> {
+        let mut insert: QueryBuilder<DB> = QueryBuilder::new(format!(
+            "INSERT INTO eas_sync_staging (tenant_id, connector_id, job_id, attempt, {RECORD_COLUMNS}) "
+        ));
         insert.push_values(records, |mut b, r| {
             let (os, version) = r.operating_system();
             b.push_bind(tenant.to_string())
@@ -112,7 +119,13 @@ where
 
     /// Applies the attempt's staged records to the connector's devices, stamping each with `mark`:
     /// new devices are inserted, known ones updated (keyed by their Exchange device id).
-    pub fn apply_staged(lease: &JobLease, tenant: TenantId, connector: Uuid, enrolled_at: i64, mark: i64) -> QueryBuilder<DB> {
+    pub fn apply_staged(
+        lease: &JobLease,
+        tenant: TenantId,
+        connector: Uuid,
+        enrolled_at: i64,
+        mark: i64,
+    ) -> QueryBuilder<DB> {
         let mut sql: QueryBuilder<DB> = QueryBuilder::new(format!(
             "INSERT INTO eas_devices (tenant_id, connector_id, {RECORD_COLUMNS}, enrolled_at, seen_mark)
              SELECT tenant_id, connector_id, {RECORD_COLUMNS}, "

@@ -18,9 +18,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate, ImportStats,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery, ImportStats,
     ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats,
-    RegistrationProblem, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus, import_errors,
+    RegistrationProblem, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
+    import_errors,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
@@ -78,7 +79,6 @@ impl PgStore {
         .map_err(db_err)?;
         Ok(())
     }
-
 }
 
 crate::common::store_helpers!(PgStore, Postgres, PgRow, Dialect::Postgres, reader: pool, writer: pool);
@@ -240,7 +240,11 @@ struct PgReconcile<'a> {
 #[async_trait]
 impl ReconcileSteps for PgReconcile<'_> {
     async fn window(&self) -> StoreResult<Window> {
-        let from = sqlx::query_scalar(reconcile::WINDOW_FROM).bind(&self.tid).fetch_one(&self.store.pool).await.map_err(db_err)?;
+        let from = sqlx::query_scalar(reconcile::WINDOW_FROM)
+            .bind(&self.tid)
+            .fetch_one(&self.store.pool)
+            .await
+            .map_err(db_err)?;
         let to = sqlx::query_scalar(reconcile::WINDOW_TO).fetch_one(&self.store.pool).await.map_err(db_err)?;
         Ok(Window { from, to })
     }
@@ -318,7 +322,8 @@ struct PgRegistrationImport {
 impl RegistrationImport for PgRegistrationImport {
     async fn stage(&mut self, rows: &[(u64, NewRegistration)]) -> StoreResult<()> {
         // One statement per batch whatever its size: each column travels as one array.
-        let column = |f: fn(&NewRegistration) -> &String| rows.iter().map(|(_, r)| f(r).clone()).collect::<Vec<String>>();
+        let column =
+            |f: fn(&NewRegistration) -> &String| rows.iter().map(|(_, r)| f(r).clone()).collect::<Vec<String>>();
         sqlx::query(
             "INSERT INTO registration_staging (line, serial_number, device_id, hardware_hash, hash_digest,
                  manufacturer, model, group_tag, purchase_order_identifier, product_key)
@@ -341,7 +346,10 @@ impl RegistrationImport for PgRegistrationImport {
         Ok(())
     }
 
-    async fn commit(self: Box<Self>, now: OffsetDateTime) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
+    async fn commit(
+        self: Box<Self>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<RegistrationSummary, Vec<RegistrationRejection>>> {
         let PgRegistrationImport { mut tx, tenant } = *self;
         let tid = tenant.to_string();
         // From here to the commit, registration writers are serialised (see

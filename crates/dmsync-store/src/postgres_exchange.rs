@@ -8,8 +8,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::exchange::{
-    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats, EasDevice,
-    ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
+    ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats,
+    EasDevice, ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobKind, JobLease, JobState};
@@ -110,14 +110,19 @@ impl PgStore {
         .rows_affected()
             == 1;
         if !claimed {
-            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM exchange_connectors WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM exchange_connectors WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.to_string())
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             tx.rollback().await.map_err(db_err)?;
-            return Ok(if exists.is_some() { ConnectorSyncDecision::AlreadyRunning } else { ConnectorSyncDecision::NotFound });
+            return Ok(if exists.is_some() {
+                ConnectorSyncDecision::AlreadyRunning
+            } else {
+                ConnectorSyncDecision::NotFound
+            });
         }
         let payload = serde_json::json!({ "connectorId": id, "syncType": sync_type.as_str() }).to_string();
         let inserted = insert_job(&mut tx, tenant, JobKind::ExchangeConnectorSync, &payload, now, now).await?;

@@ -32,7 +32,8 @@ pub(crate) const DELETE_UNREGISTERED: &str = "DELETE FROM autopilot_devices
         AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
                          WHERE r.tenant_id = $1 AND r.device_id = autopilot_devices.id)";
 /// Tombstones the run has applied: `$1` tenant, `$2` window end.
-pub(crate) const DELETE_TOMBSTONES: &str = "DELETE FROM registration_tombstones WHERE tenant_id = $1 AND change_seq <= $2";
+pub(crate) const DELETE_TOMBSTONES: &str =
+    "DELETE FROM registration_tombstones WHERE tenant_id = $1 AND change_seq <= $2";
 /// The watermark never moves back: `$1` window end, `$2` tenant.
 pub(crate) const MOVE_WATERMARK: &str = "UPDATE autopilot_settings
         SET reconciled_seq = CASE WHEN reconciled_seq > $1 THEN reconciled_seq ELSE $1 END

@@ -7,8 +7,12 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use dmsync_core::autopilot::{AutopilotDevice, AutopilotSettings, EnrollmentState, ImportStatus, ImportedDevice, SyncStatus};
-use dmsync_core::exchange::{ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord};
+use dmsync_core::autopilot::{
+    AutopilotDevice, AutopilotSettings, EnrollmentState, ImportStatus, ImportedDevice, SyncStatus,
+};
+use dmsync_core::exchange::{
+    ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
+};
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobKind, JobState};
 use dmsync_core::{StoreError, StoreResult};

@@ -108,8 +108,12 @@ fn like_literal(value: &str) -> String {
 
 /// Appends a boolean SQL expression for the filter. Comparisons ignore case, as Intune's do.
 /// Unset strings are stored as `''`, so `eq null` matches them.
-pub fn push_filter<DB, F: Copy>(sql: &mut QueryBuilder<DB>, dialect: Dialect, filter: &Filter<F>, column: fn(F) -> &'static str)
-where
+pub fn push_filter<DB, F: Copy>(
+    sql: &mut QueryBuilder<DB>,
+    dialect: Dialect,
+    filter: &Filter<F>,
+    column: fn(F) -> &'static str,
+) where
     DB: Database,
     for<'t> String: Encode<'t, DB> + Type<DB>,
 {
@@ -133,10 +137,14 @@ where
             match value {
                 Literal::String(s) => match dialect {
                     Dialect::Sqlite => {
-                        sql.push(format!("({not}{col} = ")).push_bind(s.clone()).push(format!(" COLLATE {SQLITE_UNICODE_NOCASE})"));
+                        sql.push(format!("({not}{col} = "))
+                            .push_bind(s.clone())
+                            .push(format!(" COLLATE {SQLITE_UNICODE_NOCASE})"));
                     }
                     Dialect::Postgres => {
-                        sql.push(format!("({not}lower({col} COLLATE \"default\") = lower(")).push_bind(s.clone()).push("))");
+                        sql.push(format!("({not}lower({col} COLLATE \"default\") = lower("))
+                            .push_bind(s.clone())
+                            .push("))");
                     }
                 },
                 Literal::Null => {
@@ -179,8 +187,12 @@ where
 }
 
 /// Appends the filter (if any), the keyset condition, the ORDER BY and the LIMIT of a page.
-pub fn push_page<DB, F: Copy>(sql: &mut QueryBuilder<DB>, dialect: Dialect, query: &ListQuery<F>, column: fn(F) -> &'static str)
-where
+pub fn push_page<DB, F: Copy>(
+    sql: &mut QueryBuilder<DB>,
+    dialect: Dialect,
+    query: &ListQuery<F>,
+    column: fn(F) -> &'static str,
+) where
     DB: Database,
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,

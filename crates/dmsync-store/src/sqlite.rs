@@ -6,16 +6,18 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DeviceQuery, DevicePropertiesUpdate,
-    ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice,
-    import_errors, NewRegistration, ReconcileStats, RegistrationProblem,
-    RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery, ImportStats,
+    ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats,
+    RegistrationProblem, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome, SyncStatus,
+    import_errors,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
@@ -24,8 +26,8 @@ use dmsync_core::store::{AutopilotStore, IdentityStore, ImportStore, JobStore, R
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::convert::*;
-use crate::rows::*;
 use crate::reconcile::{self, AFTER_EVERY_ID, Applied, ReconcileSteps, Window};
+use crate::rows::*;
 use crate::sql::Dialect;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -72,18 +74,13 @@ impl SqliteStore {
         let reader = if memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options.read_only(true))
-                .await
-                .map_err(db_err)?
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await.map_err(db_err)?
         };
         Ok(SqliteStore { writer, reader, reconcile_chunk: RECONCILE_CHUNK })
     }
 }
 
 crate::common::store_helpers!(SqliteStore, Sqlite, SqliteRow, Dialect::Sqlite, reader: reader, writer: writer);
-
 
 crate::common::system_store!(SqliteStore, reader: reader, writer: writer, {
     async fn close(&self) {
@@ -289,7 +286,11 @@ struct SqliteReconcile<'a> {
 #[async_trait]
 impl ReconcileSteps for SqliteReconcile<'_> {
     async fn window(&self) -> StoreResult<Window> {
-        let from = sqlx::query_scalar(reconcile::WINDOW_FROM).bind(&self.tid).fetch_one(&self.store.reader).await.map_err(db_err)?;
+        let from = sqlx::query_scalar(reconcile::WINDOW_FROM)
+            .bind(&self.tid)
+            .fetch_one(&self.store.reader)
+            .await
+            .map_err(db_err)?;
         let to = sqlx::query_scalar(reconcile::WINDOW_TO).fetch_one(&self.store.reader).await.map_err(db_err)?;
         Ok(Window { from, to })
     }
@@ -601,7 +602,6 @@ crate::common::import_store!(SqliteStore, reader: reader, writer: writer, {
     }
 });
 
-
 crate::common::job_store!(SqliteStore, reader: reader, writer: writer, {
     async fn claim_job(&self, owner: &str, due: OffsetDateTime, wall: OffsetDateTime, lease: Duration) -> StoreResult<Option<Job>> {
         let row = sqlx::query(
@@ -632,8 +632,10 @@ mod tests {
     #[tokio::test]
     async fn serial_number_eq_still_searches_by_index() {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
-        let filter = dmsync_core::filter::parse_filter("serialNumber eq 'üni-1'", |_| Some(DeviceField::SerialNumber)).unwrap();
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("EXPLAIN QUERY PLAN SELECT * FROM autopilot_devices WHERE tenant_id = ");
+        let filter =
+            dmsync_core::filter::parse_filter("serialNumber eq 'üni-1'", |_| Some(DeviceField::SerialNumber)).unwrap();
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new("EXPLAIN QUERY PLAN SELECT * FROM autopilot_devices WHERE tenant_id = ");
         sql.push_bind(Uuid::nil().to_string()).push(" AND ");
         crate::sql::push_filter(&mut sql, Dialect::Sqlite, &filter, crate::sql::device_column);
         let plan: Vec<String> = sql

@@ -3,10 +3,12 @@
 //! and PostgreSQL, where each test gets a database of its own), so a backend is one more line,
 //! not a copy of the tests.
 
-use dmsync_core::autopilot::{DeviceField, DeviceQuery, NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus};
+use dmsync_core::autopilot::{
+    DeviceField, DeviceQuery, NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus,
+};
 use dmsync_core::identity::Tenant;
-use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::jobs::JobState;
+use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::{Store, StoreError};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
@@ -103,9 +105,15 @@ async fn jobs_are_leased_fenced_and_released(store: &dyn Store) {
     // A failed attempt is requeued for later; a final failure stays failed.
     assert!(store.fail_job(&third.lease(), "boom", Some(later + Duration::seconds(10))).await.unwrap());
     assert!(store.claim_job("w3", later, later, LEASE).await.unwrap().is_none(), "not due yet");
-    let fourth = store.claim_job("w3", later + Duration::seconds(10), later + Duration::seconds(10), LEASE).await.unwrap().unwrap();
+    let fourth = store
+        .claim_job("w3", later + Duration::seconds(10), later + Duration::seconds(10), LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fourth.last_error.as_deref(), Some("boom"));
-    assert!(store.finish_autopilot_sync(&fourth.lease(), A, SyncOutcome::Failed, Some("gave up"), later).await.unwrap());
+    assert!(
+        store.finish_autopilot_sync(&fourth.lease(), A, SyncOutcome::Failed, Some("gave up"), later).await.unwrap()
+    );
     let settings = store.autopilot_settings(A).await.unwrap();
     assert_eq!(settings.sync_status, SyncStatus::Failed);
     assert_eq!(settings.last_sync, None, "a failed sync does not move lastSyncDateTime");
@@ -172,7 +180,8 @@ async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Store) 
     let page = store.list_autopilot_devices(A, &DeviceQuery::first(1)).await.unwrap();
     assert_eq!(page.len(), 1);
     let after = DeviceCursor { sort_value: None, id: page[0].id };
-    let rest = store.list_autopilot_devices(A, &DeviceQuery { after: Some(after), ..DeviceQuery::first(10) }).await.unwrap();
+    let rest =
+        store.list_autopilot_devices(A, &DeviceQuery { after: Some(after), ..DeviceQuery::first(10) }).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert!(rest[0].id > page[0].id, "keyset order");
     assert!(store.list_autopilot_devices(B, &DeviceQuery::first(10)).await.unwrap().is_empty(), "B was not synced");
@@ -227,7 +236,8 @@ async fn device_queries_filter_order_and_count(store: &dyn Store) {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let q = DeviceQuery { order_by: Some((DeviceField::SerialNumber, direction)), after, ..DeviceQuery::first(2) };
+            let q =
+                DeviceQuery { order_by: Some((DeviceField::SerialNumber, direction)), after, ..DeviceQuery::first(2) };
             let page = store.list_autopilot_devices(A, &q).await.unwrap();
             if page.is_empty() {
                 break;
@@ -344,7 +354,11 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
         ("A-OLD", 806, "ZtdDeviceAlreadyAssigned"),
     ] {
         let d = status(serial).await;
-        assert_eq!((d.status, d.error_code, d.error_name.as_deref()), (ImportStatus::Error, code, Some(name)), "{serial}");
+        assert_eq!(
+            (d.status, d.error_code, d.error_name.as_deref()),
+            (ImportStatus::Error, code, Some(name)),
+            "{serial}"
+        );
     }
     // Of two imports with one hash, exactly one wins.
     let twins = [status("TWIN-1").await.status, status("TWIN-2").await.status];
@@ -375,7 +389,11 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
     assert!(store.device_ids_by_serial(B, &["D-1".into()]).await.unwrap().is_empty());
 
     // Intune-side properties; the group tag survives the next sync.
-    let update = DevicePropertiesUpdate { display_name: Some("PC-01".into()), group_tag: Some("Sales".into()), ..Default::default() };
+    let update = DevicePropertiesUpdate {
+        display_name: Some("PC-01".into()),
+        group_tag: Some("Sales".into()),
+        ..Default::default()
+    };
     assert!(store.update_autopilot_device(A, d1, &update, t0).await.unwrap());
     assert!(!store.update_autopilot_device(B, d1, &update, t0).await.unwrap(), "other tenant");
     store.reconcile_autopilot_devices(A, t0).await.unwrap();
@@ -383,8 +401,14 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
     assert_eq!((device.display_name.as_str(), device.group_tag.as_str()), ("PC-01", "Sales"));
 
     let later = t0 + Duration::seconds(10);
-    assert_eq!(store.request_device_deletion(A, d1, t0, later).await.unwrap(), DeletionRequest::Accepted { device_id: d1 });
-    assert_eq!(store.request_device_deletion(A, d1, t0, later).await.unwrap(), DeletionRequest::AlreadyInProgress { device_id: d1 });
+    assert_eq!(
+        store.request_device_deletion(A, d1, t0, later).await.unwrap(),
+        DeletionRequest::Accepted { device_id: d1 }
+    );
+    assert_eq!(
+        store.request_device_deletion(A, d1, t0, later).await.unwrap(),
+        DeletionRequest::AlreadyInProgress { device_id: d1 }
+    );
     assert_eq!(store.request_device_deletion(B, d1, t0, later).await.unwrap(), DeletionRequest::NotFound);
     assert!(store.autopilot_device(A, d1).await.unwrap().unwrap().deletion_requested_at.is_some());
     let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
@@ -442,21 +466,40 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     let c = connector(A);
     store.create_connector(&c).await.unwrap();
     assert!(store.connector(B, c.id).await.unwrap().is_none(), "tenant-scoped");
-    let changes = ConnectorChanges { server_name: Some("ex02".into()), connector_type: Some(ConnectorType::Hosted), ..Default::default() };
+    let changes = ConnectorChanges {
+        server_name: Some("ex02".into()),
+        connector_type: Some(ConnectorType::Hosted),
+        ..Default::default()
+    };
     let updated = store.update_connector(A, c.id, &changes).await.unwrap().unwrap();
-    assert_eq!((updated.server_name.as_str(), updated.connector_type, updated.version.as_str()), ("ex02", ConnectorType::Hosted, "1.0"));
+    assert_eq!(
+        (updated.server_name.as_str(), updated.connector_type, updated.version.as_str()),
+        ("ex02", ConnectorType::Hosted, "1.0")
+    );
     assert!(store.update_connector(B, c.id, &changes).await.unwrap().is_none());
 
     // One sync at a time per connector.
-    let ConnectorSyncDecision::Started { .. } = store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap() else {
+    let ConnectorSyncDecision::Started { .. } =
+        store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap()
+    else {
         panic!("starts")
     };
-    assert_eq!(store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::AlreadyRunning);
-    assert_eq!(store.trigger_connector_sync(B, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::NotFound);
+    assert_eq!(
+        store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(),
+        ConnectorSyncDecision::AlreadyRunning
+    );
+    assert_eq!(
+        store.trigger_connector_sync(B, c.id, SyncType::DeltaSync, t0).await.unwrap(),
+        ConnectorSyncDecision::NotFound
+    );
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     let records = [mobile("D1", t0), mobile("D2", t0), mobile("D3", t0 + Duration::seconds(5))];
     assert!(store.stage_connector_records(&job.lease(), A, c.id, &records).await.unwrap());
-    assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 0, "staged records stay invisible until the sync completes");
+    assert_eq!(
+        store.count_managed_devices(A, None).await.unwrap(),
+        0,
+        "staged records stay invisible until the sync completes"
+    );
     let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, t0).await.unwrap().unwrap();
     assert_eq!((stats.read, stats.upserted, stats.removed), (3, 3, 0));
     let after = store.connector(A, c.id).await.unwrap().unwrap();
@@ -476,13 +519,17 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     assert_eq!((stats.upserted, stats.removed), (2, 0));
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 4);
     let page = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
-    assert_eq!(page.iter().find(|d| d.record.device_id == "D1").unwrap().record.access_state, ExchangeAccessState::Blocked);
+    assert_eq!(
+        page.iter().find(|d| d.record.device_id == "D1").unwrap().record.access_state,
+        ExchangeAccessState::Blocked
+    );
 
     // A full sync removes what it did not read.
     store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     assert!(store.stage_connector_records(&job.lease(), A, c.id, &[mobile("D1", t0), mobile("D2", t0)]).await.unwrap());
-    let stats = store.complete_connector_sync(&job.lease(), A, c.id, true, t0 + Duration::seconds(1)).await.unwrap().unwrap();
+    let stats =
+        store.complete_connector_sync(&job.lease(), A, c.id, true, t0 + Duration::seconds(1)).await.unwrap().unwrap();
     assert_eq!(stats.removed, 2);
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
 
@@ -492,7 +539,13 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     assert!(store.fail_connector_sync(&job.lease(), A, c.id, "unreachable", t0).await.unwrap());
     assert_eq!(store.connector(A, c.id).await.unwrap().unwrap().status, ConnectorStatus::Disconnected);
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
-    assert!(matches!(store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(), ConnectorSyncDecision::Started { .. }), "not stuck");
+    assert!(
+        matches!(
+            store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(),
+            ConnectorSyncDecision::Started { .. }
+        ),
+        "not stuck"
+    );
 
     assert!(store.delete_connector(A, c.id).await.unwrap());
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 0, "its devices go with it");
@@ -510,7 +563,9 @@ async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
     let job = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
     assert!(store.stage_connector_records(&job.lease(), A, c.id, &[mobile("D1", t0), mobile("D2", t0)]).await.unwrap());
     store.complete_connector_sync(&job.lease(), A, c.id, true, t0).await.unwrap().unwrap();
-    let access = |devices: &[EasDevice], id: &str| devices.iter().find(|d| d.record.device_id == id).map(|d| d.record.access_state);
+    let access = |devices: &[EasDevice], id: &str| {
+        devices.iter().find(|d| d.record.device_id == id).map(|d| d.record.access_state)
+    };
 
     // The first attempt of the next full sync stages two batches, then its worker dies.
     store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
@@ -520,7 +575,11 @@ async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
     assert!(store.stage_connector_records(&dead.lease(), A, c.id, &[blocked, mobile("D3", t0)]).await.unwrap());
     assert!(store.stage_connector_records(&dead.lease(), A, c.id, &[mobile("D4", t0)]).await.unwrap());
     let devices = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
-    assert_eq!((devices.len(), access(&devices, "D1")), (2, Some(ExchangeAccessState::Allowed)), "nothing staged shows");
+    assert_eq!(
+        (devices.len(), access(&devices, "D1")),
+        (2, Some(ExchangeAccessState::Allowed)),
+        "nothing staged shows"
+    );
 
     // Its lease runs out; the retry reads the source again, with a device listed in two batches.
     let later = t0 + LEASE + Duration::seconds(1);
@@ -571,7 +630,11 @@ async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
     let stats = store.complete_connector_sync(&again.lease(), A, c.id, true, later).await.unwrap().unwrap();
     assert_eq!((stats.upserted, stats.removed), (1, 1));
     let devices = store.list_managed_devices(A, &ListQuery::first(10)).await.unwrap();
-    assert_eq!(devices.iter().map(|d| d.record.device_id.as_str()).collect::<Vec<_>>(), ["D1"], "D7 was never read by the attempt that completed");
+    assert_eq!(
+        devices.iter().map(|d| d.record.device_id.as_str()).collect::<Vec<_>>(),
+        ["D1"],
+        "D7 was never read by the attempt that completed"
+    );
 }
 
 async fn exchange_schedules_start_each_due_sync_once(store: &dyn Store) {
@@ -582,9 +645,17 @@ async fn exchange_schedules_start_each_due_sync_once(store: &dyn Store) {
     let delta = Duration::minutes(15);
     let full = Duration::hours(24);
     let now = OffsetDateTime::now_utc();
-    assert_eq!(store.schedule_connector_syncs(now + Duration::days(3), delta, full).await.unwrap(), 0, "no source, no schedule");
+    assert_eq!(
+        store.schedule_connector_syncs(now + Duration::days(3), delta, full).await.unwrap(),
+        0,
+        "no source, no schedule"
+    );
     store.set_connector_source(A, c.id, &ConnectorSource::File { path: "/dev/null".into() }).await.unwrap();
-    assert_eq!(store.schedule_connector_syncs(now + Duration::minutes(5), delta, full).await.unwrap(), 0, "not due yet");
+    assert_eq!(
+        store.schedule_connector_syncs(now + Duration::minutes(5), delta, full).await.unwrap(),
+        0,
+        "not due yet"
+    );
     let at = now + Duration::minutes(16);
     assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 1);
     assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 0, "once, while it runs");
@@ -654,7 +725,8 @@ async fn reconcile_sees_every_change_under_concurrent_writes(store: &dyn Store) 
     let now = OffsetDateTime::now_utc();
     let writers = futures::future::join_all((0..8).map(|w| async move {
         for batch in 0..5 {
-            let rows: Vec<_> = (0..20).map(|i| reg(&format!("W{w}-{batch}-{i}"), &format!("hash-{w}-{batch}-{i}"))).collect();
+            let rows: Vec<_> =
+                (0..20).map(|i| reg(&format!("W{w}-{batch}-{i}"), &format!("hash-{w}-{batch}-{i}"))).collect();
             store.put_registrations(A, &rows, now).await.unwrap().unwrap();
             if batch % 2 == 1 {
                 assert!(store.delete_registration(A, &format!("W{w}-{batch}-0")).await.unwrap());
@@ -681,7 +753,9 @@ async fn reconcile_in_chunks_stops_and_resumes(store: &dyn Store) {
     store.put_registrations(A, &rows, now).await.unwrap().unwrap();
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let stopped = store
-        .reconcile_autopilot_devices_with_progress(A, now, &|_, _| calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1)
+        .reconcile_autopilot_devices_with_progress(A, now, &|_, _| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1
+        })
         .await
         .unwrap();
     assert!(stopped.is_none(), "stopped at the second chunk boundary");
@@ -754,26 +828,30 @@ async fn postgres_chunked() -> Opened<TestDatabase> {
 
 macro_rules! all_tests {
     ($backend:ident, $open:expr) => {
-        backend_tests!($backend, $open, [
-            tenants_are_unique_by_id_and_domain,
-            sync_decision_is_409_then_429_then_started,
-            jobs_are_leased_fenced_and_released,
-            running_jobs_are_requeued_at_start,
-            registrations_are_all_or_nothing_and_hashes_global,
-            reconcile_is_set_based_idempotent_and_tenant_scoped,
-            device_queries_filter_order_and_count,
-            device_filters_ignore_case_for_all_of_unicode,
-            imports_register_devices_or_fail_with_dds_errors,
-            device_deletion_is_requested_once_then_deregisters,
-            exchange_connectors_sync_full_and_delta,
-            exchange_syncs_apply_only_the_completing_attempt,
-            exchange_schedules_start_each_due_sync_once,
-            clock_offset_only_grows,
-            signing_keys_round_trip,
-            concurrent_sync_requests_start_once,
-            first_signing_key_is_inserted_once,
-            reconcile_sees_every_change_under_concurrent_writes,
-        ]);
+        backend_tests!(
+            $backend,
+            $open,
+            [
+                tenants_are_unique_by_id_and_domain,
+                sync_decision_is_409_then_429_then_started,
+                jobs_are_leased_fenced_and_released,
+                running_jobs_are_requeued_at_start,
+                registrations_are_all_or_nothing_and_hashes_global,
+                reconcile_is_set_based_idempotent_and_tenant_scoped,
+                device_queries_filter_order_and_count,
+                device_filters_ignore_case_for_all_of_unicode,
+                imports_register_devices_or_fail_with_dds_errors,
+                device_deletion_is_requested_once_then_deregisters,
+                exchange_connectors_sync_full_and_delta,
+                exchange_syncs_apply_only_the_completing_attempt,
+                exchange_schedules_start_each_due_sync_once,
+                clock_offset_only_grows,
+                signing_keys_round_trip,
+                concurrent_sync_requests_start_once,
+                first_signing_key_is_inserted_once,
+                reconcile_sees_every_change_under_concurrent_writes,
+            ]
+        );
     };
 }
 

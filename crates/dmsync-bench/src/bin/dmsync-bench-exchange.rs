@@ -184,7 +184,8 @@ async fn serve_devices(State(source): State<Source>, Query(query): Query<SourceQ
     };
     let body = {
         let devices = source.devices.read().unwrap();
-        let selected: Vec<&MobileDevice> = devices.iter().filter(|d| since.is_none_or(|s| d.when_changed > s)).collect();
+        let selected: Vec<&MobileDevice> =
+            devices.iter().filter(|d| since.is_none_or(|s| d.when_changed > s)).collect();
         source.requests.fetch_add(1, Ordering::Relaxed);
         source.records_served.fetch_add(selected.len() as u64, Ordering::Relaxed);
         serde_json::to_vec(&selected)
@@ -207,7 +208,8 @@ async fn start_source(source: Source) -> Result<SocketAddr> {
 
 fn main() {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     if let Err(e) = runtime.block_on(run(args)) {
         eprintln!("\nbenchmark FAILED: {e:#}");
         std::process::exit(1);
@@ -221,7 +223,11 @@ async fn run(args: Args) -> Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.parent().context("program directory")?.join("dmsync"),
     };
-    ensure!(server_bin.is_file(), "server binary {} not found; build it with `cargo build --release -p dmsync`", server_bin.display());
+    ensure!(
+        server_bin.is_file(),
+        "server binary {} not found; build it with `cargo build --release -p dmsync`",
+        server_bin.display()
+    );
     let temp = tempfile::Builder::new().prefix("dmsync-bench-exchange-").tempdir()?;
     let work_dir = match &args.work_dir {
         Some(d) => {
@@ -272,7 +278,13 @@ struct SyncRun {
 }
 
 /// POSTs the sync (204) and reads the connector until its `lastSyncDateTime` moves.
-async fn timed_sync(graph: &GraphClient, server: &Server, id: &str, sync_type: &str, deadline: Duration) -> Result<SyncRun> {
+async fn timed_sync(
+    graph: &GraphClient,
+    server: &Server,
+    id: &str,
+    sync_type: &str,
+    deadline: Duration,
+) -> Result<SyncRun> {
     let path = format!("{CONNECTORS}/{id}");
     let before = get_json(graph, &path).await?["lastSyncDateTime"].clone();
     let mark = server.log.mark();
@@ -283,7 +295,12 @@ async fn timed_sync(graph: &GraphClient, server: &Server, id: &str, sync_type: &
         graph.request(Method::POST, &format!("{path}/sync")).json(&json!({ "syncType": sync_type })).send(),
     )
     .await??;
-    ensure!(response.status() == StatusCode::NO_CONTENT, "POST {path}/sync answered {}: {}", response.status(), response.text().await?);
+    ensure!(
+        response.status() == StatusCode::NO_CONTENT,
+        "POST {path}/sync answered {}: {}",
+        response.status(),
+        response.text().await?
+    );
     loop {
         let connector = get_json(graph, &path).await?;
         if connector["status"] == "disconnected" {
@@ -309,7 +326,11 @@ async fn timed_sync(graph: &GraphClient, server: &Server, id: &str, sync_type: &
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let server_ms = server::fields(&line, "elapsed_ms").strip_prefix("elapsed_ms=").and_then(|v| v.parse().ok());
-    Ok(SyncRun { elapsed, logged: server::fields(&line, "records.") + " " + &server::fields(&line, "devices."), server_ms })
+    Ok(SyncRun {
+        elapsed,
+        logged: server::fields(&line, "records.") + " " + &server::fields(&line, "devices."),
+        server_ms,
+    })
 }
 
 async fn get_json(graph: &GraphClient, path: &str) -> Result<Value> {
@@ -340,7 +361,12 @@ async fn create_connector(graph: &GraphClient, name: &str, source: Value) -> Res
     let id = response.json::<Value>().await?["id"].as_str().context("connector id")?.to_owned();
     let url = format!("{}/_dmsync/tenants/{TENANT}/exchangeConnectors/{id}/source", graph.base_url());
     let response = reqwest::Client::new().put(url).bearer_auth(ADMIN_TOKEN).json(&source).send().await?;
-    ensure!(response.status().is_success(), "setting the source answered {}: {}", response.status(), response.text().await?);
+    ensure!(
+        response.status().is_success(),
+        "setting the source answered {}: {}",
+        response.status(),
+        response.text().await?
+    );
     Ok(id)
 }
 
@@ -349,7 +375,13 @@ fn describe(run: &SyncRun) -> String {
     format!("{}{server} ({})", secs(run.elapsed), run.logged.trim())
 }
 
-async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: SocketAddr, work_dir: &Path) -> Result<String> {
+async fn benchmark(
+    args: &Args,
+    server: &Server,
+    source: &Source,
+    source_addr: SocketAddr,
+    work_dir: &Path,
+) -> Result<String> {
     let deadline = Duration::from_secs(args.phase_timeout);
     let (n, k) = (args.devices, args.changes);
     let mut figures: Vec<Figure> = Vec::new();
@@ -371,7 +403,9 @@ async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: S
 
     // 1. The HTTP source.
     *source.devices.write().unwrap() = organization("HTTP", n, base);
-    let http = create_connector(&graph, "ex-http", json!({ "kind": "http", "url": format!("http://{source_addr}/devices") })).await?;
+    let http =
+        create_connector(&graph, "ex-http", json!({ "kind": "http", "url": format!("http://{source_addr}/devices") }))
+            .await?;
     meter.begin("http source: full sync");
     let full = timed_sync(&graph, server, &http, "fullSync", deadline).await?;
     meter.end();
@@ -393,10 +427,20 @@ async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: S
     let ratio = delta.elapsed.as_secs_f64() / full.elapsed.as_secs_f64();
     figures.push(figure(format!("full sync, {n} devices, HTTP source"), describe(&full), "—", None));
     figures.push(figure(format!("delta sync, {k} changes, HTTP source"), describe(&delta), "—", None));
-    figures.push(figure("delta / full, HTTP source, as the client sees it (POST to visible)", format!("{:.1}%", ratio * 100.0), "≤ 5%", Some(ratio <= 0.05)));
+    figures.push(figure(
+        "delta / full, HTTP source, as the client sees it (POST to visible)",
+        format!("{:.1}%", ratio * 100.0),
+        "≤ 5%",
+        Some(ratio <= 0.05),
+    ));
     if let (Some(d), Some(f)) = (delta.server_ms, full.server_ms) {
         let job_ratio = d as f64 / f as f64;
-        figures.push(figure("delta / full, HTTP source, the server's job alone", format!("{:.1}%", job_ratio * 100.0), "≤ 5%", Some(job_ratio <= 0.05)));
+        figures.push(figure(
+            "delta / full, HTTP source, the server's job alone",
+            format!("{:.1}%", job_ratio * 100.0),
+            "≤ 5%",
+            Some(job_ratio <= 0.05),
+        ));
     }
 
     // 2. The same with a Get-MobileDevice CSV export as the source: the delta still parses the
@@ -405,7 +449,8 @@ async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: S
         let csv = work_dir.join("mobile-devices.csv");
         let mut devices = organization("FILE", n, base);
         write_csv(&csv, &devices)?;
-        let file = create_connector(&graph, "ex-file", json!({ "kind": "file", "path": csv.display().to_string() })).await?;
+        let file =
+            create_connector(&graph, "ex-file", json!({ "kind": "file", "path": csv.display().to_string() })).await?;
         meter.begin("file source: full sync");
         let full_file = timed_sync(&graph, server, &file, "fullSync", deadline).await?;
         meter.end();
@@ -421,7 +466,12 @@ async fn benchmark(args: &Args, server: &Server, source: &Source, source_addr: S
         let ratio = delta_file.elapsed.as_secs_f64() / full_file.elapsed.as_secs_f64();
         figures.push(figure(format!("full sync, {n} devices, CSV file"), describe(&full_file), "—", None));
         figures.push(figure(format!("delta sync, {k} changes, CSV file"), describe(&delta_file), "—", None));
-        figures.push(figure("delta / full, CSV file (the file is read whole)", format!("{:.1}%", ratio * 100.0), "—", None));
+        figures.push(figure(
+            "delta / full, CSV file (the file is read whole)",
+            format!("{:.1}%", ratio * 100.0),
+            "—",
+            None,
+        ));
     }
 
     let hwm = probe::status_kb(server.pid, "VmHWM")?;

@@ -91,7 +91,8 @@ async fn bare_server(addr: &str) -> Result<()> {
         "lastSyncDateTime": "2026-11-30T20:00:05.0000000Z",
         "syncStatus": "completed"
     });
-    let app = axum::Router::new().route("/bare", axum::routing::get(move || std::future::ready(axum::Json(body.clone()))));
+    let app =
+        axum::Router::new().route("/bare", axum::routing::get(move || std::future::ready(axum::Json(body.clone()))));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("bare listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
@@ -123,18 +124,29 @@ fn parse_duration(text: &str) -> Option<Duration> {
 fn wrk(url: &str, connections: u32, seconds: u64, token: Option<&str>, script: Option<&Path>) -> Result<Load> {
     let threads = connections.min(2);
     let mut command = Command::new("wrk");
-    command.args(["--latency", "-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s")]);
+    command.args([
+        "--latency",
+        "-t",
+        &threads.to_string(),
+        "-c",
+        &connections.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+    ]);
     if let Some(t) = token {
         command.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
     if let Some(s) = script {
         command.arg("-s").arg(s);
     }
-    let output = command.arg(url).stderr(Stdio::inherit()).output().context("running wrk (install it: apt-get install wrk)")?;
+    let output =
+        command.arg(url).stderr(Stdio::inherit()).output().context("running wrk (install it: apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     ensure!(output.status.success(), "wrk failed: {text}");
     let field = |prefix: &str| {
-        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned())).with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
+            .with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
     };
     let requests_per_second: f64 = field("Requests/sec:")?.parse()?;
     let p50 = parse_duration(&field("50%")?).context("wrk's p50")?;
@@ -148,7 +160,11 @@ fn server_binary(args: &Args) -> Result<PathBuf> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.parent().context("program directory")?.join("dmsync"),
     };
-    ensure!(bin.is_file(), "server binary {} not found; build it with `cargo build --release -p dmsync`", bin.display());
+    ensure!(
+        bin.is_file(),
+        "server binary {} not found; build it with `cargo build --release -p dmsync`",
+        bin.display()
+    );
     Ok(bin)
 }
 
@@ -181,12 +197,24 @@ async fn run(args: &Args) -> Result<()> {
     // Start-up with an empty database: process spawn to the first /healthz 200.
     let empty_db = dir.path().join("empty.db");
     let started = Instant::now();
-    let server = Server::start_with(&server_bin, &sqlite_url(&empty_db), &log_path, &["--sync-cooldown".into(), "600s".into()]).await?;
+    let server =
+        Server::start_with(&server_bin, &sqlite_url(&empty_db), &log_path, &["--sync-cooldown".into(), "600s".into()])
+            .await?;
     let empty_start = first_health(&server.base_url, started).await?;
-    figures.push(figure("start to first /healthz 200, empty database (first start: migrations, key)", ms(empty_start), "≤ 100 ms", Some(empty_start <= Duration::from_millis(100))));
+    figures.push(figure(
+        "start to first /healthz 200, empty database (first start: migrations, key)",
+        ms(empty_start),
+        "≤ 100 ms",
+        Some(empty_start <= Duration::from_millis(100)),
+    ));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = probe::status_kb(server.pid, "VmRSS")?;
-    figures.push(figure("idle RSS after start", format!("{:.1} MB", idle as f64 / 1024.0), "≤ 30 MB", Some(idle <= 30 * 1024)));
+    figures.push(figure(
+        "idle RSS after start",
+        format!("{:.1} MB", idle as f64 / 1024.0),
+        "≤ 30 MB",
+        Some(idle <= 30 * 1024),
+    ));
 
     let outcome = load(args, &server, &mut figures, &mut notes).await;
     server.stop().await?;
@@ -200,7 +228,12 @@ async fn run(args: &Args) -> Result<()> {
     let server = Server::start(&server_bin, &sqlite_url(&restart_db), &log_path).await?;
     let restart = first_health(&server.base_url, started).await?;
     server.stop().await?;
-    figures.push(figure("start to first /healthz 200, empty database, later start (key exists)", ms(restart), "≤ 100 ms", Some(restart <= Duration::from_millis(100))));
+    figures.push(figure(
+        "start to first /healthz 200, empty database, later start (key exists)",
+        ms(restart),
+        "≤ 100 ms",
+        Some(restart <= Duration::from_millis(100)),
+    ));
 
     if args.startup_devices > 0 {
         let start = startup_with_devices(args, &server_bin, dir.path(), &log_path).await?;
@@ -216,7 +249,11 @@ async fn run(args: &Args) -> Result<()> {
 }
 
 fn which(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
@@ -252,7 +289,10 @@ async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &m
         let settings_url = format!("{}/{SETTINGS}", server.base_url);
         let page_url = format!("{}/{DEVICES_PAGE}", server.base_url);
         let sync_url = format!("{}/{SETTINGS}/sync", server.base_url);
-        println!("| load | connections | req/s | p50 | p99 | / bare req/s (range over {} rounds) |\n|---|---|---|---|---|---|", args.rounds);
+        println!(
+            "| load | connections | req/s | p50 | p99 | / bare req/s (range over {} rounds) |\n|---|---|---|---|---|---|",
+            args.rounds
+        );
         let loads = [
             ("GET windowsAutopilotSettings", &settings_url, None, true, Some(0.5)),
             ("GET 100-device page", &page_url, None, true, None),
@@ -275,7 +315,12 @@ async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &m
             }
             bares.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
             let base = &bares[bares.len() / 2];
-            println!("| bare axum JSON handler (median) | {c} | {:.0} | {} | {} | 100% |", base.requests_per_second, ms(base.p50), ms(base.p99));
+            println!(
+                "| bare axum JSON handler (median) | {c} | {:.0} | {} | {} | 100% |",
+                base.requests_per_second,
+                ms(base.p50),
+                ms(base.p99)
+            );
             for ((name, _, _, _, target), mut rounds) in loads.iter().zip(measured) {
                 rounds.sort_by(|a, b| a.1.total_cmp(&b.1));
                 let (low, high) = (rounds[0].1, rounds[rounds.len() - 1].1);
@@ -290,8 +335,19 @@ async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &m
                     high * 100.0
                 );
                 figures.push(figure(
-                    format!("{name}, {c} conn: {:.0} req/s, p50 {}, p99 {}", l.requests_per_second, ms(l.p50), ms(l.p99)),
-                    format!("{:.0}% of bare, median of {} rounds ({:.0}–{:.0}%)", ratio * 100.0, rounds.len(), low * 100.0, high * 100.0),
+                    format!(
+                        "{name}, {c} conn: {:.0} req/s, p50 {}, p99 {}",
+                        l.requests_per_second,
+                        ms(l.p50),
+                        ms(l.p99)
+                    ),
+                    format!(
+                        "{:.0}% of bare, median of {} rounds ({:.0}–{:.0}%)",
+                        ratio * 100.0,
+                        rounds.len(),
+                        low * 100.0,
+                        high * 100.0
+                    ),
                     target.map(|t| format!("≥ {:.0}%", t * 100.0)).unwrap_or_else(|| "—".into()),
                     target.map(|t| *ratio >= t),
                 ));
@@ -321,8 +377,14 @@ async fn verification_cost(base_url: &str, token: &str, n: u32) -> Result<Durati
         reqwest::get(format!("{base_url}/{TENANT}/discovery/v2.0/keys")).await?.error_for_status()?.json().await?;
     let header = jsonwebtoken::decode_header(token)?;
     let kid = header.kid.context("the token has no kid")?;
-    let jwk = jwks["keys"].as_array().and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str())).context("the token's key is not in the JWKS")?;
-    let key = jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().context("n")?, jwk["e"].as_str().context("e")?)?;
+    let jwk = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
+        .context("the token's key is not in the JWKS")?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().context("n")?,
+        jwk["e"].as_str().context("e")?,
+    )?;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.validate_aud = false;
     validation.required_spec_claims.clear();

@@ -27,10 +27,8 @@ pub struct ExternalKeys {
 
 impl ExternalKeys {
     pub fn new(config: ExternalIssuer) -> ExternalKeys {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a plain reqwest client builds");
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a plain reqwest client builds");
         ExternalKeys { config, http, keys: RwLock::new(HashMap::new()), last_on_demand: Mutex::new(None) }
     }
 
@@ -70,9 +68,7 @@ impl ExternalKeys {
             }
             due
         };
-        if may_refresh
-            && let Err(e) = self.refresh().await
-        {
+        if may_refresh && let Err(e) = self.refresh().await {
             tracing::warn!(error = %e, "external JWKS refresh failed; keeping the last good keys");
         }
         self.keys.read().expect("jwks lock").get(kid).cloned()

@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use dmsync_core::TenantId;
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::PrincipalKind;
-use dmsync_core::TenantId;
 
 use super::secrets::verify_secret;
 use super::v1_issuer;
@@ -267,7 +267,12 @@ async fn token(
     let bad = |status, error, code, description: &str| Ok(entra_error(status, error, code, description, &ctx));
 
     let Some(grant_type) = field("grant_type") else {
-        return bad(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.");
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        );
     };
     // As with form fields, a blank id or secret in the Basic header counts as not sent: Entra
     // asks for the missing parameter, and no client authenticates with an empty secret.
@@ -275,11 +280,21 @@ async fn token(
     let (basic_id, basic_secret) = basic_credentials(&headers).unzip();
     let (basic_id, basic_secret) = (basic_id.and_then(nonblank), basic_secret.and_then(nonblank));
     let Some(client_id) = field("client_id").map(str::to_owned).or(basic_id) else {
-        return bad(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.");
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
     };
     let client_secret = field("client_secret").map(str::to_owned).or(basic_secret);
     let Ok(client_uuid) = Uuid::parse_str(&client_id) else {
-        return bad(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{tenant_segment}'."));
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant_segment}'."),
+        );
     };
     let scope = field("scope").unwrap_or("");
 
@@ -292,38 +307,81 @@ async fn token(
             match default_resource {
                 Some(r) if GRAPH_RESOURCES.contains(&r.trim_end_matches('/')) => {}
                 Some(r) => {
-                    return bad(StatusCode::BAD_REQUEST, "invalid_resource", 500011, &format!("The resource principal named {r} was not found in the tenant named {}.", tenant.domain));
+                    return bad(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_resource",
+                        500011,
+                        &format!(
+                            "The resource principal named {r} was not found in the tenant named {}.",
+                            tenant.domain
+                        ),
+                    );
                 }
                 None => {
-                    return bad(StatusCode::BAD_REQUEST, "invalid_scope", 1002012, &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."));
+                    return bad(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        1002012,
+                        &format!(
+                            "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                        ),
+                    );
                 }
             }
             let Some(app) = state.store.app(tenant.id, client_uuid).await? else {
-                return bad(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", tenant.domain));
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    700016,
+                    &format!(
+                        "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                        tenant.domain
+                    ),
+                );
             };
             let Some(secret) = client_secret else {
-                return bad(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+                return bad(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                );
             };
             if !verify_secret(&secret, &app.secret_hash) {
-                return bad(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+                return bad(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000215,
+                    &format!(
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                    ),
+                );
             }
-            let token = mint(&state, MintRequest {
-                tenant_id: tenant.id,
-                kind: PrincipalKind::Application,
-                permissions: app.roles,
-                app_id: app.client_id,
-                app_display_name: app.display_name,
-                object_id: app.object_id,
-                user_principal_name: None,
-                name: None,
-                lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-            })
+            let token = mint(
+                &state,
+                MintRequest {
+                    tenant_id: tenant.id,
+                    kind: PrincipalKind::Application,
+                    permissions: app.roles,
+                    app_id: app.client_id,
+                    app_display_name: app.display_name,
+                    object_id: app.object_id,
+                    user_principal_name: None,
+                    name: None,
+                    lifetime_seconds: TOKEN_LIFETIME_SECONDS,
+                },
+            )
             .await?;
             Ok(token_response(token, None))
         }
         "password" => {
             let (Some(username), Some(password)) = (field("username"), field("password")) else {
-                return bad(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'username' and 'password'.");
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'username' and 'password'.",
+                );
             };
             // `organizations` and `common` pick the tenant from the user's domain.
             let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
@@ -336,7 +394,15 @@ async fn token(
             let Some(tenant) = tenant else {
                 return Ok(tenant_not_found(&tenant_segment, &ctx));
             };
-            let invalid = || entra_error(StatusCode::BAD_REQUEST, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.", &ctx);
+            let invalid = || {
+                entra_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    50126,
+                    "Error validating credentials due to invalid username or password.",
+                    &ctx,
+                )
+            };
             let Some(user) = state.store.user_by_upn(tenant.id, username).await? else {
                 return Ok(invalid());
             };
@@ -347,7 +413,14 @@ async fn token(
             if let (Some(app), Some(secret)) = (state.store.app(tenant.id, client_uuid).await?, &client_secret)
                 && !verify_secret(secret, &app.secret_hash)
             {
-                return bad(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+                return bad(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000215,
+                    &format!(
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                    ),
+                );
             }
             let mut granted = Vec::new();
             for requested in scope.split_whitespace() {
@@ -359,11 +432,26 @@ async fn token(
                     Some(name) => match user.scopes.iter().find(|s| s.eq_ignore_ascii_case(name)) {
                         Some(s) => granted.push(s.clone()),
                         None => {
-                            return bad(StatusCode::BAD_REQUEST, "invalid_grant", 65001, &format!("The user or administrator has not consented to use the application with ID '{client_id}'. Send an interactive authorization request for this user and resource."));
+                            return bad(
+                                StatusCode::BAD_REQUEST,
+                                "invalid_grant",
+                                65001,
+                                &format!(
+                                    "The user or administrator has not consented to use the application with ID '{client_id}'. Send an interactive authorization request for this user and resource."
+                                ),
+                            );
                         }
                     },
                     None => {
-                        return bad(StatusCode::BAD_REQUEST, "invalid_resource", 500011, &format!("The resource principal named {requested} was not found in the tenant named {}.", tenant.domain));
+                        return bad(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_resource",
+                            500011,
+                            &format!(
+                                "The resource principal named {requested} was not found in the tenant named {}.",
+                                tenant.domain
+                            ),
+                        );
                     }
                 }
             }
@@ -372,24 +460,31 @@ async fn token(
             }
             granted.dedup();
             let scope_out = granted.join(" ");
-            let token = mint(&state, MintRequest {
-                tenant_id: tenant.id,
-                kind: PrincipalKind::Delegated,
-                permissions: granted,
-                app_id: client_uuid,
-                app_display_name: "dmsync client".into(),
-                object_id: user.object_id,
-                user_principal_name: Some(user.user_principal_name.clone()),
-                name: Some(user.display_name.clone()),
-                lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-            })
+            let token = mint(
+                &state,
+                MintRequest {
+                    tenant_id: tenant.id,
+                    kind: PrincipalKind::Delegated,
+                    permissions: granted,
+                    app_id: client_uuid,
+                    app_display_name: "dmsync client".into(),
+                    object_id: user.object_id,
+                    user_principal_name: Some(user.user_principal_name.clone()),
+                    name: Some(user.display_name.clone()),
+                    lifetime_seconds: TOKEN_LIFETIME_SECONDS,
+                },
+            )
             .await?;
             Ok(token_response(token, Some(scope_out)))
         }
-        other => bad(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'.")),
+        other => bad(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{other}'."),
+        ),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

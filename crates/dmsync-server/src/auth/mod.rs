@@ -273,11 +273,8 @@ impl Verifier {
             return Err(AuthFailure::InvalidAudience);
         }
 
-        let tenant_id: TenantId = claims
-            .tid
-            .as_deref()
-            .and_then(|t| Uuid::parse_str(t).ok())
-            .ok_or(AuthFailure::ValidationFailure)?;
+        let tenant_id: TenantId =
+            claims.tid.as_deref().and_then(|t| Uuid::parse_str(t).ok()).ok_or(AuthFailure::ValidationFailure)?;
         let iss = claims.iss.unwrap_or_default();
         let issuer_ok = iss == v1_issuer(tenant_id)
             || (external && iss == format!("https://login.microsoftonline.com/{tenant_id}/v2.0"));
@@ -342,8 +339,14 @@ impl TenantScope {
 impl Caller {
     /// Checks the permission table for `op`; a refusal is Intune's 403.
     pub fn authorize(&self, op: Operation) -> Result<TenantScope, ApiError> {
-        permissions::authorize(op, self.profile, self.principal.kind, self.principal.account, &self.principal.permissions)
-            .map_err(ApiError::Forbidden)?;
+        permissions::authorize(
+            op,
+            self.profile,
+            self.principal.kind,
+            self.principal.account,
+            &self.principal.permissions,
+        )
+        .map_err(ApiError::Forbidden)?;
         Ok(TenantScope { tenant_id: self.principal.tenant_id })
     }
 }

@@ -23,11 +23,13 @@ async fn read_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
 impl From<JsonError> for ApiError {
     fn from(error: JsonError) -> ApiError {
         match error {
-            JsonError::TooDeep => {
-                ApiError::BadRequest(format!("The request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep."))
-            }
+            JsonError::TooDeep => ApiError::BadRequest(format!(
+                "The request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep."
+            )),
             JsonError::Syntax => ApiError::MalformedJson,
-            JsonError::Data(e) => ApiError::BadRequest(format!("The request body is not valid for this operation: {e}")),
+            JsonError::Data(e) => {
+                ApiError::BadRequest(format!("The request body is not valid for this operation: {e}"))
+            }
         }
     }
 }

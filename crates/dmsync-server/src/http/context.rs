@@ -145,7 +145,9 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     }
     headers.insert(
         "x-ms-ags-diagnostic",
-        HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"dmsync"}}"#),
+        HeaderValue::from_static(
+            r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"dmsync"}}"#,
+        ),
     );
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     crate::metrics::record_request(route, &method, response.status(), started.elapsed());
@@ -205,8 +207,12 @@ fn http_date(at: time::OffsetDateTime) -> String {
 
 fn spec_for_status(status: StatusCode) -> ErrorSpec {
     let (code, text) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("RequestEntityTooLarge", "The request body is larger than the server accepts."),
-        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowed", "The requested resource does not support this http method."),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("RequestEntityTooLarge", "The request body is larger than the server accepts.")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("MethodNotAllowed", "The requested resource does not support this http method.")
+        }
         StatusCode::NOT_FOUND => ("NotFound", "The requested resource was not found."),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BadRequest", "The request's content type is not supported."),
         StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request timed out."),

@@ -106,9 +106,11 @@ fn admin_answers_to(config: &Config, host: &str, port: u16) -> bool {
             return true;
         }
     }
-    config.admin_allowed_hosts.iter().filter_map(|entry| parse_authority(entry)).any(|allowed| {
-        allowed.host().eq_ignore_ascii_case(host) && allowed.port_u16().is_none_or(|p| p == port)
-    })
+    config
+        .admin_allowed_hosts
+        .iter()
+        .filter_map(|entry| parse_authority(entry))
+        .any(|allowed| allowed.host().eq_ignore_ascii_case(host) && allowed.port_u16().is_none_or(|p| p == port))
 }
 
 /// The admin API's check of `Host` (or the absolute-form target) and of every `Origin`: a
@@ -163,18 +165,25 @@ mod tests {
     #[test]
     fn http_1_1_needs_exactly_one_well_formed_host() {
         let origin_form: Uri = "/beta/x".parse().unwrap();
-        let check = |version, pairs: &[(&'static str, &'static str)]| addressed_authority(version, &origin_form, &headers(pairs));
+        let check = |version, pairs: &[(&'static str, &'static str)]| {
+            addressed_authority(version, &origin_form, &headers(pairs))
+        };
         assert!(matches!(check(Version::HTTP_11, &[]), Err(ApiError::BadHost(_))));
         assert!(matches!(check(Version::HTTP_10, &[]), Ok(None)));
         assert!(matches!(check(Version::HTTP_11, &[("host", "a"), ("host", "b")]), Err(ApiError::BadHost(_))));
         assert!(matches!(check(Version::HTTP_11, &[("host", "user@a")]), Err(ApiError::BadHost(_))));
         assert!(matches!(check(Version::HTTP_11, &[("host", "a/b")]), Err(ApiError::BadHost(_))));
-        assert_eq!(check(Version::HTTP_11, &[("host", "Graph.Example:8080")]).unwrap().unwrap().as_str(), "Graph.Example:8080");
+        assert_eq!(
+            check(Version::HTTP_11, &[("host", "Graph.Example:8080")]).unwrap().unwrap().as_str(),
+            "Graph.Example:8080"
+        );
     }
 
     #[test]
     fn an_absolute_form_target_must_name_the_host_header() {
-        let check = |uri: &str, host: &'static str| addressed_authority(Version::HTTP_11, &uri.parse().unwrap(), &headers(&[("host", host)]));
+        let check = |uri: &str, host: &'static str| {
+            addressed_authority(Version::HTTP_11, &uri.parse().unwrap(), &headers(&[("host", host)]))
+        };
         assert!(check("http://127.0.0.1:8080/beta/x", "127.0.0.1:8080").is_ok());
         assert!(check("http://LOCALHOST/beta/x", "localhost:80").is_ok());
         assert!(matches!(check("http://evil.example/beta/x", "127.0.0.1:8080"), Err(ApiError::HostMismatch { .. })));
@@ -186,32 +195,60 @@ mod tests {
         let mut config = Config::for_tests("sqlite::memory:");
         config.listen = "10.1.2.3:8080".parse().unwrap();
         config.admin_allowed_hosts = vec!["dmsync.lan".into(), "admin.example:9443".into()];
-        for ok in ["localhost:1", "LocalHost", "127.0.0.1:8080", "127.9.9.9", "[::1]:8080", "10.1.2.3:8080", "dmsync.lan:1234", "admin.example:9443"] {
+        for ok in [
+            "localhost:1",
+            "LocalHost",
+            "127.0.0.1:8080",
+            "127.9.9.9",
+            "[::1]:8080",
+            "10.1.2.3:8080",
+            "dmsync.lan:1234",
+            "admin.example:9443",
+        ] {
             let h = HeaderValue::from_str(ok).unwrap();
             let mut map = HeaderMap::new();
             map.insert(header::HOST, h);
-            assert!(check_admin_host(&config, Version::HTTP_11, &"/_dmsync/clock".parse().unwrap(), &map).is_ok(), "{ok}");
+            assert!(
+                check_admin_host(&config, Version::HTTP_11, &"/_dmsync/clock".parse().unwrap(), &map).is_ok(),
+                "{ok}"
+            );
         }
-        for refused in ["evil.example", "localhost.evil.example", "admin.example:9444", "10.1.2.4:8080", "0.0.0.0:8080"] {
+        for refused in ["evil.example", "localhost.evil.example", "admin.example:9444", "10.1.2.4:8080", "0.0.0.0:8080"]
+        {
             let mut map = HeaderMap::new();
             map.insert(header::HOST, HeaderValue::from_str(refused).unwrap());
             assert!(
-                matches!(check_admin_host(&config, Version::HTTP_11, &"/_dmsync/clock".parse().unwrap(), &map), Err(ApiError::AdminHostRefused { header: "Host", .. })),
+                matches!(
+                    check_admin_host(&config, Version::HTTP_11, &"/_dmsync/clock".parse().unwrap(), &map),
+                    Err(ApiError::AdminHostRefused { header: "Host", .. })
+                ),
                 "{refused}"
             );
         }
         // The absolute-form target is what the request addresses.
         assert!(admin(&config, "http://evil.example/_dmsync/clock", &[("host", "evil.example")]).is_err());
         // A request that names no host at all is not answered either.
-        assert!(check_admin_host(&config, Version::HTTP_10, &"/_dmsync/clock".parse().unwrap(), &HeaderMap::new()).is_err());
+        assert!(
+            check_admin_host(&config, Version::HTTP_10, &"/_dmsync/clock".parse().unwrap(), &HeaderMap::new()).is_err()
+        );
     }
 
     #[test]
     fn a_browser_origin_must_be_a_name_the_admin_api_answers_to() {
         let config = Config::for_tests("sqlite::memory:");
-        assert!(admin(&config, "/_dmsync/clock", &[("host", "localhost:8080"), ("origin", "http://localhost:8080")]).is_ok());
+        assert!(
+            admin(&config, "/_dmsync/clock", &[("host", "localhost:8080"), ("origin", "http://localhost:8080")])
+                .is_ok()
+        );
         assert!(admin(&config, "/_dmsync/clock", &[("host", "localhost:8080"), ("origin", "https://[::1]")]).is_ok());
-        for origin in ["http://evil.example", "null", "file://", "chrome-extension://abc", "http://localhost:8080/path", "garbage"] {
+        for origin in [
+            "http://evil.example",
+            "null",
+            "file://",
+            "chrome-extension://abc",
+            "http://localhost:8080/path",
+            "garbage",
+        ] {
             assert!(
                 matches!(
                     admin(&config, "/_dmsync/clock", &[("host", "localhost:8080"), ("origin", origin)]),

@@ -4,9 +4,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dmsync_core::StoreError;
 use dmsync_core::filter::{Filter, Literal, parse_filter};
 use dmsync_core::query::{Cursor, ListQuery, SortDirection};
-use dmsync_core::StoreError;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::odata::{CollectionPage, context_url, entity_document};
 use uuid::Uuid;
@@ -51,8 +51,9 @@ pub fn order<F>(query: &ODataQuery, resolve: fn(&str) -> Option<F>) -> Result<Op
     }
     let mut words = text.split_whitespace();
     let name = words.next().ok_or_else(|| ApiError::BadRequest("$orderby is empty.".into()))?;
-    let field = resolve(name)
-        .ok_or_else(|| ApiError::BadRequest(format!("Could not find a property named '{name}' that can be ordered by.")))?;
+    let field = resolve(name).ok_or_else(|| {
+        ApiError::BadRequest(format!("Could not find a property named '{name}' that can be ordered by."))
+    })?;
     let direction = match words.next().map(str::to_ascii_lowercase).as_deref() {
         None | Some("asc") => SortDirection::Ascending,
         Some("desc") => SortDirection::Descending,

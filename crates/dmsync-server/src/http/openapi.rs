@@ -276,8 +276,10 @@ pub fn router(table: &RouteTable) -> Router<AppState> {
                 Some(ApiVersion::V1) => v1.clone(),
                 Some(ApiVersion::Beta) => beta.clone(),
                 None => {
-                    return ApiError::BadRequest(format!("Choose a version: {PATH}?version=v1.0 or {PATH}?version=beta."))
-                        .into_response();
+                    return ApiError::BadRequest(format!(
+                        "Choose a version: {PATH}?version=v1.0 or {PATH}?version=beta."
+                    ))
+                    .into_response();
                 }
             };
             let mut response: Response = body.into_response();
@@ -300,7 +302,9 @@ mod tests {
         for version in [ApiVersion::V1, ApiVersion::Beta] {
             let served: BTreeSet<(String, String)> = table
                 .operations(version)
-                .map(|(path, method, _)| (format!("/{}/{path}", version.segment()), method.as_str().to_ascii_lowercase()))
+                .map(|(path, method, _)| {
+                    (format!("/{}/{path}", version.segment()), method.as_str().to_ascii_lowercase())
+                })
                 .collect();
             let doc = document(&table, version);
             let documented: BTreeSet<(String, String)> = doc["paths"]
@@ -377,7 +381,10 @@ mod tests {
         let list = &doc["paths"]["/beta/deviceManagement/exchangeConnectors"];
         let link = &list["get"]["responses"]["200"]["links"]["syncExchangeConnector"];
         assert_eq!(link["parameters"]["id"], "$response.body#/value/0/id");
-        assert_eq!(list["post"]["responses"]["201"]["links"]["getExchangeConnector"]["parameters"]["id"], "$response.body#/id");
+        assert_eq!(
+            list["post"]["responses"]["201"]["links"]["getExchangeConnector"]["parameters"]["id"],
+            "$response.body#/id"
+        );
         let error = &doc["components"]["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(error, "#/components/schemas/GraphErrorBody");
     }

@@ -114,7 +114,9 @@ mod tests {
 
     #[test]
     fn decodes_names_and_values_either_way() {
-        let q = ODataQuery::parse(Some("%24select=id,serialNumber&$TOP=5&$filter=contains%28serialNumber%2C%27SN1%27%29")).unwrap();
+        let q =
+            ODataQuery::parse(Some("%24select=id,serialNumber&$TOP=5&$filter=contains%28serialNumber%2C%27SN1%27%29"))
+                .unwrap();
         assert_eq!(q.select.unwrap(), vec!["id", "serialNumber"]);
         assert_eq!(q.top, Some(5));
         assert_eq!(q.filter.as_deref(), Some("contains(serialNumber,'SN1')"));
@@ -130,7 +132,8 @@ mod tests {
 
     #[test]
     fn every_option_value_is_bounded() {
-        for option in ["$select", "$expand", "$top", "$skiptoken", "$count", "$filter", "$orderby", "$skip", "$search"] {
+        for option in ["$select", "$expand", "$top", "$skiptoken", "$count", "$filter", "$orderby", "$skip", "$search"]
+        {
             let long = format!("{option}={}", "a".repeat(MAX_QUERY_OPTION_LENGTH + 1));
             let error = ODataQuery::parse(Some(&long)).unwrap_err();
             assert!(matches!(&error, ApiError::BadRequest(m) if m.contains("longer than")), "{option}: {error}");
@@ -143,10 +146,30 @@ mod tests {
     /// Query strings built from the options' names, separators and escapes.
     fn query_soup() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
-            Just("$select="), Just("%24top="), Just("$TOP="), Just("$skiptoken="), Just("$count="), Just("$filter="),
-            Just("$orderby="), Just("$expand="), Just("$frob="), Just("&"), Just("="), Just(","), Just("%"), Just("%2"),
-            Just("%28"), Just("%FF"), Just("+"), Just("id"), Just("true"), Just("5"), Just("-1"), Just("99999999999"),
-            Just("("), Just("'"),
+            Just("$select="),
+            Just("%24top="),
+            Just("$TOP="),
+            Just("$skiptoken="),
+            Just("$count="),
+            Just("$filter="),
+            Just("$orderby="),
+            Just("$expand="),
+            Just("$frob="),
+            Just("&"),
+            Just("="),
+            Just(","),
+            Just("%"),
+            Just("%2"),
+            Just("%28"),
+            Just("%FF"),
+            Just("+"),
+            Just("id"),
+            Just("true"),
+            Just("5"),
+            Just("-1"),
+            Just("99999999999"),
+            Just("("),
+            Just("'"),
         ];
         proptest::collection::vec(piece, 0..300).prop_map(|pieces| pieces.concat())
     }

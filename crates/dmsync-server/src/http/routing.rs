@@ -89,8 +89,10 @@ impl RouteTable {
                     table.spellings.insert(s);
                 }
             }
-            let methods =
-                route.endpoints.iter().fold(MethodRouter::new(), |methods, endpoint| methods.merge(endpoint.handler.clone()));
+            let methods = route
+                .endpoints
+                .iter()
+                .fold(MethodRouter::new(), |methods, endpoint| methods.merge(endpoint.handler.clone()));
             for version in route.versions {
                 table.patterns.push((*version, segments.clone()));
                 for endpoint in &route.endpoints {
@@ -118,7 +120,8 @@ impl RouteTable {
         let version = ApiVersion::from_segment(first)?;
         let unchanged = first == version.segment()
             && trimmed.len() + 1 == path.len()
-            && (rest.is_empty() || rest.split('/').all(|segment| std::ptr::eq(self.canonical_segment(segment), segment)));
+            && (rest.is_empty()
+                || rest.split('/').all(|segment| std::ptr::eq(self.canonical_segment(segment), segment)));
         if unchanged {
             return Some(Cow::Borrowed(path));
         }
@@ -228,7 +231,11 @@ mod tests {
         );
         assert_eq!(t.canonicalize_path("/_dmsync/tokens"), None);
         // A canonical path comes back as itself, without a copy.
-        for canonical in ["/beta/deviceManagement/windowsAutopilotSettings/sync", "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/AbC", "/beta"] {
+        for canonical in [
+            "/beta/deviceManagement/windowsAutopilotSettings/sync",
+            "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/AbC",
+            "/beta",
+        ] {
             assert!(matches!(t.canonicalize_path(canonical), Some(Cow::Borrowed(p)) if p == canonical), "{canonical}");
         }
         assert_eq!(t.canonicalize_path("/beta/").as_deref(), Some("/beta"));

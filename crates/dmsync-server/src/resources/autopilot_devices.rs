@@ -8,9 +8,9 @@ use dmsync_core::autopilot::{AutopilotDevice, DeletionRequest, DeviceField, Devi
 use dmsync_core::permissions::Operation;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::autopilot::{
-    EnrollmentState as WireEnrollmentState, WindowsAutopilotDeviceIdentity, WindowsAutopilotDeviceIdentityBeta,
-    WindowsAutopilotDeviceRemediationState, WindowsAutopilotProfileAssignmentDetailedStatus,
-    DeletedWindowsAutopilotDeviceState, WindowsAutopilotProfileAssignmentStatus,
+    DeletedWindowsAutopilotDeviceState, EnrollmentState as WireEnrollmentState, WindowsAutopilotDeviceIdentity,
+    WindowsAutopilotDeviceIdentityBeta, WindowsAutopilotDeviceRemediationState,
+    WindowsAutopilotProfileAssignmentDetailedStatus, WindowsAutopilotProfileAssignmentStatus,
     WindowsAutopilotUserlessEnrollmentStatus,
 };
 use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
@@ -32,47 +32,71 @@ const SET: &str = "deviceManagement/windowsAutopilotDeviceIdentities";
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, vec![Endpoint::get(
-            list_windows_autopilot_device_identities,
-            OperationDoc::new("listWindowsAutopilotDeviceIdentities", Answer::Page(device_schema)).query(list::LIST_OPTIONS),
-        )]),
-        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/$count", vec![Endpoint::get(
-            count_windows_autopilot_device_identities,
-            OperationDoc::new("countWindowsAutopilotDeviceIdentities", Answer::Count).query(COUNT_OPTIONS),
-        )]),
-        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}", vec![
-            Endpoint::get(
-                get_windows_autopilot_device_identity,
-                OperationDoc::new("getWindowsAutopilotDeviceIdentity", Answer::Entity(device_schema)).query(GET_OPTIONS),
-            ),
-            Endpoint::delete(
-                delete_windows_autopilot_device_identity,
-                OperationDoc::new("deleteWindowsAutopilotDeviceIdentity", Answer::NoContent),
-            ),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties", vec![
-            Endpoint::post(
+        GraphRoute::new(
+            BOTH,
+            SET,
+            vec![Endpoint::get(
+                list_windows_autopilot_device_identities,
+                OperationDoc::new("listWindowsAutopilotDeviceIdentities", Answer::Page(device_schema))
+                    .query(list::LIST_OPTIONS),
+            )],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/$count",
+            vec![Endpoint::get(
+                count_windows_autopilot_device_identities,
+                OperationDoc::new("countWindowsAutopilotDeviceIdentities", Answer::Count).query(COUNT_OPTIONS),
+            )],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}",
+            vec![
+                Endpoint::get(
+                    get_windows_autopilot_device_identity,
+                    OperationDoc::new("getWindowsAutopilotDeviceIdentity", Answer::Entity(device_schema))
+                        .query(GET_OPTIONS),
+                ),
+                Endpoint::delete(
+                    delete_windows_autopilot_device_identity,
+                    OperationDoc::new("deleteWindowsAutopilotDeviceIdentity", Answer::NoContent),
+                ),
+            ],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties",
+            vec![Endpoint::post(
                 update_device_properties,
                 OperationDoc::new("updateDeviceProperties", Answer::NoContent).body(device_properties_schema),
-            ),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}/assignUserToDevice", vec![
-            Endpoint::post(
+            )],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/assignUserToDevice",
+            vec![Endpoint::post(
                 assign_user_to_device,
                 OperationDoc::new("assignUserToDevice", Answer::NoContent).body(schema::<AssignUserBody>),
-            ),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice", vec![
-            Endpoint::post(
+            )],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice",
+            vec![Endpoint::post(
                 unassign_user_from_device,
                 OperationDoc::new("unassignUserFromDevice", Answer::NoContent).empty_body(),
-            ),
-        ]),
-        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotDeviceIdentities/deleteDevices", vec![Endpoint::post(
-            delete_devices,
-            OperationDoc::new("deleteDevices", Answer::Page(schema::<DeletedWindowsAutopilotDeviceState>))
-                .body(schema::<DeleteDevicesBody>),
-        )]),
+            )],
+        ),
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotDeviceIdentities/deleteDevices",
+            vec![Endpoint::post(
+                delete_devices,
+                OperationDoc::new("deleteDevices", Answer::Page(schema::<DeletedWindowsAutopilotDeviceState>))
+                    .body(schema::<DeleteDevicesBody>),
+            )],
+        ),
     ]
 }
 
@@ -108,14 +132,35 @@ fn device_properties_schema(generator: &mut schemars::SchemaGenerator, version: 
 }
 
 const V1_PROPERTIES: &[&str] = &[
-    "id", "addressableUserName", "azureActiveDirectoryDeviceId", "displayName", "enrollmentState", "groupTag",
-    "lastContactedDateTime", "managedDeviceId", "manufacturer", "model", "productKey", "purchaseOrderIdentifier",
-    "resourceName", "serialNumber", "skuNumber", "systemFamily", "userPrincipalName",
+    "id",
+    "addressableUserName",
+    "azureActiveDirectoryDeviceId",
+    "displayName",
+    "enrollmentState",
+    "groupTag",
+    "lastContactedDateTime",
+    "managedDeviceId",
+    "manufacturer",
+    "model",
+    "productKey",
+    "purchaseOrderIdentifier",
+    "resourceName",
+    "serialNumber",
+    "skuNumber",
+    "systemFamily",
+    "userPrincipalName",
 ];
 const BETA_PROPERTIES: &[&str] = &[
-    "azureAdDeviceId", "deploymentProfileAssignedDateTime", "deploymentProfileAssignmentDetailedStatus",
-    "deploymentProfileAssignmentStatus", "deviceAccountPassword", "deviceAccountUpn", "deviceFriendlyName",
-    "remediationState", "remediationStateLastModifiedDateTime", "userlessEnrollmentStatus",
+    "azureAdDeviceId",
+    "deploymentProfileAssignedDateTime",
+    "deploymentProfileAssignmentDetailedStatus",
+    "deploymentProfileAssignmentStatus",
+    "deviceAccountPassword",
+    "deviceAccountUpn",
+    "deviceFriendlyName",
+    "remediationState",
+    "remediationStateLastModifiedDateTime",
+    "userlessEnrollmentStatus",
 ];
 
 /// Refuses `$select` of a property this version's type does not have.
@@ -263,7 +308,10 @@ async fn list_windows_autopilot_device_identities(
         context: context_url(version.0, &list::collection_fragment(SET, select)),
         count,
         next_link: next,
-        value: devices.iter().map(|d| serde_json::Value::Object(device_document(d, version.0, select, expand))).collect(),
+        value: devices
+            .iter()
+            .map(|d| serde_json::Value::Object(device_document(d, version.0, select, expand)))
+            .collect(),
     }))
 }
 
@@ -372,11 +420,18 @@ async fn update_device_properties(
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?;
     let id = parse_device_id(&id)?;
-    let body: DevicePropertiesBody =
-        if body.iter().all(|b| b.is_ascii_whitespace()) { DevicePropertiesBody::default() } else { lenient_json(&body)? };
-    let beta_only = body.device_account_upn.is_some() || body.device_account_password.is_some() || body.device_friendly_name.is_some();
+    let body: DevicePropertiesBody = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        DevicePropertiesBody::default()
+    } else {
+        lenient_json(&body)?
+    };
+    let beta_only = body.device_account_upn.is_some()
+        || body.device_account_password.is_some()
+        || body.device_friendly_name.is_some();
     if beta_only && version.0 == ApiVersion::V1 {
-        return Err(ApiError::BadRequest("deviceAccountUpn, deviceAccountPassword and deviceFriendlyName exist only in beta.".into()));
+        return Err(ApiError::BadRequest(
+            "deviceAccountUpn, deviceAccountPassword and deviceFriendlyName exist only in beta.".into(),
+        ));
     }
     let update = DevicePropertiesUpdate {
         user_principal_name: body.user_principal_name,
@@ -413,7 +468,10 @@ async fn assign_user_to_device(
     let id = parse_device_id(&id)?;
     let upn = body.user_principal_name.unwrap_or_default();
     if upn.trim().is_empty() {
-        return Err(ApiError::IntuneBadRequest { message: "userPrincipalName is required".into(), phrase: String::new() });
+        return Err(ApiError::IntuneBadRequest {
+            message: "userPrincipalName is required".into(),
+            phrase: String::new(),
+        });
     }
     let update = DevicePropertiesUpdate {
         user_principal_name: Some(upn),
@@ -478,12 +536,18 @@ async fn delete_devices(
         let (registration, deletion_state, error) = match found.get(serial) {
             None => (String::new(), "failed", "The device was not found.".to_owned()),
             Some(id) => {
-                match state.store.request_device_deletion(scope.tenant_id(), *id, state.now(), deletion_run_at(&state)).await? {
+                match state
+                    .store
+                    .request_device_deletion(scope.tenant_id(), *id, state.now(), deletion_run_at(&state))
+                    .await?
+                {
                     DeletionRequest::Accepted { .. } => {
                         accepted_any = true;
                         (id.to_string(), "accepted", String::new())
                     }
-                    DeletionRequest::AlreadyInProgress { .. } => (id.to_string(), "error", "ZtdDeviceDeletionInProgess".to_owned()),
+                    DeletionRequest::AlreadyInProgress { .. } => {
+                        (id.to_string(), "error", "ZtdDeviceDeletionInProgess".to_owned())
+                    }
                     DeletionRequest::NotFound => (String::new(), "failed", "The device was not found.".to_owned()),
                 }
             }

@@ -21,24 +21,38 @@ use crate::state::AppState;
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings", vec![
-            Endpoint::get(
-                get_windows_autopilot_settings,
-                OperationDoc::new("getWindowsAutopilotSettings", Answer::Entity(schema::<WindowsAutopilotSettings>))
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotSettings",
+            vec![
+                Endpoint::get(
+                    get_windows_autopilot_settings,
+                    OperationDoc::new(
+                        "getWindowsAutopilotSettings",
+                        Answer::Entity(schema::<WindowsAutopilotSettings>),
+                    )
                     .query(list::ENTITY_OPTIONS),
-            ),
-            Endpoint::patch(
-                update_windows_autopilot_settings,
-                OperationDoc::new("updateWindowsAutopilotSettings", Answer::Entity(schema::<WindowsAutopilotSettings>))
+                ),
+                Endpoint::patch(
+                    update_windows_autopilot_settings,
+                    OperationDoc::new(
+                        "updateWindowsAutopilotSettings",
+                        Answer::Entity(schema::<WindowsAutopilotSettings>),
+                    )
                     .body(schema::<WindowsAutopilotSettingsPatch>),
-            ),
-        ]),
-        GraphRoute::new(BETA, "deviceManagement/windowsAutopilotSettings/sync", vec![Endpoint::post(
-            sync_windows_autopilot_settings,
-            OperationDoc::new("syncWindowsAutopilotSettings", Answer::NoContent)
-                .empty_body()
-                .errors(&[StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS]),
-        )]),
+                ),
+            ],
+        ),
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotSettings/sync",
+            vec![Endpoint::post(
+                sync_windows_autopilot_settings,
+                OperationDoc::new("syncWindowsAutopilotSettings", Answer::NoContent)
+                    .empty_body()
+                    .errors(&[StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS]),
+            )],
+        ),
     ]
 }
 
@@ -116,7 +130,8 @@ async fn sync_windows_autopilot_settings(
     if let Some(remaining) = settings.certain_cooldown(now, cooldown) {
         return Err(cooling_down(&state, remaining));
     }
-    let decision = state.autopilot_settings.write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown)).await?;
+    let decision =
+        state.autopilot_settings.write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown)).await?;
     match decision {
         SyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %tenant, job.id = %job_id, "autopilot sync started");

@@ -3,7 +3,8 @@
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use dmsync_core::exchange::{
-    ConnectorChanges, ConnectorField, ConnectorStatus, ConnectorSyncDecision, ConnectorType, ExchangeConnector, SyncType,
+    ConnectorChanges, ConnectorField, ConnectorStatus, ConnectorSyncDecision, ConnectorType, ExchangeConnector,
+    SyncType,
 };
 use dmsync_core::permissions::Operation;
 use dmsync_graph::exchange::{
@@ -28,41 +29,78 @@ use crate::state::AppState;
 const SET: &str = "deviceManagement/exchangeConnectors";
 const TYPE_NAME: &str = "deviceManagementExchangeConnector";
 const PROPERTIES: &[&str] = &[
-    "id", "connectorServerName", "exchangeAlias", "exchangeConnectorType", "exchangeOrganization", "lastSyncDateTime",
-    "primarySmtpAddress", "serverName", "status", "version",
+    "id",
+    "connectorServerName",
+    "exchangeAlias",
+    "exchangeConnectorType",
+    "exchangeOrganization",
+    "lastSyncDateTime",
+    "primarySmtpAddress",
+    "serverName",
+    "status",
+    "version",
 ];
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, vec![
-            Endpoint::get(
-                list_exchange_connectors,
-                OperationDoc::new("listExchangeConnectors", Answer::Page(schema::<DeviceManagementExchangeConnector>)).query(list::PAGE_OPTIONS),
-            ),
-            Endpoint::post(
-                create_exchange_connector,
-                OperationDoc::new("createExchangeConnector", Answer::Created(schema::<DeviceManagementExchangeConnector>))
+        GraphRoute::new(
+            BOTH,
+            SET,
+            vec![
+                Endpoint::get(
+                    list_exchange_connectors,
+                    OperationDoc::new(
+                        "listExchangeConnectors",
+                        Answer::Page(schema::<DeviceManagementExchangeConnector>),
+                    )
+                    .query(list::PAGE_OPTIONS),
+                ),
+                Endpoint::post(
+                    create_exchange_connector,
+                    OperationDoc::new(
+                        "createExchangeConnector",
+                        Answer::Created(schema::<DeviceManagementExchangeConnector>),
+                    )
                     .body(schema::<DeviceManagementExchangeConnectorInput>),
-            ),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/exchangeConnectors/{id}", vec![
-            Endpoint::get(
-                get_exchange_connector,
-                OperationDoc::new("getExchangeConnector", Answer::Entity(schema::<DeviceManagementExchangeConnector>)).query(list::ENTITY_OPTIONS),
-            ),
-            Endpoint::patch(
-                update_exchange_connector,
-                OperationDoc::new("updateExchangeConnector", Answer::Entity(schema::<DeviceManagementExchangeConnector>))
+                ),
+            ],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/exchangeConnectors/{id}",
+            vec![
+                Endpoint::get(
+                    get_exchange_connector,
+                    OperationDoc::new(
+                        "getExchangeConnector",
+                        Answer::Entity(schema::<DeviceManagementExchangeConnector>),
+                    )
+                    .query(list::ENTITY_OPTIONS),
+                ),
+                Endpoint::patch(
+                    update_exchange_connector,
+                    OperationDoc::new(
+                        "updateExchangeConnector",
+                        Answer::Entity(schema::<DeviceManagementExchangeConnector>),
+                    )
                     .body(schema::<DeviceManagementExchangeConnectorInput>),
-            ),
-            Endpoint::delete(delete_exchange_connector, OperationDoc::new("deleteExchangeConnector", Answer::NoContent)),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/exchangeConnectors/{id}/sync", vec![Endpoint::post(
-            sync_exchange_connector,
-            OperationDoc::new("syncExchangeConnector", Answer::NoContent)
-                .body(schema::<SyncRequest>)
-                .errors(&[StatusCode::CONFLICT]),
-        )]),
+                ),
+                Endpoint::delete(
+                    delete_exchange_connector,
+                    OperationDoc::new("deleteExchangeConnector", Answer::NoContent),
+                ),
+            ],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/exchangeConnectors/{id}/sync",
+            vec![Endpoint::post(
+                sync_exchange_connector,
+                OperationDoc::new("syncExchangeConnector", Answer::NoContent)
+                    .body(schema::<SyncRequest>)
+                    .errors(&[StatusCode::CONFLICT]),
+            )],
+        ),
     ]
 }
 
@@ -179,8 +217,14 @@ async fn list_exchange_connectors(
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
     let store = &state.store;
-    let page = COLLECTION.page(&query, &ctx, version.0, uri.query(), async |page| store.list_connectors(tenant, page).await,
-        async |filter| store.count_connectors(tenant, filter).await);
+    let page = COLLECTION.page(
+        &query,
+        &ctx,
+        version.0,
+        uri.query(),
+        async |page| store.list_connectors(tenant, page).await,
+        async |filter| store.count_connectors(tenant, filter).await,
+    );
     Ok(ok(page.await?))
 }
 
@@ -277,7 +321,11 @@ async fn sync_exchange_connector(
         Some(serde_json::Value::String(s)) => SyncType::parse(&s).ok_or_else(|| {
             ApiError::BadRequest(format!("'{s}' is not a valid value for syncType; use fullSync or deltaSync."))
         })?,
-        Some(other) => return Err(ApiError::BadRequest(format!("{other} is not a valid value for syncType; use fullSync or deltaSync."))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "{other} is not a valid value for syncType; use fullSync or deltaSync."
+            )));
+        }
         None => return Err(ApiError::BadRequest("The parameter 'syncType' is required and cannot be null.".into())),
     };
     let id = connector_id(&id)?;

@@ -16,7 +16,6 @@ use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_p
 use uuid::Uuid;
 
 use super::Version;
-use crate::registrations::decode_hardware_hash;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
@@ -26,6 +25,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
+use crate::registrations::decode_hardware_hash;
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/importedWindowsAutopilotDeviceIdentities";
@@ -35,39 +35,70 @@ pub const MAX_IMPORT_BATCH: usize = 500;
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, vec![
-            Endpoint::get(
-                list_imported_windows_autopilot_device_identities,
-                OperationDoc::new("listImportedWindowsAutopilotDeviceIdentities", Answer::Page(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+        GraphRoute::new(
+            BOTH,
+            SET,
+            vec![
+                Endpoint::get(
+                    list_imported_windows_autopilot_device_identities,
+                    OperationDoc::new(
+                        "listImportedWindowsAutopilotDeviceIdentities",
+                        Answer::Page(schema::<ImportedWindowsAutopilotDeviceIdentity>),
+                    )
                     .query(list::PAGE_OPTIONS),
-            ),
-            Endpoint::post(
-                create_imported_windows_autopilot_device_identity,
-                OperationDoc::new("createImportedWindowsAutopilotDeviceIdentity", Answer::Created(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                ),
+                Endpoint::post(
+                    create_imported_windows_autopilot_device_identity,
+                    OperationDoc::new(
+                        "createImportedWindowsAutopilotDeviceIdentity",
+                        Answer::Created(schema::<ImportedWindowsAutopilotDeviceIdentity>),
+                    )
                     .body(schema::<NewImportedWindowsAutopilotDeviceIdentity>),
-            ),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}", vec![
-            Endpoint::get(
-                get_imported_windows_autopilot_device_identity,
-                OperationDoc::new("getImportedWindowsAutopilotDeviceIdentity", Answer::Entity(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                ),
+            ],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}",
+            vec![
+                Endpoint::get(
+                    get_imported_windows_autopilot_device_identity,
+                    OperationDoc::new(
+                        "getImportedWindowsAutopilotDeviceIdentity",
+                        Answer::Entity(schema::<ImportedWindowsAutopilotDeviceIdentity>),
+                    )
                     .query(list::ENTITY_OPTIONS),
-            ),
-            Endpoint::delete(
-                delete_imported_windows_autopilot_device_identity,
-                OperationDoc::new("deleteImportedWindowsAutopilotDeviceIdentity", Answer::NoContent),
-            ),
-        ]),
-        GraphRoute::new(BOTH, "deviceManagement/importedWindowsAutopilotDeviceIdentities/import", vec![Endpoint::post(
-            import_imported_windows_autopilot_device_identities,
-            OperationDoc::new("importImportedWindowsAutopilotDeviceIdentities", Answer::Page(schema::<ImportedWindowsAutopilotDeviceIdentity>))
+                ),
+                Endpoint::delete(
+                    delete_imported_windows_autopilot_device_identity,
+                    OperationDoc::new("deleteImportedWindowsAutopilotDeviceIdentity", Answer::NoContent),
+                ),
+            ],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/importedWindowsAutopilotDeviceIdentities/import",
+            vec![Endpoint::post(
+                import_imported_windows_autopilot_device_identities,
+                OperationDoc::new(
+                    "importImportedWindowsAutopilotDeviceIdentities",
+                    Answer::Page(schema::<ImportedWindowsAutopilotDeviceIdentity>),
+                )
                 .body(schema::<ImportRequest>),
-        )]),
+            )],
+        ),
     ]
 }
 
 const PROPERTIES: &[&str] = &[
-    "id", "assignedUserPrincipalName", "groupTag", "hardwareIdentifier", "importId", "productKey", "serialNumber", "state",
+    "id",
+    "assignedUserPrincipalName",
+    "groupTag",
+    "hardwareIdentifier",
+    "importId",
+    "productKey",
+    "serialNumber",
+    "state",
 ];
 const TYPE_NAME: &str = "importedWindowsAutopilotDeviceIdentity";
 
@@ -134,7 +165,10 @@ const COLLECTION: list::Collection<ImportedDevice, ImportedField> = list::Collec
     document,
 };
 
-fn validate(item: NewImportedWindowsAutopilotDeviceIdentity, position: Option<usize>) -> Result<NewImportedDevice, ApiError> {
+fn validate(
+    item: NewImportedWindowsAutopilotDeviceIdentity,
+    position: Option<usize>,
+) -> Result<NewImportedDevice, ApiError> {
     let at = position.map(|i| format!(" (item {})", i + 1)).unwrap_or_default();
     let invalid = |what: String| ApiError::IntuneBadRequest { message: what, phrase: String::new() };
     let serial_number = item.serial_number.unwrap_or_default().trim().to_owned();
@@ -162,7 +196,11 @@ fn validate(item: NewImportedWindowsAutopilotDeviceIdentity, position: Option<us
     })
 }
 
-async fn store_imports(state: &AppState, tenant: dmsync_core::TenantId, rows: &[NewImportedDevice]) -> ApiResult<Vec<ImportedDevice>> {
+async fn store_imports(
+    state: &AppState,
+    tenant: dmsync_core::TenantId,
+    rows: &[NewImportedDevice],
+) -> ApiResult<Vec<ImportedDevice>> {
     let now = state.now();
     let run_at = now + time::Duration::try_from(state.config.import_delay).unwrap_or(time::Duration::ZERO);
     let import_id = Uuid::new_v4().to_string();
@@ -197,7 +235,10 @@ async fn import_imported_windows_autopilot_device_identities(
     let scope = caller.authorize(Operation::CreateImportedWindowsAutopilotDeviceIdentity)?;
     let items = request.imported_windows_autopilot_device_identities;
     if items.is_empty() {
-        return Err(ApiError::IntuneBadRequest { message: "importedWindowsAutopilotDeviceIdentities is empty".into(), phrase: String::new() });
+        return Err(ApiError::IntuneBadRequest {
+            message: "importedWindowsAutopilotDeviceIdentities is empty".into(),
+            phrase: String::new(),
+        });
     }
     if items.len() > MAX_IMPORT_BATCH {
         return Err(ApiError::IntuneBadRequest {
@@ -225,8 +266,14 @@ async fn list_imported_windows_autopilot_device_identities(
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let tenant = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?.tenant_id();
     let store = &state.store;
-    let page = COLLECTION.page(&query, &ctx, version.0, uri.query(), async |page| store.list_imported_devices(tenant, page).await,
-        async |filter| store.count_imported_devices(tenant, filter).await);
+    let page = COLLECTION.page(
+        &query,
+        &ctx,
+        version.0,
+        uri.query(),
+        async |page| store.list_imported_devices(tenant, page).await,
+        async |filter| store.count_imported_devices(tenant, filter).await,
+    );
     Ok(ok(page.await?))
 }
 

@@ -20,23 +20,51 @@ use crate::state::AppState;
 
 const SET: &str = "deviceManagement/managedDevices";
 const PROPERTIES: &[&str] = &[
-    "id", "complianceState", "deviceEnrollmentType", "deviceName", "deviceRegistrationState", "easActivated",
-    "easActivationDateTime", "easDeviceId", "emailAddress", "enrolledDateTime", "exchangeAccessState",
-    "exchangeAccessStateReason", "exchangeLastSuccessfulSyncDateTime", "lastSyncDateTime", "managedDeviceOwnerType",
-    "managementAgent", "manufacturer", "model", "operatingSystem", "osVersion", "serialNumber", "userDisplayName",
+    "id",
+    "complianceState",
+    "deviceEnrollmentType",
+    "deviceName",
+    "deviceRegistrationState",
+    "easActivated",
+    "easActivationDateTime",
+    "easDeviceId",
+    "emailAddress",
+    "enrolledDateTime",
+    "exchangeAccessState",
+    "exchangeAccessStateReason",
+    "exchangeLastSuccessfulSyncDateTime",
+    "lastSyncDateTime",
+    "managedDeviceOwnerType",
+    "managementAgent",
+    "manufacturer",
+    "model",
+    "operatingSystem",
+    "osVersion",
+    "serialNumber",
+    "userDisplayName",
     "userPrincipalName",
 ];
 
 pub fn routes() -> Vec<GraphRoute> {
     vec![
-        GraphRoute::new(BOTH, SET, vec![Endpoint::get(
-            list_managed_devices,
-            OperationDoc::new("listManagedDevices", Answer::Page(schema::<ManagedDevice>)).query(list::PAGE_OPTIONS),
-        )]),
-        GraphRoute::new(BOTH, "deviceManagement/managedDevices/{id}", vec![Endpoint::get(
-            get_managed_device,
-            OperationDoc::new("getManagedDevice", Answer::Entity(schema::<ManagedDevice>)).query(list::ENTITY_OPTIONS),
-        )]),
+        GraphRoute::new(
+            BOTH,
+            SET,
+            vec![Endpoint::get(
+                list_managed_devices,
+                OperationDoc::new("listManagedDevices", Answer::Page(schema::<ManagedDevice>))
+                    .query(list::PAGE_OPTIONS),
+            )],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "deviceManagement/managedDevices/{id}",
+            vec![Endpoint::get(
+                get_managed_device,
+                OperationDoc::new("getManagedDevice", Answer::Entity(schema::<ManagedDevice>))
+                    .query(list::ENTITY_OPTIONS),
+            )],
+        ),
     ]
 }
 
@@ -146,8 +174,14 @@ async fn list_managed_devices(
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
     let store = &state.store;
-    let page = COLLECTION.page(&query, &ctx, version.0, uri.query(), async |page| store.list_managed_devices(tenant, page).await,
-        async |filter| store.count_managed_devices(tenant, filter).await);
+    let page = COLLECTION.page(
+        &query,
+        &ctx,
+        version.0,
+        uri.query(),
+        async |page| store.list_managed_devices(tenant, page).await,
+        async |filter| store.count_managed_devices(tenant, filter).await,
+    );
     Ok(ok(page.await?))
 }
 

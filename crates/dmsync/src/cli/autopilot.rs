@@ -11,8 +11,8 @@ use dmsync_client::dmsync_graph::autopilot::{
     WindowsAutopilotSettings, WindowsAutopilotSyncStatus,
 };
 use dmsync_client::{ClientError, NewImportedDevice};
-use futures::StreamExt;
 use dmsync_core::limits::{self, RecordLimit};
+use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::output::{OutputFormat, Progress, Table, print_json, print_list, refuse_csv, relative, timestamp};
@@ -299,7 +299,8 @@ fn read_autopilot_csv(path: &Path, group_tag: Option<&str>) -> CliResult<Vec<New
     // Each record is bounded while it is parsed, as on the server, so a line without an end is
     // refused at the bound rather than copied whole.
     let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(text.as_bytes()));
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(text.as_bytes()));
     let bad = |message: String| Failure::usage(format!("{}: {message}", path.display()));
     let too_long = |line: u64| bad(format!("line {line} is longer than {} bytes", limit.limit()));
     let headers = match reader.headers() {
@@ -605,7 +606,9 @@ mod tests {
         let header = "Device Serial Number,Windows Product ID,Hardware Hash\nA,,AAAA\n";
         let endless = format!("{header}B,,\"{}", "x".repeat(8 << 20));
         let long_hash = format!("{header}B,,{}\n", "A".repeat(limits::MAX_HARDWARE_HASH_BASE64 + 4));
-        for (text, needle) in [(endless, "line 3 is longer than"), (long_hash, "line 3: the hardware hash is longer than")] {
+        for (text, needle) in
+            [(endless, "line 3 is longer than"), (long_hash, "line 3: the hardware hash is longer than")]
+        {
             std::fs::write(&path, text).unwrap();
             let failure = read_autopilot_csv(&path, None).unwrap_err();
             assert!(matches!(failure.exit, Exit::Usage));

@@ -207,11 +207,7 @@ async fn sync(session: &mut Session, args: SyncArgs) -> CliResult {
                 OutputFormat::Json => print_json(&now),
                 _ => print!("{}", connector_table(std::slice::from_ref(&now)).render()),
             }
-            return if synced {
-                Ok(())
-            } else {
-                Err(Failure::new(Exit::OperationFailed, disconnected(id)))
-            };
+            return if synced { Ok(()) } else { Err(Failure::new(Exit::OperationFailed, disconnected(id))) };
         }
         progress.set_message(&format!("{started}: running (connector {})", wire_name(now.status)));
         if tokio::time::Instant::now() >= deadline {

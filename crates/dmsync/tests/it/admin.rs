@@ -9,7 +9,8 @@ use crate::helpers::*;
 async fn admin_routes_need_the_admin_token() {
     let app = spawn_app().await;
     for token in [None, Some("wrong"), Some(app.user_token().await.as_str().to_owned().as_str())] {
-        let r = app.raw(Method::POST, "/_dmsync/clock/advance", token).json(&json!({"seconds": 1})).send().await.unwrap();
+        let r =
+            app.raw(Method::POST, "/_dmsync/clock/advance", token).json(&json!({"seconds": 1})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{token:?}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
@@ -33,7 +34,11 @@ async fn tenants_are_created_once_and_tokens_need_a_known_tenant() {
     app.admin.create_tenant(id, "northwind.onmicrosoft.com").await.unwrap();
     let again = app.admin.create_tenant(id, "northwind.onmicrosoft.com").await.unwrap_err();
     assert_eq!(again.status(), Some(409));
-    let unknown = app.admin.mint_token("cccccccc-cccc-4ccc-8ccc-cccccccccccc", "application", &[RW], "work", None).await.unwrap_err();
+    let unknown = app
+        .admin
+        .mint_token("cccccccc-cccc-4ccc-8ccc-cccccccccccc", "application", &[RW], "work", None)
+        .await
+        .unwrap_err();
     assert_eq!(unknown.status(), Some(404));
     // The new tenant's domain works at the token endpoint, and its token reaches Graph.
     let token = app.admin.mint_token(id, "application", &[READ], "work", None).await.unwrap();
@@ -59,7 +64,12 @@ async fn the_clock_only_moves_forward_and_survives_a_restart() {
     app.admin.advance_clock(3600.0).await.unwrap();
     let clock = read(&app).await;
     assert!(clock["offsetSeconds"].as_f64().unwrap() >= 3600.0);
-    let r = app.raw(Method::POST, "/_dmsync/clock/advance", Some("dmsync-dev-admin")).json(&json!({"seconds": -5})).send().await.unwrap();
+    let r = app
+        .raw(Method::POST, "/_dmsync/clock/advance", Some("dmsync-dev-admin"))
+        .json(&json!({"seconds": -5}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // The offset is kept in the database.
     let offset = app.state.store.clock_offset().await.unwrap();

@@ -63,7 +63,10 @@ fn an_empty_or_blank_admin_token_is_refused_at_start() {
         (&["--listen", "127.0.0.1:0", "--admin-token", "  "], &[]),
         (&["--listen", "0.0.0.0:0"], &[("DMSYNC_ADMIN_TOKEN", "")]),
         (&["--listen", "127.0.0.1:0"], &[("DMSYNC_ADMIN_TOKEN", " \t")]),
-        (&["--listen", "127.0.0.1:0", "--external-jwks-url", "http://127.0.0.1:9/keys", "--external-audiences", ""], &[]),
+        (
+            &["--listen", "127.0.0.1:0", "--external-jwks-url", "http://127.0.0.1:9/keys", "--external-audiences", ""],
+            &[],
+        ),
     ];
     for (args, env) in cases {
         let (status, stdout, stderr) = serve_expecting_refusal(args, env);
@@ -81,7 +84,12 @@ async fn a_configuration_with_an_empty_secret_does_not_build() {
         |c| c.admin_token = Some(String::new()),
         |c| c.admin_token = Some(" ".into()),
         |c| c.external_issuer = Some(ExternalIssuer { jwks_url: String::new(), audiences: vec![] }),
-        |c| c.external_issuer = Some(ExternalIssuer { jwks_url: "http://127.0.0.1:9/k".into(), audiences: vec!["api://x".into(), String::new()] }),
+        |c| {
+            c.external_issuer = Some(ExternalIssuer {
+                jwks_url: "http://127.0.0.1:9/k".into(),
+                audiences: vec!["api://x".into(), String::new()],
+            })
+        },
     ];
     for configure in refused {
         let dir = tempfile::tempdir().unwrap();
@@ -190,7 +198,8 @@ async fn a_rebound_host_is_refused_on_the_admin_api_only() {
     assert_eq!(r.status(), StatusCode::OK);
     // Loopback names with any port are the admin API's own.
     let port = app.base_url.rsplit(':').next().unwrap().to_owned();
-    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}"), "localhost".into()] {
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}"), "localhost".into()]
+    {
         let r = app.raw(Method::GET, "/_dmsync/clock", Some(DEV_ADMIN)).header("host", &host).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{host}");
     }
@@ -213,7 +222,12 @@ async fn a_foreign_origin_is_refused_on_the_admin_api() {
         assert_graph_error(&body, "Forbidden");
         assert!(body["error"]["message"].as_str().unwrap().contains("Origin"), "{body}");
     }
-    let r = app.raw(Method::GET, "/_dmsync/clock", Some(DEV_ADMIN)).header("origin", app.base_url.as_str()).send().await.unwrap();
+    let r = app
+        .raw(Method::GET, "/_dmsync/clock", Some(DEV_ADMIN))
+        .header("origin", app.base_url.as_str())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     app.stop().await;
 }
@@ -264,7 +278,8 @@ async fn an_http_1_1_request_without_host_is_a_graph_400_on_every_route() {
         assert!(head.contains("request-id:"), "{head}");
     }
     // Two Host headers are as bad as none.
-    let (status, _, body) = raw_http(&app, "GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n").await;
+    let (status, _, body) =
+        raw_http(&app, "GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 400);
     assert_graph_error(&body, "BadRequest");
     app.stop().await;
@@ -275,7 +290,9 @@ async fn an_absolute_form_target_naming_another_host_is_refused() {
     let app = spawn_app().await;
     let address = app.base_url.strip_prefix("http://").unwrap().to_owned();
     let get = |target: String, host: String| {
-        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {DEV_ADMIN}\r\nConnection: close\r\n\r\n")
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {DEV_ADMIN}\r\nConnection: close\r\n\r\n"
+        )
     };
     // On any route, the target and Host must agree.
     let (status, _, body) = raw_http(&app, &get("http://evil.example/metrics".into(), address.clone())).await;
@@ -284,7 +301,8 @@ async fn an_absolute_form_target_naming_another_host_is_refused() {
     let (status, _, _) = raw_http(&app, &get(format!("http://{address}/metrics"), address.clone())).await;
     assert_eq!(status, 200);
     // On the admin API, the name both give must be one it answers to.
-    let (status, _, body) = raw_http(&app, &get("http://evil.example/_dmsync/clock".into(), "evil.example".into())).await;
+    let (status, _, body) =
+        raw_http(&app, &get("http://evil.example/_dmsync/clock".into(), "evil.example".into())).await;
     assert_eq!(status, 403);
     assert_graph_error(&body, "Forbidden");
     let (status, _, _) = raw_http(&app, &get(format!("http://{address}/_dmsync/clock"), address.clone())).await;

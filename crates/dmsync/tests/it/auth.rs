@@ -120,7 +120,12 @@ async fn token_endpoint_errors_are_entra_shaped() {
     // An unknown tenant.
     let r = app
         .raw(Method::POST, "/nowhere.onmicrosoft.com/oauth2/v2.0/token", None)
-        .form(&[("grant_type", "client_credentials"), ("client_id", &DEV_CLIENT_ID.to_string()), ("client_secret", "x"), ("scope", "https://graph.microsoft.com/.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &DEV_CLIENT_ID.to_string()),
+            ("client_secret", "x"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
         .send()
         .await
         .unwrap();
@@ -134,17 +139,30 @@ async fn token_endpoint_errors_are_entra_shaped() {
 async fn oversized_token_requests_are_refused_in_entras_shape() {
     let app = spawn_app().await;
     let path = format!("/{}/oauth2/v2.0/token", app.tenant());
-    let good = format!("grant_type=password&client_id={DEV_CLIENT_ID}&username={DEV_USER_UPN}&password={DEV_USER_PASSWORD}");
+    let good =
+        format!("grant_type=password&client_id={DEV_CLIENT_ID}&username={DEV_USER_UPN}&password={DEV_USER_PASSWORD}");
     let many_fields = format!("{good}{}", "&x=1".repeat(40));
     let large = format!("{good}&x={}", "a".repeat(70 * 1024));
     for body in [many_fields, large] {
-        let r = app.raw(Method::POST, &path, None).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+        let r = app
+            .raw(Method::POST, &path, None)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let error: Value = r.json().await.unwrap();
         assert_eq!(error["error"], "invalid_request");
         assert!(error["error_description"].as_str().unwrap().starts_with("AADSTS90100"), "{error}");
     }
-    let r = app.raw(Method::POST, &path, None).header("content-type", "application/x-www-form-urlencoded").body(good).send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &path, None)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(good)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "a normal request still works");
     app.stop().await;
 }
@@ -201,19 +219,39 @@ async fn tokens_are_validated_as_graph_validates_them() {
 
     let mut expired = good_claims(&tenant);
     expired["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 3600);
-    expect_401(&app, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, expired).await), "Lifetime validation failed, the token is expired.").await;
+    expect_401(
+        &app,
+        Some(&forge(&app, jsonwebtoken::Algorithm::RS256, expired).await),
+        "Lifetime validation failed, the token is expired.",
+    )
+    .await;
 
     let mut early = good_claims(&tenant);
     early["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 3600);
-    expect_401(&app, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, early).await), "Access token has expired or is not yet valid.").await;
+    expect_401(
+        &app,
+        Some(&forge(&app, jsonwebtoken::Algorithm::RS256, early).await),
+        "Access token has expired or is not yet valid.",
+    )
+    .await;
 
     let mut wrong_aud = good_claims(&tenant);
     wrong_aud["aud"] = json!("https://graph.windows.net");
-    expect_401(&app, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, wrong_aud).await), "Access token validation failure. Invalid audience.").await;
+    expect_401(
+        &app,
+        Some(&forge(&app, jsonwebtoken::Algorithm::RS256, wrong_aud).await),
+        "Access token validation failure. Invalid audience.",
+    )
+    .await;
 
     let mut wrong_iss = good_claims(&tenant);
     wrong_iss["iss"] = json!("https://sts.windows.net/99999999-9999-4999-8999-999999999999/");
-    expect_401(&app, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, wrong_iss).await), "Access token validation failure.").await;
+    expect_401(
+        &app,
+        Some(&forge(&app, jsonwebtoken::Algorithm::RS256, wrong_iss).await),
+        "Access token validation failure.",
+    )
+    .await;
 
     // A flipped signature byte.
     let mut parts: Vec<String> = forged_ok.split('.').map(str::to_owned).collect();
@@ -233,13 +271,22 @@ async fn tokens_are_validated_as_graph_validates_them() {
 
     // A tenant dmsync does not know.
     let stranger = "99999999-9999-4999-8999-999999999999";
-    expect_401(&app, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, good_claims(stranger)).await), "Access token validation failure.").await;
+    expect_401(
+        &app,
+        Some(&forge(&app, jsonwebtoken::Algorithm::RS256, good_claims(stranger)).await),
+        "Access token validation failure.",
+    )
+    .await;
 
     // Each accepted audience spelling works.
     for aud in ["https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000"] {
         let mut c = good_claims(&tenant);
         c["aud"] = json!(aud);
-        let r = app.raw(Method::GET, SETTINGS, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, c).await)).send().await.unwrap();
+        let r = app
+            .raw(Method::GET, SETTINGS, Some(&forge(&app, jsonwebtoken::Algorithm::RS256, c).await))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "aud {aud}");
     }
     app.stop().await;
@@ -334,7 +381,12 @@ async fn original_profile_refuses_application_tokens_for_sync_only() {
     assert_eq!(status_of(&app, Method::GET, SETTINGS, &reader).await, 200);
     let body = forbidden_body(&app, SYNC, &reader).await;
     let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
-    assert!(inner["Message"].as_str().unwrap().contains("one of the following scopes: DeviceManagementServiceConfig.ReadWrite.All"));
+    assert!(
+        inner["Message"]
+            .as_str()
+            .unwrap()
+            .contains("one of the following scopes: DeviceManagementServiceConfig.ReadWrite.All")
+    );
     let writer = app.admin.mint_token(&tenant, "delegated", &[RW], "work", None).await.unwrap();
     assert_eq!(status_of(&app, Method::POST, SYNC, &writer).await, 204);
 

@@ -26,7 +26,10 @@ async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
     let app = synced_app(&["SN-1"]).await;
     let token = app.user_token().await;
     let list: Value = app.get_json("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).await;
-    assert_eq!(list["@odata.context"], "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/windowsAutopilotDeviceIdentities");
+    assert_eq!(
+        list["@odata.context"],
+        "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/windowsAutopilotDeviceIdentities"
+    );
     assert!(list.get("@odata.nextLink").is_none());
     let device = &list["value"][0];
     assert_eq!(device["serialNumber"], "SN-1");
@@ -39,15 +42,24 @@ async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
     assert!(device.get("azureAdDeviceId").is_none());
 
     let id = device["id"].as_str().unwrap();
-    let beta: Value = app.get_json(&format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await;
-    assert_eq!(beta["@odata.context"], "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotDeviceIdentities/$entity");
+    let beta: Value =
+        app.get_json(&format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await;
+    assert_eq!(
+        beta["@odata.context"],
+        "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotDeviceIdentities/$entity"
+    );
     assert_eq!(beta["deploymentProfileAssignmentStatus"], "notAssigned");
     assert_eq!(beta["remediationState"], "unknown");
     assert_eq!(beta["userlessEnrollmentStatus"], "unknown");
     assert_eq!(beta["deploymentProfileAssignedDateTime"], "0001-01-01T00:00:00Z");
     assert_eq!(beta["azureAdDeviceId"], "");
 
-    let selected: Value = app.get_json(&format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}?%24select=serialNumber"), Some(&token)).await;
+    let selected: Value = app
+        .get_json(
+            &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}?%24select=serialNumber"),
+            Some(&token),
+        )
+        .await;
     assert_eq!(selected["serialNumber"], "SN-1");
     assert!(selected.get("model").is_none());
     app.stop().await;
@@ -61,11 +73,18 @@ async fn paging_follows_absolute_next_links_to_every_device_once() {
     let client = app.user_client().await;
     let first = client.list_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10&$orderby=", None).await;
     assert_eq!(first.unwrap_err().status(), Some(400), "$orderby is not supported yet");
-    let first = client.list_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10&x-custom=1", None).await.unwrap();
+    let first =
+        client.list_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10&x-custom=1", None).await.unwrap();
     assert_eq!(first.value.len(), 10);
     let link = first.next_link.clone().expect("more pages");
-    assert!(link.starts_with(&format!("{}/beta/deviceManagement/windowsAutopilotDeviceIdentities?", app.base_url)), "{link}");
-    assert!(link.contains("%24top=10") && link.contains("x-custom=1") && link.contains("%24skiptoken="), "options carried over: {link}");
+    assert!(
+        link.starts_with(&format!("{}/beta/deviceManagement/windowsAutopilotDeviceIdentities?", app.base_url)),
+        "{link}"
+    );
+    assert!(
+        link.contains("%24top=10") && link.contains("x-custom=1") && link.contains("%24skiptoken="),
+        "options carried over: {link}"
+    );
 
     let all = client.all_windows_autopilot_device_identities(ApiVersion::Beta, "?$top=10").await.unwrap();
     let seen: HashSet<String> = all.iter().map(|d| d.serial_number.clone()).collect();
@@ -74,7 +93,11 @@ async fn paging_follows_absolute_next_links_to_every_device_once() {
 
     // A tampered skiptoken is a clear 400.
     let r = app
-        .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotDeviceIdentities?$skiptoken=%%%", Some(&app.user_token().await))
+        .raw(
+            Method::GET,
+            "/beta/deviceManagement/windowsAutopilotDeviceIdentities?$skiptoken=%%%",
+            Some(&app.user_token().await),
+        )
         .send()
         .await
         .unwrap();
@@ -91,7 +114,8 @@ async fn next_links_follow_the_forwarded_host_and_proto() {
     let app = synced_app(&["FWD-1", "FWD-2", "FWD-3"]).await;
     let token = app.user_token().await;
     let next_link = |host: Option<&'static str>, proto: Option<&'static str>| {
-        let mut r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotDeviceIdentities?$top=2", Some(&token));
+        let mut r =
+            app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotDeviceIdentities?$top=2", Some(&token));
         if let Some(h) = host {
             r = r.header("X-Forwarded-Host", h);
         }
@@ -157,7 +181,11 @@ async fn bad_registration_rows_are_reported_per_line_and_nothing_is_written() {
         {"serialNumber": "NO-HASH"},
     ]);
     let r = app
-        .raw(Method::POST, &format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant()), Some("dmsync-dev-admin"))
+        .raw(
+            Method::POST,
+            &format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant()),
+            Some("dmsync-dev-admin"),
+        )
         .json(&rows)
         .send()
         .await
@@ -223,7 +251,10 @@ async fn filter_orderby_count_and_expand_work_as_scripts_use_them() {
 
     // Ordered paging through nextLinks.
     let client = app.graph.with_token(token.clone());
-    let all = client.all_windows_autopilot_device_identities(ApiVersion::Beta, "?$orderby=serialNumber desc&$top=2").await.unwrap();
+    let all = client
+        .all_windows_autopilot_device_identities(ApiVersion::Beta, "?$orderby=serialNumber desc&$top=2")
+        .await
+        .unwrap();
     let order: Vec<&str> = all.iter().map(|d| d.serial_number.as_str()).collect();
     assert_eq!(order, ["R90ZZ003", "R90ZZ002", "R90ZZ001", "PF1GHXN4", "PF1GHXN3"]);
 
@@ -247,7 +278,8 @@ async fn filter_orderby_count_and_expand_work_as_scripts_use_them() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
         assert!(body.contains(needle), "{query}: {body}");
     }
-    let (s, _) = get(format!("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}?$expand=deploymentProfile")).await;
+    let (s, _) =
+        get(format!("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}?$expand=deploymentProfile")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "no navigation properties in v1.0");
     app.stop().await;
 }
@@ -260,7 +292,11 @@ async fn a_deregistered_device_disappears_at_the_next_sync() {
     assert_eq!(admin(Method::DELETE, path.clone()).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(admin(Method::DELETE, path).send().await.unwrap().status(), StatusCode::NOT_FOUND);
     let client = app.user_client().await;
-    assert_eq!(client.all_windows_autopilot_device_identities(ApiVersion::V1, "").await.unwrap().len(), 2, "until a sync");
+    assert_eq!(
+        client.all_windows_autopilot_device_identities(ApiVersion::V1, "").await.unwrap().len(),
+        2,
+        "until a sync"
+    );
     app.admin.advance_clock(601.0).await.unwrap();
     client.sync_windows_autopilot_settings().await.unwrap();
     app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
@@ -321,7 +357,10 @@ async fn filters_ignore_case_for_all_of_unicode() {
 /// The peak resident memory of this process (the server runs in it), in MiB.
 fn peak_rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok());
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok());
     kib.unwrap_or(0) / 1024
 }
 
@@ -337,8 +376,16 @@ async fn a_registration_line_without_an_end_is_refused_at_the_bound() {
         let megabyte = vec![b'A'; 1 << 20];
         let chunks = std::iter::once(head.into_bytes()).chain(std::iter::repeat_n(megabyte, 100));
         let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks.map(Ok::<_, std::io::Error>)));
-        let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(body).send().await;
-        println!("100 MB unterminated {tail:?}: peak RSS of the test process {before} MiB before, {} MiB after", peak_rss_mib());
+        let r = app
+            .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await;
+        println!(
+            "100 MB unterminated {tail:?}: peak RSS of the test process {before} MiB before, {} MiB after",
+            peak_rss_mib()
+        );
         let r = r.expect("the server answers before the whole body is sent");
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let body: Value = r.json().await.unwrap();
@@ -358,11 +405,19 @@ async fn registrations_stream_as_autopilot_csv() {
         "Device Serial Number,Windows Product ID,Hardware Hash,Group Tag,Assigned User\r\n".to_owned(),
     ))
     .chain((0..rows / 1000).map(|c| {
-        Ok((0..1000).map(|i| format!("CSV-{:06},,{},Fleet,\r\n", c * 1000 + i, hardware_hash(&format!("csv-{c}-{i}")))).collect())
+        Ok((0..1000)
+            .map(|i| format!("CSV-{:06},,{},Fleet,\r\n", c * 1000 + i, hardware_hash(&format!("csv-{c}-{i}"))))
+            .collect())
     }))
     .collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
-    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(body).send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let summary: Value = r.json().await.unwrap();
     assert_eq!(summary, json!({"created": rows, "updated": 0, "unchanged": 0}));
@@ -371,7 +426,12 @@ async fn registrations_stream_as_autopilot_csv() {
     client.sync_windows_autopilot_settings().await.unwrap();
     app.wait_for_sync_status(&client, "completed", Duration::from_secs(30)).await;
     let token = app.user_token().await;
-    let count = app.get_json("/beta/deviceManagement/windowsAutopilotDeviceIdentities/$count?$filter=groupTag eq 'fleet'", Some(&token)).await;
+    let count = app
+        .get_json(
+            "/beta/deviceManagement/windowsAutopilotDeviceIdentities/$count?$filter=groupTag eq 'fleet'",
+            Some(&token),
+        )
+        .await;
     assert_eq!(count, json!(rows));
 
     // A bad line is reported by its line number in the file, and nothing is written.
@@ -379,7 +439,13 @@ async fn registrations_stream_as_autopilot_csv() {
         "Device Serial Number,Windows Product ID,Hardware Hash\n NEW-1,,{}\nNEW-2,,not*base64\n",
         hardware_hash("new-1")
     );
-    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body(csv).send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["details"][0]["target"], "line 3 (serialNumber 'NEW-2')");
@@ -392,9 +458,21 @@ async fn registrations_stream_as_autopilot_csv() {
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["created"], 1, "NEW-1 was not half-written before");
     // Other content types are refused; a CSV without the required columns is 400.
-    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "application/xml").body("<x/>").send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "application/xml")
+        .body("<x/>")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = app.raw(Method::POST, &path, Some("dmsync-dev-admin")).header("content-type", "text/csv").body("a,b\n1,2\n").send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+        .header("content-type", "text/csv")
+        .body("a,b\n1,2\n")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }
@@ -412,7 +490,13 @@ async fn a_deeply_nested_lenient_body_is_a_400_and_the_server_lives_on() {
     for (version, action) in [("v1.0", "updateDeviceProperties"), ("beta", "UpdateDeviceProperties")] {
         for body in [&lenient, &strict] {
             let path = format!("/{version}/deviceManagement/windowsAutopilotDeviceIdentities/{missing}/{action}");
-            let r = app.raw(Method::POST, &path, Some(&token)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            let r = app
+                .raw(Method::POST, &path, Some(&token))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
             let error: Value = r.json().await.unwrap();
             assert!(error["error"]["message"].as_str().unwrap().contains("levels deep"), "{error}");

@@ -45,9 +45,8 @@ use crate::process::{RealServer, dev_user_token};
 /// waits behind the job's own write transaction (one writer), and a lease shorter than a
 /// reconciliation chunk lets a second worker take the job (harmless, as completion is fenced,
 /// but the work is done twice).
-const SERVER_FLAGS: &[&str] = &[
-    "--sync-duration", "0s", "--sync-cooldown", "0s", "--import-delay", "0s", "--job-lease", "5s",
-];
+const SERVER_FLAGS: &[&str] =
+    &["--sync-duration", "0s", "--sync-cooldown", "0s", "--import-delay", "0s", "--job-lease", "5s"];
 
 /// The longest any one wait of the harness lasts; a wait that hits it fails the test.
 const WAIT_LIMIT: Duration = Duration::from_secs(90);
@@ -185,7 +184,8 @@ async fn kill_during<T: Send + 'static>(
 /// same SQL reads every backend.
 async fn open_database(database: &TestDatabase) -> AnyPool {
     sqlx::any::install_default_drivers();
-    let url = if database.url.starts_with("sqlite:") { format!("{}?mode=ro", database.url) } else { database.url.clone() };
+    let url =
+        if database.url.starts_with("sqlite:") { format!("{}?mode=ro", database.url) } else { database.url.clone() };
     sqlx::pool::PoolOptions::new().max_connections(1).connect(&url).await.expect("the database opens read-only")
 }
 
@@ -203,8 +203,12 @@ async fn count_with(db: &AnyPool, sql: &str, text: &str) -> i64 {
 
 /// Jobs not in a final state, per kind, while no server runs.
 async fn unfinished_jobs(db: &AnyPool, kind: &str) -> i64 {
-    count_with(db, "SELECT count(*) FROM jobs WHERE CAST(kind AS TEXT) = $1 AND CAST(state AS TEXT) IN ('queued', 'running')", kind)
-        .await
+    count_with(
+        db,
+        "SELECT count(*) FROM jobs WHERE CAST(kind AS TEXT) = $1 AND CAST(state AS TEXT) IN ('queued', 'running')",
+        kind,
+    )
+    .await
 }
 
 /// Waits, while the server runs, until no job is queued or running. On PostgreSQL a job that a
@@ -214,7 +218,8 @@ async fn unfinished_jobs(db: &AnyPool, kind: &str) -> i64 {
 async fn wait_for_jobs_to_end(database: &TestDatabase) {
     let db = open_database(database).await;
     wait_until("every job ends", || async {
-        let unfinished = count(&db, "SELECT count(*) FROM jobs WHERE CAST(state AS TEXT) IN ('queued', 'running')").await;
+        let unfinished =
+            count(&db, "SELECT count(*) FROM jobs WHERE CAST(state AS TEXT) IN ('queued', 'running')").await;
         (unfinished == 0).then_some(())
     })
     .await;
@@ -315,8 +320,13 @@ fn registrations_csv(hashes: &[(String, String)], tag: &str) -> String {
 
 async fn upload_registrations(base_url: String, csv: String) -> Result<StatusCode, reqwest::Error> {
     let url = format!("{base_url}/_dmsync/tenants/{DEV_TENANT_ID}/autopilot/registrations");
-    let response =
-        reqwest::Client::new().post(url).bearer_auth(DEV_ADMIN_TOKEN).header("content-type", "text/csv").body(csv).send().await?;
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(DEV_ADMIN_TOKEN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?;
     Ok(response.status())
 }
 
@@ -338,7 +348,11 @@ async fn wait_for_completed_sync(graph: &GraphClient) {
 async fn assert_devices_show(graph: &GraphClient, tag: &str) {
     assert_eq!(graph_count(graph, DEVICES, None).await, REGISTRATIONS as i64, "devices, through Graph");
     let filter = format!("groupTag eq '{tag}'");
-    assert_eq!(graph_count(graph, DEVICES, Some(&filter)).await, REGISTRATIONS as i64, "devices with the last upload's tag");
+    assert_eq!(
+        graph_count(graph, DEVICES, Some(&filter)).await,
+        REGISTRATIONS as i64,
+        "devices with the last upload's tag"
+    );
 }
 
 /// The registrations and devices as the database holds them: each serial once.
@@ -347,7 +361,11 @@ async fn assert_registrations_intact(db: &AnyPool) {
     assert_eq!(count(db, "SELECT count(*) FROM autopilot_registrations").await, n, "registrations lost or duplicated");
     assert_eq!(count(db, "SELECT count(DISTINCT serial_number) FROM autopilot_registrations").await, n);
     let devices = count(db, "SELECT count(*) FROM autopilot_devices").await;
-    assert_eq!(count(db, "SELECT count(DISTINCT serial_number) FROM autopilot_devices").await, devices, "a duplicated device");
+    assert_eq!(
+        count(db, "SELECT count(DISTINCT serial_number) FROM autopilot_devices").await,
+        devices,
+        "a duplicated device"
+    );
     assert_eq!(count(db, "SELECT count(DISTINCT id) FROM autopilot_devices").await, devices, "a duplicated device id");
 }
 
@@ -397,8 +415,12 @@ async fn registration_upload_and_sync(database: &TestDatabase) {
             kills.record(scenario, "during a 100,000-row upload", after, !acknowledged);
             let db = open_database(database).await;
             assert_registrations_intact(&db).await;
-            let tagged = count_with(&db, "SELECT count(*) FROM autopilot_registrations WHERE group_tag = $1", &new_tag).await;
-            assert!(tagged == 0 || tagged == REGISTRATIONS as i64, "an upload is all or nothing: {tagged} rows carry {new_tag}");
+            let tagged =
+                count_with(&db, "SELECT count(*) FROM autopilot_registrations WHERE group_tag = $1", &new_tag).await;
+            assert!(
+                tagged == 0 || tagged == REGISTRATIONS as i64,
+                "an upload is all or nothing: {tagged} rows carry {new_tag}"
+            );
             if acknowledged {
                 assert_eq!(tagged, REGISTRATIONS as i64, "an acknowledged upload is all there");
             }
@@ -410,16 +432,22 @@ async fn registration_upload_and_sync(database: &TestDatabase) {
         } else {
             // A sync with work to do: every registration changed since the last one.
             let new_tag = format!("t{round}");
-            let status = upload_registrations(server.base_url.clone(), registrations_csv(&hashes, &new_tag)).await.unwrap();
+            let status =
+                upload_registrations(server.base_url.clone(), registrations_csv(&hashes, &new_tag)).await.unwrap();
             assert!(status.is_success(), "an upload answered {status}");
             tag = new_tag;
-            graph(&server).sync_windows_autopilot_settings().await.expect("a sync is accepted: nothing stuck in progress");
+            graph(&server)
+                .sync_windows_autopilot_settings()
+                .await
+                .expect("a sync is accepted: nothing stuck in progress");
             let after = sync_time.mul_f64(rng.gen_range(0.0..1.0));
             let db = kills.kill_during_job(server, after, database, "autopilotSync", scenario, "during a sync").await;
             assert_registrations_intact(&db).await;
             // Reconciliation commits chunk by chunk, so a kill may leave some devices updated.
             let updated = count_with(&db, "SELECT count(*) FROM autopilot_devices WHERE group_tag = $1", &tag).await;
-            eprintln!("crash harness: {scenario}: {updated} of {REGISTRATIONS} devices reconciled when the sync was killed");
+            eprintln!(
+                "crash harness: {scenario}: {updated} of {REGISTRATIONS} devices reconciled when the sync was killed"
+            );
             db.close().await;
             server = restart(database);
             // The restarted server finishes the interrupted sync on its own.
@@ -526,7 +554,11 @@ async fn check_import_round(graph: &GraphClient, round: usize, answers: &[BatchA
     }
     for (batch, ids) in answers {
         for id in ids.iter().flatten() {
-            assert_eq!(seen.get(id.as_str()), Some(&1), "acknowledged import {id} of batch {batch} is there exactly once");
+            assert_eq!(
+                seen.get(id.as_str()),
+                Some(&1),
+                "acknowledged import {id} of batch {batch} is there exactly once"
+            );
         }
     }
     let devices = graph_all(graph, DEVICES, &filter).await;
@@ -565,8 +597,12 @@ async fn import_batches(database: &TestDatabase) {
         let mut stored_batches = 0;
         for (batch, ids) in &answers {
             let pattern = format!("I{round:02}B{batch:02}%");
-            let stored = count_with(&db, "SELECT count(*) FROM imported_devices WHERE serial_number LIKE $1", &pattern).await;
-            assert!(stored == 0 || stored == IMPORT_BATCH as i64, "an import request is all or nothing: batch {batch} has {stored}");
+            let stored =
+                count_with(&db, "SELECT count(*) FROM imported_devices WHERE serial_number LIKE $1", &pattern).await;
+            assert!(
+                stored == 0 || stored == IMPORT_BATCH as i64,
+                "an import request is all or nothing: batch {batch} has {stored}"
+            );
             if ids.is_some() {
                 assert_eq!(stored, IMPORT_BATCH as i64, "acknowledged batch {batch} is stored");
             }
@@ -596,9 +632,17 @@ async fn import_batches(database: &TestDatabase) {
     wait_for_jobs_to_end(database).await;
     stop(server);
     let db = open_database(database).await;
-    assert_eq!(count(&db, "SELECT count(*) FROM imported_devices WHERE status = 'unknown'").await, 0, "an import stayed unknown");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM imported_devices WHERE status = 'unknown'").await,
+        0,
+        "an import stayed unknown"
+    );
     let devices = count(&db, "SELECT count(*) FROM autopilot_devices").await;
-    assert_eq!(count(&db, "SELECT count(DISTINCT serial_number) FROM autopilot_devices").await, devices, "a duplicated device");
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT serial_number) FROM autopilot_devices").await,
+        devices,
+        "a duplicated device"
+    );
     db.close().await;
     assert_every_job_succeeded(database).await;
 }
@@ -652,7 +696,12 @@ async fn start_full_sync(graph: &GraphClient, id: &str) {
         .await
         .expect("the sync request reaches the server");
     let status = response.status();
-    assert_eq!(status, StatusCode::NO_CONTENT, "a full sync is accepted: {}", response.text().await.unwrap_or_default());
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "a full sync is accepted: {}",
+        response.text().await.unwrap_or_default()
+    );
 }
 
 /// Waits for a sync to record itself (`lastSyncDateTime` moves past `before`) and asserts it
@@ -669,14 +718,22 @@ async fn wait_for_connector_sync(graph: &GraphClient, id: &str, before: &Value) 
 /// managedDevices shows exactly the inventory of `round`, each device once.
 async fn assert_inventory_shows(graph: &GraphClient, round: usize) {
     let first = round * CONNECTOR_SHIFT;
-    assert_eq!(graph_count(graph, MANAGED_DEVICES, None).await, CONNECTOR_DEVICES as i64, "managedDevices after round {round}");
+    assert_eq!(
+        graph_count(graph, MANAGED_DEVICES, None).await,
+        CONNECTOR_DEVICES as i64,
+        "managedDevices after round {round}"
+    );
     for (n, want) in [(first, 1), (first + CONNECTOR_DEVICES - 1, 1), (first + CONNECTOR_DEVICES, 0)] {
         let filter = format!("easDeviceId eq '{}'", eas_device_id(n));
         assert_eq!(graph_count(graph, MANAGED_DEVICES, Some(&filter)).await, want, "{filter}");
     }
     if first > 0 {
         let filter = format!("easDeviceId eq '{}'", eas_device_id(first - 1));
-        assert_eq!(graph_count(graph, MANAGED_DEVICES, Some(&filter)).await, 0, "a device the full sync removed: {filter}");
+        assert_eq!(
+            graph_count(graph, MANAGED_DEVICES, Some(&filter)).await,
+            0,
+            "a device the full sync removed: {filter}"
+        );
     }
 }
 
@@ -690,7 +747,11 @@ async fn stored_inventory_round(db: &AnyPool) -> usize {
     let highest: String = sqlx::query_scalar("SELECT max(eas_device_id) FROM eas_devices").fetch_one(db).await.unwrap();
     let first: usize = lowest.trim_start_matches("DEV").parse().unwrap();
     assert_eq!(first % CONNECTOR_SHIFT, 0, "the devices are one whole inventory: from {lowest}");
-    assert_eq!(highest, eas_device_id(first + CONNECTOR_DEVICES - 1), "the devices are one whole inventory: {lowest}..{highest}");
+    assert_eq!(
+        highest,
+        eas_device_id(first + CONNECTOR_DEVICES - 1),
+        "the devices are one whole inventory: {lowest}..{highest}"
+    );
     first / CONNECTOR_SHIFT
 }
 
@@ -703,13 +764,21 @@ async fn connector_full_sync(database: &TestDatabase) {
     let admin = dmsync_client::AdminClient::new(&server.base_url, DEV_ADMIN_TOKEN);
     let week = Some(7 * 86400);
     let token = admin
-        .mint_token(&DEV_TENANT_ID.to_string(), "delegated", &[RW, "DeviceManagementManagedDevices.Read.All"], "work", week)
+        .mint_token(
+            &DEV_TENANT_ID.to_string(),
+            "delegated",
+            &[RW, "DeviceManagementManagedDevices.Read.All"],
+            "work",
+            week,
+        )
         .await
         .expect("a token");
     let graph = |server: &RealServer| GraphClient::new(&server.base_url).with_token(token.clone());
 
     let (status, body) = send_json(
-        graph(&server).request(Method::POST, CONNECTORS).json(&json!({"exchangeConnectorType": "onPremises", "serverName": "ex01"})),
+        graph(&server)
+            .request(Method::POST, CONNECTORS)
+            .json(&json!({"exchangeConnectorType": "onPremises", "serverName": "ex01"})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -738,7 +807,9 @@ async fn connector_full_sync(database: &TestDatabase) {
         let before = connector_last_sync(&graph(&server), &id).await["lastSyncDateTime"].clone();
         start_full_sync(&graph(&server), &id).await;
         let after = sync_time.mul_f64(rng.gen_range(0.0..1.0));
-        let db = kills.kill_during_job(server, after, database, "exchangeConnectorSync", scenario, "during a full sync").await;
+        let db = kills
+            .kill_during_job(server, after, database, "exchangeConnectorSync", scenario, "during a full sync")
+            .await;
         let stored = stored_inventory_round(&db).await;
         assert!(stored == round || stored == round - 1, "the devices are round {stored}'s, in round {round}");
         db.close().await;

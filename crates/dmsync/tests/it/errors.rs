@@ -39,7 +39,9 @@ async fn unknown_segments_and_versions_are_400_with_graphs_message() {
     )
     .await;
     assert_eq!(body["error"]["message"], "Resource not found for the segment 'gizmos'.");
-    let body = graph_error(app.raw(Method::GET, "/v9/me", None).send().await.unwrap(), StatusCode::BAD_REQUEST, "BadRequest").await;
+    let body =
+        graph_error(app.raw(Method::GET, "/v9/me", None).send().await.unwrap(), StatusCode::BAD_REQUEST, "BadRequest")
+            .await;
     assert_eq!(body["error"]["message"], "Invalid version: v9");
     app.stop().await;
 }
@@ -72,12 +74,24 @@ async fn wrong_method_malformed_json_and_oversized_bodies() {
     let r = app.raw(Method::GET, &format!("{settings}/sync"), Some(&token)).send().await.unwrap();
     graph_error(r, StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed").await;
 
-    let r = app.raw(Method::PATCH, settings, Some(&token)).header("content-type", "application/json").body("{\"syncStatus\":").send().await.unwrap();
+    let r = app
+        .raw(Method::PATCH, settings, Some(&token))
+        .header("content-type", "application/json")
+        .body("{\"syncStatus\":")
+        .send()
+        .await
+        .unwrap();
     let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
     assert!(body["error"]["message"].as_str().unwrap().starts_with("Unable to read JSON request payload."));
 
     let big = format!("{{\"id\":\"{}\"}}", "x".repeat(128 * 1024));
-    let r = app.raw(Method::PATCH, settings, Some(&token)).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = app
+        .raw(Method::PATCH, settings, Some(&token))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     graph_error(r, StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge").await;
     app.stop().await;
 }
@@ -95,7 +109,12 @@ async fn client_request_id_is_echoed_and_request_id_is_fresh() {
         .unwrap();
     assert_eq!(r.headers()["client-request-id"], mine);
     assert_ne!(r.headers()["request-id"], mine);
-    let r = app.raw(Method::GET, "/beta/deviceManagement/nothing", None).header("client-request-id", mine).send().await.unwrap();
+    let r = app
+        .raw(Method::GET, "/beta/deviceManagement/nothing", None)
+        .header("client-request-id", mine)
+        .send()
+        .await
+        .unwrap();
     let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
     assert_eq!(body["error"]["innerError"]["client-request-id"], mine);
     // Without one, the client-request-id is the request-id.
@@ -122,7 +141,11 @@ async fn intune_errors_carry_json_in_the_message() {
     assert!(text.contains(&format!("Activity ID: {}", body["error"]["innerError"]["request-id"].as_str().unwrap())));
     assert!(text.ends_with(&format!("Url: {}{path}", app.base_url)), "{text}");
     // A key that is not a GUID is simply not found.
-    let r = app.raw(Method::GET, "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/not-a-guid", Some(&token)).send().await.unwrap();
+    let r = app
+        .raw(Method::GET, "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/not-a-guid", Some(&token))
+        .send()
+        .await
+        .unwrap();
     graph_error(r, StatusCode::NOT_FOUND, "ResourceNotFound").await;
     app.stop().await;
 }
@@ -131,20 +154,37 @@ async fn intune_errors_carry_json_in_the_message() {
 async fn unsupported_query_options_are_refused_clearly() {
     let app = spawn_app().await;
     let token = app.user_token().await;
-    let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$top=five", Some(&token)).send().await.unwrap();
+    let r = app
+        .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$top=five", Some(&token))
+        .send()
+        .await
+        .unwrap();
     graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
-    let r = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$orderby=id", Some(&token)).send().await.unwrap();
+    let r = app
+        .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings?$orderby=id", Some(&token))
+        .send()
+        .await
+        .unwrap();
     let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
     assert!(body["error"]["message"].as_str().unwrap().contains("$orderby"));
     // An unknown property in $select is refused, as Graph does; `*` is everything.
     for (path, type_name) in [
         ("/beta/deviceManagement/windowsAutopilotSettings?$select=nope", "windowsAutopilotSettings"),
-        ("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities?$select=serialNumber,deviceFriendlyName", "windowsAutopilotDeviceIdentity"),
-        ("/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities?$select=nope", "importedWindowsAutopilotDeviceIdentity"),
+        (
+            "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities?$select=serialNumber,deviceFriendlyName",
+            "windowsAutopilotDeviceIdentity",
+        ),
+        (
+            "/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities?$select=nope",
+            "importedWindowsAutopilotDeviceIdentity",
+        ),
     ] {
         let r = app.raw(Method::GET, path, Some(&token)).send().await.unwrap();
         let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
-        assert!(body["error"]["message"].as_str().unwrap().ends_with(&format!("on type 'microsoft.graph.{type_name}'.")), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().ends_with(&format!("on type 'microsoft.graph.{type_name}'.")),
+            "{body}"
+        );
     }
     let all = app.get_json("/beta/deviceManagement/windowsAutopilotSettings?$select=*", Some(&token)).await;
     assert!(all.get("syncStatus").is_some());

@@ -74,7 +74,11 @@ impl Exchange {
 
     async fn set_source(&self, id: &str, source: Value) -> StatusCode {
         self.app
-            .raw(Method::PUT, &format!("/_dmsync/tenants/{}/exchangeConnectors/{id}/source", self.app.tenant()), Some("dmsync-dev-admin"))
+            .raw(
+                Method::PUT,
+                &format!("/_dmsync/tenants/{}/exchangeConnectors/{id}/source", self.app.tenant()),
+                Some("dmsync-dev-admin"),
+            )
             .json(&source)
             .send()
             .await
@@ -139,7 +143,8 @@ impl Exchange {
     }
 
     async fn devices(&self) -> Vec<Value> {
-        let v = self.app.get_json("/v1.0/deviceManagement/managedDevices?$orderby=easDeviceId", Some(&self.reader)).await;
+        let v =
+            self.app.get_json("/v1.0/deviceManagement/managedDevices?$orderby=easDeviceId", Some(&self.reader)).await;
         v["value"].as_array().unwrap().clone()
     }
 }
@@ -152,16 +157,33 @@ async fn connector_crud_and_its_errors() {
     assert_eq!(created["status"], "connectionPending", "status belongs to the server");
     assert_eq!(created["lastSyncDateTime"], "0001-01-01T00:00:00Z");
     assert_eq!(created["exchangeConnectorType"], "onPremises");
-    assert_eq!(created["@odata.context"], "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/exchangeConnectors/$entity");
+    assert_eq!(
+        created["@odata.context"],
+        "https://graph.microsoft.com/v1.0/$metadata#deviceManagement/exchangeConnectors/$entity"
+    );
 
-    let r = x.app.raw(Method::PATCH, &format!("/beta/deviceManagement/exchangeConnectors/{id}"), Some(&x.token))
-        .json(&json!({"serverName": "ex02.contoso.com", "exchangeConnectorType": "hosted"})).send().await.unwrap();
+    let r = x
+        .app
+        .raw(Method::PATCH, &format!("/beta/deviceManagement/exchangeConnectors/{id}"), Some(&x.token))
+        .json(&json!({"serverName": "ex02.contoso.com", "exchangeConnectorType": "hosted"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let patched: Value = r.json().await.unwrap();
-    assert_eq!((patched["serverName"].as_str(), patched["exchangeConnectorType"].as_str()), (Some("ex02.contoso.com"), Some("hosted")));
+    assert_eq!(
+        (patched["serverName"].as_str(), patched["exchangeConnectorType"].as_str()),
+        (Some("ex02.contoso.com"), Some("hosted"))
+    );
     assert_eq!(patched["version"], "19.1");
 
-    let list = x.app.get_json("/v1.0/deviceManagement/exchangeConnectors?$filter=serverName eq 'EX02.contoso.com'&$count=true", Some(&x.token)).await;
+    let list = x
+        .app
+        .get_json(
+            "/v1.0/deviceManagement/exchangeConnectors?$filter=serverName eq 'EX02.contoso.com'&$count=true",
+            Some(&x.token),
+        )
+        .await;
     assert_eq!(list["@odata.count"], 1);
 
     for (body, needle) in [
@@ -169,29 +191,63 @@ async fn connector_crud_and_its_errors() {
         (json!({"serverName": 5}), "invalid type"),
         (json!({"colour": "blue"}), "unknown field"),
     ] {
-        let r = x.app.raw(Method::PATCH, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token)).json(&body).send().await.unwrap();
+        let r = x
+            .app
+            .raw(Method::PATCH, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
         assert!(r.text().await.unwrap().contains(needle), "{body}");
     }
     for body in [json!({}), json!({"syncType": "quickSync"}), json!({"syncType": null}), json!({"syncType": 1})] {
-        let r = x.app.raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&x.token)).json(&body).send().await.unwrap();
+        let r = x
+            .app
+            .raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&x.token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     let unknown = "00000000-0000-4000-8000-000000000000";
     assert_eq!(x.sync(unknown, "fullSync").await, StatusCode::NOT_FOUND);
     // Application tokens may not sync under the original profile, as for the Autopilot sync.
     let app_token = x.app.app_token().await;
-    let r = x.app.raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&app_token)).json(&json!({"syncType": "fullSync"})).send().await.unwrap();
+    let r = x
+        .app
+        .raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&app_token))
+        .json(&json!({"syncType": "fullSync"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Another tenant sees nothing.
     x.app.admin.create_tenant("ffffffff-ffff-4fff-8fff-ffffffffffff", "other.onmicrosoft.com").await.unwrap();
-    let other = x.app.admin.mint_token("ffffffff-ffff-4fff-8fff-ffffffffffff", "delegated", &[RW], "work", None).await.unwrap();
-    let r = x.app.raw(Method::GET, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&other)).send().await.unwrap();
+    let other =
+        x.app.admin.mint_token("ffffffff-ffff-4fff-8fff-ffffffffffff", "delegated", &[RW], "work", None).await.unwrap();
+    let r = x
+        .app
+        .raw(Method::GET, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&other))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
-    let r = x.app.raw(Method::DELETE, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token)).send().await.unwrap();
+    let r = x
+        .app
+        .raw(Method::DELETE, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = x.app.raw(Method::GET, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token)).send().await.unwrap();
+    let r = x
+        .app
+        .raw(Method::GET, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&x.token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     x.app.stop().await;
 }
@@ -204,23 +260,48 @@ async fn full_and_delta_syncs_from_a_file_and_a_source_going_down() {
     let c = x.wait_until(&id, "disconnected", "").await;
     assert_eq!(c["lastSyncDateTime"], "0001-01-01T00:00:00Z", "a failed sync does not move lastSyncDateTime");
 
-    let path = x.write_file("devices.csv", &csv(&[("A", "Allowed", "11/21/2026 8:00:00 AM"), ("B", "Allowed", "11/21/2026 8:00:00 AM"), ("C", "Quarantined", "11/21/2026 8:00:00 AM")]));
+    let path = x.write_file(
+        "devices.csv",
+        &csv(&[
+            ("A", "Allowed", "11/21/2026 8:00:00 AM"),
+            ("B", "Allowed", "11/21/2026 8:00:00 AM"),
+            ("C", "Quarantined", "11/21/2026 8:00:00 AM"),
+        ]),
+    );
     assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
     assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
     let first = x.wait_until(&id, "connected", "0001").await;
     let devices = x.devices().await;
     assert_eq!(devices.len(), 3);
     let c = &devices[2];
-    assert_eq!((c["easDeviceId"].as_str(), c["managementAgent"].as_str(), c["easActivated"].as_bool()), (Some("C"), Some("eas"), Some(true)));
-    assert_eq!((c["exchangeAccessState"].as_str(), c["exchangeAccessStateReason"].as_str()), (Some("quarantined"), Some("exchangeGlobalRule")));
-    assert_eq!((c["operatingSystem"].as_str(), c["osVersion"].as_str(), c["manufacturer"].as_str()), (Some("iOS"), Some("17.1.2"), Some("Apple")));
-    assert_eq!((c["userPrincipalName"].as_str(), c["emailAddress"].as_str()), (Some("kim@contoso.com"), Some("kim@contoso.com")));
+    assert_eq!(
+        (c["easDeviceId"].as_str(), c["managementAgent"].as_str(), c["easActivated"].as_bool()),
+        (Some("C"), Some("eas"), Some(true))
+    );
+    assert_eq!(
+        (c["exchangeAccessState"].as_str(), c["exchangeAccessStateReason"].as_str()),
+        (Some("quarantined"), Some("exchangeGlobalRule"))
+    );
+    assert_eq!(
+        (c["operatingSystem"].as_str(), c["osVersion"].as_str(), c["manufacturer"].as_str()),
+        (Some("iOS"), Some("17.1.2"), Some("Apple"))
+    );
+    assert_eq!(
+        (c["userPrincipalName"].as_str(), c["emailAddress"].as_str()),
+        (Some("kim@contoso.com"), Some("kim@contoso.com"))
+    );
     assert_eq!(c["exchangeLastSuccessfulSyncDateTime"], "2026-11-21T08:00:00.0000000Z");
-    let one = x.app.get_json(&format!("/beta/deviceManagement/managedDevices/{}", c["id"].as_str().unwrap()), Some(&x.reader)).await;
+    let one = x
+        .app
+        .get_json(&format!("/beta/deviceManagement/managedDevices/{}", c["id"].as_str().unwrap()), Some(&x.reader))
+        .await;
     assert_eq!(one["deviceName"], "iPhone15,2");
 
     // B is gone from Exchange and A changed. A delta sees A's change but not B's deletion.
-    let path = x.write_file("devices.csv", &csv(&[("A", "Blocked", "11/22/2026 9:00:00 AM"), ("C", "Quarantined", "11/21/2026 8:00:00 AM")]));
+    let path = x.write_file(
+        "devices.csv",
+        &csv(&[("A", "Blocked", "11/22/2026 9:00:00 AM"), ("C", "Quarantined", "11/21/2026 8:00:00 AM")]),
+    );
     let _ = path;
     assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);
     let second = x.wait_until(&id, "connected", first["lastSyncDateTime"].as_str().unwrap()).await;
@@ -275,10 +356,19 @@ async fn http_sources_are_allow_listed_and_get_changed_since() {
     let metadata = json!({"kind": "http", "url": "http://169.254.169.254/latest/meta-data"});
     assert_eq!(x.set_source(&id, metadata).await, StatusCode::BAD_REQUEST, "not on the allow-list");
     assert_eq!(x.set_source(&id, json!({"kind": "ftp", "url": "x"})).await, StatusCode::BAD_REQUEST);
-    assert_eq!(x.set_source(&id, json!({"kind": "http", "url": format!("http://{host}/devices")})).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        x.set_source(&id, json!({"kind": "http", "url": format!("http://{host}/devices")})).await,
+        StatusCode::NO_CONTENT
+    );
 
     assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
-    let r = x.app.raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&x.token)).json(&json!({"syncType": "deltaSync"})).send().await.unwrap();
+    let r = x
+        .app
+        .raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&x.token))
+        .json(&json!({"syncType": "deltaSync"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT, "one sync of a connector at a time");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "Conflict");
@@ -288,7 +378,10 @@ async fn http_sources_are_allow_listed_and_get_changed_since() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, [None, Some("2026-11-22T10:00:00Z".to_owned())], "a delta asks for changes since the watermark");
     let devices = x.devices().await;
-    assert_eq!((devices[0]["manufacturer"].as_str(), devices[0]["emailAddress"].as_str()), (Some("Google"), Some("lee@contoso.com")));
+    assert_eq!(
+        (devices[0]["manufacturer"].as_str(), devices[0]["emailAddress"].as_str()),
+        (Some("Google"), Some("lee@contoso.com"))
+    );
     x.app.stop().await;
 }
 
@@ -334,7 +427,11 @@ fn json_device(id: &str, state: &str, changed: &str) -> String {
 async fn a_malformed_record_half_way_fails_the_sync_without_changing_devices() {
     let x = Exchange::new(|_| {}).await;
     let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
-    let old = [("A", "Allowed", "2026-11-21T08:00:00Z"), ("B", "Allowed", "2026-11-21T08:00:00Z"), ("C", "Allowed", "2026-11-21T08:00:00Z")];
+    let old = [
+        ("A", "Allowed", "2026-11-21T08:00:00Z"),
+        ("B", "Allowed", "2026-11-21T08:00:00Z"),
+        ("C", "Allowed", "2026-11-21T08:00:00Z"),
+    ];
     let listed: Vec<String> = old.iter().map(|(d, s, c)| json_device(d, s, c)).collect();
     let good = x.write_file("good.json", &format!("[{}]", listed.join(",")));
     assert_eq!(x.set_source(&id, json!({"kind": "file", "path": good})).await, StatusCode::NO_CONTENT);
@@ -357,10 +454,15 @@ async fn a_malformed_record_half_way_fails_the_sync_without_changing_devices() {
         assert_eq!(x.set_source(&id, json!({"kind": "file", "path": source})).await, StatusCode::NO_CONTENT);
         assert_eq!(x.sync(&id, kind).await, StatusCode::NO_CONTENT);
         let failed = x.wait_until_disconnected(&id).await;
-        assert_eq!(failed["lastSyncDateTime"], synced["lastSyncDateTime"], "{source} {kind}: a failed sync does not move lastSyncDateTime");
+        assert_eq!(
+            failed["lastSyncDateTime"], synced["lastSyncDateTime"],
+            "{source} {kind}: a failed sync does not move lastSyncDateTime"
+        );
         let devices = x.devices().await;
-        let seen: Vec<(&str, &str)> =
-            devices.iter().map(|d| (d["easDeviceId"].as_str().unwrap(), d["exchangeAccessState"].as_str().unwrap())).collect();
+        let seen: Vec<(&str, &str)> = devices
+            .iter()
+            .map(|d| (d["easDeviceId"].as_str().unwrap(), d["exchangeAccessState"].as_str().unwrap()))
+            .collect();
         assert_eq!(seen, [("A", "allowed"), ("B", "allowed"), ("C", "allowed")], "{source} {kind}: no device changed");
         assert_eq!(x.count(None).await, 3);
         // A delta of the good source changes nothing and reconnects, so the next failure shows.
@@ -397,9 +499,14 @@ async fn a_large_http_source_syncs_in_batches() {
                 let first = round * SHIFT;
                 let records: Vec<String> = if q.contains_key("changedSince") {
                     // The delta: one device changed and one new since the last full sync.
-                    vec![json_device(&format!("L{first:06}"), "Quarantined", "2026-11-25T08:00:00Z"), json_device("NEW", "Allowed", "2026-11-25T08:00:00Z")]
+                    vec![
+                        json_device(&format!("L{first:06}"), "Quarantined", "2026-11-25T08:00:00Z"),
+                        json_device("NEW", "Allowed", "2026-11-25T08:00:00Z"),
+                    ]
                 } else {
-                    (first..first + DEVICES).map(|n| json_device(&format!("L{n:06}"), "Allowed", &format!("2026-11-2{round}T08:00:00Z"))).collect()
+                    (first..first + DEVICES)
+                        .map(|n| json_device(&format!("L{n:06}"), "Allowed", &format!("2026-11-2{round}T08:00:00Z")))
+                        .collect()
                 };
                 ([(axum::http::header::CONTENT_TYPE, "application/json")], format!("[{}]", records.join(",")))
             }
@@ -407,7 +514,10 @@ async fn a_large_http_source_syncs_in_batches() {
     );
     let (x, host) = Exchange::with_source(source).await;
     let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
-    assert_eq!(x.set_source(&id, json!({"kind": "http", "url": format!("http://{host}/devices")})).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        x.set_source(&id, json!({"kind": "http", "url": format!("http://{host}/devices")})).await,
+        StatusCode::NO_CONTENT
+    );
     let mut synced = "0001".to_owned();
     for r in 0..2 {
         round.store(r, std::sync::atomic::Ordering::SeqCst);
@@ -419,7 +529,11 @@ async fn a_large_http_source_syncs_in_batches() {
             assert_eq!(x.count(Some(&format!("easDeviceId eq 'L{n:06}'"))).await, want, "round {r}: L{n:06}");
         }
         if first > 0 {
-            assert_eq!(x.count(Some(&format!("easDeviceId eq 'L{:06}'", first - 1))).await, 0, "removed by the full sync");
+            assert_eq!(
+                x.count(Some(&format!("easDeviceId eq 'L{:06}'", first - 1))).await,
+                0,
+                "removed by the full sync"
+            );
         }
     }
     assert_eq!(x.sync(&id, "deltaSync").await, StatusCode::NO_CONTENT);

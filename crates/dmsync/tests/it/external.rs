@@ -55,7 +55,8 @@ fn external_claims(tenant: &str) -> serde_json::Value {
 }
 
 fn sign(key: &SigningKey, header: jsonwebtoken::Header, claims: &serde_json::Value) -> String {
-    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap()).unwrap()
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap())
+        .unwrap()
 }
 
 fn header_with_kid(kid: &str) -> jsonwebtoken::Header {
@@ -85,7 +86,11 @@ async fn external_tokens_are_verified_with_the_issuers_jwks() {
     // An unknown kid triggers one refresh, and the next unknown kid within five minutes none.
     for _ in 0..2 {
         let r = app
-            .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&sign(claims.clone(), "rotated-away")))
+            .raw(
+                Method::GET,
+                "/beta/deviceManagement/windowsAutopilotSettings",
+                Some(&sign(claims.clone(), "rotated-away")),
+            )
             .send()
             .await
             .unwrap();
@@ -120,7 +125,11 @@ async fn external_tokens_with_critical_extensions_are_refused() {
     let settings = "/beta/deviceManagement/windowsAutopilotSettings";
     let r = app.raw(Method::GET, settings, Some(&with_crit(None))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    let r = app.raw(Method::GET, settings, Some(&with_crit(Some(vec!["urn:example:unknown".into()])))).send().await.unwrap();
+    let r = app
+        .raw(Method::GET, settings, Some(&with_crit(Some(vec!["urn:example:unknown".into()]))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");

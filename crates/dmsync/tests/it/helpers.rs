@@ -114,7 +114,9 @@ impl TestDb {
     /// the suite was asked to run on PostgreSQL, so an unreachable server fails the test.
     pub async fn fresh() -> TestDb {
         if backend_is_postgres() {
-            TestDb::Postgres(postgres_database().await.expect("DMSYNC_TEST_BACKEND=postgres needs a reachable PostgreSQL"))
+            TestDb::Postgres(
+                postgres_database().await.expect("DMSYNC_TEST_BACKEND=postgres needs a reachable PostgreSQL"),
+            )
         } else {
             TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
         }

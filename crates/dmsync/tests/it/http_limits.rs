@@ -24,7 +24,11 @@ async fn long_uri_gets_a_graph_414() {
     let token = app.user_token().await;
     let filter = "a".repeat(40 * 1024);
     let r = app
-        .raw(reqwest::Method::GET, &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities?x={filter}"), Some(&token))
+        .raw(
+            reqwest::Method::GET,
+            &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities?x={filter}"),
+            Some(&token),
+        )
         .send()
         .await
         .unwrap();
@@ -39,8 +43,12 @@ async fn too_many_headers_get_a_graph_431() {
     for i in 0..150 {
         request = request.header(format!("x-extra-{i}"), "1");
     }
-    assert_graph_error(request.send().await.unwrap(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "RequestHeaderFieldsTooLarge")
-        .await;
+    assert_graph_error(
+        request.send().await.unwrap(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "RequestHeaderFieldsTooLarge",
+    )
+    .await;
     app.stop().await;
 }
 
@@ -48,7 +56,11 @@ async fn too_many_headers_get_a_graph_431() {
 async fn huge_authorization_header_gets_a_graph_431() {
     let app = spawn_app().await;
     let token = "a".repeat(600 * 1024);
-    let r = app.raw(reqwest::Method::GET, "/beta/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).send().await.unwrap();
+    let r = app
+        .raw(reqwest::Method::GET, "/beta/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token))
+        .send()
+        .await
+        .unwrap();
     assert_graph_error(r, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "RequestHeaderFieldsTooLarge").await;
     app.stop().await;
 }
@@ -61,7 +73,11 @@ async fn unparseable_heads_are_refused_by_the_http_layer() {
     let address = app.base_url.trim_start_matches("http://").to_owned();
     let over_the_uri_ceiling = format!("GET /healthz?{} HTTP/1.1\r\nHost: localhost\r\n\r\n", "a".repeat(70 * 1024));
     let cases = [
-        ("a control character in a header value", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\x01b\r\n\r\n".to_owned(), "400"),
+        (
+            "a control character in a header value",
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Bad: a\x01b\r\n\r\n".to_owned(),
+            "400",
+        ),
         (
             "two different Content-Lengths",
             "POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_owned(),

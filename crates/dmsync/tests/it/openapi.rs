@@ -17,7 +17,9 @@ async fn serves_an_openapi_document_per_version_without_a_token() {
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     }
     let beta = app.get_json("/_dmsync/openapi.json?version=beta", None).await;
-    assert!(beta["paths"]["/beta/deviceManagement/windowsAutopilotSettings/sync"]["post"]["responses"]["429"].is_object());
+    assert!(
+        beta["paths"]["/beta/deviceManagement/windowsAutopilotSettings/sync"]["post"]["responses"]["429"].is_object()
+    );
 
     // A document describes what is served: a list's answer has the declared properties.
     let token = app.user_token().await;

@@ -19,7 +19,10 @@ use sqlx::Row;
 use crate::helpers::*;
 
 /// Starts `n` replicas at once on the same fresh database.
-async fn start_replicas(n: usize, configure: impl Fn(&mut dmsync_server::Config)) -> Option<(Vec<TestApp>, sqlx::PgPool)> {
+async fn start_replicas(
+    n: usize,
+    configure: impl Fn(&mut dmsync_server::Config),
+) -> Option<(Vec<TestApp>, sqlx::PgPool)> {
     let db = postgres_database().await?;
     let url = db.url.clone();
     let pool = sqlx::PgPool::connect(&url).await.expect("inspection pool");
@@ -80,12 +83,16 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
     let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
     assert_eq!(count(StatusCode::NO_CONTENT), 1, "{statuses:?}");
     assert_eq!(count(StatusCode::CONFLICT) + count(StatusCode::TOO_MANY_REQUESTS), 299, "{statuses:?}");
-    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'autopilotSync'").fetch_one(&pool).await.unwrap();
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'autopilotSync'").fetch_one(&pool).await.unwrap();
     assert_eq!(jobs, 1);
     // Every replica read the settings before the sync (above) and shows the sync at once,
     // whichever replica started it: nothing is cached per replica.
     for app in &apps {
-        assert_eq!(app.get_json("/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).await["syncStatus"], "inProgress");
+        assert_eq!(
+            app.get_json("/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).await["syncStatus"],
+            "inProgress"
+        );
     }
     stop_all(apps, pool).await;
 }
@@ -94,7 +101,9 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
 async fn a_clock_advance_on_one_replica_reaches_the_others() {
     let Some((apps, pool)) = start_replicas(2, |c| c.sync_duration = Duration::ZERO).await else { return };
     let token = apps[0].user_token().await;
-    let sync = |app: &TestApp| app.raw(Method::POST, "/beta/deviceManagement/windowsAutopilotSettings/sync", Some(&token)).send();
+    let sync = |app: &TestApp| {
+        app.raw(Method::POST, "/beta/deviceManagement/windowsAutopilotSettings/sync", Some(&token)).send()
+    };
     assert_eq!(sync(&apps[0]).await.unwrap().status(), StatusCode::NO_CONTENT);
     apps[0].wait_for_sync_status(&apps[0].graph.with_token(token.clone()), "completed", Duration::from_secs(20)).await;
     assert_eq!(sync(&apps[1]).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
@@ -133,8 +142,13 @@ async fn a_job_whose_replica_was_killed_is_finished_by_another_after_the_lease()
     let base = first.trim().strip_prefix("dmsync listening on ").expect("listening line").to_owned();
     let graph = dmsync_client::GraphClient::new(&base);
     let token = graph
-        .token_password(&base, &dmsync_server::bootstrap::DEV_TENANT_ID.to_string(), &dmsync_server::bootstrap::DEV_CLIENT_ID.to_string(),
-            dmsync_server::bootstrap::DEV_USER_UPN, dmsync_server::bootstrap::DEV_USER_PASSWORD)
+        .token_password(
+            &base,
+            &dmsync_server::bootstrap::DEV_TENANT_ID.to_string(),
+            &dmsync_server::bootstrap::DEV_CLIENT_ID.to_string(),
+            dmsync_server::bootstrap::DEV_USER_UPN,
+            dmsync_server::bootstrap::DEV_USER_PASSWORD,
+        )
         .await
         .unwrap()
         .access_token;
@@ -142,7 +156,8 @@ async fn a_job_whose_replica_was_killed_is_finished_by_another_after_the_lease()
     // Wait until the doomed replica holds the job, then kill it without a chance to let go.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let running: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'running'").fetch_one(&pool).await.unwrap();
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'running'").fetch_one(&pool).await.unwrap();
         if running == 1 {
             break;
         }
@@ -154,7 +169,11 @@ async fn a_job_whose_replica_was_killed_is_finished_by_another_after_the_lease()
     let killed_at = tokio::time::Instant::now();
 
     let survivor = spawn_app_on(
-        dmsync_server::Config { job_lease: Duration::from_secs(6), sync_duration: Duration::from_secs(2), ..test_config(&db.url) },
+        dmsync_server::Config {
+            job_lease: Duration::from_secs(6),
+            sync_duration: Duration::from_secs(2),
+            ..test_config(&db.url)
+        },
         TestDb::Shared(std::sync::Arc::new(db)),
     )
     .await;
@@ -190,17 +209,25 @@ async fn a_scheduled_connector_sync_runs_once_across_replicas() {
     let id = created["id"].as_str().unwrap();
     let inventory = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/exchange/mobile-devices.csv");
     let set = app
-        .raw(Method::PUT, &format!("/_dmsync/tenants/{}/exchangeConnectors/{id}/source", app.tenant()), Some("dmsync-dev-admin"))
+        .raw(
+            Method::PUT,
+            &format!("/_dmsync/tenants/{}/exchangeConnectors/{id}/source", app.tenant()),
+            Some("dmsync-dev-admin"),
+        )
         .json(&json!({"kind": "file", "path": inventory}))
         .send()
         .await
         .unwrap();
     assert_eq!(set.status(), StatusCode::NO_CONTENT);
 
-    let syncs = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE kind = 'exchangeConnectorSync'").fetch_one(&pool);
+    let syncs = || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE kind = 'exchangeConnectorSync'").fetch_one(&pool)
+    };
     let finished = || {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM jobs WHERE kind = 'exchangeConnectorSync' AND state = 'succeeded'")
-            .fetch_one(&pool)
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM jobs WHERE kind = 'exchangeConnectorSync' AND state = 'succeeded'",
+        )
+        .fetch_one(&pool)
     };
     for period in 1..=2i64 {
         // A day on: the full sync is due on every replica's scheduler at about the same time.

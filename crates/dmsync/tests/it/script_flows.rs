@@ -70,10 +70,15 @@ async fn get_windows_autopilot_info_online_flow() {
     let token = app.user_token().await;
     let mut ids = Vec::new();
     for serial in ["PF1GHXN3", "PF1GHXN4"] {
-        let created = post_imported(&app, &token, powershell_body(serial, &hardware_hash(serial), "groupTag", "HYBRID", "")).await;
+        let created =
+            post_imported(&app, &token, powershell_body(serial, &hardware_hash(serial), "groupTag", "HYBRID", ""))
+                .await;
         assert_eq!(created["state"]["deviceImportStatus"], "unknown", "scripts wait while unknown");
         assert_eq!(created["groupTag"], "HYBRID");
-        assert_eq!(created["@odata.context"], "https://graph.microsoft.com/beta/$metadata#deviceManagement/importedWindowsAutopilotDeviceIdentities/$entity");
+        assert_eq!(
+            created["@odata.context"],
+            "https://graph.microsoft.com/beta/$metadata#deviceManagement/importedWindowsAutopilotDeviceIdentities/$entity"
+        );
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
     // While processing, the status stays unknown.
@@ -115,13 +120,20 @@ async fn import_autopilot_csv_flow() {
         ("CSV-4", "AAE=".to_owned()),          // two bytes: not a hardware hash
     ];
     for (serial, hash) in &rows {
-        post_imported(&app, &token, powershell_body(serial, hash, "orderIdentifier", "Kiosk", "user@contoso.onmicrosoft.com")).await;
+        post_imported(
+            &app,
+            &token,
+            powershell_body(serial, hash, "orderIdentifier", "Kiosk", "user@contoso.onmicrosoft.com"),
+        )
+        .await;
     }
     let list_path = format!("{B}/importedWindowsAutopilotDeviceIdentities");
     let list = app.get_json(&list_path, Some(&token)).await;
-    let unknown = list["value"].as_array().unwrap().iter().filter(|d| d["state"]["deviceImportStatus"] == "unknown").count();
+    let unknown =
+        list["value"].as_array().unwrap().iter().filter(|d| d["state"]["deviceImportStatus"] == "unknown").count();
     assert_eq!(unknown, 4);
-    let ids: Vec<String> = list["value"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> =
+        list["value"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
     let_imports_finish(&app, &token, &ids).await;
 
     let list = app.get_json(&list_path, Some(&token)).await;
@@ -173,7 +185,10 @@ async fn community_script_flow() {
 
     // `Get-AutopilotImportedDevice -serial`: a slash before '?' and the serial not URL-encoded
     // (reqwest encodes the space, as Invoke-MgGraphRequest's Uri class does).
-    let url = format!("{}{B}/importedWindowsAutopilotDeviceIdentities/?$filter=contains(serialNumber,'COMM 01')", app.base_url);
+    let url = format!(
+        "{}{B}/importedWindowsAutopilotDeviceIdentities/?$filter=contains(serialNumber,'COMM 01')",
+        app.base_url
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let record = loop {
         let v: Value = app.http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
@@ -191,10 +206,17 @@ async fn community_script_flow() {
 
     // -UpdateTag: delete the imported identity, then sync; 429 right after an import.
     let id = record["id"].as_str().unwrap();
-    let r = app.raw(Method::DELETE, &format!("{B}/importedWindowsAutopilotDeviceIdentities/{id}"), Some(&token)).send().await.unwrap();
+    let r = app
+        .raw(Method::DELETE, &format!("{B}/importedWindowsAutopilotDeviceIdentities/{id}"), Some(&token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let sync = format!("{B}/windowsAutopilotSettings/sync");
-    assert_eq!(app.raw(Method::POST, &sync, Some(&token)).send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.raw(Method::POST, &sync, Some(&token)).send().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     app.admin.advance_clock(750.0).await.unwrap(); // the script sleeps 750 s and tries once more
     let token = app.user_token().await;
     let r = app.raw(Method::POST, &sync, Some(&token)).header("content-type", "application/json").send().await.unwrap();
@@ -217,12 +239,30 @@ async fn set_autopilot_device_flow_with_lenient_json() {
         .unwrap()
         .to_owned();
     let action = format!("{B}/windowsAutopilotDeviceIdentities/{id}/UpdateDeviceProperties");
-    for body in [r#"{ displayName: "PC-01" }"#, r#"{ groupTag: "Sales" }"#, r#"{"userPrincipalName":"kim@contoso.onmicrosoft.com","addressableUserName":"Kim"}"#] {
-        let r = app.raw(Method::POST, &action, Some(&token)).header("content-type", "application/json").body(body).send().await.unwrap();
+    for body in [
+        r#"{ displayName: "PC-01" }"#,
+        r#"{ groupTag: "Sales" }"#,
+        r#"{"userPrincipalName":"kim@contoso.onmicrosoft.com","addressableUserName":"Kim"}"#,
+    ] {
+        let r = app
+            .raw(Method::POST, &action, Some(&token))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NO_CONTENT, "{body}");
     }
-    for (body, status) in [(r#"{ displayName: "#, StatusCode::BAD_REQUEST), (r#"{ color: "red" }"#, StatusCode::BAD_REQUEST)] {
-        let r = app.raw(Method::POST, &action, Some(&token)).header("content-type", "application/json").body(body).send().await.unwrap();
+    for (body, status) in
+        [(r#"{ displayName: "#, StatusCode::BAD_REQUEST), (r#"{ color: "red" }"#, StatusCode::BAD_REQUEST)]
+    {
+        let r = app
+            .raw(Method::POST, &action, Some(&token))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), status, "{body}");
     }
     app.admin.advance_clock(601.0).await.unwrap();
@@ -238,10 +278,22 @@ async fn set_autopilot_device_flow_with_lenient_json() {
 
     // assign / unassign.
     let assign = format!("{B}/windowsAutopilotDeviceIdentities/{id}/assignUserToDevice");
-    let r = app.raw(Method::POST, &assign, Some(&token)).json(&json!({"userPrincipalName": "lee@contoso.onmicrosoft.com", "addressableUserName": "Lee"})).send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &assign, Some(&token))
+        .json(&json!({"userPrincipalName": "lee@contoso.onmicrosoft.com", "addressableUserName": "Lee"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.get_json(&format!("{B}/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await["userPrincipalName"], "lee@contoso.onmicrosoft.com");
-    let r = app.raw(Method::POST, &format!("{B}/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice"), Some(&token)).send().await.unwrap();
+    assert_eq!(
+        app.get_json(&format!("{B}/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await["userPrincipalName"],
+        "lee@contoso.onmicrosoft.com"
+    );
+    let r = app
+        .raw(Method::POST, &format!("{B}/windowsAutopilotDeviceIdentities/{id}/unassignUserFromDevice"), Some(&token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let device = app.get_json(&format!("{B}/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await;
     assert_eq!((device["userPrincipalName"].as_str(), device["addressableUserName"].as_str()), (Some(""), Some("")));
@@ -253,7 +305,10 @@ async fn set_autopilot_device_flow_with_lenient_json() {
 #[tokio::test]
 async fn device_deletion_is_asynchronous_and_refuses_a_second_request() {
     let app = import_app().await;
-    app.admin.add_registrations(&app.tenant(), &[registration("DEL-1"), registration("DEL-2"), registration("DEL-3")]).await.unwrap();
+    app.admin
+        .add_registrations(&app.tenant(), &[registration("DEL-1"), registration("DEL-2"), registration("DEL-3")])
+        .await
+        .unwrap();
     let client = app.user_client().await;
     client.sync_windows_autopilot_settings().await.unwrap();
     app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
@@ -318,7 +373,10 @@ async fn import_validation_errors_are_intune_shaped() {
         (json!({"hardwareIdentifier": hardware_hash("x")}), "serialNumber is required"),
         (json!({"serialNumber": "S"}), "hardwareIdentifier is required"),
         (json!({"serialNumber": "S", "hardwareIdentifier": "***"}), "hardwareIdentifier is not valid base64"),
-        (json!({"serialNumber": "S", "hardwareIdentifier": "A".repeat(64 * 1024 + 4)}), "hardwareIdentifier is longer than 65536"),
+        (
+            json!({"serialNumber": "S", "hardwareIdentifier": "A".repeat(64 * 1024 + 4)}),
+            "hardwareIdentifier is longer than 65536",
+        ),
     ] {
         let r = app.raw(Method::POST, &path, Some(&token)).json(&body).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -326,7 +384,12 @@ async fn import_validation_errors_are_intune_shaped() {
         let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
         assert!(inner["Message"].as_str().unwrap().starts_with(needle), "{inner}");
     }
-    let r = app.raw(Method::POST, &format!("{path}/import"), Some(&token)).json(&json!({"importedWindowsAutopilotDeviceIdentities": []})).send().await.unwrap();
+    let r = app
+        .raw(Method::POST, &format!("{path}/import"), Some(&token))
+        .json(&json!({"importedWindowsAutopilotDeviceIdentities": []}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // The import action bounds each item's hash too, and names the item.
     let items = json!({"importedWindowsAutopilotDeviceIdentities": [
@@ -337,7 +400,13 @@ async fn import_validation_errors_are_intune_shaped() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
     let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
-    assert!(inner["Message"].as_str().unwrap().starts_with("hardwareIdentifier is longer than 65536 characters of base64 (item 2)"), "{inner}");
+    assert!(
+        inner["Message"]
+            .as_str()
+            .unwrap()
+            .starts_with("hardwareIdentifier is longer than 65536 characters of base64 (item 2)"),
+        "{inner}"
+    );
     // base64url is accepted as well as base64, and the response gives standard base64 back.
     let url_safe = "-_-_";
     let r = app

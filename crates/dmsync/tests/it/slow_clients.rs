@@ -62,7 +62,9 @@ async fn read_one_response(stream: &mut TcpStream) -> String {
         if let Some(end) = text.find("\r\n\r\n") {
             let length = text[..end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
+                })
                 .unwrap_or(0);
             if received.len() >= end + 4 + length {
                 return text.into_owned();
@@ -183,16 +185,26 @@ async fn stalled_body_is_answered(app: &TestApp, what: &str, framing: &str, sent
 #[tokio::test]
 async fn stalled_content_length_body_gets_a_408_and_a_close() {
     let app = spawn_with_short_timeouts().await;
-    stalled_body_is_answered(&app, "Content-Length 1000 with 16 bytes sent", "Content-Length: 1000", r#"{"importedWindow"#)
-        .await;
+    stalled_body_is_answered(
+        &app,
+        "Content-Length 1000 with 16 bytes sent",
+        "Content-Length: 1000",
+        r#"{"importedWindow"#,
+    )
+    .await;
     app.stop().await;
 }
 
 #[tokio::test]
 async fn stalled_chunked_body_gets_a_408_and_a_close() {
     let app = spawn_with_short_timeouts().await;
-    stalled_body_is_answered(&app, "chunked body that stops", "Transfer-Encoding: chunked", "10\r\n{\"importedWindow\r\n")
-        .await;
+    stalled_body_is_answered(
+        &app,
+        "chunked body that stops",
+        "Transfer-Encoding: chunked",
+        "10\r\n{\"importedWindow\r\n",
+    )
+    .await;
     app.stop().await;
 }
 

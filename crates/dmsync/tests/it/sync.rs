@@ -32,10 +32,23 @@ async fn settings_start_unknown_with_minimum_timestamps() {
     let id = body["id"].as_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok());
     // The id is stable.
-    let again: Value = app.user_client().await.get_windows_autopilot_settings().await.map(|s| serde_json::to_value(s).unwrap()).unwrap();
+    let again: Value = app
+        .user_client()
+        .await
+        .get_windows_autopilot_settings()
+        .await
+        .map(|s| serde_json::to_value(s).unwrap())
+        .unwrap();
     assert_eq!(again["id"], id);
     // Keys come in alphabetical order, as Intune sends them.
-    let text = app.raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&token)).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .raw(Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", Some(&token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let order: Vec<usize> = ["\"id\"", "\"lastManualSyncTriggerDateTime\"", "\"lastSyncDateTime\"", "\"syncStatus\""]
         .iter()
         .map(|k| text.find(k).unwrap())
@@ -127,14 +140,21 @@ async fn action_accepts_every_empty_body_form_and_the_namespaced_name() {
         ("{}", Box::new(|r| r.header("content-type", "application/json").body("{}"))),
     ];
     for (i, (name, form)) in forms.iter().enumerate() {
-        let path = if i % 2 == 0 { SYNC } else { "/beta/deviceManagement/windowsAutopilotSettings/microsoft.graph.sync" };
+        let path =
+            if i % 2 == 0 { SYNC } else { "/beta/deviceManagement/windowsAutopilotSettings/microsoft.graph.sync" };
         let r = form(app.raw(Method::POST, path, Some(&token))).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NO_CONTENT, "{name}");
         app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
         app.admin.advance_clock(601.0).await.unwrap();
     }
     // Malformed JSON is not "no body".
-    let r = app.raw(Method::POST, SYNC, Some(&app.user_token().await)).header("content-type", "application/json").body("{").send().await.unwrap();
+    let r = app
+        .raw(Method::POST, SYNC, Some(&app.user_token().await))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     app.stop().await;
 }
@@ -159,7 +179,13 @@ async fn patch_validates_and_leaves_server_owned_fields_alone() {
     assert_eq!(r.status(), StatusCode::OK);
     // Bad values and unknown properties are 400.
     for bad in [r#"{"syncStatus":"sideways"}"#, r#"{"lastSyncDateTime":"yesterday"}"#, r#"{"color":"blue"}"#] {
-        let r = app.raw(Method::PATCH, path, Some(&token)).header("content-type", "application/json").body(bad).send().await.unwrap();
+        let r = app
+            .raw(Method::PATCH, path, Some(&token))
+            .header("content-type", "application/json")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
     app.stop().await;
@@ -208,7 +234,11 @@ async fn a_sync_in_progress_is_a_409_and_never_a_429() {
     assert_eq!(app.raw(Method::POST, SYNC, Some(&token)).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     let statuses = |token: String| {
         let requests = (0..20).map(|i| {
-            let request = if i % 2 == 0 { app.raw(Method::POST, SYNC, Some(&token)) } else { app.raw(Method::GET, SETTINGS, Some(&token)) };
+            let request = if i % 2 == 0 {
+                app.raw(Method::POST, SYNC, Some(&token))
+            } else {
+                app.raw(Method::GET, SETTINGS, Some(&token))
+            };
             async move { request.send().await.unwrap().status().as_u16() }
         });
         futures::future::join_all(requests)
@@ -246,7 +276,9 @@ async fn a_completed_import_restarts_the_cooldown_the_next_429_reports() {
     app.admin.advance_clock(300.0).await.unwrap();
     let client = app.user_client().await;
     let retry_after = |err: dmsync_client::ClientError| -> u64 {
-        let dmsync_client::ClientError::Graph { status: 429, retry_after: Some(seconds), .. } = err else { panic!("{err:?}") };
+        let dmsync_client::ClientError::Graph { status: 429, retry_after: Some(seconds), .. } = err else {
+            panic!("{err:?}")
+        };
         seconds.parse().unwrap()
     };
     for _ in 0..3 {
@@ -259,7 +291,8 @@ async fn a_completed_import_restarts_the_cooldown_the_next_429_reports() {
         hardware_identifier: hardware_hash("IMPORTED-1"),
         ..Default::default()
     };
-    let imported = client.import_windows_autopilot_device_identities(dmsync_graph::ApiVersion::Beta, &[device]).await.unwrap();
+    let imported =
+        client.import_windows_autopilot_device_identities(dmsync_graph::ApiVersion::Beta, &[device]).await.unwrap();
     let path = format!("/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities/{}", imported[0].id);
     app.admin.advance_clock(61.0).await.unwrap();
     let client = app.user_client().await;

@@ -37,7 +37,11 @@ async fn tenants_see_only_their_own_devices_and_settings() {
     let err = app.admin.add_registrations(FABRIKAM, &[registration("CONTOSO-1")]).await.unwrap_err();
     assert_eq!(err.status(), Some(400));
     let r = app
-        .raw(Method::GET, &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&fabrikam_token))
+        .raw(
+            Method::GET,
+            &format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}"),
+            Some(&fabrikam_token),
+        )
         .send()
         .await
         .unwrap();
