@@ -150,7 +150,7 @@ impl Kills {
     ) -> AnyPool {
         tokio::time::sleep(after).await;
         server.kill9();
-        let db = open_database(database).await;
+        let db = open_database_after_kill(database).await;
         let unfinished = unfinished_jobs(&db, kind).await;
         self.record(scenario, what, after, unfinished > 0);
         db
@@ -187,6 +187,30 @@ async fn open_database(database: &TestDatabase) -> AnyPool {
     let url =
         if database.url.starts_with("sqlite:") { format!("{}?mode=ro", database.url) } else { database.url.clone() };
     sqlx::pool::PoolOptions::new().max_connections(1).connect(&url).await.expect("the database opens read-only")
+}
+
+/// [`open_database`] right after a SIGKILL, once the killed server's writes have settled.
+async fn open_database_after_kill(database: &TestDatabase) -> AnyPool {
+    let db = open_database(database).await;
+    if !database.url.starts_with("sqlite:") {
+        wait_for_dead_server_sessions(&db).await;
+    }
+    db
+}
+
+/// Waits until PostgreSQL has ended every session of the killed server. A COMMIT the server sent
+/// just before SIGKILL still runs to its end in its backend, so counting rows before that backend
+/// has gone would miss a write that did land, and the round's later check would see it appear.
+async fn wait_for_dead_server_sessions(db: &AnyPool) {
+    wait_until("the killed server's PostgreSQL sessions have ended", || async {
+        let others = count(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await;
+        (others == 0).then_some(())
+    })
+    .await;
 }
 
 async fn count(db: &AnyPool, sql: &str) -> i64 {
@@ -413,7 +437,7 @@ async fn registration_upload_and_sync(database: &TestDatabase) {
                 Err(_) => false,
             };
             kills.record(scenario, "during a 100,000-row upload", after, !acknowledged);
-            let db = open_database(database).await;
+            let db = open_database_after_kill(database).await;
             assert_registrations_intact(&db).await;
             let tagged =
                 count_with(&db, "SELECT count(*) FROM autopilot_registrations WHERE group_tag = $1", &new_tag).await;
@@ -590,7 +614,7 @@ async fn import_batches(database: &TestDatabase) {
         let after = import_time.mul_f64(rng.gen_range(0.0..1.2));
         let client = graph(&server);
         let answers = kill_during(server, after, post_import_batches(client, round)).await;
-        let db = open_database(database).await;
+        let db = open_database_after_kill(database).await;
         let unacknowledged = answers.iter().filter(|(_, ids)| ids.is_none()).count();
         let unfinished = unfinished_jobs(&db, "importAutopilotDevices").await;
         kills.record(scenario, "during 5,000 imports", after, unacknowledged > 0 || unfinished > 0);
