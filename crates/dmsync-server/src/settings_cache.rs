@@ -108,8 +108,8 @@ mod tests {
     use dmsync_core::store::{AutopilotStore, IdentityStore};
     use uuid::Uuid;
 
-    async fn store_with_tenant(tenant: TenantId) -> dmsync_store::sqlite::SqliteStore {
-        let store = dmsync_store::sqlite::SqliteStore::open("sqlite::memory:").await.unwrap();
+    async fn store_with_tenant(tenant: TenantId) -> dmsync_store::SqlStore {
+        let store = dmsync_store::SqlStore::open("sqlite::memory:").await.unwrap();
         store.create_tenant(&Tenant { id: tenant, domain: "a.example".into() }).await.unwrap();
         store
     }

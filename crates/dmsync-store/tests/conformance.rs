@@ -814,14 +814,14 @@ async fn postgres() -> Opened<TestDatabase> {
 }
 
 async fn sqlite_chunked() -> Opened<()> {
-    let mut store = dmsync_store::SqliteStore::open("sqlite::memory:").await.unwrap();
+    let mut store = dmsync_store::SqlStore::open("sqlite::memory:").await.unwrap();
     store.set_reconcile_chunk(3);
     Some((std::sync::Arc::new(store), ()))
 }
 
 async fn postgres_chunked() -> Opened<TestDatabase> {
     let db = TestDatabase::create().await?;
-    let mut store = dmsync_store::PgStore::open(&db.url).await.unwrap();
+    let mut store = dmsync_store::SqlStore::open(&db.url).await.unwrap();
     store.set_reconcile_chunk(3);
     Some((std::sync::Arc::new(store), db))
 }
