@@ -1,5 +1,5 @@
-//! [`AutopilotStore`]: the tenant's settings singleton and its sync decision, and the device
-//! identities with their reads and actions. Registration uploads are in `registrations.rs`,
+//! [`AutopilotSettingsStore`]: the tenant's settings singleton and its sync decision; and
+//! [`AutopilotStore`]: the device identities with their reads and actions. Registration uploads are in `registrations.rs`,
 //! the sync's reconciliation in `reconcile.rs`.
 
 use async_trait::async_trait;
@@ -7,12 +7,12 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery, ImportStats,
     ReconcileStats, SyncDecision, SyncOutcome, SyncStatus,
 };
 use dmsync_core::filter::Filter;
-use dmsync_core::jobs::{JobKind, JobLease, JobState};
-use dmsync_core::store::{AutopilotStore, RegistrationImport};
+use dmsync_core::jobs::{JobLease, JobState, NewJob};
+use dmsync_core::store::{AutopilotSettingsStore, AutopilotStore, RegistrationImport};
 use dmsync_core::{StoreResult, TenantId};
 
 use crate::convert::refusal;
@@ -37,8 +37,9 @@ impl SqlStore {
 
 const SETTINGS: &str = "SELECT * FROM autopilot_settings WHERE tenant_id = $1";
 
+/// The settings half: the server wraps it in its cache.
 #[async_trait]
-impl AutopilotStore for SqlStore {
+impl AutopilotSettingsStore for SqlStore {
     async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
         if let Some(row) = self.read().fetch_optional(Query::new(SETTINGS).bind(tenant)).await? {
             return settings_from_row(&row);
@@ -52,6 +53,7 @@ impl AutopilotStore for SqlStore {
         tenant: TenantId,
         now: OffsetDateTime,
         cooldown: Duration,
+        job: &NewJob,
     ) -> StoreResult<SyncDecision> {
         self.ensure_settings(tenant).await?;
         let mut tx = self.begin().await?;
@@ -74,8 +76,8 @@ impl AutopilotStore for SqlStore {
             tx.rollback().await?;
             return Ok(refusal(&settings, now, cooldown));
         }
-        let job_id = insert_job(&mut tx, tenant, JobKind::AutopilotSync, "{}", now, now).await?;
-        tx.commit().await?;
+        let job_id = insert_job(&mut tx, tenant, job, now, now).await?;
+        self.commit_enqueued(tx).await?;
         Ok(SyncDecision::Started { job_id })
     }
 
@@ -110,6 +112,19 @@ impl AutopilotStore for SqlStore {
         Ok(true)
     }
 
+    async fn process_imports(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        counts_as_sync: bool,
+    ) -> StoreResult<Option<ImportStats>> {
+        self.process_import_job(lease, tenant, now, counts_as_sync).await
+    }
+}
+
+#[async_trait]
+impl AutopilotStore for SqlStore {
     async fn begin_registrations(&self, tenant: TenantId) -> StoreResult<Box<dyn RegistrationImport>> {
         self.begin_registration_import(tenant).await
     }
@@ -200,6 +215,7 @@ impl AutopilotStore for SqlStore {
         id: Uuid,
         now: OffsetDateTime,
         run_at: OffsetDateTime,
+        job: &NewJob,
     ) -> StoreResult<DeletionRequest> {
         let mut tx = self.begin().await?;
         let mark = Query::new(
@@ -220,9 +236,8 @@ impl AutopilotStore for SqlStore {
                 DeletionRequest::NotFound
             });
         }
-        let payload = serde_json::json!({ "deviceId": id }).to_string();
-        insert_job(&mut tx, tenant, JobKind::DeregisterAutopilotDevice, &payload, now, run_at).await?;
-        tx.commit().await?;
+        insert_job(&mut tx, tenant, job, now, run_at).await?;
+        self.commit_enqueued(tx).await?;
         Ok(DeletionRequest::Accepted { device_id: id })
     }
 

@@ -16,8 +16,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
+use dmsync_core::store::Topology;
 use dmsync_core::{StoreError, StoreResult};
 
 use crate::convert::{RECONCILE_CHUNK, to_ticks};
@@ -327,6 +329,8 @@ enum Engine {
 pub struct SqlStore {
     engine: Engine,
     pub(crate) reconcile_chunk: i64,
+    /// Signalled after every commit that enqueued a job (see `JobStore::wait_for_enqueued_job`).
+    enqueued: Notify,
 }
 
 impl SqlStore {
@@ -346,12 +350,31 @@ impl SqlStore {
                 "unsupported database URL '{url}': expected sqlite://PATH, sqlite::memory: or postgres://…"
             )));
         };
-        Ok(SqlStore { engine, reconcile_chunk: RECONCILE_CHUNK })
+        Ok(SqlStore { engine, reconcile_chunk: RECONCILE_CHUNK, enqueued: Notify::new() })
     }
 
     /// Rows per reconciliation chunk (tests use small chunks to cover several).
     pub fn set_reconcile_chunk(&mut self, rows: i64) {
         self.reconcile_chunk = rows.max(1);
+    }
+
+    /// Commits a transaction that enqueued a job, then wakes a worker waiting for one.
+    pub(crate) async fn commit_enqueued(&self, tx: Tx) -> StoreResult<()> {
+        tx.commit().await?;
+        self.enqueued.notify_one();
+        Ok(())
+    }
+
+    /// Resolves once a job was enqueued since the previous call returned.
+    pub(crate) async fn enqueued(&self) {
+        self.enqueued.notified().await
+    }
+
+    pub(crate) fn topology(&self) -> Topology {
+        match self.engine {
+            Engine::Sqlite { .. } => Topology::SingleNode,
+            Engine::Postgres(_) => Topology::Shared,
+        }
     }
 
     pub(crate) fn dialect(&self) -> Dialect {

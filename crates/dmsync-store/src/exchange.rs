@@ -14,7 +14,7 @@ use dmsync_core::exchange::{
     EasDevice, ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
 };
 use dmsync_core::filter::Filter;
-use dmsync_core::jobs::{JobKind, JobLease, JobState};
+use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::store::ExchangeStore;
 use dmsync_core::{StoreError, StoreResult, TenantId};
 
@@ -169,6 +169,7 @@ impl SqlStore {
         sync_type: SyncType,
         now: OffsetDateTime,
         due: Option<Due>,
+        job: &NewJob,
     ) -> StoreResult<ConnectorSyncDecision> {
         let mut tx = self.begin().await?;
         let started_column = match sync_type {
@@ -194,20 +195,19 @@ impl SqlStore {
             tx.rollback().await?;
             return Ok(if exists { ConnectorSyncDecision::AlreadyRunning } else { ConnectorSyncDecision::NotFound });
         }
-        let payload = serde_json::json!({ "connectorId": id, "syncType": sync_type.as_str() }).to_string();
-        let job_id = insert_job(&mut tx, tenant, JobKind::ExchangeConnectorSync, &payload, now, now).await?;
+        let job_id = insert_job(&mut tx, tenant, job, now, now).await?;
         // The job row and the connector's marker must name the same job.
         let mark = Query::new("UPDATE exchange_connectors SET running_job_id = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(job_id);
         tx.execute(mark.bind(tenant).bind(id)).await?;
-        tx.commit().await?;
+        self.commit_enqueued(tx).await?;
         Ok(ConnectorSyncDecision::Started { job_id })
     }
 }
 
 #[async_trait]
 impl ExchangeStore for SqlStore {
-    async fn create_connector(&self, c: &ExchangeConnector) -> StoreResult<()> {
+    async fn create_connector(&self, c: &ExchangeConnector, now: OffsetDateTime) -> StoreResult<()> {
         let query = Query::new(
             "INSERT INTO exchange_connectors (tenant_id, id, last_sync, status, primary_smtp_address, server_name,
                  connector_server_name, connector_type, version, exchange_alias, exchange_organization, created_at)
@@ -224,7 +224,7 @@ impl ExchangeStore for SqlStore {
         .bind(&c.version)
         .bind(&c.exchange_alias)
         .bind(&c.exchange_organization)
-        .bind(OffsetDateTime::now_utc());
+        .bind(now);
         self.write().execute(query).await?;
         Ok(())
     }
@@ -284,13 +284,19 @@ impl ExchangeStore for SqlStore {
         Ok(deleted)
     }
 
-    async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool> {
+    async fn set_connector_source(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        source: &ConnectorSource,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
         let json = serde_json::to_string(source).map_err(|e| StoreError::Database(e.to_string()))?;
         let query = Query::new(
             "UPDATE exchange_connectors SET source = $1, source_set_at = $2 WHERE tenant_id = $3 AND id = $4",
         )
         .bind(json)
-        .bind(OffsetDateTime::now_utc())
+        .bind(now)
         .bind(tenant)
         .bind(id);
         Ok(self.write().execute(query).await? == 1)
@@ -302,8 +308,9 @@ impl ExchangeStore for SqlStore {
         id: Uuid,
         sync_type: SyncType,
         now: OffsetDateTime,
+        job: &NewJob,
     ) -> StoreResult<ConnectorSyncDecision> {
-        self.claim_connector(tenant, id, sync_type, now, None).await
+        self.claim_connector(tenant, id, sync_type, now, None, job).await
     }
 
     async fn schedule_connector_syncs(
@@ -311,6 +318,7 @@ impl ExchangeStore for SqlStore {
         now: OffsetDateTime,
         delta_every: Duration,
         full_every: Duration,
+        job_for: &(dyn Fn(Uuid, SyncType) -> NewJob + Send + Sync),
     ) -> StoreResult<u64> {
         let (full_before, delta_before) = (now - full_every, now - delta_every);
         // The same condition is checked again by each claim, under the row lock.
@@ -325,9 +333,10 @@ impl ExchangeStore for SqlStore {
         let mut started = 0;
         for row in self.read().fetch_all(query).await? {
             let kind = if row.flag("full_due")? { SyncType::FullSync } else { SyncType::DeltaSync };
+            let (tenant, id) = (row.uuid("tenant_id")?, row.uuid("id")?);
             let due = Due { full_before, delta_before };
             if let ConnectorSyncDecision::Started { .. } =
-                self.claim_connector(row.uuid("tenant_id")?, row.uuid("id")?, kind, now, Some(due)).await?
+                self.claim_connector(tenant, id, kind, now, Some(due), &job_for(id, kind)).await?
             {
                 started += 1;
             }

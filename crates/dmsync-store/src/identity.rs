@@ -14,11 +14,11 @@ use crate::rows::*;
 
 #[async_trait]
 impl IdentityStore for SqlStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+    async fn create_tenant(&self, tenant: &Tenant, now: OffsetDateTime) -> StoreResult<()> {
         let query = Query::new("INSERT INTO tenants (id, domain, created_at) VALUES ($1, $2, $3)")
             .bind(tenant.id)
             .bind(&tenant.domain)
-            .bind(OffsetDateTime::now_utc());
+            .bind(now);
         self.write().execute(query).await?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use dmsync_core::autopilot::{
     ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, import_errors,
 };
 use dmsync_core::filter::Filter;
-use dmsync_core::jobs::{JobKind, JobLease, JobState};
+use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::store::ImportStore;
 use dmsync_core::{StoreResult, TenantId};
 
@@ -47,9 +47,10 @@ impl ImportStore for SqlStore {
         rows: &[NewImportedDevice],
         now: OffsetDateTime,
         run_at: OffsetDateTime,
+        job: &NewJob,
     ) -> StoreResult<Vec<ImportedDevice>> {
         let mut tx = self.begin().await?;
-        let job_id = insert_job(&mut tx, tenant, JobKind::ImportAutopilotDevices, "{}", now, run_at).await?;
+        let job_id = insert_job(&mut tx, tenant, job, now, run_at).await?;
         let mut created = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(self.dialect().rows_per_insert(13)) {
             let mut insert = Query::new(
@@ -94,7 +95,7 @@ impl ImportStore for SqlStore {
                 created_at: from_ticks(to_ticks(now)),
             }));
         }
-        tx.commit().await?;
+        self.commit_enqueued(tx).await?;
         Ok(created)
     }
 
@@ -118,8 +119,11 @@ impl ImportStore for SqlStore {
         let query = Query::new("DELETE FROM imported_devices WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
         Ok(self.write().execute(query).await? == 1)
     }
+}
 
-    async fn process_imports(
+impl SqlStore {
+    /// See `AutopilotSettingsStore::process_imports`.
+    pub(crate) async fn process_import_job(
         &self,
         lease: &JobLease,
         tenant: TenantId,

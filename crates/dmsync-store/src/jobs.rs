@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use dmsync_core::jobs::{Job, JobKind, JobLease, JobState};
+use dmsync_core::jobs::{Job, JobLease, JobState, NewJob};
 use dmsync_core::store::JobStore;
 use dmsync_core::{StoreResult, TenantId};
 
@@ -21,12 +21,12 @@ fn fenced(sql: String, lease: &JobLease) -> Query {
 }
 
 /// Inserts a queued job inside the caller's transaction, so that the job exists exactly when
-/// the state change that asked for it does.
+/// the state change that asked for it does. The caller commits with
+/// [`SqlStore::commit_enqueued`], which wakes a waiting worker.
 pub(crate) async fn insert_job(
     tx: &mut Tx,
     tenant: TenantId,
-    kind: JobKind,
-    payload: &str,
+    job: &NewJob,
     now: OffsetDateTime,
     run_at: OffsetDateTime,
 ) -> StoreResult<Uuid> {
@@ -37,8 +37,8 @@ pub(crate) async fn insert_job(
     )
     .bind(job_id)
     .bind(tenant)
-    .bind(kind.as_str())
-    .bind(payload)
+    .bind(job.kind())
+    .bind(job.payload().to_string())
     .bind(run_at)
     .bind(now);
     tx.execute(query).await?;
@@ -154,5 +154,9 @@ impl JobStore for SqlStore {
     async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
         let query = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id);
         self.read().fetch_optional(query).await?.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn wait_for_enqueued_job(&self) {
+        self.enqueued().await
     }
 }

@@ -1,7 +1,7 @@
 //! The dmsync storage traits, implemented once over SQLite and PostgreSQL. [`SqlStore`] holds
 //! the engine; each domain file writes its trait's SQL once over the narrow interface of
 //! `db.rs`, and [`Dialect`](sql::Dialect) holds the few statements that truly differ per engine.
-//! The rest of dmsync sees only `dyn Store`. `tests/conformance.rs` runs one suite against
+//! The server holds a `dyn Backend`; its handlers see only `dyn Store`. `tests/conformance.rs` runs one suite against
 //! every engine.
 
 mod autopilot;
@@ -21,17 +21,11 @@ pub mod testdb;
 
 use std::sync::Arc;
 
-use dmsync_core::{Store, StoreError};
+use dmsync_core::{Backend, StoreError};
 
 pub use db::SqlStore;
 
 /// Opens the store named by a `--db` URL and runs its migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, StoreError> {
     Ok(Arc::new(SqlStore::open(url).await?))
-}
-
-/// Whether a backend is single-node: one process owns the database, so jobs found running at
-/// start-up belonged to a dead process and can be requeued at once.
-pub fn is_single_node(url: &str) -> bool {
-    url.starts_with("sqlite:")
 }

@@ -11,7 +11,7 @@ use dmsync_core::exchange::{
     ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
 };
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
-use dmsync_core::jobs::{Job, JobKind, JobState};
+use dmsync_core::jobs::{Job, JobState};
 use dmsync_core::{StoreError, StoreResult};
 
 use crate::convert::{from_ticks, opt_from_ticks, parse_json_list, parse_uuid};
@@ -81,7 +81,7 @@ pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
     Ok(Job {
         id: row.uuid("id")?,
         tenant_id: row.uuid("tenant_id")?,
-        kind: parse_enum(row.text("kind")?, "job kind", JobKind::parse)?,
+        kind: row.text("kind")?,
         payload: serde_json::from_str(&row.text("payload")?).map_err(|e| StoreError::Database(e.to_string()))?,
         state: parse_enum(row.text("state")?, "job state", JobState::parse)?,
         attempt: row.int("attempt")?,

@@ -4,13 +4,17 @@ use async_trait::async_trait;
 use time::Duration;
 
 use dmsync_core::StoreResult;
-use dmsync_core::store::SystemStore;
+use dmsync_core::store::{SystemStore, Topology};
 
 use crate::convert::CLOCK_OFFSET_KEY;
 use crate::db::{Query, SqlStore};
 
 #[async_trait]
 impl SystemStore for SqlStore {
+    fn topology(&self) -> Topology {
+        SqlStore::topology(self)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.read().execute(Query::new("SELECT 1")).await?;
         Ok(())
