@@ -6,36 +6,31 @@ use crate::TenantId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// Reconcile a tenant's Autopilot registrations into device identities.
-    AutopilotSync,
-    /// Process the imported identities of one create or `import` request.
-    ImportAutopilotDevices,
-    /// Deregister one Autopilot device deleted through Graph (payload `{"deviceId"}`).
-    DeregisterAutopilotDevice,
-    /// Sync one Exchange connector (payload `{"connectorId","syncType"}`).
-    ExchangeConnectorSync,
+/// A job's typed payload; `KIND` is what the jobs table's `kind` column holds. The payload
+/// types live with the code that runs their jobs (in the server); the store only carries them.
+pub trait JobPayload: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {
+    const KIND: &'static str;
 }
 
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::AutopilotSync => "autopilotSync",
-            JobKind::ImportAutopilotDevices => "importAutopilotDevices",
-            JobKind::DeregisterAutopilotDevice => "deregisterAutopilotDevice",
-            JobKind::ExchangeConnectorSync => "exchangeConnectorSync",
-        }
+/// A job to enqueue, built from a typed payload, so that a kind and its payload always agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    kind: &'static str,
+    payload: serde_json::Value,
+}
+
+impl NewJob {
+    pub fn new<P: JobPayload>(payload: &P) -> NewJob {
+        let payload = serde_json::to_value(payload).expect("a job payload serialises to JSON");
+        NewJob { kind: P::KIND, payload }
     }
 
-    pub fn parse(s: &str) -> Option<JobKind> {
-        match s {
-            "autopilotSync" => Some(JobKind::AutopilotSync),
-            "importAutopilotDevices" => Some(JobKind::ImportAutopilotDevices),
-            "deregisterAutopilotDevice" => Some(JobKind::DeregisterAutopilotDevice),
-            "exchangeConnectorSync" => Some(JobKind::ExchangeConnectorSync),
-            _ => None,
-        }
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub fn payload(&self) -> &serde_json::Value {
+        &self.payload
     }
 }
 
@@ -72,7 +67,8 @@ impl JobState {
 pub struct Job {
     pub id: Uuid,
     pub tenant_id: TenantId,
-    pub kind: JobKind,
+    /// A [`JobPayload::KIND`].
+    pub kind: String,
     pub payload: serde_json::Value,
     pub state: JobState,
     /// Incremented at every claim; the fence for heartbeats and completion.

@@ -16,7 +16,7 @@ pub mod store;
 
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
-pub use store::Store;
+pub use store::{Backend, Store};
 
 /// Tenant ids are GUIDs, as in Entra ID.
 pub type TenantId = uuid::Uuid;

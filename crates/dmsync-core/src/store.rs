@@ -19,10 +19,21 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
-use crate::jobs::{Job, JobLease};
+use crate::jobs::{Job, JobLease, NewJob};
+
+/// Whether other processes can share the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One process owns the database (SQLite): jobs found running at start-up belonged to a
+    /// dead process and can be requeued at once, and nothing else writes behind a cache.
+    SingleNode,
+    /// Any number of replicas share it (PostgreSQL).
+    Shared,
+}
 
 #[async_trait]
 pub trait SystemStore: Send + Sync {
+    fn topology(&self) -> Topology;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     async fn clock_offset(&self) -> StoreResult<Duration>;
@@ -34,7 +45,7 @@ pub trait SystemStore: Send + Sync {
 
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
-    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn create_tenant(&self, tenant: &Tenant, now: OffsetDateTime) -> StoreResult<()>;
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
     async fn tenant_count(&self) -> StoreResult<u64>;
@@ -51,29 +62,6 @@ pub trait IdentityStore: Send + Sync {
 
 #[async_trait]
 pub trait AutopilotStore: Send + Sync {
-    /// The tenant's settings singleton, created on first read.
-    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings>;
-
-    /// Decides a manual sync request atomically: 409 while in progress, 429 inside the
-    /// cooldown, otherwise stamp, set `inProgress` and enqueue the sync job in one transaction.
-    async fn trigger_autopilot_sync(
-        &self,
-        tenant: TenantId,
-        now: OffsetDateTime,
-        cooldown: Duration,
-    ) -> StoreResult<SyncDecision>;
-
-    /// Records the end of a sync job and completes the job, in one transaction, fenced by the
-    /// lease. Returns false (and changes nothing) when the lease is no longer ours.
-    async fn finish_autopilot_sync(
-        &self,
-        lease: &JobLease,
-        tenant: TenantId,
-        outcome: SyncOutcome,
-        error: Option<&str>,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool>;
-
     /// Adds or updates registrations (keyed by serial number within the tenant). All or
     /// nothing: if any row is refused, nothing is written and every refused row is returned.
     async fn put_registrations(
@@ -144,6 +132,7 @@ pub trait AutopilotStore: Send + Sync {
         id: Uuid,
         now: OffsetDateTime,
         run_at: OffsetDateTime,
+        job: &NewJob,
     ) -> StoreResult<DeletionRequest>;
 
     /// The device ids of these serial numbers in the tenant (absent serials are left out).
@@ -170,6 +159,7 @@ pub trait ImportStore: Send + Sync {
         rows: &[NewImportedDevice],
         now: OffsetDateTime,
         run_at: OffsetDateTime,
+        job: &NewJob,
     ) -> StoreResult<Vec<ImportedDevice>>;
 
     async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>>;
@@ -180,6 +170,36 @@ pub trait ImportStore: Send + Sync {
     ) -> StoreResult<u64>;
     async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>>;
     async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+}
+
+/// The four methods that read or change the Autopilot settings singleton. Not part of
+/// [`Store`]: the server wraps a backend's in its settings cache and hands handlers a `Store`
+/// without them, so no write can bypass the cache.
+#[async_trait]
+pub trait AutopilotSettingsStore: Send + Sync {
+    /// The tenant's settings singleton, created on first read.
+    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings>;
+
+    /// Decides a manual sync request atomically: 409 while in progress, 429 inside the
+    /// cooldown, otherwise stamp, set `inProgress` and enqueue the sync job in one transaction.
+    async fn trigger_autopilot_sync(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        cooldown: Duration,
+        job: &NewJob,
+    ) -> StoreResult<SyncDecision>;
+
+    /// Records the end of a sync job and completes the job, in one transaction, fenced by the
+    /// lease. Returns false (and changes nothing) when the lease is no longer ours.
+    async fn finish_autopilot_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        outcome: SyncOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
     /// Processes the job's imports with set-based statements: bad hashes (807), hashes of
     /// another tenant (808) and hashes or serials already registered here (806) end in `error`;
@@ -212,7 +232,7 @@ pub trait RegistrationImport: Send {
 
 #[async_trait]
 pub trait ExchangeStore: Send + Sync {
-    async fn create_connector(&self, connector: &ExchangeConnector) -> StoreResult<()>;
+    async fn create_connector(&self, connector: &ExchangeConnector, now: OffsetDateTime) -> StoreResult<()>;
     async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>>;
     async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64>;
     async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>>;
@@ -225,7 +245,14 @@ pub trait ExchangeStore: Send + Sync {
     ) -> StoreResult<Option<ExchangeConnector>>;
     /// Deletes the connector and the devices it discovered.
     async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
-    async fn set_connector_source(&self, tenant: TenantId, id: Uuid, source: &ConnectorSource) -> StoreResult<bool>;
+    /// Sets the connector's source; scheduled syncs are due relative to `now` until its first.
+    async fn set_connector_source(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        source: &ConnectorSource,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
     /// Marks the connector as syncing and enqueues the sync job in one transaction, unless a
     /// sync of it is already running.
@@ -235,16 +262,19 @@ pub trait ExchangeStore: Send + Sync {
         id: Uuid,
         sync_type: SyncType,
         now: OffsetDateTime,
+        job: &NewJob,
     ) -> StoreResult<ConnectorSyncDecision>;
 
     /// Enqueues the scheduled syncs that are due, once across replicas: a full sync when the
     /// last one started `full_every` ago (or never), else a delta when the last sync of either
     /// kind started `delta_every` ago. Only connectors with a source and no running sync.
+    /// `job_for` builds each sync's job from the connector id and the sync type.
     async fn schedule_connector_syncs(
         &self,
         now: OffsetDateTime,
         delta_every: Duration,
         full_every: Duration,
+        job_for: &(dyn Fn(Uuid, SyncType) -> NewJob + Send + Sync),
     ) -> StoreResult<u64>;
 
     /// Empties the connector's staging, fenced by the lease, before an attempt stages its first
@@ -321,6 +351,10 @@ pub trait JobStore: Send + Sync {
     /// where no other process can hold a lease.
     async fn requeue_running_jobs(&self) -> StoreResult<u64>;
     async fn job(&self, id: Uuid) -> StoreResult<Option<Job>>;
+    /// Resolves once a job has been enqueued (committed) by this store since the previous call
+    /// returned; a job enqueued while nobody waits is remembered. Every enqueuing method
+    /// signals it after its commit, so idle workers wake without polling.
+    async fn wait_for_enqueued_job(&self);
 }
 
 /// Everything the server needs from storage.
@@ -330,3 +364,9 @@ pub trait Store:
 }
 
 impl<T: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static> Store for T {}
+
+/// What a backend provides: everything, the settings included. The server wraps the settings
+/// half in its cache and hands handlers a `Store` that has no settings methods.
+pub trait Backend: Store + AutopilotSettingsStore {}
+
+impl<T: Store + AutopilotSettingsStore> Backend for T {}

@@ -160,7 +160,7 @@ async fn create_tenant(State(state): State<AppState>, GraphJson(req): GraphJson<
     if req.tenant_id == dmsync_core::PERSONAL_ACCOUNT_TENANT {
         return Err(ApiError::BadRequest("That id is the personal-account (MSA) tenant.".into()));
     }
-    state.store.create_tenant(&Tenant { id: req.tenant_id, domain: domain.to_owned() }).await?;
+    state.store.create_tenant(&Tenant { id: req.tenant_id, domain: domain.to_owned() }, state.now()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "tenantId": req.tenant_id, "domain": domain }))).into_response())
 }
 
@@ -282,7 +282,7 @@ async fn set_connector_source(
         )));
     }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFoundPlain(format!("'{id}' is not a connector id.")))?;
-    if state.store.set_connector_source(tenant_id, id, &source).await? {
+    if state.store.set_connector_source(tenant_id, id, &source, state.now()).await? {
         state.clock_advanced.notify_waiters();
         Ok(StatusCode::NO_CONTENT)
     } else {

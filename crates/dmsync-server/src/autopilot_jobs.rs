@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 use tokio_util::sync::CancellationToken;
 
 use dmsync_core::autopilot::SyncOutcome;
-use dmsync_core::jobs::Job;
+use dmsync_core::jobs::{Job, JobPayload};
 
 use crate::jobs::JobEnd;
 use crate::state::AppState;
@@ -83,6 +83,33 @@ pub async fn run_import(state: &AppState, job: &Job) -> Result<JobEnd, String> {
         }
         None => Ok(JobEnd::LeaseLost),
     }
+}
+
+/// The payload of a tenant's Autopilot sync: none.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct AutopilotSync {}
+
+impl JobPayload for AutopilotSync {
+    const KIND: &'static str = "autopilotSync";
+}
+
+/// The payload of the processing of one create or `import` request's identities: none.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ImportAutopilotDevices {}
+
+impl JobPayload for ImportAutopilotDevices {
+    const KIND: &'static str = "importAutopilotDevices";
+}
+
+/// The payload of the deregistration of one device deleted through Graph.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeregisterAutopilotDevice {
+    pub device_id: uuid::Uuid,
+}
+
+impl JobPayload for DeregisterAutopilotDevice {
+    const KIND: &'static str = "deregisterAutopilotDevice";
 }
 
 /// Deregisters a device deleted through Graph: its registration and identity go together.

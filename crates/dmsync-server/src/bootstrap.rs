@@ -20,11 +20,11 @@ pub const DEV_USER_OBJECT_ID: Uuid = uuid!("44444444-4444-4444-8444-444444444444
 
 /// Seeds the development tenant, app and user when the database has no tenant at all.
 /// Returns whether it did.
-pub async fn seed_if_empty(store: &dyn Store) -> Result<bool, StoreError> {
+pub async fn seed_if_empty(store: &dyn Store, now: time::OffsetDateTime) -> Result<bool, StoreError> {
     if store.tenant_count().await? > 0 {
         return Ok(false);
     }
-    match store.create_tenant(&Tenant { id: DEV_TENANT_ID, domain: DEV_TENANT_DOMAIN.into() }).await {
+    match store.create_tenant(&Tenant { id: DEV_TENANT_ID, domain: DEV_TENANT_DOMAIN.into() }, now).await {
         Ok(()) => {}
         // Another replica seeded it first.
         Err(StoreError::AlreadyExists(_)) => return Ok(false),

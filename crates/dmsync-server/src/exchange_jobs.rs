@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use dmsync_core::exchange::SyncType;
-use dmsync_core::jobs::Job;
+use dmsync_core::jobs::{Job, JobPayload, NewJob};
 
 use crate::exchange_source;
 use crate::jobs::JobEnd;
@@ -16,6 +16,24 @@ use crate::state::AppState;
 
 /// How often the scheduler looks for due syncs (a clock advance also wakes it).
 const SCHEDULER_TICK: StdDuration = StdDuration::from_secs(30);
+
+/// The payload of one connector's sync.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeConnectorSync {
+    pub connector_id: Uuid,
+    /// `fullSync` or `deltaSync`.
+    pub sync_type: String,
+}
+
+impl JobPayload for ExchangeConnectorSync {
+    const KIND: &'static str = "exchangeConnectorSync";
+}
+
+/// The job that syncs the connector.
+pub fn connector_sync_job(connector_id: Uuid, sync_type: SyncType) -> NewJob {
+    NewJob::new(&ExchangeConnectorSync { connector_id, sync_type: sync_type.as_str().to_owned() })
+}
 
 pub fn connector_of(job: &Job) -> Option<Uuid> {
     job.payload.get("connectorId").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok())
@@ -126,12 +144,9 @@ pub async fn run_scheduler(state: AppState) {
     let delta = time::Duration::try_from(state.config.exchange_delta_interval).unwrap_or(time::Duration::minutes(15));
     let full = time::Duration::try_from(state.config.exchange_full_interval).unwrap_or(time::Duration::hours(24));
     loop {
-        match state.store.schedule_connector_syncs(state.now(), delta, full).await {
+        match state.store.schedule_connector_syncs(state.now(), delta, full, &connector_sync_job).await {
             Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(syncs = n, "scheduled exchange connector syncs started");
-                state.jobs_enqueued.notify_waiters();
-            }
+            Ok(n) => tracing::info!(syncs = n, "scheduled exchange connector syncs started"),
             Err(e) => tracing::warn!(error = %e, "could not schedule exchange connector syncs"),
         }
         tokio::select! {

@@ -9,7 +9,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use dmsync_core::autopilot::SyncOutcome;
-use dmsync_core::jobs::{Job, JobKind, JobLease, MAX_ATTEMPTS};
+use dmsync_core::jobs::{Job, JobLease, JobPayload, MAX_ATTEMPTS};
+
+use crate::autopilot_jobs::{AutopilotSync, DeregisterAutopilotDevice, ImportAutopilotDevices};
+use crate::exchange_jobs::ExchangeConnectorSync;
 
 use crate::state::AppState;
 
@@ -49,6 +52,7 @@ async fn worker_loop(state: AppState, owner: String) {
             Ok(None) => {
                 tokio::select! {
                     _ = state.shutdown.cancelled() => {}
+                    _ = state.store.wait_for_enqueued_job() => {}
                     _ = state.jobs_enqueued.notified() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
@@ -87,11 +91,12 @@ async fn run_job(state: &AppState, job: Job) {
     let beat = tokio::spawn(heartbeat(state.clone(), lease.clone(), lost.clone()));
     let kind = job.kind.as_str();
     tracing::info!(job.id = %job.id, job.kind = kind, job.attempt = job.attempt, tenant.id = %job.tenant_id, "job claimed");
-    let result = match job.kind {
-        JobKind::AutopilotSync => crate::autopilot_jobs::run_autopilot_sync(state, &job, &lost).await,
-        JobKind::ImportAutopilotDevices => crate::autopilot_jobs::run_import(state, &job).await,
-        JobKind::DeregisterAutopilotDevice => crate::autopilot_jobs::run_deregistration(state, &job).await,
-        JobKind::ExchangeConnectorSync => crate::exchange_jobs::run_connector_sync(state, &job, &lost).await,
+    let result = match kind {
+        AutopilotSync::KIND => crate::autopilot_jobs::run_autopilot_sync(state, &job, &lost).await,
+        ImportAutopilotDevices::KIND => crate::autopilot_jobs::run_import(state, &job).await,
+        DeregisterAutopilotDevice::KIND => crate::autopilot_jobs::run_deregistration(state, &job).await,
+        ExchangeConnectorSync::KIND => crate::exchange_jobs::run_connector_sync(state, &job, &lost).await,
+        other => Err(format!("unknown job kind '{other}'")),
     };
     beat.abort();
     match result {
@@ -106,8 +111,8 @@ async fn run_job(state: &AppState, job: Job) {
             // Logged once, here, where the failure is final.
             tracing::error!(job.id = %job.id, job.kind = kind, tenant.id = %job.tenant_id, error = %error, "job failed for good");
             crate::metrics::job_failed(kind);
-            let recorded = match job.kind {
-                JobKind::AutopilotSync => {
+            let recorded = match kind {
+                AutopilotSync::KIND => {
                     let finish = state.store.finish_autopilot_sync(
                         &lease,
                         job.tenant_id,
@@ -117,13 +122,11 @@ async fn run_job(state: &AppState, job: Job) {
                     );
                     state.autopilot_settings.write(job.tenant_id, finish).await
                 }
-                JobKind::ImportAutopilotDevices | JobKind::DeregisterAutopilotDevice => {
-                    state.store.fail_job(&lease, &error, None).await
-                }
-                JobKind::ExchangeConnectorSync => match crate::exchange_jobs::connector_of(&job) {
+                ExchangeConnectorSync::KIND => match crate::exchange_jobs::connector_of(&job) {
                     Some(id) => state.store.fail_connector_sync(&lease, job.tenant_id, id, &error, state.now()).await,
                     None => state.store.fail_job(&lease, &error, None).await,
                 },
+                _ => state.store.fail_job(&lease, &error, None).await,
             };
             if let Err(e) = recorded {
                 tracing::warn!(job.id = %job.id, error = %e, "could not record job failure");

@@ -108,8 +108,8 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("opening the database {}: {e}", config.db))?;
         let clock = Arc::new(OffsetClock::new(store.clock_offset().await?));
         let keys = KeyRing::load_or_start_creating(store.clone(), clock.clone(), shutdown.clone()).await?;
-        let seeded = bootstrap::seed_if_empty(store.as_ref()).await?;
-        if dmsync_store::is_single_node(&config.db) {
+        let seeded = bootstrap::seed_if_empty(store.as_ref(), dmsync_core::Clock::now(clock.as_ref())).await?;
+        if store.topology() == dmsync_core::store::Topology::SingleNode {
             let requeued = store.requeue_running_jobs().await?;
             if requeued > 0 {
                 tracing::info!(jobs = requeued, "requeued jobs left running by a previous process");
@@ -177,7 +177,7 @@ impl Application {
         let Application { listener, state, router, route_table, _db_lock, .. } = self;
         let mut workers = jobs::spawn_workers(&state);
         workers.push(tokio::spawn(exchange_jobs::run_scheduler(state.clone())));
-        if !dmsync_store::is_single_node(&state.config.db) {
+        if state.store.topology() == dmsync_core::store::Topology::Shared {
             workers.push(tokio::spawn(follow_shared_clock(state.clone())));
         }
         let canonicalize = canonicalize_request(route_table);

@@ -92,16 +92,16 @@ pub fn record_request(route: &str, method: &Method, status: StatusCode, elapsed:
     handles.duration.record(elapsed.as_secs_f64());
 }
 
-pub fn job_started(kind: &'static str) {
-    metrics::counter!("dmsync_jobs_started_total", "kind" => kind).increment(1);
+pub fn job_started(kind: &str) {
+    metrics::counter!("dmsync_jobs_started_total", "kind" => kind.to_owned()).increment(1);
 }
 
-pub fn job_finished(kind: &'static str) {
-    metrics::counter!("dmsync_jobs_finished_total", "kind" => kind).increment(1);
+pub fn job_finished(kind: &str) {
+    metrics::counter!("dmsync_jobs_finished_total", "kind" => kind.to_owned()).increment(1);
 }
 
-pub fn job_failed(kind: &'static str) {
-    metrics::counter!("dmsync_jobs_failed_total", "kind" => kind).increment(1);
+pub fn job_failed(kind: &str) {
+    metrics::counter!("dmsync_jobs_failed_total", "kind" => kind.to_owned()).increment(1);
 }
 
 /// Counts what a sync reconciliation changed.

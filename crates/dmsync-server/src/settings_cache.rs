@@ -17,7 +17,8 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
 use dmsync_core::autopilot::AutopilotSettings;
-use dmsync_core::{Store, StoreResult, TenantId};
+use dmsync_core::store::AutopilotSettingsStore;
+use dmsync_core::{StoreResult, TenantId};
 
 pub struct SettingsCache {
     enabled: bool,
@@ -46,7 +47,7 @@ impl SettingsCache {
     }
 
     /// The tenant's settings (created on first read, as the store does).
-    pub async fn read(&self, store: &dyn Store, tenant: TenantId) -> StoreResult<AutopilotSettings> {
+    pub async fn read(&self, store: &dyn AutopilotSettingsStore, tenant: TenantId) -> StoreResult<AutopilotSettings> {
         if !self.enabled {
             return store.autopilot_settings(tenant).await;
         }
@@ -105,13 +106,21 @@ mod tests {
     use super::*;
     use dmsync_core::autopilot::{SyncDecision, SyncStatus};
     use dmsync_core::identity::Tenant;
-    use dmsync_core::store::{AutopilotStore, IdentityStore};
+    use dmsync_core::jobs::NewJob;
+    use dmsync_core::store::IdentityStore;
     use uuid::Uuid;
 
-    async fn store_with_tenant(tenant: TenantId) -> dmsync_store::sqlite::SqliteStore {
-        let store = dmsync_store::sqlite::SqliteStore::open("sqlite::memory:").await.unwrap();
-        store.create_tenant(&Tenant { id: tenant, domain: "a.example".into() }).await.unwrap();
+    async fn store_with_tenant(tenant: TenantId) -> dmsync_store::SqlStore {
+        let store = dmsync_store::SqlStore::open("sqlite::memory:").await.unwrap();
         store
+            .create_tenant(&Tenant { id: tenant, domain: "a.example".into() }, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        store
+    }
+
+    fn sync_job() -> NewJob {
+        NewJob::new(&crate::autopilot_jobs::AutopilotSync {})
     }
 
     #[tokio::test]
@@ -125,7 +134,7 @@ mod tests {
         assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
         cache
             .write(tenant, async {
-                let decision = store.trigger_autopilot_sync(tenant, now, cooldown).await.unwrap();
+                let decision = store.trigger_autopilot_sync(tenant, now, cooldown, &sync_job()).await.unwrap();
                 assert!(matches!(decision, SyncDecision::Started { .. }));
                 // Committed but the write has not ended: the old entry is not served.
                 assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
@@ -144,7 +153,7 @@ mod tests {
         // The store call commits, then the future is dropped before the write ends (a client
         // that hung up): the guard still ends the write.
         let write = cache.write(tenant, async {
-            store.trigger_autopilot_sync(tenant, now, time::Duration::minutes(10)).await.unwrap();
+            store.trigger_autopilot_sync(tenant, now, time::Duration::minutes(10), &sync_job()).await.unwrap();
             std::future::pending::<()>().await;
         });
         let _ = tokio::time::timeout(std::time::Duration::from_millis(50), write).await;

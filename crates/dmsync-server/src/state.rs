@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use dmsync_core::clock::OffsetClock;
-use dmsync_core::{Store, TenantId};
+use dmsync_core::store::Topology;
+use dmsync_core::{Backend, TenantId};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -20,14 +21,15 @@ pub struct AppState {
 
 pub struct Inner {
     pub config: Config,
-    pub store: Arc<dyn Store>,
+    /// The backend, settings methods included; those go through `autopilot_settings`.
+    pub store: Arc<dyn Backend>,
     pub clock: Arc<OffsetClock>,
     pub keys: Arc<KeyRing>,
     pub verifier: Verifier,
     /// The tenants' `windowsAutopilotSettings`; every store call that writes them goes through
     /// its `write`.
     pub autopilot_settings: SettingsCache,
-    /// Wakes idle workers when a job is enqueued by this process.
+    /// Wakes idle workers when the Clock moves forward (the store wakes them on enqueues).
     pub jobs_enqueued: Notify,
     /// Wakes the connector scheduler when the Clock moves forward.
     pub clock_advanced: Notify,
@@ -46,14 +48,14 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(
         config: Config,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Backend>,
         clock: Arc<OffsetClock>,
         keys: Arc<KeyRing>,
         verifier: Verifier,
         shutdown: CancellationToken,
     ) -> AppState {
         // Only a single-node backend has no other writer the cache could miss.
-        let autopilot_settings = SettingsCache::new(dmsync_store::is_single_node(&config.db));
+        let autopilot_settings = SettingsCache::new(store.topology() == Topology::SingleNode);
         AppState {
             inner: Arc::new(Inner {
                 config,

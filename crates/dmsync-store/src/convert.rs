@@ -1,4 +1,4 @@
-//! Conversions between domain values and column values shared by the backends.
+//! Conversions between domain values and column values shared by the engines.
 
 use dmsync_core::StoreError;
 use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
@@ -30,14 +30,6 @@ pub fn new_device_id() -> Uuid {
     Uuid::now_v7()
 }
 
-pub fn db_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::AlreadyExists(d.message().to_owned()),
-        sqlx::Error::PoolTimedOut => StoreError::Busy(e.to_string()),
-        _ => StoreError::Database(e.to_string()),
-    }
-}
-
 pub fn hash_digest(hash: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(hash).to_vec()
@@ -66,15 +58,4 @@ pub fn refusal(settings: &AutopilotSettings, now: OffsetDateTime, cooldown: Dura
     }
     let anchor = settings.cooldown_anchor.unwrap_or(now - cooldown);
     SyncDecision::CoolingDown { remaining: (anchor + cooldown - now).max(Duration::ZERO) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pool_timeout_is_busy_not_a_database_failure() {
-        assert!(matches!(db_err(sqlx::Error::PoolTimedOut), StoreError::Busy(_)));
-        assert!(matches!(db_err(sqlx::Error::RowNotFound), StoreError::Database(_)));
-    }
 }

@@ -1,5 +1,6 @@
-//! The Autopilot sync's reconciliation, shared by both backends: the loop, its chunking and its
-//! progress reports live here once; each backend supplies the few statements in its own SQL.
+//! The Autopilot sync's reconciliation: the loop, its chunking and its progress reports
+//! ([`run_steps`]) over the few statements of [`ReconcileSteps`], which [`SqlReconcile`] runs on
+//! either engine.
 //!
 //! A run covers a window of the registration change sequence: after what the last run
 //! reconciled, up to what is committed when this run starts. Registrations written in the window
@@ -9,17 +10,18 @@
 //! again and converges (every step is an idempotent upsert or delete).
 
 use async_trait::async_trait;
-use dmsync_core::StoreResult;
 use dmsync_core::autopilot::ReconcileStats;
+use dmsync_core::{StoreResult, TenantId};
+use time::OffsetDateTime;
 
-// Statements both backends run as they are: SQLite binds `$N` by position like PostgreSQL.
+use crate::db::{Query, SqlStore};
 
 /// The window's start: `$1` tenant.
-pub(crate) const WINDOW_FROM: &str = "SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = $1";
+const WINDOW_FROM: &str = "SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = $1";
 /// The window's end: the last value of the registration change sequence.
-pub(crate) const WINDOW_TO: &str = "SELECT coalesce(max(value), 0) FROM system_state WHERE key = 'registration_seq'";
+const WINDOW_TO: &str = "SELECT coalesce(max(value), 0) FROM system_state WHERE key = 'registration_seq'";
 /// Devices deregistered in the window and not registered again: `$1` tenant, `$2`, `$3` window.
-pub(crate) const DELETE_DEREGISTERED: &str = "DELETE FROM autopilot_devices
+const DELETE_DEREGISTERED: &str = "DELETE FROM autopilot_devices
       WHERE tenant_id = $1
         AND id IN (SELECT device_id FROM registration_tombstones
                     WHERE tenant_id = $1 AND change_seq > $2 AND change_seq <= $3)
@@ -27,46 +29,24 @@ pub(crate) const DELETE_DEREGISTERED: &str = "DELETE FROM autopilot_devices
                          WHERE r.tenant_id = $1 AND r.device_id = autopilot_devices.id)";
 /// Devices with no registration at all (data from before change tracking), removed by a
 /// tenant's first run only: `$1` tenant.
-pub(crate) const DELETE_UNREGISTERED: &str = "DELETE FROM autopilot_devices
+const DELETE_UNREGISTERED: &str = "DELETE FROM autopilot_devices
       WHERE tenant_id = $1
         AND NOT EXISTS (SELECT 1 FROM autopilot_registrations r
                          WHERE r.tenant_id = $1 AND r.device_id = autopilot_devices.id)";
 /// Tombstones the run has applied: `$1` tenant, `$2` window end.
-pub(crate) const DELETE_TOMBSTONES: &str =
-    "DELETE FROM registration_tombstones WHERE tenant_id = $1 AND change_seq <= $2";
+const DELETE_TOMBSTONES: &str = "DELETE FROM registration_tombstones WHERE tenant_id = $1 AND change_seq <= $2";
 /// The watermark never moves back: `$1` window end, `$2` tenant.
-pub(crate) const MOVE_WATERMARK: &str = "UPDATE autopilot_settings
+const MOVE_WATERMARK: &str = "UPDATE autopilot_settings
         SET reconciled_seq = CASE WHEN reconciled_seq > $1 THEN reconciled_seq ELSE $1 END
       WHERE tenant_id = $2";
 
-/// The body of [`ReconcileSteps::finish`] on a backend's open transaction `$tx`: the same
-/// statements and binds on both backends, whose transaction types share no trait that reports
-/// affected rows. Evaluates to the number of devices deleted; the caller commits.
-macro_rules! finish_in_tx {
-    ($tx:expr, $tid:expr, $window:expr) => {{
-        let (tid, window) = ($tid, $window);
-        let query = sqlx::query(reconcile::DELETE_DEREGISTERED).bind(tid).bind(window.from).bind(window.to);
-        let mut deleted = query.execute(&mut *$tx).await.map_err(db_err)?.rows_affected();
-        if window.is_first() {
-            let query = sqlx::query(reconcile::DELETE_UNREGISTERED).bind(tid);
-            deleted += query.execute(&mut *$tx).await.map_err(db_err)?.rows_affected();
-        }
-        let query = sqlx::query(reconcile::DELETE_TOMBSTONES).bind(tid).bind(window.to);
-        query.execute(&mut *$tx).await.map_err(db_err)?;
-        let query = sqlx::query(reconcile::MOVE_WATERMARK).bind(window.to).bind(tid);
-        query.execute(&mut *$tx).await.map_err(db_err)?;
-        deleted
-    }};
-}
-pub(crate) use finish_in_tx;
-
 /// An upper bound above every device id. Ids are GUIDs in lowercase ASCII and both backends
 /// compare ids bytewise, so a chunk's range always has both bounds and stays an index range.
-pub(crate) const AFTER_EVERY_ID: &str = "\u{10FFFF}";
+const AFTER_EVERY_ID: &str = "\u{10FFFF}";
 
 /// The registration change sequence values a run covers: `from < change_seq <= to`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Window {
+struct Window {
     pub from: i64,
     pub to: i64,
 }
@@ -80,14 +60,14 @@ impl Window {
 
 /// One chunk's result.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Applied {
+struct Applied {
     pub created: u64,
     pub updated: u64,
 }
 
-/// What a backend provides for one tenant's reconciliation.
+/// The statements of one tenant's reconciliation.
 #[async_trait]
-pub(crate) trait ReconcileSteps: Sync {
+trait ReconcileSteps: Sync {
     /// The window this run covers.
     async fn window(&self) -> StoreResult<Window>;
     /// The device id that ends the chunk starting after `low` (exclusive): the `rows`-th
@@ -103,7 +83,7 @@ pub(crate) trait ReconcileSteps: Sync {
 
 /// Runs a reconciliation. `progress` gets the running totals after each chunk and stops the run
 /// (returning `Ok(None)`) by answering false, which the job does when it lost its lease.
-pub(crate) async fn run(
+async fn run_steps(
     steps: &dyn ReconcileSteps,
     chunk_rows: i64,
     progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
@@ -131,4 +111,122 @@ pub(crate) async fn run(
     covered += stats.created + stats.updated;
     progress(stats, covered);
     Ok(Some(stats))
+}
+
+/// Reconciles the tenant's devices with its registrations (see the module's comment).
+pub(crate) async fn run(
+    store: &SqlStore,
+    tenant: TenantId,
+    now: OffsetDateTime,
+    progress: &(dyn Fn(ReconcileStats, u64) -> bool + Send + Sync),
+) -> StoreResult<Option<ReconcileStats>> {
+    run_steps(&SqlReconcile { store, tenant, now }, store.reconcile_chunk, progress).await
+}
+
+/// The statements of one tenant's reconciliation. On SQLite every statement that walks
+/// registrations names the `(tenant_id, device_id, change_seq)` index: it answers both the
+/// device-id range and the window from the index alone, where the planner would otherwise pick
+/// an index on the window and rescan all of it for every chunk.
+struct SqlReconcile<'a> {
+    store: &'a SqlStore,
+    tenant: TenantId,
+    now: OffsetDateTime,
+}
+
+/// Creates or updates the devices of the window's registrations in a device-id range: `$1`
+/// tenant, `$2`, `$3` range, `$4`, `$5` window, `$6` now. One pass over the chunk in device-id
+/// order, which is the devices table's key order. Existing devices are found by the conflict
+/// clause, not by an anti-join: on a table that has just grown, stale statistics can make the
+/// planner rescan it for every registration.
+fn apply_registrations(indexed_by: &str) -> String {
+    format!(
+        "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+             purchase_order_identifier, product_key, created_at, updated_at)
+         SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                r.purchase_order_identifier, r.product_key, $6, $6
+           FROM autopilot_registrations r {indexed_by}
+          WHERE r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3
+            AND r.change_seq > $4 AND r.change_seq <= $5
+          ORDER BY r.device_id
+         ON CONFLICT (tenant_id, id) DO UPDATE SET
+             serial_number = excluded.serial_number, manufacturer = excluded.manufacturer,
+             model = excluded.model, group_tag = excluded.group_tag,
+             purchase_order_identifier = excluded.purchase_order_identifier,
+             product_key = excluded.product_key, updated_at = excluded.updated_at
+         WHERE autopilot_devices.serial_number <> excluded.serial_number
+            OR autopilot_devices.manufacturer <> excluded.manufacturer
+            OR autopilot_devices.model <> excluded.model OR autopilot_devices.group_tag <> excluded.group_tag
+            OR autopilot_devices.purchase_order_identifier <> excluded.purchase_order_identifier
+            OR autopilot_devices.product_key <> excluded.product_key"
+    )
+}
+
+#[async_trait]
+impl ReconcileSteps for SqlReconcile<'_> {
+    async fn window(&self) -> StoreResult<Window> {
+        let from = self.store.read().scalar(Query::new(WINDOW_FROM).bind(self.tenant)).await?;
+        let to = self.store.read().scalar(Query::new(WINDOW_TO)).await?;
+        Ok(Window { from, to })
+    }
+
+    async fn chunk_end(&self, window: Window, low: &str, rows: i64) -> StoreResult<Option<String>> {
+        let indexed_by = self.store.dialect().indexed_by("autopilot_registrations_device_changes");
+        let query = Query::new(format!(
+            "SELECT device_id FROM autopilot_registrations {indexed_by}
+              WHERE tenant_id = $1 AND device_id > $2 AND change_seq > $3 AND change_seq <= $4
+              ORDER BY device_id LIMIT 1 OFFSET $5"
+        ))
+        .bind(self.tenant)
+        .bind(low)
+        .bind(window.from)
+        .bind(window.to)
+        .bind(rows - 1);
+        self.store.read().fetch_optional(query).await?.map(|row| row.get(0)).transpose()
+    }
+
+    async fn apply_chunk(&self, window: Window, low: &str, high: Option<&str>) -> StoreResult<Applied> {
+        let high = high.unwrap_or(AFTER_EVERY_ID);
+        let dialect = self.store.dialect();
+        let upsert = apply_registrations(&dialect.indexed_by("autopilot_registrations_device_changes"));
+        let bind = |sql: String| {
+            Query::new(sql).bind(self.tenant).bind(low).bind(high).bind(window.from).bind(window.to).bind(self.now)
+        };
+        if dialect.returns_inserted() {
+            // `xmax = 0` marks the rows the upsert inserted rather than updated.
+            let query = bind(format!(
+                "WITH written AS ({upsert} RETURNING xmax = 0 AS inserted)
+                 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+            ));
+            let row = self.store.write().fetch_one(query).await?;
+            return Ok(Applied { created: row.get::<i64, _>(0)? as u64, updated: row.get::<i64, _>(1)? as u64 });
+        }
+        // The upsert reports inserted and updated rows together; the devices counted in the
+        // range before and after tell them apart.
+        let mut tx = self.store.begin().await?;
+        let count = || {
+            Query::new("SELECT count(*) FROM autopilot_devices WHERE tenant_id = $1 AND id > $2 AND id <= $3")
+                .bind(self.tenant)
+                .bind(low)
+                .bind(high)
+        };
+        let before: i64 = tx.exec().scalar(count()).await?;
+        let written = tx.execute(bind(upsert)).await?;
+        let after: i64 = tx.exec().scalar(count()).await?;
+        tx.commit().await?;
+        let created = (after - before) as u64;
+        Ok(Applied { created, updated: written - created })
+    }
+
+    async fn finish(&self, window: Window) -> StoreResult<u64> {
+        let mut tx = self.store.begin().await?;
+        let query = Query::new(DELETE_DEREGISTERED).bind(self.tenant).bind(window.from).bind(window.to);
+        let mut deleted = tx.execute(query).await?;
+        if window.is_first() {
+            deleted += tx.execute(Query::new(DELETE_UNREGISTERED).bind(self.tenant)).await?;
+        }
+        tx.execute(Query::new(DELETE_TOMBSTONES).bind(self.tenant).bind(window.to)).await?;
+        tx.execute(Query::new(MOVE_WATERMARK).bind(window.to).bind(self.tenant)).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
 }

@@ -1,9 +1,6 @@
-//! Row decoding shared by both backends: their schemas keep the same column names and value
+//! Row decoding shared by both engines: their schemas keep the same column names and value
 //! shapes (GUID text, 100 ns ticks), so each entity is decoded once, through [`Columns`].
 
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -14,12 +11,13 @@ use dmsync_core::exchange::{
     ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
 };
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
-use dmsync_core::jobs::{Job, JobKind, JobState};
+use dmsync_core::jobs::{Job, JobState};
 use dmsync_core::{StoreError, StoreResult};
 
-use crate::convert::{db_err, from_ticks, opt_from_ticks, parse_json_list, parse_uuid};
+use crate::convert::{from_ticks, opt_from_ticks, parse_json_list, parse_uuid};
+use crate::db::Row;
 
-/// Typed column reads, the same on every backend's rows.
+/// Typed column reads by name.
 pub trait Columns {
     fn text(&self, column: &str) -> StoreResult<String>;
     fn opt_text(&self, column: &str) -> StoreResult<Option<String>>;
@@ -40,36 +38,29 @@ pub trait Columns {
     }
 }
 
-macro_rules! columns_for {
-    ($row:ty) => {
-        impl Columns for $row {
-            fn text(&self, column: &str) -> StoreResult<String> {
-                self.try_get(column).map_err(db_err)
-            }
-            fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-                self.try_get(column).map_err(db_err)
-            }
-            fn int(&self, column: &str) -> StoreResult<i64> {
-                self.try_get(column).map_err(db_err)
-            }
-            fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-                self.try_get(column).map_err(db_err)
-            }
-            fn int32(&self, column: &str) -> StoreResult<i32> {
-                self.try_get(column).map_err(db_err)
-            }
-            fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
-                self.try_get(column).map_err(db_err)
-            }
-            fn flag(&self, column: &str) -> StoreResult<bool> {
-                self.try_get(column).map_err(db_err)
-            }
-        }
-    };
+impl Columns for Row {
+    fn text(&self, column: &str) -> StoreResult<String> {
+        self.get(column)
+    }
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        self.get(column)
+    }
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        self.get(column)
+    }
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        self.get(column)
+    }
+    fn int32(&self, column: &str) -> StoreResult<i32> {
+        self.get(column)
+    }
+    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
+        self.get(column)
+    }
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        self.get(column)
+    }
 }
-
-columns_for!(SqliteRow);
-columns_for!(PgRow);
 
 fn parse_enum<T>(value: String, what: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
     parse(&value).ok_or_else(|| StoreError::Database(format!("unknown {what} '{value}'")))
@@ -90,7 +81,7 @@ pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
     Ok(Job {
         id: row.uuid("id")?,
         tenant_id: row.uuid("tenant_id")?,
-        kind: parse_enum(row.text("kind")?, "job kind", JobKind::parse)?,
+        kind: row.text("kind")?,
         payload: serde_json::from_str(&row.text("payload")?).map_err(|e| StoreError::Database(e.to_string()))?,
         state: parse_enum(row.text("state")?, "job state", JobState::parse)?,
         attempt: row.int("attempt")?,

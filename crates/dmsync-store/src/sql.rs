@@ -1,14 +1,10 @@
-//! Translation of list queries into SQL, with every value bound as a parameter. Shared by every
-//! collection (each passes its own mapping from field to column) and by both backends, which
-//! differ only in how a comparison ignores case; that difference is the [`Dialect`].
+//! What truly differs between the engines' SQL, as the [`Dialect`], and the mapping from each
+//! collection's fields to its columns.
 
 use dmsync_core::autopilot::{DeviceField, ImportedField};
 use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
-use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
-use dmsync_core::query::{ListQuery, SortDirection};
-use sqlx::{Database, Encode, QueryBuilder, Type};
 
-/// The one place where the backends' SQL differs in list queries. Both ignore case for all of
+/// The one place where the engines' SQL differs. In list queries both ignore case for all of
 /// Unicode, as Graph does, and both order bytewise (`$orderby` and the keyset cursors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -101,131 +97,126 @@ pub fn managed_device_column(field: ManagedDeviceField) -> &'static str {
     }
 }
 
-/// Escapes LIKE's wildcards so a user's `%` or `_` matches itself.
-fn like_literal(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
+impl Dialect {
+    /// What follows the job claim's inner SELECT. On PostgreSQL, SKIP LOCKED lets workers of
+    /// every replica claim at once without waiting on each other's candidate rows, and the row
+    /// lock makes the claim exclusive; SQLite's single writer already does.
+    pub fn claim_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
 
-/// Appends a boolean SQL expression for the filter. Comparisons ignore case, as Intune's do.
-/// Unset strings are stored as `''`, so `eq null` matches them.
-pub fn push_filter<DB, F: Copy>(
-    sql: &mut QueryBuilder<DB>,
-    dialect: Dialect,
-    filter: &Filter<F>,
-    column: fn(F) -> &'static str,
-) where
-    DB: Database,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-{
-    match filter {
-        Filter::And(a, b) | Filter::Or(a, b) => {
-            let op = if matches!(filter, Filter::And(..)) { " AND " } else { " OR " };
-            sql.push("(");
-            push_filter(sql, dialect, a, column);
-            sql.push(op);
-            push_filter(sql, dialect, b, column);
-            sql.push(")");
-        }
-        Filter::Not(inner) => {
-            sql.push("(NOT ");
-            push_filter(sql, dialect, inner, column);
-            sql.push(")");
-        }
-        Filter::Compare { field, op, value } => {
-            let col = column(*field);
-            let not = if *op == CompareOp::Ne { "NOT " } else { "" };
-            match value {
-                Literal::String(s) => match dialect {
-                    Dialect::Sqlite => {
-                        sql.push(format!("({not}{col} = "))
-                            .push_bind(s.clone())
-                            .push(format!(" COLLATE {SQLITE_UNICODE_NOCASE})"));
-                    }
-                    Dialect::Postgres => {
-                        sql.push(format!("({not}lower({col} COLLATE \"default\") = lower("))
-                            .push_bind(s.clone())
-                            .push("))");
-                    }
-                },
-                Literal::Null => {
-                    sql.push(format!("({not}{col} = '')"));
-                }
-                // No listed property is boolean; the server refuses such filters earlier.
-                Literal::Bool(_) => {
-                    sql.push(format!("({not}1 = 0)"));
-                }
-            }
-        }
-        Filter::Function { function, field, value } => {
-            let col = column(*field);
-            match dialect {
-                // A case-insensitive regular expression of the escaped value: SQLite's LIKE
-                // ignores only ASCII case.
-                Dialect::Sqlite => {
-                    let escaped = regex_syntax::escape(value);
-                    let pattern = match function {
-                        StringFunction::StartsWith => format!("(?i)^{escaped}"),
-                        StringFunction::EndsWith => format!("(?i){escaped}$"),
-                        StringFunction::Contains => format!("(?i){escaped}"),
-                    };
-                    sql.push(format!("({col} REGEXP ")).push_bind(pattern).push(")");
-                }
-                // ILIKE follows the collation's notion of case, so the column is compared under
-                // the database's default one, not its own "C".
-                Dialect::Postgres => {
-                    let escaped = like_literal(value);
-                    let pattern = match function {
-                        StringFunction::StartsWith => format!("{escaped}%"),
-                        StringFunction::EndsWith => format!("%{escaped}"),
-                        StringFunction::Contains => format!("%{escaped}%"),
-                    };
-                    sql.push(format!("({col} COLLATE \"default\" ILIKE ")).push_bind(pattern).push(" ESCAPE '\\')");
-                }
-            }
+    /// Names the index a statement must use, where the planner would pick a worse one (SQLite).
+    pub fn indexed_by(self, index: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("INDEXED BY {index}"),
+            Dialect::Postgres => String::new(),
         }
     }
-}
 
-/// Appends the filter (if any), the keyset condition, the ORDER BY and the LIMIT of a page.
-pub fn push_page<DB, F: Copy>(
-    sql: &mut QueryBuilder<DB>,
-    dialect: Dialect,
-    query: &ListQuery<F>,
-    column: fn(F) -> &'static str,
-) where
-    DB: Database,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> i64: Encode<'t, DB> + Type<DB>,
-{
-    if let Some(filter) = &query.filter {
-        sql.push(" AND ");
-        push_filter(sql, dialect, filter, column);
-    }
-    match query.order_by {
-        None => {
-            if let Some(after) = &query.after {
-                sql.push(" AND id > ").push_bind(after.id.to_string());
-            }
-            sql.push(" ORDER BY id");
-        }
-        Some((field, direction)) => {
-            let col = column(field);
-            let (cmp, dir) = match direction {
-                SortDirection::Ascending => (">", "ASC"),
-                SortDirection::Descending => ("<", "DESC"),
-            };
-            if let Some(after) = &query.after {
-                let value = after.sort_value.clone().unwrap_or_default();
-                sql.push(format!(" AND ({col} {cmp} "))
-                    .push_bind(value.clone())
-                    .push(format!(" OR ({col} = "))
-                    .push_bind(value)
-                    .push(format!(" AND id {cmp} "))
-                    .push_bind(after.id.to_string())
-                    .push("))");
-            }
-            sql.push(format!(" ORDER BY {col} {dir}, id {dir}"));
+    /// `column` is one of the strings of the list parameter `param` (bound as `Value::TextList`).
+    pub fn in_list(self, column: &str, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each({param}))"),
+            Dialect::Postgres => format!("{column} = ANY({param})"),
         }
     }
-    sql.push(" LIMIT ").push_bind(query.limit as i64);
+
+    /// `column` equals `param` ignoring case. Domains and UPNs are `COLLATE NOCASE` columns on
+    /// SQLite, so plain `=` keeps to their unique indexes; PostgreSQL's are on `lower(…)`.
+    pub fn nocase_eq(self, column: &str, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} = {param}"),
+            Dialect::Postgres => format!("lower({column}) = lower({param})"),
+        }
+    }
+
+    /// The scalar function giving the larger of its arguments.
+    pub fn greatest(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "max",
+            Dialect::Postgres => "greatest",
+        }
+    }
+
+    /// The function giving a blob's length in bytes.
+    pub fn byte_length(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "length",
+            Dialect::Postgres => "octet_length",
+        }
+    }
+
+    /// Rows per multi-row statement of `columns` values each, within the engine's bound-parameter
+    /// limit (SQLite's 32,766, PostgreSQL's 65,535), with room to spare.
+    pub fn rows_per_insert(self, columns: usize) -> usize {
+        let params = match self {
+            Dialect::Sqlite => 6_500,
+            Dialect::Postgres => 26_000,
+        };
+        (params / columns).max(1)
+    }
+
+    /// The statement that makes an emptiness check and an insert into `table` one step across
+    /// processes, if the engine needs one: replicas starting together on an empty PostgreSQL
+    /// database each generate a signing key, and the table lock keeps exactly one. SQLite's
+    /// single writer already serialises them.
+    pub fn lock_table(self, table: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")),
+        }
+    }
+
+    /// The statements that give the transaction an empty `registration_staging` table, on disk on
+    /// SQLite, dropped at commit on PostgreSQL.
+    pub fn create_registration_staging(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Sqlite => &[
+                "CREATE TEMP TABLE IF NOT EXISTS registration_staging (
+                    line INTEGER NOT NULL, serial_number TEXT NOT NULL, device_id TEXT NOT NULL,
+                    hardware_hash BLOB NOT NULL, hash_digest BLOB NOT NULL, manufacturer TEXT NOT NULL,
+                    model TEXT NOT NULL, group_tag TEXT NOT NULL, purchase_order_identifier TEXT NOT NULL,
+                    product_key TEXT NOT NULL)",
+                "DELETE FROM registration_staging",
+            ],
+            Dialect::Postgres => &[r#"CREATE TEMP TABLE registration_staging (
+                    line BIGINT NOT NULL, serial_number TEXT COLLATE "C" NOT NULL, device_id TEXT COLLATE "C" NOT NULL,
+                    hardware_hash BYTEA NOT NULL, hash_digest BYTEA NOT NULL, manufacturer TEXT COLLATE "C" NOT NULL,
+                    model TEXT COLLATE "C" NOT NULL, group_tag TEXT COLLATE "C" NOT NULL,
+                    purchase_order_identifier TEXT COLLATE "C" NOT NULL, product_key TEXT COLLATE "C" NOT NULL
+                ) ON COMMIT DROP"#],
+        }
+    }
+
+    /// The indexes (and statistics) the staged rows' checks need, before they run.
+    pub fn index_registration_staging(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Sqlite => &[
+                "CREATE INDEX IF NOT EXISTS temp.registration_staging_serial ON registration_staging (serial_number)",
+                "CREATE INDEX IF NOT EXISTS temp.registration_staging_digest ON registration_staging (hash_digest)",
+            ],
+            Dialect::Postgres => &[
+                "CREATE INDEX ON registration_staging (serial_number)",
+                "CREATE INDEX ON registration_staging (hash_digest)",
+                "ANALYZE registration_staging",
+            ],
+        }
+    }
+
+    /// What removes the staging table at commit, where `ON COMMIT DROP` does not.
+    pub fn drop_registration_staging(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => Some("DROP TABLE registration_staging"),
+            Dialect::Postgres => None,
+        }
+    }
+
+    /// Whether an upsert's `RETURNING xmax = 0` tells inserted rows from updated ones
+    /// (PostgreSQL); SQLite reports them together, so they are told apart by counting.
+    pub fn returns_inserted(self) -> bool {
+        self == Dialect::Postgres
+    }
 }

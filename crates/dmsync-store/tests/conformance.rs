@@ -8,8 +8,9 @@ use dmsync_core::autopilot::{
 };
 use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
+use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
-use dmsync_core::{Store, StoreError};
+use dmsync_core::{Backend, StoreError};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
 use uuid::{Uuid, uuid};
@@ -19,9 +20,59 @@ const B: Uuid = uuid!("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
 const LEASE: Duration = Duration::seconds(30);
 const COOLDOWN: Duration = Duration::minutes(10);
 
-async fn with_tenants(store: &dyn Store) {
-    store.create_tenant(&Tenant { id: A, domain: "a.onmicrosoft.com".into() }).await.unwrap();
-    store.create_tenant(&Tenant { id: B, domain: "b.onmicrosoft.com".into() }).await.unwrap();
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AutopilotSync {}
+impl JobPayload for AutopilotSync {
+    const KIND: &'static str = "autopilotSync";
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ImportAutopilotDevices {}
+impl JobPayload for ImportAutopilotDevices {
+    const KIND: &'static str = "importAutopilotDevices";
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeregisterAutopilotDevice {}
+impl JobPayload for DeregisterAutopilotDevice {
+    const KIND: &'static str = "deregisterAutopilotDevice";
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExchangeConnectorSync {
+    connector_id: Uuid,
+    sync_type: String,
+}
+impl JobPayload for ExchangeConnectorSync {
+    const KIND: &'static str = "exchangeConnectorSync";
+}
+
+fn sync_job() -> NewJob {
+    NewJob::new(&AutopilotSync {})
+}
+
+fn import_job() -> NewJob {
+    NewJob::new(&ImportAutopilotDevices {})
+}
+
+fn deletion_job() -> NewJob {
+    NewJob::new(&DeregisterAutopilotDevice {})
+}
+
+fn connector_job(connector_id: Uuid, sync_type: dmsync_core::exchange::SyncType) -> NewJob {
+    NewJob::new(&ExchangeConnectorSync { connector_id, sync_type: sync_type.as_str().to_owned() })
+}
+
+async fn with_tenants(store: &dyn Backend) {
+    store
+        .create_tenant(&Tenant { id: A, domain: "a.onmicrosoft.com".into() }, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    store
+        .create_tenant(&Tenant { id: B, domain: "b.onmicrosoft.com".into() }, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
 }
 
 fn reg(serial: &str, hash: &str) -> NewRegistration {
@@ -36,27 +87,35 @@ fn reg(serial: &str, hash: &str) -> NewRegistration {
     }
 }
 
-async fn tenants_are_unique_by_id_and_domain(store: &dyn Store) {
+async fn tenants_are_unique_by_id_and_domain(store: &dyn Backend) {
     with_tenants(store).await;
-    let dup = store.create_tenant(&Tenant { id: A, domain: "other.onmicrosoft.com".into() }).await;
+    let dup =
+        store.create_tenant(&Tenant { id: A, domain: "other.onmicrosoft.com".into() }, OffsetDateTime::now_utc()).await;
     assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
     assert_eq!(store.tenant_by_domain("A.ONMICROSOFT.COM").await.unwrap().unwrap().id, A, "domains ignore case");
     assert_eq!(store.tenant_count().await.unwrap(), 2);
 }
 
-async fn sync_decision_is_409_then_429_then_started(store: &dyn Store) {
+async fn sync_decision_is_409_then_429_then_started(store: &dyn Backend) {
     with_tenants(store).await;
     // Whole seconds: stored timestamps keep 100 ns ticks, so a finer time would round.
     let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let settings = store.autopilot_settings(A).await.unwrap();
     assert_eq!(settings.sync_status, SyncStatus::Unknown);
     assert_eq!(settings.last_sync, None);
-    let SyncDecision::Started { job_id } = store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap() else {
+    let SyncDecision::Started { job_id } = store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap()
+    else {
         panic!("first sync starts")
     };
-    assert_eq!(store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap(), SyncDecision::AlreadyInProgress);
+    assert_eq!(
+        store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap(),
+        SyncDecision::AlreadyInProgress
+    );
     // Tenant B is unaffected.
-    assert!(matches!(store.trigger_autopilot_sync(B, t0, COOLDOWN).await.unwrap(), SyncDecision::Started { .. }));
+    assert!(matches!(
+        store.trigger_autopilot_sync(B, t0, COOLDOWN, &sync_job()).await.unwrap(),
+        SyncDecision::Started { .. }
+    ));
 
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     let job = if job.id == job_id { job } else { store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap() };
@@ -68,20 +127,20 @@ async fn sync_decision_is_409_then_429_then_started(store: &dyn Store) {
     assert_eq!(settings.last_sync.map(|t| t.unix_timestamp()), Some(done.unix_timestamp()));
     assert_eq!(store.job(job_id).await.unwrap().unwrap().state, JobState::Succeeded);
 
-    match store.trigger_autopilot_sync(A, t0 + Duration::seconds(60), COOLDOWN).await.unwrap() {
+    match store.trigger_autopilot_sync(A, t0 + Duration::seconds(60), COOLDOWN, &sync_job()).await.unwrap() {
         SyncDecision::CoolingDown { remaining } => assert_eq!(remaining.whole_seconds(), 540),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.trigger_autopilot_sync(A, t0 + COOLDOWN, COOLDOWN).await.unwrap(),
+        store.trigger_autopilot_sync(A, t0 + COOLDOWN, COOLDOWN, &sync_job()).await.unwrap(),
         SyncDecision::Started { .. }
     ));
 }
 
-async fn jobs_are_leased_fenced_and_released(store: &dyn Store) {
+async fn jobs_are_leased_fenced_and_released(store: &dyn Backend) {
     with_tenants(store).await;
     let t0 = OffsetDateTime::now_utc();
-    store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap();
+    store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap();
     let first = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
     assert_eq!((first.attempt, first.state), (1, JobState::Running));
     assert!(store.claim_job("w2", t0, t0, LEASE).await.unwrap().is_none(), "a leased job is not claimable");
@@ -119,17 +178,17 @@ async fn jobs_are_leased_fenced_and_released(store: &dyn Store) {
     assert_eq!(settings.last_sync, None, "a failed sync does not move lastSyncDateTime");
 }
 
-async fn running_jobs_are_requeued_at_start(store: &dyn Store) {
+async fn running_jobs_are_requeued_at_start(store: &dyn Backend) {
     with_tenants(store).await;
     let t0 = OffsetDateTime::now_utc();
-    store.trigger_autopilot_sync(A, t0, COOLDOWN).await.unwrap();
+    store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap();
     store.claim_job("dead-process", t0, t0, Duration::hours(1)).await.unwrap().unwrap();
     assert_eq!(store.requeue_running_jobs().await.unwrap(), 1);
     let job = store.claim_job("new-process", t0, t0, LEASE).await.unwrap().unwrap();
     assert_eq!(job.attempt, 2);
 }
 
-async fn registrations_are_all_or_nothing_and_hashes_global(store: &dyn Store) {
+async fn registrations_are_all_or_nothing_and_hashes_global(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
     let s = store.put_registrations(A, &[reg("S1", "h1"), reg("S2", "h2")], now).await.unwrap().unwrap();
@@ -152,7 +211,7 @@ async fn registrations_are_all_or_nothing_and_hashes_global(store: &dyn Store) {
     assert_eq!((s.created, s.updated, s.unchanged), (0, 1, 1));
 }
 
-async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Store) {
+async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
     store.put_registrations(A, &[reg("S1", "h1"), reg("S2", "h2")], now).await.unwrap().unwrap();
@@ -191,7 +250,7 @@ async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Store) 
     assert_eq!(d.tenant_id, A);
 }
 
-async fn device_queries_filter_order_and_count(store: &dyn Store) {
+async fn device_queries_filter_order_and_count(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
     let mut rows = Vec::new();
@@ -258,7 +317,7 @@ async fn device_queries_filter_order_and_count(store: &dyn Store) {
 
 /// Graph ignores case for all of Unicode, not only ASCII; both backends must agree, in `eq` and
 /// in the string functions, while ordering stays bytewise on both.
-async fn device_filters_ignore_case_for_all_of_unicode(store: &dyn Store) {
+async fn device_filters_ignore_case_for_all_of_unicode(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
     let rows: Vec<NewRegistration> =
@@ -312,7 +371,7 @@ fn new_import(serial: &str, hash: &str) -> dmsync_core::autopilot::NewImportedDe
     }
 }
 
-async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
+async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Backend) {
     use dmsync_core::autopilot::ImportStatus;
     with_tenants(store).await;
     let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
@@ -328,7 +387,7 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
         new_import("TWIN-2", "hash-twin"),
     ];
     let later = t0 + Duration::seconds(10);
-    let created = store.create_imports(A, "imp-1", &rows, t0, later).await.unwrap();
+    let created = store.create_imports(A, "imp-1", &rows, t0, later, &import_job()).await.unwrap();
     assert!(created.iter().all(|d| d.status == ImportStatus::Unknown && d.device_registration_id.is_none()));
     assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "not before the import delay");
     let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
@@ -365,7 +424,7 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
     assert_eq!(twins.iter().filter(|s| **s == ImportStatus::Complete).count(), 1, "{twins:?}");
     // The completed import restarted the sync cooldown.
     assert!(matches!(
-        store.trigger_autopilot_sync(A, later + Duration::seconds(1), COOLDOWN).await.unwrap(),
+        store.trigger_autopilot_sync(A, later + Duration::seconds(1), COOLDOWN, &sync_job()).await.unwrap(),
         SyncDecision::CoolingDown { .. }
     ));
     // A sync keeps the imported device: it has its registration.
@@ -377,7 +436,7 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Store) {
     assert_eq!(store.count_imported_devices(B, None).await.unwrap(), 0);
 }
 
-async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
+async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Backend) {
     use dmsync_core::autopilot::{DeletionRequest, DevicePropertiesUpdate};
     with_tenants(store).await;
     let t0 = OffsetDateTime::now_utc();
@@ -402,14 +461,17 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Store) {
 
     let later = t0 + Duration::seconds(10);
     assert_eq!(
-        store.request_device_deletion(A, d1, t0, later).await.unwrap(),
+        store.request_device_deletion(A, d1, t0, later, &deletion_job()).await.unwrap(),
         DeletionRequest::Accepted { device_id: d1 }
     );
     assert_eq!(
-        store.request_device_deletion(A, d1, t0, later).await.unwrap(),
+        store.request_device_deletion(A, d1, t0, later, &deletion_job()).await.unwrap(),
         DeletionRequest::AlreadyInProgress { device_id: d1 }
     );
-    assert_eq!(store.request_device_deletion(B, d1, t0, later).await.unwrap(), DeletionRequest::NotFound);
+    assert_eq!(
+        store.request_device_deletion(B, d1, t0, later, &deletion_job()).await.unwrap(),
+        DeletionRequest::NotFound
+    );
     assert!(store.autopilot_device(A, d1).await.unwrap().unwrap().deletion_requested_at.is_some());
     let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
     assert!(store.deregister_device(&job.lease(), A, d1, later).await.unwrap());
@@ -459,12 +521,12 @@ fn mobile(id: &str, changed: OffsetDateTime) -> dmsync_core::exchange::MobileDev
     }
 }
 
-async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
+async fn exchange_connectors_sync_full_and_delta(store: &dyn Backend) {
     use dmsync_core::exchange::*;
     with_tenants(store).await;
     let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let c = connector(A);
-    store.create_connector(&c).await.unwrap();
+    store.create_connector(&c, OffsetDateTime::now_utc()).await.unwrap();
     assert!(store.connector(B, c.id).await.unwrap().is_none(), "tenant-scoped");
     let changes = ConnectorChanges {
         server_name: Some("ex02".into()),
@@ -479,17 +541,25 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     assert!(store.update_connector(B, c.id, &changes).await.unwrap().is_none());
 
     // One sync at a time per connector.
-    let ConnectorSyncDecision::Started { .. } =
-        store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap()
+    let ConnectorSyncDecision::Started { .. } = store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, t0, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap()
     else {
         panic!("starts")
     };
     assert_eq!(
-        store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(),
+        store
+            .trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0, &connector_job(c.id, SyncType::DeltaSync))
+            .await
+            .unwrap(),
         ConnectorSyncDecision::AlreadyRunning
     );
     assert_eq!(
-        store.trigger_connector_sync(B, c.id, SyncType::DeltaSync, t0).await.unwrap(),
+        store
+            .trigger_connector_sync(B, c.id, SyncType::DeltaSync, t0, &connector_job(c.id, SyncType::DeltaSync))
+            .await
+            .unwrap(),
         ConnectorSyncDecision::NotFound
     );
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
@@ -510,7 +580,10 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     assert_eq!(store.count_managed_devices(B, None).await.unwrap(), 0);
 
     // A delta upserts what changed and sees no deletions.
-    store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0, &connector_job(c.id, SyncType::DeltaSync))
+        .await
+        .unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     let mut changed = mobile("D1", t0 + Duration::seconds(9));
     changed.access_state = ExchangeAccessState::Blocked;
@@ -525,7 +598,10 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     );
 
     // A full sync removes what it did not read.
-    store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, t0, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     assert!(store.stage_connector_records(&job.lease(), A, c.id, &[mobile("D1", t0), mobile("D2", t0)]).await.unwrap());
     let stats =
@@ -534,14 +610,20 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
 
     // A failing source disconnects the connector and keeps its devices.
-    store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0, &connector_job(c.id, SyncType::DeltaSync))
+        .await
+        .unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
     assert!(store.fail_connector_sync(&job.lease(), A, c.id, "unreachable", t0).await.unwrap());
     assert_eq!(store.connector(A, c.id).await.unwrap().unwrap().status, ConnectorStatus::Disconnected);
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
     assert!(
         matches!(
-            store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0).await.unwrap(),
+            store
+                .trigger_connector_sync(A, c.id, SyncType::DeltaSync, t0, &connector_job(c.id, SyncType::DeltaSync))
+                .await
+                .unwrap(),
             ConnectorSyncDecision::Started { .. }
         ),
         "not stuck"
@@ -553,13 +635,16 @@ async fn exchange_connectors_sync_full_and_delta(store: &dyn Store) {
 
 /// A sync stages its records in batches; only the attempt that completes is applied, whole, and
 /// what a failed or dead attempt staged never shows.
-async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
+async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Backend) {
     use dmsync_core::exchange::*;
     with_tenants(store).await;
     let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let c = connector(A);
-    store.create_connector(&c).await.unwrap();
-    store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
+    store.create_connector(&c, OffsetDateTime::now_utc()).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, t0, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap();
     let job = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
     assert!(store.stage_connector_records(&job.lease(), A, c.id, &[mobile("D1", t0), mobile("D2", t0)]).await.unwrap());
     store.complete_connector_sync(&job.lease(), A, c.id, true, t0).await.unwrap().unwrap();
@@ -568,7 +653,10 @@ async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
     };
 
     // The first attempt of the next full sync stages two batches, then its worker dies.
-    store.trigger_connector_sync(A, c.id, SyncType::FullSync, t0).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, t0, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap();
     let dead = store.claim_job("w1", t0, t0, LEASE).await.unwrap().unwrap();
     let mut blocked = mobile("D1", t0);
     blocked.access_state = ExchangeAccessState::Blocked;
@@ -603,21 +691,30 @@ async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
     assert_eq!(store.connector(A, c.id).await.unwrap().unwrap().watermark, Some(t0 + Duration::seconds(7)));
 
     // A sync that fails after staging changes no device, and leaves nothing for the next one.
-    store.trigger_connector_sync(A, c.id, SyncType::FullSync, later).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, later, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap();
     let failing = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
     assert!(store.stage_connector_records(&failing.lease(), A, c.id, &[mobile("D9", t0)]).await.unwrap());
     assert!(store.fail_connector_sync(&failing.lease(), A, c.id, "a record has no DeviceId", later).await.unwrap());
     let after = store.connector(A, c.id).await.unwrap().unwrap();
     assert_eq!((after.status, after.last_sync), (ConnectorStatus::Disconnected, Some(later)));
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
-    store.trigger_connector_sync(A, c.id, SyncType::DeltaSync, later).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::DeltaSync, later, &connector_job(c.id, SyncType::DeltaSync))
+        .await
+        .unwrap();
     let delta = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
     let stats = store.complete_connector_sync(&delta.lease(), A, c.id, false, later).await.unwrap().unwrap();
     assert_eq!((stats.upserted, stats.removed), (0, 0));
     assert_eq!(store.count_managed_devices(A, None).await.unwrap(), 2);
 
     // A released attempt's number is used again: beginning to stage empties what it staged.
-    store.trigger_connector_sync(A, c.id, SyncType::FullSync, later).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, later, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap();
     let released = store.claim_job("w2", later, later, LEASE).await.unwrap().unwrap();
     assert!(store.begin_connector_staging(&released.lease(), A, c.id).await.unwrap());
     assert!(store.stage_connector_records(&released.lease(), A, c.id, &[mobile("D7", t0)]).await.unwrap());
@@ -637,46 +734,53 @@ async fn exchange_syncs_apply_only_the_completing_attempt(store: &dyn Store) {
     );
 }
 
-async fn exchange_schedules_start_each_due_sync_once(store: &dyn Store) {
+async fn exchange_schedules_start_each_due_sync_once(store: &dyn Backend) {
     use dmsync_core::exchange::*;
     with_tenants(store).await;
     let c = connector(A);
-    store.create_connector(&c).await.unwrap();
+    store.create_connector(&c, OffsetDateTime::now_utc()).await.unwrap();
     let delta = Duration::minutes(15);
     let full = Duration::hours(24);
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        store.schedule_connector_syncs(now + Duration::days(3), delta, full).await.unwrap(),
+        store.schedule_connector_syncs(now + Duration::days(3), delta, full, &connector_job).await.unwrap(),
         0,
         "no source, no schedule"
     );
-    store.set_connector_source(A, c.id, &ConnectorSource::File { path: "/dev/null".into() }).await.unwrap();
+    store.set_connector_source(A, c.id, &ConnectorSource::File { path: "/dev/null".into() }, now).await.unwrap();
     assert_eq!(
-        store.schedule_connector_syncs(now + Duration::minutes(5), delta, full).await.unwrap(),
+        store.schedule_connector_syncs(now + Duration::minutes(5), delta, full, &connector_job).await.unwrap(),
         0,
         "not due yet"
     );
     let at = now + Duration::minutes(16);
-    assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 1);
-    assert_eq!(store.schedule_connector_syncs(at, delta, full).await.unwrap(), 0, "once, while it runs");
+    assert_eq!(store.schedule_connector_syncs(at, delta, full, &connector_job).await.unwrap(), 1);
+    assert_eq!(
+        store.schedule_connector_syncs(at, delta, full, &connector_job).await.unwrap(),
+        0,
+        "once, while it runs"
+    );
     let job = store.claim_job("w", at, at, LEASE).await.unwrap().unwrap();
     assert_eq!(job.payload["syncType"], "deltaSync");
     store.complete_connector_sync(&job.lease(), A, c.id, false, at).await.unwrap().unwrap();
-    assert_eq!(store.schedule_connector_syncs(at + Duration::minutes(10), delta, full).await.unwrap(), 0);
+    assert_eq!(
+        store.schedule_connector_syncs(at + Duration::minutes(10), delta, full, &connector_job).await.unwrap(),
+        0
+    );
     let day = now + Duration::hours(25);
-    assert_eq!(store.schedule_connector_syncs(day, delta, full).await.unwrap(), 1);
+    assert_eq!(store.schedule_connector_syncs(day, delta, full, &connector_job).await.unwrap(), 1);
     let job = store.claim_job("w", day, day, LEASE).await.unwrap().unwrap();
     assert_eq!(job.payload["syncType"], "fullSync");
 }
 
-async fn clock_offset_only_grows(store: &dyn Store) {
+async fn clock_offset_only_grows(store: &dyn Backend) {
     assert_eq!(store.clock_offset().await.unwrap(), Duration::ZERO);
     store.save_clock_offset(Duration::seconds(600)).await.unwrap();
     store.save_clock_offset(Duration::seconds(60)).await.unwrap();
     assert_eq!(store.clock_offset().await.unwrap(), Duration::seconds(600));
 }
 
-async fn signing_keys_round_trip(store: &dyn Store) {
+async fn signing_keys_round_trip(store: &dyn Backend) {
     let key = dmsync_core::identity::SigningKey {
         kid: "kid-1".into(),
         private_pem: "pem".into(),
@@ -692,17 +796,19 @@ async fn signing_keys_round_trip(store: &dyn Store) {
 
 /// Concurrent sync requests: exactly one starts, on any backend (on PostgreSQL each request
 /// runs on its own connection, so they really race).
-async fn concurrent_sync_requests_start_once(store: &dyn Store) {
+async fn concurrent_sync_requests_start_once(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
-    let decisions = futures::future::join_all((0..40).map(|_| store.trigger_autopilot_sync(A, now, COOLDOWN))).await;
+    let job = sync_job();
+    let decisions =
+        futures::future::join_all((0..40).map(|_| store.trigger_autopilot_sync(A, now, COOLDOWN, &job))).await;
     let started = decisions.iter().filter(|d| matches!(d, Ok(SyncDecision::Started { .. }))).count();
     let refused = decisions.iter().filter(|d| matches!(d, Ok(SyncDecision::AlreadyInProgress))).count();
     assert_eq!((started, refused), (1, 39), "{decisions:?}");
 }
 
 /// Replicas that start together on an empty database keep exactly one signing key.
-async fn first_signing_key_is_inserted_once(store: &dyn Store) {
+async fn first_signing_key_is_inserted_once(store: &dyn Backend) {
     let keys: Vec<_> = (0..8)
         .map(|i| dmsync_core::identity::SigningKey {
             kid: format!("kid-{i}"),
@@ -720,7 +826,7 @@ async fn first_signing_key_is_inserted_once(store: &dyn Store) {
 /// Registration writes racing with reconciliations: whatever interleaving, a last
 /// reconciliation sees every committed change, so no device is lost or left over. This is the
 /// change sequence's ordering guarantee; on PostgreSQL it needs the counter row lock.
-async fn reconcile_sees_every_change_under_concurrent_writes(store: &dyn Store) {
+async fn reconcile_sees_every_change_under_concurrent_writes(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
     let writers = futures::future::join_all((0..8).map(|w| async move {
@@ -746,7 +852,7 @@ async fn reconcile_sees_every_change_under_concurrent_writes(store: &dyn Store) 
 
 /// A reconciliation in several chunks reports progress, stops at a chunk boundary when asked,
 /// and converges when run again. The store given has a reconcile chunk of three rows.
-async fn reconcile_in_chunks_stops_and_resumes(store: &dyn Store) {
+async fn reconcile_in_chunks_stops_and_resumes(store: &dyn Backend) {
     with_tenants(store).await;
     let now = OffsetDateTime::now_utc();
     let rows: Vec<_> = (0..10).map(|i| reg(&format!("C-{i}"), &format!("hash-{i}"))).collect();
@@ -781,6 +887,65 @@ async fn reconcile_in_chunks_stops_and_resumes(store: &dyn Store) {
     assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 3);
 }
 
+async fn last_error_survives_a_later_success(store: &dyn Backend) {
+    use dmsync_core::exchange::*;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    let retry = t0 + Duration::seconds(10);
+    // An Autopilot sync that failed once, then succeeded.
+    store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap();
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    assert!(store.fail_job(&job.lease(), "flaky once", Some(retry)).await.unwrap());
+    let job = store.claim_job("w", retry, retry, LEASE).await.unwrap().unwrap();
+    assert!(store.finish_autopilot_sync(&job.lease(), A, SyncOutcome::Completed, None, retry).await.unwrap());
+    let done = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.last_error.as_deref()), (JobState::Succeeded, Some("flaky once")));
+
+    // A connector sync that failed once, then succeeded.
+    let c = connector(A);
+    store.create_connector(&c, t0).await.unwrap();
+    store
+        .trigger_connector_sync(A, c.id, SyncType::FullSync, t0, &connector_job(c.id, SyncType::FullSync))
+        .await
+        .unwrap();
+    let job = store.claim_job("w", retry, retry, LEASE).await.unwrap().unwrap();
+    assert!(store.fail_job(&job.lease(), "source unreachable once", Some(retry)).await.unwrap());
+    let job = store.claim_job("w", retry, retry, LEASE).await.unwrap().unwrap();
+    assert!(store.begin_connector_staging(&job.lease(), A, c.id).await.unwrap());
+    store.complete_connector_sync(&job.lease(), A, c.id, true, retry).await.unwrap().unwrap();
+    let done = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.last_error.as_deref()), (JobState::Succeeded, Some("source unreachable once")));
+}
+
+async fn connector_source_time_comes_from_the_clock(store: &dyn Backend) {
+    use dmsync_core::exchange::*;
+    with_tenants(store).await;
+    // A Clock far behind the wall clock: the schedule follows the time the source was set on
+    // it, not the wall-clock time of the write.
+    let set_at = OffsetDateTime::from_unix_timestamp(1_000_000_000).unwrap();
+    let c = connector(A);
+    store.create_connector(&c, set_at).await.unwrap();
+    store.set_connector_source(A, c.id, &ConnectorSource::File { path: "/dev/null".into() }, set_at).await.unwrap();
+    let (delta, full) = (Duration::minutes(15), Duration::hours(24));
+    assert_eq!(
+        store.schedule_connector_syncs(set_at + Duration::minutes(5), delta, full, &connector_job).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.schedule_connector_syncs(set_at + Duration::minutes(16), delta, full, &connector_job).await.unwrap(),
+        1
+    );
+}
+
+async fn enqueuing_wakes_a_waiting_worker(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap();
+    // Signalled before anyone waited: the wake-up is kept for the next wait.
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(5), store.wait_for_enqueued_job()).await;
+    assert!(woken.is_ok(), "a job enqueued before the wait wakes it");
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -796,7 +961,7 @@ macro_rules! backend_tests {
     };
 }
 
-type Opened<G> = Option<(std::sync::Arc<dyn Store>, G)>;
+type Opened<G> = Option<(std::sync::Arc<dyn Backend>, G)>;
 
 async fn sqlite_memory() -> Opened<()> {
     Some((dmsync_store::connect("sqlite::memory:").await.unwrap(), ()))
@@ -814,14 +979,14 @@ async fn postgres() -> Opened<TestDatabase> {
 }
 
 async fn sqlite_chunked() -> Opened<()> {
-    let mut store = dmsync_store::SqliteStore::open("sqlite::memory:").await.unwrap();
+    let mut store = dmsync_store::SqlStore::open("sqlite::memory:").await.unwrap();
     store.set_reconcile_chunk(3);
     Some((std::sync::Arc::new(store), ()))
 }
 
 async fn postgres_chunked() -> Opened<TestDatabase> {
     let db = TestDatabase::create().await?;
-    let mut store = dmsync_store::PgStore::open(&db.url).await.unwrap();
+    let mut store = dmsync_store::SqlStore::open(&db.url).await.unwrap();
     store.set_reconcile_chunk(3);
     Some((std::sync::Arc::new(store), db))
 }
@@ -850,6 +1015,9 @@ macro_rules! all_tests {
                 concurrent_sync_requests_start_once,
                 first_signing_key_is_inserted_once,
                 reconcile_sees_every_change_under_concurrent_writes,
+                last_error_survives_a_later_success,
+                connector_source_time_comes_from_the_clock,
+                enqueuing_wakes_a_waiting_worker,
             ]
         );
     };

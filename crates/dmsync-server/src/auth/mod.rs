@@ -371,7 +371,7 @@ impl FromRequestParts<AppState> for Caller {
                     id: principal.tenant_id,
                     domain: format!("{}.external", principal.tenant_id),
                 };
-                match state.store.create_tenant(&tenant).await {
+                match state.store.create_tenant(&tenant, state.now()).await {
                     Ok(()) | Err(dmsync_core::StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(e.into()),
                 }

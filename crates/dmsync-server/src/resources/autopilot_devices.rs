@@ -377,11 +377,10 @@ async fn delete_windows_autopilot_device_identity(
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::DeleteWindowsAutopilotDeviceIdentity)?;
     let id = parse_device_id(&id)?;
-    match state.store.request_device_deletion(scope.tenant_id(), id, state.now(), deletion_run_at(&state)).await? {
-        DeletionRequest::Accepted { .. } => {
-            state.jobs_enqueued.notify_one();
-            Ok(StatusCode::NO_CONTENT)
-        }
+    let job = deregistration_job(id);
+    match state.store.request_device_deletion(scope.tenant_id(), id, state.now(), deletion_run_at(&state), &job).await?
+    {
+        DeletionRequest::Accepted { .. } => Ok(StatusCode::NO_CONTENT),
         DeletionRequest::AlreadyInProgress { .. } => Err(deletion_in_progress()),
         DeletionRequest::NotFound => Err(ApiError::NotFound),
     }
@@ -531,20 +530,22 @@ async fn delete_devices(
     let found: std::collections::HashMap<String, Uuid> =
         state.store.device_ids_by_serial(scope.tenant_id(), &body.serial_numbers).await?.into_iter().collect();
     let mut results = Vec::with_capacity(body.serial_numbers.len());
-    let mut accepted_any = false;
     for serial in &body.serial_numbers {
         let (registration, deletion_state, error) = match found.get(serial) {
             None => (String::new(), "failed", "The device was not found.".to_owned()),
             Some(id) => {
                 match state
                     .store
-                    .request_device_deletion(scope.tenant_id(), *id, state.now(), deletion_run_at(&state))
+                    .request_device_deletion(
+                        scope.tenant_id(),
+                        *id,
+                        state.now(),
+                        deletion_run_at(&state),
+                        &deregistration_job(*id),
+                    )
                     .await?
                 {
-                    DeletionRequest::Accepted { .. } => {
-                        accepted_any = true;
-                        (id.to_string(), "accepted", String::new())
-                    }
+                    DeletionRequest::Accepted { .. } => (id.to_string(), "accepted", String::new()),
                     DeletionRequest::AlreadyInProgress { .. } => {
                         (id.to_string(), "error", "ZtdDeviceDeletionInProgess".to_owned())
                     }
@@ -559,11 +560,13 @@ async fn delete_devices(
             error_message: error,
         }));
     }
-    if accepted_any {
-        state.jobs_enqueued.notify_one();
-    }
     Ok(ok(serde_json::json!({
         "@odata.context": context_url(version.0, "Collection(microsoft.graph.deletedWindowsAutopilotDeviceState)"),
         "value": results,
     })))
+}
+
+/// The job that deregisters the device.
+fn deregistration_job(device_id: Uuid) -> dmsync_core::jobs::NewJob {
+    dmsync_core::jobs::NewJob::new(&crate::autopilot_jobs::DeregisterAutopilotDevice { device_id })
 }

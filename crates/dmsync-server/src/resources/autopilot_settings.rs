@@ -1,9 +1,11 @@
 //! `windowsAutopilotSettings` (beta only) and its `sync` action.
 
+use crate::autopilot_jobs::AutopilotSync;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
+use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::autopilot::{WindowsAutopilotSettings, WindowsAutopilotSettingsPatch, WindowsAutopilotSyncStatus};
 use dmsync_graph::odata::{context_url, entity_document, select_properties, to_properties};
@@ -130,13 +132,15 @@ async fn sync_windows_autopilot_settings(
     if let Some(remaining) = settings.certain_cooldown(now, cooldown) {
         return Err(cooling_down(&state, remaining));
     }
-    let decision =
-        state.autopilot_settings.write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown)).await?;
+    let sync_job = NewJob::new(&AutopilotSync {});
+    let decision = state
+        .autopilot_settings
+        .write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown, &sync_job))
+        .await?;
     match decision {
         SyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %tenant, job.id = %job_id, "autopilot sync started");
-            crate::metrics::job_started(dmsync_core::jobs::JobKind::AutopilotSync.as_str());
-            state.jobs_enqueued.notify_one();
+            crate::metrics::job_started(<AutopilotSync as JobPayload>::KIND);
             Ok(StatusCode::NO_CONTENT)
         }
         SyncDecision::AlreadyInProgress => Err(ApiError::SyncInProgress),

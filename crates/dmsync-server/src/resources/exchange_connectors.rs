@@ -256,7 +256,7 @@ async fn create_exchange_connector(
         last_full_sync_start: None,
         last_delta_sync_start: None,
     };
-    state.store.create_connector(&connector).await?;
+    state.store.create_connector(&connector, state.now()).await?;
     Ok(created(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&connector, None))))
 }
 
@@ -329,10 +329,10 @@ async fn sync_exchange_connector(
         None => return Err(ApiError::BadRequest("The parameter 'syncType' is required and cannot be null.".into())),
     };
     let id = connector_id(&id)?;
-    match state.store.trigger_connector_sync(scope.tenant_id(), id, sync_type, state.now()).await? {
+    let job = crate::exchange_jobs::connector_sync_job(id, sync_type);
+    match state.store.trigger_connector_sync(scope.tenant_id(), id, sync_type, state.now(), &job).await? {
         ConnectorSyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %scope.tenant_id(), connector.id = %id, job.id = %job_id, sync.kind = sync_type.as_str(), "exchange connector sync started");
-            state.jobs_enqueued.notify_one();
             Ok(StatusCode::NO_CONTENT)
         }
         ConnectorSyncDecision::AlreadyRunning => Err(ApiError::ConnectorSyncRunning),

@@ -204,8 +204,8 @@ async fn store_imports(
     let now = state.now();
     let run_at = now + time::Duration::try_from(state.config.import_delay).unwrap_or(time::Duration::ZERO);
     let import_id = Uuid::new_v4().to_string();
-    let stored = state.store.create_imports(tenant, &import_id, rows, now, run_at).await?;
-    state.jobs_enqueued.notify_one();
+    let job = dmsync_core::jobs::NewJob::new(&crate::autopilot_jobs::ImportAutopilotDevices {});
+    let stored = state.store.create_imports(tenant, &import_id, rows, now, run_at, &job).await?;
     tracing::info!(tenant.id = %tenant, import.id = %import_id, imports = rows.len(), "autopilot import accepted");
     Ok(stored)
 }

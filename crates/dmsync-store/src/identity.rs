@@ -1,0 +1,114 @@
+//! [`IdentityStore`]: tenants, app registrations, users and signing keys.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
+use dmsync_core::store::IdentityStore;
+use dmsync_core::{StoreResult, TenantId};
+
+use crate::convert::json_list;
+use crate::db::{Query, SqlStore};
+use crate::rows::*;
+
+#[async_trait]
+impl IdentityStore for SqlStore {
+    async fn create_tenant(&self, tenant: &Tenant, now: OffsetDateTime) -> StoreResult<()> {
+        let query = Query::new("INSERT INTO tenants (id, domain, created_at) VALUES ($1, $2, $3)")
+            .bind(tenant.id)
+            .bind(&tenant.domain)
+            .bind(now);
+        self.write().execute(query).await?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
+        let query = Query::new("SELECT id, domain FROM tenants WHERE id = $1").bind(id);
+        self.read().fetch_optional(query).await?.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        let matches = self.dialect().nocase_eq("domain", "$1");
+        let query = Query::new(format!("SELECT id, domain FROM tenants WHERE {matches}")).bind(domain);
+        self.read().fetch_optional(query).await?.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn tenant_count(&self) -> StoreResult<u64> {
+        Ok(self.read().scalar::<i64>(Query::new("SELECT count(*) FROM tenants")).await? as u64)
+    }
+
+    async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
+        let query = Query::new(
+            "INSERT INTO app_registrations (tenant_id, client_id, object_id, display_name, secret_hash, roles)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(app.tenant_id)
+        .bind(app.client_id)
+        .bind(app.object_id)
+        .bind(&app.display_name)
+        .bind(&app.secret_hash)
+        .bind(json_list(&app.roles));
+        self.write().execute(query).await?;
+        Ok(())
+    }
+
+    async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>> {
+        let query = Query::new("SELECT * FROM app_registrations WHERE tenant_id = $1 AND client_id = $2")
+            .bind(tenant)
+            .bind(client_id);
+        self.read().fetch_optional(query).await?.as_ref().map(app_from_row).transpose()
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let query = Query::new(
+            "INSERT INTO users (tenant_id, object_id, user_principal_name, display_name, password_hash, scopes)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(user.tenant_id)
+        .bind(user.object_id)
+        .bind(&user.user_principal_name)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(json_list(&user.scopes));
+        self.write().execute(query).await?;
+        Ok(())
+    }
+
+    async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>> {
+        let matches = self.dialect().nocase_eq("user_principal_name", "$2");
+        let query =
+            Query::new(format!("SELECT * FROM users WHERE tenant_id = $1 AND {matches}")).bind(tenant).bind(upn);
+        self.read().fetch_optional(query).await?.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+        let query = Query::new("SELECT * FROM signing_keys ORDER BY created_at, kid");
+        self.read().fetch_all(query).await?.iter().map(signing_key_from_row).collect()
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
+        let query =
+            Query::new("INSERT INTO signing_keys (kid, private_pem, n, e, created_at) VALUES ($1, $2, $3, $4, $5)");
+        self.write().execute(bind_key(query, key)).await?;
+        Ok(())
+    }
+
+    async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        if let Some(lock) = self.dialect().lock_table("signing_keys") {
+            tx.execute(Query::new(lock)).await?;
+        }
+        let query = Query::new(
+            "INSERT INTO signing_keys (kid, private_pem, n, e, created_at)
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        );
+        let inserted = tx.execute(bind_key(query, key)).await? == 1;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+}
+
+fn bind_key(query: Query, key: &SigningKey) -> Query {
+    query.bind(&key.kid).bind(&key.private_pem).bind(&key.n).bind(&key.e).bind(key.created_at)
+}
