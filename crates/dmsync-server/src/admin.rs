@@ -320,7 +320,6 @@ async fn advance_clock(
     let offset = state.clock.advance(time::Duration::seconds_f64(req.seconds));
     state.store.save_clock_offset(offset).await?;
     // Jobs and schedules waiting for a time that has now come are due at once.
-    state.jobs_enqueued.notify_waiters();
     state.clock_advanced.notify_waiters();
     Ok(Json(clock_document(&state)).into_response())
 }

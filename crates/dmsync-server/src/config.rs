@@ -52,6 +52,10 @@ pub struct Config {
     pub job_lease: Duration,
     pub shutdown_timeout: Duration,
     pub external_issuer: Option<ExternalIssuer>,
+    /// How long an idle worker waits before looking for jobs again when nothing woke it. Jobs
+    /// this process enqueues and clock advances wake it at once; the poll finds jobs that came
+    /// due and jobs other replicas enqueued.
+    pub job_poll_interval: Duration,
 }
 
 /// Tokens from a real Entra ID app registration (or any issuer that signs Entra-shaped tokens).
@@ -90,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("job_lease", &self.job_lease)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("external_issuer", &self.external_issuer)
+            .field("job_poll_interval", &self.job_poll_interval)
             .finish()
     }
 }
@@ -121,6 +126,7 @@ impl Default for Config {
             job_lease: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             external_issuer: None,
+            job_poll_interval: Duration::from_millis(500),
         }
     }
 }

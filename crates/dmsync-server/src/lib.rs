@@ -4,11 +4,10 @@
 
 pub mod admin;
 pub mod auth;
-pub mod autopilot_jobs;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
-pub mod exchange_jobs;
+pub mod exchange_scheduler;
 pub mod exchange_source;
 pub mod http;
 pub mod jobs;
@@ -89,7 +88,6 @@ async fn follow_shared_clock(state: AppState) {
         match state.store.clock_offset().await {
             Ok(offset) if offset > state.clock.offset() => {
                 state.clock.catch_up(offset);
-                state.jobs_enqueued.notify_waiters();
                 state.clock_advanced.notify_waiters();
             }
             Ok(_) => {}
@@ -176,7 +174,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { listener, state, router, route_table, _db_lock, .. } = self;
         let mut workers = jobs::spawn_workers(&state);
-        workers.push(tokio::spawn(exchange_jobs::run_scheduler(state.clone())));
+        workers.push(tokio::spawn(exchange_scheduler::run_scheduler(state.clone())));
         if state.store.topology() == dmsync_core::store::Topology::Shared {
             workers.push(tokio::spawn(follow_shared_clock(state.clone())));
         }

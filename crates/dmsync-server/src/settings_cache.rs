@@ -120,7 +120,7 @@ mod tests {
     }
 
     fn sync_job() -> NewJob {
-        NewJob::new(&crate::autopilot_jobs::AutopilotSync {})
+        NewJob::new(&crate::jobs::AutopilotSync {})
     }
 
     #[tokio::test]

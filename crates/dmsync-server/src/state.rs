@@ -29,9 +29,7 @@ pub struct Inner {
     /// The tenants' `windowsAutopilotSettings`; every store call that writes them goes through
     /// its `write`.
     pub autopilot_settings: SettingsCache,
-    /// Wakes idle workers when the Clock moves forward (the store wakes them on enqueues).
-    pub jobs_enqueued: Notify,
-    /// Wakes the connector scheduler when the Clock moves forward.
+    /// Wakes the connector scheduler and idle workers when the Clock moves forward.
     pub clock_advanced: Notify,
     pub shutdown: CancellationToken,
     /// Tenants known to exist. Tenants are never deleted, so a positive cache is always right.
@@ -64,7 +62,6 @@ impl AppState {
                 keys,
                 verifier,
                 autopilot_settings,
-                jobs_enqueued: Notify::new(),
                 clock_advanced: Notify::new(),
                 shutdown,
                 known_tenants: RwLock::new(HashSet::new()),

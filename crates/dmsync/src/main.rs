@@ -147,6 +147,10 @@ struct ServeArgs {
     /// Deadline for a graceful shutdown.
     #[arg(long, env = "DMSYNC_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = cli::parse_duration)]
     shutdown_timeout: Duration,
+    /// How often an idle worker looks for due jobs when nothing woke it (jobs this process
+    /// enqueues start at once; the poll finds those that came due or another replica enqueued).
+    #[arg(long, env = "DMSYNC_JOB_POLL_INTERVAL", default_value = "500ms", value_parser = cli::parse_duration)]
+    job_poll_interval: Duration,
     /// JWKS URL of an external token issuer (a real Entra ID tenant), e.g.
     /// https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys.
     #[arg(long, env = "DMSYNC_EXTERNAL_JWKS_URL")]
@@ -230,6 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         external_issuer: args
             .external_jwks_url
             .map(|jwks_url| ExternalIssuer { jwks_url, audiences: args.external_audiences }),
+        job_poll_interval: args.job_poll_interval,
     };
     // Refused before the database is opened or the port bound, with the flag's name.
     config.validate()?;

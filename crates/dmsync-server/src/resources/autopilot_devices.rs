@@ -5,6 +5,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use dmsync_core::autopilot::{AutopilotDevice, DeletionRequest, DeviceField, DevicePropertiesUpdate, EnrollmentState};
+use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::autopilot::{
@@ -26,6 +27,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
 use crate::http::routing::{BETA, BOTH, Endpoint, GraphRoute};
+use crate::jobs::DeregisterAutopilotDevice;
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/windowsAutopilotDeviceIdentities";
@@ -377,7 +379,7 @@ async fn delete_windows_autopilot_device_identity(
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::DeleteWindowsAutopilotDeviceIdentity)?;
     let id = parse_device_id(&id)?;
-    let job = deregistration_job(id);
+    let job = NewJob::new(&DeregisterAutopilotDevice { device_id: id });
     match state.store.request_device_deletion(scope.tenant_id(), id, state.now(), deletion_run_at(&state), &job).await?
     {
         DeletionRequest::Accepted { .. } => Ok(StatusCode::NO_CONTENT),
@@ -541,7 +543,7 @@ async fn delete_devices(
                         *id,
                         state.now(),
                         deletion_run_at(&state),
-                        &deregistration_job(*id),
+                        &NewJob::new(&DeregisterAutopilotDevice { device_id: *id }),
                     )
                     .await?
                 {
@@ -564,9 +566,4 @@ async fn delete_devices(
         "@odata.context": context_url(version.0, "Collection(microsoft.graph.deletedWindowsAutopilotDeviceState)"),
         "value": results,
     })))
-}
-
-/// The job that deregisters the device.
-fn deregistration_job(device_id: Uuid) -> dmsync_core::jobs::NewJob {
-    dmsync_core::jobs::NewJob::new(&crate::autopilot_jobs::DeregisterAutopilotDevice { device_id })
 }

@@ -1,6 +1,5 @@
 //! `windowsAutopilotSettings` (beta only) and its `sync` action.
 
-use crate::autopilot_jobs::AutopilotSync;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -19,6 +18,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
 use crate::http::routing::{BETA, Endpoint, GraphRoute};
+use crate::jobs::AutopilotSync;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<GraphRoute> {
@@ -132,15 +132,13 @@ async fn sync_windows_autopilot_settings(
     if let Some(remaining) = settings.certain_cooldown(now, cooldown) {
         return Err(cooling_down(&state, remaining));
     }
-    let sync_job = NewJob::new(&AutopilotSync {});
-    let decision = state
-        .autopilot_settings
-        .write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown, &sync_job))
-        .await?;
+    let job = NewJob::new(&AutopilotSync {});
+    let decision =
+        state.autopilot_settings.write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown, &job)).await?;
     match decision {
         SyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %tenant, job.id = %job_id, "autopilot sync started");
-            crate::metrics::job_started(<AutopilotSync as JobPayload>::KIND);
+            crate::metrics::job_started(AutopilotSync::KIND);
             Ok(StatusCode::NO_CONTENT)
         }
         SyncDecision::AlreadyInProgress => Err(ApiError::SyncInProgress),

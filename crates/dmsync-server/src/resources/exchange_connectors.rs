@@ -6,6 +6,7 @@ use dmsync_core::exchange::{
     ConnectorChanges, ConnectorField, ConnectorStatus, ConnectorSyncDecision, ConnectorType, ExchangeConnector,
     SyncType,
 };
+use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
 use dmsync_graph::exchange::{
     DeviceManagementExchangeConnector, DeviceManagementExchangeConnectorInput, DeviceManagementExchangeConnectorStatus,
@@ -24,6 +25,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
+use crate::jobs::ExchangeConnectorSync;
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/exchangeConnectors";
@@ -329,7 +331,7 @@ async fn sync_exchange_connector(
         None => return Err(ApiError::BadRequest("The parameter 'syncType' is required and cannot be null.".into())),
     };
     let id = connector_id(&id)?;
-    let job = crate::exchange_jobs::connector_sync_job(id, sync_type);
+    let job = NewJob::new(&ExchangeConnectorSync { connector_id: id, sync_type });
     match state.store.trigger_connector_sync(scope.tenant_id(), id, sync_type, state.now(), &job).await? {
         ConnectorSyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %scope.tenant_id(), connector.id = %id, job.id = %job_id, sync.kind = sync_type.as_str(), "exchange connector sync started");

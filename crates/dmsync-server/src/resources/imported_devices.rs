@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dmsync_core::autopilot::{ImportStatus, ImportedDevice, ImportedField, NewImportedDevice};
+use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
 use dmsync_graph::autopilot::{
     ImportRequest, ImportedWindowsAutopilotDeviceIdentity, ImportedWindowsAutopilotDeviceIdentityImportStatus,
@@ -25,6 +26,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
+use crate::jobs::ImportAutopilotDevices;
 use crate::registrations::decode_hardware_hash;
 use crate::state::AppState;
 
@@ -204,7 +206,7 @@ async fn store_imports(
     let now = state.now();
     let run_at = now + time::Duration::try_from(state.config.import_delay).unwrap_or(time::Duration::ZERO);
     let import_id = Uuid::new_v4().to_string();
-    let job = dmsync_core::jobs::NewJob::new(&crate::autopilot_jobs::ImportAutopilotDevices {});
+    let job = NewJob::new(&ImportAutopilotDevices {});
     let stored = state.store.create_imports(tenant, &import_id, rows, now, run_at, &job).await?;
     tracing::info!(tenant.id = %tenant, import.id = %import_id, imports = rows.len(), "autopilot import accepted");
     Ok(stored)

@@ -1,41 +1,31 @@
 //! Background workers. Each claims one job at a time from the database under a lease,
-//! heartbeats while it works, and completes it fenced by the attempt number. On shutdown a
-//! worker stops at a safe point and gives its job back, so the next start picks it up.
+//! heartbeats while it works, runs it through the registry, and ends it fenced by the attempt
+//! number. An idle worker sleeps until the store reports a job it enqueued, the Clock moves,
+//! or the poll interval passes (for jobs that came due, or that another replica enqueued). On
+//! shutdown a worker stops at a safe point and gives its job back, so the next start picks it up.
 
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use dmsync_core::autopilot::SyncOutcome;
-use dmsync_core::jobs::{Job, JobLease, JobPayload, MAX_ATTEMPTS};
+use dmsync_core::jobs::{Job, JobLease, MAX_ATTEMPTS};
 
-use crate::autopilot_jobs::{AutopilotSync, DeregisterAutopilotDevice, ImportAutopilotDevices};
-use crate::exchange_jobs::ExchangeConnectorSync;
-
+use super::registry::{InvalidPayload, JobRegistry};
+use super::{JobContext, JobEnd};
 use crate::state::AppState;
-
-/// How long an idle worker sleeps before looking again when nothing woke it.
-const IDLE_POLL: StdDuration = StdDuration::from_millis(500);
-
-/// How a job handler stopped.
-pub enum JobEnd {
-    /// Completed and recorded (fenced).
-    Done,
-    /// Shutdown came first: give the job back untouched.
-    Released,
-    /// Another worker holds the job now; write nothing.
-    LeaseLost,
-}
 
 pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     let instance = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let registry = Arc::new(JobRegistry::new());
     (0..state.config.workers.max(1))
         .map(|i| {
             let state = state.clone();
+            let registry = registry.clone();
             let owner = format!("{instance}/{i}");
-            tokio::spawn(async move { worker_loop(state, owner).await })
+            tokio::spawn(async move { worker_loop(state, registry, owner).await })
         })
         .collect()
 }
@@ -44,17 +34,19 @@ fn lease_duration(state: &AppState) -> time::Duration {
     time::Duration::try_from(state.config.job_lease).unwrap_or(time::Duration::seconds(30))
 }
 
-async fn worker_loop(state: AppState, owner: String) {
+async fn worker_loop(state: AppState, registry: Arc<JobRegistry>, owner: String) {
     while !state.shutdown.is_cancelled() {
         let wall = time::OffsetDateTime::now_utc();
         match state.store.claim_job(&owner, state.now(), wall, lease_duration(&state)).await {
-            Ok(Some(job)) => run_job(&state, job).await,
+            Ok(Some(job)) => run_job(&state, &registry, job).await,
             Ok(None) => {
                 tokio::select! {
                     _ = state.shutdown.cancelled() => {}
                     _ = state.store.wait_for_enqueued_job() => {}
-                    _ = state.jobs_enqueued.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    // Jobs waiting for a time that has now come are due at once.
+                    _ = state.clock_advanced.notified() => {}
+                    // Never a busy loop, whatever the configuration says.
+                    _ = tokio::time::sleep(state.config.job_poll_interval.max(StdDuration::from_millis(10))) => {}
                 }
             }
             Err(e) => {
@@ -85,20 +77,25 @@ async fn heartbeat(state: AppState, lease: JobLease, lost: CancellationToken) {
     }
 }
 
-async fn run_job(state: &AppState, job: Job) {
-    let lease = job.lease();
-    let lost = CancellationToken::new();
-    let beat = tokio::spawn(heartbeat(state.clone(), lease.clone(), lost.clone()));
-    let kind = job.kind.as_str();
-    tracing::info!(job.id = %job.id, job.kind = kind, job.attempt = job.attempt, tenant.id = %job.tenant_id, "job claimed");
-    let result = match kind {
-        AutopilotSync::KIND => crate::autopilot_jobs::run_autopilot_sync(state, &job, &lost).await,
-        ImportAutopilotDevices::KIND => crate::autopilot_jobs::run_import(state, &job).await,
-        DeregisterAutopilotDevice::KIND => crate::autopilot_jobs::run_deregistration(state, &job).await,
-        ExchangeConnectorSync::KIND => crate::exchange_jobs::run_connector_sync(state, &job, &lost).await,
-        other => Err(format!("unknown job kind '{other}'")),
+async fn run_job(state: &AppState, registry: &JobRegistry, job: Job) {
+    tracing::info!(job.id = %job.id, job.kind = %job.kind, job.attempt = job.attempt, tenant.id = %job.tenant_id, "job claimed");
+    let Some(handler) = registry.get(&job.kind) else {
+        // A newer version's job: this one cannot run it, now or at a later attempt.
+        let error = format!("unknown job kind '{}': this version of dmsync cannot run it", job.kind);
+        tracing::error!(job.id = %job.id, job.kind = %job.kind, tenant.id = %job.tenant_id, error = %error, "job failed for good");
+        crate::metrics::job_failed("unknown");
+        if let Err(e) = state.store.fail_job(&job.lease(), &error, None).await {
+            tracing::warn!(job.id = %job.id, error = %e, "could not record job failure");
+        }
+        return;
     };
+    let kind = handler.kind;
+    let cx = JobContext { state: state.clone(), job, lost: CancellationToken::new() };
+    let lease = cx.lease();
+    let beat = tokio::spawn(heartbeat(state.clone(), lease.clone(), cx.lost.clone()));
+    let result = handler.run(&cx).await;
     beat.abort();
+    let job = &cx.job;
     match result {
         Ok(JobEnd::Done) => crate::metrics::job_finished(kind),
         Ok(JobEnd::LeaseLost) => {}
@@ -107,32 +104,19 @@ async fn run_job(state: &AppState, job: Job) {
                 tracing::warn!(job.id = %job.id, error = %e, "could not release job at shutdown");
             }
         }
-        Err(error) if job.attempt >= MAX_ATTEMPTS => {
+        // A payload that does not decode now never will.
+        Err(error) if job.attempt >= MAX_ATTEMPTS || error.is::<InvalidPayload>() => {
+            // The whole cause chain, on one line.
+            let error = format!("{error:#}");
             // Logged once, here, where the failure is final.
             tracing::error!(job.id = %job.id, job.kind = kind, tenant.id = %job.tenant_id, error = %error, "job failed for good");
             crate::metrics::job_failed(kind);
-            let recorded = match kind {
-                AutopilotSync::KIND => {
-                    let finish = state.store.finish_autopilot_sync(
-                        &lease,
-                        job.tenant_id,
-                        SyncOutcome::Failed,
-                        Some(&error),
-                        state.now(),
-                    );
-                    state.autopilot_settings.write(job.tenant_id, finish).await
-                }
-                ExchangeConnectorSync::KIND => match crate::exchange_jobs::connector_of(&job) {
-                    Some(id) => state.store.fail_connector_sync(&lease, job.tenant_id, id, &error, state.now()).await,
-                    None => state.store.fail_job(&lease, &error, None).await,
-                },
-                _ => state.store.fail_job(&lease, &error, None).await,
-            };
-            if let Err(e) = recorded {
-                tracing::warn!(job.id = %job.id, error = %e, "could not record job failure");
+            if let Err(e) = handler.fail_for_good(&cx, &error).await {
+                tracing::warn!(job.id = %job.id, error = %format!("{e:#}"), "could not record job failure");
             }
         }
         Err(error) => {
+            let error = format!("{error:#}");
             let backoff = time::Duration::seconds(2i64.pow(job.attempt.clamp(0, 6) as u32));
             tracing::warn!(job.id = %job.id, job.attempt = job.attempt, error = %error, "job attempt failed; will retry");
             if let Err(e) = state.store.fail_job(&lease, &error, Some(state.now() + backoff)).await {

@@ -1,0 +1,85 @@
+//! The Autopilot sync: reconciles the tenant's registrations into device identities, stays
+//! `inProgress` for the configured sync duration (measured on the Clock, as a real sync takes
+//! time), then records `completed` with `lastSyncDateTime`. Idempotent; its result is recorded
+//! fenced by its lease.
+
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use dmsync_core::autopilot::{ReconcileStats, SyncOutcome};
+use dmsync_core::jobs::JobPayload;
+
+use super::{BackgroundJob, JobContext, JobEnd};
+
+/// How often a waiting sync looks at the Clock, so that a clock advance ends it promptly.
+const CLOCK_POLL: StdDuration = StdDuration::from_millis(50);
+
+/// Enqueued by `syncAutopilotDevices`; the tenant is the job's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutopilotSync {}
+
+impl JobPayload for AutopilotSync {
+    const KIND: &'static str = "autopilotSync";
+}
+
+impl BackgroundJob for AutopilotSync {
+    async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
+        let (state, job) = (&cx.state, &cx.job);
+        let report = |stats: ReconcileStats, rows: u64| {
+            tracing::info!(
+                job.id = %job.id, tenant.id = %job.tenant_id, rows.covered = rows,
+                devices.created = stats.created, devices.updated = stats.updated, devices.deleted = stats.deleted,
+                "autopilot sync progress"
+            );
+            metrics::gauge!("dmsync_autopilot_sync_rows_covered").set(rows as f64);
+            // A shutdown stops the sync at this safe point; the next start finishes it.
+            !state.shutdown.is_cancelled()
+        };
+        let reconciled = state
+            .store
+            .reconcile_autopilot_devices_with_progress(job.tenant_id, state.now(), &report)
+            .await
+            .context("reconciling the registrations into devices")?;
+        let Some(stats) = reconciled else { return Ok(JobEnd::Released) };
+        tracing::info!(
+            job.id = %job.id, tenant.id = %job.tenant_id,
+            devices.created = stats.created, devices.updated = stats.updated, devices.deleted = stats.deleted,
+            "autopilot sync reconciled"
+        );
+        crate::metrics::sync_devices(stats.created, stats.updated, stats.deleted);
+
+        let duration = time::Duration::try_from(state.config.sync_duration).unwrap_or(time::Duration::ZERO);
+        let done_at = job.created_at + duration;
+        loop {
+            if state.now() >= done_at {
+                break;
+            }
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return Ok(JobEnd::Released),
+                _ = cx.lost.cancelled() => return Ok(JobEnd::LeaseLost),
+                _ = tokio::time::sleep(CLOCK_POLL) => {}
+            }
+        }
+        let lease = cx.lease();
+        let finish =
+            state.store.finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Completed, None, state.now());
+        let recorded = state.autopilot_settings.write(job.tenant_id, finish).await.context("recording the sync")?;
+        if !recorded {
+            tracing::warn!(job.id = %job.id, "sync finished after its lease was taken; result not recorded");
+            return Ok(JobEnd::LeaseLost);
+        }
+        tracing::info!(job.id = %job.id, tenant.id = %job.tenant_id, "autopilot sync completed");
+        Ok(JobEnd::Done)
+    }
+
+    /// The settings must not stay `inProgress`: they read `failed`, with the job, in one step.
+    async fn fail_for_good(&self, cx: &JobContext, error: &str) -> anyhow::Result<bool> {
+        let (state, job) = (&cx.state, &cx.job);
+        let lease = cx.lease();
+        let finish =
+            state.store.finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Failed, Some(error), state.now());
+        Ok(state.autopilot_settings.write(job.tenant_id, finish).await?)
+    }
+}

@@ -1,0 +1,39 @@
+//! The processing of one import request's identities, in one transaction with the job's
+//! fenced completion.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use dmsync_core::jobs::JobPayload;
+
+use super::{BackgroundJob, JobContext, JobEnd};
+
+/// Enqueued by `importedWindowsAutopilotDeviceIdentities` (create and `import`); the store
+/// finds the identities by the job's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportAutopilotDevices {}
+
+impl JobPayload for ImportAutopilotDevices {
+    const KIND: &'static str = "importAutopilotDevices";
+}
+
+impl BackgroundJob for ImportAutopilotDevices {
+    async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
+        let (state, job) = (&cx.state, &cx.job);
+        // A completed import moves the settings' cooldown anchor.
+        let lease = cx.lease();
+        let process =
+            state.store.process_imports(&lease, job.tenant_id, state.now(), state.config.import_counts_as_sync);
+        let processed =
+            state.autopilot_settings.write(job.tenant_id, process).await.context("processing the imports")?;
+        let Some(stats) = processed else { return Ok(JobEnd::LeaseLost) };
+        tracing::info!(
+            job.id = %job.id, tenant.id = %job.tenant_id,
+            imports.completed = stats.completed, imports.failed = stats.failed,
+            "autopilot import processed"
+        );
+        metrics::counter!("dmsync_autopilot_imports_total", "status" => "complete").increment(stats.completed);
+        metrics::counter!("dmsync_autopilot_imports_total", "status" => "error").increment(stats.failed);
+        Ok(JobEnd::Done)
+    }
+}

@@ -1,0 +1,142 @@
+//! Which job runs each kind found in the jobs table. A kind this version does not know (a row
+//! written by a newer version) and a payload that does not decode fail the job for good at
+//! once: no later attempt could do better.
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+
+use dmsync_core::jobs::JobPayload;
+
+use super::{
+    AutopilotSync, BackgroundJob, DeregisterAutopilotDevice, ExchangeConnectorSync, ImportAutopilotDevices, JobContext,
+    JobEnd,
+};
+
+/// A payload in the jobs table that its kind's type cannot decode.
+#[derive(Debug, thiserror::Error)]
+#[error("the payload {payload} of a {kind} job is not valid")]
+pub struct InvalidPayload {
+    kind: &'static str,
+    payload: serde_json::Value,
+    #[source]
+    source: serde_json::Error,
+}
+
+type RunFn = for<'a> fn(&'a JobContext) -> BoxFuture<'a, anyhow::Result<JobEnd>>;
+type FailFn = for<'a> fn(&'a JobContext, &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+
+/// One kind's steps, with the payload decoded from the claimed row.
+pub struct Handler {
+    pub kind: &'static str,
+    run: RunFn,
+    fail_for_good: FailFn,
+}
+
+impl Handler {
+    fn of<J: BackgroundJob>() -> Handler {
+        Handler { kind: J::KIND, run: run::<J>, fail_for_good: fail_for_good::<J> }
+    }
+
+    pub async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
+        (self.run)(cx).await
+    }
+
+    pub async fn fail_for_good(&self, cx: &JobContext, error: &str) -> anyhow::Result<bool> {
+        (self.fail_for_good)(cx, error).await
+    }
+}
+
+fn decode<J: JobPayload>(cx: &JobContext) -> Result<J, InvalidPayload> {
+    serde_json::from_value(cx.job.payload.clone()).map_err(|source| InvalidPayload {
+        kind: J::KIND,
+        payload: cx.job.payload.clone(),
+        source,
+    })
+}
+
+fn run<J: BackgroundJob>(cx: &JobContext) -> BoxFuture<'_, anyhow::Result<JobEnd>> {
+    Box::pin(async move { decode::<J>(cx)?.run(cx).await })
+}
+
+fn fail_for_good<'a, J: BackgroundJob>(cx: &'a JobContext, error: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+    Box::pin(async move {
+        match decode::<J>(cx) {
+            Ok(job) => job.fail_for_good(cx, error).await,
+            // Without its payload the job's own step cannot run; the row is still ended.
+            Err(_) => Ok(cx.state.store.fail_job(&cx.lease(), error, None).await?),
+        }
+    })
+}
+
+pub struct JobRegistry {
+    handlers: HashMap<&'static str, Handler>,
+}
+
+impl JobRegistry {
+    /// Every job this version runs, one line each.
+    pub fn new() -> JobRegistry {
+        JobRegistry { handlers: HashMap::new() }
+            .with::<AutopilotSync>()
+            .with::<ImportAutopilotDevices>()
+            .with::<DeregisterAutopilotDevice>()
+            .with::<ExchangeConnectorSync>()
+    }
+
+    fn with<J: BackgroundJob>(mut self) -> JobRegistry {
+        let previous = self.handlers.insert(J::KIND, Handler::of::<J>());
+        assert!(previous.is_none(), "two jobs share the kind {}", J::KIND);
+        self
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Handler> {
+        self.handlers.get(kind)
+    }
+}
+
+impl Default for JobRegistry {
+    fn default() -> JobRegistry {
+        JobRegistry::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dmsync_core::exchange::SyncType;
+    use dmsync_core::jobs::NewJob;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// Rows written by earlier versions must still decode: the kinds and the payload JSON are
+    /// what the jobs table has always held.
+    #[test]
+    fn kinds_and_payloads_keep_their_stored_form() {
+        let id = Uuid::new_v4();
+        let cases = [
+            (NewJob::new(&AutopilotSync {}), "autopilotSync", json!({})),
+            (NewJob::new(&ImportAutopilotDevices {}), "importAutopilotDevices", json!({})),
+            (
+                NewJob::new(&DeregisterAutopilotDevice { device_id: id }),
+                "deregisterAutopilotDevice",
+                json!({ "deviceId": id }),
+            ),
+            (
+                NewJob::new(&ExchangeConnectorSync { connector_id: id, sync_type: SyncType::DeltaSync }),
+                "exchangeConnectorSync",
+                json!({ "connectorId": id, "syncType": "deltaSync" }),
+            ),
+        ];
+        let registry = JobRegistry::new();
+        for (job, kind, payload) in cases {
+            assert_eq!((job.kind(), job.payload()), (kind, &payload));
+            assert_eq!(registry.get(kind).map(|h| h.kind), Some(kind), "{kind} is registered");
+        }
+        assert_eq!(registry.handlers.len(), 4, "every registered kind is covered above");
+        let decoded: ExchangeConnectorSync =
+            serde_json::from_value(json!({ "connectorId": id, "syncType": "fullSync" })).unwrap();
+        assert_eq!((decoded.connector_id, decoded.sync_type), (id, SyncType::FullSync));
+        assert!(registry.get("someFutureJob").is_none());
+    }
+}
