@@ -16,6 +16,7 @@ mod errors;
 mod exchange;
 mod external;
 mod http_limits;
+mod jobs;
 mod lifecycle;
 mod openapi;
 mod ops;
