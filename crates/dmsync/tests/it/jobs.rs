@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use dmsync_core::exchange::{ConnectorSyncDecision, SyncType};
 use dmsync_core::jobs::{Job, JobPayload, JobState, NewJob};
 use reqwest::{Method, StatusCode};
 use uuid::Uuid;
@@ -57,15 +58,26 @@ impl JobPayload for BrokenDeregistration {
     const KIND: &'static str = "deregisterAutopilotDevice";
 }
 
-/// Enqueues the job through a sync request of a tenant of its own: the store carries whatever
-/// kind and payload it is given, as the rows of another version would hold.
+/// Enqueues the job as a connector's sync, through a connector of its own: the store carries
+/// whatever kind and payload it is given, as the rows of another version would hold.
 async fn enqueue(app: &TestApp, job: &NewJob) -> Uuid {
-    let tenant = Uuid::new_v4();
-    let domain = format!("t{}.onmicrosoft.com", tenant.simple());
-    app.state.store.create_tenant(&dmsync_core::identity::Tenant { id: tenant, domain }).await.unwrap();
-    let decision = app.state.store.trigger_autopilot_sync(tenant, app.state.now(), time::Duration::minutes(10), job);
+    let r = app
+        .raw(Method::POST, "/beta/deviceManagement/exchangeConnectors", Some(&app.user_token().await))
+        .json(&serde_json::json!({
+            "primarySmtpAddress": "svc@contoso.com", "serverName": "ex01.contoso.com",
+            "connectorServerName": "conn01", "exchangeConnectorType": "onPremises", "version": "19.1",
+            "exchangeAlias": "", "exchangeOrganization": "Contoso",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let connector: serde_json::Value = r.json().await.unwrap();
+    let connector = connector["id"].as_str().unwrap().parse().unwrap();
+    let tenant = app.tenant().parse().unwrap();
+    let decision = app.state.store.trigger_connector_sync(tenant, connector, SyncType::FullSync, app.state.now(), job);
     match decision.await.unwrap() {
-        dmsync_core::autopilot::SyncDecision::Started { job_id } => job_id,
+        ConnectorSyncDecision::Started { job_id } => job_id,
         other => panic!("the job was not enqueued: {other:?}"),
     }
 }
