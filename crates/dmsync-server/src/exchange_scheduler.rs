@@ -1,12 +1,12 @@
 //! Starts Exchange connector syncs as the real connector does: a delta every 15 minutes and a
 //! full sync every 24 hours, by default, on the Clock. The syncs themselves are jobs
-//! (`crate::jobs::ExchangeConnectorSync`).
+//! (`crate::jobs::exchange_connector_sync`).
 
 use std::time::Duration as StdDuration;
 
 use dmsync_core::jobs::NewJob;
 
-use crate::jobs::ExchangeConnectorSync;
+use crate::jobs::exchange_connector_sync::ExchangeConnectorSync;
 use crate::state::AppState;
 
 /// How often the scheduler looks for due syncs (a clock advance also wakes it).

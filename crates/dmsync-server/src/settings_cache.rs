@@ -120,7 +120,7 @@ mod tests {
     }
 
     fn sync_job() -> NewJob {
-        NewJob::new(&crate::jobs::AutopilotSync {})
+        NewJob::new(&crate::jobs::autopilot_sync::AutopilotSync {})
     }
 
     #[tokio::test]

@@ -8,10 +8,10 @@
 //! Handlers enqueue it by handing `NewJob::new(&Payload { .. })` to the store method that makes
 //! the state change asking for it; the store wakes the workers once that commits.
 
-mod autopilot_sync;
-mod deregister_autopilot_device;
-mod exchange_connector_sync;
-mod import_autopilot_devices;
+pub mod autopilot_sync;
+pub mod deregister_autopilot_device;
+pub mod exchange_connector_sync;
+pub mod import_autopilot_devices;
 pub mod registry;
 pub mod worker;
 
@@ -23,10 +23,6 @@ use dmsync_core::jobs::{Job, JobLease, JobPayload};
 
 use crate::state::AppState;
 
-pub use autopilot_sync::AutopilotSync;
-pub use deregister_autopilot_device::DeregisterAutopilotDevice;
-pub use exchange_connector_sync::ExchangeConnectorSync;
-pub use import_autopilot_devices::ImportAutopilotDevices;
 pub use worker::spawn_workers;
 
 /// How an attempt stopped, when it did not fail.

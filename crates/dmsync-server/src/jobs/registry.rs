@@ -8,10 +8,8 @@ use futures::future::BoxFuture;
 
 use dmsync_core::jobs::JobPayload;
 
-use super::{
-    AutopilotSync, BackgroundJob, DeregisterAutopilotDevice, ExchangeConnectorSync, ImportAutopilotDevices, JobContext,
-    JobEnd,
-};
+use super::{BackgroundJob, JobContext, JobEnd};
+use super::{autopilot_sync, deregister_autopilot_device, exchange_connector_sync, import_autopilot_devices};
 
 /// A payload in the jobs table that its kind's type cannot decode.
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +75,10 @@ impl JobRegistry {
     /// Every job this version runs, one line each.
     pub fn new() -> JobRegistry {
         JobRegistry { handlers: HashMap::new() }
-            .with::<AutopilotSync>()
-            .with::<ImportAutopilotDevices>()
-            .with::<DeregisterAutopilotDevice>()
-            .with::<ExchangeConnectorSync>()
+            .with::<autopilot_sync::AutopilotSync>()
+            .with::<import_autopilot_devices::ImportAutopilotDevices>()
+            .with::<deregister_autopilot_device::DeregisterAutopilotDevice>()
+            .with::<exchange_connector_sync::ExchangeConnectorSync>()
     }
 
     fn with<J: BackgroundJob>(mut self) -> JobRegistry {
@@ -108,6 +106,10 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::jobs::autopilot_sync::AutopilotSync;
+    use crate::jobs::deregister_autopilot_device::DeregisterAutopilotDevice;
+    use crate::jobs::exchange_connector_sync::ExchangeConnectorSync;
+    use crate::jobs::import_autopilot_devices::ImportAutopilotDevices;
 
     /// Rows written by earlier versions must still decode: the kinds and the payload JSON are
     /// what the jobs table has always held.

@@ -27,7 +27,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
 use crate::http::routing::{BETA, BOTH, Endpoint, GraphRoute};
-use crate::jobs::DeregisterAutopilotDevice;
+use crate::jobs::deregister_autopilot_device::DeregisterAutopilotDevice;
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/windowsAutopilotDeviceIdentities";

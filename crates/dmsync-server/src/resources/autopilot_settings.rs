@@ -18,7 +18,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, ok};
 use crate::http::routing::{BETA, Endpoint, GraphRoute};
-use crate::jobs::AutopilotSync;
+use crate::jobs::autopilot_sync::AutopilotSync;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<GraphRoute> {

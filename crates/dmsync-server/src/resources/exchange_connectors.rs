@@ -25,7 +25,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
-use crate::jobs::ExchangeConnectorSync;
+use crate::jobs::exchange_connector_sync::ExchangeConnectorSync;
 use crate::state::AppState;
 
 const SET: &str = "deviceManagement/exchangeConnectors";

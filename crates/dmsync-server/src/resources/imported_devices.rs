@@ -26,7 +26,7 @@ use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::{ODataJson, created, ok};
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
-use crate::jobs::ImportAutopilotDevices;
+use crate::jobs::import_autopilot_devices::ImportAutopilotDevices;
 use crate::registrations::decode_hardware_hash;
 use crate::state::AppState;
 
