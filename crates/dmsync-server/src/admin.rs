@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use dmsync_core::TenantId;
 use dmsync_core::autopilot::NewRegistration;
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::{AccountType, PrincipalKind};
-use dmsync_core::{Clock, TenantId};
 
-use crate::auth::idp::{MintRequest, mint};
+use crate::auth::idp::MintRequest;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
 use crate::registrations::{self, UploadError};
@@ -52,11 +52,11 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
     // The name first: a page that rebound its name to this server must not learn whether a
     // token works, nor use the development token that loopback accepts.
     let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
-    if let Err(refused) = crate::http::host::check_admin_host(&state.config, parts.version, uri, &parts.headers) {
+    if let Err(refused) = crate::http::host::check_admin_host(state.config(), parts.version, uri, &parts.headers) {
         return refused.into_response();
     }
     let presented = crate::auth::bearer_token(&parts).map(str::trim);
-    let accepted = match (state.config.effective_admin_token(), presented) {
+    let accepted = match (state.config().effective_admin_token(), presented) {
         (Some(expected), Some(given)) => admin_token_matches(&expected, given),
         _ => false,
     };
@@ -115,9 +115,9 @@ async fn mint_token(State(state): State<AppState>, GraphJson(req): GraphJson<Tok
         TokenKind::Application => PrincipalKind::Application,
     };
     let object_id = Uuid::new_v4();
-    let token = mint(
-        &state,
-        MintRequest {
+    let token = state
+        .issuer()
+        .mint(MintRequest {
             tenant_id,
             kind,
             permissions: req.permissions,
@@ -127,9 +127,8 @@ async fn mint_token(State(state): State<AppState>, GraphJson(req): GraphJson<Tok
             user_principal_name: (kind == PrincipalKind::Delegated).then(|| format!("user-{object_id}@dmsync.invalid")),
             name: None,
             lifetime_seconds: lifetime,
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": lifetime })).into_response())
 }
 
@@ -160,7 +159,7 @@ async fn create_tenant(State(state): State<AppState>, GraphJson(req): GraphJson<
     if req.tenant_id == dmsync_core::PERSONAL_ACCOUNT_TENANT {
         return Err(ApiError::BadRequest("That id is the personal-account (MSA) tenant.".into()));
     }
-    state.store.create_tenant(&Tenant { id: req.tenant_id, domain: domain.to_owned() }, state.now()).await?;
+    state.store().create_tenant(&Tenant { id: req.tenant_id, domain: domain.to_owned() }, state.now()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "tenantId": req.tenant_id, "domain": domain }))).into_response())
 }
 
@@ -225,7 +224,7 @@ async fn add_registrations(
     // through a small channel.
     let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<(u64, NewRegistration)>>(2);
     let replay = tokio::task::spawn_blocking(move || spool.replay(|batch| sender.blocking_send(batch).is_ok()));
-    let mut import = state.store.begin_registrations(tenant_id).await?;
+    let mut import = state.store().begin_registrations(tenant_id).await?;
     let mut staged = 0usize;
     while let Some(batch) = batches.recv().await {
         staged += batch.len();
@@ -258,7 +257,7 @@ async fn delete_registration(
     Path((tenant, serial)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let tenant_id = known_tenant(&state, &tenant).await?;
-    if state.store.delete_registration(tenant_id, &serial).await? {
+    if state.store().delete_registration(tenant_id, &serial).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFoundPlain(format!("Tenant {tenant_id} has no registration with serial number '{serial}'.")))
@@ -275,15 +274,15 @@ async fn set_connector_source(
 ) -> ApiResult<StatusCode> {
     let tenant_id = known_tenant(&state, &tenant).await?;
     if let dmsync_core::exchange::ConnectorSource::Http { url } = &source
-        && !crate::exchange_source::host_allowed(url, &state.config.exchange_source_allowed_hosts)
+        && !crate::exchange_source::host_allowed(url, &state.config().exchange_source_allowed_hosts)
     {
         return Err(ApiError::BadRequest(format!(
             "The host of {url} is not allowed; start the server with --exchange-source-allow-host naming it."
         )));
     }
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFoundPlain(format!("'{id}' is not a connector id.")))?;
-    if state.store.set_connector_source(tenant_id, id, &source, state.now()).await? {
-        state.clock_advanced.notify_waiters();
+    if state.store().set_connector_source(tenant_id, id, &source, state.now()).await? {
+        state.clock_advanced().notify_waiters();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFoundPlain(format!("Tenant {tenant_id} has no Exchange connector {id}.")))
@@ -292,8 +291,8 @@ async fn set_connector_source(
 
 fn clock_document(state: &AppState) -> serde_json::Value {
     json!({
-        "now": dmsync_graph::GraphDateTime::from(state.clock.now()).format(),
-        "offsetSeconds": state.clock.offset().as_seconds_f64(),
+        "now": dmsync_graph::GraphDateTime::from(state.now()).format(),
+        "offsetSeconds": state.clock_offset().as_seconds_f64(),
     })
 }
 
@@ -315,12 +314,7 @@ async fn advance_clock(
     if !req.seconds.is_finite() || req.seconds < 0.0 || req.seconds > 100.0 * 365.0 * 86400.0 {
         return Err(ApiError::BadRequest("seconds must be a non-negative number of at most 100 years.".into()));
     }
-    // Another replica may have advanced the shared clock since this one last looked.
-    state.clock.catch_up(state.store.clock_offset().await?);
-    let offset = state.clock.advance(time::Duration::seconds_f64(req.seconds));
-    state.store.save_clock_offset(offset).await?;
-    // Jobs and schedules waiting for a time that has now come are due at once.
-    state.clock_advanced.notify_waiters();
+    state.advance_clock(time::Duration::seconds_f64(req.seconds)).await?;
     Ok(Json(clock_document(&state)).into_response())
 }
 

@@ -15,18 +15,18 @@ const SCHEDULER_TICK: StdDuration = StdDuration::from_secs(30);
 /// Starts the scheduled syncs that are due, until shutdown. The store wakes the workers for
 /// the jobs it enqueues.
 pub async fn run_scheduler(state: AppState) {
-    let delta = time::Duration::try_from(state.config.exchange_delta_interval).unwrap_or(time::Duration::minutes(15));
-    let full = time::Duration::try_from(state.config.exchange_full_interval).unwrap_or(time::Duration::hours(24));
+    let delta = time::Duration::try_from(state.config().exchange_delta_interval).unwrap_or(time::Duration::minutes(15));
+    let full = time::Duration::try_from(state.config().exchange_full_interval).unwrap_or(time::Duration::hours(24));
     let job_for = |connector_id, sync_type| NewJob::new(&ExchangeConnectorSync { connector_id, sync_type });
     loop {
-        match state.store.schedule_connector_syncs(state.now(), delta, full, &job_for).await {
+        match state.store().schedule_connector_syncs(state.now(), delta, full, &job_for).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(syncs = n, "scheduled exchange connector syncs started"),
             Err(e) => tracing::warn!(error = %e, "could not schedule exchange connector syncs"),
         }
         tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = state.clock_advanced.notified() => {}
+            _ = state.shutdown().cancelled() => return,
+            _ = state.clock_advanced().notified() => {}
             _ = tokio::time::sleep(SCHEDULER_TICK) => {}
         }
     }

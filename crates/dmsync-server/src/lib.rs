@@ -34,9 +34,12 @@ use dmsync_core::clock::OffsetClock;
 
 pub use config::Config;
 
-use crate::auth::Verifier;
+use dmsync_core::Store;
+
 use crate::auth::external::ExternalKeys;
+use crate::auth::idp::Issuer;
 use crate::auth::keys::KeyRing;
+use crate::auth::{KnownTenants, Verifier, VerifierParts};
 use crate::error::ApiError;
 use crate::http::routing::{RouteTable, canonicalize_request};
 use crate::state::AppState;
@@ -82,15 +85,11 @@ const CLOCK_FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_mil
 async fn follow_shared_clock(state: AppState) {
     loop {
         tokio::select! {
-            _ = state.shutdown.cancelled() => return,
+            _ = state.shutdown().cancelled() => return,
             _ = tokio::time::sleep(CLOCK_FOLLOW_INTERVAL) => {}
         }
-        match state.store.clock_offset().await {
-            Ok(offset) if offset > state.clock.offset() => {
-                state.clock.catch_up(offset);
-                state.clock_advanced.notify_waiters();
-            }
-            Ok(_) => {}
+        match state.store().clock_offset().await {
+            Ok(offset) => state.follow_clock(offset),
             Err(e) => tracing::warn!(error = %e, "could not read the shared clock offset"),
         }
     }
@@ -101,19 +100,19 @@ impl Application {
         config.validate()?;
         let metrics_handle = metrics::install();
         let db_lock = lock_sqlite_file(&config.db)?;
-        let store = dmsync_store::connect(&config.db)
+        let backend = dmsync_store::connect(&config.db)
             .await
             .map_err(|e| anyhow::anyhow!("opening the database {}: {e}", config.db))?;
-        let clock = Arc::new(OffsetClock::new(store.clock_offset().await?));
-        let keys = KeyRing::load_or_start_creating(store.clone(), clock.clone(), shutdown.clone()).await?;
-        let seeded = bootstrap::seed_if_empty(store.as_ref(), dmsync_core::Clock::now(clock.as_ref())).await?;
-        if store.topology() == dmsync_core::store::Topology::SingleNode {
-            let requeued = store.requeue_running_jobs().await?;
+        let clock = Arc::new(OffsetClock::new(backend.clock_offset().await?));
+        let keys = KeyRing::load_or_start_creating(backend.clone(), clock.clone(), shutdown.clone()).await?;
+        let seeded = bootstrap::seed_if_empty(backend.as_ref(), dmsync_core::Clock::now(clock.as_ref())).await?;
+        if backend.topology() == dmsync_core::store::Topology::SingleNode {
+            let requeued = backend.requeue_running_jobs().await?;
             if requeued > 0 {
                 tracing::info!(jobs = requeued, "requeued jobs left running by a previous process");
             }
         }
-        let verifier = match &config.external_issuer {
+        let external = match &config.external_issuer {
             Some(issuer) => {
                 let external = Arc::new(ExternalKeys::new(issuer.clone()));
                 match external.refresh().await {
@@ -123,21 +122,43 @@ impl Application {
                 let refresher = external.clone();
                 let token = shutdown.clone();
                 tokio::spawn(async move { refresher.refresh_periodically(token).await });
-                Verifier::with_external(external)
+                Some(external)
             }
-            None => Verifier::default(),
+            None => None,
         };
+        let single_node = backend.topology() == dmsync_core::store::Topology::SingleNode;
+        let directory: Arc<dyn Store> = backend.clone();
+        let tenants = Arc::new(KnownTenants::new(directory.clone()));
+        let verifier = Verifier::new(VerifierParts {
+            keys: keys.clone(),
+            store: directory.clone(),
+            clock: clock.clone(),
+            tenants: tenants.clone(),
+            profile: config.permission_profile,
+            external,
+        });
+        let issuer = Issuer::new(keys.clone(), clock.clone(), directory);
 
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
         let address = listener.local_addr()?;
-        let state = AppState::new(config, store, clock, keys, verifier, shutdown);
+        let state = AppState::new(state::Parts {
+            config,
+            backend,
+            clock,
+            keys,
+            verifier,
+            issuer,
+            tenants,
+            single_node,
+            shutdown,
+        });
 
         let (graph, route_table) = RouteTable::build(resources::graph_routes());
         let route_table = Arc::new(route_table);
         let fallback_table = route_table.clone();
-        let graph = graph.layer(DefaultBodyLimit::max(state.config.max_body_bytes));
+        let graph = graph.layer(DefaultBodyLimit::max(state.config().max_body_bytes));
         let router = Router::new()
             .merge(graph)
             .merge(admin::router(state.clone()))
@@ -175,25 +196,30 @@ impl Application {
         let Application { listener, state, router, route_table, _db_lock, .. } = self;
         let mut workers = jobs::spawn_workers(&state);
         workers.push(tokio::spawn(exchange_scheduler::run_scheduler(state.clone())));
-        if state.store.topology() == dmsync_core::store::Topology::Shared {
+        if !state.is_single_node() {
             workers.push(tokio::spawn(follow_shared_clock(state.clone())));
         }
         let canonicalize = canonicalize_request(route_table);
         let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
-        let connections = Arc::new(serve::ConnectionServer::new(service, serve::Timeouts::from_config(&state.config)));
+        let connections = Arc::new(serve::ConnectionServer::new(service, serve::Timeouts::from_config(state.config())));
         // A connection over the cap is answered by this router alone, so its 503 is rendered
         // by the request context like every other error.
         let refusal = Router::new()
             .fallback(|| async { ApiError::TooManyConnections })
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
             .with_state(state.clone());
-        let refuser = Arc::new(serve::Refuser::new(refusal, state.config.header_read_timeout));
-        let accepting =
-            serve::accept_loop(listener, connections, refuser, state.config.max_connections, state.shutdown.clone());
+        let refuser = Arc::new(serve::Refuser::new(refusal, state.config().header_read_timeout));
+        let accepting = serve::accept_loop(
+            listener,
+            connections,
+            refuser,
+            state.config().max_connections,
+            state.shutdown().clone(),
+        );
         let server = tokio::spawn(async move { accepting.await.shutdown().await });
 
-        state.shutdown.cancelled().await;
-        let deadline = state.config.shutdown_timeout;
+        state.shutdown().cancelled().await;
+        let deadline = state.config().shutdown_timeout;
         let drained = tokio::time::timeout(deadline, async {
             let _ = server.await;
             for worker in workers {
@@ -204,7 +230,7 @@ impl Application {
         if drained.is_err() {
             tracing::warn!(deadline = ?deadline, "shutdown deadline passed; stopping with work in flight");
         }
-        state.store.close().await;
+        state.store().close().await;
         tracing::info!("stopped");
         Ok(())
     }

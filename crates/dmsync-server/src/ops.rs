@@ -30,7 +30,7 @@ pub fn router(metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router<
 
 /// Ready when the database answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.store().ping().await {
         Ok(()) => Json(json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -2,6 +2,10 @@
 //! only one that writes them (SQLite), so that the GET and the 429 of a retry storm need no
 //! database round trip.
 //!
+//! [`SettingsCache`] wraps the backend's [`AutopilotSettingsStore`] and implements it itself, and
+//! the server's state hands out only the cache, so no handler or job can read or write the
+//! settings around it.
+//!
 //! The cache must never show a state older than one a client could already have seen. Every
 //! store call that writes a settings row runs inside [`SettingsCache::write`]: while one runs,
 //! reads of that tenant bypass the cache, and when it ends the entry is dropped and its
@@ -14,13 +18,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use dmsync_core::autopilot::AutopilotSettings;
+use async_trait::async_trait;
+use dmsync_core::autopilot::{AutopilotSettings, ImportStats, SyncDecision, SyncOutcome};
+use dmsync_core::jobs::{JobLease, NewJob};
 use dmsync_core::store::AutopilotSettingsStore;
 use dmsync_core::{StoreResult, TenantId};
+use time::{Duration, OffsetDateTime};
 
 pub struct SettingsCache {
+    store: Arc<dyn AutopilotSettingsStore>,
     enabled: bool,
     tenants: Mutex<HashMap<TenantId, Entry>>,
 }
@@ -36,9 +44,10 @@ struct Entry {
 }
 
 impl SettingsCache {
-    /// A cache that holds settings only when `enabled`; otherwise every read is the store's.
-    pub fn new(enabled: bool) -> SettingsCache {
-        SettingsCache { enabled, tenants: Mutex::new(HashMap::new()) }
+    /// A cache over `store` that holds settings only when `enabled`; otherwise every read is the
+    /// store's.
+    pub fn new(store: Arc<dyn AutopilotSettingsStore>, enabled: bool) -> SettingsCache {
+        SettingsCache { store, enabled, tenants: Mutex::new(HashMap::new()) }
     }
 
     fn tenants(&self) -> MutexGuard<'_, HashMap<TenantId, Entry>> {
@@ -47,9 +56,9 @@ impl SettingsCache {
     }
 
     /// The tenant's settings (created on first read, as the store does).
-    pub async fn read(&self, store: &dyn AutopilotSettingsStore, tenant: TenantId) -> StoreResult<AutopilotSettings> {
+    async fn read(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
         if !self.enabled {
-            return store.autopilot_settings(tenant).await;
+            return self.store.autopilot_settings(tenant).await;
         }
         let generation = {
             let mut tenants = self.tenants();
@@ -61,7 +70,7 @@ impl SettingsCache {
             }
             entry.generation
         };
-        let settings = store.autopilot_settings(tenant).await?;
+        let settings = self.store.autopilot_settings(tenant).await?;
         let mut tenants = self.tenants();
         let entry = tenants.entry(tenant).or_default();
         if entry.writes_in_flight == 0 && entry.generation == generation {
@@ -72,7 +81,7 @@ impl SettingsCache {
 
     /// Runs a store call that may write the tenant's settings row. The cache holds nothing for
     /// the tenant until the call has ended, whether it finished, failed or was dropped.
-    pub async fn write<T>(&self, tenant: TenantId, store_call: impl Future<Output = T>) -> T {
+    async fn write<T>(&self, tenant: TenantId, store_call: impl Future<Output = T>) -> T {
         let _guard = self.enabled.then(|| {
             let mut tenants = self.tenants();
             let entry = tenants.entry(tenant).or_default();
@@ -82,6 +91,44 @@ impl SettingsCache {
             WriteGuard { cache: self, tenant }
         });
         store_call.await
+    }
+}
+
+#[async_trait]
+impl AutopilotSettingsStore for SettingsCache {
+    async fn autopilot_settings(&self, tenant: TenantId) -> StoreResult<AutopilotSettings> {
+        self.read(tenant).await
+    }
+
+    async fn trigger_autopilot_sync(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        cooldown: Duration,
+        job: &NewJob,
+    ) -> StoreResult<SyncDecision> {
+        self.write(tenant, self.store.trigger_autopilot_sync(tenant, now, cooldown, job)).await
+    }
+
+    async fn finish_autopilot_sync(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        outcome: SyncOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.write(tenant, self.store.finish_autopilot_sync(lease, tenant, outcome, error, now)).await
+    }
+
+    async fn process_imports(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        counts_as_sync: bool,
+    ) -> StoreResult<Option<ImportStats>> {
+        self.write(tenant, self.store.process_imports(lease, tenant, now, counts_as_sync)).await
     }
 }
 
@@ -106,17 +153,17 @@ mod tests {
     use super::*;
     use dmsync_core::autopilot::{SyncDecision, SyncStatus};
     use dmsync_core::identity::Tenant;
-    use dmsync_core::jobs::NewJob;
     use dmsync_core::store::IdentityStore;
+    use dmsync_store::SqlStore;
     use uuid::Uuid;
 
-    async fn store_with_tenant(tenant: TenantId) -> dmsync_store::SqlStore {
-        let store = dmsync_store::SqlStore::open("sqlite::memory:").await.unwrap();
+    async fn store_with_tenant(tenant: TenantId) -> Arc<SqlStore> {
+        let store = SqlStore::open("sqlite::memory:").await.unwrap();
         store
             .create_tenant(&Tenant { id: tenant, domain: "a.example".into() }, time::OffsetDateTime::now_utc())
             .await
             .unwrap();
-        store
+        Arc::new(store)
     }
 
     fn sync_job() -> NewJob {
@@ -127,28 +174,28 @@ mod tests {
     async fn a_read_during_a_write_sees_the_database_and_a_read_after_it_the_new_state() {
         let tenant = Uuid::new_v4();
         let store = store_with_tenant(tenant).await;
-        let cache = SettingsCache::new(true);
+        let cache = SettingsCache::new(store.clone(), true);
         let now = time::OffsetDateTime::now_utc();
         let cooldown = time::Duration::minutes(10);
-        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
-        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
+        assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::Unknown);
+        assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::Unknown);
         cache
             .write(tenant, async {
                 let decision = store.trigger_autopilot_sync(tenant, now, cooldown, &sync_job()).await.unwrap();
                 assert!(matches!(decision, SyncDecision::Started { .. }));
                 // Committed but the write has not ended: the old entry is not served.
-                assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
+                assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::InProgress);
             })
             .await;
-        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
+        assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::InProgress);
     }
 
     #[tokio::test]
     async fn a_write_dropped_half_way_leaves_no_stale_entry() {
         let tenant = Uuid::new_v4();
         let store = store_with_tenant(tenant).await;
-        let cache = SettingsCache::new(true);
-        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::Unknown);
+        let cache = SettingsCache::new(store.clone(), true);
+        assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::Unknown);
         let now = time::OffsetDateTime::now_utc();
         // The store call commits, then the future is dropped before the write ends (a client
         // that hung up): the guard still ends the write.
@@ -157,6 +204,6 @@ mod tests {
             std::future::pending::<()>().await;
         });
         let _ = tokio::time::timeout(std::time::Duration::from_millis(50), write).await;
-        assert_eq!(cache.read(&store, tenant).await.unwrap().sync_status, SyncStatus::InProgress);
+        assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::InProgress);
     }
 }

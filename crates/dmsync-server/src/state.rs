@@ -1,88 +1,165 @@
-//! What every handler and worker shares.
+//! What every handler and worker shares. The fields are private: handlers reach the store
+//! through [`AppState::store`], which has no settings methods, and the settings through
+//! [`AppState::settings`], the cache, so neither invariant depends on discipline.
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use axum::extract::FromRef;
 use dmsync_core::clock::OffsetClock;
-use dmsync_core::store::Topology;
-use dmsync_core::{Backend, TenantId};
+use dmsync_core::store::{AutopilotSettingsStore, Backend};
+use dmsync_core::{Clock, Store, StoreResult, TenantId};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Verifier;
+use crate::auth::idp::Issuer;
 use crate::auth::keys::KeyRing;
+use crate::auth::{KnownTenants, Verifier};
 use crate::config::Config;
 use crate::settings_cache::SettingsCache;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub struct Inner {
+struct Inner {
+    config: Config,
+    backend: Arc<dyn Backend>,
+    clock: Arc<OffsetClock>,
+    keys: Arc<KeyRing>,
+    verifier: Verifier,
+    issuer: Issuer,
+    /// The tenants' `windowsAutopilotSettings`; the only way to the backend's settings methods.
+    settings: SettingsCache,
+    tenants: Arc<KnownTenants>,
+    /// Whether one process owns the database (SQLite): no other writer exists.
+    single_node: bool,
+    /// Wakes the connector scheduler and idle workers when the Clock moves forward.
+    clock_advanced: Notify,
+    shutdown: CancellationToken,
+}
+
+/// What [`AppState::new`] is built from.
+pub struct Parts {
     pub config: Config,
-    /// The backend, settings methods included; those go through `autopilot_settings`.
-    pub store: Arc<dyn Backend>,
+    pub backend: Arc<dyn Backend>,
     pub clock: Arc<OffsetClock>,
     pub keys: Arc<KeyRing>,
     pub verifier: Verifier,
-    /// The tenants' `windowsAutopilotSettings`; every store call that writes them goes through
-    /// its `write`.
-    pub autopilot_settings: SettingsCache,
-    /// Wakes the connector scheduler and idle workers when the Clock moves forward.
-    pub clock_advanced: Notify,
+    pub issuer: Issuer,
+    pub tenants: Arc<KnownTenants>,
+    pub single_node: bool,
     pub shutdown: CancellationToken,
-    /// Tenants known to exist. Tenants are never deleted, so a positive cache is always right.
-    known_tenants: RwLock<HashSet<TenantId>>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Backend>,
-        clock: Arc<OffsetClock>,
-        keys: Arc<KeyRing>,
-        verifier: Verifier,
-        shutdown: CancellationToken,
-    ) -> AppState {
+    pub fn new(parts: Parts) -> AppState {
+        let Parts { config, backend, clock, keys, verifier, issuer, tenants, single_node, shutdown } = parts;
         // Only a single-node backend has no other writer the cache could miss.
-        let autopilot_settings = SettingsCache::new(store.topology() == Topology::SingleNode);
+        let settings_store: Arc<dyn AutopilotSettingsStore> = backend.clone();
+        let settings = SettingsCache::new(settings_store, single_node);
         AppState {
             inner: Arc::new(Inner {
                 config,
-                store,
+                backend,
                 clock,
                 keys,
                 verifier,
-                autopilot_settings,
+                issuer,
+                settings,
+                tenants,
+                single_node,
                 clock_advanced: Notify::new(),
                 shutdown,
-                known_tenants: RwLock::new(HashSet::new()),
             }),
         }
     }
 
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store, without the Autopilot settings: those go through [`Self::settings`].
+    pub fn store(&self) -> &dyn Store {
+        self.inner.backend.as_ref()
+    }
+
+    /// The Autopilot settings, read through the cache and written with it invalidated.
+    pub fn settings(&self) -> &SettingsCache {
+        &self.inner.settings
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.inner.keys
+    }
+
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.issuer
+    }
+
+    pub fn is_single_node(&self) -> bool {
+        self.inner.single_node
+    }
+
+    pub fn clock_advanced(&self) -> &Notify {
+        &self.inner.clock_advanced
+    }
+
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
     pub fn now(&self) -> time::OffsetDateTime {
-        use dmsync_core::Clock;
-        self.clock.now()
+        self.inner.clock.now()
+    }
+
+    /// How far the Clock is ahead of the system time.
+    pub fn clock_offset(&self) -> time::Duration {
+        self.inner.clock.offset()
+    }
+
+    /// Moves the Clock forward by `by`, after adopting any advance another replica stored, and
+    /// persists the new offset. Jobs and schedules waiting for a time that has now come are
+    /// woken. Returns the new offset.
+    pub async fn advance_clock(&self, by: time::Duration) -> StoreResult<time::Duration> {
+        self.inner.clock.catch_up(self.store().clock_offset().await?);
+        let offset = self.inner.clock.advance(by);
+        self.store().save_clock_offset(offset).await?;
+        self.wake_on_clock_advance();
+        Ok(offset)
+    }
+
+    /// Adopts an offset another replica stored, waking the workers and the scheduler when it
+    /// moved time forward, as a local advance does.
+    pub fn follow_clock(&self, offset: time::Duration) {
+        if offset > self.inner.clock.offset() {
+            self.inner.clock.catch_up(offset);
+            self.wake_on_clock_advance();
+        }
+    }
+
+    fn wake_on_clock_advance(&self) {
+        self.inner.clock_advanced.notify_waiters();
     }
 
     /// Whether the tenant exists, reading the database only the first time.
-    pub async fn tenant_exists(&self, tenant: TenantId) -> Result<bool, dmsync_core::StoreError> {
-        if self.known_tenants.read().expect("tenant cache lock").contains(&tenant) {
-            return Ok(true);
-        }
-        let exists = self.store.tenant(tenant).await?.is_some();
-        if exists {
-            self.known_tenants.write().expect("tenant cache lock").insert(tenant);
-        }
-        Ok(exists)
+    pub async fn tenant_exists(&self, tenant: TenantId) -> StoreResult<bool> {
+        self.inner.tenants.exists(tenant).await
+    }
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Verifier {
+        state.inner.verifier.clone()
+    }
+}
+
+impl FromRef<AppState> for Issuer {
+    fn from_ref(state: &AppState) -> Issuer {
+        state.inner.issuer.clone()
     }
 }

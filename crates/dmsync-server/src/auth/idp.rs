@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -13,15 +13,17 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use dmsync_core::TenantId;
+use std::sync::Arc;
+
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::PrincipalKind;
+use dmsync_core::{Clock, Store, TenantId};
 
+use super::keys::KeyRing;
 use super::secrets::verify_secret;
 use super::v1_issuer;
 use crate::error::ApiError;
 use crate::http::context::{ForeignErrorBody, RequestContext};
-use crate::state::AppState;
 
 /// Lifetime of the tokens the token endpoint issues (Entra's default is 60 to 90 minutes).
 pub const TOKEN_LIFETIME_SECONDS: i64 = 3600;
@@ -29,7 +31,26 @@ const GRAPH_RESOURCES: &[&str] = &["https://graph.microsoft.com", "00000003-0000
 /// OpenID Connect scopes that carry no Graph permission.
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
-pub fn router() -> Router<AppState> {
+/// The token issuer: the signing keys, the Clock that dates its tokens, and the directory it
+/// authenticates apps and users against. Handlers take it from the router state.
+#[derive(Clone)]
+pub struct Issuer {
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    directory: Arc<dyn Store>,
+}
+
+impl Issuer {
+    pub fn new(keys: Arc<KeyRing>, clock: Arc<dyn Clock>, directory: Arc<dyn Store>) -> Issuer {
+        Issuer { keys, clock, directory }
+    }
+}
+
+pub fn router<S>() -> Router<S>
+where
+    Issuer: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/keys", get(jwks))
@@ -79,38 +100,40 @@ struct AccessTokenClaims {
     ver: &'static str,
 }
 
-/// Signs a Graph access token, waiting for the first signing key during a first start.
-pub async fn mint(state: &AppState, req: MintRequest) -> Result<String, ApiError> {
-    state.keys.wait_until_ready().await;
-    let now = state.now().unix_timestamp();
-    let iss = v1_issuer(req.tenant_id);
-    let (idtyp, roles, scp) = match req.kind {
-        PrincipalKind::Application => ("app", Some(req.permissions), None),
-        PrincipalKind::Delegated => ("user", None, Some(req.permissions.join(" "))),
-    };
-    let claims = AccessTokenClaims {
-        aud: "https://graph.microsoft.com",
-        idp: iss.clone(),
-        iss,
-        iat: now,
-        nbf: now,
-        exp: now + req.lifetime_seconds,
-        app_displayname: req.app_display_name,
-        appid: req.app_id.to_string(),
-        appidacr: if req.kind == PrincipalKind::Application { "1" } else { "0" },
-        idtyp,
-        name: req.name,
-        oid: req.object_id.to_string(),
-        roles,
-        scp,
-        sub: req.object_id.to_string(),
-        tid: req.tenant_id.to_string(),
-        unique_name: req.user_principal_name.clone(),
-        upn: req.user_principal_name,
-        uti: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes()),
-        ver: "1.0",
-    };
-    state.keys.sign(&claims).map_err(|e| ApiError::Internal(format!("token signing: {e}")))
+impl Issuer {
+    /// Signs a Graph access token, waiting for the first signing key during a first start.
+    pub async fn mint(&self, req: MintRequest) -> Result<String, ApiError> {
+        self.keys.wait_until_ready().await;
+        let now = self.clock.now().unix_timestamp();
+        let iss = v1_issuer(req.tenant_id);
+        let (idtyp, roles, scp) = match req.kind {
+            PrincipalKind::Application => ("app", Some(req.permissions), None),
+            PrincipalKind::Delegated => ("user", None, Some(req.permissions.join(" "))),
+        };
+        let claims = AccessTokenClaims {
+            aud: "https://graph.microsoft.com",
+            idp: iss.clone(),
+            iss,
+            iat: now,
+            nbf: now,
+            exp: now + req.lifetime_seconds,
+            app_displayname: req.app_display_name,
+            appid: req.app_id.to_string(),
+            appidacr: if req.kind == PrincipalKind::Application { "1" } else { "0" },
+            idtyp,
+            name: req.name,
+            oid: req.object_id.to_string(),
+            roles,
+            scp,
+            sub: req.object_id.to_string(),
+            tid: req.tenant_id.to_string(),
+            unique_name: req.user_principal_name.clone(),
+            upn: req.user_principal_name,
+            uti: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes()),
+            ver: "1.0",
+        };
+        self.keys.sign(&claims).map_err(|e| ApiError::Internal(format!("token signing: {e}")))
+    }
 }
 
 /// An error in Entra ID's own shape, which MSAL and azure-identity parse.
@@ -142,23 +165,23 @@ fn entra_error(status: StatusCode, error: &str, code: u32, description: &str, ct
     response
 }
 
-async fn resolve_tenant(state: &AppState, segment: &str) -> Result<Option<Tenant>, ApiError> {
+async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
     Ok(match Uuid::parse_str(segment) {
-        Ok(id) => state.store.tenant(id).await?,
-        Err(_) => state.store.tenant_by_domain(segment).await?,
+        Ok(id) => issuer.directory.tenant(id).await?,
+        Err(_) => issuer.directory.tenant_by_domain(segment).await?,
     })
 }
 
-async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.keys.jwks().await)
+async fn jwks(State(issuer): State<Issuer>) -> Json<serde_json::Value> {
+    Json(issuer.keys.jwks().await)
 }
 
 async fn openid_configuration(
-    State(state): State<AppState>,
+    State(issuer): State<Issuer>,
     Path(tenant): Path<String>,
     axum::Extension(ctx): axum::Extension<RequestContext>,
 ) -> Result<Response, ApiError> {
-    let Some(t) = resolve_tenant(&state, &tenant).await? else {
+    let Some(t) = resolve_tenant(&issuer, &tenant).await? else {
         return Ok(tenant_not_found(&tenant, &ctx));
     };
     let base = format!("{}/{}", ctx.base_url, tenant);
@@ -251,7 +274,7 @@ fn parse_form(bytes: &[u8]) -> Option<std::collections::HashMap<String, String>>
 
 /// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials` and `password`.
 async fn token(
-    State(state): State<AppState>,
+    State(issuer): State<Issuer>,
     Path(tenant_segment): Path<String>,
     axum::Extension(ctx): axum::Extension<RequestContext>,
     headers: HeaderMap,
@@ -300,7 +323,7 @@ async fn token(
 
     match grant_type {
         "client_credentials" => {
-            let Some(tenant) = resolve_tenant(&state, &tenant_segment).await? else {
+            let Some(tenant) = resolve_tenant(&issuer, &tenant_segment).await? else {
                 return Ok(tenant_not_found(&tenant_segment, &ctx));
             };
             let default_resource = scope.split_whitespace().find_map(|s| s.strip_suffix("/.default"));
@@ -328,7 +351,7 @@ async fn token(
                     );
                 }
             }
-            let Some(app) = state.store.app(tenant.id, client_uuid).await? else {
+            let Some(app) = issuer.directory.app(tenant.id, client_uuid).await? else {
                 return bad(
                     StatusCode::BAD_REQUEST,
                     "unauthorized_client",
@@ -357,9 +380,8 @@ async fn token(
                     ),
                 );
             }
-            let token = mint(
-                &state,
-                MintRequest {
+            let token = issuer
+                .mint(MintRequest {
                     tenant_id: tenant.id,
                     kind: PrincipalKind::Application,
                     permissions: app.roles,
@@ -369,9 +391,8 @@ async fn token(
                     user_principal_name: None,
                     name: None,
                     lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-                },
-            )
-            .await?;
+                })
+                .await?;
             Ok(token_response(token, None))
         }
         "password" => {
@@ -387,9 +408,9 @@ async fn token(
             let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
                 "organizations" | "common" => {
                     let domain = username.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-                    state.store.tenant_by_domain(domain).await?
+                    issuer.directory.tenant_by_domain(domain).await?
                 }
-                _ => resolve_tenant(&state, &tenant_segment).await?,
+                _ => resolve_tenant(&issuer, &tenant_segment).await?,
             };
             let Some(tenant) = tenant else {
                 return Ok(tenant_not_found(&tenant_segment, &ctx));
@@ -403,14 +424,14 @@ async fn token(
                     &ctx,
                 )
             };
-            let Some(user) = state.store.user_by_upn(tenant.id, username).await? else {
+            let Some(user) = issuer.directory.user_by_upn(tenant.id, username).await? else {
                 return Ok(invalid());
             };
             if !verify_secret(password, &user.password_hash) {
                 return Ok(invalid());
             }
             // A confidential client must still prove itself; a public client id needs no secret.
-            if let (Some(app), Some(secret)) = (state.store.app(tenant.id, client_uuid).await?, &client_secret)
+            if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client_uuid).await?, &client_secret)
                 && !verify_secret(secret, &app.secret_hash)
             {
                 return bad(
@@ -460,9 +481,8 @@ async fn token(
             }
             granted.dedup();
             let scope_out = granted.join(" ");
-            let token = mint(
-                &state,
-                MintRequest {
+            let token = issuer
+                .mint(MintRequest {
                     tenant_id: tenant.id,
                     kind: PrincipalKind::Delegated,
                     permissions: granted,
@@ -472,9 +492,8 @@ async fn token(
                     user_principal_name: Some(user.user_principal_name.clone()),
                     name: Some(user.display_name.clone()),
                     lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-                },
-            )
-            .await?;
+                })
+                .await?;
             Ok(token_response(token, Some(scope_out)))
         }
         other => bad(

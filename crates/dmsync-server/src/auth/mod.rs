@@ -19,12 +19,13 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use dmsync_core::permissions::{self, AccountType, Operation, PrincipalKind};
-use dmsync_core::{PERSONAL_ACCOUNT_TENANT, TenantId};
+use axum::extract::FromRef;
+use dmsync_core::permissions::{self, AccountType, Operation, PermissionProfile, PrincipalKind};
+use dmsync_core::{Clock, PERSONAL_ACCOUNT_TENANT, Store, StoreResult, TenantId};
 
 use crate::error::{ApiError, AuthFailure};
-use crate::state::AppState;
 use external::ExternalKeys;
+use keys::KeyRing;
 
 /// Audiences Graph accepts: its resource URI with or without the slash, and its app id.
 pub const GRAPH_AUDIENCES: &[&str] =
@@ -37,20 +38,61 @@ pub fn v1_issuer(tenant: TenantId) -> String {
     format!("https://sts.windows.net/{tenant}/")
 }
 
-#[derive(Clone, Default)]
+/// Tenants known to exist. Tenants are never deleted, so a positive cache is always right.
+pub struct KnownTenants {
+    store: Arc<dyn Store>,
+    known: std::sync::RwLock<std::collections::HashSet<TenantId>>,
+}
+
+impl KnownTenants {
+    pub fn new(store: Arc<dyn Store>) -> KnownTenants {
+        KnownTenants { store, known: Default::default() }
+    }
+
+    /// Whether the tenant exists, reading the database only the first time.
+    pub async fn exists(&self, tenant: TenantId) -> StoreResult<bool> {
+        if self.known.read().unwrap_or_else(|e| e.into_inner()).contains(&tenant) {
+            return Ok(true);
+        }
+        let exists = self.store.tenant(tenant).await?.is_some();
+        if exists {
+            self.known.write().unwrap_or_else(|e| e.into_inner()).insert(tenant);
+        }
+        Ok(exists)
+    }
+}
+
+/// Checks bearer tokens and turns them into callers. It holds its own dependencies, so that
+/// the [`Caller`] extractor works on any router state it can be taken from.
+#[derive(Clone)]
 pub struct Verifier {
+    inner: Arc<VerifierInner>,
+}
+
+/// What a [`Verifier`] is built from.
+pub struct VerifierParts {
+    pub keys: Arc<KeyRing>,
+    /// Where unknown key ids are looked up, and external tenants provisioned.
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub tenants: Arc<KnownTenants>,
+    pub profile: PermissionProfile,
     pub external: Option<Arc<ExternalKeys>>,
+}
+
+struct VerifierInner {
+    parts: VerifierParts,
     /// Tokens already checked. RS256 verification costs about half a millisecond of CPU here
     /// (docs/PERFORMANCE.md), more than everything else a request does, and clients send the
     /// same token for an hour, so each token is checked once: its signature, and every claim
     /// check that does not depend on time. Lifetime is checked on every request, against the
     /// Clock.
-    checked: Arc<CheckedTokens>,
+    checked: CheckedTokens,
 }
 
 impl Verifier {
-    pub fn with_external(external: Arc<ExternalKeys>) -> Verifier {
-        Verifier { external: Some(external), checked: Arc::default() }
+    pub fn new(parts: VerifierParts) -> Verifier {
+        Verifier { inner: Arc::new(VerifierInner { parts, checked: CheckedTokens::default() }) }
     }
 }
 
@@ -191,7 +233,7 @@ struct Claims {
 
 impl Verifier {
     /// Checks a bearer token as Graph does and says who it belongs to.
-    pub async fn verify(&self, state: &AppState, token: &str) -> Result<Arc<Principal>, AuthFailure> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthFailure> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthFailure::Missing);
@@ -199,26 +241,26 @@ impl Verifier {
         if token.len() > MAX_TOKEN_LENGTH {
             return Err(AuthFailure::Unparseable);
         }
-        let checked = match self.checked.get(token) {
+        let checked = match self.inner.checked.get(token) {
             Some(hit) => hit,
             None => {
-                let (claims, external) = self.verify_signature(state, token).await?;
+                let (claims, external) = self.verify_signature(token).await?;
                 let checked = Arc::new(CheckedToken {
                     token: token.into(),
                     exp: claims.exp,
                     nbf: claims.nbf,
                     outcome: self.check_claims(claims, external).map(Arc::new),
                 });
-                self.checked.insert(checked.clone());
+                self.inner.checked.insert(checked.clone());
                 checked
             }
         };
-        check_lifetime(&checked, state.now().unix_timestamp())?;
+        check_lifetime(&checked, self.inner.parts.clock.now().unix_timestamp())?;
         checked.outcome.clone()
     }
 
     /// Checks the token's form, algorithm and signature, and returns its claims unchecked.
-    async fn verify_signature(&self, state: &AppState, token: &str) -> Result<(Claims, bool), AuthFailure> {
+    async fn verify_signature(&self, token: &str) -> Result<(Claims, bool), AuthFailure> {
         if !token.contains('.') {
             return Err(AuthFailure::NotAJwt);
         }
@@ -233,13 +275,14 @@ impl Verifier {
             return Err(AuthFailure::ValidationFailure);
         }
         let kid = header.kid.ok_or(AuthFailure::ValidationFailure)?;
-        let (key, external) = match state.keys.decoding_key(&kid) {
+        let parts = &self.inner.parts;
+        let (key, external) = match parts.keys.decoding_key(&kid) {
             Some(k) => (k, false),
             None => {
-                state.keys.reload_for_unknown_kid(state.store.as_ref()).await;
-                match state.keys.decoding_key(&kid) {
+                parts.keys.reload_for_unknown_kid(parts.store.as_ref()).await;
+                match parts.keys.decoding_key(&kid) {
                     Some(k) => (k, false),
-                    None => match &self.external {
+                    None => match &parts.external {
                         Some(ext) => (ext.key(&kid).await.ok_or(AuthFailure::ValidationFailure)?, true),
                         None => return Err(AuthFailure::ValidationFailure),
                     },
@@ -268,7 +311,14 @@ impl Verifier {
             Some(Audience::Many(a)) => a,
             None => vec![],
         };
-        let extra = self.external.as_ref().filter(|_| external).map(|e| e.config.audiences.as_slice()).unwrap_or(&[]);
+        let extra = self
+            .inner
+            .parts
+            .external
+            .as_ref()
+            .filter(|_| external)
+            .map(|e| e.config.audiences.as_slice())
+            .unwrap_or(&[]);
         if !audiences.iter().any(|a| GRAPH_AUDIENCES.contains(&a.as_str()) || extra.contains(a)) {
             return Err(AuthFailure::InvalidAudience);
         }
@@ -358,20 +408,19 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).unwrap_or("");
-        let principal = state.verifier.verify(state, token).await.map_err(ApiError::Unauthenticated)?;
-        if principal.account == AccountType::Work && !state.tenant_exists(principal.tenant_id).await? {
+impl Verifier {
+    /// The caller a bearer token names. A work account's tenant must exist, except that a
+    /// real Entra tenant that trusts dmsync is provisioned on first sight.
+    pub async fn caller(&self, token: &str) -> Result<Caller, ApiError> {
+        let parts = &self.inner.parts;
+        let principal = self.verify(token).await.map_err(ApiError::Unauthenticated)?;
+        if principal.account == AccountType::Work && !parts.tenants.exists(principal.tenant_id).await? {
             if principal.external {
-                // A real Entra tenant that trusts dmsync: provision it on first sight.
                 let tenant = dmsync_core::identity::Tenant {
                     id: principal.tenant_id,
                     domain: format!("{}.external", principal.tenant_id),
                 };
-                match state.store.create_tenant(&tenant, state.now()).await {
+                match parts.store.create_tenant(&tenant, parts.clock.now()).await {
                     Ok(()) | Err(dmsync_core::StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -379,7 +428,19 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(ApiError::Unauthenticated(AuthFailure::ValidationFailure));
             }
         }
-        Ok(Caller { principal, profile: state.config.permission_profile })
+        Ok(Caller { principal, profile: parts.profile })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    Verifier: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).unwrap_or("");
+        Verifier::from_ref(state).caller(token).await
     }
 }
 

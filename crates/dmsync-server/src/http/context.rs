@@ -94,7 +94,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let started = Instant::now();
     let request_id = Uuid::new_v4().to_string();
     let client_request_id = client_request_id(request.headers()).unwrap_or_else(|| request_id.clone());
-    let base_url = base_url(request.headers(), &state.config.listen.to_string());
+    let base_url = base_url(request.headers(), &state.config().listen.to_string());
     let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
     let uri = original.as_ref().unwrap_or(request.uri());
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use dmsync_core::autopilot::{ReconcileStats, SyncOutcome};
 use dmsync_core::jobs::JobPayload;
+use dmsync_core::store::AutopilotSettingsStore;
 
 use super::{BackgroundJob, JobContext, JobEnd};
 
@@ -35,10 +36,10 @@ impl BackgroundJob for AutopilotSync {
             );
             metrics::gauge!("dmsync_autopilot_sync_rows_covered").set(rows as f64);
             // A shutdown stops the sync at this safe point; the next start finishes it.
-            !state.shutdown.is_cancelled()
+            !state.shutdown().is_cancelled()
         };
         let reconciled = state
-            .store
+            .store()
             .reconcile_autopilot_devices_with_progress(job.tenant_id, state.now(), &report)
             .await
             .context("reconciling the registrations into devices")?;
@@ -50,22 +51,24 @@ impl BackgroundJob for AutopilotSync {
         );
         crate::metrics::sync_devices(stats.created, stats.updated, stats.deleted);
 
-        let duration = time::Duration::try_from(state.config.sync_duration).unwrap_or(time::Duration::ZERO);
+        let duration = time::Duration::try_from(state.config().sync_duration).unwrap_or(time::Duration::ZERO);
         let done_at = job.created_at + duration;
         loop {
             if state.now() >= done_at {
                 break;
             }
             tokio::select! {
-                _ = state.shutdown.cancelled() => return Ok(JobEnd::Released),
+                _ = state.shutdown().cancelled() => return Ok(JobEnd::Released),
                 _ = cx.lost.cancelled() => return Ok(JobEnd::LeaseLost),
                 _ = tokio::time::sleep(CLOCK_POLL) => {}
             }
         }
         let lease = cx.lease();
-        let finish =
-            state.store.finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Completed, None, state.now());
-        let recorded = state.autopilot_settings.write(job.tenant_id, finish).await.context("recording the sync")?;
+        let recorded = state
+            .settings()
+            .finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Completed, None, state.now())
+            .await
+            .context("recording the sync")?;
         if !recorded {
             tracing::warn!(job.id = %job.id, "sync finished after its lease was taken; result not recorded");
             return Ok(JobEnd::LeaseLost);
@@ -78,8 +81,13 @@ impl BackgroundJob for AutopilotSync {
     async fn fail_for_good(&self, cx: &JobContext, error: &str) -> anyhow::Result<bool> {
         let (state, job) = (&cx.state, &cx.job);
         let lease = cx.lease();
-        let finish =
-            state.store.finish_autopilot_sync(&lease, job.tenant_id, SyncOutcome::Failed, Some(error), state.now());
-        Ok(state.autopilot_settings.write(job.tenant_id, finish).await?)
+        let finish = state.settings().finish_autopilot_sync(
+            &lease,
+            job.tenant_id,
+            SyncOutcome::Failed,
+            Some(error),
+            state.now(),
+        );
+        Ok(finish.await?)
     }
 }

@@ -24,7 +24,7 @@ impl BackgroundJob for DeregisterAutopilotDevice {
     async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
         let (state, job) = (&cx.state, &cx.job);
         let done = state
-            .store
+            .store()
             .deregister_device(&cx.lease(), job.tenant_id, self.device_id, state.now())
             .await
             .with_context(|| format!("deregistering device {}", self.device_id))?;

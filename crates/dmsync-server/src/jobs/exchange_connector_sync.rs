@@ -56,13 +56,13 @@ impl BackgroundJob for ExchangeConnectorSync {
     /// the source again.
     async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
         let (state, job, id, sync_type) = (&cx.state, &cx.job, self.connector_id, self.sync_type);
-        let Some(connector) = state.store.connector(job.tenant_id, id).await.context("reading the connector")? else {
+        let Some(connector) = state.store().connector(job.tenant_id, id).await.context("reading the connector")? else {
             // Deleted while queued: nothing to sync.
-            state.store.fail_job(&cx.lease(), "the connector was deleted", None).await?;
+            state.store().fail_job(&cx.lease(), "the connector was deleted", None).await?;
             return Ok(JobEnd::Done);
         };
         let lease = cx.lease();
-        if !state.store.begin_connector_staging(&lease, job.tenant_id, id).await.context("emptying the staging")? {
+        if !state.store().begin_connector_staging(&lease, job.tenant_id, id).await.context("emptying the staging")? {
             return Ok(JobEnd::LeaseLost);
         }
         let full = sync_type == SyncType::FullSync;
@@ -72,7 +72,7 @@ impl BackgroundJob for ExchangeConnectorSync {
         let reading = exchange_source::read(
             connector.source.as_ref(),
             since,
-            &state.config.exchange_source_allowed_hosts,
+            &state.config().exchange_source_allowed_hosts,
             sender,
         );
         // The receiver moves into the staging loop, so that a loop that stops early drops it, and
@@ -83,11 +83,11 @@ impl BackgroundJob for ExchangeConnectorSync {
                 if cx.lost.is_cancelled() {
                     return Ok(Staged::LeaseLost);
                 }
-                if state.shutdown.is_cancelled() {
+                if state.shutdown().is_cancelled() {
                     return Ok(Staged::Released);
                 }
                 if !state
-                    .store
+                    .store()
                     .stage_connector_records(&lease, job.tenant_id, id, &batch)
                     .await
                     .context("staging a batch of records")?
@@ -111,7 +111,7 @@ impl BackgroundJob for ExchangeConnectorSync {
                 metrics::counter!("dmsync_exchange_syncs_total", "kind" => sync_type.as_str(), "outcome" => "failed")
                     .increment(1);
                 let recorded = state
-                    .store
+                    .store()
                     .fail_connector_sync(&lease, job.tenant_id, id, &error.to_string(), state.now())
                     .await
                     .context("recording the failed sync")?;
@@ -119,7 +119,7 @@ impl BackgroundJob for ExchangeConnectorSync {
             }
         };
         let outcome = state
-            .store
+            .store()
             .complete_connector_sync(&lease, job.tenant_id, id, full, state.now())
             .await
             .context("recording the sync")?;
@@ -138,6 +138,6 @@ impl BackgroundJob for ExchangeConnectorSync {
     /// The connector reads `disconnected` and its staging is emptied, with the job.
     async fn fail_for_good(&self, cx: &JobContext, error: &str) -> anyhow::Result<bool> {
         let (state, job) = (&cx.state, &cx.job);
-        Ok(state.store.fail_connector_sync(&cx.lease(), job.tenant_id, self.connector_id, error, state.now()).await?)
+        Ok(state.store().fail_connector_sync(&cx.lease(), job.tenant_id, self.connector_id, error, state.now()).await?)
     }
 }

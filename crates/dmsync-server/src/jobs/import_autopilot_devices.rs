@@ -5,6 +5,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use dmsync_core::jobs::JobPayload;
+use dmsync_core::store::AutopilotSettingsStore;
 
 use super::{BackgroundJob, JobContext, JobEnd};
 
@@ -22,10 +23,11 @@ impl BackgroundJob for ImportAutopilotDevices {
         let (state, job) = (&cx.state, &cx.job);
         // A completed import moves the settings' cooldown anchor.
         let lease = cx.lease();
-        let process =
-            state.store.process_imports(&lease, job.tenant_id, state.now(), state.config.import_counts_as_sync);
-        let processed =
-            state.autopilot_settings.write(job.tenant_id, process).await.context("processing the imports")?;
+        let processed = state
+            .settings()
+            .process_imports(&lease, job.tenant_id, state.now(), state.config().import_counts_as_sync)
+            .await
+            .context("processing the imports")?;
         let Some(stats) = processed else { return Ok(JobEnd::LeaseLost) };
         tracing::info!(
             job.id = %job.id, tenant.id = %job.tenant_id,

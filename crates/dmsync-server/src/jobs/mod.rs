@@ -62,6 +62,6 @@ pub trait BackgroundJob: JobPayload {
     /// ours. By default only the job row is marked failed; a job that also left state behind
     /// (a sync shown `inProgress`, say) settles it here in the same fenced transaction.
     fn fail_for_good(&self, cx: &JobContext, error: &str) -> impl Future<Output = anyhow::Result<bool>> + Send {
-        async move { Ok(cx.state.store.fail_job(&cx.lease(), error, None).await?) }
+        async move { Ok(cx.state.store().fail_job(&cx.lease(), error, None).await?) }
     }
 }

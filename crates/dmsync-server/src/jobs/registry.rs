@@ -62,7 +62,7 @@ fn fail_for_good<'a, J: BackgroundJob>(cx: &'a JobContext, error: &'a str) -> Bo
         match decode::<J>(cx) {
             Ok(job) => job.fail_for_good(cx, error).await,
             // Without its payload the job's own step cannot run; the row is still ended.
-            Err(_) => Ok(cx.state.store.fail_job(&cx.lease(), error, None).await?),
+            Err(_) => Ok(cx.state.store().fail_job(&cx.lease(), error, None).await?),
         }
     })
 }

@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     let instance = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let registry = Arc::new(JobRegistry::new());
-    (0..state.config.workers.max(1))
+    (0..state.config().workers.max(1))
         .map(|i| {
             let state = state.clone();
             let registry = registry.clone();
@@ -31,28 +31,28 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
 }
 
 fn lease_duration(state: &AppState) -> time::Duration {
-    time::Duration::try_from(state.config.job_lease).unwrap_or(time::Duration::seconds(30))
+    time::Duration::try_from(state.config().job_lease).unwrap_or(time::Duration::seconds(30))
 }
 
 async fn worker_loop(state: AppState, registry: Arc<JobRegistry>, owner: String) {
-    while !state.shutdown.is_cancelled() {
+    while !state.shutdown().is_cancelled() {
         let wall = time::OffsetDateTime::now_utc();
-        match state.store.claim_job(&owner, state.now(), wall, lease_duration(&state)).await {
+        match state.store().claim_job(&owner, state.now(), wall, lease_duration(&state)).await {
             Ok(Some(job)) => run_job(&state, &registry, job).await,
             Ok(None) => {
                 tokio::select! {
-                    _ = state.shutdown.cancelled() => {}
-                    _ = state.store.wait_for_enqueued_job() => {}
+                    _ = state.shutdown().cancelled() => {}
+                    _ = state.store().wait_for_enqueued_job() => {}
                     // Jobs waiting for a time that has now come are due at once.
-                    _ = state.clock_advanced.notified() => {}
+                    _ = state.clock_advanced().notified() => {}
                     // Never a busy loop, whatever the configuration says.
-                    _ = tokio::time::sleep(state.config.job_poll_interval.max(StdDuration::from_millis(10))) => {}
+                    _ = tokio::time::sleep(state.config().job_poll_interval.max(StdDuration::from_millis(10))) => {}
                 }
             }
             Err(e) => {
                 tracing::warn!(worker = %owner, error = %e, "could not claim a job");
                 tokio::select! {
-                    _ = state.shutdown.cancelled() => {}
+                    _ = state.shutdown().cancelled() => {}
                     _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
                 }
             }
@@ -62,10 +62,10 @@ async fn worker_loop(state: AppState, registry: Arc<JobRegistry>, owner: String)
 
 /// Extends the lease every third of its length; cancels `lost` if it was taken away.
 async fn heartbeat(state: AppState, lease: JobLease, lost: CancellationToken) {
-    let every = state.config.job_lease / 3;
+    let every = state.config().job_lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        match state.store.heartbeat_job(&lease, time::OffsetDateTime::now_utc() + lease_duration(&state)).await {
+        match state.store().heartbeat_job(&lease, time::OffsetDateTime::now_utc() + lease_duration(&state)).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(job.id = %lease.job_id, job.attempt = lease.attempt, "job lease lost");
@@ -84,7 +84,7 @@ async fn run_job(state: &AppState, registry: &JobRegistry, job: Job) {
         let error = format!("unknown job kind '{}': this version of dmsync cannot run it", job.kind);
         tracing::error!(job.id = %job.id, job.kind = %job.kind, tenant.id = %job.tenant_id, error = %error, "job failed for good");
         crate::metrics::job_failed("unknown");
-        if let Err(e) = state.store.fail_job(&job.lease(), &error, None).await {
+        if let Err(e) = state.store().fail_job(&job.lease(), &error, None).await {
             tracing::warn!(job.id = %job.id, error = %e, "could not record job failure");
         }
         return;
@@ -100,7 +100,7 @@ async fn run_job(state: &AppState, registry: &JobRegistry, job: Job) {
         Ok(JobEnd::Done) => crate::metrics::job_finished(kind),
         Ok(JobEnd::LeaseLost) => {}
         Ok(JobEnd::Released) => {
-            if let Err(e) = state.store.release_job(&lease).await {
+            if let Err(e) = state.store().release_job(&lease).await {
                 tracing::warn!(job.id = %job.id, error = %e, "could not release job at shutdown");
             }
         }
@@ -119,7 +119,7 @@ async fn run_job(state: &AppState, registry: &JobRegistry, job: Job) {
             let error = format!("{error:#}");
             let backoff = time::Duration::seconds(2i64.pow(job.attempt.clamp(0, 6) as u32));
             tracing::warn!(job.id = %job.id, job.attempt = job.attempt, error = %error, "job attempt failed; will retry");
-            if let Err(e) = state.store.fail_job(&lease, &error, Some(state.now() + backoff)).await {
+            if let Err(e) = state.store().fail_job(&lease, &error, Some(state.now() + backoff)).await {
                 tracing::warn!(job.id = %job.id, error = %e, "could not record job attempt failure");
             }
         }

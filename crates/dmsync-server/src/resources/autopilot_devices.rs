@@ -297,12 +297,12 @@ async fn list_windows_autopilot_device_identities(
     check_select(&query, version.0)?;
     let expand = device_expand(&query, version.0)?;
     let page = list::page_query(&query, device_field)?;
-    let mut devices = state.store.list_autopilot_devices(scope.tenant_id(), &page).await?;
+    let mut devices = state.store().list_autopilot_devices(scope.tenant_id(), &page).await?;
     let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
         (d.id, field.map(|f| sort_value(d, f)))
     });
     let count = match query.count {
-        Some(true) => Some(state.store.count_autopilot_devices(scope.tenant_id(), page.filter.as_ref()).await?),
+        Some(true) => Some(state.store().count_autopilot_devices(scope.tenant_id(), page.filter.as_ref()).await?),
         _ => None,
     };
     let select = query.select.as_deref();
@@ -326,7 +326,7 @@ async fn count_windows_autopilot_device_identities(
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
     query.refuse_unsupported(COUNT_OPTIONS)?;
     let filter = list::filter(&query, device_field)?;
-    let n = state.store.count_autopilot_devices(scope.tenant_id(), filter.as_ref()).await?;
+    let n = state.store().count_autopilot_devices(scope.tenant_id(), filter.as_ref()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain;charset=utf-8")], n.to_string()))
 }
 
@@ -344,7 +344,7 @@ async fn get_windows_autopilot_device_identity(
     check_select(&query, version.0)?;
     let expand = device_expand(&query, version.0)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    let device = state.store.autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
+    let device = state.store().autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
     let select = query.select.as_deref();
     Ok(ok(entity_document(
         context_url(version.0, &list::entity_fragment(SET, select)),
@@ -366,7 +366,7 @@ fn deletion_in_progress() -> ApiError {
 }
 
 fn deletion_run_at(state: &AppState) -> time::OffsetDateTime {
-    state.now() + time::Duration::try_from(state.config.deletion_delay).unwrap_or(time::Duration::ZERO)
+    state.now() + time::Duration::try_from(state.config().deletion_delay).unwrap_or(time::Duration::ZERO)
 }
 
 /// Delete windowsAutopilotDeviceIdentity: 204, then the device is deregistered in the
@@ -380,7 +380,10 @@ async fn delete_windows_autopilot_device_identity(
     let scope = caller.authorize(Operation::DeleteWindowsAutopilotDeviceIdentity)?;
     let id = parse_device_id(&id)?;
     let job = NewJob::new(&DeregisterAutopilotDevice { device_id: id });
-    match state.store.request_device_deletion(scope.tenant_id(), id, state.now(), deletion_run_at(&state), &job).await?
+    match state
+        .store()
+        .request_device_deletion(scope.tenant_id(), id, state.now(), deletion_run_at(&state), &job)
+        .await?
     {
         DeletionRequest::Accepted { .. } => Ok(StatusCode::NO_CONTENT),
         DeletionRequest::AlreadyInProgress { .. } => Err(deletion_in_progress()),
@@ -443,7 +446,7 @@ async fn update_device_properties(
         device_account_password: body.device_account_password,
         device_friendly_name: body.device_friendly_name,
     };
-    if state.store.update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+    if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -479,7 +482,7 @@ async fn assign_user_to_device(
         addressable_user_name: Some(body.addressable_user_name.unwrap_or_default()),
         ..Default::default()
     };
-    if state.store.update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+    if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -501,7 +504,7 @@ async fn unassign_user_from_device(
         addressable_user_name: Some(String::new()),
         ..Default::default()
     };
-    if state.store.update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+    if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -530,14 +533,14 @@ async fn delete_devices(
         return Err(ApiError::BadRequest(format!("At most {MAX_DELETE_DEVICES} serial numbers per request.")));
     }
     let found: std::collections::HashMap<String, Uuid> =
-        state.store.device_ids_by_serial(scope.tenant_id(), &body.serial_numbers).await?.into_iter().collect();
+        state.store().device_ids_by_serial(scope.tenant_id(), &body.serial_numbers).await?.into_iter().collect();
     let mut results = Vec::with_capacity(body.serial_numbers.len());
     for serial in &body.serial_numbers {
         let (registration, deletion_state, error) = match found.get(serial) {
             None => (String::new(), "failed", "The device was not found.".to_owned()),
             Some(id) => {
                 match state
-                    .store
+                    .store()
                     .request_device_deletion(
                         scope.tenant_id(),
                         *id,

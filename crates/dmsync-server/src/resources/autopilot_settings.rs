@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
 use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::permissions::Operation;
+use dmsync_core::store::AutopilotSettingsStore;
 use dmsync_graph::autopilot::{WindowsAutopilotSettings, WindowsAutopilotSettingsPatch, WindowsAutopilotSyncStatus};
 use dmsync_graph::odata::{context_url, entity_document, select_properties, to_properties};
 
@@ -93,7 +94,7 @@ async fn get_windows_autopilot_settings(
     let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
     query.refuse_unsupported(list::ENTITY_OPTIONS)?;
     list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
-    let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
+    let settings = state.settings().autopilot_settings(scope.tenant_id()).await?;
     Ok(ok(document(version, &settings, query.select.as_deref())))
 }
 
@@ -108,7 +109,7 @@ async fn update_windows_autopilot_settings(
     GraphJson(_patch): GraphJson<WindowsAutopilotSettingsPatch>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::UpdateWindowsAutopilotSettings)?;
-    let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
+    let settings = state.settings().autopilot_settings(scope.tenant_id()).await?;
     Ok(ok(document(version, &settings, None)))
 }
 
@@ -121,20 +122,19 @@ async fn sync_windows_autopilot_settings(
 ) -> ApiResult<impl IntoResponse> {
     let scope = caller.authorize(Operation::SyncWindowsAutopilotSettings)?;
     let tenant = scope.tenant_id();
-    let cooldown = time::Duration::try_from(state.config.sync_cooldown)
+    let cooldown = time::Duration::try_from(state.config().sync_cooldown)
         .map_err(|e| ApiError::Internal(format!("cooldown out of range: {e}")))?;
     let now = state.now();
     // A retry storm inside the cooldown is answered from a read (from memory on SQLite),
     // without queueing on the single writer: `certain_cooldown` says when the state read
     // proves a 429 (never when a sync is in progress, which is a 409). Anything else is decided
     // by the store's atomic conditional update.
-    let settings = state.autopilot_settings.read(state.store.as_ref(), tenant).await?;
+    let settings = state.settings().autopilot_settings(tenant).await?;
     if let Some(remaining) = settings.certain_cooldown(now, cooldown) {
         return Err(cooling_down(&state, remaining));
     }
     let job = NewJob::new(&AutopilotSync {});
-    let decision =
-        state.autopilot_settings.write(tenant, state.store.trigger_autopilot_sync(tenant, now, cooldown, &job)).await?;
+    let decision = state.settings().trigger_autopilot_sync(tenant, now, cooldown, &job).await?;
     match decision {
         SyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %tenant, job.id = %job_id, "autopilot sync started");
@@ -151,5 +151,5 @@ async fn sync_windows_autopilot_settings(
 fn cooling_down(state: &AppState, remaining: time::Duration) -> ApiError {
     let nanos = remaining.whole_nanoseconds().max(1);
     let seconds = ((nanos + 999_999_999) / 1_000_000_000) as u64;
-    ApiError::SyncCoolingDown { remaining_seconds: seconds, send_retry_after: state.config.sync_retry_after }
+    ApiError::SyncCoolingDown { remaining_seconds: seconds, send_retry_after: state.config().sync_retry_after }
 }

@@ -218,7 +218,7 @@ async fn list_exchange_connectors(
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
-    let store = &state.store;
+    let store = &state.store();
     let page = COLLECTION.page(
         &query,
         &ctx,
@@ -258,7 +258,7 @@ async fn create_exchange_connector(
         last_full_sync_start: None,
         last_delta_sync_start: None,
     };
-    state.store.create_connector(&connector, state.now()).await?;
+    state.store().create_connector(&connector, state.now()).await?;
     Ok(created(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&connector, None))))
 }
 
@@ -272,7 +272,7 @@ async fn get_exchange_connector(
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
-    let store = &state.store;
+    let store = &state.store();
     Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.connector(tenant, id).await).await?))
 }
 
@@ -287,7 +287,7 @@ async fn update_exchange_connector(
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
     let connector = state
-        .store
+        .store()
         .update_connector(scope.tenant_id(), connector_id(&id)?, &changes(input))
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -302,7 +302,7 @@ async fn delete_exchange_connector(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
-    if state.store.delete_connector(scope.tenant_id(), connector_id(&id)?).await? {
+    if state.store().delete_connector(scope.tenant_id(), connector_id(&id)?).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -332,7 +332,7 @@ async fn sync_exchange_connector(
     };
     let id = connector_id(&id)?;
     let job = NewJob::new(&ExchangeConnectorSync { connector_id: id, sync_type });
-    match state.store.trigger_connector_sync(scope.tenant_id(), id, sync_type, state.now(), &job).await? {
+    match state.store().trigger_connector_sync(scope.tenant_id(), id, sync_type, state.now(), &job).await? {
         ConnectorSyncDecision::Started { job_id } => {
             tracing::info!(tenant.id = %scope.tenant_id(), connector.id = %id, job.id = %job_id, sync.kind = sync_type.as_str(), "exchange connector sync started");
             Ok(StatusCode::NO_CONTENT)

@@ -204,10 +204,10 @@ async fn store_imports(
     rows: &[NewImportedDevice],
 ) -> ApiResult<Vec<ImportedDevice>> {
     let now = state.now();
-    let run_at = now + time::Duration::try_from(state.config.import_delay).unwrap_or(time::Duration::ZERO);
+    let run_at = now + time::Duration::try_from(state.config().import_delay).unwrap_or(time::Duration::ZERO);
     let import_id = Uuid::new_v4().to_string();
     let job = NewJob::new(&ImportAutopilotDevices {});
-    let stored = state.store.create_imports(tenant, &import_id, rows, now, run_at, &job).await?;
+    let stored = state.store().create_imports(tenant, &import_id, rows, now, run_at, &job).await?;
     tracing::info!(tenant.id = %tenant, import.id = %import_id, imports = rows.len(), "autopilot import accepted");
     Ok(stored)
 }
@@ -267,7 +267,7 @@ async fn list_imported_windows_autopilot_device_identities(
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let tenant = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?.tenant_id();
-    let store = &state.store;
+    let store = &state.store();
     let page = COLLECTION.page(
         &query,
         &ctx,
@@ -289,7 +289,7 @@ async fn get_imported_windows_autopilot_device_identity(
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let tenant = caller.authorize(Operation::GetImportedWindowsAutopilotDeviceIdentity)?.tenant_id();
-    let store = &state.store;
+    let store = &state.store();
     Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.imported_device(tenant, id).await).await?))
 }
 
@@ -302,7 +302,7 @@ async fn delete_imported_windows_autopilot_device_identity(
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::DeleteImportedWindowsAutopilotDeviceIdentity)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
-    if state.store.delete_imported_device(scope.tenant_id(), id).await? {
+    if state.store().delete_imported_device(scope.tenant_id(), id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

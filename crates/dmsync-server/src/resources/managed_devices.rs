@@ -173,7 +173,7 @@ async fn list_managed_devices(
     uri: axum::http::Uri,
 ) -> ApiResult<ODataJson<CollectionPage>> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
-    let store = &state.store;
+    let store = &state.store();
     let page = COLLECTION.page(
         &query,
         &ctx,
@@ -195,6 +195,6 @@ async fn get_managed_device(
     Path(id): Path<String>,
 ) -> ApiResult<ODataJson<serde_json::Value>> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
-    let store = &state.store;
+    let store = &state.store();
     Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.managed_device(tenant, id).await).await?))
 }

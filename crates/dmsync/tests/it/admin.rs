@@ -72,7 +72,7 @@ async fn the_clock_only_moves_forward_and_survives_a_restart() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // The offset is kept in the database.
-    let offset = app.state.store.clock_offset().await.unwrap();
+    let offset = app.state.store().clock_offset().await.unwrap();
     assert!(offset >= time::Duration::hours(1));
     app.stop().await;
 }

@@ -68,7 +68,7 @@ async fn the_token_endpoint_and_the_jwks_work_on_a_first_start() {
     assert_eq!(keys.len(), 1, "{jwks}");
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.kid.as_deref(), keys[0]["kid"].as_str());
-    let stored = app.state.store.signing_keys().await.unwrap();
+    let stored = app.state.store().signing_keys().await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].kid, header.kid.unwrap());
     let r = app.raw(Method::GET, SETTINGS, Some(&token)).send().await.unwrap();
@@ -170,8 +170,8 @@ async fn oversized_token_requests_are_refused_in_entras_shape() {
 /// A token signed with the server's own key but with chosen claims: only a test can make one.
 async fn forge(app: &TestApp, alg: jsonwebtoken::Algorithm, claims: Value) -> String {
     // On a first start the key is generated after the server listens.
-    app.state.keys.wait_until_ready().await;
-    let keys = app.state.store.signing_keys().await.unwrap();
+    app.state.keys().wait_until_ready().await;
+    let keys = app.state.store().signing_keys().await.unwrap();
     let key = &keys[0];
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = Some(key.kid.clone());
@@ -298,8 +298,8 @@ async fn tokens_are_validated_as_graph_validates_them() {
 async fn tokens_with_critical_extensions_are_refused() {
     let app = spawn_app().await;
     let tenant = app.tenant();
-    app.state.keys.wait_until_ready().await;
-    let key = app.state.store.signing_keys().await.unwrap().remove(0);
+    app.state.keys().wait_until_ready().await;
+    let key = app.state.store().signing_keys().await.unwrap().remove(0);
     let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).unwrap();
     let sign = |crit: Option<Vec<String>>| {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);

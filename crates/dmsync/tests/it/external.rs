@@ -80,7 +80,7 @@ async fn external_tokens_are_verified_with_the_issuers_jwks() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    assert!(app.state.store.tenant(tenant.parse().unwrap()).await.unwrap().is_some(), "tenant provisioned");
+    assert!(app.state.store().tenant(tenant.parse().unwrap()).await.unwrap().is_some(), "tenant provisioned");
     assert_eq!(hits.load(Ordering::SeqCst), 1, "a known kid needs no fetch");
 
     // An unknown kid triggers one refresh, and the next unknown kid within five minutes none.

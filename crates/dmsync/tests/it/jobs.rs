@@ -75,7 +75,8 @@ async fn enqueue(app: &TestApp, job: &NewJob) -> Uuid {
     let connector: serde_json::Value = r.json().await.unwrap();
     let connector = connector["id"].as_str().unwrap().parse().unwrap();
     let tenant = app.tenant().parse().unwrap();
-    let decision = app.state.store.trigger_connector_sync(tenant, connector, SyncType::FullSync, app.state.now(), job);
+    let decision =
+        app.state.store().trigger_connector_sync(tenant, connector, SyncType::FullSync, app.state.now(), job);
     match decision.await.unwrap() {
         ConnectorSyncDecision::Started { job_id } => job_id,
         other => panic!("the job was not enqueued: {other:?}"),
@@ -85,7 +86,7 @@ async fn enqueue(app: &TestApp, job: &NewJob) -> Uuid {
 async fn wait_for_failure(app: &TestApp, id: Uuid) -> Job {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let job = app.state.store.job(id).await.unwrap().expect("the job exists");
+        let job = app.state.store().job(id).await.unwrap().expect("the job exists");
         if job.state == JobState::Failed {
             return job;
         }

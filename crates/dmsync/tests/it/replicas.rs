@@ -49,7 +49,7 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
     // One signing key and one set of development identities, though all three started at once
     // (each generates a key in the background; only the first insert is kept).
     for app in &apps {
-        app.state.keys.wait_until_ready().await;
+        app.state.keys().wait_until_ready().await;
     }
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM signing_keys").fetch_one(&pool).await.unwrap();
     assert_eq!(keys, 1);
