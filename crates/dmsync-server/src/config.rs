@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use time::Duration as ClockDuration;
+
 pub use dmsync_core::permissions::PermissionProfile;
 
 /// The admin token accepted when none is configured, and only while listening on loopback.
@@ -18,21 +20,23 @@ pub struct Config {
     /// and the listen address; see `http::host`.
     pub admin_allowed_hosts: Vec<String>,
     pub permission_profile: PermissionProfile,
-    /// Minimum time between the starts of two Autopilot syncs (Intune: 10 minutes).
-    pub sync_cooldown: Duration,
+    /// Minimum time between the starts of two Autopilot syncs (Intune: 10 minutes). The
+    /// durations measured on the Clock (or handed to the store) are `time::Duration`s, converted
+    /// once when the flags are parsed, so no call site converts or falls back.
+    pub sync_cooldown: ClockDuration,
     /// Send `Retry-After` with the remaining seconds on the cooldown 429. Real Intune does not.
     pub sync_retry_after: bool,
     /// How long a sync stays `inProgress` at least, measured on the Clock.
-    pub sync_duration: Duration,
+    pub sync_duration: ClockDuration,
     /// How long the deployment service takes to process an import, on the Clock.
-    pub import_delay: Duration,
+    pub import_delay: ClockDuration,
     /// Whether a completed import restarts the sync cooldown, as observed in real tenants.
     pub import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays visible before it is deregistered.
-    pub deletion_delay: Duration,
+    pub deletion_delay: ClockDuration,
     /// Scheduled Exchange connector syncs: a delta this often, a full sync this often.
-    pub exchange_delta_interval: Duration,
-    pub exchange_full_interval: Duration,
+    pub exchange_delta_interval: ClockDuration,
+    pub exchange_full_interval: ClockDuration,
     /// Hosts an HTTP Exchange source may name (SSRF defence); empty allows none.
     pub exchange_source_allowed_hosts: Vec<String>,
     /// Largest accepted Graph request body.
@@ -49,7 +53,7 @@ pub struct Config {
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
     pub workers: usize,
-    pub job_lease: Duration,
+    pub job_lease: ClockDuration,
     pub shutdown_timeout: Duration,
     pub external_issuer: Option<ExternalIssuer>,
     /// How long an idle worker waits before looking for jobs again when nothing woke it. Jobs
@@ -107,14 +111,14 @@ impl Default for Config {
             admin_token: None,
             admin_allowed_hosts: Vec::new(),
             permission_profile: PermissionProfile::Original,
-            sync_cooldown: Duration::from_secs(600),
+            sync_cooldown: ClockDuration::minutes(10),
             sync_retry_after: false,
-            sync_duration: Duration::from_secs(5),
-            import_delay: Duration::from_secs(10),
+            sync_duration: ClockDuration::seconds(5),
+            import_delay: ClockDuration::seconds(10),
             import_counts_as_sync: true,
-            deletion_delay: Duration::from_secs(10),
-            exchange_delta_interval: Duration::from_secs(15 * 60),
-            exchange_full_interval: Duration::from_secs(24 * 3600),
+            deletion_delay: ClockDuration::seconds(10),
+            exchange_delta_interval: ClockDuration::minutes(15),
+            exchange_full_interval: ClockDuration::hours(24),
             exchange_source_allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(20),
@@ -123,7 +127,7 @@ impl Default for Config {
             upload_stall_timeout: Duration::from_secs(30),
             max_connections: 512,
             workers: 2,
-            job_lease: Duration::from_secs(30),
+            job_lease: ClockDuration::seconds(30),
             shutdown_timeout: Duration::from_secs(10),
             external_issuer: None,
             job_poll_interval: Duration::from_millis(500),
@@ -158,6 +162,7 @@ impl Config {
                 )));
             }
         }
+        self.validate_durations()?;
         if let Some(issuer) = &self.external_issuer {
             if blank(&issuer.jwks_url) {
                 return Err(ConfigError(
@@ -171,6 +176,40 @@ impl Config {
                 return Err(ConfigError(
                     "an external audience (--external-audiences, DMSYNC_EXTERNAL_AUDIENCES) is empty".into(),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a negative duration, and zero where zero means nothing: a lease that expires
+    /// at once, a schedule that fires continuously, a connection that is cut before it starts.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let clock = [
+            (self.sync_cooldown, "--sync-cooldown (DMSYNC_SYNC_COOLDOWN)", false),
+            (self.sync_duration, "--sync-duration (DMSYNC_SYNC_DURATION)", false),
+            (self.import_delay, "--import-delay (DMSYNC_IMPORT_DELAY)", false),
+            (self.deletion_delay, "--deletion-delay (DMSYNC_DELETION_DELAY)", false),
+            (self.exchange_delta_interval, "--exchange-delta-interval (DMSYNC_EXCHANGE_DELTA_INTERVAL)", true),
+            (self.exchange_full_interval, "--exchange-full-interval (DMSYNC_EXCHANGE_FULL_INTERVAL)", true),
+            (self.job_lease, "--job-lease (DMSYNC_JOB_LEASE)", true),
+        ];
+        for (value, flag, must_be_positive) in clock {
+            if value.is_negative() {
+                return Err(ConfigError(format!("{flag} is negative ({value}); durations count forward")));
+            }
+            if must_be_positive && value.is_zero() {
+                return Err(ConfigError(format!("{flag} is zero; it must be longer than zero")));
+            }
+        }
+        let wall = [
+            (self.header_read_timeout, "--header-read-timeout (DMSYNC_HEADER_READ_TIMEOUT)"),
+            (self.idle_timeout, "--idle-timeout (DMSYNC_IDLE_TIMEOUT)"),
+            (self.body_read_timeout, "--body-read-timeout (DMSYNC_BODY_READ_TIMEOUT)"),
+            (self.upload_stall_timeout, "--upload-stall-timeout (DMSYNC_UPLOAD_STALL_TIMEOUT)"),
+        ];
+        for (value, flag) in wall {
+            if value.is_zero() {
+                return Err(ConfigError(format!("{flag} is zero; a zero timeout would cut every connection at once")));
             }
         }
         Ok(())
@@ -196,3 +235,49 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(configure: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        configure(&mut config);
+        config.validate().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_is_accepted_where_it_means_something() {
+        let config = Config {
+            sync_cooldown: ClockDuration::ZERO,
+            sync_duration: ClockDuration::ZERO,
+            import_delay: ClockDuration::ZERO,
+            deletion_delay: ClockDuration::ZERO,
+            ..Config::default()
+        };
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn negative_durations_are_refused_naming_the_flag() {
+        let message = refusal(|c| c.sync_cooldown = ClockDuration::seconds(-1));
+        assert!(message.contains("--sync-cooldown (DMSYNC_SYNC_COOLDOWN) is negative"), "{message}");
+        let message = refusal(|c| c.import_delay = ClockDuration::seconds(-5));
+        assert!(message.contains("--import-delay"), "{message}");
+    }
+
+    #[test]
+    fn zero_is_refused_where_it_means_nothing() {
+        let message = refusal(|c| c.job_lease = ClockDuration::ZERO);
+        assert!(message.contains("--job-lease (DMSYNC_JOB_LEASE) is zero"), "{message}");
+        let message = refusal(|c| c.exchange_delta_interval = ClockDuration::ZERO);
+        assert!(message.contains("--exchange-delta-interval"), "{message}");
+        let message = refusal(|c| c.idle_timeout = Duration::ZERO);
+        assert!(message.contains("--idle-timeout"), "{message}");
+    }
+}

@@ -15,8 +15,8 @@ const SCHEDULER_TICK: StdDuration = StdDuration::from_secs(30);
 /// Starts the scheduled syncs that are due, until shutdown. The store wakes the workers for
 /// the jobs it enqueues.
 pub async fn run_scheduler(state: AppState) {
-    let delta = time::Duration::try_from(state.config().exchange_delta_interval).unwrap_or(time::Duration::minutes(15));
-    let full = time::Duration::try_from(state.config().exchange_full_interval).unwrap_or(time::Duration::hours(24));
+    let delta = state.config().exchange_delta_interval;
+    let full = state.config().exchange_full_interval;
     let job_for = |connector_id, sync_type| NewJob::new(&ExchangeConnectorSync { connector_id, sync_type });
     loop {
         match state.store().schedule_connector_syncs(state.now(), delta, full, &job_for).await {

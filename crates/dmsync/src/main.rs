@@ -90,31 +90,31 @@ struct ServeArgs {
     #[arg(long, env = "DMSYNC_PERMISSION_PROFILE", value_enum, default_value = "original")]
     permission_profile: Profile,
     /// Minimum time between Autopilot syncs (429 inside it).
-    #[arg(long, env = "DMSYNC_SYNC_COOLDOWN", default_value = "600s", value_parser = cli::parse_duration)]
-    sync_cooldown: Duration,
+    #[arg(long, env = "DMSYNC_SYNC_COOLDOWN", default_value = "600s", value_parser = cli::parse_clock_duration)]
+    sync_cooldown: time::Duration,
     /// Send Retry-After with the remaining seconds on the cooldown 429 (real Intune does not).
     /// The variable takes true/false, 1/0, yes/no or on/off.
     #[arg(long, env = "DMSYNC_SYNC_RETRY_AFTER", value_parser = clap::builder::BoolishValueParser::new())]
     sync_retry_after: bool,
     /// How long an Autopilot sync stays inProgress at least, on the server's clock.
-    #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = cli::parse_duration)]
-    sync_duration: Duration,
+    #[arg(long, env = "DMSYNC_SYNC_DURATION", default_value = "5s", value_parser = cli::parse_clock_duration)]
+    sync_duration: time::Duration,
     /// How long the deployment service takes to process an import, on the server's clock.
-    #[arg(long, env = "DMSYNC_IMPORT_DELAY", default_value = "10s", value_parser = cli::parse_duration)]
-    import_delay: Duration,
+    #[arg(long, env = "DMSYNC_IMPORT_DELAY", default_value = "10s", value_parser = cli::parse_clock_duration)]
+    import_delay: time::Duration,
     /// Whether a completed import restarts the sync cooldown, as seen in real tenants.
     #[arg(long, env = "DMSYNC_IMPORT_COUNTS_AS_SYNC", default_value_t = true, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays before it is deregistered.
-    #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = cli::parse_duration)]
-    deletion_delay: Duration,
+    #[arg(long, env = "DMSYNC_DELETION_DELAY", default_value = "10s", value_parser = cli::parse_clock_duration)]
+    deletion_delay: time::Duration,
     /// Interval of scheduled Exchange connector delta syncs, on the server's clock.
-    #[arg(long, env = "DMSYNC_EXCHANGE_DELTA_INTERVAL", default_value = "15m", value_parser = cli::parse_duration)]
-    exchange_delta_interval: Duration,
+    #[arg(long, env = "DMSYNC_EXCHANGE_DELTA_INTERVAL", default_value = "15m", value_parser = cli::parse_clock_duration)]
+    exchange_delta_interval: time::Duration,
     /// Interval of scheduled Exchange connector full syncs, on the server's clock.
-    #[arg(long, env = "DMSYNC_EXCHANGE_FULL_INTERVAL", default_value = "24h", value_parser = cli::parse_duration)]
-    exchange_full_interval: Duration,
+    #[arg(long, env = "DMSYNC_EXCHANGE_FULL_INTERVAL", default_value = "24h", value_parser = cli::parse_clock_duration)]
+    exchange_full_interval: time::Duration,
     /// A host (or host:port) an HTTP Exchange source may name; repeat or comma-separate. None
     /// by default, against SSRF.
     #[arg(long, env = "DMSYNC_EXCHANGE_SOURCE_ALLOW_HOST", value_delimiter = ',')]
@@ -142,8 +142,8 @@ struct ServeArgs {
     #[arg(long, env = "DMSYNC_WORKERS", default_value_t = 2)]
     workers: usize,
     /// Job lease; a job whose worker stops heartbeating is taken over after this.
-    #[arg(long, env = "DMSYNC_JOB_LEASE", default_value = "30s", value_parser = cli::parse_duration)]
-    job_lease: Duration,
+    #[arg(long, env = "DMSYNC_JOB_LEASE", default_value = "30s", value_parser = cli::parse_clock_duration)]
+    job_lease: time::Duration,
     /// Deadline for a graceful shutdown.
     #[arg(long, env = "DMSYNC_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = cli::parse_duration)]
     shutdown_timeout: Duration,

@@ -51,7 +51,7 @@ impl BackgroundJob for AutopilotSync {
         );
         crate::metrics::sync_devices(stats.created, stats.updated, stats.deleted);
 
-        let duration = time::Duration::try_from(state.config().sync_duration).unwrap_or(time::Duration::ZERO);
+        let duration = state.config().sync_duration;
         let done_at = job.created_at + duration;
         loop {
             if state.now() >= done_at {

@@ -31,7 +31,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
 }
 
 fn lease_duration(state: &AppState) -> time::Duration {
-    time::Duration::try_from(state.config().job_lease).unwrap_or(time::Duration::seconds(30))
+    state.config().job_lease
 }
 
 async fn worker_loop(state: AppState, registry: Arc<JobRegistry>, owner: String) {
@@ -62,7 +62,7 @@ async fn worker_loop(state: AppState, registry: Arc<JobRegistry>, owner: String)
 
 /// Extends the lease every third of its length; cancels `lost` if it was taken away.
 async fn heartbeat(state: AppState, lease: JobLease, lost: CancellationToken) {
-    let every = state.config().job_lease / 3;
+    let every = (state.config().job_lease / 3_i32).unsigned_abs();
     loop {
         tokio::time::sleep(every).await;
         match state.store().heartbeat_job(&lease, time::OffsetDateTime::now_utc() + lease_duration(&state)).await {

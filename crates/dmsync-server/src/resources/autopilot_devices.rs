@@ -366,7 +366,7 @@ fn deletion_in_progress() -> ApiError {
 }
 
 fn deletion_run_at(state: &AppState) -> time::OffsetDateTime {
-    state.now() + time::Duration::try_from(state.config().deletion_delay).unwrap_or(time::Duration::ZERO)
+    state.now() + state.config().deletion_delay
 }
 
 /// Delete windowsAutopilotDeviceIdentity: 204, then the device is deregistered in the

@@ -122,8 +122,7 @@ async fn sync_windows_autopilot_settings(
 ) -> ApiResult<impl IntoResponse> {
     let scope = caller.authorize(Operation::SyncWindowsAutopilotSettings)?;
     let tenant = scope.tenant_id();
-    let cooldown = time::Duration::try_from(state.config().sync_cooldown)
-        .map_err(|e| ApiError::Internal(format!("cooldown out of range: {e}")))?;
+    let cooldown = state.config().sync_cooldown;
     let now = state.now();
     // A retry storm inside the cooldown is answered from a read (from memory on SQLite),
     // without queueing on the single writer: `certain_cooldown` says when the state read

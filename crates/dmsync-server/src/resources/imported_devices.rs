@@ -204,7 +204,7 @@ async fn store_imports(
     rows: &[NewImportedDevice],
 ) -> ApiResult<Vec<ImportedDevice>> {
     let now = state.now();
-    let run_at = now + time::Duration::try_from(state.config().import_delay).unwrap_or(time::Duration::ZERO);
+    let run_at = now + state.config().import_delay;
     let import_id = Uuid::new_v4().to_string();
     let job = NewJob::new(&ImportAutopilotDevices {});
     let stored = state.store().create_imports(tenant, &import_id, rows, now, run_at, &job).await?;

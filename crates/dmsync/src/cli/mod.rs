@@ -161,6 +161,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration (try 600, 600s, 10m or 500ms): {e}"))
 }
 
+/// A duration the server measures on its Clock, as `time::Duration` (what the Clock and the
+/// store count in), converted here once. Whether zero is meaningful is the server's
+/// configuration check, which names the flag.
+pub fn parse_clock_duration(s: &str) -> Result<time::Duration, String> {
+    let duration = parse_duration(s)?;
+    time::Duration::try_from(duration).map_err(|_| format!("'{s}' is too long a duration"))
+}
+
 /// Runs a client command and turns its outcome into the process's exit code, printing the
 /// failure on stderr.
 pub fn finish(outcome: CliResult) -> std::process::ExitCode {
@@ -170,5 +178,22 @@ pub fn finish(outcome: CliResult) -> std::process::ExitCode {
             eprintln!("{} {}", console::style("error:").red().bold().for_stderr(), failure.message);
             std::process::ExitCode::from(failure.exit as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_durations_are_parsed_once_into_time_durations() {
+        assert_eq!(parse_clock_duration("600").unwrap(), time::Duration::minutes(10));
+        assert_eq!(parse_clock_duration("10m").unwrap(), time::Duration::minutes(10));
+        assert_eq!(parse_clock_duration("1h30m").unwrap(), time::Duration::minutes(90));
+        assert_eq!(parse_clock_duration("500ms").unwrap(), time::Duration::milliseconds(500));
+        assert_eq!(parse_clock_duration("0s").unwrap(), time::Duration::ZERO);
+        assert!(parse_clock_duration("soon").unwrap_err().contains("is not a duration"));
+        assert!(parse_clock_duration("-5s").is_err());
+        assert!(parse_clock_duration("18446744073709551615s").unwrap_err().contains("too long"));
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn synced_app(serials: &[&str]) -> TestApp {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     let rows: Vec<_> = serials.iter().map(|s| registration(s)).collect();
     let summary = app.admin.add_registrations(&app.tenant(), &rows).await.unwrap();
     assert_eq!(summary.created, serials.len() as u64);
@@ -309,7 +309,7 @@ async fn a_deregistered_device_disappears_at_the_next_sync() {
 /// the upload, once finished, is committed whole.
 #[tokio::test]
 async fn a_stalled_registration_upload_holds_no_database_writer() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
     let client = app.user_client().await;
     let (sender, chunks) = futures::channel::mpsc::unbounded::<Result<String, std::io::Error>>();
@@ -339,7 +339,7 @@ async fn a_stalled_registration_upload_holds_no_database_writer() {
 /// `$filter` ignores case beyond ASCII, as Graph does, through HTTP on either backend.
 #[tokio::test]
 async fn filters_ignore_case_for_all_of_unicode() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     app.admin.add_registrations(&app.tenant(), &[registration("ÜNI-1"), registration("UNI-2")]).await.unwrap();
     let client = app.user_client().await;
     client.sync_windows_autopilot_settings().await.unwrap();
@@ -397,7 +397,7 @@ async fn a_registration_line_without_an_end_is_refused_at_the_bound() {
 
 #[tokio::test]
 async fn registrations_stream_as_autopilot_csv() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     let path = format!("/_dmsync/tenants/{}/autopilot/registrations", app.tenant());
     // 20,000 rows, streamed in chunks so the server never sees the upload whole.
     let rows = 20_000usize;

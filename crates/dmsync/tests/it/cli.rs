@@ -314,7 +314,7 @@ async fn a_429_with_retry_after_is_reported_from_the_header() {
 
 #[tokio::test]
 async fn a_409_exits_6_and_with_wait_follows_the_running_sync() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(3600)).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::seconds(3600)).await;
     let cli = Cli::new(&app);
     app.user_client().await.sync_windows_autopilot_settings().await.unwrap();
 
@@ -361,7 +361,7 @@ async fn a_forbidden_sync_exits_4_with_graphs_code_and_request_id() {
 
 #[tokio::test]
 async fn import_wait_shows_states_and_ends_with_complete_and_named_errors() {
-    let app = spawn_app_with(|c| c.import_delay = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|c| c.import_delay = time::Duration::milliseconds(300)).await;
     let cli = Cli::new(&app);
     // One device is registered already: its import fails with 806.
     app.admin.add_registrations(&app.tenant(), &[registration("CLI-TAKEN")]).await.unwrap();
@@ -427,7 +427,7 @@ async fn import_backs_off_on_429_and_honours_retry_after() {
     // dmsync does not throttle imports, as Graph can: a throttling proxy in front of the real
     // server answers the first two imports 429 (one with Retry-After, one without) and passes
     // everything else through.
-    let app = spawn_app_with(|c| c.import_delay = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.import_delay = time::Duration::ZERO).await;
     let proxy = throttling_proxy(&app.base_url, 2).await;
     let mut cli = Cli::new(&app);
     cli.base_url = proxy.base_url.clone();

@@ -95,7 +95,7 @@ impl Drop for Tmux {
 
 #[tokio::test]
 async fn sync_wait_shows_a_spinner_then_the_outcome_and_status_is_coloured() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(3600)).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::seconds(3600)).await;
     let cache = tempfile::tempdir().unwrap();
     let tmux = Tmux::start();
     tmux.new_session();
@@ -118,7 +118,7 @@ async fn sync_wait_shows_a_spinner_then_the_outcome_and_status_is_coloured() {
 
 #[tokio::test]
 async fn import_wait_draws_a_progress_bar_of_device_states() {
-    let app = spawn_app_with(|c| c.import_delay = Duration::from_secs(3600)).await;
+    let app = spawn_app_with(|c| c.import_delay = time::Duration::seconds(3600)).await;
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("devices.csv");

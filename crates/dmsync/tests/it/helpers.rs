@@ -88,7 +88,7 @@ impl TestApp {
 
 /// A quick sync by default, so that tests see `completed` without waiting.
 pub fn test_config(db: &str) -> Config {
-    Config { sync_duration: Duration::from_millis(300), ..Config::for_tests(db) }
+    Config { sync_duration: time::Duration::milliseconds(300), ..Config::for_tests(db) }
 }
 
 pub async fn spawn_app() -> TestApp {

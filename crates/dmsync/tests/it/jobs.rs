@@ -20,7 +20,7 @@ const LONG_POLL: Duration = Duration::from_secs(120);
 async fn an_enqueued_job_starts_without_waiting_for_the_poll() {
     let app = spawn_app_with(|c| {
         c.job_poll_interval = LONG_POLL;
-        c.sync_duration = Duration::ZERO;
+        c.sync_duration = time::Duration::ZERO;
     })
     .await;
     let client = app.user_client().await;

@@ -44,7 +44,7 @@ async fn stop_all(apps: Vec<TestApp>, pool: sqlx::PgPool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
     // A long sync, so that every request after the winner meets it in progress or cooling down.
-    let Some((apps, pool)) = start_replicas(3, |c| c.sync_duration = Duration::from_secs(60)).await else { return };
+    let Some((apps, pool)) = start_replicas(3, |c| c.sync_duration = time::Duration::seconds(60)).await else { return };
 
     // One signing key and one set of development identities, though all three started at once
     // (each generates a key in the background; only the first insert is kept).
@@ -99,7 +99,7 @@ async fn three_replicas_share_keys_and_start_one_sync_among_300_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_advance_on_one_replica_reaches_the_others() {
-    let Some((apps, pool)) = start_replicas(2, |c| c.sync_duration = Duration::ZERO).await else { return };
+    let Some((apps, pool)) = start_replicas(2, |c| c.sync_duration = time::Duration::ZERO).await else { return };
     let token = apps[0].user_token().await;
     let sync = |app: &TestApp| {
         app.raw(Method::POST, "/beta/deviceManagement/windowsAutopilotSettings/sync", Some(&token)).send()
@@ -170,8 +170,8 @@ async fn a_job_whose_replica_was_killed_is_finished_by_another_after_the_lease()
 
     let survivor = spawn_app_on(
         dmsync_server::Config {
-            job_lease: Duration::from_secs(6),
-            sync_duration: Duration::from_secs(2),
+            job_lease: time::Duration::seconds(6),
+            sync_duration: time::Duration::seconds(2),
             ..test_config(&db.url)
         },
         TestDb::Shared(std::sync::Arc::new(db)),

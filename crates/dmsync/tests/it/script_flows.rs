@@ -38,9 +38,9 @@ async fn post_imported(app: &TestApp, token: &str, body: String) -> Value {
 
 async fn import_app() -> TestApp {
     spawn_app_with(|c| {
-        c.import_delay = Duration::from_secs(60);
-        c.sync_duration = Duration::ZERO;
-        c.deletion_delay = Duration::from_secs(60);
+        c.import_delay = time::Duration::seconds(60);
+        c.sync_duration = time::Duration::ZERO;
+        c.deletion_delay = time::Duration::seconds(60);
     })
     .await
 }
@@ -228,7 +228,7 @@ async fn community_script_flow() {
 /// group tag survives a sync.
 #[tokio::test]
 async fn set_autopilot_device_flow_with_lenient_json() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     app.admin.add_registrations(&app.tenant(), &[registration("SET-1")]).await.unwrap();
     let client = app.user_client().await;
     client.sync_windows_autopilot_settings().await.unwrap();

@@ -59,7 +59,7 @@ async fn settings_start_unknown_with_minimum_timestamps() {
 
 #[tokio::test]
 async fn sync_runs_204_then_409_then_429_then_204_after_the_cooldown() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(2)).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::seconds(2)).await;
     let client = app.user_client().await;
     let before = time::OffsetDateTime::now_utc();
 
@@ -94,7 +94,7 @@ async fn sync_runs_204_then_409_then_429_then_204_after_the_cooldown() {
 async fn retry_after_option_sends_the_remaining_seconds() {
     let app = spawn_app_with(|c| {
         c.sync_retry_after = true;
-        c.sync_duration = Duration::ZERO;
+        c.sync_duration = time::Duration::ZERO;
     })
     .await;
     let client = app.user_client().await;
@@ -113,7 +113,7 @@ async fn retry_after_option_sends_the_remaining_seconds() {
 
 #[tokio::test]
 async fn a_hundred_concurrent_syncs_start_exactly_one() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(5)).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::seconds(5)).await;
     let token = app.user_token().await;
     let requests = (0..100).map(|_| {
         let request = app.raw(Method::POST, SYNC, Some(&token));
@@ -129,7 +129,7 @@ async fn a_hundred_concurrent_syncs_start_exactly_one() {
 
 #[tokio::test]
 async fn action_accepts_every_empty_body_form_and_the_namespaced_name() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     let token = app.user_token().await;
     let client = app.graph.with_token(token.clone());
     type Form = Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder>;
@@ -198,7 +198,7 @@ const SETTINGS: &str = "/beta/deviceManagement/windowsAutopilotSettings";
 /// ended.
 #[tokio::test]
 async fn a_get_shows_the_sync_started_and_then_completed_at_once() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::from_secs(60)).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::seconds(60)).await;
     let token = app.user_token().await;
     for _ in 0..3 {
         assert_eq!(app.get_json(SETTINGS, Some(&token)).await["syncStatus"], "unknown");
@@ -226,7 +226,7 @@ async fn a_get_shows_the_sync_started_and_then_completed_at_once() {
 #[tokio::test]
 async fn a_sync_in_progress_is_a_409_and_never_a_429() {
     let app = spawn_app_with(|c| {
-        c.sync_duration = Duration::from_secs(3600);
+        c.sync_duration = time::Duration::seconds(3600);
         c.sync_retry_after = true;
     })
     .await;
@@ -265,9 +265,9 @@ async fn a_sync_in_progress_is_a_409_and_never_a_429() {
 #[tokio::test]
 async fn a_completed_import_restarts_the_cooldown_the_next_429_reports() {
     let app = spawn_app_with(|c| {
-        c.sync_duration = Duration::ZERO;
+        c.sync_duration = time::Duration::ZERO;
         c.sync_retry_after = true;
-        c.import_delay = Duration::from_secs(60);
+        c.import_delay = time::Duration::seconds(60);
     })
     .await;
     let client = app.user_client().await;

@@ -12,7 +12,7 @@ const FABRIKAM: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 
 #[tokio::test]
 async fn tenants_see_only_their_own_devices_and_settings() {
-    let app = spawn_app_with(|c| c.sync_duration = Duration::ZERO).await;
+    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
     app.admin.create_tenant(FABRIKAM, "fabrikam.onmicrosoft.com").await.unwrap();
     app.admin.add_registrations(&app.tenant(), &[registration("CONTOSO-1")]).await.unwrap();
     let contoso = app.user_client().await;
