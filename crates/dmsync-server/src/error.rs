@@ -100,6 +100,10 @@ pub enum ApiError {
     RegistrationsRefused(Vec<dmsync_core::autopilot::RegistrationRejection>),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error response that did not come from an `ApiError` (a framework rejection, a
+    /// layer's 408 or 431): only its status is known. See [`ApiError::for_status`].
+    #[error("HTTP {0}")]
+    Status(StatusCode),
 }
 
 impl From<StoreError> for ApiError {
@@ -145,6 +149,21 @@ pub const DATABASE_BUSY_RETRY_AFTER_SECONDS: u64 = 5;
 const INTUNE_LEAD: &str = "An error has occurred";
 
 impl ApiError {
+    /// The error for a bare status, so that a response rendered without an `ApiError` gets its
+    /// code and message from the same table as every other error.
+    pub fn for_status(status: StatusCode) -> ApiError {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            status => ApiError::Status(status),
+        }
+    }
+
+    /// What the renderer needs to write this error's body.
+    pub fn error_spec(&self) -> ErrorSpec {
+        let (_, code, message) = self.spec();
+        ErrorSpec { code: code.to_owned(), message, details: Vec::new() }
+    }
+
     /// The table: status, code and message of every variant.
     fn spec(&self) -> (StatusCode, &'static str, MessageSpec) {
         use ApiError::*;
@@ -266,6 +285,25 @@ impl ApiError {
             ),
             // The internal text is logged by the renderer and never sent.
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", intune(INTUNE_LEAD)),
+            Status(status) => {
+                let (code, text) = match *status {
+                    StatusCode::METHOD_NOT_ALLOWED => {
+                        ("MethodNotAllowed", "The requested resource does not support this http method.")
+                    }
+                    StatusCode::NOT_FOUND => ("NotFound", "The requested resource was not found."),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BadRequest", "The request's content type is not supported."),
+                    StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request timed out."),
+                    StatusCode::URI_TOO_LONG => {
+                        ("RequestUriTooLong", "The request URI is longer than the server accepts.")
+                    }
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                        ("RequestHeaderFieldsTooLarge", "The request's headers are larger than the server accepts.")
+                    }
+                    s if s.is_server_error() => ("InternalServerError", "An internal server error occurred."),
+                    _ => ("BadRequest", "The request is not valid."),
+                };
+                (*status, code, MessageSpec::Plain(text.into()))
+            }
         }
     }
 }
@@ -325,5 +363,13 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], DATABASE_BUSY_RETRY_AFTER_SECONDS.to_string().as_str());
         assert_eq!(response.extensions().get::<ErrorSpec>().unwrap().code, "ServiceUnavailable");
+    }
+
+    #[test]
+    fn a_bare_status_gets_its_code_from_the_table() {
+        assert_eq!(ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE).error_spec().code, "RequestEntityTooLarge");
+        assert_eq!(ApiError::for_status(StatusCode::REQUEST_TIMEOUT).error_spec().code, "RequestTimeout");
+        assert_eq!(ApiError::for_status(StatusCode::BAD_GATEWAY).error_spec().code, "InternalServerError");
+        assert_eq!(ApiError::for_status(StatusCode::IM_A_TEAPOT).error_spec().code, "BadRequest");
     }
 }

@@ -2,11 +2,12 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router(metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router<AppState> {
@@ -28,14 +29,13 @@ pub fn router(metrics: metrics_exporter_prometheus::PrometheusHandle) -> Router<
         )
 }
 
-/// Ready when the database answers.
-async fn readyz(State(state): State<AppState>) -> Response {
+/// Ready when the database answers; otherwise a 503 in Graph's error shape, as every error.
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     match state.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ok", "database": "ok" })).into_response(),
+        Ok(()) => Ok(Json(json!({ "status": "ok", "database": "ok" }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" })))
-                .into_response()
+            Err(ApiError::Unavailable(format!("the database does not answer: {e}")))
         }
     }
 }

@@ -136,33 +136,189 @@ impl Issuer {
     }
 }
 
-/// An error in Entra ID's own shape, which MSAL and azure-identity parse.
-fn entra_error(status: StatusCode, error: &str, code: u32, description: &str, ctx: &RequestContext) -> Response {
-    let timestamp = time::OffsetDateTime::now_utc();
-    let ts = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        timestamp.year(),
-        u8::from(timestamp.month()),
-        timestamp.day(),
-        timestamp.hour(),
-        timestamp.minute(),
-        timestamp.second()
-    );
-    let body = json!({
-        "error": error,
-        "error_description": format!(
-            "AADSTS{code}: {description} Trace ID: {} Correlation ID: {} Timestamp: {ts}",
-            ctx.request_id, ctx.client_request_id
-        ),
-        "error_codes": [code],
-        "timestamp": ts,
-        "trace_id": ctx.request_id,
-        "correlation_id": ctx.client_request_id,
-        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
-    });
-    let mut response = (status, Json(body)).into_response();
-    response.extensions_mut().insert(ForeignErrorBody);
-    response
+/// The token endpoint's refusals, each in Entra ID's own shape (which MSAL and azure-identity
+/// parse); [`EntraError::parts`] is the one table of their statuses, codes and texts.
+#[derive(Debug, Clone, PartialEq)]
+enum EntraError {
+    /// The form is over [`MAX_FORM_BYTES`] or has more than [`MAX_FORM_FIELDS`] fields.
+    FormTooLarge,
+    /// A required parameter is absent or blank; the text names it as Entra does.
+    MissingParameter(&'static str),
+    UnsupportedGrantType(String),
+    TenantNotFound(String),
+    /// A client id that is not a GUID, looked up in the directory the path named.
+    ClientIdNotFound {
+        client_id: String,
+        directory: String,
+    },
+    /// A well-formed client id that the tenant has no app registration for.
+    AppNotRegistered {
+        client_id: String,
+        domain: String,
+    },
+    ResourceNotFound {
+        resource: String,
+        domain: String,
+    },
+    /// A client credentials request without a `/.default` scope.
+    NotADefaultScope(String),
+    MissingClientSecret,
+    InvalidClientSecret {
+        client_id: String,
+    },
+    InvalidUserCredentials,
+    ConsentRequired {
+        client_id: String,
+    },
+}
+
+impl EntraError {
+    /// The table: HTTP status, OAuth `error`, AADSTS code and description of every refusal.
+    fn parts(&self) -> (StatusCode, &'static str, u32, String) {
+        use EntraError::*;
+        let bad = StatusCode::BAD_REQUEST;
+        match self {
+            FormTooLarge => (
+                bad,
+                "invalid_request",
+                90100,
+                format!(
+                    "The request body is not valid: it is larger than {MAX_FORM_BYTES} bytes or has more than {MAX_FORM_FIELDS} parameters."
+                ),
+            ),
+            MissingParameter(names) => (
+                bad,
+                "invalid_request",
+                900144,
+                format!("The request body must contain the following parameter: {names}."),
+            ),
+            UnsupportedGrantType(grant) => (
+                bad,
+                "unsupported_grant_type",
+                70003,
+                format!("The app requested an unsupported grant type '{grant}'."),
+            ),
+            TenantNotFound(tenant) => (
+                bad,
+                "invalid_request",
+                90002,
+                format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            ),
+            ClientIdNotFound { client_id, directory } => (
+                bad,
+                "unauthorized_client",
+                700016,
+                format!("Application with identifier '{client_id}' was not found in the directory '{directory}'."),
+            ),
+            AppNotRegistered { client_id, domain } => (
+                bad,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+                ),
+            ),
+            ResourceNotFound { resource, domain } => (
+                bad,
+                "invalid_resource",
+                500011,
+                format!("The resource principal named {resource} was not found in the tenant named {domain}."),
+            ),
+            NotADefaultScope(scope) => (
+                bad,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            ),
+            MissingClientSecret => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into(),
+            ),
+            InvalidClientSecret { client_id } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            ),
+            InvalidUserCredentials => (
+                bad,
+                "invalid_grant",
+                50126,
+                "Error validating credentials due to invalid username or password.".into(),
+            ),
+            ConsentRequired { client_id } => (
+                bad,
+                "invalid_grant",
+                65001,
+                format!(
+                    "The user or administrator has not consented to use the application with ID '{client_id}'. Send an interactive authorization request for this user and resource."
+                ),
+            ),
+        }
+    }
+
+    /// The error's body, stamped with the request's ids as Entra stamps its own.
+    fn render(&self, ctx: &RequestContext) -> Response {
+        let (status, error, code, description) = self.parts();
+        let timestamp = time::OffsetDateTime::now_utc();
+        let ts = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            timestamp.year(),
+            u8::from(timestamp.month()),
+            timestamp.day(),
+            timestamp.hour(),
+            timestamp.minute(),
+            timestamp.second()
+        );
+        let body = json!({
+            "error": error,
+            "error_description": format!(
+                "AADSTS{code}: {description} Trace ID: {} Correlation ID: {} Timestamp: {ts}",
+                ctx.request_id, ctx.client_request_id
+            ),
+            "error_codes": [code],
+            "timestamp": ts,
+            "trace_id": ctx.request_id,
+            "correlation_id": ctx.client_request_id,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        });
+        let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(ForeignErrorBody);
+        response
+    }
+}
+
+/// Why a token request failed: refused as Entra refuses, or an error of dmsync's own (a
+/// database failure), which renders as every other error does.
+enum TokenFailure {
+    Entra(EntraError),
+    Api(ApiError),
+}
+
+impl From<EntraError> for TokenFailure {
+    fn from(e: EntraError) -> Self {
+        TokenFailure::Entra(e)
+    }
+}
+
+impl From<ApiError> for TokenFailure {
+    fn from(e: ApiError) -> Self {
+        TokenFailure::Api(e)
+    }
+}
+
+impl From<dmsync_core::StoreError> for TokenFailure {
+    fn from(e: dmsync_core::StoreError) -> Self {
+        TokenFailure::Api(e.into())
+    }
 }
 
 async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
@@ -182,7 +338,7 @@ async fn openid_configuration(
     axum::Extension(ctx): axum::Extension<RequestContext>,
 ) -> Result<Response, ApiError> {
     let Some(t) = resolve_tenant(&issuer, &tenant).await? else {
-        return Ok(tenant_not_found(&tenant, &ctx));
+        return Ok(EntraError::TenantNotFound(tenant).render(&ctx));
     };
     let base = format!("{}/{}", ctx.base_url, tenant);
     Ok(Json(json!({
@@ -204,18 +360,6 @@ async fn openid_configuration(
         "access_token_issuer": v1_issuer(t.id),
     }))
     .into_response())
-}
-
-fn tenant_not_found(tenant: &str, ctx: &RequestContext) -> Response {
-    entra_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        90002,
-        &format!(
-            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-        ),
-        ctx,
-    )
 }
 
 /// `client_secret_basic`: the client id and secret in an `Authorization: Basic` header.
@@ -262,14 +406,24 @@ pub const MAX_FORM_FIELDS: usize = 32;
 
 /// The token request's fields, or `None` when the body is over [`MAX_FORM_BYTES`] or has more
 /// than [`MAX_FORM_FIELDS`] fields. The body is read only up to the bound.
-async fn read_form(body: Body) -> Option<std::collections::HashMap<String, String>> {
+type Form = std::collections::HashMap<String, String>;
+
+async fn read_form(body: Body) -> Option<Form> {
     let bytes: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok()?;
     parse_form(&bytes)
 }
 
-fn parse_form(bytes: &[u8]) -> Option<std::collections::HashMap<String, String>> {
+fn parse_form(bytes: &[u8]) -> Option<Form> {
     let fields: Vec<(String, String)> = form_urlencoded::parse(bytes).into_owned().take(MAX_FORM_FIELDS + 1).collect();
     (fields.len() <= MAX_FORM_FIELDS).then(|| fields.into_iter().collect())
+}
+
+/// The client a token request names: its id, and its secret if it sent one (in the form or
+/// in a Basic header).
+struct Client {
+    id: String,
+    uuid: Uuid,
+    secret: Option<String>,
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials` and `password`.
@@ -279,236 +433,187 @@ async fn token(
     axum::Extension(ctx): axum::Extension<RequestContext>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let Some(form) = read_form(body).await else {
-        let description = format!(
-            "The request body is not valid: it is larger than {MAX_FORM_BYTES} bytes or has more than {MAX_FORM_FIELDS} parameters."
-        );
-        return Ok(entra_error(StatusCode::BAD_REQUEST, "invalid_request", 90100, &description, &ctx));
+) -> Response {
+    let outcome = match read_form(body).await {
+        Some(form) => grant(&issuer, &tenant_segment, &headers, &form).await,
+        None => Err(EntraError::FormTooLarge.into()),
     };
-    let field = |name: &str| form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
-    let bad = |status, error, code, description: &str| Ok(entra_error(status, error, code, description, &ctx));
+    match outcome {
+        Ok(response) => response,
+        Err(TokenFailure::Entra(refusal)) => refusal.render(&ctx),
+        Err(TokenFailure::Api(error)) => error.into_response(),
+    }
+}
 
-    let Some(grant_type) = field("grant_type") else {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'grant_type'.",
-        );
-    };
+/// Reads what every grant shares (the grant type and the client) and hands over to the grant.
+async fn grant(
+    issuer: &Issuer,
+    tenant_segment: &str,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Response, TokenFailure> {
+    let field = |name: &str| form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let grant_type = field("grant_type").ok_or(EntraError::MissingParameter("'grant_type'"))?;
     // As with form fields, a blank id or secret in the Basic header counts as not sent: Entra
     // asks for the missing parameter, and no client authenticates with an empty secret.
     let nonblank = |s: String| (!s.trim().is_empty()).then_some(s);
-    let (basic_id, basic_secret) = basic_credentials(&headers).unzip();
+    let (basic_id, basic_secret) = basic_credentials(headers).unzip();
     let (basic_id, basic_secret) = (basic_id.and_then(nonblank), basic_secret.and_then(nonblank));
-    let Some(client_id) = field("client_id").map(str::to_owned).or(basic_id) else {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'client_id'.",
-        );
+    let id = field("client_id").map(str::to_owned).or(basic_id).ok_or(EntraError::MissingParameter("'client_id'"))?;
+    let secret = field("client_secret").map(str::to_owned).or(basic_secret);
+    let Ok(uuid) = Uuid::parse_str(&id) else {
+        return Err(EntraError::ClientIdNotFound { client_id: id, directory: tenant_segment.to_owned() }.into());
     };
-    let client_secret = field("client_secret").map(str::to_owned).or(basic_secret);
-    let Ok(client_uuid) = Uuid::parse_str(&client_id) else {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant_segment}'."),
-        );
-    };
+    let client = Client { id, uuid, secret };
     let scope = field("scope").unwrap_or("");
-
     match grant_type {
-        "client_credentials" => {
-            let Some(tenant) = resolve_tenant(&issuer, &tenant_segment).await? else {
-                return Ok(tenant_not_found(&tenant_segment, &ctx));
-            };
-            let default_resource = scope.split_whitespace().find_map(|s| s.strip_suffix("/.default"));
-            match default_resource {
-                Some(r) if GRAPH_RESOURCES.contains(&r.trim_end_matches('/')) => {}
-                Some(r) => {
-                    return bad(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_resource",
-                        500011,
-                        &format!(
-                            "The resource principal named {r} was not found in the tenant named {}.",
-                            tenant.domain
-                        ),
-                    );
-                }
-                None => {
-                    return bad(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_scope",
-                        1002012,
-                        &format!(
-                            "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
-                        ),
-                    );
-                }
-            }
-            let Some(app) = issuer.directory.app(tenant.id, client_uuid).await? else {
-                return bad(
-                    StatusCode::BAD_REQUEST,
-                    "unauthorized_client",
-                    700016,
-                    &format!(
-                        "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                        tenant.domain
-                    ),
-                );
-            };
-            let Some(secret) = client_secret else {
-                return bad(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000218,
-                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                );
-            };
-            if !verify_secret(&secret, &app.secret_hash) {
-                return bad(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000215,
-                    &format!(
-                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-                    ),
-                );
-            }
-            let token = issuer
-                .mint(MintRequest {
-                    tenant_id: tenant.id,
-                    kind: PrincipalKind::Application,
-                    permissions: app.roles,
-                    app_id: app.client_id,
-                    app_display_name: app.display_name,
-                    object_id: app.object_id,
-                    user_principal_name: None,
-                    name: None,
-                    lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-                })
-                .await?;
-            Ok(token_response(token, None))
-        }
+        "client_credentials" => client_credentials(issuer, tenant_segment, client, scope).await,
         "password" => {
             let (Some(username), Some(password)) = (field("username"), field("password")) else {
-                return bad(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    900144,
-                    "The request body must contain the following parameter: 'username' and 'password'.",
-                );
+                return Err(EntraError::MissingParameter("'username' and 'password'").into());
             };
-            // `organizations` and `common` pick the tenant from the user's domain.
-            let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
-                "organizations" | "common" => {
-                    let domain = username.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-                    issuer.directory.tenant_by_domain(domain).await?
-                }
-                _ => resolve_tenant(&issuer, &tenant_segment).await?,
-            };
-            let Some(tenant) = tenant else {
-                return Ok(tenant_not_found(&tenant_segment, &ctx));
-            };
-            let invalid = || {
-                entra_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    50126,
-                    "Error validating credentials due to invalid username or password.",
-                    &ctx,
-                )
-            };
-            let Some(user) = issuer.directory.user_by_upn(tenant.id, username).await? else {
-                return Ok(invalid());
-            };
-            if !verify_secret(password, &user.password_hash) {
-                return Ok(invalid());
-            }
-            // A confidential client must still prove itself; a public client id needs no secret.
-            if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client_uuid).await?, &client_secret)
-                && !verify_secret(secret, &app.secret_hash)
-            {
-                return bad(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000215,
-                    &format!(
-                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-                    ),
-                );
-            }
-            let mut granted = Vec::new();
-            for requested in scope.split_whitespace() {
-                if OIDC_SCOPES.contains(&requested) {
-                    continue;
-                }
-                match graph_scope_name(requested) {
-                    Some(".default") => granted = user.scopes.clone(),
-                    Some(name) => match user.scopes.iter().find(|s| s.eq_ignore_ascii_case(name)) {
-                        Some(s) => granted.push(s.clone()),
-                        None => {
-                            return bad(
-                                StatusCode::BAD_REQUEST,
-                                "invalid_grant",
-                                65001,
-                                &format!(
-                                    "The user or administrator has not consented to use the application with ID '{client_id}'. Send an interactive authorization request for this user and resource."
-                                ),
-                            );
-                        }
-                    },
-                    None => {
-                        return bad(
-                            StatusCode::BAD_REQUEST,
-                            "invalid_resource",
-                            500011,
-                            &format!(
-                                "The resource principal named {requested} was not found in the tenant named {}.",
-                                tenant.domain
-                            ),
-                        );
-                    }
-                }
-            }
-            if scope.split_whitespace().all(|s| OIDC_SCOPES.contains(&s)) {
-                granted = user.scopes.clone();
-            }
-            granted.dedup();
-            let scope_out = granted.join(" ");
-            let token = issuer
-                .mint(MintRequest {
-                    tenant_id: tenant.id,
-                    kind: PrincipalKind::Delegated,
-                    permissions: granted,
-                    app_id: client_uuid,
-                    app_display_name: "dmsync client".into(),
-                    object_id: user.object_id,
-                    user_principal_name: Some(user.user_principal_name.clone()),
-                    name: Some(user.display_name.clone()),
-                    lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-                })
-                .await?;
-            Ok(token_response(token, Some(scope_out)))
+            password_grant(issuer, tenant_segment, client, scope, username, password).await
         }
-        other => bad(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70003,
-            &format!("The app requested an unsupported grant type '{other}'."),
-        ),
+        other => Err(EntraError::UnsupportedGrantType(other.to_owned()).into()),
     }
+}
+
+/// The client credentials grant: an app token with the app's roles, for a `/.default` scope.
+async fn client_credentials(
+    issuer: &Issuer,
+    tenant_segment: &str,
+    client: Client,
+    scope: &str,
+) -> Result<Response, TokenFailure> {
+    let tenant = resolve_tenant(issuer, tenant_segment)
+        .await?
+        .ok_or_else(|| EntraError::TenantNotFound(tenant_segment.to_owned()))?;
+    let default_resource = scope.split_whitespace().find_map(|s| s.strip_suffix("/.default"));
+    match default_resource {
+        Some(r) if GRAPH_RESOURCES.contains(&r.trim_end_matches('/')) => {}
+        Some(r) => {
+            return Err(EntraError::ResourceNotFound { resource: r.to_owned(), domain: tenant.domain }.into());
+        }
+        None => return Err(EntraError::NotADefaultScope(scope.to_owned()).into()),
+    }
+    let Some(app) = issuer.directory.app(tenant.id, client.uuid).await? else {
+        return Err(EntraError::AppNotRegistered { client_id: client.id, domain: tenant.domain }.into());
+    };
+    let secret = client.secret.ok_or(EntraError::MissingClientSecret)?;
+    if !verify_secret(&secret, &app.secret_hash) {
+        return Err(EntraError::InvalidClientSecret { client_id: client.id }.into());
+    }
+    let token = issuer
+        .mint(MintRequest {
+            tenant_id: tenant.id,
+            kind: PrincipalKind::Application,
+            permissions: app.roles,
+            app_id: app.client_id,
+            app_display_name: app.display_name,
+            object_id: app.object_id,
+            user_principal_name: None,
+            name: None,
+            lifetime_seconds: TOKEN_LIFETIME_SECONDS,
+        })
+        .await?;
+    Ok(token_response(token, None))
+}
+
+/// The resource owner password grant: a delegated token with the user's consented scopes.
+async fn password_grant(
+    issuer: &Issuer,
+    tenant_segment: &str,
+    client: Client,
+    scope: &str,
+    username: &str,
+    password: &str,
+) -> Result<Response, TokenFailure> {
+    // `organizations` and `common` pick the tenant from the user's domain.
+    let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
+        "organizations" | "common" => {
+            let domain = username.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            issuer.directory.tenant_by_domain(domain).await?
+        }
+        _ => resolve_tenant(issuer, tenant_segment).await?,
+    };
+    let tenant = tenant.ok_or_else(|| EntraError::TenantNotFound(tenant_segment.to_owned()))?;
+    let user = issuer.directory.user_by_upn(tenant.id, username).await?.ok_or(EntraError::InvalidUserCredentials)?;
+    if !verify_secret(password, &user.password_hash) {
+        return Err(EntraError::InvalidUserCredentials.into());
+    }
+    // A confidential client must still prove itself; a public client id needs no secret.
+    if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client.uuid).await?, &client.secret)
+        && !verify_secret(secret, &app.secret_hash)
+    {
+        return Err(EntraError::InvalidClientSecret { client_id: client.id }.into());
+    }
+    let granted = granted_scopes(scope, &user.scopes, &client.id, &tenant.domain)?;
+    let scope_out = granted.join(" ");
+    let token = issuer
+        .mint(MintRequest {
+            tenant_id: tenant.id,
+            kind: PrincipalKind::Delegated,
+            permissions: granted,
+            app_id: client.uuid,
+            app_display_name: "dmsync client".into(),
+            object_id: user.object_id,
+            user_principal_name: Some(user.user_principal_name.clone()),
+            name: Some(user.display_name.clone()),
+            lifetime_seconds: TOKEN_LIFETIME_SECONDS,
+        })
+        .await?;
+    Ok(token_response(token, Some(scope_out)))
+}
+
+/// The scopes a delegated token gets: each requested Graph scope the user has consented to,
+/// all of them for `.default` or when only OpenID scopes were asked for.
+fn granted_scopes(scope: &str, consented: &[String], client_id: &str, domain: &str) -> Result<Vec<String>, EntraError> {
+    let mut granted = Vec::new();
+    for requested in scope.split_whitespace() {
+        if OIDC_SCOPES.contains(&requested) {
+            continue;
+        }
+        match graph_scope_name(requested) {
+            Some(".default") => granted = consented.to_vec(),
+            Some(name) => match consented.iter().find(|s| s.eq_ignore_ascii_case(name)) {
+                Some(s) => granted.push(s.clone()),
+                None => return Err(EntraError::ConsentRequired { client_id: client_id.to_owned() }),
+            },
+            None => {
+                return Err(EntraError::ResourceNotFound { resource: requested.to_owned(), domain: domain.to_owned() });
+            }
+        }
+    }
+    if scope.split_whitespace().all(|s| OIDC_SCOPES.contains(&s)) {
+        granted = consented.to_vec();
+    }
+    granted.dedup();
+    Ok(granted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn entra_refusals_come_from_one_table() {
+        let (status, error, code, text) = EntraError::MissingParameter("'grant_type'").parts();
+        assert_eq!((status, error, code), (StatusCode::BAD_REQUEST, "invalid_request", 900144));
+        assert_eq!(text, "The request body must contain the following parameter: 'grant_type'.");
+        let (status, error, code, _) = EntraError::MissingClientSecret.parts();
+        assert_eq!((status, error, code), (StatusCode::UNAUTHORIZED, "invalid_client", 7000218));
+        let scopes = vec!["DeviceManagementServiceConfig.Read.All".to_owned()];
+        assert_eq!(
+            granted_scopes("https://graph.microsoft.com/.default", &scopes, "c", "d").unwrap(),
+            scopes,
+            "'.default' grants what the user consented to"
+        );
+        assert_eq!(
+            granted_scopes("Mail.Read", &scopes, "c", "d").unwrap_err(),
+            EntraError::ConsentRequired { client_id: "c".into() }
+        );
+    }
 
     #[test]
     fn the_form_is_bounded_in_size_and_fields() {

@@ -12,7 +12,7 @@ use dmsync_graph::datetime::inner_error_date;
 use dmsync_graph::{GraphErrorBody, InnerError, IntuneErrorMessage, MainError};
 use uuid::Uuid;
 
-use crate::error::{ErrorSpec, MessageSpec};
+use crate::error::{ApiError, ErrorSpec, MessageSpec};
 use crate::state::AppState;
 
 /// Set by handlers whose error bodies are not Graph's (the token endpoint speaks Entra ID).
@@ -158,7 +158,8 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
 /// [`ErrorSpec`]; anything else (a framework rejection, a layer's 413) gets one from its status.
 fn render_error(context: &RequestContext, response: Response, now: time::OffsetDateTime) -> Response {
     let (mut parts, _) = response.into_parts();
-    let spec = parts.extensions.remove::<ErrorSpec>().unwrap_or_else(|| spec_for_status(parts.status));
+    let spec =
+        parts.extensions.remove::<ErrorSpec>().unwrap_or_else(|| ApiError::for_status(parts.status).error_spec());
     let message = match spec.message {
         MessageSpec::Plain(text) => text,
         MessageSpec::Intune { lead, phrase, retry_after } => IntuneErrorMessage {
@@ -203,27 +204,6 @@ fn http_date(at: time::OffsetDateTime) -> String {
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
     at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
-}
-
-fn spec_for_status(status: StatusCode) -> ErrorSpec {
-    let (code, text) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("RequestEntityTooLarge", "The request body is larger than the server accepts.")
-        }
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ("MethodNotAllowed", "The requested resource does not support this http method.")
-        }
-        StatusCode::NOT_FOUND => ("NotFound", "The requested resource was not found."),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("BadRequest", "The request's content type is not supported."),
-        StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request timed out."),
-        StatusCode::URI_TOO_LONG => ("RequestUriTooLong", "The request URI is longer than the server accepts."),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
-            ("RequestHeaderFieldsTooLarge", "The request's headers are larger than the server accepts.")
-        }
-        s if s.is_server_error() => ("InternalServerError", "An internal server error occurred."),
-        _ => ("BadRequest", "The request is not valid."),
-    };
-    ErrorSpec { code: code.into(), message: MessageSpec::Plain(text.into()), details: Vec::new() }
 }
 
 #[cfg(test)]
