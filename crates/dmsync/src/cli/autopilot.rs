@@ -52,7 +52,7 @@ pub enum Command {
     /// Columns: Device Serial Number, Windows Product ID, Hardware Hash, and optionally Group Tag
     /// and Assigned User. UTF-8 or UTF-16 (as Windows PowerShell writes it). With --wait it shows
     /// the devices' import states until each is complete or in error, then a summary; exit 8 if
-    /// any device is in error.
+    /// any device is in error. A sample to try: examples/autopilot/devices.csv.
     #[command(after_help = super::EXIT_CODES_HELP)]
     Import(ImportArgs),
     /// List Autopilot devices, following every page.

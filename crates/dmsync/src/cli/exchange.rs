@@ -25,7 +25,9 @@ pub enum Command {
     ///
     /// Exits 6 if a sync of it is already running (409), or with --wait follows that sync. With
     /// --wait it shows progress until the sync succeeds (exit 0) or the connector is disconnected
-    /// (exit 8).
+    /// (exit 8). On dmsync a connector needs a source first (PUT
+    /// /_dmsync/tenants/TENANT/exchangeConnectors/ID/source, for example the sample
+    /// examples/exchange/mobile-devices.csv); without one every sync fails.
     #[command(after_help = super::EXIT_CODES_HELP)]
     Sync(SyncArgs),
 }
