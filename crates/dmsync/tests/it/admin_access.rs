@@ -57,6 +57,21 @@ fn serve_expecting_refusal(args: &[&str], env: &[(&str, &str)]) -> (std::process
 type StartCase = (&'static [&'static str], &'static [(&'static str, &'static str)]);
 
 #[test]
+fn a_duration_that_means_nothing_is_refused_at_start_naming_the_flag() {
+    let cases: [(StartCase, &str); 3] = [
+        ((&["--listen", "127.0.0.1:0", "--job-lease", "0s"], &[]), "--job-lease"),
+        ((&["--listen", "127.0.0.1:0"], &[("DMSYNC_EXCHANGE_DELTA_INTERVAL", "0")]), "--exchange-delta-interval"),
+        ((&["--listen", "127.0.0.1:0", "--idle-timeout", "0s"], &[]), "--idle-timeout"),
+    ];
+    for ((args, env), flag) in cases {
+        let (status, stdout, stderr) = serve_expecting_refusal(args, env);
+        assert!(!status.success(), "{args:?} {env:?}");
+        assert!(!stdout.contains("dmsync listening"), "{args:?} {env:?} listened: {stdout}");
+        assert!(stderr.contains(flag), "{args:?} {env:?}: {stderr}");
+    }
+}
+
+#[test]
 fn an_empty_or_blank_admin_token_is_refused_at_start() {
     let cases: [StartCase; 5] = [
         (&["--listen", "0.0.0.0:0", "--admin-token", ""], &[]),
