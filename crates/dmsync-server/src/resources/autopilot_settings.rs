@@ -6,7 +6,8 @@ use axum::response::IntoResponse;
 use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::autopilot::{WindowsAutopilotSettings, WindowsAutopilotSettingsPatch, WindowsAutopilotSyncStatus};
-use dmsync_graph::odata::{context_url, entity_document, select_properties, to_properties};
+use dmsync_graph::odata::context_url;
+use dmsync_graph::writer::Select;
 
 use super::Version;
 use crate::auth::Caller;
@@ -15,7 +16,7 @@ use crate::http::body::{GraphJson, NoBody};
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
-use crate::http::response::{ODataJson, ok};
+use crate::http::response::ODataBody;
 use crate::http::routing::{BETA, Endpoint, GraphRoute};
 use crate::state::AppState;
 
@@ -72,12 +73,12 @@ fn to_wire(settings: &AutopilotSettings) -> WindowsAutopilotSettings {
     }
 }
 
-fn document(version: Version, settings: &AutopilotSettings, select: Option<&[String]>) -> serde_json::Value {
+fn document(version: Version, settings: &AutopilotSettings, select: Option<&[String]>) -> ApiResult<ODataBody> {
     let fragment = match select {
         Some(names) => format!("deviceManagement/windowsAutopilotSettings({})/$entity", names.join(",")),
         None => "deviceManagement/windowsAutopilotSettings/$entity".to_owned(),
     };
-    entity_document(context_url(version.0, &fragment), select_properties(to_properties(&to_wire(settings)), select))
+    ODataBody::entity(StatusCode::OK, &context_url(version.0, &fragment), &to_wire(settings), Select::new(select), &[])
 }
 
 /// Get windowsAutopilotSettings.
@@ -87,12 +88,12 @@ async fn get_windows_autopilot_settings(
     caller: Caller,
     version: Version,
     query: ODataQuery,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
     query.refuse_unsupported(list::ENTITY_OPTIONS)?;
     list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
     let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
-    Ok(ok(document(version, &settings, query.select.as_deref())))
+    document(version, &settings, query.select.as_deref())
 }
 
 /// Update windowsAutopilotSettings. All three properties belong to the service (they record
@@ -104,10 +105,10 @@ async fn update_windows_autopilot_settings(
     caller: Caller,
     version: Version,
     GraphJson(_patch): GraphJson<WindowsAutopilotSettingsPatch>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::UpdateWindowsAutopilotSettings)?;
     let settings = state.autopilot_settings.read(state.store.as_ref(), scope.tenant_id()).await?;
-    Ok(ok(document(version, &settings, None)))
+    document(version, &settings, None)
 }
 
 /// sync action: 204 and a background sync; 409 while one runs; 429 inside the cooldown.
