@@ -2,8 +2,12 @@
 # Runs dmsync's benchmarks against the release server and writes one Markdown report.
 #
 #   scripts/bench.sh                 every benchmark
-#   scripts/bench.sh autopilot       only the named ones (http, autopilot, exchange, postgres)
+#   scripts/bench.sh autopilot       only the named ones (http, pages, autopilot, exchange, postgres)
 #   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
+#
+# `pages` is the device pages at 16 connections against a bare axum handler and WireMock serving
+# the same bytes (dmsync-bench-http --pages-only); `http` runs it after the rest of the HTTP
+# benchmark. WireMock comes from npm (bench/wiremock, pinned by its lockfile) and runs on Java 17.
 #
 # `postgres` is the Autopilot benchmark on PostgreSQL (then GET throughput with one replica and
 # two): it recreates the database `dmsync_bench` on the server named by BENCH_PG (default
@@ -17,13 +21,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 all=(http autopilot exchange postgres)
+known=(http pages autopilot exchange postgres)
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
 
 # The HTTP benchmark loads the server with wrk (Debian's package).
-if [[ " ${selected[*]} " == *" http "* ]] && ! command -v wrk >/dev/null 2>&1; then
+wants_pages=false
+[[ " ${selected[*]} " == *" http "* || " ${selected[*]} " == *" pages "* ]] && wants_pages=true
+if $wants_pages && ! command -v wrk >/dev/null 2>&1; then
   echo "bench: installing wrk" >&2
   if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
+fi
+# The page benchmark's peer: WireMock's standalone jar, as the npm package `wiremock` carries it.
+if $wants_pages; then
+  command -v java >/dev/null 2>&1 || { echo "bench: the page benchmark needs Java 17 for WireMock" >&2; exit 2; }
+  (cd bench/wiremock && npm ci --no-audit --no-fund --silent)
 fi
 
 cargo build --release -p dmsync -p dmsync-bench
@@ -42,16 +54,23 @@ for name in "${selected[@]}"; do
     autopilot) bin=target/release/dmsync-bench; extra=${BENCH_ARGS_AUTOPILOT:-} ;;
     exchange) bin=target/release/dmsync-bench-exchange; extra=${BENCH_ARGS_EXCHANGE:-} ;;
     http) bin=target/release/dmsync-bench-http; extra=${BENCH_ARGS_HTTP:-} ;;
+    pages) bin=target/release/dmsync-bench-http; extra="--pages-only ${BENCH_ARGS_PAGES:-}" ;;
     postgres)
       pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
       psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench" -c "CREATE DATABASE dmsync_bench"
       bin=target/release/dmsync-bench; extra="--db $pg/dmsync_bench ${BENCH_ARGS_POSTGRES:-}" ;;
-    *) echo "bench: unknown benchmark '$name' (known: ${all[*]})" >&2; exit 2 ;;
+    *) echo "bench: unknown benchmark '$name' (known: ${known[*]})" >&2; exit 2 ;;
   esac
   echo "== $name" >&2
   # shellcheck disable=SC2086 # the extra arguments are meant to be split
   "$bin" --server target/release/dmsync --server-log "$out/$name-server.log" $extra | tee "$out/$name.md"
   cat "$out/$name.md" >>"$report"
   echo >>"$report"
+  if [[ $name == http ]]; then
+    # shellcheck disable=SC2086
+    "$bin" --pages-only --server target/release/dmsync --server-log "$out/pages-server.log" ${BENCH_ARGS_PAGES:-} | tee "$out/pages.md"
+    cat "$out/pages.md" >>"$report"
+    echo >>"$report"
+  fi
 done
 echo "report: $report" >&2

@@ -7,6 +7,7 @@ pub mod probe;
 pub mod report;
 pub mod server;
 pub mod workload;
+pub mod wrk;
 
 /// The development identities every fresh database gets (README, "Development identities").
 pub mod dev {

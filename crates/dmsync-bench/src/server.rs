@@ -92,10 +92,31 @@ impl Server {
     /// [`Server::start`] with more `serve` flags; one that the benchmarks set by default (fast
     /// syncs and imports, a 1 s cooldown) replaces that default.
     pub async fn start_with(binary: &Path, db: &str, log_path: &Path, extra_args: &[String]) -> Result<Server> {
+        Server::start_wrapped(&[], binary, db, log_path, extra_args).await
+    }
+
+    /// [`Server::start_with`] under a wrapper program (`valgrind --tool=callgrind …`): the
+    /// wrapper's words come first, then the binary and its arguments. `pid` is the wrapper's,
+    /// which for valgrind is the process that runs the server.
+    pub async fn start_wrapped(
+        wrapper: &[String],
+        binary: &Path,
+        db: &str,
+        log_path: &Path,
+        extra_args: &[String],
+    ) -> Result<Server> {
         let defaults = [("--sync-duration", "0s"), ("--import-delay", "0s"), ("--sync-cooldown", "1s")];
         let log_file = std::fs::File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_file = Arc::new(Mutex::new(log_file));
-        let mut child = Command::new(binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, words)) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(defaults.iter().filter(|(flag, _)| !extra_args.iter().any(|a| a == flag)).flat_map(|(f, v)| [*f, *v]))
             .args(extra_args)

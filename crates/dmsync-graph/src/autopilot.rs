@@ -111,8 +111,9 @@ pub enum WindowsAutopilotUserlessEnrollmentStatus {
 }
 
 /// `windowsAutopilotDeviceIdentity`. The beta-only properties are `Option` and left out of
-/// v1.0 responses. Unset strings are `""`, as real Intune sends them, never null.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// v1.0 responses. Unset strings are `""`, as real Intune sends them, never null. It serialises
+/// by hand (below) so that the properties come in the order responses carry them.
+#[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WindowsAutopilotDeviceIdentity {
@@ -137,6 +138,55 @@ pub struct WindowsAutopilotDeviceIdentity {
     pub beta: Option<WindowsAutopilotDeviceIdentityBeta>,
 }
 
+/// The properties in byte order of their names, the beta-only ones in their places, which is
+/// the order responses carry them in. Derived, `flatten` would put the beta ones last and
+/// serialise through a map, and the writer would then have to sort every device of a page.
+impl Serialize for WindowsAutopilotDeviceIdentity {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let beta = self.beta.as_ref();
+        let mut out =
+            serializer.serialize_struct("WindowsAutopilotDeviceIdentity", if beta.is_some() { 27 } else { 17 })?;
+        out.serialize_field("addressableUserName", &self.addressable_user_name)?;
+        out.serialize_field("azureActiveDirectoryDeviceId", &self.azure_active_directory_device_id)?;
+        if let Some(b) = beta {
+            out.serialize_field("azureAdDeviceId", &b.azure_ad_device_id)?;
+            out.serialize_field("deploymentProfileAssignedDateTime", &b.deployment_profile_assigned_date_time)?;
+            out.serialize_field(
+                "deploymentProfileAssignmentDetailedStatus",
+                &b.deployment_profile_assignment_detailed_status,
+            )?;
+            out.serialize_field("deploymentProfileAssignmentStatus", &b.deployment_profile_assignment_status)?;
+            out.serialize_field("deviceAccountPassword", &b.device_account_password)?;
+            out.serialize_field("deviceAccountUpn", &b.device_account_upn)?;
+            out.serialize_field("deviceFriendlyName", &b.device_friendly_name)?;
+        }
+        out.serialize_field("displayName", &self.display_name)?;
+        out.serialize_field("enrollmentState", &self.enrollment_state)?;
+        out.serialize_field("groupTag", &self.group_tag)?;
+        out.serialize_field("id", &self.id)?;
+        out.serialize_field("lastContactedDateTime", &self.last_contacted_date_time)?;
+        out.serialize_field("managedDeviceId", &self.managed_device_id)?;
+        out.serialize_field("manufacturer", &self.manufacturer)?;
+        out.serialize_field("model", &self.model)?;
+        out.serialize_field("productKey", &self.product_key)?;
+        out.serialize_field("purchaseOrderIdentifier", &self.purchase_order_identifier)?;
+        if let Some(b) = beta {
+            out.serialize_field("remediationState", &b.remediation_state)?;
+            out.serialize_field("remediationStateLastModifiedDateTime", &b.remediation_state_last_modified_date_time)?;
+        }
+        out.serialize_field("resourceName", &self.resource_name)?;
+        out.serialize_field("serialNumber", &self.serial_number)?;
+        out.serialize_field("skuNumber", &self.sku_number)?;
+        out.serialize_field("systemFamily", &self.system_family)?;
+        out.serialize_field("userPrincipalName", &self.user_principal_name)?;
+        if let Some(b) = beta {
+            out.serialize_field("userlessEnrollmentStatus", &b.userless_enrollment_status)?;
+        }
+        out.end()
+    }
+}
+
 /// The properties of `windowsAutopilotDeviceIdentity` that only `/beta` has.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -158,6 +208,31 @@ pub struct WindowsAutopilotDeviceIdentityBeta {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_device_serialises_its_properties_in_sorted_order() {
+        use crate::writer::{Select, entity_document};
+        let device: WindowsAutopilotDeviceIdentity = serde_json::from_value(json!({
+            "id": "i", "addressableUserName": "", "azureActiveDirectoryDeviceId": "", "displayName": "",
+            "enrollmentState": "enrolled", "groupTag": "", "lastContactedDateTime": "0001-01-01T00:00:00Z",
+            "managedDeviceId": "", "manufacturer": "", "model": "", "productKey": "", "purchaseOrderIdentifier": "",
+            "resourceName": "", "serialNumber": "", "skuNumber": "", "systemFamily": "", "userPrincipalName": "",
+            "azureAdDeviceId": "", "deploymentProfileAssignedDateTime": "0001-01-01T00:00:00Z",
+            "deploymentProfileAssignmentDetailedStatus": "none", "deploymentProfileAssignmentStatus": "notAssigned",
+            "deviceAccountPassword": "", "deviceAccountUpn": "", "deviceFriendlyName": "", "remediationState": "unknown",
+            "remediationStateLastModifiedDateTime": "0001-01-01T00:00:00Z", "userlessEnrollmentStatus": "unknown",
+        }))
+        .unwrap();
+        for beta in [true, false] {
+            let device =
+                WindowsAutopilotDeviceIdentity { beta: device.beta.clone().filter(|_| beta), ..device.clone() };
+            let in_order = serde_json::to_string(&device).unwrap();
+            let sorted = serde_json::to_string(&serde_json::to_value(&device).unwrap()).unwrap();
+            assert_eq!(in_order, sorted);
+            let doc = entity_document("c", &device, Select::ALL, &[]).unwrap();
+            assert_eq!(String::from_utf8(doc).unwrap(), format!("{{\"@odata.context\":\"c\",{}", &sorted[1..]));
+        }
+    }
 
     #[test]
     fn enum_spellings_match_graph() {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exchange;
 pub mod json;
 pub mod odata;
+pub mod writer;
 
 pub use datetime::GraphDateTime;
 pub use error::{ErrorDetail, GraphErrorBody, InnerError, IntuneErrorMessage, MainError};

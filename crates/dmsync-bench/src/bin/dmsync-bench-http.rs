@@ -21,6 +21,7 @@ use dmsync_bench::probe;
 use dmsync_bench::report::{Figure, figure, ms, render};
 use dmsync_bench::server::{Server, sqlite_url};
 use dmsync_bench::workload;
+use dmsync_bench::wrk::{Load, which, wrk};
 
 const SETTINGS: &str = "beta/deviceManagement/windowsAutopilotSettings";
 const DEVICES_PAGE: &str = "beta/deviceManagement/windowsAutopilotDeviceIdentities?$top=100";
@@ -58,9 +59,24 @@ struct Args {
     /// File that receives the server's output (default: server.log in a temporary directory).
     #[arg(long)]
     server_log: Option<PathBuf>,
+    /// Only the device pages (100 devices, 100 with `$select`, 1,000) at 16 connections against
+    /// a bare axum handler and WireMock serving the same bytes, then their instruction counts
+    /// under callgrind; nothing else.
+    #[arg(long)]
+    pages_only: bool,
+    /// WireMock's standalone jar (default: the one `npm ci` puts under bench/wiremock).
+    #[arg(long)]
+    wiremock_jar: Option<PathBuf>,
+    /// Requests per page measured under callgrind (0 skips callgrind).
+    #[arg(long, default_value_t = 200)]
+    callgrind_requests: u32,
     /// Internal: run the bare axum handler on this address instead of the benchmark.
     #[arg(long, hide = true)]
     bare_server: Option<String>,
+    /// Internal: files the bare handler serves as `/bare/0`, `/bare/1`, … with Graph's
+    /// content type.
+    #[arg(long, hide = true)]
+    bare_body: Vec<PathBuf>,
 }
 
 /// The same allocator as the dmsync binary, so that the bare handler is the limit of the same
@@ -72,7 +88,8 @@ fn main() {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let outcome = match &args.bare_server {
-        Some(addr) => runtime.block_on(bare_server(addr)),
+        Some(addr) => runtime.block_on(bare_server(addr, &args.bare_body)),
+        None if args.pages_only => runtime.block_on(pages::run(&args)),
         None => runtime.block_on(run(&args)),
     };
     if let Err(e) = outcome {
@@ -82,8 +99,9 @@ fn main() {
 }
 
 /// The baseline: axum and tokio with their defaults, one route answering a JSON document the
-/// size of `windowsAutopilotSettings`, no auth, no database, no middleware.
-async fn bare_server(addr: &str) -> Result<()> {
+/// size of `windowsAutopilotSettings`, no auth, no database, no middleware; and, for the page
+/// benchmark, one route per file in `bodies` answering its bytes from memory.
+async fn bare_server(addr: &str, bodies: &[PathBuf]) -> Result<()> {
     let body = serde_json::json!({
         "@odata.context": "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotSettings/$entity",
         "id": "5d2ff1a2-2bd8-4b3c-9a8c-0f9a3b5c8d01",
@@ -91,69 +109,24 @@ async fn bare_server(addr: &str) -> Result<()> {
         "lastSyncDateTime": "2026-11-30T20:00:05.0000000Z",
         "syncStatus": "completed"
     });
-    let app =
+    let mut app =
         axum::Router::new().route("/bare", axum::routing::get(move || std::future::ready(axum::Json(body.clone()))));
+    for (i, path) in bodies.iter().enumerate() {
+        let bytes = bytes::Bytes::from(std::fs::read(path)?);
+        let answer = move || {
+            let headers = [(axum::http::header::CONTENT_TYPE, pages::ODATA_JSON)];
+            std::future::ready((headers, bytes.clone()))
+        };
+        app = app.route(&format!("/bare/{i}"), axum::routing::get(answer));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("bare listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
 }
 
-/// What wrk measured.
-struct Load {
-    requests_per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    non_2xx: u64,
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
-    let value: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "us" => value / 1e6,
-        "ms" => value / 1e3,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
-/// Runs wrk with `--latency`, one thread per core (at most the connection count).
-fn wrk(url: &str, connections: u32, seconds: u64, token: Option<&str>, script: Option<&Path>) -> Result<Load> {
-    let threads = connections.min(2);
-    let mut command = Command::new("wrk");
-    command.args([
-        "--latency",
-        "-t",
-        &threads.to_string(),
-        "-c",
-        &connections.to_string(),
-        "-d",
-        &format!("{seconds}s"),
-    ]);
-    if let Some(t) = token {
-        command.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    if let Some(s) = script {
-        command.arg("-s").arg(s);
-    }
-    let output =
-        command.arg(url).stderr(Stdio::inherit()).output().context("running wrk (install it: apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    ensure!(output.status.success(), "wrk failed: {text}");
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
-            .with_context(|| format!("no '{prefix}' in wrk's output:\n{text}"))
-    };
-    let requests_per_second: f64 = field("Requests/sec:")?.parse()?;
-    let p50 = parse_duration(&field("50%")?).context("wrk's p50")?;
-    let p99 = parse_duration(&field("99%")?).context("wrk's p99")?;
-    let non_2xx = field("Non-2xx or 3xx responses:").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(Load { requests_per_second, p50, p99, non_2xx })
-}
+#[path = "dmsync-bench-http/pages.rs"]
+mod pages;
 
 fn server_binary(args: &Args) -> Result<PathBuf> {
     let bin = match &args.server {
@@ -246,14 +219,6 @@ async fn run(args: &Args) -> Result<()> {
     }
     print!("{}", render(&figures, &[], &notes));
     Ok(())
-}
-
-fn which(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 async fn load(args: &Args, server: &Server, figures: &mut Vec<Figure>, notes: &mut Vec<String>) -> Result<()> {
@@ -414,7 +379,7 @@ async fn startup_with_devices(args: &Args, server_bin: &Path, dir: &Path, log_pa
 
 /// Registers `devices` devices with one streamed CSV upload and waits for a sync of them to
 /// complete.
-async fn register_and_sync(base_url: &str, graph: &GraphClient, devices: u64) -> Result<()> {
+pub(crate) async fn register_and_sync(base_url: &str, graph: &GraphClient, devices: u64) -> Result<()> {
     let upload = reqwest::Client::new()
         .post(format!("{base_url}/_dmsync/tenants/{TENANT}/autopilot/registrations"))
         .bearer_auth(ADMIN_TOKEN)

@@ -8,12 +8,15 @@ use dmsync_core::StoreError;
 use dmsync_core::filter::{Filter, Literal, parse_filter};
 use dmsync_core::query::{Cursor, ListQuery, SortDirection};
 use dmsync_graph::ApiVersion;
-use dmsync_graph::odata::{CollectionPage, context_url, entity_document};
+use dmsync_graph::odata::context_url;
+use dmsync_graph::writer::{PageWriter, Select};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::http::context::RequestContext;
 use crate::http::query::ODataQuery;
+use crate::http::response::ODataBody;
 
 /// Page size when the client sends no `$top`, and the largest `$top` honoured.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -153,18 +156,18 @@ pub fn check_select(select: Option<&[String]>, known: &[&str], type_name: &str) 
 
 /// What a plain collection tells the list and get handlers it shares with the others: its
 /// entity set, entity type and properties, how `$filter`/`$orderby` names resolve to its
-/// fields, each item's keyset value, and the item's JSON document (honouring `$select`).
-pub struct Collection<T, F> {
+/// fields, each item's keyset value, and the item's wire type (written with `$select` applied).
+pub struct Collection<T, F, W> {
     pub set: &'static str,
     pub type_name: &'static str,
     pub properties: &'static [&'static str],
     pub field: fn(&str) -> Option<F>,
     pub id: fn(&T) -> Uuid,
     pub sort_value: fn(&T, F) -> String,
-    pub document: fn(&T, Option<&[String]>) -> serde_json::Map<String, serde_json::Value>,
+    pub wire: fn(&T) -> W,
 }
 
-impl<T, F: Copy> Collection<T, F> {
+impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
     /// One page of the collection with the options every collection honours (`$select`,
     /// `$top`, `$skiptoken`, `$filter`, `$orderby`, `$count`): `list` reads the page and
     /// `count` (only for `$count=true`) counts what the filter matches.
@@ -176,7 +179,7 @@ impl<T, F: Copy> Collection<T, F> {
         raw_query: Option<&str>,
         list: impl AsyncFnOnce(&ListQuery<F>) -> Result<Vec<T>, StoreError>,
         count: impl AsyncFnOnce(Option<&Filter<F>>) -> Result<u64, StoreError>,
-    ) -> Result<CollectionPage, ApiError> {
+    ) -> Result<ODataBody, ApiError> {
         query.refuse_unsupported(PAGE_OPTIONS)?;
         let select = query.select.as_deref();
         check_select(select, self.properties, self.type_name)?;
@@ -189,12 +192,12 @@ impl<T, F: Copy> Collection<T, F> {
             Some(true) => Some(count(page.filter.as_ref()).await?),
             _ => None,
         };
-        Ok(CollectionPage {
-            context: context_url(version, &collection_fragment(self.set, select)),
-            count,
-            next_link: next,
-            value: items.iter().map(|item| serde_json::Value::Object((self.document)(item, select))).collect(),
-        })
+        let mut body =
+            PageWriter::new(&context_url(version, &collection_fragment(self.set, select)), count, next.as_deref());
+        for item in &items {
+            body.push(&(self.wire)(item), Select::new(select), &[])?;
+        }
+        Ok(ODataBody::ok(body.finish()))
     }
 
     /// One item by its id in the path, with `$select`: an id that is not a GUID, or that names
@@ -205,12 +208,13 @@ impl<T, F: Copy> Collection<T, F> {
         version: ApiVersion,
         id: &str,
         get: impl AsyncFnOnce(Uuid) -> Result<Option<T>, StoreError>,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<ODataBody, ApiError> {
         query.refuse_unsupported(ENTITY_OPTIONS)?;
         let select = query.select.as_deref();
         check_select(select, self.properties, self.type_name)?;
         let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
         let item = get(id).await?.ok_or(ApiError::NotFound)?;
-        Ok(entity_document(context_url(version, &entity_fragment(self.set, select)), (self.document)(&item, select)))
+        let context = context_url(version, &entity_fragment(self.set, select));
+        ODataBody::entity(axum::http::StatusCode::OK, &context, &(self.wire)(&item), Select::new(select), &[])
     }
 }

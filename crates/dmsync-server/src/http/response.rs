@@ -2,32 +2,51 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dmsync_graph::writer::{self, Select, WriteError};
 use serde::Serialize;
+
+use crate::error::ApiError;
 
 /// The content type real Graph sends with JSON entities and collections.
 pub const ODATA_JSON: &str =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
-/// A JSON document with Graph's OData content type.
-pub struct ODataJson<T>(pub StatusCode, pub T);
+/// Every Graph entity and collection dmsync answers: a document already written to bytes by
+/// `dmsync_graph::writer`, sent with Graph's OData content type.
+pub struct ODataBody {
+    status: StatusCode,
+    bytes: Vec<u8>,
+}
 
-impl<T: Serialize> IntoResponse for ODataJson<T> {
-    fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.1) {
-            Ok(bytes) => {
-                let mut response = (self.0, bytes).into_response();
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
-                response
-            }
-            Err(e) => crate::error::ApiError::Internal(format!("response serialisation: {e}")).into_response(),
-        }
+impl ODataBody {
+    /// 200 with a document written by a `PageWriter` or `writer::entity_document`.
+    pub fn ok(bytes: Vec<u8>) -> ODataBody {
+        ODataBody { status: StatusCode::OK, bytes }
+    }
+
+    /// One entity: `@odata.context`, then its properties that `$select` keeps and `extra`
+    /// ones (already JSON).
+    pub fn entity<T: Serialize>(
+        status: StatusCode,
+        context: &str,
+        entity: &T,
+        select: Select<'_>,
+        extra: &[(&str, &str)],
+    ) -> Result<ODataBody, ApiError> {
+        Ok(ODataBody { status, bytes: writer::entity_document(context, entity, select, extra)? })
     }
 }
 
-pub fn ok<T: Serialize>(body: T) -> ODataJson<T> {
-    ODataJson(StatusCode::OK, body)
+impl IntoResponse for ODataBody {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.bytes).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
+        response
+    }
 }
 
-pub fn created<T: Serialize>(body: T) -> ODataJson<T> {
-    ODataJson(StatusCode::CREATED, body)
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> ApiError {
+        ApiError::Internal(format!("response serialisation: {error}"))
+    }
 }

@@ -14,7 +14,8 @@ use dmsync_graph::autopilot::{
     WindowsAutopilotProfileAssignmentDetailedStatus, WindowsAutopilotProfileAssignmentStatus,
     WindowsAutopilotUserlessEnrollmentStatus,
 };
-use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
+use dmsync_graph::odata::context_url;
+use dmsync_graph::writer::{PageWriter, Select};
 use uuid::Uuid;
 
 use super::Version;
@@ -25,7 +26,7 @@ use crate::http::context::RequestContext;
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
-use crate::http::response::{ODataJson, ok};
+use crate::http::response::ODataBody;
 use crate::http::routing::{BETA, BOTH, Endpoint, GraphRoute};
 use crate::jobs::deregister_autopilot_device::DeregisterAutopilotDevice;
 use crate::state::AppState;
@@ -268,18 +269,9 @@ fn device_expand(query: &ODataQuery, version: ApiVersion) -> Result<bool, ApiErr
     Ok(true)
 }
 
-fn device_document(
-    device: &AutopilotDevice,
-    version: ApiVersion,
-    select: Option<&[String]>,
-    expand: bool,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut props = select_properties(to_properties(&to_wire(device, version)), select);
-    if expand {
-        props.insert("deploymentProfile".into(), serde_json::Value::Null);
-        props.insert("intendedDeploymentProfile".into(), serde_json::Value::Null);
-    }
-    props
+/// The properties `$expand` adds to a device, after `$select` has chosen.
+fn expanded(expand: bool) -> &'static [(&'static str, &'static str)] {
+    if expand { &[("deploymentProfile", "null"), ("intendedDeploymentProfile", "null")] } else { &[] }
 }
 
 /// List windowsAutopilotDeviceIdentities, keyset-paged.
@@ -291,7 +283,7 @@ async fn list_windows_autopilot_device_identities(
     query: ODataQuery,
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
-) -> ApiResult<ODataJson<CollectionPage>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
     query.refuse_unsupported(list::LIST_OPTIONS)?;
     check_select(&query, version.0)?;
@@ -306,15 +298,12 @@ async fn list_windows_autopilot_device_identities(
         _ => None,
     };
     let select = query.select.as_deref();
-    Ok(ok(CollectionPage {
-        context: context_url(version.0, &list::collection_fragment(SET, select)),
-        count,
-        next_link: next,
-        value: devices
-            .iter()
-            .map(|d| serde_json::Value::Object(device_document(d, version.0, select, expand)))
-            .collect(),
-    }))
+    let context = context_url(version.0, &list::collection_fragment(SET, select));
+    let mut body = PageWriter::new(&context, count, next.as_deref());
+    for device in &devices {
+        body.push(&to_wire(device, version.0), Select::new(select), expanded(expand))?;
+    }
+    Ok(ODataBody::ok(body.finish()))
 }
 
 /// `GET …/windowsAutopilotDeviceIdentities/$count`: the number as `text/plain`.
@@ -338,7 +327,7 @@ async fn get_windows_autopilot_device_identity(
     version: Version,
     query: ODataQuery,
     Path(id): Path<String>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotDeviceIdentity)?;
     query.refuse_unsupported(GET_OPTIONS)?;
     check_select(&query, version.0)?;
@@ -346,10 +335,8 @@ async fn get_windows_autopilot_device_identity(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     let device = state.store().autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
     let select = query.select.as_deref();
-    Ok(ok(entity_document(
-        context_url(version.0, &list::entity_fragment(SET, select)),
-        device_document(&device, version.0, select, expand),
-    )))
+    let context = context_url(version.0, &list::entity_fragment(SET, select));
+    ODataBody::entity(StatusCode::OK, &context, &to_wire(&device, version.0), Select::new(select), expanded(expand))
 }
 
 fn parse_device_id(id: &str) -> Result<Uuid, ApiError> {
@@ -527,14 +514,15 @@ async fn delete_devices(
     caller: Caller,
     version: Version,
     GraphJson(body): GraphJson<DeleteDevicesBody>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::DeleteWindowsAutopilotDeviceIdentity)?;
     if body.serial_numbers.len() > MAX_DELETE_DEVICES {
         return Err(ApiError::BadRequest(format!("At most {MAX_DELETE_DEVICES} serial numbers per request.")));
     }
     let found: std::collections::HashMap<String, Uuid> =
         state.store().device_ids_by_serial(scope.tenant_id(), &body.serial_numbers).await?.into_iter().collect();
-    let mut results = Vec::with_capacity(body.serial_numbers.len());
+    let context = context_url(version.0, "Collection(microsoft.graph.deletedWindowsAutopilotDeviceState)");
+    let mut results = PageWriter::new(&context, None, None);
     for serial in &body.serial_numbers {
         let (registration, deletion_state, error) = match found.get(serial) {
             None => (String::new(), "failed", "The device was not found.".to_owned()),
@@ -558,15 +546,13 @@ async fn delete_devices(
                 }
             }
         };
-        results.push(to_properties(&DeletedWindowsAutopilotDeviceState {
+        let result = DeletedWindowsAutopilotDeviceState {
             serial_number: serial.clone(),
             device_registration_id: registration,
             deletion_state: deletion_state.to_owned(),
             error_message: error,
-        }));
+        };
+        results.push(&result, Select::ALL, &[])?;
     }
-    Ok(ok(serde_json::json!({
-        "@odata.context": context_url(version.0, "Collection(microsoft.graph.deletedWindowsAutopilotDeviceState)"),
-        "value": results,
-    })))
+    Ok(ODataBody::ok(results.finish()))
 }

@@ -8,7 +8,8 @@ use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::permissions::Operation;
 use dmsync_core::store::AutopilotSettingsStore;
 use dmsync_graph::autopilot::{WindowsAutopilotSettings, WindowsAutopilotSettingsPatch, WindowsAutopilotSyncStatus};
-use dmsync_graph::odata::{context_url, entity_document, select_properties, to_properties};
+use dmsync_graph::odata::context_url;
+use dmsync_graph::writer::Select;
 
 use super::Version;
 use crate::auth::Caller;
@@ -17,7 +18,7 @@ use crate::http::body::{GraphJson, NoBody};
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
-use crate::http::response::{ODataJson, ok};
+use crate::http::response::ODataBody;
 use crate::http::routing::{BETA, Endpoint, GraphRoute};
 use crate::jobs::autopilot_sync::AutopilotSync;
 use crate::state::AppState;
@@ -75,12 +76,12 @@ fn to_wire(settings: &AutopilotSettings) -> WindowsAutopilotSettings {
     }
 }
 
-fn document(version: Version, settings: &AutopilotSettings, select: Option<&[String]>) -> serde_json::Value {
+fn document(version: Version, settings: &AutopilotSettings, select: Option<&[String]>) -> ApiResult<ODataBody> {
     let fragment = match select {
         Some(names) => format!("deviceManagement/windowsAutopilotSettings({})/$entity", names.join(",")),
         None => "deviceManagement/windowsAutopilotSettings/$entity".to_owned(),
     };
-    entity_document(context_url(version.0, &fragment), select_properties(to_properties(&to_wire(settings)), select))
+    ODataBody::entity(StatusCode::OK, &context_url(version.0, &fragment), &to_wire(settings), Select::new(select), &[])
 }
 
 /// Get windowsAutopilotSettings.
@@ -90,12 +91,12 @@ async fn get_windows_autopilot_settings(
     caller: Caller,
     version: Version,
     query: ODataQuery,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
     query.refuse_unsupported(list::ENTITY_OPTIONS)?;
     list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
     let settings = state.settings().autopilot_settings(scope.tenant_id()).await?;
-    Ok(ok(document(version, &settings, query.select.as_deref())))
+    document(version, &settings, query.select.as_deref())
 }
 
 /// Update windowsAutopilotSettings. All three properties belong to the service (they record
@@ -107,10 +108,10 @@ async fn update_windows_autopilot_settings(
     caller: Caller,
     version: Version,
     GraphJson(_patch): GraphJson<WindowsAutopilotSettingsPatch>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::UpdateWindowsAutopilotSettings)?;
     let settings = state.settings().autopilot_settings(scope.tenant_id()).await?;
-    Ok(ok(document(version, &settings, None)))
+    document(version, &settings, None)
 }
 
 /// sync action: 204 and a background sync; 409 while one runs; 429 inside the cooldown.

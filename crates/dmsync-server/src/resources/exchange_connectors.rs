@@ -12,7 +12,8 @@ use dmsync_graph::exchange::{
     DeviceManagementExchangeConnector, DeviceManagementExchangeConnectorInput, DeviceManagementExchangeConnectorStatus,
     DeviceManagementExchangeConnectorType, SyncRequest,
 };
-use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
+use dmsync_graph::odata::context_url;
+use dmsync_graph::writer::Select;
 use uuid::Uuid;
 
 use super::Version;
@@ -23,7 +24,7 @@ use crate::http::context::RequestContext;
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
-use crate::http::response::{ODataJson, created, ok};
+use crate::http::response::ODataBody;
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
 use crate::jobs::exchange_connector_sync::ExchangeConnectorSync;
 use crate::state::AppState;
@@ -176,20 +177,17 @@ fn to_wire(c: &ExchangeConnector) -> DeviceManagementExchangeConnector {
     }
 }
 
-fn document(c: &ExchangeConnector, select: Option<&[String]>) -> serde_json::Map<String, serde_json::Value> {
-    select_properties(to_properties(&to_wire(c)), select)
-}
-
 /// The client-writable properties of a body; server-owned ones are accepted and ignored.
-const COLLECTION: list::Collection<ExchangeConnector, ConnectorField> = list::Collection {
-    set: SET,
-    type_name: TYPE_NAME,
-    properties: PROPERTIES,
-    field,
-    id: |c| c.id,
-    sort_value,
-    document,
-};
+const COLLECTION: list::Collection<ExchangeConnector, ConnectorField, DeviceManagementExchangeConnector> =
+    list::Collection {
+        set: SET,
+        type_name: TYPE_NAME,
+        properties: PROPERTIES,
+        field,
+        id: |c| c.id,
+        sort_value,
+        wire: to_wire,
+    };
 
 fn changes(input: DeviceManagementExchangeConnectorInput) -> ConnectorChanges {
     ConnectorChanges {
@@ -216,7 +214,7 @@ async fn list_exchange_connectors(
     query: ODataQuery,
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
-) -> ApiResult<ODataJson<CollectionPage>> {
+) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
     let store = &state.store();
     let page = COLLECTION.page(
@@ -227,7 +225,7 @@ async fn list_exchange_connectors(
         async |page| store.list_connectors(tenant, page).await,
         async |filter| store.count_connectors(tenant, filter).await,
     );
-    Ok(ok(page.await?))
+    page.await
 }
 
 /// Create deviceManagementExchangeConnector: 201, status `connectionPending`.
@@ -237,7 +235,7 @@ async fn create_exchange_connector(
     caller: Caller,
     version: Version,
     GraphJson(input): GraphJson<DeviceManagementExchangeConnectorInput>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
     let c = changes(input);
     let connector = ExchangeConnector {
@@ -259,7 +257,13 @@ async fn create_exchange_connector(
         last_delta_sync_start: None,
     };
     state.store().create_connector(&connector, state.now()).await?;
-    Ok(created(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&connector, None))))
+    ODataBody::entity(
+        StatusCode::CREATED,
+        &context_url(version.0, &list::entity_fragment(SET, None)),
+        &to_wire(&connector),
+        Select::ALL,
+        &[],
+    )
 }
 
 /// Get deviceManagementExchangeConnector.
@@ -270,10 +274,10 @@ async fn get_exchange_connector(
     version: Version,
     query: ODataQuery,
     Path(id): Path<String>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
-    let store = &state.store();
-    Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.connector(tenant, id).await).await?))
+    let store = state.store();
+    COLLECTION.entity(&query, version.0, &id, async |id| store.connector(tenant, id).await).await
 }
 
 /// Update deviceManagementExchangeConnector: 200 with the connector.
@@ -284,14 +288,20 @@ async fn update_exchange_connector(
     version: Version,
     Path(id): Path<String>,
     GraphJson(input): GraphJson<DeviceManagementExchangeConnectorInput>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::WriteExchangeConnectors)?;
     let connector = state
         .store()
         .update_connector(scope.tenant_id(), connector_id(&id)?, &changes(input))
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(ok(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&connector, None))))
+    ODataBody::entity(
+        StatusCode::OK,
+        &context_url(version.0, &list::entity_fragment(SET, None)),
+        &to_wire(&connector),
+        Select::ALL,
+        &[],
+    )
 }
 
 /// Delete deviceManagementExchangeConnector: 204; the devices it discovered go with it.

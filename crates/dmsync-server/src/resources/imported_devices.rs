@@ -13,7 +13,8 @@ use dmsync_graph::autopilot::{
     ImportRequest, ImportedWindowsAutopilotDeviceIdentity, ImportedWindowsAutopilotDeviceIdentityImportStatus,
     ImportedWindowsAutopilotDeviceIdentityState, NewImportedWindowsAutopilotDeviceIdentity,
 };
-use dmsync_graph::odata::{CollectionPage, context_url, entity_document, select_properties, to_properties};
+use dmsync_graph::odata::context_url;
+use dmsync_graph::writer::{PageWriter, Select};
 use uuid::Uuid;
 
 use super::Version;
@@ -24,7 +25,7 @@ use crate::http::context::RequestContext;
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
-use crate::http::response::{ODataJson, created, ok};
+use crate::http::response::ODataBody;
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
 use crate::jobs::import_autopilot_devices::ImportAutopilotDevices;
 use crate::registrations::decode_hardware_hash;
@@ -151,21 +152,18 @@ fn to_wire(device: &ImportedDevice) -> ImportedWindowsAutopilotDeviceIdentity {
     }
 }
 
-fn document(device: &ImportedDevice, select: Option<&[String]>) -> serde_json::Map<String, serde_json::Value> {
-    select_properties(to_properties(&to_wire(device)), select)
-}
-
 /// Checks one identity as Intune does. Errors are Intune's 400 with the JSON-in-message body.
 /// The client's `state` and `@odata.type` are ignored; `orderIdentifier` stands for `groupTag`.
-const COLLECTION: list::Collection<ImportedDevice, ImportedField> = list::Collection {
-    set: SET,
-    type_name: TYPE_NAME,
-    properties: PROPERTIES,
-    field: imported_field,
-    id: |d| d.id,
-    sort_value,
-    document,
-};
+const COLLECTION: list::Collection<ImportedDevice, ImportedField, ImportedWindowsAutopilotDeviceIdentity> =
+    list::Collection {
+        set: SET,
+        type_name: TYPE_NAME,
+        properties: PROPERTIES,
+        field: imported_field,
+        id: |d| d.id,
+        sort_value,
+        wire: to_wire,
+    };
 
 fn validate(
     item: NewImportedWindowsAutopilotDeviceIdentity,
@@ -219,11 +217,17 @@ async fn create_imported_windows_autopilot_device_identity(
     caller: Caller,
     version: Version,
     GraphJson(item): GraphJson<NewImportedWindowsAutopilotDeviceIdentity>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::CreateImportedWindowsAutopilotDeviceIdentity)?;
     let row = validate(item, None)?;
     let stored = store_imports(&state, scope.tenant_id(), &[row]).await?;
-    Ok(created(entity_document(context_url(version.0, &list::entity_fragment(SET, None)), document(&stored[0], None))))
+    ODataBody::entity(
+        StatusCode::CREATED,
+        &context_url(version.0, &list::entity_fragment(SET, None)),
+        &to_wire(&stored[0]),
+        Select::ALL,
+        &[],
+    )
 }
 
 /// import: every identity is validated first, then all are stored as one import; 200 with them.
@@ -233,7 +237,7 @@ async fn import_imported_windows_autopilot_device_identities(
     caller: Caller,
     version: Version,
     GraphJson(request): GraphJson<ImportRequest>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let scope = caller.authorize(Operation::CreateImportedWindowsAutopilotDeviceIdentity)?;
     let items = request.imported_windows_autopilot_device_identities;
     if items.is_empty() {
@@ -250,10 +254,12 @@ async fn import_imported_windows_autopilot_device_identities(
     }
     let rows = items.into_iter().enumerate().map(|(i, item)| validate(item, Some(i))).collect::<Result<Vec<_>, _>>()?;
     let stored = store_imports(&state, scope.tenant_id(), &rows).await?;
-    Ok(ok(serde_json::json!({
-        "@odata.context": context_url(version.0, "Collection(microsoft.graph.importedWindowsAutopilotDeviceIdentity)"),
-        "value": stored.iter().map(|d| serde_json::Value::Object(document(d, None))).collect::<Vec<_>>(),
-    })))
+    let context = context_url(version.0, "Collection(microsoft.graph.importedWindowsAutopilotDeviceIdentity)");
+    let mut body = PageWriter::new(&context, None, None);
+    for device in &stored {
+        body.push(&to_wire(device), Select::ALL, &[])?;
+    }
+    Ok(ODataBody::ok(body.finish()))
 }
 
 /// List importedWindowsAutopilotDeviceIdentities.
@@ -265,7 +271,7 @@ async fn list_imported_windows_autopilot_device_identities(
     query: ODataQuery,
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
-) -> ApiResult<ODataJson<CollectionPage>> {
+) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?.tenant_id();
     let store = &state.store();
     let page = COLLECTION.page(
@@ -276,7 +282,7 @@ async fn list_imported_windows_autopilot_device_identities(
         async |page| store.list_imported_devices(tenant, page).await,
         async |filter| store.count_imported_devices(tenant, filter).await,
     );
-    Ok(ok(page.await?))
+    page.await
 }
 
 /// Get importedWindowsAutopilotDeviceIdentity. Scripts poll this until the status leaves `unknown`.
@@ -287,10 +293,10 @@ async fn get_imported_windows_autopilot_device_identity(
     version: Version,
     query: ODataQuery,
     Path(id): Path<String>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::GetImportedWindowsAutopilotDeviceIdentity)?.tenant_id();
-    let store = &state.store();
-    Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.imported_device(tenant, id).await).await?))
+    let store = state.store();
+    COLLECTION.entity(&query, version.0, &id, async |id| store.imported_device(tenant, id).await).await
 }
 
 /// Delete importedWindowsAutopilotDeviceIdentity. The registered device, if any, stays.

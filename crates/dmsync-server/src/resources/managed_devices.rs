@@ -5,7 +5,6 @@ use axum::extract::{Extension, Path, State};
 use dmsync_core::exchange::{EasDevice, ExchangeAccessState, ManagedDeviceField};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::exchange::ManagedDevice;
-use dmsync_graph::odata::{CollectionPage, select_properties, to_properties};
 
 use super::Version;
 use crate::auth::Caller;
@@ -14,7 +13,7 @@ use crate::http::context::RequestContext;
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
-use crate::http::response::{ODataJson, ok};
+use crate::http::response::ODataBody;
 use crate::http::routing::{BOTH, Endpoint, GraphRoute};
 use crate::state::AppState;
 
@@ -148,18 +147,14 @@ fn to_wire(d: &EasDevice) -> ManagedDevice {
     }
 }
 
-fn document(d: &EasDevice, select: Option<&[String]>) -> serde_json::Map<String, serde_json::Value> {
-    select_properties(to_properties(&to_wire(d)), select)
-}
-
-const COLLECTION: list::Collection<EasDevice, ManagedDeviceField> = list::Collection {
+const COLLECTION: list::Collection<EasDevice, ManagedDeviceField, ManagedDevice> = list::Collection {
     set: SET,
     type_name: "managedDevice",
     properties: PROPERTIES,
     field,
     id: |d| d.id,
     sort_value,
-    document,
+    wire: to_wire,
 };
 
 /// List managedDevices.
@@ -171,7 +166,7 @@ async fn list_managed_devices(
     query: ODataQuery,
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
-) -> ApiResult<ODataJson<CollectionPage>> {
+) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
     let store = &state.store();
     let page = COLLECTION.page(
@@ -182,7 +177,7 @@ async fn list_managed_devices(
         async |page| store.list_managed_devices(tenant, page).await,
         async |filter| store.count_managed_devices(tenant, filter).await,
     );
-    Ok(ok(page.await?))
+    page.await
 }
 
 /// Get managedDevice.
@@ -193,8 +188,8 @@ async fn get_managed_device(
     version: Version,
     query: ODataQuery,
     Path(id): Path<String>,
-) -> ApiResult<ODataJson<serde_json::Value>> {
+) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
-    let store = &state.store();
-    Ok(ok(COLLECTION.entity(&query, version.0, &id, async |id| store.managed_device(tenant, id).await).await?))
+    let store = state.store();
+    COLLECTION.entity(&query, version.0, &id, async |id| store.managed_device(tenant, id).await).await
 }
