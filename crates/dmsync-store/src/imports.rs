@@ -185,7 +185,17 @@ impl SqlStore {
         let completed_ids: Vec<String> =
             tx.exec().fetch_all(complete).await?.iter().map(|row| row.get(0)).collect::<StoreResult<_>>()?;
         let completed = completed_ids.len() as u64;
-        tx.execute(pending(fail("1 = 1", import_errors::ALREADY_ASSIGNED))).await?;
+        // What the insert skipped lost to a registration of the same serial or hash (one of this
+        // job's, or another tenant's). Only those: on PostgreSQL each statement sees what was
+        // committed when it began, so an earlier import job's rows that committed after the insert
+        // are pending here too, and must stay pending for their own job rather than fail.
+        let lost = fail(
+            "EXISTS (SELECT 1 FROM autopilot_registrations r WHERE r.hash_digest = imported_devices.hash_digest)
+             OR EXISTS (SELECT 1 FROM autopilot_registrations r
+                         WHERE r.tenant_id = imported_devices.tenant_id AND r.serial_number = imported_devices.serial_number)",
+            import_errors::ALREADY_ASSIGNED,
+        );
+        tx.execute(pending(lost)).await?;
         let failed = Query::new("SELECT count(*) FROM imported_devices WHERE job_id = $1 AND status = 'error'")
             .bind(lease.job_id);
         let failed: i64 = tx.exec().scalar(failed).await?;
