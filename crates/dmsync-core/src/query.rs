@@ -26,10 +26,13 @@ pub struct ListQuery<F> {
     pub order_by: Option<(F, SortDirection)>,
     pub after: Option<Cursor>,
     pub limit: u32,
+    /// The only fields the caller reads (from `$select`), when it named fields of `F` alone;
+    /// `None` reads every field. A store may then leave the other fields empty.
+    pub only: Option<Vec<F>>,
 }
 
 impl<F> ListQuery<F> {
     pub fn first(limit: u32) -> ListQuery<F> {
-        ListQuery { filter: None, order_by: None, after: None, limit }
+        ListQuery { filter: None, order_by: None, after: None, limit, only: None }
     }
 }

@@ -34,6 +34,10 @@ pub enum Topology {
 #[async_trait]
 pub trait SystemStore: Send + Sync {
     fn topology(&self) -> Topology;
+    /// A number that grows after every write this process commits, on a `SingleNode` store:
+    /// what a reader saw while it was `n` is at least as new as generation `n`. `None` where
+    /// other processes write too, so that nothing is cached behind their backs.
+    fn write_generation(&self) -> Option<u64>;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
     async fn clock_offset(&self) -> StoreResult<Duration>;

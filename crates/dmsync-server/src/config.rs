@@ -41,6 +41,8 @@ pub struct Config {
     pub exchange_source_allowed_hosts: Vec<String>,
     /// Largest accepted Graph request body.
     pub max_body_bytes: usize,
+    /// Bytes of collection pages kept in memory between writes (SQLite only; zero keeps none).
+    pub page_cache_bytes: usize,
     /// How long a client has to send a request's head, counted from the connection's opening or
     /// from the first byte of a later request on it.
     pub header_read_timeout: Duration,
@@ -89,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("exchange_full_interval", &self.exchange_full_interval)
             .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("page_cache_bytes", &self.page_cache_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
@@ -121,6 +124,7 @@ impl Default for Config {
             exchange_full_interval: ClockDuration::hours(24),
             exchange_source_allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
+            page_cache_bytes: 64 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(60),

@@ -15,6 +15,9 @@ use crate::auth::idp::Issuer;
 use crate::auth::keys::KeyRing;
 use crate::auth::{KnownTenants, Verifier};
 use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::page_cache::{PageCache, PageKey};
+use crate::http::response::ODataBody;
 use crate::settings_cache::SettingsCache;
 
 #[derive(Clone)]
@@ -31,6 +34,8 @@ struct Inner {
     issuer: Issuer,
     /// The tenants' `windowsAutopilotSettings`; the only way to the backend's settings methods.
     settings: SettingsCache,
+    /// Collection pages as last written, until the next write.
+    pages: PageCache,
     tenants: Arc<KnownTenants>,
     /// Whether one process owns the database (SQLite): no other writer exists.
     single_node: bool,
@@ -58,6 +63,7 @@ impl AppState {
         // Only a single-node backend has no other writer the cache could miss.
         let settings_store: Arc<dyn AutopilotSettingsStore> = backend.clone();
         let settings = SettingsCache::new(settings_store, single_node);
+        let pages = PageCache::new(config.page_cache_bytes);
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -67,6 +73,7 @@ impl AppState {
                 verifier,
                 issuer,
                 settings,
+                pages,
                 tenants,
                 single_node,
                 clock_advanced: Notify::new(),
@@ -77,6 +84,26 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// A page of one of `tenant`'s collections, at the absolute URL `url`: from the page
+    /// cache while nothing was written since it was read, or else from `produce` (and then
+    /// kept). The store's generation is read before `produce` reads the store; see
+    /// `http::page_cache`.
+    pub async fn cached_page(
+        &self,
+        tenant: TenantId,
+        url: &str,
+        produce: impl AsyncFnOnce() -> Result<ODataBody, ApiError>,
+    ) -> Result<ODataBody, ApiError> {
+        let Some(generation) = self.inner.backend.write_generation() else { return produce().await };
+        let key = PageKey::new(tenant, url);
+        if let Some(page) = self.inner.pages.get(&key, generation) {
+            return Ok(ODataBody::ok(page));
+        }
+        let body = produce().await?;
+        self.inner.pages.insert(key, generation, body.bytes().clone());
+        Ok(body)
     }
 
     /// The store, without the Autopilot settings: those go through [`Self::settings`].

@@ -19,7 +19,7 @@ use crate::convert::refusal;
 use crate::db::{Query, SqlStore, Value};
 use crate::jobs::{end_job, insert_job};
 use crate::rows::*;
-use crate::sql::device_column;
+use crate::sql::{DEVICE_COLUMNS, device_column};
 
 impl SqlStore {
     /// Creates the tenant's settings row if it has none yet.
@@ -144,7 +144,7 @@ impl AutopilotStore for SqlStore {
     }
 
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
-        self.list_page("autopilot_devices", tenant, query, device_column, device_from_row).await
+        self.list_page("autopilot_devices", tenant, query, device_column, DEVICE_COLUMNS, device_from_row).await
     }
 
     async fn count_autopilot_devices(

@@ -7,6 +7,8 @@
 //! one SQL text serves both wherever the dialects agree (see [`Dialect`] for where they do not).
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -226,8 +228,14 @@ impl Row {
     }
 }
 
-/// Where a query runs: a pool, or the connection of an open transaction.
-pub enum Exec<'a> {
+/// Where a query runs: a pool, or the connection of an open transaction; and, for a statement
+/// that writes outside a transaction, the counter it moves when it changed something.
+pub struct Exec<'a> {
+    on: On<'a>,
+    writes: Option<&'a Writes>,
+}
+
+enum On<'a> {
     SqlitePool(&'a SqlitePool),
     Sqlite(&'a mut SqliteConnection),
     PostgresPool(&'a PgPool),
@@ -237,34 +245,45 @@ pub enum Exec<'a> {
 impl Exec<'_> {
     /// Runs a statement; how many rows it changed.
     pub async fn execute(self, query: Query) -> StoreResult<u64> {
-        Ok(match self {
-            Exec::SqlitePool(pool) => query.sqlite().execute(pool).await.db()?.rows_affected(),
-            Exec::Sqlite(conn) => query.sqlite().execute(conn).await.db()?.rows_affected(),
-            Exec::PostgresPool(pool) => query.postgres().execute(pool).await.db()?.rows_affected(),
-            Exec::Postgres(conn) => query.postgres().execute(conn).await.db()?.rows_affected(),
-        })
+        let changed = match self.on {
+            On::SqlitePool(pool) => query.sqlite().execute(pool).await.db()?.rows_affected(),
+            On::Sqlite(conn) => query.sqlite().execute(conn).await.db()?.rows_affected(),
+            On::PostgresPool(pool) => query.postgres().execute(pool).await.db()?.rows_affected(),
+            On::Postgres(conn) => query.postgres().execute(conn).await.db()?.rows_affected(),
+        };
+        if changed > 0 {
+            self.writes.map(Writes::committed);
+        }
+        Ok(changed)
     }
 
     pub async fn fetch_all(self, query: Query) -> StoreResult<Vec<Row>> {
-        Ok(match self {
-            Exec::SqlitePool(pool) => query.sqlite().fetch_all(pool).await.db()?.into_iter().map(Row::Sqlite).collect(),
-            Exec::Sqlite(conn) => query.sqlite().fetch_all(conn).await.db()?.into_iter().map(Row::Sqlite).collect(),
-            Exec::PostgresPool(pool) => {
+        let rows: Vec<Row> = match self.on {
+            On::SqlitePool(pool) => query.sqlite().fetch_all(pool).await.db()?.into_iter().map(Row::Sqlite).collect(),
+            On::Sqlite(conn) => query.sqlite().fetch_all(conn).await.db()?.into_iter().map(Row::Sqlite).collect(),
+            On::PostgresPool(pool) => {
                 query.postgres().fetch_all(pool).await.db()?.into_iter().map(Row::Postgres).collect()
             }
-            Exec::Postgres(conn) => {
-                query.postgres().fetch_all(conn).await.db()?.into_iter().map(Row::Postgres).collect()
-            }
-        })
+            On::Postgres(conn) => query.postgres().fetch_all(conn).await.db()?.into_iter().map(Row::Postgres).collect(),
+        };
+        // A write that returns rows (`RETURNING`) changed what it returned.
+        if !rows.is_empty() {
+            self.writes.map(Writes::committed);
+        }
+        Ok(rows)
     }
 
     pub async fn fetch_optional(self, query: Query) -> StoreResult<Option<Row>> {
-        Ok(match self {
-            Exec::SqlitePool(pool) => query.sqlite().fetch_optional(pool).await.db()?.map(Row::Sqlite),
-            Exec::Sqlite(conn) => query.sqlite().fetch_optional(conn).await.db()?.map(Row::Sqlite),
-            Exec::PostgresPool(pool) => query.postgres().fetch_optional(pool).await.db()?.map(Row::Postgres),
-            Exec::Postgres(conn) => query.postgres().fetch_optional(conn).await.db()?.map(Row::Postgres),
-        })
+        let row = match self.on {
+            On::SqlitePool(pool) => query.sqlite().fetch_optional(pool).await.db()?.map(Row::Sqlite),
+            On::Sqlite(conn) => query.sqlite().fetch_optional(conn).await.db()?.map(Row::Sqlite),
+            On::PostgresPool(pool) => query.postgres().fetch_optional(pool).await.db()?.map(Row::Postgres),
+            On::Postgres(conn) => query.postgres().fetch_optional(conn).await.db()?.map(Row::Postgres),
+        };
+        if row.is_some() {
+            self.writes.map(Writes::committed);
+        }
+        Ok(row)
     }
 
     pub async fn fetch_one(self, query: Query) -> StoreResult<Row> {
@@ -283,18 +302,40 @@ impl Exec<'_> {
     }
 }
 
+/// Counts the writes this process has committed: the generation of what its readers can see.
+/// It moves after a commit, never before, so a reader that saw generation `n` before reading
+/// read data at least as new as `n`.
+#[derive(Debug, Default)]
+pub(crate) struct Writes(AtomicU64);
+
+impl Writes {
+    fn committed(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// An open write transaction. Dropped without `commit`, it rolls back.
-pub enum Tx {
+pub struct Tx {
+    inner: TxInner,
+    writes: Arc<Writes>,
+}
+
+enum TxInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub fn exec(&mut self) -> Exec<'_> {
-        match self {
-            Tx::Sqlite(tx) => Exec::Sqlite(&mut *tx),
-            Tx::Postgres(tx) => Exec::Postgres(&mut *tx),
-        }
+        let on = match &mut self.inner {
+            TxInner::Sqlite(tx) => On::Sqlite(&mut *tx),
+            TxInner::Postgres(tx) => On::Postgres(&mut *tx),
+        };
+        Exec { on, writes: None }
     }
 
     pub async fn execute(&mut self, query: Query) -> StoreResult<u64> {
@@ -302,16 +343,20 @@ impl Tx {
     }
 
     pub async fn commit(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await.db(),
-            Tx::Postgres(tx) => tx.commit().await.db(),
-        }
+        let committed = match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await.db(),
+            TxInner::Postgres(tx) => tx.commit().await.db(),
+        };
+        // Also after a failed commit: whether it took effect is unknown, and moving the
+        // generation once too often costs only a cache miss.
+        self.writes.committed();
+        committed
     }
 
     pub async fn rollback(self) -> StoreResult<()> {
-        match self {
-            Tx::Sqlite(tx) => tx.rollback().await.db(),
-            Tx::Postgres(tx) => tx.rollback().await.db(),
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback().await.db(),
+            TxInner::Postgres(tx) => tx.rollback().await.db(),
         }
     }
 }
@@ -331,6 +376,7 @@ pub struct SqlStore {
     pub(crate) reconcile_chunk: i64,
     /// Signalled after every commit that enqueued a job (see `JobStore::wait_for_enqueued_job`).
     enqueued: Notify,
+    writes: Arc<Writes>,
 }
 
 impl SqlStore {
@@ -350,7 +396,7 @@ impl SqlStore {
                 "unsupported database URL '{url}': expected sqlite://PATH, sqlite::memory: or postgres://…"
             )));
         };
-        Ok(SqlStore { engine, reconcile_chunk: RECONCILE_CHUNK, enqueued: Notify::new() })
+        Ok(SqlStore { engine, reconcile_chunk: RECONCILE_CHUNK, enqueued: Notify::new(), writes: Arc::default() })
     }
 
     /// Rows per reconciliation chunk (tests use small chunks to cover several).
@@ -386,26 +432,37 @@ impl SqlStore {
 
     /// Where reads outside a transaction run.
     pub(crate) fn read(&self) -> Exec<'_> {
-        match &self.engine {
-            Engine::Sqlite { reader, .. } => Exec::SqlitePool(reader),
-            Engine::Postgres(pool) => Exec::PostgresPool(pool),
-        }
+        let on = match &self.engine {
+            Engine::Sqlite { reader, .. } => On::SqlitePool(reader),
+            Engine::Postgres(pool) => On::PostgresPool(pool),
+        };
+        Exec { on, writes: None }
     }
 
     /// Where single-statement writes run.
     pub(crate) fn write(&self) -> Exec<'_> {
-        match &self.engine {
-            Engine::Sqlite { writer, .. } => Exec::SqlitePool(writer),
-            Engine::Postgres(pool) => Exec::PostgresPool(pool),
+        let on = match &self.engine {
+            Engine::Sqlite { writer, .. } => On::SqlitePool(writer),
+            Engine::Postgres(pool) => On::PostgresPool(pool),
+        };
+        Exec { on, writes: Some(&self.writes) }
+    }
+
+    /// The generation of this process's committed writes, where no other process writes.
+    pub(crate) fn write_generation(&self) -> Option<u64> {
+        match self.topology() {
+            Topology::SingleNode => Some(self.writes.generation()),
+            Topology::Shared => None,
         }
     }
 
     /// Begins a write transaction.
     pub(crate) async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match &self.engine {
-            Engine::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await.db()?),
-            Engine::Postgres(pool) => Tx::Postgres(pool.begin().await.db()?),
-        })
+        let inner = match &self.engine {
+            Engine::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin().await.db()?),
+            Engine::Postgres(pool) => TxInner::Postgres(pool.begin().await.db()?),
+        };
+        Ok(Tx { inner, writes: self.writes.clone() })
     }
 
     pub(crate) async fn close_pools(&self) {

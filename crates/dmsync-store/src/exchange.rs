@@ -230,7 +230,7 @@ impl ExchangeStore for SqlStore {
     }
 
     async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>> {
-        self.list_page("exchange_connectors", tenant, query, connector_column, connector_from_row).await
+        self.list_page("exchange_connectors", tenant, query, connector_column, &[], connector_from_row).await
     }
 
     async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64> {
@@ -446,7 +446,7 @@ impl ExchangeStore for SqlStore {
     }
 
     async fn list_managed_devices(&self, tenant: TenantId, query: &ManagedDeviceQuery) -> StoreResult<Vec<EasDevice>> {
-        self.list_page("eas_devices", tenant, query, managed_device_column, eas_from_row).await
+        self.list_page("eas_devices", tenant, query, managed_device_column, &[], eas_from_row).await
     }
 
     async fn count_managed_devices(

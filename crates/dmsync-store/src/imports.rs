@@ -100,7 +100,7 @@ impl ImportStore for SqlStore {
     }
 
     async fn list_imported_devices(&self, tenant: TenantId, query: &ImportedQuery) -> StoreResult<Vec<ImportedDevice>> {
-        self.list_page("imported_devices", tenant, query, imported_column, imported_from_row).await
+        self.list_page("imported_devices", tenant, query, imported_column, &[], imported_from_row).await
     }
 
     async fn count_imported_devices(

@@ -123,17 +123,39 @@ pub fn push_page<F: Copy>(sql: &mut Query, dialect: Dialect, query: &ListQuery<F
     sql.push(" LIMIT ").push_bind(query.limit as i64);
 }
 
+/// The select list of a page: `*`, or, when the query reads only some fields, each of `columns`
+/// by name if the page needs it (a selected field, the ordering field, the tenant and the id)
+/// and its stand-in otherwise.
+fn projection<F: Copy>(query: &ListQuery<F>, column: fn(F) -> &'static str, columns: &[(&str, &str)]) -> String {
+    let Some(only) = query.only.as_deref().filter(|_| !columns.is_empty()) else { return "*".to_owned() };
+    let needed = |name: &str| {
+        matches!(name, "tenant_id" | "id")
+            || only.iter().any(|f| column(*f) == name)
+            || query.order_by.is_some_and(|(f, _)| column(f) == name)
+    };
+    let list: Vec<String> = columns
+        .iter()
+        .map(|(name, empty)| if needed(name) { (*name).to_owned() } else { format!("{empty} AS {name}") })
+        .collect();
+    list.join(", ")
+}
+
 impl SqlStore {
-    /// `SELECT * FROM table WHERE tenant_id = …` and a page of the list query, decoded by `decode`.
+    /// A page of the list query from the tenant's rows in `table`, decoded by `decode`. With
+    /// `columns` (every column `decode` reads, each with the SQL that stands in for it) and a
+    /// query that reads `only` some fields, the rest are not read: SQLite and sqlx then copy
+    /// the selected values alone.
     pub(crate) async fn list_page<F: Copy, T>(
         &self,
         table: &str,
         tenant: TenantId,
         query: &ListQuery<F>,
         column: fn(F) -> &'static str,
+        columns: &[(&str, &str)],
         decode: fn(&Row) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
-        let mut sql = Query::new(format!("SELECT * FROM {table} WHERE tenant_id = "));
+        let mut sql =
+            Query::new(format!("SELECT {} FROM {table} WHERE tenant_id = ", projection(query, column, columns)));
         sql.push_bind(tenant);
         push_page(&mut sql, self.dialect(), query, column);
         self.read().fetch_all(sql).await?.iter().map(decode).collect()

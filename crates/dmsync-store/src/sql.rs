@@ -39,6 +39,30 @@ pub fn sqlite_case_hooks(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::s
     options.collation(SQLITE_UNICODE_NOCASE, unicode_nocase_cmp).with_regexp()
 }
 
+/// Every column a device is decoded from, each with the SQL that stands in for it in a page that
+/// does not need it (`ListQuery::only`): an empty value of the column's type, typed for
+/// PostgreSQL, so that the one decoder reads either.
+pub const DEVICE_COLUMNS: &[(&str, &str)] = &[
+    ("tenant_id", "''"),
+    ("id", "''"),
+    ("serial_number", "''"),
+    ("manufacturer", "''"),
+    ("model", "''"),
+    ("group_tag", "''"),
+    ("purchase_order_identifier", "''"),
+    ("product_key", "''"),
+    ("display_name", "''"),
+    ("user_principal_name", "''"),
+    ("addressable_user_name", "''"),
+    ("enrollment_state", "'notContacted'"),
+    ("last_contacted", "CAST(NULL AS BIGINT)"),
+    ("device_account_upn", "''"),
+    ("device_account_password", "''"),
+    ("device_friendly_name", "''"),
+    ("deletion_requested_at", "CAST(NULL AS BIGINT)"),
+    ("created_at", "CAST(0 AS BIGINT)"),
+];
+
 pub fn device_column(field: DeviceField) -> &'static str {
     match field {
         DeviceField::Id => "id",

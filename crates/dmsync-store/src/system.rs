@@ -15,6 +15,10 @@ impl SystemStore for SqlStore {
         SqlStore::topology(self)
     }
 
+    fn write_generation(&self) -> Option<u64> {
+        SqlStore::write_generation(self)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.read().execute(Query::new("SELECT 1")).await?;
         Ok(())

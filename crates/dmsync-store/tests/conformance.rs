@@ -10,6 +10,7 @@ use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
 use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
+use dmsync_core::store::Topology;
 use dmsync_core::{Backend, StoreError};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
@@ -946,6 +947,51 @@ async fn enqueuing_wakes_a_waiting_worker(store: &dyn Backend) {
     assert!(woken.is_ok(), "a job enqueued before the wait wakes it");
 }
 
+/// A page that reads only some fields reads them exactly as a whole page does, in the same
+/// order, and leaves the rest empty.
+async fn a_page_reads_only_the_fields_it_is_asked_for(store: &dyn Backend) {
+    with_tenants(store).await;
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<_> = ["SEL-2", "SEL-1", "SEL-3"].iter().map(|s| reg(s, &format!("hash-{s}"))).collect();
+    store.put_registrations(A, &rows, now).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, now).await.unwrap();
+    let order = Some((DeviceField::SerialNumber, SortDirection::Descending));
+    let whole = DeviceQuery { order_by: order, ..DeviceQuery::first(10) };
+    let only = DeviceQuery { only: Some(vec![DeviceField::Id, DeviceField::GroupTag]), ..whole.clone() };
+    let all = store.list_autopilot_devices(A, &whole).await.unwrap();
+    let some = store.list_autopilot_devices(A, &only).await.unwrap();
+    let ids = |d: &[dmsync_core::autopilot::AutopilotDevice]| d.iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(&some), ids(&all), "same devices, same order");
+    for (s, a) in some.iter().zip(&all) {
+        assert_eq!((s.tenant_id, &s.group_tag), (a.tenant_id, &a.group_tag));
+        assert_eq!(s.serial_number, a.serial_number, "the ordering field is read for the next page's cursor");
+        assert_eq!(s.manufacturer, "", "a field not asked for is left empty");
+        assert!(!a.manufacturer.is_empty());
+    }
+}
+
+/// The generation a single-node store reports moves after each committed write and only then,
+/// so that what the server keeps in memory from a read can be dropped when anything changed.
+async fn committed_writes_move_the_write_generation(store: &dyn Backend) {
+    let Some(before) = store.write_generation() else {
+        assert_eq!(store.topology(), Topology::Shared, "only a shared store has no generation");
+        return;
+    };
+    assert_eq!(store.topology(), Topology::SingleNode);
+    with_tenants(store).await;
+    // The first read of a tenant's settings creates them.
+    store.autopilot_settings(A).await.unwrap();
+    let written = store.write_generation().unwrap();
+    assert!(written > before, "creating tenants moved it");
+    store.tenant(A).await.unwrap();
+    store.autopilot_settings(A).await.unwrap();
+    store.list_autopilot_devices(A, &DeviceQuery::first(10)).await.unwrap();
+    assert_eq!(store.write_generation(), Some(written), "reads leave it");
+    let t0 = OffsetDateTime::now_utc();
+    store.trigger_autopilot_sync(A, t0, COOLDOWN, &sync_job()).await.unwrap();
+    assert!(store.write_generation().unwrap() > written, "a committed transaction moved it");
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -1018,6 +1064,8 @@ macro_rules! all_tests {
                 last_error_survives_a_later_success,
                 connector_source_time_comes_from_the_clock,
                 enqueuing_wakes_a_waiting_worker,
+                committed_writes_move_the_write_generation,
+                a_page_reads_only_the_fields_it_is_asked_for,
             ]
         );
     };

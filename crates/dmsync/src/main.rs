@@ -122,6 +122,10 @@ struct ServeArgs {
     /// Largest Graph request body, in bytes.
     #[arg(long, env = "DMSYNC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Bytes of collection pages kept in memory until the next write (SQLite only; 0 keeps
+    /// none). A page read again before anything changed is then served without a query.
+    #[arg(long, env = "DMSYNC_PAGE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    page_cache_bytes: usize,
     /// How long a client has to send a request's head (from the connection's opening, or from
     /// the first byte of a later request on it).
     #[arg(long, env = "DMSYNC_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_timeout)]
@@ -223,6 +227,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exchange_full_interval: args.exchange_full_interval,
         exchange_source_allowed_hosts: args.exchange_source_allow_host,
         max_body_bytes: args.max_body_bytes,
+        page_cache_bytes: args.page_cache_bytes,
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
         body_read_timeout: args.body_read_timeout,

@@ -99,6 +99,9 @@ pub fn page_query<F: Copy>(query: &ODataQuery, resolve: fn(&str) -> Option<F>) -
         order_by: order(query, resolve)?,
         after: query.skiptoken.as_deref().map(decode_skiptoken).transpose()?,
         limit: page_size + 1,
+        // `$select` reaches the store only when every name it gives is a field the store
+        // knows by name; `*` or another property reads the whole entity.
+        only: query.select.as_deref().and_then(|names| names.iter().map(|n| resolve(n)).collect()),
     })
 }
 

@@ -7,6 +7,7 @@ pub mod context;
 pub mod host;
 pub mod list;
 pub mod openapi;
+pub mod page_cache;
 pub mod query;
 pub mod response;
 pub mod routing;

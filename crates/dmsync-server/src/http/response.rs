@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use dmsync_graph::writer::{self, Select, WriteError};
 use serde::Serialize;
 
@@ -15,13 +16,18 @@ pub const ODATA_JSON: &str =
 /// `dmsync_graph::writer`, sent with Graph's OData content type.
 pub struct ODataBody {
     status: StatusCode,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl ODataBody {
     /// 200 with a document written by a `PageWriter` or `writer::entity_document`.
-    pub fn ok(bytes: Vec<u8>) -> ODataBody {
-        ODataBody { status: StatusCode::OK, bytes }
+    pub fn ok(bytes: impl Into<Bytes>) -> ODataBody {
+        ODataBody { status: StatusCode::OK, bytes: bytes.into() }
+    }
+
+    /// The document's bytes, shared, for the page cache.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
     }
 
     /// One entity: `@odata.context`, then its properties that `$select` keeps and `extra`
@@ -33,7 +39,7 @@ impl ODataBody {
         select: Select<'_>,
         extra: &[(&str, &str)],
     ) -> Result<ODataBody, ApiError> {
-        Ok(ODataBody { status, bytes: writer::entity_document(context, entity, select, extra)? })
+        Ok(ODataBody { status, bytes: writer::entity_document(context, entity, select, extra)?.into() })
     }
 }
 

@@ -284,26 +284,29 @@ async fn list_windows_autopilot_device_identities(
     Extension(ctx): Extension<RequestContext>,
     uri: axum::http::Uri,
 ) -> ApiResult<ODataBody> {
-    let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
-    query.refuse_unsupported(list::LIST_OPTIONS)?;
-    check_select(&query, version.0)?;
-    let expand = device_expand(&query, version.0)?;
-    let page = list::page_query(&query, device_field)?;
-    let mut devices = state.store().list_autopilot_devices(scope.tenant_id(), &page).await?;
-    let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
-        (d.id, field.map(|f| sort_value(d, f)))
+    let tenant = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?.tenant_id();
+    let page = state.cached_page(tenant, &ctx.url, async || {
+        query.refuse_unsupported(list::LIST_OPTIONS)?;
+        check_select(&query, version.0)?;
+        let expand = device_expand(&query, version.0)?;
+        let page = list::page_query(&query, device_field)?;
+        let mut devices = state.store().list_autopilot_devices(tenant, &page).await?;
+        let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
+            (d.id, field.map(|f| sort_value(d, f)))
+        });
+        let count = match query.count {
+            Some(true) => Some(state.store().count_autopilot_devices(tenant, page.filter.as_ref()).await?),
+            _ => None,
+        };
+        let select = query.select.as_deref();
+        let context = context_url(version.0, &list::collection_fragment(SET, select));
+        let mut body = PageWriter::new(&context, count, next.as_deref());
+        for device in &devices {
+            body.push(&to_wire(device, version.0), Select::new(select), expanded(expand))?;
+        }
+        Ok(ODataBody::ok(body.finish()))
     });
-    let count = match query.count {
-        Some(true) => Some(state.store().count_autopilot_devices(scope.tenant_id(), page.filter.as_ref()).await?),
-        _ => None,
-    };
-    let select = query.select.as_deref();
-    let context = context_url(version.0, &list::collection_fragment(SET, select));
-    let mut body = PageWriter::new(&context, count, next.as_deref());
-    for device in &devices {
-        body.push(&to_wire(device, version.0), Select::new(select), expanded(expand))?;
-    }
-    Ok(ODataBody::ok(body.finish()))
+    page.await
 }
 
 /// `GET …/windowsAutopilotDeviceIdentities/$count`: the number as `text/plain`.

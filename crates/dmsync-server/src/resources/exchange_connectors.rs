@@ -217,14 +217,18 @@ async fn list_exchange_connectors(
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
     let store = &state.store();
-    let page = COLLECTION.page(
-        &query,
-        &ctx,
-        version.0,
-        uri.query(),
-        async |page| store.list_connectors(tenant, page).await,
-        async |filter| store.count_connectors(tenant, filter).await,
-    );
+    let page = state.cached_page(tenant, &ctx.url, async || {
+        COLLECTION
+            .page(
+                &query,
+                &ctx,
+                version.0,
+                uri.query(),
+                async |page| store.list_connectors(tenant, page).await,
+                async |filter| store.count_connectors(tenant, filter).await,
+            )
+            .await
+    });
     page.await
 }
 

@@ -530,3 +530,32 @@ async fn oversized_query_options_are_a_400() {
     }
     app.stop().await;
 }
+
+/// A page read again is served from memory until the next write, and a write, whether a
+/// request's or a background job's, is seen by the next read of the same URL.
+#[tokio::test]
+async fn a_page_read_again_shows_every_write_in_between() {
+    let app = synced_app(&["SN-1"]).await;
+    let token = app.user_token().await;
+    let list = "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities?$select=id,groupTag";
+    let first: Value = app.get_json(list, Some(&token)).await;
+    assert_eq!(first, app.get_json(list, Some(&token)).await, "the same page twice");
+    assert_eq!(first["value"][0]["groupTag"], "");
+
+    let id = first["value"][0]["id"].as_str().unwrap();
+    let path = format!("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties");
+    let r = app.raw(Method::POST, &path, Some(&token)).json(&json!({"groupTag": "Sales"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let after: Value = app.get_json(list, Some(&token)).await;
+    assert_eq!(after["value"][0]["groupTag"], "Sales", "a request's write is seen at once");
+
+    // A background job's write: a sync that adds a device.
+    app.admin.add_registrations(&app.tenant(), &[registration("SN-2")]).await.unwrap();
+    app.admin.advance_clock(601.0).await.unwrap();
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    let synced: Value = app.get_json(list, Some(&token)).await;
+    assert_eq!(synced["value"].as_array().unwrap().len(), 2, "{synced}");
+    app.stop().await;
+}

@@ -1,9 +1,11 @@
 //! The page benchmark (`--pages-only`): a page of Autopilot devices at 16 connections, served in
-//! the same run by dmsync, by a bare axum handler answering the same bytes from memory, and by
-//! WireMock answering the same bytes as a stub body with its request journal off. Each round
-//! loads the three back to back, so a ratio compares loads that saw the same machine; a figure
-//! is the round with the median ratio. Then, with callgrind, the instructions the server spends
-//! per request, which other processes on the machine do not move.
+//! the same run by dmsync as it runs by default (the page cache on), by dmsync with the page
+//! cache off (`--page-cache-bytes 0`, every request reads the database: the read path itself),
+//! by a bare axum handler answering the same bytes from memory, and by WireMock answering the
+//! same bytes as a stub body with its request journal off. Each round loads the four back to
+//! back, so a ratio compares loads that saw the same machine; a figure is the round with the
+//! median ratio. Then, with callgrind, the instructions each dmsync spends per request, which
+//! other processes on the machine do not move.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,8 +46,15 @@ struct PageFigures {
     bare: Load,
     wiremock: Load,
     dmsync: Load,
+    uncached: Load,
     over_wiremock: f64,
     over_bare: f64,
+    uncached_over_wiremock: f64,
+}
+
+/// The page cache off: every request reads the database and writes the page.
+fn cache_off() -> Vec<String> {
+    vec!["--page-cache-bytes".into(), "0".into()]
 }
 
 pub async fn run(args: &Args) -> Result<()> {
@@ -65,12 +74,28 @@ pub async fn run(args: &Args) -> Result<()> {
     );
 
     let db = dir.path().join("pages.db");
-    let server =
-        Server::start_with(&server_bin, &sqlite_url(&db), &log_path, &["--sync-cooldown".into(), "600s".into()])
-            .await?;
+    let cooldown = ["--sync-cooldown".to_string(), "600s".to_string()];
+    let setup = Server::start_with(&server_bin, &sqlite_url(&db), &log_path, &cooldown).await?;
+    let graph = GraphClient::new(&setup.base_url);
+    let token = graph.token_password(&setup.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
+    register_and_sync(&setup.base_url, &graph.with_token(token), args.devices.max(1001)).await?;
+    setup.stop().await?;
+    // The same database twice, since a SQLite file has one server: one for dmsync as it runs by
+    // default, one for dmsync with the page cache off.
+    let uncached_db = dir.path().join("pages-uncached.db");
+    std::fs::copy(&db, &uncached_db)?;
+    let wal = db.with_extension("db-wal");
+    if wal.is_file() {
+        std::fs::copy(&wal, uncached_db.with_extension("db-wal"))?;
+    }
+    let server = Server::start_with(&server_bin, &sqlite_url(&db), &log_path, &cooldown).await?;
+    let uncached_log = log_path.with_extension("uncached.log");
+    let uncached = Server::start_with(&server_bin, &sqlite_url(&uncached_db), &uncached_log, &cache_off()).await?;
     let graph = GraphClient::new(&server.base_url);
     let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
-    register_and_sync(&server.base_url, &graph.with_token(token.clone()), args.devices.max(1001)).await?;
+    let graph = GraphClient::new(&uncached.base_url);
+    let uncached_token =
+        graph.token_password(&uncached.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
 
     // The bytes dmsync answers are what both peers serve.
     let http = reqwest::Client::new();
@@ -103,6 +128,7 @@ pub async fn run(args: &Args) -> Result<()> {
         for (i, (_, path)) in PAGES.iter().enumerate() {
             wrk(&format!("http://{wiremock_addr}/page/{i}"), CONNECTIONS, 3, None, None)?;
             wrk(&format!("{}/{path}", server.base_url), CONNECTIONS, 1, Some(&token), None)?;
+            wrk(&format!("{}/{path}", uncached.base_url), CONNECTIONS, 1, Some(&uncached_token), None)?;
         }
         let mut figures = Vec::new();
         for (i, (name, path)) in PAGES.iter().enumerate() {
@@ -111,14 +137,19 @@ pub async fn run(args: &Args) -> Result<()> {
                 let bare = wrk(&format!("http://{bare_addr}/bare/{i}"), CONNECTIONS, args.seconds, None, None)?;
                 let wiremock = wrk(&format!("http://{wiremock_addr}/page/{i}"), CONNECTIONS, args.seconds, None, None)?;
                 let dmsync = wrk(&format!("{}/{path}", server.base_url), CONNECTIONS, args.seconds, Some(&token), None)?;
-                for (peer, l) in [("bare", &bare), ("WireMock", &wiremock), ("dmsync", &dmsync)] {
+                let uncached_url = format!("{}/{path}", uncached.base_url);
+                let uncached = wrk(&uncached_url, CONNECTIONS, args.seconds, Some(&uncached_token), None)?;
+                for (peer, l) in
+                    [("bare", &bare), ("WireMock", &wiremock), ("dmsync", &dmsync), ("dmsync, cache off", &uncached)]
+                {
                     if l.non_2xx > 0 {
                         bail!("{name} from {peer}: {} responses were not 2xx", l.non_2xx);
                     }
                 }
                 let over_wiremock = dmsync.requests_per_second / wiremock.requests_per_second;
                 let over_bare = dmsync.requests_per_second / bare.requests_per_second;
-                rounds.push(PageFigures { bare, wiremock, dmsync, over_wiremock, over_bare });
+                let uncached_over_wiremock = uncached.requests_per_second / wiremock.requests_per_second;
+                rounds.push(PageFigures { bare, wiremock, dmsync, uncached, over_wiremock, over_bare, uncached_over_wiremock });
             }
             rounds.sort_by(|a, b| a.over_wiremock.total_cmp(&b.over_wiremock));
             let low = rounds[0].over_wiremock;
@@ -128,12 +159,12 @@ pub async fn run(args: &Args) -> Result<()> {
         }
         let load_after = load_average();
         println!(
-            "| page | bytes | bare axum req/s | WireMock req/s | dmsync req/s (p50, p99) | dmsync ÷ WireMock (range) | dmsync ÷ bare |"
+            "| page | bytes | bare axum req/s | WireMock req/s | dmsync req/s (p50, p99) | dmsync ÷ WireMock (range) | dmsync ÷ bare | cache off: req/s (p50) | cache off ÷ WireMock |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for ((name, f, low, high), size) in figures.iter().zip(&sizes) {
             println!(
-                "| {name} | {size} | {:.0} | {:.0} | {:.0} ({}, {}) | {:.2} ({:.2}–{:.2}) | {:.0}% |",
+                "| {name} | {size} | {:.0} | {:.0} | {:.0} ({}, {}) | {:.2} ({:.2}–{:.2}) | {:.0}% | {:.0} ({}) | {:.2} |",
                 f.bare.requests_per_second,
                 f.wiremock.requests_per_second,
                 f.dmsync.requests_per_second,
@@ -142,17 +173,21 @@ pub async fn run(args: &Args) -> Result<()> {
                 f.over_wiremock,
                 low,
                 high,
-                f.over_bare * 100.0
+                f.over_bare * 100.0,
+                f.uncached.requests_per_second,
+                dmsync_bench::report::ms(f.uncached.p50),
+                f.uncached_over_wiremock,
             );
         }
-        let time_ratio = figures[0].1.dmsync.requests_per_second / figures[2].1.dmsync.requests_per_second;
+        let time_ratio = figures[0].1.uncached.requests_per_second / figures[2].1.uncached.requests_per_second;
         println!(
-            "\n1,000-device page time ÷ 100-device page time (dmsync, at {CONNECTIONS} connections): {time_ratio:.2} (target ≤ 10)"
+            "\n1,000-device page time ÷ 100-device page time (dmsync with the page cache off, at {CONNECTIONS} connections): {time_ratio:.2} (target ≤ 10)"
         );
         println!(
-            "100-device page: dmsync ÷ WireMock {:.2} (target ≥ 1), dmsync ÷ bare {:.0}% (target ≥ 25%)",
+            "100-device page: dmsync ÷ WireMock {:.2} (target ≥ 1), dmsync ÷ bare {:.0}% (target ≥ 25%); with the page cache off ÷ WireMock {:.2}",
             figures[0].1.over_wiremock,
-            figures[0].1.over_bare * 100.0
+            figures[0].1.over_bare * 100.0,
+            figures[0].1.uncached_over_wiremock,
         );
         println!("load average (1, 5, 15 min): {load_before} before the loads, {load_after} after\n");
         Ok::<_, anyhow::Error>(())
@@ -163,11 +198,23 @@ pub async fn run(args: &Args) -> Result<()> {
     let _ = wiremock.kill();
     let _ = wiremock.wait();
     server.stop().await?;
+    uncached.stop().await?;
     outcome?;
 
     if args.callgrind_requests > 0 {
         if which("valgrind") && which("callgrind_control") {
-            callgrind(args, &server_bin, &db, dir.path()).await?;
+            println!("| page | instructions per request, page cache on | page cache off |");
+            println!("|---|---|---|");
+            let cached = callgrind(args, &server_bin, &db, &dir.path().join("cached"), &[]).await?;
+            let uncached =
+                callgrind(args, &server_bin, &uncached_db, &dir.path().join("uncached"), &cache_off()).await?;
+            for ((name, _), (on, off)) in PAGES.iter().zip(cached.iter().zip(&uncached)) {
+                println!("| {name} | {on:.0} | {off:.0} |");
+            }
+            println!(
+                "\n(callgrind, {} sequential requests after 5 of warm-up; callgrind_annotate target/bench/callgrind-pageN[-uncached].out shows where they go, when run from scripts/bench.sh)",
+                args.callgrind_requests
+            );
         } else {
             println!("callgrind: skipped (valgrind is not installed)");
         }
@@ -237,10 +284,11 @@ fn start_wiremock(jar: &Path, dir: &Path, addr: &str, bodies: &[PathBuf]) -> Res
         .context("starting WireMock")
 }
 
-/// Instructions per request of each page: the server under callgrind with instrumentation off
-/// (so it starts at nearly full speed), switched on for a warm-up, counters zeroed, then
-/// `--callgrind-requests` sequential requests, then dumped.
-async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path) -> Result<()> {
+/// Instructions per request of each page: the server (with `extra` arguments) under callgrind
+/// with instrumentation off (so it starts at nearly full speed), switched on for a warm-up,
+/// counters zeroed, then `--callgrind-requests` sequential requests, then dumped.
+async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path, extra: &[String]) -> Result<Vec<f64>> {
+    std::fs::create_dir_all(dir)?;
     let out = dir.join("callgrind.out");
     let wrapper: Vec<String> = [
         "valgrind",
@@ -253,20 +301,25 @@ async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path) -> Res
     .map(|s| s.to_string())
     .collect();
     let log = dir.join("callgrind-server.log");
-    let server = Server::start_wrapped(&wrapper, server_bin, &sqlite_url(db), &log, &[]).await?;
+    let server = Server::start_wrapped(&wrapper, server_bin, &sqlite_url(db), &log, extra).await?;
     let graph = GraphClient::new(&server.base_url);
     let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
     let http = reqwest::Client::new();
     let pid = server.pid.to_string();
     let control = |words: &[&str]| -> Result<()> {
-        let status = Command::new("callgrind_control").args(words).arg(&pid).stdout(Stdio::null()).status()?;
+        let status = Command::new("callgrind_control")
+            .args(words)
+            .arg(&pid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
         ensure!(status.success(), "callgrind_control {words:?} failed");
         Ok(())
     };
-    println!("| page | instructions per request (callgrind, {} sequential requests) |", args.callgrind_requests);
-    println!("|---|---|");
+    let suffix = if extra.is_empty() { "" } else { "-uncached" };
+    let mut figures = Vec::new();
     let outcome = async {
-        for (i, (name, path)) in PAGES.iter().enumerate() {
+        for (i, (_, path)) in PAGES.iter().enumerate() {
             let url = format!("{}/{path}", server.base_url);
             control(&["--instr=on"])?;
             for _ in 0..5 {
@@ -280,8 +333,8 @@ async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path) -> Res
             control(&["--instr=off"])?;
             let dump = newest_dump(dir, i + 1)?;
             let total = instructions(&dump)?;
-            println!("| {name} | {:.0} |", total as f64 / f64::from(args.callgrind_requests));
-            let keep = PathBuf::from(format!("target/bench/callgrind-page{i}.out"));
+            figures.push(total as f64 / f64::from(args.callgrind_requests));
+            let keep = PathBuf::from(format!("target/bench/callgrind-page{i}{suffix}.out"));
             if keep.parent().is_some_and(Path::is_dir) {
                 let _ = std::fs::copy(&dump, &keep);
             }
@@ -291,10 +344,7 @@ async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path) -> Res
     .await;
     server.stop().await?;
     outcome?;
-    println!(
-        "\n(callgrind_annotate target/bench/callgrind-pageN.out shows where they go, when run from scripts/bench.sh)"
-    );
-    Ok(())
+    Ok(figures)
 }
 
 /// The `n`th dump callgrind wrote (`callgrind.out.N`).
