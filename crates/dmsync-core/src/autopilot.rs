@@ -2,6 +2,7 @@
 //! and the device identities a sync produces.
 
 use crate::TenantId;
+use crate::ids::{AutopilotDeviceId, ImportedDeviceId, JobId};
 use crate::query::ListQuery;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -73,7 +74,7 @@ impl AutopilotSettings {
 pub enum SyncDecision {
     /// `lastManualSyncTriggerDateTime` was stamped, the status set to `inProgress` and a sync job
     /// enqueued, all in one transaction.
-    Started { job_id: Uuid },
+    Started { job_id: JobId },
     /// A sync is running: 409.
     AlreadyInProgress,
     /// The previous sync started less than the cooldown ago: 429.
@@ -212,7 +213,7 @@ impl EnrollmentState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutopilotDevice {
     pub tenant_id: TenantId,
-    pub id: Uuid,
+    pub id: AutopilotDeviceId,
     pub serial_number: String,
     pub manufacturer: String,
     pub model: String,
@@ -325,7 +326,7 @@ pub struct NewImportedDevice {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportedDevice {
     pub tenant_id: TenantId,
-    pub id: Uuid,
+    pub id: ImportedDeviceId,
     pub import_id: String,
     pub serial_number: String,
     pub group_tag: String,
@@ -333,7 +334,7 @@ pub struct ImportedDevice {
     pub hardware_hash: Vec<u8>,
     pub assigned_user_principal_name: String,
     pub status: ImportStatus,
-    pub device_registration_id: Option<Uuid>,
+    pub device_registration_id: Option<AutopilotDeviceId>,
     pub error_code: i32,
     pub error_name: Option<String>,
     pub created_at: OffsetDateTime,
@@ -351,11 +352,11 @@ pub struct ImportStats {
 pub enum DeletionRequest {
     /// The device will be deregistered by a background job.
     Accepted {
-        device_id: Uuid,
+        device_id: AutopilotDeviceId,
     },
     /// A deletion was already requested and has not finished.
     AlreadyInProgress {
-        device_id: Uuid,
+        device_id: AutopilotDeviceId,
     },
     NotFound,
 }

@@ -4,9 +4,9 @@
 //! (docs/GRAPH-COMPAT.md, "Exchange connectors").
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::TenantId;
+use crate::ids::{ConnectorId, EasDeviceId, JobId};
 use crate::query::ListQuery;
 
 macro_rules! wire_enum {
@@ -82,7 +82,7 @@ pub enum ConnectorSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExchangeConnector {
     pub tenant_id: TenantId,
-    pub id: Uuid,
+    pub id: ConnectorId,
     pub last_sync: Option<OffsetDateTime>,
     pub status: ConnectorStatus,
     pub primary_smtp_address: String,
@@ -131,7 +131,7 @@ pub type ConnectorQuery = ListQuery<ConnectorField>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectorSyncDecision {
     Started {
-        job_id: Uuid,
+        job_id: JobId,
     },
     /// A sync of this connector is already running: 409.
     AlreadyRunning,
@@ -161,8 +161,8 @@ pub struct MobileDeviceRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EasDevice {
     pub tenant_id: TenantId,
-    pub id: Uuid,
-    pub connector_id: Uuid,
+    pub id: EasDeviceId,
+    pub connector_id: ConnectorId,
     pub record: MobileDeviceRecord,
     pub enrolled_at: OffsetDateTime,
 }

@@ -3,8 +3,8 @@
 //! out can never overwrite a newer attempt's result.
 
 use crate::TenantId;
+use crate::ids::JobId;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// A job's typed payload; `KIND` is what the jobs table's `kind` column holds. The payload
 /// types live with the code that runs their jobs (in the server); the store only carries them.
@@ -65,7 +65,7 @@ impl JobState {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    pub id: Uuid,
+    pub id: JobId,
     pub tenant_id: TenantId,
     /// A [`JobPayload::KIND`].
     pub kind: String,
@@ -89,7 +89,7 @@ impl Job {
 /// Proof that a worker holds a job: every write about the job checks all three fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobLease {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub attempt: i64,
     pub owner: String,
 }

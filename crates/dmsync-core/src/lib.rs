@@ -8,6 +8,7 @@ pub mod error;
 pub mod exchange;
 pub mod filter;
 pub mod identity;
+pub mod ids;
 pub mod jobs;
 pub mod limits;
 pub mod permissions;
@@ -16,6 +17,7 @@ pub mod store;
 
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
+pub use ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, Id, IdKind, ImportedDeviceId, JobId};
 pub use store::{Backend, Store};
 
 /// Tenant ids are GUIDs, as in Entra ID.

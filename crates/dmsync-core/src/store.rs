@@ -19,6 +19,7 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
+use crate::ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, ImportedDeviceId, JobId};
 use crate::jobs::{Job, JobLease, NewJob};
 
 /// Whether other processes can share the database.
@@ -51,6 +52,8 @@ pub trait SystemStore: Send + Sync {
 pub trait IdentityStore: Send + Sync {
     async fn create_tenant(&self, tenant: &Tenant, now: OffsetDateTime) -> StoreResult<()>;
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    /// When the tenant was created: the `now` given to [`Self::create_tenant`], on the Clock.
+    async fn tenant_created_at(&self, id: TenantId) -> StoreResult<Option<OffsetDateTime>>;
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
     async fn tenant_count(&self) -> StoreResult<u64>;
     async fn create_app(&self, app: &AppRegistration) -> StoreResult<()>;
@@ -116,14 +119,14 @@ pub trait AutopilotStore: Send + Sync {
     async fn count_autopilot_devices(&self, tenant: TenantId, filter: Option<&Filter<DeviceField>>)
     -> StoreResult<u64>;
 
-    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>>;
+    async fn autopilot_device(&self, tenant: TenantId, id: AutopilotDeviceId) -> StoreResult<Option<AutopilotDevice>>;
 
     /// Updates Intune-side device properties; `group_tag` also updates the registration, so
     /// that the next sync keeps it. False when the device does not exist.
     async fn update_autopilot_device(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: AutopilotDeviceId,
         update: &DevicePropertiesUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
@@ -133,21 +136,25 @@ pub trait AutopilotStore: Send + Sync {
     async fn request_device_deletion(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: AutopilotDeviceId,
         now: OffsetDateTime,
         run_at: OffsetDateTime,
         job: &NewJob,
     ) -> StoreResult<DeletionRequest>;
 
     /// The device ids of these serial numbers in the tenant (absent serials are left out).
-    async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>>;
+    async fn device_ids_by_serial(
+        &self,
+        tenant: TenantId,
+        serials: &[String],
+    ) -> StoreResult<Vec<(String, AutopilotDeviceId)>>;
 
     /// Deletes the device and its registration, and completes the job, fenced by the lease.
     async fn deregister_device(
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: AutopilotDeviceId,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
 }
@@ -172,8 +179,8 @@ pub trait ImportStore: Send + Sync {
         tenant: TenantId,
         filter: Option<&Filter<ImportedField>>,
     ) -> StoreResult<u64>;
-    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>>;
-    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+    async fn imported_device(&self, tenant: TenantId, id: ImportedDeviceId) -> StoreResult<Option<ImportedDevice>>;
+    async fn delete_imported_device(&self, tenant: TenantId, id: ImportedDeviceId) -> StoreResult<bool>;
 }
 
 /// The four methods that read or change the Autopilot settings singleton. Not part of
@@ -239,21 +246,21 @@ pub trait ExchangeStore: Send + Sync {
     async fn create_connector(&self, connector: &ExchangeConnector, now: OffsetDateTime) -> StoreResult<()>;
     async fn list_connectors(&self, tenant: TenantId, query: &ConnectorQuery) -> StoreResult<Vec<ExchangeConnector>>;
     async fn count_connectors(&self, tenant: TenantId, filter: Option<&Filter<ConnectorField>>) -> StoreResult<u64>;
-    async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>>;
+    async fn connector(&self, tenant: TenantId, id: ConnectorId) -> StoreResult<Option<ExchangeConnector>>;
     /// Applies the changes; `None` when there is no such connector.
     async fn update_connector(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         changes: &ConnectorChanges,
     ) -> StoreResult<Option<ExchangeConnector>>;
     /// Deletes the connector and the devices it discovered.
-    async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+    async fn delete_connector(&self, tenant: TenantId, id: ConnectorId) -> StoreResult<bool>;
     /// Sets the connector's source; scheduled syncs are due relative to `now` until its first.
     async fn set_connector_source(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         source: &ConnectorSource,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
@@ -263,7 +270,7 @@ pub trait ExchangeStore: Send + Sync {
     async fn trigger_connector_sync(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         sync_type: SyncType,
         now: OffsetDateTime,
         job: &NewJob,
@@ -278,13 +285,13 @@ pub trait ExchangeStore: Send + Sync {
         now: OffsetDateTime,
         delta_every: Duration,
         full_every: Duration,
-        job_for: &(dyn Fn(Uuid, SyncType) -> NewJob + Send + Sync),
+        job_for: &(dyn Fn(ConnectorId, SyncType) -> NewJob + Send + Sync),
     ) -> StoreResult<u64>;
 
     /// Empties the connector's staging, fenced by the lease, before an attempt stages its first
     /// batch: what a crashed or released attempt staged must not count for this one (a released
     /// attempt's number is used again). False when the lease is no longer ours.
-    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool>;
+    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: ConnectorId) -> StoreResult<bool>;
 
     /// Stages one batch of the records a sync read, fenced by the lease: nothing a client sees
     /// changes until `complete_connector_sync`. A device staged twice by the attempt keeps its
@@ -293,7 +300,7 @@ pub trait ExchangeStore: Send + Sync {
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         records: &[MobileDeviceRecord],
     ) -> StoreResult<bool>;
 
@@ -306,7 +313,7 @@ pub trait ExchangeStore: Send + Sync {
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         full: bool,
         now: OffsetDateTime,
     ) -> StoreResult<Option<ConnectorSyncStats>>;
@@ -318,7 +325,7 @@ pub trait ExchangeStore: Send + Sync {
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         error: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
@@ -329,7 +336,7 @@ pub trait ExchangeStore: Send + Sync {
         tenant: TenantId,
         filter: Option<&Filter<ManagedDeviceField>>,
     ) -> StoreResult<u64>;
-    async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>>;
+    async fn managed_device(&self, tenant: TenantId, id: EasDeviceId) -> StoreResult<Option<EasDevice>>;
 }
 
 #[async_trait]
@@ -354,7 +361,7 @@ pub trait JobStore: Send + Sync {
     /// Returns every running job to the queue. Only for single-node backends at start-up,
     /// where no other process can hold a lease.
     async fn requeue_running_jobs(&self) -> StoreResult<u64>;
-    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>>;
+    async fn job(&self, id: JobId) -> StoreResult<Option<Job>>;
     /// Resolves once a job has been enqueued (committed) by this store since the previous call
     /// returned; a job enqueued while nobody waits is remembered. Every enqueuing method
     /// signals it after its commit, so idle workers wake without polling.

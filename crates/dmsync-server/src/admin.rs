@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use dmsync_core::TenantId;
 use dmsync_core::autopilot::NewRegistration;
 use dmsync_core::identity::Tenant;
 use dmsync_core::permissions::{AccountType, PrincipalKind};
+use dmsync_core::{ConnectorId, TenantId};
 
 use crate::auth::idp::MintRequest;
 use crate::error::{ApiError, ApiResult};
@@ -280,7 +280,7 @@ async fn set_connector_source(
             "The host of {url} is not allowed; start the server with --exchange-source-allow-host naming it."
         )));
     }
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFoundPlain(format!("'{id}' is not a connector id.")))?;
+    let id: ConnectorId = id.parse().map_err(|_| ApiError::NotFoundPlain(format!("'{id}' is not a connector id.")))?;
     if state.store().set_connector_source(tenant_id, id, &source, state.now()).await? {
         state.clock_advanced().notify_waiters();
         Ok(StatusCode::NO_CONTENT)

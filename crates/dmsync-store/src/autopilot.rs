@@ -13,7 +13,7 @@ use dmsync_core::autopilot::{
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::store::{AutopilotSettingsStore, AutopilotStore, RegistrationImport};
-use dmsync_core::{StoreResult, TenantId};
+use dmsync_core::{AutopilotDeviceId, StoreResult, TenantId};
 
 use crate::convert::refusal;
 use crate::db::{Query, SqlStore, Value};
@@ -155,14 +155,14 @@ impl AutopilotStore for SqlStore {
         self.count("autopilot_devices", tenant, filter, device_column).await
     }
 
-    async fn autopilot_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<AutopilotDevice>> {
+    async fn autopilot_device(&self, tenant: TenantId, id: AutopilotDeviceId) -> StoreResult<Option<AutopilotDevice>> {
         self.by_id("autopilot_devices", tenant, id, device_from_row).await
     }
 
     async fn update_autopilot_device(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: AutopilotDeviceId,
         update: &DevicePropertiesUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -212,7 +212,7 @@ impl AutopilotStore for SqlStore {
     async fn request_device_deletion(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: AutopilotDeviceId,
         now: OffsetDateTime,
         run_at: OffsetDateTime,
         job: &NewJob,
@@ -241,25 +241,24 @@ impl AutopilotStore for SqlStore {
         Ok(DeletionRequest::Accepted { device_id: id })
     }
 
-    async fn device_ids_by_serial(&self, tenant: TenantId, serials: &[String]) -> StoreResult<Vec<(String, Uuid)>> {
+    async fn device_ids_by_serial(
+        &self,
+        tenant: TenantId,
+        serials: &[String],
+    ) -> StoreResult<Vec<(String, AutopilotDeviceId)>> {
         let listed = self.dialect().in_list("serial_number", "$2");
         let query =
             Query::new(format!("SELECT serial_number, id FROM autopilot_devices WHERE tenant_id = $1 AND {listed}"))
                 .bind(tenant)
                 .bind(Value::from(serials));
-        self.read()
-            .fetch_all(query)
-            .await?
-            .iter()
-            .map(|row| Ok((row.text("serial_number")?, row.uuid("id")?)))
-            .collect()
+        self.read().fetch_all(query).await?.iter().map(|row| Ok((row.text("serial_number")?, row.id("id")?))).collect()
     }
 
     async fn deregister_device(
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: AutopilotDeviceId,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;

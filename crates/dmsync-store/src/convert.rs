@@ -1,7 +1,7 @@
 //! Conversions between domain values and column values shared by the engines.
 
-use dmsync_core::StoreError;
 use dmsync_core::autopilot::{AutopilotSettings, SyncDecision, SyncStatus};
+use dmsync_core::{AutopilotDeviceId, StoreError};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -26,8 +26,8 @@ pub fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
 /// neighbouring ids: reconciliation walks registrations in device-id order and inserts devices in
 /// key order, and neighbouring ids keep both walks on neighbouring pages instead of one random
 /// page per device. To a client they are ordinary GUIDs.
-pub fn new_device_id() -> Uuid {
-    Uuid::now_v7()
+pub fn new_device_id() -> AutopilotDeviceId {
+    AutopilotDeviceId::now_v7()
 }
 
 pub fn hash_digest(hash: &[u8]) -> Vec<u8> {

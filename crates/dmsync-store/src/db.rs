@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use dmsync_core::store::Topology;
-use dmsync_core::{StoreError, StoreResult};
+use dmsync_core::{Id, IdKind, StoreError, StoreResult};
 
 use crate::convert::{RECONCILE_CHUNK, to_ticks};
 use crate::sql::Dialect;
@@ -101,6 +101,17 @@ impl From<&Option<String>> for Value {
 impl From<Uuid> for Value {
     fn from(v: Uuid) -> Value {
         Value::Text(Some(v.to_string()))
+    }
+}
+/// Typed ids bind as the GUID they wrap.
+impl<K: IdKind> From<Id<K>> for Value {
+    fn from(v: Id<K>) -> Value {
+        Value::from(v.as_uuid())
+    }
+}
+impl<K: IdKind> From<Option<Id<K>>> for Value {
+    fn from(v: Option<Id<K>>) -> Value {
+        Value::Text(v.map(|id| id.to_string()))
     }
 }
 /// Timestamps are stored as ticks (see [`to_ticks`]).

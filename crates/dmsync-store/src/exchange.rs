@@ -16,7 +16,7 @@ use dmsync_core::exchange::{
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::store::ExchangeStore;
-use dmsync_core::{StoreError, StoreResult, TenantId};
+use dmsync_core::{ConnectorId, EasDeviceId, StoreError, StoreResult, TenantId};
 
 use crate::convert::to_ticks;
 use crate::db::{Query, SqlStore, Tx, Value};
@@ -54,7 +54,7 @@ fn last_of_each_device(records: &[MobileDeviceRecord]) -> Vec<&MobileDeviceRecor
 
 /// An upsert of `records` into the attempt's staging rows: a device read again in a later batch
 /// of the same attempt keeps its later record.
-fn stage_records(lease: &JobLease, tenant: TenantId, connector: Uuid, records: &[&MobileDeviceRecord]) -> Query {
+fn stage_records(lease: &JobLease, tenant: TenantId, connector: ConnectorId, records: &[&MobileDeviceRecord]) -> Query {
     let mut insert = Query::new(format!(
         "INSERT INTO eas_sync_staging (tenant_id, connector_id, job_id, attempt, {RECORD_COLUMNS}) VALUES "
     ));
@@ -69,7 +69,7 @@ fn stage_records(lease: &JobLease, tenant: TenantId, connector: Uuid, records: &
             Value::from(lease.job_id),
             Value::from(lease.attempt),
             Value::from(&r.device_id),
-            Value::from(Uuid::new_v4()),
+            Value::from(EasDeviceId::new()),
             Value::from(&r.device_type),
             Value::from(&r.device_model),
             Value::from(&r.device_os),
@@ -102,7 +102,7 @@ fn staged_by(lease: Option<&JobLease>) -> &'static str {
     }
 }
 
-fn bind_staged(query: Query, tenant: TenantId, connector: Uuid, lease: Option<&JobLease>) -> Query {
+fn bind_staged(query: Query, tenant: TenantId, connector: ConnectorId, lease: Option<&JobLease>) -> Query {
     let query = query.bind(tenant).bind(connector);
     match lease {
         Some(lease) => query.bind(lease.job_id).bind(lease.attempt),
@@ -111,7 +111,7 @@ fn bind_staged(query: Query, tenant: TenantId, connector: Uuid, lease: Option<&J
 }
 
 /// Empties the connector's staging: this attempt's rows and any an earlier attempt left.
-fn clear_staged(tenant: TenantId, connector: Uuid) -> Query {
+fn clear_staged(tenant: TenantId, connector: ConnectorId) -> Query {
     bind_staged(Query::new(format!("DELETE FROM eas_sync_staging WHERE {}", staged_by(None))), tenant, connector, None)
 }
 
@@ -120,7 +120,7 @@ async fn end_sync(
     tx: &mut Tx,
     lease: &JobLease,
     tenant: TenantId,
-    id: Uuid,
+    id: ConnectorId,
     state: JobState,
     error: Option<&str>,
     now: OffsetDateTime,
@@ -165,7 +165,7 @@ impl SqlStore {
     async fn claim_connector(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         sync_type: SyncType,
         now: OffsetDateTime,
         due: Option<Due>,
@@ -237,14 +237,14 @@ impl ExchangeStore for SqlStore {
         self.count("exchange_connectors", tenant, filter, connector_column).await
     }
 
-    async fn connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ExchangeConnector>> {
+    async fn connector(&self, tenant: TenantId, id: ConnectorId) -> StoreResult<Option<ExchangeConnector>> {
         self.by_id("exchange_connectors", tenant, id, connector_from_row).await
     }
 
     async fn update_connector(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         changes: &ConnectorChanges,
     ) -> StoreResult<Option<ExchangeConnector>> {
         let query = Query::new(
@@ -271,7 +271,7 @@ impl ExchangeStore for SqlStore {
         self.write().fetch_optional(query).await?.as_ref().map(connector_from_row).transpose()
     }
 
-    async fn delete_connector(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+    async fn delete_connector(&self, tenant: TenantId, id: ConnectorId) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let query =
             Query::new("DELETE FROM exchange_connectors WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
@@ -287,7 +287,7 @@ impl ExchangeStore for SqlStore {
     async fn set_connector_source(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         source: &ConnectorSource,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -305,7 +305,7 @@ impl ExchangeStore for SqlStore {
     async fn trigger_connector_sync(
         &self,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         sync_type: SyncType,
         now: OffsetDateTime,
         job: &NewJob,
@@ -318,7 +318,7 @@ impl ExchangeStore for SqlStore {
         now: OffsetDateTime,
         delta_every: Duration,
         full_every: Duration,
-        job_for: &(dyn Fn(Uuid, SyncType) -> NewJob + Send + Sync),
+        job_for: &(dyn Fn(ConnectorId, SyncType) -> NewJob + Send + Sync),
     ) -> StoreResult<u64> {
         let (full_before, delta_before) = (now - full_every, now - delta_every);
         // The same condition is checked again by each claim, under the row lock.
@@ -333,7 +333,7 @@ impl ExchangeStore for SqlStore {
         let mut started = 0;
         for row in self.read().fetch_all(query).await? {
             let kind = if row.flag("full_due")? { SyncType::FullSync } else { SyncType::DeltaSync };
-            let (tenant, id) = (row.uuid("tenant_id")?, row.uuid("id")?);
+            let (tenant, id) = (row.uuid("tenant_id")?, row.id("id")?);
             let due = Due { full_before, delta_before };
             if let ConnectorSyncDecision::Started { .. } =
                 self.claim_connector(tenant, id, kind, now, Some(due), &job_for(id, kind)).await?
@@ -344,7 +344,7 @@ impl ExchangeStore for SqlStore {
         Ok(started)
     }
 
-    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+    async fn begin_connector_staging(&self, lease: &JobLease, tenant: TenantId, id: ConnectorId) -> StoreResult<bool> {
         let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
         tx.execute(clear_staged(tenant, id)).await?;
         tx.commit().await?;
@@ -355,7 +355,7 @@ impl ExchangeStore for SqlStore {
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         records: &[MobileDeviceRecord],
     ) -> StoreResult<bool> {
         let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(false) };
@@ -371,7 +371,7 @@ impl ExchangeStore for SqlStore {
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         full: bool,
         now: OffsetDateTime,
     ) -> StoreResult<Option<ConnectorSyncStats>> {
@@ -427,7 +427,7 @@ impl ExchangeStore for SqlStore {
         &self,
         lease: &JobLease,
         tenant: TenantId,
-        id: Uuid,
+        id: ConnectorId,
         error: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -457,7 +457,7 @@ impl ExchangeStore for SqlStore {
         self.count("eas_devices", tenant, filter, managed_device_column).await
     }
 
-    async fn managed_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<EasDevice>> {
+    async fn managed_device(&self, tenant: TenantId, id: EasDeviceId) -> StoreResult<Option<EasDevice>> {
         self.by_id("eas_devices", tenant, id, eas_from_row).await
     }
 }

@@ -28,6 +28,11 @@ impl IdentityStore for SqlStore {
         self.read().fetch_optional(query).await?.as_ref().map(tenant_from_row).transpose()
     }
 
+    async fn tenant_created_at(&self, id: TenantId) -> StoreResult<Option<OffsetDateTime>> {
+        let query = Query::new("SELECT created_at FROM tenants WHERE id = $1").bind(id);
+        self.read().fetch_optional(query).await?.as_ref().map(|row| row.time("created_at")).transpose()
+    }
+
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
         let matches = self.dialect().nocase_eq("domain", "$1");
         let query = Query::new(format!("SELECT id, domain FROM tenants WHERE {matches}")).bind(domain);

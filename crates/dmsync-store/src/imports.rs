@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use dmsync_core::autopilot::{
     ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, import_errors,
@@ -11,7 +10,7 @@ use dmsync_core::autopilot::{
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::store::ImportStore;
-use dmsync_core::{StoreResult, TenantId};
+use dmsync_core::{ImportedDeviceId, StoreResult, TenantId};
 
 use crate::convert::{from_ticks, hash_digest, new_device_id, to_ticks};
 use crate::db::{Query, SqlStore, Value};
@@ -57,7 +56,7 @@ impl ImportStore for SqlStore {
                 "INSERT INTO imported_devices (tenant_id, id, job_id, import_id, serial_number, group_tag, product_key,
                  hardware_hash, hash_digest, assigned_user_principal_name, status, pending_device_id, created_at) VALUES ",
             );
-            let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+            let ids: Vec<ImportedDeviceId> = chunk.iter().map(|_| ImportedDeviceId::new()).collect();
             for (i, (r, id)) in chunk.iter().zip(&ids).enumerate() {
                 if i > 0 {
                     insert.push(", ");
@@ -111,11 +110,11 @@ impl ImportStore for SqlStore {
         self.count("imported_devices", tenant, filter, imported_column).await
     }
 
-    async fn imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<Option<ImportedDevice>> {
+    async fn imported_device(&self, tenant: TenantId, id: ImportedDeviceId) -> StoreResult<Option<ImportedDevice>> {
         self.by_id("imported_devices", tenant, id, imported_from_row).await
     }
 
-    async fn delete_imported_device(&self, tenant: TenantId, id: Uuid) -> StoreResult<bool> {
+    async fn delete_imported_device(&self, tenant: TenantId, id: ImportedDeviceId) -> StoreResult<bool> {
         let query = Query::new("DELETE FROM imported_devices WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
         Ok(self.write().execute(query).await? == 1)
     }

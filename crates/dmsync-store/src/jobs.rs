@@ -3,11 +3,10 @@
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use dmsync_core::jobs::{Job, JobLease, JobState, NewJob};
 use dmsync_core::store::JobStore;
-use dmsync_core::{StoreResult, TenantId};
+use dmsync_core::{JobId, StoreResult, TenantId};
 
 use crate::db::{Query, SqlStore, Tx};
 use crate::rows::job_from_row;
@@ -29,8 +28,8 @@ pub(crate) async fn insert_job(
     job: &NewJob,
     now: OffsetDateTime,
     run_at: OffsetDateTime,
-) -> StoreResult<Uuid> {
-    let job_id = Uuid::now_v7();
+) -> StoreResult<JobId> {
+    let job_id = JobId::now_v7();
     let query = Query::new(
         "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
          VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6)",
@@ -151,7 +150,7 @@ impl JobStore for SqlStore {
         self.write().execute(query).await
     }
 
-    async fn job(&self, id: Uuid) -> StoreResult<Option<Job>> {
+    async fn job(&self, id: JobId) -> StoreResult<Option<Job>> {
         let query = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id);
         self.read().fetch_optional(query).await?.as_ref().map(job_from_row).transpose()
     }

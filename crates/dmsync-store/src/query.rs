@@ -5,8 +5,7 @@
 
 use dmsync_core::filter::{CompareOp, Filter, Literal, StringFunction};
 use dmsync_core::query::{ListQuery, SortDirection};
-use dmsync_core::{StoreResult, TenantId};
-use uuid::Uuid;
+use dmsync_core::{Id, IdKind, StoreResult, TenantId};
 
 use crate::db::{Query, Row, SqlStore};
 use crate::sql::{Dialect, SQLITE_UNICODE_NOCASE};
@@ -179,11 +178,11 @@ impl SqlStore {
     }
 
     /// One row of the tenant in `table` by id, decoded by `decode`.
-    pub(crate) async fn by_id<T>(
+    pub(crate) async fn by_id<K: IdKind, T>(
         &self,
         table: &str,
         tenant: TenantId,
-        id: Uuid,
+        id: Id<K>,
         decode: fn(&Row) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
         let sql = Query::new(format!("SELECT * FROM {table} WHERE tenant_id = $1 AND id = $2")).bind(tenant).bind(id);
@@ -195,6 +194,7 @@ impl SqlStore {
 mod tests {
     use super::*;
     use dmsync_core::autopilot::DeviceField;
+    use uuid::Uuid;
 
     /// The Unicode collation must not cost `serialNumber eq` its index: the plan is a search on
     /// the tenant's key, as it was with `COLLATE NOCASE`, never a scan.

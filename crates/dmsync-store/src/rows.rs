@@ -12,7 +12,7 @@ use dmsync_core::exchange::{
 };
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobState};
-use dmsync_core::{StoreError, StoreResult};
+use dmsync_core::{Id, IdKind, StoreError, StoreResult};
 
 use crate::convert::{from_ticks, opt_from_ticks, parse_json_list, parse_uuid};
 use crate::db::Row;
@@ -29,6 +29,10 @@ pub trait Columns {
 
     fn uuid(&self, column: &str) -> StoreResult<Uuid> {
         parse_uuid(&self.text(column)?)
+    }
+    /// A typed id; the column's kind is the caller's to know.
+    fn id<K: IdKind>(&self, column: &str) -> StoreResult<Id<K>> {
+        self.uuid(column).map(Id::from_uuid)
     }
     fn time(&self, column: &str) -> StoreResult<OffsetDateTime> {
         Ok(from_ticks(self.int(column)?))
@@ -79,7 +83,7 @@ pub fn settings_from_row(row: &impl Columns) -> StoreResult<AutopilotSettings> {
 
 pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
     Ok(Job {
-        id: row.uuid("id")?,
+        id: row.id("id")?,
         tenant_id: row.uuid("tenant_id")?,
         kind: row.text("kind")?,
         payload: serde_json::from_str(&row.text("payload")?).map_err(|e| StoreError::Database(e.to_string()))?,
@@ -96,7 +100,7 @@ pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
 pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
     Ok(AutopilotDevice {
         tenant_id: row.uuid("tenant_id")?,
-        id: row.uuid("id")?,
+        id: row.id("id")?,
         serial_number: row.text("serial_number")?,
         manufacturer: row.text("manufacturer")?,
         model: row.text("model")?,
@@ -119,7 +123,7 @@ pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
 pub fn imported_from_row(row: &impl Columns) -> StoreResult<ImportedDevice> {
     Ok(ImportedDevice {
         tenant_id: row.uuid("tenant_id")?,
-        id: row.uuid("id")?,
+        id: row.id("id")?,
         import_id: row.text("import_id")?,
         serial_number: row.text("serial_number")?,
         group_tag: row.text("group_tag")?,
@@ -127,7 +131,12 @@ pub fn imported_from_row(row: &impl Columns) -> StoreResult<ImportedDevice> {
         hardware_hash: row.bytes("hardware_hash")?,
         assigned_user_principal_name: row.text("assigned_user_principal_name")?,
         status: parse_enum(row.text("status")?, "import status", ImportStatus::parse)?,
-        device_registration_id: row.opt_text("device_registration_id")?.as_deref().map(parse_uuid).transpose()?,
+        device_registration_id: row
+            .opt_text("device_registration_id")?
+            .as_deref()
+            .map(parse_uuid)
+            .transpose()?
+            .map(Id::from_uuid),
         error_code: row.int32("error_code")?,
         error_name: row.opt_text("error_name")?,
         created_at: row.time("created_at")?,
@@ -173,7 +182,7 @@ pub fn signing_key_from_row(row: &impl Columns) -> StoreResult<SigningKey> {
 pub fn connector_from_row(row: &impl Columns) -> StoreResult<ExchangeConnector> {
     Ok(ExchangeConnector {
         tenant_id: row.uuid("tenant_id")?,
-        id: row.uuid("id")?,
+        id: row.id("id")?,
         last_sync: row.opt_time("last_sync")?,
         status: parse_enum(row.text("status")?, "status", ConnectorStatus::parse)?,
         primary_smtp_address: row.text("primary_smtp_address")?,
@@ -196,8 +205,8 @@ pub fn connector_from_row(row: &impl Columns) -> StoreResult<ExchangeConnector> 
 pub fn eas_from_row(row: &impl Columns) -> StoreResult<EasDevice> {
     Ok(EasDevice {
         tenant_id: row.uuid("tenant_id")?,
-        id: row.uuid("id")?,
-        connector_id: row.uuid("connector_id")?,
+        id: row.id("id")?,
+        connector_id: row.id("connector_id")?,
         record: MobileDeviceRecord {
             device_id: row.text("eas_device_id")?,
             device_type: row.text("device_type")?,

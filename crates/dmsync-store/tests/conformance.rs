@@ -11,7 +11,7 @@ use dmsync_core::jobs::JobState;
 use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::store::Topology;
-use dmsync_core::{Backend, StoreError};
+use dmsync_core::{Backend, ConnectorId, StoreError};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
 use uuid::{Uuid, uuid};
@@ -42,7 +42,7 @@ impl JobPayload for DeregisterAutopilotDevice {
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ExchangeConnectorSync {
-    connector_id: Uuid,
+    connector_id: ConnectorId,
     sync_type: String,
 }
 impl JobPayload for ExchangeConnectorSync {
@@ -61,7 +61,7 @@ fn deletion_job() -> NewJob {
     NewJob::new(&DeregisterAutopilotDevice {})
 }
 
-fn connector_job(connector_id: Uuid, sync_type: dmsync_core::exchange::SyncType) -> NewJob {
+fn connector_job(connector_id: ConnectorId, sync_type: dmsync_core::exchange::SyncType) -> NewJob {
     NewJob::new(&ExchangeConnectorSync { connector_id, sync_type: sync_type.as_str().to_owned() })
 }
 
@@ -95,6 +95,16 @@ async fn tenants_are_unique_by_id_and_domain(store: &dyn Backend) {
     assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
     assert_eq!(store.tenant_by_domain("A.ONMICROSOFT.COM").await.unwrap().unwrap().id, A, "domains ignore case");
     assert_eq!(store.tenant_count().await.unwrap(), 2);
+}
+
+/// The store never reads the wall clock: a tenant's creation time is the `now` it was given,
+/// which after a clock advance is far from the wall clock.
+async fn tenant_created_time_comes_from_the_clock(store: &dyn Backend) {
+    let advanced =
+        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap() + Duration::days(400);
+    store.create_tenant(&Tenant { id: A, domain: "a.onmicrosoft.com".into() }, advanced).await.unwrap();
+    assert_eq!(store.tenant_created_at(A).await.unwrap(), Some(advanced));
+    assert_eq!(store.tenant_created_at(B).await.unwrap(), None, "no such tenant");
 }
 
 async fn sync_decision_is_409_then_429_then_started(store: &dyn Backend) {
@@ -239,7 +249,7 @@ async fn reconcile_is_set_based_idempotent_and_tenant_scoped(store: &dyn Backend
 
     let page = store.list_autopilot_devices(A, &DeviceQuery::first(1)).await.unwrap();
     assert_eq!(page.len(), 1);
-    let after = DeviceCursor { sort_value: None, id: page[0].id };
+    let after = DeviceCursor { sort_value: None, id: page[0].id.into() };
     let rest =
         store.list_autopilot_devices(A, &DeviceQuery { after: Some(after), ..DeviceQuery::first(10) }).await.unwrap();
     assert_eq!(rest.len(), 1);
@@ -303,7 +313,7 @@ async fn device_queries_filter_order_and_count(store: &dyn Backend) {
                 break;
             }
             let last = page.last().unwrap();
-            after = Some(DeviceCursor { sort_value: Some(last.serial_number.clone()), id: last.id });
+            after = Some(DeviceCursor { sort_value: Some(last.serial_number.clone()), id: last.id.into() });
             seen.extend(page.into_iter().map(|d| d.serial_number));
         }
         let mut expected = seen.clone();
@@ -487,7 +497,7 @@ fn connector(tenant: Uuid) -> dmsync_core::exchange::ExchangeConnector {
     use dmsync_core::exchange::*;
     ExchangeConnector {
         tenant_id: tenant,
-        id: Uuid::new_v4(),
+        id: ConnectorId::new(),
         last_sync: None,
         status: ConnectorStatus::ConnectionPending,
         primary_smtp_address: "svc@contoso.com".into(),
@@ -1044,6 +1054,7 @@ macro_rules! all_tests {
             $open,
             [
                 tenants_are_unique_by_id_and_domain,
+                tenant_created_time_comes_from_the_clock,
                 sync_decision_is_409_then_429_then_started,
                 jobs_are_leased_fenced_and_released,
                 running_jobs_are_requeued_at_start,

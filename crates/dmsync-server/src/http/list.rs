@@ -205,17 +205,17 @@ impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
 
     /// One item by its id in the path, with `$select`: an id that is not a GUID, or that names
     /// no item of the caller's tenant, is the same 404.
-    pub async fn entity(
+    pub async fn entity<I: std::str::FromStr>(
         &self,
         query: &ODataQuery,
         version: ApiVersion,
         id: &str,
-        get: impl AsyncFnOnce(Uuid) -> Result<Option<T>, StoreError>,
+        get: impl AsyncFnOnce(I) -> Result<Option<T>, StoreError>,
     ) -> Result<ODataBody, ApiError> {
         query.refuse_unsupported(ENTITY_OPTIONS)?;
         let select = query.select.as_deref();
         check_select(select, self.properties, self.type_name)?;
-        let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
+        let id: I = id.parse().map_err(|_| ApiError::NotFound)?;
         let item = get(id).await?.ok_or(ApiError::NotFound)?;
         let context = context_url(version, &entity_fragment(self.set, select));
         ODataBody::entity(axum::http::StatusCode::OK, &context, &(self.wire)(&item), Select::new(select), &[])

@@ -2,10 +2,9 @@
 //! together, with the job's fenced completion.
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
+use dmsync_core::AutopilotDeviceId;
 use dmsync_core::jobs::JobPayload;
+use serde::{Deserialize, Serialize};
 
 use super::{BackgroundJob, JobContext, JobEnd};
 
@@ -13,7 +12,7 @@ use super::{BackgroundJob, JobContext, JobEnd};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeregisterAutopilotDevice {
-    pub device_id: Uuid,
+    pub device_id: AutopilotDeviceId,
 }
 
 impl JobPayload for DeregisterAutopilotDevice {

@@ -3,12 +3,11 @@
 //! syncs"). The scheduler that enqueues the periodic syncs is `crate::exchange_scheduler`.
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use uuid::Uuid;
-
+use dmsync_core::ConnectorId;
 use dmsync_core::exchange::SyncType;
 use dmsync_core::jobs::JobPayload;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::{BackgroundJob, JobContext, JobEnd};
 use crate::exchange_source;
@@ -17,7 +16,7 @@ use crate::exchange_source;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExchangeConnectorSync {
-    pub connector_id: Uuid,
+    pub connector_id: ConnectorId,
     #[serde(with = "sync_type_text")]
     pub sync_type: SyncType,
 }

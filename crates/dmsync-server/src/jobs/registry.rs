@@ -105,6 +105,8 @@ mod tests {
     use serde_json::json;
     use uuid::Uuid;
 
+    use dmsync_core::{AutopilotDeviceId, ConnectorId};
+
     use super::*;
     use crate::jobs::autopilot_sync::AutopilotSync;
     use crate::jobs::deregister_autopilot_device::DeregisterAutopilotDevice;
@@ -120,12 +122,15 @@ mod tests {
             (NewJob::new(&AutopilotSync {}), "autopilotSync", json!({})),
             (NewJob::new(&ImportAutopilotDevices {}), "importAutopilotDevices", json!({})),
             (
-                NewJob::new(&DeregisterAutopilotDevice { device_id: id }),
+                NewJob::new(&DeregisterAutopilotDevice { device_id: AutopilotDeviceId::from_uuid(id) }),
                 "deregisterAutopilotDevice",
                 json!({ "deviceId": id }),
             ),
             (
-                NewJob::new(&ExchangeConnectorSync { connector_id: id, sync_type: SyncType::DeltaSync }),
+                NewJob::new(&ExchangeConnectorSync {
+                    connector_id: ConnectorId::from_uuid(id),
+                    sync_type: SyncType::DeltaSync,
+                }),
                 "exchangeConnectorSync",
                 json!({ "connectorId": id, "syncType": "deltaSync" }),
             ),
@@ -138,7 +143,7 @@ mod tests {
         assert_eq!(registry.handlers.len(), 4, "every registered kind is covered above");
         let decoded: ExchangeConnectorSync =
             serde_json::from_value(json!({ "connectorId": id, "syncType": "fullSync" })).unwrap();
-        assert_eq!((decoded.connector_id, decoded.sync_type), (id, SyncType::FullSync));
+        assert_eq!((decoded.connector_id, decoded.sync_type), (ConnectorId::from_uuid(id), SyncType::FullSync));
         assert!(registry.get("someFutureJob").is_none());
     }
 }

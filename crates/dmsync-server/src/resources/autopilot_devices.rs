@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use dmsync_core::AutopilotDeviceId;
 use dmsync_core::autopilot::{AutopilotDevice, DeletionRequest, DeviceField, DevicePropertiesUpdate, EnrollmentState};
 use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
@@ -16,7 +17,6 @@ use dmsync_graph::autopilot::{
 };
 use dmsync_graph::odata::context_url;
 use dmsync_graph::writer::{PageWriter, Select};
-use uuid::Uuid;
 
 use super::Version;
 use crate::auth::Caller;
@@ -292,7 +292,7 @@ async fn list_windows_autopilot_device_identities(
         let page = list::page_query(&query, device_field)?;
         let mut devices = state.store().list_autopilot_devices(tenant, &page).await?;
         let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
-            (d.id, field.map(|f| sort_value(d, f)))
+            (d.id.into(), field.map(|f| sort_value(d, f)))
         });
         let count = match query.count {
             Some(true) => Some(state.store().count_autopilot_devices(tenant, page.filter.as_ref()).await?),
@@ -335,15 +335,15 @@ async fn get_windows_autopilot_device_identity(
     query.refuse_unsupported(GET_OPTIONS)?;
     check_select(&query, version.0)?;
     let expand = device_expand(&query, version.0)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let id = parse_device_id(&id)?;
     let device = state.store().autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
     let select = query.select.as_deref();
     let context = context_url(version.0, &list::entity_fragment(SET, select));
     ODataBody::entity(StatusCode::OK, &context, &to_wire(&device, version.0), Select::new(select), expanded(expand))
 }
 
-fn parse_device_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
+fn parse_device_id(id: &str) -> Result<AutopilotDeviceId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
 }
 
 /// The Intune error for a second delete while the first is pending. `ZtdDeviceDeletionInProgess`
@@ -522,7 +522,7 @@ async fn delete_devices(
     if body.serial_numbers.len() > MAX_DELETE_DEVICES {
         return Err(ApiError::BadRequest(format!("At most {MAX_DELETE_DEVICES} serial numbers per request.")));
     }
-    let found: std::collections::HashMap<String, Uuid> =
+    let found: std::collections::HashMap<String, AutopilotDeviceId> =
         state.store().device_ids_by_serial(scope.tenant_id(), &body.serial_numbers).await?.into_iter().collect();
     let context = context_url(version.0, "Collection(microsoft.graph.deletedWindowsAutopilotDeviceState)");
     let mut results = PageWriter::new(&context, None, None);

@@ -2,6 +2,7 @@
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
+use dmsync_core::ConnectorId;
 use dmsync_core::exchange::{
     ConnectorChanges, ConnectorField, ConnectorStatus, ConnectorSyncDecision, ConnectorType, ExchangeConnector,
     SyncType,
@@ -14,7 +15,6 @@ use dmsync_graph::exchange::{
 };
 use dmsync_graph::odata::context_url;
 use dmsync_graph::writer::Select;
-use uuid::Uuid;
 
 use super::Version;
 use crate::auth::Caller;
@@ -184,7 +184,7 @@ const COLLECTION: list::Collection<ExchangeConnector, ConnectorField, DeviceMana
         type_name: TYPE_NAME,
         properties: PROPERTIES,
         field,
-        id: |c| c.id,
+        id: |c| c.id.into(),
         sort_value,
         wire: to_wire,
     };
@@ -201,8 +201,8 @@ fn changes(input: DeviceManagementExchangeConnectorInput) -> ConnectorChanges {
     }
 }
 
-fn connector_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
+fn connector_id(id: &str) -> Result<ConnectorId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
 }
 
 /// List deviceManagementExchangeConnectors.
@@ -244,7 +244,7 @@ async fn create_exchange_connector(
     let c = changes(input);
     let connector = ExchangeConnector {
         tenant_id: scope.tenant_id(),
-        id: Uuid::new_v4(),
+        id: ConnectorId::new(),
         last_sync: None,
         status: ConnectorStatus::ConnectionPending,
         primary_smtp_address: c.primary_smtp_address.unwrap_or_default(),

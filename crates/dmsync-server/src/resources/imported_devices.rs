@@ -6,6 +6,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use dmsync_core::ImportedDeviceId;
 use dmsync_core::autopilot::{ImportStatus, ImportedDevice, ImportedField, NewImportedDevice};
 use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
@@ -160,7 +161,7 @@ const COLLECTION: list::Collection<ImportedDevice, ImportedField, ImportedWindow
         type_name: TYPE_NAME,
         properties: PROPERTIES,
         field: imported_field,
-        id: |d| d.id,
+        id: |d| d.id.into(),
         sort_value,
         wire: to_wire,
     };
@@ -311,7 +312,7 @@ async fn delete_imported_windows_autopilot_device_identity(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::DeleteImportedWindowsAutopilotDeviceIdentity)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let id: ImportedDeviceId = id.parse().map_err(|_| ApiError::NotFound)?;
     if state.store().delete_imported_device(scope.tenant_id(), id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

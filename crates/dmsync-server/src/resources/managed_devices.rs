@@ -152,7 +152,7 @@ const COLLECTION: list::Collection<EasDevice, ManagedDeviceField, ManagedDevice>
     type_name: "managedDevice",
     properties: PROPERTIES,
     field,
-    id: |d| d.id,
+    id: |d| d.id.into(),
     sort_value,
     wire: to_wire,
 };

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use dmsync_core::JobId;
 use dmsync_core::exchange::{ConnectorSyncDecision, SyncType};
 use dmsync_core::jobs::{Job, JobPayload, JobState, NewJob};
 use reqwest::{Method, StatusCode};
-use uuid::Uuid;
 
 use crate::helpers::*;
 
@@ -60,7 +60,7 @@ impl JobPayload for BrokenDeregistration {
 
 /// Enqueues the job as a connector's sync, through a connector of its own: the store carries
 /// whatever kind and payload it is given, as the rows of another version would hold.
-async fn enqueue(app: &TestApp, job: &NewJob) -> Uuid {
+async fn enqueue(app: &TestApp, job: &NewJob) -> JobId {
     let r = app
         .raw(Method::POST, "/beta/deviceManagement/exchangeConnectors", Some(&app.user_token().await))
         .json(&serde_json::json!({
@@ -83,7 +83,7 @@ async fn enqueue(app: &TestApp, job: &NewJob) -> Uuid {
     }
 }
 
-async fn wait_for_failure(app: &TestApp, id: Uuid) -> Job {
+async fn wait_for_failure(app: &TestApp, id: JobId) -> Job {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let job = app.state.store().job(id).await.unwrap().expect("the job exists");
