@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the local certificate authority (PEM) from the database, without a server: the
     /// CA that `serve --tls` leaves chain to and GET /_dmsync/ca.pem serves. If the database has
     /// none yet, it is created and stored, as the first `serve` would.
@@ -335,7 +335,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Ca(args) => print_ca(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Token(args) => Ok(cli::finish(cli::print_token(args).await)),
         Command::Autopilot(args) => Ok(cli::finish(cli::autopilot::run(args).await)),
