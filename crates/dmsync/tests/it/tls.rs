@@ -261,3 +261,25 @@ async fn dmsync_ca_prints_the_ca_that_serve_tls_presents() {
     assert!(stopped.success(), "{stopped:?}");
     assert_eq!(ca(), printed, "and after it stopped");
 }
+
+/// Replicas starting together on one empty PostgreSQL database agree on one CA, so a client that
+/// trusts it reaches every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_together_present_one_ca() {
+    let Some(db) = postgres_database().await else { return };
+    let url = db.url.clone();
+    let shared = std::sync::Arc::new(db);
+    let apps = futures::future::join_all((0..3).map(|_| {
+        let config = Config { tls: Some(TlsCertificate::LocalCa { names: Vec::new() }), ..test_config(&url) };
+        spawn_app_on(config, TestDb::Shared(shared.clone()))
+    }))
+    .await;
+    let ca = apps[0].state.certificate_authority().ca_pem().to_owned();
+    let client = trusting(&ca).build().unwrap();
+    for app in &apps {
+        assert_eq!(app.state.certificate_authority().ca_pem(), ca);
+        let r = client.get(format!("{}/healthz", app.base_url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    futures::future::join_all(apps.into_iter().map(TestApp::stop)).await;
+}
