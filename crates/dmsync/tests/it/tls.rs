@@ -283,3 +283,48 @@ async fn replicas_starting_together_present_one_ca() {
     }
     futures::future::join_all(apps.into_iter().map(TestApp::stop)).await;
 }
+
+/// A client that opens a connection and sends nothing, or starts a TLS hello and stalls, is cut
+/// after the head timeout; the server keeps serving.
+#[tokio::test]
+async fn a_stalled_handshake_is_cut_after_the_head_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|c| {
+        c.tls = Some(TlsCertificate::LocalCa { names: Vec::new() });
+        c.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    for sent in [&b""[..], &[0x16, 0x03, 0x01][..]] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await.unwrap().ok();
+        assert!(started.elapsed() < Duration::from_secs(5), "{sent:?} cut in {:?}", started.elapsed());
+    }
+    let r = app.raw(Method::GET, "/healthz", None).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// Over the connection cap, a TLS client still gets the 503 in Graph's shape, over TLS.
+#[tokio::test]
+async fn over_the_connection_cap_a_tls_client_gets_the_503() {
+    let app = spawn_app_with(|c| {
+        c.tls = Some(TlsCertificate::LocalCa { names: Vec::new() });
+        c.max_connections = 1;
+    })
+    .await;
+    let ca = app.state.certificate_authority().ca_pem().to_owned();
+    let holder = trusting(&ca).build().unwrap();
+    let r = holder.get(format!("{}/healthz", app.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The holder's connection stays open in its pool, taking the one slot.
+    let other = trusting(&ca).build().unwrap();
+    let r = other.get(format!("{}/healthz", app.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ServiceUnavailable");
+    drop(holder);
+    app.stop().await;
+}
