@@ -184,6 +184,11 @@ impl GraphClient {
         GraphClient { token: Some(token.into()), ..self.clone() }
     }
 
+    /// The same client over another reqwest client: one that trusts dmsync's local CA, say.
+    pub fn with_http(self, http: reqwest::Client) -> GraphClient {
+        GraphClient { http, ..self }
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -537,6 +542,11 @@ impl AdminClient {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             admin_token: admin_token.into(),
         }
+    }
+
+    /// The same client over another reqwest client: one that trusts dmsync's local CA, say.
+    pub fn with_http(self, http: reqwest::Client) -> AdminClient {
+        AdminClient { http, ..self }
     }
 
     fn post(&self, path: &str) -> RequestBuilder {

@@ -12,6 +12,7 @@ use crate::autopilot::{
     ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats,
     RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
 };
+use crate::certificate::StoredCertificateAuthority;
 use crate::error::StoreResult;
 use crate::exchange::{
     ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats,
@@ -44,6 +45,14 @@ pub trait SystemStore: Send + Sync {
     async fn clock_offset(&self) -> StoreResult<Duration>;
     /// Persists the offset; it only ever grows.
     async fn save_clock_offset(&self, offset: Duration) -> StoreResult<()>;
+    /// The local certificate authority, if one was ever stored.
+    async fn certificate_authority(&self) -> StoreResult<Option<StoredCertificateAuthority>>;
+    /// Stores `ca` unless a CA is stored already, and returns the one stored: the first writer
+    /// wins, so replicas starting together on an empty database agree on one CA.
+    async fn insert_certificate_authority(
+        &self,
+        ca: &StoredCertificateAuthority,
+    ) -> StoreResult<StoredCertificateAuthority>;
     /// Closes the pool after the last writer is done.
     async fn close(&self);
 }

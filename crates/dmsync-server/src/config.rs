@@ -1,8 +1,11 @@
 //! Server configuration. The binary fills it from flags and `DMSYNC_*` variables; tests build it
 //! directly with `Config::for_tests`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
+
+use http::uri::{Authority, Scheme, Uri};
 
 use time::Duration as ClockDuration;
 
@@ -62,6 +65,67 @@ pub struct Config {
     /// this process enqueues and clock advances wake it at once; the poll finds jobs that came
     /// due and jobs other replicas enqueued.
     pub job_poll_interval: Duration,
+    /// HTTPS on the listen address (`--tls`), and with which certificate.
+    pub tls: Option<TlsCertificate>,
+    /// The scheme and authority of every absolute URL dmsync writes, when no `X-Forwarded-*`
+    /// header names them (`--public-url`).
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The certificate `serve --tls` presents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsCertificate {
+    /// A leaf from the local CA naming `localhost`, `127.0.0.1`, `::1`, the listen host and
+    /// these names (`--tls-name`).
+    LocalCa { names: Vec<String> },
+    /// The operator's own chain and key, PEM files (`--tls-cert`, `--tls-key`).
+    Operator { cert: PathBuf, key: PathBuf },
+}
+
+/// `--public-url`: a scheme (`http` or `https`) and an authority, and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    scheme: Scheme,
+    authority: Authority,
+    /// `scheme://authority`, what absolute URLs start with.
+    origin: String,
+}
+
+impl PublicUrl {
+    /// Parses `https://host[:port]` (or `http://`); a path other than `/`, a query, a fragment
+    /// or user information is refused, since dmsync would not honour it.
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let uri: Uri =
+            text.parse().map_err(|e| format!("'{text}' is not a URL ({e}); try https://dmsync.example:8443"))?;
+        let scheme = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTPS || *s == Scheme::HTTP => s.clone(),
+            _ => return Err(format!("'{text}' must start with https:// or http://")),
+        };
+        let authority = uri
+            .authority()
+            .and_then(|a| crate::http::host::parse_authority(a.as_str()))
+            .ok_or_else(|| format!("'{text}' names no host, or a host with user information"))?;
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()) || text.contains('#') {
+            return Err(format!(
+                "'{text}' has a path, query or fragment; give only the scheme, host and port (dmsync serves Graph at the root)"
+            ));
+        }
+        let origin = format!("{scheme}://{authority}");
+        Ok(PublicUrl { scheme, authority, origin })
+    }
+
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// `scheme://host[:port]`, without a trailing slash.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
 }
 
 /// Tokens from a real Entra ID app registration (or any issuer that signs Entra-shaped tokens).
@@ -102,6 +166,8 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("external_issuer", &self.external_issuer)
             .field("job_poll_interval", &self.job_poll_interval)
+            .field("tls", &self.tls)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -135,6 +201,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             external_issuer: None,
             job_poll_interval: Duration::from_millis(500),
+            tls: None,
+            public_url: None,
         }
     }
 }
@@ -167,6 +235,16 @@ impl Config {
             }
         }
         self.validate_durations()?;
+        if let Some(TlsCertificate::LocalCa { names }) = &self.tls {
+            for name in names {
+                let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+                if bare.parse::<IpAddr>().is_err() && rustls::pki_types::DnsName::try_from(name.as_str()).is_err() {
+                    return Err(ConfigError(format!(
+                        "--tls-name (DMSYNC_TLS_NAME) '{name}' is not a host name or an IP address"
+                    )));
+                }
+            }
+        }
         if let Some(issuer) = &self.external_issuer {
             if blank(&issuer.jwks_url) {
                 return Err(ConfigError(
@@ -223,6 +301,21 @@ impl Config {
     /// address that is not loopback (the development token never works off loopback).
     pub fn admin_reachable_from_other_hosts(&self) -> bool {
         self.admin_token.is_some() && !self.listen.ip().is_loopback()
+    }
+
+    /// The names the local CA's leaf for `--tls` names: loopback, the listen host (unless it is
+    /// the unspecified address, which no client connects to) and every `--tls-name`.
+    pub fn tls_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        if !self.listen.ip().is_unspecified() {
+            names.push(self.listen.ip().to_string());
+        }
+        if let Some(TlsCertificate::LocalCa { names: extra }) = &self.tls {
+            names.extend(extra.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
     }
 
     /// The admin token in force: the configured one, or the development default on loopback.
@@ -283,5 +376,37 @@ mod tests {
         assert!(message.contains("--exchange-delta-interval"), "{message}");
         let message = refusal(|c| c.idle_timeout = Duration::ZERO);
         assert!(message.contains("--idle-timeout"), "{message}");
+    }
+
+    #[test]
+    fn a_public_url_is_a_scheme_and_an_authority_only() {
+        let url = PublicUrl::parse("https://dmsync.example:8443").unwrap();
+        assert_eq!(url.origin(), "https://dmsync.example:8443");
+        assert_eq!(PublicUrl::parse("http://10.0.0.5/").unwrap().origin(), "http://10.0.0.5");
+        for refused in [
+            "dmsync.example",
+            "ftp://dmsync.example",
+            "https://dmsync.example/graph",
+            "https://dmsync.example/?a=b",
+            "https://user@dmsync.example",
+            "https://dmsync.example/#top",
+            "https://",
+        ] {
+            assert!(PublicUrl::parse(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn tls_names_must_be_host_names_or_addresses() {
+        let message = refusal(|c| c.tls = Some(TlsCertificate::LocalCa { names: vec!["bad name".into()] }));
+        assert!(message.contains("--tls-name (DMSYNC_TLS_NAME) 'bad name'"), "{message}");
+        let config = Config {
+            tls: Some(TlsCertificate::LocalCa {
+                names: vec!["dmsync.lan".into(), "10.0.0.5".into(), "LOCALHOST".into()],
+            }),
+            ..Config::default()
+        };
+        config.validate().unwrap();
+        assert_eq!(config.tls_names(), ["localhost", "127.0.0.1", "::1", "dmsync.lan", "10.0.0.5"]);
     }
 }

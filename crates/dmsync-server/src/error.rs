@@ -92,6 +92,10 @@ pub enum ApiError {
     /// closed.
     #[error("too many connections")]
     TooManyConnections,
+    /// A plain-HTTP request sent to a port that serves HTTPS; answered in plain HTTP, then the
+    /// connection is closed.
+    #[error("plain HTTP on the TLS port")]
+    PlainHttpOnTlsPort,
     /// The database could not be had in time; the client is told when to retry.
     #[error("database busy: {0}")]
     DatabaseBusy(String),
@@ -205,7 +209,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 MessageSpec::Plain(format!(
-                    "The dmsync admin API does not answer to the {header} '{value}'. It answers to loopback names, the listen address and the names given with --admin-allow-host."
+                    "The dmsync admin API does not answer to the {header} '{value}'. It answers to loopback names, the listen address, the host of --public-url, the names given with --tls-name and those given with --admin-allow-host."
                 )),
             ),
             Forbidden(denial) => {
@@ -267,6 +271,14 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 MessageSpec::Plain("The server is serving as many connections as it allows. Retry shortly.".into()),
+            ),
+            PlainHttpOnTlsPort => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                MessageSpec::Plain(
+                    "This port serves HTTPS (dmsync serve --tls): send the request to https:// instead of http://."
+                        .into(),
+                ),
             ),
             DatabaseBusy(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

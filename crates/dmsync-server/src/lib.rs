@@ -18,6 +18,7 @@ pub mod resources;
 pub mod serve;
 pub mod settings_cache;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ use crate::state::AppState;
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
+    /// Set with `--tls`: the listener serves HTTPS with this configuration.
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
     router: Router,
     route_table: Arc<RouteTable>,
@@ -137,7 +140,23 @@ impl Application {
             profile: config.permission_profile,
             external,
         });
-        let issuer = Issuer::new(keys.clone(), clock.clone(), directory);
+        let issuer = Issuer::new(keys.clone(), clock.clone(), directory.clone());
+        // Certificates are dated on the system clock: clients check them against their own.
+        let certificate_authority = Arc::new(
+            tls::CertificateAuthority::load_or_create(directory.as_ref(), time::OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the local certificate authority: {e:#}"))?,
+        );
+        let tls = match &config.tls {
+            None => None,
+            Some(config::TlsCertificate::Operator { cert, key }) => {
+                Some(tls::server_config(tls::operator_certificate(cert, key)?))
+            }
+            Some(config::TlsCertificate::LocalCa { .. }) => {
+                let names = tls::NamePolicy::Fixed(config.tls_names());
+                Some(tls::server_config(certificate_authority.resolver(names)))
+            }
+        };
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -151,6 +170,7 @@ impl Application {
             verifier,
             issuer,
             tenants,
+            certificate_authority,
             single_node,
             shutdown,
         });
@@ -165,6 +185,7 @@ impl Application {
             .merge(auth::idp::router())
             .merge(ops::router(metrics_handle))
             .merge(http::openapi::router(&route_table))
+            .merge(tls::router())
             .fallback(move |request: Request| {
                 let table = fallback_table.clone();
                 async move { table.unmatched(request.uri().path()).into_response() }
@@ -174,11 +195,17 @@ impl Application {
             .layer(axum::middleware::from_fn(http::host::require_host))
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
             .with_state(state.clone());
-        Ok(Application { listener, address, state, router, route_table, _db_lock: db_lock, seeded })
+        Ok(Application { listener, address, tls, state, router, route_table, _db_lock: db_lock, seeded })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// `https://ADDRESS` with `--tls`, `http://ADDRESS` without.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
     pub fn port(&self) -> u16 {
@@ -193,7 +220,7 @@ impl Application {
     /// in flight finish and jobs reach a safe point, within the shutdown deadline; then close
     /// the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, state, router, route_table, _db_lock, .. } = self;
+        let Application { listener, tls, state, router, route_table, _db_lock, .. } = self;
         let mut workers = jobs::spawn_workers(&state);
         workers.push(tokio::spawn(exchange_scheduler::run_scheduler(state.clone())));
         if !state.is_single_node() {
@@ -201,18 +228,33 @@ impl Application {
         }
         let canonicalize = canonicalize_request(route_table);
         let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
-        let connections = Arc::new(serve::ConnectionServer::new(service, serve::Timeouts::from_config(state.config())));
+        let mut connections = serve::ConnectionServer::new(service, serve::Timeouts::from_config(state.config()));
+        if tls.is_some() {
+            connections = connections.with_scheme(axum::http::uri::Scheme::HTTPS);
+        }
         // A connection over the cap is answered by this router alone, so its 503 is rendered
-        // by the request context like every other error.
-        let refusal = Router::new()
-            .fallback(|| async { ApiError::TooManyConnections })
-            .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
-            .with_state(state.clone());
-        let refuser = Arc::new(serve::Refuser::new(refusal, state.config().header_read_timeout));
+        // by the request context like every other error; so is the 400 of a plain-HTTP request
+        // sent to the TLS port.
+        let refusal = |error: fn() -> ApiError| {
+            Router::new()
+                .fallback(move || async move { error() })
+                .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
+                .with_state(state.clone())
+        };
+        let deadline = state.config().header_read_timeout;
+        let refuser = Arc::new(serve::Refuser::new(refusal(|| ApiError::TooManyConnections), deadline));
+        let tls = tls.map(|config| {
+            Arc::new(serve::TlsPort {
+                acceptor: tokio_rustls::TlsAcceptor::from(config),
+                handshake_timeout: deadline,
+                plain_http: Arc::new(serve::Refuser::new(refusal(|| ApiError::PlainHttpOnTlsPort), deadline)),
+            })
+        });
         let accepting = serve::accept_loop(
             listener,
-            connections,
+            Arc::new(connections),
             refuser,
+            tls,
             state.config().max_connections,
             state.shutdown().clone(),
         );

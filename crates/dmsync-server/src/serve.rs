@@ -9,7 +9,9 @@
 //! into Graph's 408.
 //!
 //! [`ConnectionServer::serve`] takes any `AsyncRead + AsyncWrite` stream, so a TLS acceptor can
-//! wrap each accepted socket before it is served.
+//! wrap each accepted socket before it is served: with a [`TlsPort`] the accept loop does that
+//! itself (`crate::tls::accept`), within the head timeout, and answers a plain-HTTP request sent
+//! to the TLS port in plain HTTP.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -23,6 +25,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
+use http::uri::Scheme;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
 use crate::config::Config;
+use crate::tls::Accepted;
 
 /// hyper's ceilings on a request's head. They sit above ours (`http/context.rs`), so that a
 /// request between the two is answered with Graph's body rather than hyper's empty one.
@@ -69,11 +73,18 @@ impl Timeouts {
     }
 }
 
+/// The scheme a request arrived over, a request extension set on every request a
+/// [`ConnectionServer`] serves: `https` on a TLS connection. `http/context.rs` writes absolute
+/// URLs with it when nothing says otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionScheme(pub Scheme);
+
 /// Serves connections with the application's service and the timeouts.
 pub struct ConnectionServer<S> {
     builder: auto::Builder<TokioExecutor>,
     service: S,
     timeouts: Timeouts,
+    scheme: Scheme,
 }
 
 impl<S> ConnectionServer<S>
@@ -90,7 +101,13 @@ where
             .max_headers(HYPER_MAX_HEADERS)
             .max_buf_size(HYPER_MAX_HEAD_BYTES);
         builder.http2().timer(TokioTimer::new()).max_header_list_size(HYPER_MAX_HEAD_BYTES as u32);
-        ConnectionServer { builder, service, timeouts }
+        ConnectionServer { builder, service, timeouts, scheme: Scheme::HTTP }
+    }
+
+    /// The scheme of the connections this server is given: `Scheme::HTTPS` when they are TLS
+    /// streams. Plain HTTP unless set.
+    pub fn with_scheme(self, scheme: Scheme) -> Self {
+        ConnectionServer { scheme, ..self }
     }
 
     /// Serves one connection until the client closes it, a timeout cuts it, or a graceful
@@ -103,10 +120,12 @@ where
         let io = TokioIo::new(TrackedIo { inner: io, activity: activity.clone() });
         let service = self.service.clone();
         let timeouts = self.timeouts;
+        let scheme = ConnectionScheme(self.scheme.clone());
         let requests = activity.clone();
         let hyper_service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = requests.request_started();
-            let request = with_body_deadline(request, timeouts);
+            let mut request = with_body_deadline(request, timeouts);
+            request.extensions_mut().insert(scheme.clone());
             let service = service.clone();
             async move {
                 let response = service.oneshot(request).await?;
@@ -146,19 +165,54 @@ where
         Refuser { builder, service, deadline }
     }
 
-    async fn refuse(&self, stream: TcpStream) {
+    async fn refuse<IO>(&self, stream: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let connection =
             self.builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(self.service.clone()));
         let _ = tokio::time::timeout(self.deadline, connection).await;
     }
 }
 
+/// What makes a listener HTTPS: the acceptor, the deadline of its handshake (the head timeout,
+/// which the handshake precedes), and the refuser that answers a plain-HTTP request sent to it.
+pub struct TlsPort<R> {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub handshake_timeout: Duration,
+    pub plain_http: Arc<Refuser<R>>,
+}
+
+impl<R> TlsPort<R>
+where
+    R: Service<http::Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    R::Future: Send + 'static,
+{
+    /// The handshake, then `then` on the TLS stream; a plain-HTTP request gets its refusal.
+    async fn accept<F, Fut>(&self, stream: TcpStream, then: F)
+    where
+        F: FnOnce(Box<tokio_rustls::server::TlsStream<TcpStream>>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        match crate::tls::accept(&self.acceptor, stream, self.handshake_timeout).await {
+            Accepted::Tls(stream) => then(stream).await,
+            Accepted::PlainHttp(stream) => {
+                tracing::debug!("plain HTTP request on the TLS port; answered 400");
+                self.plain_http.refuse(stream).await;
+            }
+            Accepted::Failed => {}
+        }
+    }
+}
+
 /// Accepts connections until `shutdown` is cancelled, serving at most `max_connections` at
-/// once; returns the handle whose `shutdown()` drains the connections still open.
+/// once (over TLS when `tls` is given); returns the handle whose `shutdown()` drains the
+/// connections still open.
 pub async fn accept_loop<S, R>(
     listener: TcpListener,
     server: Arc<ConnectionServer<S>>,
     refuser: Arc<Refuser<R>>,
+    tls: Option<Arc<TlsPort<R>>>,
     max_connections: usize,
     shutdown: CancellationToken,
 ) -> GracefulShutdown
@@ -200,8 +254,12 @@ where
             Ok(slot) => {
                 let server = server.clone();
                 let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    server.serve(stream, watcher).await;
+                    match tls {
+                        Some(tls) => tls.accept(stream, |stream| server.serve(stream, watcher)).await,
+                        None => server.serve(stream, watcher).await,
+                    }
                     drop(slot);
                 });
             }
@@ -209,8 +267,12 @@ where
                 Ok(refusal) => {
                     tracing::debug!(max_connections, "connection refused: at the connection cap");
                     let refuser = refuser.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        refuser.refuse(stream).await;
+                        match tls {
+                            Some(tls) => tls.accept(stream, |stream| refuser.refuse(stream)).await,
+                            None => refuser.refuse(stream).await,
+                        }
                         drop(refusal);
                     });
                 }

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::http::page_cache::{PageCache, PageKey};
 use crate::http::response::ODataBody;
 use crate::settings_cache::SettingsCache;
+use crate::tls::CertificateAuthority;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -37,6 +38,8 @@ struct Inner {
     /// Collection pages as last written, until the next write.
     pages: PageCache,
     tenants: Arc<KnownTenants>,
+    /// The local CA, served at `/_dmsync/ca.pem` and signing the HTTPS leaves.
+    certificate_authority: Arc<CertificateAuthority>,
     /// Whether one process owns the database (SQLite): no other writer exists.
     single_node: bool,
     /// Wakes the connector scheduler and idle workers when the Clock moves forward.
@@ -53,13 +56,25 @@ pub struct Parts {
     pub verifier: Verifier,
     pub issuer: Issuer,
     pub tenants: Arc<KnownTenants>,
+    pub certificate_authority: Arc<CertificateAuthority>,
     pub single_node: bool,
     pub shutdown: CancellationToken,
 }
 
 impl AppState {
     pub fn new(parts: Parts) -> AppState {
-        let Parts { config, backend, clock, keys, verifier, issuer, tenants, single_node, shutdown } = parts;
+        let Parts {
+            config,
+            backend,
+            clock,
+            keys,
+            verifier,
+            issuer,
+            tenants,
+            certificate_authority,
+            single_node,
+            shutdown,
+        } = parts;
         // Only a single-node backend has no other writer the cache could miss.
         let settings_store: Arc<dyn AutopilotSettingsStore> = backend.clone();
         let settings = SettingsCache::new(settings_store, single_node);
@@ -75,6 +90,7 @@ impl AppState {
                 settings,
                 pages,
                 tenants,
+                certificate_authority,
                 single_node,
                 clock_advanced: Notify::new(),
                 shutdown,
@@ -126,6 +142,10 @@ impl AppState {
 
     pub fn issuer(&self) -> &Issuer {
         &self.inner.issuer
+    }
+
+    pub fn certificate_authority(&self) -> &Arc<CertificateAuthority> {
+        &self.inner.certificate_authority
     }
 
     pub fn is_single_node(&self) -> bool {

@@ -834,6 +834,28 @@ async fn first_signing_key_is_inserted_once(store: &dyn Backend) {
     assert_eq!(store.signing_keys().await.unwrap().len(), 1);
 }
 
+fn certificate_authority(n: usize) -> dmsync_core::certificate::StoredCertificateAuthority {
+    dmsync_core::certificate::StoredCertificateAuthority {
+        certificate_pem: format!("certificate {n}"),
+        private_key_pem: format!("key {n}"),
+        created_at: OffsetDateTime::UNIX_EPOCH + Duration::days(n as i64),
+    }
+}
+
+/// Replicas that start together on an empty database agree on one certificate authority: each
+/// insert returns the one stored, and every one of them returns the same.
+async fn first_certificate_authority_wins(store: &dyn Backend) {
+    assert_eq!(store.certificate_authority().await.unwrap(), None);
+    let candidates: Vec<_> = (0..8).map(certificate_authority).collect();
+    let stored = futures::future::join_all(candidates.iter().map(|ca| store.insert_certificate_authority(ca))).await;
+    let stored: Vec<_> = stored.into_iter().map(Result::unwrap).collect();
+    assert!(candidates.contains(&stored[0]));
+    assert!(stored.iter().all(|ca| *ca == stored[0]), "{stored:?}");
+    assert_eq!(store.certificate_authority().await.unwrap().as_ref(), Some(&stored[0]));
+    // A later start's insert changes nothing.
+    assert_eq!(store.insert_certificate_authority(&certificate_authority(99)).await.unwrap(), stored[0]);
+}
+
 /// Registration writes racing with reconciliations: whatever interleaving, a last
 /// reconciliation sees every committed change, so no device is lost or left over. This is the
 /// change sequence's ordering guarantee; on PostgreSQL it needs the counter row lock.
@@ -1071,6 +1093,7 @@ macro_rules! all_tests {
                 signing_keys_round_trip,
                 concurrent_sync_requests_start_once,
                 first_signing_key_is_inserted_once,
+                first_certificate_authority_wins,
                 reconcile_sees_every_change_under_concurrent_writes,
                 last_error_survives_a_later_success,
                 connector_source_time_comes_from_the_clock,
@@ -1087,3 +1110,28 @@ all_tests!(sqlite_on_disk, super::sqlite_file());
 all_tests!(postgresql, super::postgres());
 backend_tests!(sqlite_small_chunks, super::sqlite_chunked(), [reconcile_in_chunks_stops_and_resumes]);
 backend_tests!(postgresql_small_chunks, super::postgres_chunked(), [reconcile_in_chunks_stops_and_resumes]);
+
+/// A reopened database keeps its certificate authority (a restart presents the same CA).
+async fn certificate_authority_survives_a_reopen(url: &str) {
+    let stored = {
+        let store = dmsync_store::connect(url).await.unwrap();
+        let stored = store.insert_certificate_authority(&certificate_authority(1)).await.unwrap();
+        store.close().await;
+        stored
+    };
+    let store = dmsync_store::connect(url).await.unwrap();
+    assert_eq!(store.certificate_authority().await.unwrap(), Some(stored));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_on_disk_keeps_the_certificate_authority_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    certificate_authority_survives_a_reopen(&format!("sqlite://{}", dir.path().join("ca.db").display())).await;
+}
+
+#[tokio::test]
+async fn postgresql_keeps_the_certificate_authority_across_a_reopen() {
+    let Some(db) = TestDatabase::create().await else { return };
+    certificate_authority_survives_a_reopen(&db.url).await;
+}

@@ -1,5 +1,6 @@
-//! The dmsync binary. `dmsync serve` runs the server; the client subcommands (`token`,
-//! `autopilot`, `exchange`) live in `cli/` and talk Graph over HTTP.
+//! The dmsync binary. `dmsync serve` runs the server and `dmsync ca` prints its certificate
+//! authority from the database; the client subcommands (`token`, `autopilot`, `exchange`) live
+//! in `cli/` and talk Graph over HTTP.
 
 mod cli;
 
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use dmsync_server::bootstrap::{
     DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_DOMAIN, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN,
 };
-use dmsync_server::config::{Config, ExternalIssuer, PermissionProfile};
+use dmsync_server::config::{Config, ExternalIssuer, PermissionProfile, PublicUrl, TlsCertificate};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +31,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Print the local certificate authority (PEM) from the database, without a server: the
+    /// CA that `serve --tls` leaves chain to and GET /_dmsync/ca.pem serves. If the database has
+    /// none yet, it is created and stored, as the first `serve` would.
+    Ca(CaArgs),
     /// Print an access token, for curl: -H "Authorization: Bearer $(dmsync token)".
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Token(cli::TokenArgs),
@@ -162,9 +167,36 @@ struct ServeArgs {
     /// Extra audiences accepted on external tokens (comma-separated), e.g. your API's client id.
     #[arg(long, env = "DMSYNC_EXTERNAL_AUDIENCES", value_delimiter = ',')]
     external_audiences: Vec<String>,
+    /// Serve HTTPS on --listen (HTTP/2 and HTTP/1.1 by ALPN), with a certificate from the local
+    /// CA (GET /_dmsync/ca.pem, `dmsync ca`) naming localhost, 127.0.0.1, ::1, the listen host and
+    /// every --tls-name; a client asking for another name gets that certificate too.
+    #[arg(long, env = "DMSYNC_TLS", value_parser = clap::builder::BoolishValueParser::new())]
+    tls: bool,
+    /// Another host name or IP address the --tls certificate names; repeat or comma-separate.
+    #[arg(long, env = "DMSYNC_TLS_NAME", value_delimiter = ',', requires = "tls", conflicts_with = "tls_cert")]
+    tls_name: Vec<String>,
+    /// With --tls, present this certificate chain (PEM, leaf first) instead of one from the
+    /// local CA; needs --tls-key.
+    #[arg(long, env = "DMSYNC_TLS_CERT", requires_all = ["tls", "tls_key"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "DMSYNC_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The scheme, host and port of every absolute URL dmsync writes (@odata.nextLink, the
+    /// OpenID documents, Intune's error Url), e.g. https://dmsync.example:8443, for a TLS
+    /// terminator that sends no X-Forwarded-Host or X-Forwarded-Proto (those still win).
+    #[arg(long, env = "DMSYNC_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    public_url: Option<PublicUrl>,
     /// Log format.
     #[arg(long, env = "DMSYNC_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(clap::Args)]
+struct CaArgs {
+    /// Database, as for `serve`: sqlite://PATH or postgres://USER@HOST:PORT/DATABASE.
+    #[arg(long, env = "DMSYNC_DB", default_value = "sqlite://dmsync.db")]
+    db: String,
 }
 
 fn init_logging(format: LogFormat) {
@@ -240,6 +272,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .external_jwks_url
             .map(|jwks_url| ExternalIssuer { jwks_url, audiences: args.external_audiences }),
         job_poll_interval: args.job_poll_interval,
+        tls: match (args.tls, args.tls_cert, args.tls_key) {
+            (false, ..) => None,
+            (true, Some(cert), Some(key)) => Some(TlsCertificate::Operator { cert, key }),
+            (true, ..) => Some(TlsCertificate::LocalCa { names: args.tls_name }),
+        },
+        public_url: args.public_url,
     };
     // Refused before the database is opened or the port bound, with the flag's name.
     config.validate()?;
@@ -247,7 +285,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let reachable_from_other_hosts = config.admin_reachable_from_other_hosts();
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.context("starting dmsync")?;
-    let url = format!("http://{}", app.address());
+    let url = app.url();
     let admin_line = match admin_token.as_deref() {
         Some(dmsync_server::config::DEV_ADMIN_TOKEN) => {
             format!("{url}/_dmsync/ with Bearer {}", dmsync_server::config::DEV_ADMIN_TOKEN)
@@ -275,8 +313,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = out.write_all(banner.as_bytes());
         let _ = out.flush();
     }
+    tracing::info!(url = %url, "listening");
     tokio::spawn(wait_for_signal(shutdown));
     app.run_until_stopped().await
+}
+
+/// `dmsync ca`: the CA certificate on stdout, read (or created) through the store directly,
+/// since no server need be running.
+async fn print_ca(args: CaArgs) -> anyhow::Result<()> {
+    let store =
+        dmsync_store::connect(&args.db).await.map_err(|e| anyhow::anyhow!("opening the database {}: {e}", args.db))?;
+    let authority =
+        dmsync_server::tls::CertificateAuthority::load_or_create(store.as_ref(), time::OffsetDateTime::now_utc()).await;
+    store.close().await;
+    use std::io::Write;
+    std::io::stdout().write_all(authority?.ca_pem().as_bytes())?;
+    Ok(())
 }
 
 /// mimalloc instead of glibc's allocator: a request makes dozens of short-lived allocations,
@@ -288,7 +340,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::Ca(args) => print_ca(args).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::Token(args) => Ok(cli::finish(cli::print_token(args).await)),
         Command::Autopilot(args) => Ok(cli::finish(cli::autopilot::run(args).await)),
         Command::Exchange(args) => Ok(cli::finish(cli::exchange::run(args).await)),

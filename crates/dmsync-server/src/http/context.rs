@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::uri::Scheme;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,9 @@ use dmsync_graph::datetime::inner_error_date;
 use dmsync_graph::{GraphErrorBody, InnerError, IntuneErrorMessage, MainError};
 use uuid::Uuid;
 
+use crate::config::PublicUrl;
 use crate::error::{ApiError, ErrorSpec, MessageSpec};
+use crate::serve::ConnectionScheme;
 use crate::state::AppState;
 
 /// Set by handlers whose error bodies are not Graph's (the token endpoint speaks Entra ID).
@@ -35,7 +38,7 @@ impl std::ops::Deref for RequestContext {
 pub struct ContextFacts {
     pub request_id: String,
     pub client_request_id: String,
-    /// `http://host:port`, from the Host header, for absolute links.
+    /// `scheme://host[:port]`, for absolute links (see `base_url`).
     pub base_url: String,
     /// The full request URL, as Intune quotes it in its error messages.
     pub url: String,
@@ -68,25 +71,45 @@ fn client_request_id(headers: &HeaderMap) -> Option<String> {
     (!value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())).then(|| value.to_owned())
 }
 
-/// The origin the client addressed, for absolute links. A reverse proxy (or a client that
-/// keeps addressing https://graph.microsoft.com and hands its requests to dmsync, as the
-/// JavaScript recipe in docs/CLIENTS.md does) names it in `X-Forwarded-Host`; fetch in Node
-/// cannot set `Host` itself. A value with anything but a host and a port in it is ignored.
-fn base_url(headers: &HeaderMap, fallback: &str) -> String {
+/// What decides the origin of absolute links, besides the request's headers.
+struct Origin<'a> {
+    /// `--public-url`.
+    public_url: Option<&'a PublicUrl>,
+    /// The scheme of the connection (`https` on a TLS listener).
+    connection_scheme: &'a Scheme,
+    /// The authority of an HTTP/2 request or of an absolute-form target.
+    target_authority: Option<&'a str>,
+    /// The listen address, for a request that names no host at all (HTTP/1.0).
+    fallback: &'a str,
+}
+
+/// The origin the client addressed, for absolute links, first match wins:
+/// 1. `X-Forwarded-Host` and `X-Forwarded-Proto` from a reverse proxy (or from a client that
+///    keeps addressing https://graph.microsoft.com and hands its requests to dmsync, as the
+///    JavaScript recipe in docs/CLIENTS.md does; fetch in Node cannot set `Host` itself). The
+///    one that is missing comes from the request as in 3.
+/// 2. `--public-url`, for a TLS terminator that sends no such headers.
+/// 3. The connection's scheme and the host the request names (`Host`, or HTTP/2's authority).
+///
+/// A header with anything but a host and a port in it is ignored.
+fn base_url(headers: &HeaderMap, origin: Origin<'_>) -> String {
     let usable = |name: header::HeaderName| {
         headers
             .get(name)
             .and_then(|h| h.to_str().ok())
             .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@,\\".contains(&b)))
     };
-    let host = usable(header::HeaderName::from_static("x-forwarded-host"))
-        .or_else(|| usable(header::HOST))
-        .unwrap_or(fallback);
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
+    let forwarded_host = usable(header::HeaderName::from_static("x-forwarded-host"));
+    let forwarded_scheme =
+        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https" || *p == "http");
+    if forwarded_host.is_none()
+        && forwarded_scheme.is_none()
+        && let Some(public_url) = origin.public_url
+    {
+        return public_url.origin().to_owned();
+    }
+    let host = forwarded_host.or_else(|| usable(header::HOST)).or(origin.target_authority).unwrap_or(origin.fallback);
+    let scheme = forwarded_scheme.unwrap_or(origin.connection_scheme.as_str());
     format!("{scheme}://{host}")
 }
 
@@ -94,9 +117,18 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let started = Instant::now();
     let request_id = Uuid::new_v4().to_string();
     let client_request_id = client_request_id(request.headers()).unwrap_or_else(|| request_id.clone());
-    let base_url = base_url(request.headers(), &state.config().listen.to_string());
     let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
     let uri = original.as_ref().unwrap_or(request.uri());
+    let connection_scheme = request.extensions().get::<ConnectionScheme>().map_or(&Scheme::HTTP, |s| &s.0);
+    let base_url = base_url(
+        request.headers(),
+        Origin {
+            public_url: state.config().public_url.as_ref(),
+            connection_scheme,
+            target_authority: uri.authority().map(|a| a.as_str()),
+            fallback: &state.config().listen.to_string(),
+        },
+    );
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let context = RequestContext(Arc::new(ContextFacts {
         url: format!("{base_url}{path_and_query}"),
@@ -209,6 +241,41 @@ fn http_date(at: time::OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_urls_follow_forwarded_headers_then_the_public_url_then_the_connection() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let public = PublicUrl::parse("https://dmsync.example").unwrap();
+        let origin = |public_url, connection_scheme, target_authority| Origin {
+            public_url,
+            connection_scheme,
+            target_authority,
+            fallback: "127.0.0.1:8080",
+        };
+        let host = headers(&[("host", "127.0.0.1:9443")]);
+        assert_eq!(base_url(&host, origin(None, &Scheme::HTTP, None)), "http://127.0.0.1:9443");
+        assert_eq!(base_url(&host, origin(None, &Scheme::HTTPS, None)), "https://127.0.0.1:9443");
+        assert_eq!(base_url(&host, origin(Some(&public), &Scheme::HTTP, None)), "https://dmsync.example");
+        // HTTP/2 names the authority in the target, not in Host.
+        assert_eq!(
+            base_url(&headers(&[]), origin(None, &Scheme::HTTPS, Some("localhost:9443"))),
+            "https://localhost:9443"
+        );
+        assert_eq!(base_url(&headers(&[]), origin(None, &Scheme::HTTP, None)), "http://127.0.0.1:8080");
+        // A proxy's headers come first, each filling in what it names.
+        let forwarded = headers(&[("host", "10.0.0.1"), ("x-forwarded-host", "graph.example")]);
+        assert_eq!(base_url(&forwarded, origin(Some(&public), &Scheme::HTTPS, None)), "https://graph.example");
+        let proto = headers(&[("host", "10.0.0.1"), ("x-forwarded-proto", "http")]);
+        assert_eq!(base_url(&proto, origin(Some(&public), &Scheme::HTTPS, None)), "http://10.0.0.1");
+        let bogus = headers(&[("host", "10.0.0.1"), ("x-forwarded-host", "evil/path")]);
+        assert_eq!(base_url(&bogus, origin(Some(&public), &Scheme::HTTP, None)), "https://dmsync.example");
+    }
 
     #[test]
     fn http_date_is_imf_fixdate_in_gmt() {

@@ -93,8 +93,9 @@ fn same_authority(a: &Authority, b: &Authority, scheme: Option<&Scheme>) -> bool
 ///
 /// Loopback names and addresses can only come from this machine, and the listen address is
 /// what a client on the network types; anything else must be named by the operator with
-/// `--admin-allow-host`. Issue 16 adds `--public-url` and `--tls-name`; their host names must
-/// join this list, or the admin API would refuse the names the server is published under.
+/// `--admin-allow-host`. The names the server is published under join them, with any port
+/// (what defends against rebinding is the name): the host of `--public-url` and every
+/// `--tls-name`, or the admin API would refuse them.
 fn admin_answers_to(config: &Config, host: &str, port: u16) -> bool {
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     if host.eq_ignore_ascii_case("localhost") {
@@ -105,6 +106,14 @@ fn admin_answers_to(config: &Config, host: &str, port: u16) -> bool {
         if ip.is_loopback() || (!listen.is_unspecified() && ip == listen) {
             return true;
         }
+    }
+    if config.public_url.as_ref().is_some_and(|public| public.authority().host().eq_ignore_ascii_case(host)) {
+        return true;
+    }
+    if let Some(crate::config::TlsCertificate::LocalCa { names }) = &config.tls
+        && names.iter().any(|name| name.trim_end_matches('.').eq_ignore_ascii_case(bare))
+    {
+        return true;
     }
     config
         .admin_allowed_hosts
@@ -227,6 +236,18 @@ mod tests {
         }
         // The absolute-form target is what the request addresses.
         assert!(admin(&config, "http://evil.example/_dmsync/clock", &[("host", "evil.example")]).is_err());
+        // The names the server is published under.
+        let mut published = Config::for_tests("sqlite::memory:");
+        published.public_url = Some(crate::config::PublicUrl::parse("https://dmsync.example").unwrap());
+        published.tls = Some(crate::config::TlsCertificate::LocalCa { names: vec!["dmsync.lan".into()] });
+        for (host, answered) in
+            [("dmsync.example", true), ("dmsync.example:8443", true), ("dmsync.lan:9", true), ("other.lan", false)]
+        {
+            let mut map = HeaderMap::new();
+            map.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+            let checked = check_admin_host(&published, Version::HTTP_11, &"/_dmsync/clock".parse().unwrap(), &map);
+            assert_eq!(checked.is_ok(), answered, "{host}");
+        }
         // A request that names no host at all is not answered either.
         assert!(
             check_admin_host(&config, Version::HTTP_10, &"/_dmsync/clock".parse().unwrap(), &HeaderMap::new()).is_err()

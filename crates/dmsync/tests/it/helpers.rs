@@ -150,19 +150,31 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 pub async fn spawn_app_on(config: Config, db: TestDb) -> TestApp {
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.expect("server builds");
-    let base_url = format!("http://{}", app.address());
+    let base_url = app.url();
     let state = app.state().clone();
+    // Over HTTPS (`--tls`), the clients trust the server's local CA and nothing else.
+    let http = if base_url.starts_with("https://") {
+        trusting(state.certificate_authority().ca_pem()).build().expect("a client")
+    } else {
+        reqwest::Client::new()
+    };
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
-        graph: GraphClient::new(&base_url),
-        admin: AdminClient::new(&base_url, DEV_ADMIN_TOKEN),
+        graph: GraphClient::new(&base_url).with_http(http.clone()),
+        admin: AdminClient::new(&base_url, DEV_ADMIN_TOKEN).with_http(http.clone()),
         base_url,
         state,
-        http: reqwest::Client::new(),
+        http,
         shutdown,
         server: Some(server),
         _db: db,
     }
+}
+
+/// A client builder whose only trusted root is the CA in `ca_pem`.
+pub fn trusting(ca_pem: &str) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM certificate");
+    reqwest::Client::builder().tls_certs_only([ca])
 }
 
 /// A base64 hardware hash that is unique per `seed`.

@@ -25,3 +25,4 @@ mod script_flows;
 mod slow_clients;
 mod sync;
 mod tenants;
+mod tls;

@@ -1,0 +1,9 @@
+-- The local certificate authority that signs the HTTPS leaves (issue 16). One row at most: the
+-- first process to start on an empty database writes it, and every later start, and every
+-- replica, reads that one back.
+CREATE TABLE certificate_authority (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    certificate_pem TEXT NOT NULL,
+    private_key_pem TEXT NOT NULL,
+    created_at      INTEGER NOT NULL
+);
