@@ -72,15 +72,13 @@ fn client_request_id(headers: &HeaderMap) -> Option<String> {
 /// keeps addressing https://graph.microsoft.com and hands its requests to dmsync, as the
 /// JavaScript recipe in docs/CLIENTS.md does) names it in `X-Forwarded-Host`; fetch in Node
 /// cannot set `Host` itself. A value with anything but a host and a port in it is ignored.
-fn base_url(headers: &HeaderMap, fallback: &str) -> String {
-    let usable = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@,\\".contains(&b)))
-    };
+/// HTTP/2 names the host in the request target (`:authority`) rather than in `Host`.
+fn base_url(headers: &HeaderMap, target: Option<&str>, fallback: &str) -> String {
+    let plain = |h: &&str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@,\\".contains(&b));
+    let usable = |name: header::HeaderName| headers.get(name).and_then(|h| h.to_str().ok()).filter(plain);
     let host = usable(header::HeaderName::from_static("x-forwarded-host"))
         .or_else(|| usable(header::HOST))
+        .or_else(|| target.filter(plain))
         .unwrap_or(fallback);
     let scheme = headers
         .get("x-forwarded-proto")
@@ -94,9 +92,9 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let started = Instant::now();
     let request_id = Uuid::new_v4().to_string();
     let client_request_id = client_request_id(request.headers()).unwrap_or_else(|| request_id.clone());
-    let base_url = base_url(request.headers(), &state.config().listen.to_string());
     let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
     let uri = original.as_ref().unwrap_or(request.uri());
+    let base_url = base_url(request.headers(), uri.authority().map(|a| a.as_str()), &state.config().listen.to_string());
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let context = RequestContext(Arc::new(ContextFacts {
         url: format!("{base_url}{path_and_query}"),
