@@ -60,6 +60,10 @@ pub struct Config {
     /// this process enqueues and clock advances wake it at once; the poll finds jobs that came
     /// due and jobs other replicas enqueued.
     pub job_poll_interval: Duration,
+    /// The hostname-preserving forward proxy's listen address (`proxy.rs`); none by default.
+    pub proxy_listen: Option<SocketAddr>,
+    /// Whether the proxy tunnels `CONNECT`s to hosts it does not emulate (still port 443 only).
+    pub proxy_pass_through: bool,
 }
 
 /// Tokens from a real Entra ID app registration (or any issuer that signs Entra-shaped tokens).
@@ -99,6 +103,8 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("external_issuer", &self.external_issuer)
             .field("job_poll_interval", &self.job_poll_interval)
+            .field("proxy_listen", &self.proxy_listen)
+            .field("proxy_pass_through", &self.proxy_pass_through)
             .finish()
     }
 }
@@ -131,6 +137,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             external_issuer: None,
             job_poll_interval: Duration::from_millis(500),
+            proxy_listen: None,
+            proxy_pass_through: false,
         }
     }
 }

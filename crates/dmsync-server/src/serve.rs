@@ -153,18 +153,33 @@ where
     }
 }
 
+/// What the accept loop hands each accepted connection to: the HTTP server, or the proxy
+/// (`proxy.rs`), which serves the same router once it has opened a tunnel.
+pub trait ServeConnection: Send + Sync + 'static {
+    fn serve_connection(&self, stream: TcpStream, watcher: Watcher) -> impl Future<Output = ()> + Send;
+}
+
+impl<S> ServeConnection for ConnectionServer<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn serve_connection(&self, stream: TcpStream, watcher: Watcher) -> impl Future<Output = ()> + Send {
+        self.serve(stream, watcher)
+    }
+}
+
 /// Accepts connections until `shutdown` is cancelled, serving at most `max_connections` at
 /// once; returns the handle whose `shutdown()` drains the connections still open.
-pub async fn accept_loop<S, R>(
+pub async fn accept_loop<C, R>(
     listener: TcpListener,
-    server: Arc<ConnectionServer<S>>,
+    server: Arc<C>,
     refuser: Arc<Refuser<R>>,
     max_connections: usize,
     shutdown: CancellationToken,
 ) -> GracefulShutdown
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
+    C: ServeConnection,
     R: Service<http::Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     R::Future: Send + 'static,
 {
@@ -201,7 +216,7 @@ where
                 let server = server.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    server.serve(stream, watcher).await;
+                    server.serve_connection(stream, watcher).await;
                     drop(slot);
                 });
             }
