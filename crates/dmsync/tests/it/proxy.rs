@@ -206,3 +206,57 @@ async fn pass_through_reports_a_target_it_cannot_reach() {
     assert_eq!(r.status(), StatusCode::OK);
     app.stop().await;
 }
+
+/// The real binary: the flag binds the proxy at start (a bad address fails there, naming it),
+/// the banner prints its address, and SIGTERM drains it with the main listener.
+#[tokio::test]
+async fn the_binary_binds_announces_and_drains_the_proxy() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("dmsync.db").display());
+    let refused = Command::new(env!("CARGO_BIN_EXE_dmsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db, "--proxy-listen", "192.0.2.1:8888"])
+        .env("DMSYNC_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("listening for the proxy on 192.0.2.1:8888"), "{stderr}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dmsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db, "--proxy-listen", "127.0.0.1:0"])
+        .env("DMSYNC_LOG", "warn,sqlx=error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut proxy = None;
+    for _ in 0..20 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if let Some(rest) = line.strip_prefix("dmsync proxy listening on http://") {
+            proxy = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let proxy = proxy.expect("the banner names the proxy's address");
+    let mut stream = tokio::net::TcpStream::connect(&proxy).await.unwrap();
+    stream.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").await.unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 403");
+    drop(stream);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "dmsync did not stop");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
