@@ -70,6 +70,10 @@ pub struct Config {
     /// The scheme and authority of every absolute URL dmsync writes, when no `X-Forwarded-*`
     /// header names them (`--public-url`).
     pub public_url: Option<PublicUrl>,
+    /// The hostname-preserving forward proxy's listen address (`proxy.rs`); none by default.
+    pub proxy_listen: Option<SocketAddr>,
+    /// Whether the proxy tunnels `CONNECT`s to hosts it does not emulate (still port 443 only).
+    pub proxy_pass_through: bool,
 }
 
 /// The certificate `serve --tls` presents.
@@ -168,6 +172,8 @@ impl std::fmt::Debug for Config {
             .field("job_poll_interval", &self.job_poll_interval)
             .field("tls", &self.tls)
             .field("public_url", &self.public_url)
+            .field("proxy_listen", &self.proxy_listen)
+            .field("proxy_pass_through", &self.proxy_pass_through)
             .finish()
     }
 }
@@ -203,6 +209,8 @@ impl Default for Config {
             job_poll_interval: Duration::from_millis(500),
             tls: None,
             public_url: None,
+            proxy_listen: None,
+            proxy_pass_through: false,
         }
     }
 }

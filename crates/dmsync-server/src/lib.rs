@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;
+pub mod proxy;
 pub mod registrations;
 pub mod resources;
 pub mod serve;
@@ -53,10 +54,19 @@ pub struct Application {
     state: AppState,
     router: Router,
     route_table: Arc<RouteTable>,
+    /// The forward proxy's listener (`--proxy-listen`) and the TLS it terminates.
+    proxy: Option<ProxyListener>,
     /// Held for the life of the process: one dmsync process per SQLite file.
     _db_lock: Option<std::fs::File>,
     /// Whether this start seeded the development identities.
     pub seeded: bool,
+}
+
+struct ProxyListener {
+    listener: TcpListener,
+    address: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    ca_pem: String,
 }
 
 /// Takes an exclusive lock next to a SQLite database file, so that a second dmsync process on
@@ -162,6 +172,26 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
         let address = listener.local_addr()?;
+        let proxy = match config.proxy_listen {
+            Some(proxy_listen) => {
+                let listener = TcpListener::bind(proxy_listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("listening for the proxy on {proxy_listen}: {e}"))?;
+                let address = listener.local_addr()?;
+                if config.proxy_pass_through && !address.ip().is_loopback() {
+                    tracing::warn!(
+                        %address,
+                        "the proxy tunnels other hosts (--proxy-pass-through) and listens beyond loopback: \
+                         anyone who reaches it can use it to reach port 443 anywhere this host can"
+                    );
+                }
+                // A leaf per Microsoft host the client names, from the CA `/_dmsync/ca.pem` serves.
+                let hosts = tls::NamePolicy::Allowed(Arc::new(proxy::is_microsoft_host));
+                let tls = tls::server_config(certificate_authority.resolver(hosts));
+                Some(ProxyListener { listener, address, tls, ca_pem: certificate_authority.ca_pem().to_owned() })
+            }
+            None => None,
+        };
         let state = AppState::new(state::Parts {
             config,
             backend,
@@ -195,7 +225,7 @@ impl Application {
             .layer(axum::middleware::from_fn(http::host::require_host))
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
             .with_state(state.clone());
-        Ok(Application { listener, address, tls, state, router, route_table, _db_lock: db_lock, seeded })
+        Ok(Application { listener, address, tls, state, router, route_table, proxy, _db_lock: db_lock, seeded })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -206,6 +236,17 @@ impl Application {
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.address)
+    }
+
+    /// The forward proxy's bound address, when `--proxy-listen` is set.
+    pub fn proxy_address(&self) -> Option<SocketAddr> {
+        self.proxy.as_ref().map(|p| p.address)
+    }
+
+    /// The PEM of the certificate authority whose leaves the proxy presents, which its clients
+    /// must trust (the one `/_dmsync/ca.pem` serves).
+    pub fn proxy_ca_pem(&self) -> Option<&str> {
+        self.proxy.as_ref().map(|p| p.ca_pem.as_str())
     }
 
     pub fn port(&self) -> u16 {
@@ -220,7 +261,7 @@ impl Application {
     /// in flight finish and jobs reach a safe point, within the shutdown deadline; then close
     /// the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { listener, tls, state, router, route_table, _db_lock, .. } = self;
+        let Application { listener, tls, state, router, route_table, proxy, _db_lock, .. } = self;
         let mut workers = jobs::spawn_workers(&state);
         workers.push(tokio::spawn(exchange_scheduler::run_scheduler(state.clone())));
         if !state.is_single_node() {
@@ -228,7 +269,8 @@ impl Application {
         }
         let canonicalize = canonicalize_request(route_table);
         let service = tower::util::MapRequestLayer::new(canonicalize).layer(router);
-        let mut connections = serve::ConnectionServer::new(service, serve::Timeouts::from_config(state.config()));
+        let mut connections =
+            serve::ConnectionServer::new(service.clone(), serve::Timeouts::from_config(state.config()));
         if tls.is_some() {
             connections = connections.with_scheme(axum::http::uri::Scheme::HTTPS);
         }
@@ -250,6 +292,26 @@ impl Application {
                 plain_http: Arc::new(serve::Refuser::new(refusal(|| ApiError::PlainHttpOnTlsPort), deadline)),
             })
         });
+        // The proxy is a listener of its own with the same cap and timeouts, serving the same
+        // router inside its tunnels; it drains with the main listener.
+        let proxying = proxy.map(|proxy| {
+            let server = Arc::new(proxy::ProxyServer::new(
+                service.clone(),
+                serve::Timeouts::from_config(state.config()),
+                proxy.tls,
+                state.config().proxy_pass_through,
+                state.shutdown().clone(),
+            ));
+            let accepting = serve::accept_loop(
+                proxy.listener,
+                server,
+                refuser.clone(),
+                None,
+                state.config().max_connections,
+                state.shutdown().clone(),
+            );
+            tokio::spawn(async move { accepting.await.shutdown().await })
+        });
         let accepting = serve::accept_loop(
             listener,
             Arc::new(connections),
@@ -264,6 +326,9 @@ impl Application {
         let deadline = state.config().shutdown_timeout;
         let drained = tokio::time::timeout(deadline, async {
             let _ = server.await;
+            if let Some(proxying) = proxying {
+                let _ = proxying.await;
+            }
             for worker in workers {
                 let _ = worker.await;
             }

@@ -205,20 +205,41 @@ where
     }
 }
 
+/// What the accept loop hands each accepted connection to (after the TLS handshake, on a TLS
+/// port): the HTTP server, or the proxy (`proxy.rs`), which serves the same router once it has
+/// opened a tunnel.
+pub trait ServeConnection: Send + Sync + 'static {
+    fn serve_connection<IO>(&self, io: IO, watcher: Watcher) -> impl Future<Output = ()> + Send
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+}
+
+impl<S> ServeConnection for ConnectionServer<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn serve_connection<IO>(&self, io: IO, watcher: Watcher) -> impl Future<Output = ()> + Send
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.serve(io, watcher)
+    }
+}
+
 /// Accepts connections until `shutdown` is cancelled, serving at most `max_connections` at
 /// once (over TLS when `tls` is given); returns the handle whose `shutdown()` drains the
 /// connections still open.
-pub async fn accept_loop<S, R>(
+pub async fn accept_loop<C, R>(
     listener: TcpListener,
-    server: Arc<ConnectionServer<S>>,
+    server: Arc<C>,
     refuser: Arc<Refuser<R>>,
     tls: Option<Arc<TlsPort<R>>>,
     max_connections: usize,
     shutdown: CancellationToken,
 ) -> GracefulShutdown
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
+    C: ServeConnection,
     R: Service<http::Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     R::Future: Send + 'static,
 {
@@ -257,8 +278,8 @@ where
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     match tls {
-                        Some(tls) => tls.accept(stream, |stream| server.serve(stream, watcher)).await,
-                        None => server.serve(stream, watcher).await,
+                        Some(tls) => tls.accept(stream, |stream| server.serve_connection(stream, watcher)).await,
+                        None => server.serve_connection(stream, watcher).await,
                     }
                     drop(slot);
                 });

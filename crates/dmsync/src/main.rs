@@ -160,6 +160,14 @@ struct ServeArgs {
     /// enqueues start at once; the poll finds those that came due or another replica enqueued).
     #[arg(long, env = "DMSYNC_JOB_POLL_INTERVAL", default_value = "500ms", value_parser = cli::parse_duration)]
     job_poll_interval: Duration,
+    /// Also listen here as an HTTP forward proxy (HTTPS_PROXY) that answers for Microsoft's Graph
+    /// and sign-in hosts itself, so tools that hard-code them run unchanged. Off by default.
+    #[arg(long, env = "DMSYNC_PROXY_LISTEN", value_parser = parse_listen)]
+    proxy_listen: Option<SocketAddr>,
+    /// Let the proxy tunnel CONNECTs to other hosts (port 443 only) instead of refusing them.
+    /// The variable takes true/false, 1/0, yes/no or on/off.
+    #[arg(long, env = "DMSYNC_PROXY_PASS_THROUGH", value_parser = clap::builder::BoolishValueParser::new())]
+    proxy_pass_through: bool,
     /// JWKS URL of an external token issuer (a real Entra ID tenant), e.g.
     /// https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys.
     #[arg(long, env = "DMSYNC_EXTERNAL_JWKS_URL")]
@@ -278,11 +286,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             (true, ..) => Some(TlsCertificate::LocalCa { names: args.tls_name }),
         },
         public_url: args.public_url,
+        proxy_listen: args.proxy_listen,
+        proxy_pass_through: args.proxy_pass_through,
     };
     // Refused before the database is opened or the port bound, with the flag's name.
     config.validate()?;
     let admin_token = config.effective_admin_token();
     let reachable_from_other_hosts = config.admin_reachable_from_other_hosts();
+    let proxy_pass_through = config.proxy_pass_through;
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.context("starting dmsync")?;
     let url = app.url();
@@ -305,6 +316,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
          \x20 user:      {DEV_USER_UPN}, password {DEV_USER_PASSWORD}\n\
          \x20 admin API: {admin_line}\n"
     );
+    let banner = match app.proxy_address() {
+        Some(proxy) => format!(
+            "{banner}dmsync proxy listening on http://{proxy} (HTTPS_PROXY; Microsoft's hosts are answered here, \
+             others {})\n",
+            if proxy_pass_through { "tunnelled" } else { "refused" }
+        ),
+        None => banner,
+    };
     // Written once and flushed; a closed stdout (a supervisor that stopped reading) must not
     // take the server down, so write errors are ignored.
     {

@@ -56,6 +56,7 @@ where
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid_configuration))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/{tenant}/discovery/instance", get(instance_discovery))
 }
 
 /// What a token says about its principal.
@@ -360,6 +361,57 @@ async fn openid_configuration(
         "access_token_issuer": v1_issuer(t.id),
     }))
     .into_response())
+}
+
+/// The aliases of each cloud's sign-in host, as Entra's instance discovery lists them.
+const CLOUD_ALIASES: &[(&str, &str, &[&str])] = &[
+    (
+        "login.microsoftonline.com",
+        "login.windows.net",
+        &["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"],
+    ),
+    (
+        "login.partner.microsoftonline.cn",
+        "login.partner.microsoftonline.cn",
+        &["login.partner.microsoftonline.cn", "login.chinacloudapi.cn"],
+    ),
+    ("login.microsoftonline.de", "login.microsoftonline.de", &["login.microsoftonline.de"]),
+    ("login.microsoftonline.us", "login.microsoftonline.us", &["login.microsoftonline.us", "login.usgovcloudapi.net"]),
+    ("login-us.microsoftonline.com", "login-us.microsoftonline.com", &["login-us.microsoftonline.com"]),
+];
+
+/// Instance discovery (`/common/discovery/instance?authorization_endpoint=…`), which MSAL
+/// calls for an authority it does not know: the OpenID document of the tenant the
+/// authorization endpoint names (on the host it names, or the one addressed), and the cloud
+/// aliases. Entra refuses hosts outside its clouds; dmsync answers for any, since its own host
+/// is one.
+async fn instance_discovery(
+    Path(tenant): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    axum::Extension(ctx): axum::Extension<RequestContext>,
+) -> Response {
+    let endpoint = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(name, _)| name == "authorization_endpoint")
+        .and_then(|(_, value)| value.parse::<axum::http::Uri>().ok());
+    let (origin, tenant, v2) = match endpoint.as_ref().and_then(|uri| Some((uri, uri.scheme_str()?, uri.authority()?)))
+    {
+        Some((uri, scheme, authority)) => {
+            let path_tenant = uri.path().split('/').find(|s| !s.is_empty()).unwrap_or(&tenant).to_owned();
+            (format!("{scheme}://{authority}"), path_tenant, uri.path().contains("/v2.0/"))
+        }
+        None => (ctx.base_url.clone(), tenant, true),
+    };
+    let version = if v2 { "v2.0/" } else { "" };
+    let metadata: Vec<serde_json::Value> = CLOUD_ALIASES
+        .iter()
+        .map(|(network, cache, aliases)| json!({ "preferred_network": network, "preferred_cache": cache, "aliases": aliases }))
+        .collect();
+    Json(json!({
+        "tenant_discovery_endpoint": format!("{origin}/{tenant}/{version}.well-known/openid-configuration"),
+        "api-version": "1.1",
+        "metadata": metadata,
+    }))
+    .into_response()
 }
 
 /// `client_secret_basic`: the client id and secret in an `Authorization: Basic` header.

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::config::PublicUrl;
 use crate::error::{ApiError, ErrorSpec, MessageSpec};
+use crate::proxy::TunnelHost;
 use crate::serve::ConnectionScheme;
 use crate::state::AppState;
 
@@ -88,7 +89,8 @@ struct Origin<'a> {
 ///    keeps addressing https://graph.microsoft.com and hands its requests to dmsync, as the
 ///    JavaScript recipe in docs/CLIENTS.md does; fetch in Node cannot set `Host` itself). The
 ///    one that is missing comes from the request as in 3.
-/// 2. `--public-url`, for a TLS terminator that sends no such headers.
+/// 2. `--public-url`, for a TLS terminator that sends no such headers (not for a request that
+///    came through the proxy's tunnel, whose links name the host the client asked for).
 /// 3. The connection's scheme and the host the request names (`Host`, or HTTP/2's authority).
 ///
 /// A header with anything but a host and a port in it is ignored.
@@ -123,7 +125,12 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     let base_url = base_url(
         request.headers(),
         Origin {
-            public_url: state.config().public_url.as_ref(),
+            // Through the proxy, links name the Microsoft host the client asked for.
+            public_url: state
+                .config()
+                .public_url
+                .as_ref()
+                .filter(|_| request.extensions().get::<TunnelHost>().is_none()),
             connection_scheme,
             target_authority: uri.authority().map(|a| a.as_str()),
             fallback: &state.config().listen.to_string(),

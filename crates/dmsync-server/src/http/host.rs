@@ -14,13 +14,27 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::proxy::TunnelHost;
 
 /// Middleware on every route: refuses a request whose `Host` is missing (HTTP/1.1), repeated or
 /// malformed, or whose absolute-form target names another host, before anything else reads it.
+/// A request that came through the proxy's tunnel to a Microsoft host must name that host, so
+/// that a tunnel opened to graph.microsoft.com cannot reach the admin API under a loopback name.
 pub async fn require_host(request: Request, next: Next) -> Response {
     let uri = request.extensions().get::<OriginalUri>().map_or(request.uri(), |o| &o.0);
-    if let Err(e) = addressed_authority(request.version(), uri, request.headers()) {
-        return e.into_response();
+    let authority = match addressed_authority(request.version(), uri, request.headers()) {
+        Ok(authority) => authority,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(TunnelHost(tunnel)) = request.extensions().get::<TunnelHost>() {
+        let same = authority.as_ref().is_some_and(|a| {
+            crate::proxy::normalize_host(a.host()) == **tunnel
+                && a.port_u16().is_none_or(|p| p == crate::proxy::PROXIED_PORT)
+        });
+        if !same {
+            let host = authority.map(|a| a.to_string()).unwrap_or_default();
+            return ApiError::HostMismatch { target: tunnel.to_string(), host }.into_response();
+        }
     }
     next.run(request).await
 }

@@ -112,23 +112,27 @@ impl RouteTable {
 
     /// Rewrites a Graph path to canonical spelling: `None` for a path outside Graph's versions,
     /// and the path itself, borrowed, when it is already canonical (the common case, which
-    /// then allocates nothing).
+    /// then allocates nothing). Empty segments are dropped, as Graph ignores them: the Python
+    /// SDK joins its base URL and the template with one `/` too many
+    /// (`/beta//deviceManagement/...`).
     pub fn canonicalize_path<'a>(&self, path: &'a str) -> Option<Cow<'a, str>> {
-        let trimmed = path.strip_prefix('/')?;
-        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-        let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let first = segments.next()?;
         let version = ApiVersion::from_segment(first)?;
+        // With no empty segment anywhere, the segments after the version are `split('/')`'s
+        // third onwards.
         let unchanged = first == version.segment()
-            && trimmed.len() + 1 == path.len()
-            && (rest.is_empty()
-                || rest.split('/').all(|segment| std::ptr::eq(self.canonical_segment(segment), segment)));
+            && path.starts_with('/')
+            && !path.ends_with('/')
+            && !path.contains("//")
+            && path.split('/').skip(2).all(|segment| std::ptr::eq(self.canonical_segment(segment), segment));
         if unchanged {
             return Some(Cow::Borrowed(path));
         }
         let mut out = String::with_capacity(path.len());
         out.push('/');
         out.push_str(version.segment());
-        for segment in rest.split('/').filter(|_| !rest.is_empty()) {
+        for segment in segments {
             out.push('/');
             out.push_str(self.canonical_segment(segment));
         }
@@ -188,7 +192,14 @@ pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Reque
         let original = request.uri().clone();
         request.extensions_mut().insert(axum::extract::OriginalUri(original));
         let uri = request.uri();
-        if let Some(Cow::Owned(path)) = table.canonicalize_path(uri.path())
+        let rewritten = match table.canonicalize_path(uri.path()) {
+            Some(Cow::Owned(path)) => Some(path),
+            Some(Cow::Borrowed(_)) => None,
+            // The identity provider's and dmsync's own paths tolerate empty segments too.
+            None if uri.path().contains("//") => Some(collapse_slashes(uri.path())),
+            None => None,
+        };
+        if let Some(path) = rewritten
             && path != uri.path()
         {
             let rebuilt = match uri.query() {
@@ -201,6 +212,17 @@ pub fn canonicalize_request(table: Arc<RouteTable>) -> impl Fn(Request) -> Reque
         }
         request
     }
+}
+
+/// The path with each run of `/` made one, so that empty segments match no differently.
+fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c != '/' || !out.ends_with('/') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -239,7 +261,28 @@ mod tests {
             assert!(matches!(t.canonicalize_path(canonical), Some(Cow::Borrowed(p)) if p == canonical), "{canonical}");
         }
         assert_eq!(t.canonicalize_path("/beta/").as_deref(), Some("/beta"));
-        assert_eq!(t.canonicalize_path("/Beta//deviceManagement").as_deref(), Some("/beta//deviceManagement"));
+    }
+
+    #[test]
+    fn empty_segments_are_dropped_anywhere_in_the_path() {
+        let t = table();
+        for path in [
+            "/beta//deviceManagement/windowsAutopilotSettings/sync",
+            "//beta/deviceManagement/windowsAutopilotSettings/sync",
+            "/beta/deviceManagement///windowsAutopilotSettings/sync//",
+            "/Beta//DeviceManagement/windowsAutopilotSettings//microsoft.graph.sync",
+        ] {
+            assert_eq!(
+                t.canonicalize_path(path).as_deref(),
+                Some("/beta/deviceManagement/windowsAutopilotSettings/sync"),
+                "{path}"
+            );
+        }
+        assert_eq!(t.canonicalize_path("//").as_deref(), None);
+        assert_eq!(t.canonicalize_path("/beta//").as_deref(), Some("/beta"));
+        assert_eq!(collapse_slashes("/tenant//oauth2///v2.0/token"), "/tenant/oauth2/v2.0/token");
+        assert_eq!(collapse_slashes("//_dmsync/tokens"), "/_dmsync/tokens");
+        assert_eq!(collapse_slashes("/"), "/");
     }
 
     #[test]

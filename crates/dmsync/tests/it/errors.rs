@@ -62,6 +62,41 @@ async fn segments_match_case_insensitively_and_tolerate_a_trailing_slash() {
     app.stop().await;
 }
 
+/// `msgraph-beta-sdk` 1.66.0 with its default base URL sends `/beta//deviceManagement/...`, which
+/// Graph accepts; so does every route here, the identity provider's included.
+#[tokio::test]
+async fn empty_path_segments_are_ignored_on_every_route() {
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let r = app
+        .raw(Method::POST, "/beta//deviceManagement/windowsAutopilotSettings/sync", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let body = app
+        .get_json("/beta//deviceManagement//windowsAutopilotDeviceIdentities/?$top=1&$count=true", Some(&token))
+        .await;
+    assert_eq!(body["@odata.count"], 0, "{body}");
+    let r = app
+        .raw(Method::POST, &format!("/{}//oauth2/v2.0/token", app.tenant()), None)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &dmsync_server::bootstrap::DEV_CLIENT_ID.to_string()),
+            ("client_secret", dmsync_server::bootstrap::DEV_CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // An unknown segment is still named, not the empty one before it.
+    let r = app.raw(Method::GET, "/beta//deviceManagement//gizmos", Some(&token)).send().await.unwrap();
+    let body = graph_error(r, StatusCode::BAD_REQUEST, "BadRequest").await;
+    assert_eq!(body["error"]["message"], "Resource not found for the segment 'gizmos'.");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_method_malformed_json_and_oversized_bodies() {
     let app = spawn_app_with(|c| c.max_body_bytes = 64 * 1024).await;

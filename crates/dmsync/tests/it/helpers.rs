@@ -18,6 +18,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The forward proxy's address and the CA its clients must trust, with `proxy_listen` set.
+    pub proxy_address: Option<std::net::SocketAddr>,
+    pub proxy_ca_pem: Option<String>,
     _db: TestDb,
 }
 
@@ -158,6 +161,8 @@ pub async fn spawn_app_on(config: Config, db: TestDb) -> TestApp {
     } else {
         reqwest::Client::new()
     };
+    let proxy_address = app.proxy_address();
+    let proxy_ca_pem = app.proxy_ca_pem().map(str::to_owned);
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         graph: GraphClient::new(&base_url).with_http(http.clone()),
@@ -167,6 +172,8 @@ pub async fn spawn_app_on(config: Config, db: TestDb) -> TestApp {
         http,
         shutdown,
         server: Some(server),
+        proxy_address,
+        proxy_ca_pem,
         _db: db,
     }
 }

@@ -20,6 +20,7 @@ mod jobs;
 mod lifecycle;
 mod openapi;
 mod ops;
+mod proxy;
 mod replicas;
 mod script_flows;
 mod slow_clients;
