@@ -4,9 +4,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dmsync_core::StoreError;
 use dmsync_core::filter::{Filter, Literal, parse_filter};
 use dmsync_core::query::{Cursor, ListQuery, SortDirection};
+use dmsync_core::{StoreError, TenantId};
 use dmsync_graph::ApiVersion;
 use dmsync_graph::odata::context_url;
 use dmsync_graph::writer::{PageWriter, Select};
@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::http::context::RequestContext;
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
+use crate::state::AppState;
 
 /// Page size when the client sends no `$top`, and the largest `$top` honoured.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -171,11 +172,15 @@ pub struct Collection<T, F, W> {
 }
 
 impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
-    /// One page of the collection with the options every collection honours (`$select`,
+    /// One page of `tenant`'s collection with the options every collection honours (`$select`,
     /// `$top`, `$skiptoken`, `$filter`, `$orderby`, `$count`): `list` reads the page and
-    /// `count` (only for `$count=true`) counts what the filter matches.
+    /// `count` (only for `$count=true`) counts what the filter matches. Through the page cache:
+    /// a page read again before any write is the bytes written the first time.
+    #[allow(clippy::too_many_arguments)]
     pub async fn page(
         &self,
+        state: &AppState,
+        tenant: TenantId,
         query: &ODataQuery,
         ctx: &RequestContext,
         version: ApiVersion,
@@ -183,24 +188,27 @@ impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
         list: impl AsyncFnOnce(&ListQuery<F>) -> Result<Vec<T>, StoreError>,
         count: impl AsyncFnOnce(Option<&Filter<F>>) -> Result<u64, StoreError>,
     ) -> Result<ODataBody, ApiError> {
-        query.refuse_unsupported(PAGE_OPTIONS)?;
-        let select = query.select.as_deref();
-        check_select(select, self.properties, self.type_name)?;
-        let page = page_query(query, self.field)?;
-        let mut items = list(&page).await?;
-        let next = finish_page(&mut items, &page, ctx, version, self.set, raw_query, |item, field| {
-            ((self.id)(item), field.map(|f| (self.sort_value)(item, f)))
+        let page = state.cached_page(tenant, &ctx.url, async || {
+            query.refuse_unsupported(PAGE_OPTIONS)?;
+            let select = query.select.as_deref();
+            check_select(select, self.properties, self.type_name)?;
+            let page = page_query(query, self.field)?;
+            let mut items = list(&page).await?;
+            let next = finish_page(&mut items, &page, ctx, version, self.set, raw_query, |item, field| {
+                ((self.id)(item), field.map(|f| (self.sort_value)(item, f)))
+            });
+            let count = match query.count {
+                Some(true) => Some(count(page.filter.as_ref()).await?),
+                _ => None,
+            };
+            let context = context_url(version, &collection_fragment(self.set, select));
+            let mut body = PageWriter::new(&context, count, next.as_deref());
+            for item in &items {
+                body.push(&(self.wire)(item), Select::new(select), &[])?;
+            }
+            Ok(ODataBody::ok(body.finish()))
         });
-        let count = match query.count {
-            Some(true) => Some(count(page.filter.as_ref()).await?),
-            _ => None,
-        };
-        let mut body =
-            PageWriter::new(&context_url(version, &collection_fragment(self.set, select)), count, next.as_deref());
-        for item in &items {
-            body.push(&(self.wire)(item), Select::new(select), &[])?;
-        }
-        Ok(ODataBody::ok(body.finish()))
+        page.await
     }
 
     /// One item by its id in the path, with `$select`: an id that is not a GUID, or that names

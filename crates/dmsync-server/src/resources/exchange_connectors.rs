@@ -217,18 +217,16 @@ async fn list_exchange_connectors(
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
     let store = &state.store();
-    let page = state.cached_page(tenant, &ctx.url, async || {
-        COLLECTION
-            .page(
-                &query,
-                &ctx,
-                version.0,
-                uri.query(),
-                async |page| store.list_connectors(tenant, page).await,
-                async |filter| store.count_connectors(tenant, filter).await,
-            )
-            .await
-    });
+    let page = COLLECTION.page(
+        &state,
+        tenant,
+        &query,
+        &ctx,
+        version.0,
+        uri.query(),
+        async |page| store.list_connectors(tenant, page).await,
+        async |filter| store.count_connectors(tenant, filter).await,
+    );
     page.await
 }
 

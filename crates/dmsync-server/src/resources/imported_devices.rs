@@ -275,18 +275,16 @@ async fn list_imported_windows_autopilot_device_identities(
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?.tenant_id();
     let store = &state.store();
-    let page = state.cached_page(tenant, &ctx.url, async || {
-        COLLECTION
-            .page(
-                &query,
-                &ctx,
-                version.0,
-                uri.query(),
-                async |page| store.list_imported_devices(tenant, page).await,
-                async |filter| store.count_imported_devices(tenant, filter).await,
-            )
-            .await
-    });
+    let page = COLLECTION.page(
+        &state,
+        tenant,
+        &query,
+        &ctx,
+        version.0,
+        uri.query(),
+        async |page| store.list_imported_devices(tenant, page).await,
+        async |filter| store.count_imported_devices(tenant, filter).await,
+    );
     page.await
 }
 

@@ -169,18 +169,16 @@ async fn list_managed_devices(
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
     let store = &state.store();
-    let page = state.cached_page(tenant, &ctx.url, async || {
-        COLLECTION
-            .page(
-                &query,
-                &ctx,
-                version.0,
-                uri.query(),
-                async |page| store.list_managed_devices(tenant, page).await,
-                async |filter| store.count_managed_devices(tenant, filter).await,
-            )
-            .await
-    });
+    let page = COLLECTION.page(
+        &state,
+        tenant,
+        &query,
+        &ctx,
+        version.0,
+        uri.query(),
+        async |page| store.list_managed_devices(tenant, page).await,
+        async |filter| store.count_managed_devices(tenant, filter).await,
+    );
     page.await
 }
 
