@@ -380,7 +380,7 @@ mod tests {
 
     fn settings(sync_status: SyncStatus, cooldown_anchor: Option<OffsetDateTime>) -> AutopilotSettings {
         AutopilotSettings {
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
             id: Uuid::nil(),
             last_sync: None,
             last_manual_sync_trigger: cooldown_anchor,

@@ -24,6 +24,9 @@ pub trait IdKind: 'static {
 pub mod kind {
     use super::IdKind;
 
+    /// A tenant (Entra's `tid`).
+    #[derive(Debug)]
+    pub enum Tenant {}
     /// A `windowsAutopilotDeviceIdentity`.
     #[derive(Debug)]
     pub enum AutopilotDevice {}
@@ -40,6 +43,9 @@ pub mod kind {
     #[derive(Debug)]
     pub enum Job {}
 
+    impl IdKind for Tenant {
+        const NAME: &'static str = "TenantId";
+    }
     impl IdKind for AutopilotDevice {
         const NAME: &'static str = "AutopilotDeviceId";
     }
@@ -57,6 +63,7 @@ pub mod kind {
     }
 }
 
+pub type TenantId = Id<kind::Tenant>;
 pub type AutopilotDeviceId = Id<kind::AutopilotDevice>;
 pub type ImportedDeviceId = Id<kind::ImportedDevice>;
 pub type ConnectorId = Id<kind::Connector>;

@@ -18,11 +18,8 @@ pub mod store;
 
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
-pub use ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, Id, IdKind, ImportedDeviceId, JobId};
+pub use ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, Id, IdKind, ImportedDeviceId, JobId, TenantId};
 pub use store::{Backend, Store};
 
-/// Tenant ids are GUIDs, as in Entra ID.
-pub type TenantId = uuid::Uuid;
-
 /// The personal Microsoft account (MSA) tenant. Intune refuses every token issued in it.
-pub const PERSONAL_ACCOUNT_TENANT: uuid::Uuid = uuid::uuid!("9188040d-6c67-4c5b-b112-36a304b66dad");
+pub const PERSONAL_ACCOUNT_TENANT: TenantId = TenantId::from_uuid(uuid::uuid!("9188040d-6c67-4c5b-b112-36a304b66dad"));

@@ -141,8 +141,8 @@ struct TenantRequest {
 
 /// The tenant of an admin path, which must exist.
 async fn known_tenant(state: &AppState, segment: &str) -> ApiResult<TenantId> {
-    let id = Uuid::parse_str(segment)
-        .map_err(|_| ApiError::NotFoundPlain(format!("'{segment}' is not a tenant id (a GUID).")))?;
+    let id: TenantId =
+        segment.parse().map_err(|_| ApiError::NotFoundPlain(format!("'{segment}' is not a tenant id (a GUID).")))?;
     if state.tenant_exists(id).await? {
         Ok(id)
     } else {

@@ -5,11 +5,11 @@ use uuid::{Uuid, uuid};
 
 use dmsync_core::identity::{AppRegistration, Tenant, User};
 use dmsync_core::permissions::SERVICE_CONFIG_READ_WRITE;
-use dmsync_core::{Store, StoreError};
+use dmsync_core::{Store, StoreError, TenantId};
 
 use crate::auth::secrets::hash_secret;
 
-pub const DEV_TENANT_ID: Uuid = uuid!("11111111-1111-4111-8111-111111111111");
+pub const DEV_TENANT_ID: TenantId = TenantId::from_uuid(uuid!("11111111-1111-4111-8111-111111111111"));
 pub const DEV_TENANT_DOMAIN: &str = "contoso.onmicrosoft.com";
 pub const DEV_CLIENT_ID: Uuid = uuid!("22222222-2222-4222-8222-222222222222");
 pub const DEV_CLIENT_SECRET: &str = "dmsync-dev-secret";

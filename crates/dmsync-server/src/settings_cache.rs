@@ -155,7 +155,6 @@ mod tests {
     use dmsync_core::identity::Tenant;
     use dmsync_core::store::IdentityStore;
     use dmsync_store::SqlStore;
-    use uuid::Uuid;
 
     async fn store_with_tenant(tenant: TenantId) -> Arc<SqlStore> {
         let store = SqlStore::open("sqlite::memory:").await.unwrap();
@@ -172,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_during_a_write_sees_the_database_and_a_read_after_it_the_new_state() {
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new();
         let store = store_with_tenant(tenant).await;
         let cache = SettingsCache::new(store.clone(), true);
         let now = time::OffsetDateTime::now_utc();
@@ -192,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_dropped_half_way_leaves_no_stale_entry() {
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new();
         let store = store_with_tenant(tenant).await;
         let cache = SettingsCache::new(store.clone(), true);
         assert_eq!(cache.autopilot_settings(tenant).await.unwrap().sync_status, SyncStatus::Unknown);

@@ -333,7 +333,7 @@ impl ExchangeStore for SqlStore {
         let mut started = 0;
         for row in self.read().fetch_all(query).await? {
             let kind = if row.flag("full_due")? { SyncType::FullSync } else { SyncType::DeltaSync };
-            let (tenant, id) = (row.uuid("tenant_id")?, row.id("id")?);
+            let (tenant, id) = (row.id("tenant_id")?, row.id("id")?);
             let due = Due { full_before, delta_before };
             if let ConnectorSyncDecision::Started { .. } =
                 self.claim_connector(tenant, id, kind, now, Some(due), &job_for(id, kind)).await?

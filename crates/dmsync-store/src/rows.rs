@@ -72,7 +72,7 @@ fn parse_enum<T>(value: String, what: &str, parse: fn(&str) -> Option<T>) -> Sto
 
 pub fn settings_from_row(row: &impl Columns) -> StoreResult<AutopilotSettings> {
     Ok(AutopilotSettings {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         id: row.uuid("id")?,
         last_sync: row.opt_time("last_sync")?,
         last_manual_sync_trigger: row.opt_time("last_manual_sync_trigger")?,
@@ -84,7 +84,7 @@ pub fn settings_from_row(row: &impl Columns) -> StoreResult<AutopilotSettings> {
 pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
     Ok(Job {
         id: row.id("id")?,
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         kind: row.text("kind")?,
         payload: serde_json::from_str(&row.text("payload")?).map_err(|e| StoreError::Database(e.to_string()))?,
         state: parse_enum(row.text("state")?, "job state", JobState::parse)?,
@@ -99,7 +99,7 @@ pub fn job_from_row(row: &impl Columns) -> StoreResult<Job> {
 
 pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
     Ok(AutopilotDevice {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         id: row.id("id")?,
         serial_number: row.text("serial_number")?,
         manufacturer: row.text("manufacturer")?,
@@ -122,7 +122,7 @@ pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
 
 pub fn imported_from_row(row: &impl Columns) -> StoreResult<ImportedDevice> {
     Ok(ImportedDevice {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         id: row.id("id")?,
         import_id: row.text("import_id")?,
         serial_number: row.text("serial_number")?,
@@ -144,12 +144,12 @@ pub fn imported_from_row(row: &impl Columns) -> StoreResult<ImportedDevice> {
 }
 
 pub fn tenant_from_row(row: &impl Columns) -> StoreResult<Tenant> {
-    Ok(Tenant { id: row.uuid("id")?, domain: row.text("domain")? })
+    Ok(Tenant { id: row.id("id")?, domain: row.text("domain")? })
 }
 
 pub fn app_from_row(row: &impl Columns) -> StoreResult<AppRegistration> {
     Ok(AppRegistration {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         client_id: row.uuid("client_id")?,
         object_id: row.uuid("object_id")?,
         display_name: row.text("display_name")?,
@@ -160,7 +160,7 @@ pub fn app_from_row(row: &impl Columns) -> StoreResult<AppRegistration> {
 
 pub fn user_from_row(row: &impl Columns) -> StoreResult<User> {
     Ok(User {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         object_id: row.uuid("object_id")?,
         user_principal_name: row.text("user_principal_name")?,
         display_name: row.text("display_name")?,
@@ -181,7 +181,7 @@ pub fn signing_key_from_row(row: &impl Columns) -> StoreResult<SigningKey> {
 
 pub fn connector_from_row(row: &impl Columns) -> StoreResult<ExchangeConnector> {
     Ok(ExchangeConnector {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         id: row.id("id")?,
         last_sync: row.opt_time("last_sync")?,
         status: parse_enum(row.text("status")?, "status", ConnectorStatus::parse)?,
@@ -204,7 +204,7 @@ pub fn connector_from_row(row: &impl Columns) -> StoreResult<ExchangeConnector> 
 
 pub fn eas_from_row(row: &impl Columns) -> StoreResult<EasDevice> {
     Ok(EasDevice {
-        tenant_id: row.uuid("tenant_id")?,
+        tenant_id: row.id("tenant_id")?,
         id: row.id("id")?,
         connector_id: row.id("connector_id")?,
         record: MobileDeviceRecord {

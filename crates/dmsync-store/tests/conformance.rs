@@ -11,13 +11,13 @@ use dmsync_core::jobs::JobState;
 use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::store::Topology;
-use dmsync_core::{Backend, ConnectorId, StoreError};
+use dmsync_core::{Backend, ConnectorId, StoreError, TenantId};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
-use uuid::{Uuid, uuid};
+use uuid::uuid;
 
-const A: Uuid = uuid!("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
-const B: Uuid = uuid!("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
+const A: TenantId = TenantId::from_uuid(uuid!("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"));
+const B: TenantId = TenantId::from_uuid(uuid!("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"));
 const LEASE: Duration = Duration::seconds(30);
 const COOLDOWN: Duration = Duration::minutes(10);
 
@@ -493,7 +493,7 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Backend)
     assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 1);
 }
 
-fn connector(tenant: Uuid) -> dmsync_core::exchange::ExchangeConnector {
+fn connector(tenant: TenantId) -> dmsync_core::exchange::ExchangeConnector {
     use dmsync_core::exchange::*;
     ExchangeConnector {
         tenant_id: tenant,

@@ -323,7 +323,7 @@ impl From<dmsync_core::StoreError> for TokenFailure {
 }
 
 async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
-    Ok(match Uuid::parse_str(segment) {
+    Ok(match segment.parse::<TenantId>() {
         Ok(id) => issuer.directory.tenant(id).await?,
         Err(_) => issuer.directory.tenant_by_domain(segment).await?,
     })

@@ -17,7 +17,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use axum::extract::FromRef;
 use dmsync_core::permissions::{self, AccountType, Operation, PermissionProfile, PrincipalKind};
@@ -324,7 +323,7 @@ impl Verifier {
         }
 
         let tenant_id: TenantId =
-            claims.tid.as_deref().and_then(|t| Uuid::parse_str(t).ok()).ok_or(AuthFailure::ValidationFailure)?;
+            claims.tid.as_deref().and_then(|t| t.parse::<TenantId>().ok()).ok_or(AuthFailure::ValidationFailure)?;
         let iss = claims.iss.unwrap_or_default();
         let issuer_ok = iss == v1_issuer(tenant_id)
             || (external && iss == format!("https://login.microsoftonline.com/{tenant_id}/v2.0"));

@@ -99,7 +99,7 @@ mod tests {
     use uuid::Uuid;
 
     fn key(path: &str) -> PageKey {
-        PageKey::new(TenantId::from(Uuid::nil()), &format!("http://localhost{path}"))
+        PageKey::new(TenantId::from_uuid(Uuid::nil()), &format!("http://localhost{path}"))
     }
 
     #[test]
@@ -139,7 +139,7 @@ mod tests {
     fn the_tenant_is_part_of_the_key() {
         let cache = PageCache::new(1024);
         cache.insert(key("/beta/a"), 1, Bytes::from_static(b"page"));
-        let other = PageKey::new(TenantId::from(Uuid::from_u128(1)), "http://localhost/beta/a");
+        let other = PageKey::new(TenantId::from_uuid(Uuid::from_u128(1)), "http://localhost/beta/a");
         assert_eq!(cache.get(&other, 1), None);
     }
 }
