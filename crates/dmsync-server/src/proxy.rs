@@ -14,10 +14,8 @@
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -30,14 +28,14 @@ use hyper::server::conn::http1;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
-use crate::serve::{ConnectionServer, ServeConnection, Timeouts};
+use crate::serve::{ConnectionServer, NoteReads, ServeConnection, Timeouts, TrackedIo};
 
 /// The hosts the proxy answers for itself: Graph and the sign-in service of each of Microsoft's
 /// clouds (worldwide, US Government and DoD, China).
@@ -224,8 +222,8 @@ where
     /// tunnel is idle for the idle timeout, or the server stops.
     async fn pass_through(&self, client: TokioIo<Upgraded>, upstream: TcpStream) {
         let activity = Arc::new(Activity::new());
-        let mut client = Touched { inner: client, activity: activity.clone() };
-        let mut upstream = Touched { inner: upstream, activity: activity.clone() };
+        let mut client = TrackedIo { inner: client, activity: activity.clone() };
+        let mut upstream = TrackedIo { inner: upstream, activity: activity.clone() };
         tokio::select! {
             copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
                 if let Err(e) = copied {
@@ -385,10 +383,6 @@ impl Activity {
         Activity { opened: Instant::now(), last_ms: AtomicU64::new(0) }
     }
 
-    fn touch(&self) {
-        self.last_ms.store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
     /// Resolves once nothing has moved for `idle`.
     async fn idle_for(&self, idle: Duration) {
         loop {
@@ -401,34 +395,9 @@ impl Activity {
     }
 }
 
-/// A tunnel's end, noting each read that brought bytes.
-struct Touched<IO> {
-    inner: IO,
-    activity: Arc<Activity>,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Touched<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Touched<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+impl NoteReads for Activity {
+    fn bytes_read(&self) {
+        self.last_ms.store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 

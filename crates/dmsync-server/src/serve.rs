@@ -413,24 +413,36 @@ async fn watchdog(activity: &Activity, timeouts: Timeouts) -> &'static str {
     }
 }
 
-/// The connection's stream, noting each read that brought bytes.
-struct TrackedIo<IO> {
-    inner: IO,
-    activity: Arc<Activity>,
+/// What hears of every read that brought bytes: a connection's watchdog here, a tunnel's idle
+/// timer in the proxy.
+pub(crate) trait NoteReads: Send + Sync {
+    fn bytes_read(&self);
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for TrackedIo<IO> {
+impl NoteReads for Activity {
+    fn bytes_read(&self) {
+        self.received();
+    }
+}
+
+/// A stream that tells `activity` of each read that brought bytes.
+pub(crate) struct TrackedIo<IO, N> {
+    pub(crate) inner: IO,
+    pub(crate) activity: Arc<N>,
+}
+
+impl<IO: AsyncRead + Unpin, N: NoteReads> AsyncRead for TrackedIo<IO, N> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.received();
+            self.activity.bytes_read();
         }
         polled
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for TrackedIo<IO> {
+impl<IO: AsyncWrite + Unpin, N: NoteReads> AsyncWrite for TrackedIo<IO, N> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
