@@ -259,3 +259,39 @@ async fn the_binary_binds_announces_and_drains_the_proxy() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// A `CONNECT` head that never ends is cut at the head timeout, and one past the head bound is
+/// refused; the proxy and the main listener keep serving.
+#[tokio::test]
+async fn a_slow_or_oversized_connect_head_is_cut_and_the_proxy_keeps_serving() {
+    let app = spawn_app_with(|c| {
+        c.proxy_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.header_read_timeout = std::time::Duration::from_millis(800);
+    })
+    .await;
+    let address = app.proxy_address.unwrap();
+
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"CONNECT graph.microsoft.com:443 HTTP/1.1\r\nHost: gra").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the slow head was cut");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+
+    let mut big = tokio::net::TcpStream::connect(address).await.unwrap();
+    let padding = format!("X-Pad: {}\r\n", "a".repeat(1024)).repeat(200);
+    let head = format!("CONNECT graph.microsoft.com:443 HTTP/1.1\r\nHost: graph.microsoft.com:443\r\n{padding}\r\n");
+    let _ = big.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), big.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the oversized head was answered or closed in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.starts_with("HTTP/1.1 200"), "an oversized head opens no tunnel: {answer}");
+
+    let (status, _) = ask_proxy(&app, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n").await;
+    assert_eq!(status, "HTTP/1.1 403 Forbidden", "the proxy still answers");
+    let r = app.raw(reqwest::Method::GET, "/healthz", None).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.stop().await;
+}
