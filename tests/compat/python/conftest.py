@@ -34,6 +34,8 @@ STOP_TIMEOUT_S = 10.0
 TEST_TIMEOUT_S = 60
 
 _LISTENING = re.compile(r"^dmsync listening on http://127\.0\.0\.1:(\d+)\s*$")
+# With --proxy-listen the banner names the proxy too; it is written with the rest of the banner.
+_PROXY_LISTENING = re.compile(r"^dmsync proxy listening on http://127\.0\.0\.1:(\d+) ", re.M)
 _REQUESTS_TOTAL = re.compile(r"^dmsync_http_requests_total\{(.*)\} ([0-9.e+]+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
@@ -88,6 +90,8 @@ class DmsyncServer:
             raise
         self.port = self._wait_for_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        proxy = _PROXY_LISTENING.search(self.stdout_path.read_text(errors="replace"))
+        self.proxy: Optional[str] = f"http://127.0.0.1:{proxy.group(1)}" if proxy else None
 
     def _wait_for_port(self) -> int:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -66,3 +66,30 @@ def test_the_curl_recipe_runs(start_server):
     assert [len(p) for p in pages] == [2, 1], run.stdout
     assert sorted(sum(pages, [])) == ["PF1GHXN3", "PF1GHXN4", "R90ZZ001"], run.stdout
     assert lines[-1] == "error: TooManyRequests", run.stdout
+
+
+def test_the_curl_proxy_recipe_is_the_script_this_suite_runs():
+    assert doc_recipe("curl-proxy") == source_region(ROOT / "tests" / "compat" / "recipes" / "curl-proxy.sh", "curl-proxy")
+
+
+def test_the_curl_proxy_recipe_runs_with_microsofts_host_names(start_server, tmp_path):
+    server: DmsyncServer = start_server("--sync-duration", "0s", "--proxy-listen", "127.0.0.1:0")
+    assert server.proxy, server.logs()
+    server.register_devices(
+        [
+            {"serialNumber": f"PX{i}", "hardwareHash": f"cHJveHk{i}", "manufacturer": "Contoso", "model": "Laptop 7"}
+            for i in range(3)
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMSYNC_") and "proxy" not in k.lower()}
+    env.update({"B": server.base, "P": server.proxy})
+    script = "set -euo pipefail\n" + doc_recipe("curl-proxy")
+    run = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=45)
+    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    lines = run.stdout.splitlines()
+    assert lines[0] == "sync: 204", run.stdout
+    assert lines[1:-1] == [
+        "page of 2 from https://graph.microsoft.com",
+        "page of 1 from https://graph.microsoft.com",
+    ], run.stdout
+    assert lines[-1] == "example.com: 403", run.stdout

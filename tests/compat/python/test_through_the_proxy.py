@@ -1,0 +1,219 @@
+"""Tools that hard-code Microsoft's hosts, run unmodified through dmsync's proxy (README, "Run
+unmodified tools through dmsync"): each runs in its own process, as its users run it, with only
+the proxy and the CA bundle in its environment. The proxy answers `login.microsoftonline.com` and
+`graph.microsoft.com` itself; nothing here can reach the real ones (this machine has no route to
+them, and the proxy refuses every other host).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import CLIENT_ID, CLIENT_SECRET, TENANT, DmsyncServer
+
+HERE = Path(__file__).resolve().parent
+TOOLS = HERE / "tools"
+VENV_BIN = Path(sys.executable).parent
+TOKEN_ROUTE = "/{tenant}/oauth2/v2.0/token"
+
+
+def proxied_server(start_server) -> DmsyncServer:
+    """A server with its proxy, and the permission profile under which an app-only token may
+    start the sync (ClientSecretCredential and IntuneCD sign in as an application)."""
+    server = start_server("--sync-duration", "0s", "--proxy-listen", "127.0.0.1:0", "--permission-profile", "current")
+    assert server.proxy, f"no proxy line in the banner\n{server.logs()}"
+    return server
+
+
+def tool_env(server: DmsyncServer, tmp_path: Path) -> dict[str, str]:
+    """The environment a user sets, and nothing more: the proxy, and dmsync's CA for each way
+    Python finds its trust store (requests, httpx and Python's ssl module)."""
+    ca = tmp_path / "dmsync-ca.pem"
+    r = httpx.get(f"{server.base}/_dmsync/ca.pem", timeout=10.0)
+    assert r.status_code == 200, r.text
+    ca.write_text(r.text)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DMSYNC_") and k.lower() not in ("no_proxy", "http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        {
+            "HTTPS_PROXY": server.proxy,
+            "REQUESTS_CA_BUNDLE": str(ca),
+            "SSL_CERT_FILE": str(ca),
+            "PYTHONPATH": "",
+        }
+    )
+    return env
+
+
+def run_tool(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 45.0) -> subprocess.CompletedProcess:
+    run = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, f"{args[0]} exited {run.returncode}\n--- stdout\n{run.stdout}\n--- stderr\n{run.stderr[-6000:]}"
+    return run
+
+
+def token_requests(server: DmsyncServer) -> int:
+    return server.request_counts(TOKEN_ROUTE, "POST").get(200, 0)
+
+
+def test_azure_identity_and_the_beta_sdk_with_their_defaults(start_server, tmp_path):
+    server = proxied_server(start_server)
+    run = run_tool(
+        [sys.executable, str(TOOLS / "azure_identity_graph.py"), TENANT, CLIENT_ID, CLIENT_SECRET],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["sync"] is None, out  # 204, no body
+    assert out["last_manual_sync_trigger"], out
+    assert out["sync_status"] in ("inProgress", "completed"), out
+    # The credential asked dmsync's identity provider, through the proxy, once.
+    assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
+    assert server.request_counts("/beta/deviceManagement/windowsAutopilotSettings/sync", "POST") == {204: 1}
+
+
+def test_msal_confidential_client_then_its_cache(start_server, tmp_path):
+    server = proxied_server(start_server)
+    run = run_tool(
+        [sys.executable, str(TOOLS / "msal_confidential.py"), TENANT, CLIENT_ID, CLIENT_SECRET],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["first"]["error"] is None, out
+    assert out["first"]["token_type"] == "Bearer", out
+    assert out["first"]["token_source"] == "identity_provider", out
+    assert out["second"]["token_source"] == "cache" and out["second"]["same_token"], out
+    assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
+
+
+# Every IntuneCD backup module but the Autopilot devices, which `--autopilot` adds; IntuneCD's
+# own names, as `IntuneCD-startbackup --help` lists them for `--exclude`.
+INTUNECD_OTHER_MODULES = [
+    "assignments", "AppConfigurations", "AppProtection", "APNs", "VPP", "Applications", "Compliance",
+    "NotificationTemplate", "Profiles", "GPOConfigurations", "AppleEnrollmentProfile",
+    "WindowsEnrollmentProfile", "EnrollmentStatusPage", "Filters", "ManagedGooglePlay", "Intents",
+    "CompliancePartner", "ManagementPartner", "RemoteAssistancePartner", "ProactiveRemediation",
+    "PowershellScripts", "ShellScripts", "ConfigurationPolicies", "ConditionalAccess",
+    "EnrollmentConfigurations", "DeviceManagementSettings", "CustomAttributes", "DeviceCategories",
+    "windowsDriverUpdates", "windowsFeatureUpdates", "windowsQualityUpdates", "Roles", "ScopeTags",
+    "VPPusedLicenseCount", "GPlaySyncTime", "CompliancePartnerHeartbeat", "DeviceCompliancePolicies",
+    "ComplianceScripts", "ReusablePolicySettings", "SettingsCatalog",
+]  # fmt: skip
+
+
+def test_intunecd_backs_up_every_autopilot_device(start_server, tmp_path):
+    server = proxied_server(start_server)
+    # More devices than one page, so IntuneCD follows @odata.nextLink, which names
+    # graph.microsoft.com and so goes back through the proxy.
+    devices = 150
+    server.register_devices(
+        [
+            {
+                "serialNumber": f"ICD{i:05d}",
+                "hardwareHash": base64.b64encode(f"intunecd-hash-{i}".encode()).decode(),
+                "manufacturer": "Contoso",
+                "model": "Laptop 7",
+                "groupTag": "Backup",
+            }
+            for i in range(devices)
+        ]
+    )
+    sync = httpx.post(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings/sync",
+        headers={"Authorization": f"Bearer {server.delegated_token()}"},
+        timeout=10.0,
+    )
+    assert sync.status_code == 204, sync.text
+    wait_for_sync(server)
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    env = tool_env(server, tmp_path)
+    # IntuneCD's standalone mode reads the app registration from the environment and signs in
+    # with MSAL at https://login.microsoftonline.com/{TENANT_NAME}.
+    env.update({"TENANT_NAME": "contoso.onmicrosoft.com", "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET})
+    run = run_tool(
+        [str(VENV_BIN / "IntuneCD-startbackup"), "-m", "1", "-o", "json", "--autopilot", "-p", str(backup),
+         "-e", *INTUNECD_OTHER_MODULES],
+        env,
+        tmp_path,
+        timeout=90.0,
+    )  # fmt: skip
+    files = sorted((backup / "Autopilot Devices").glob("*.json"))
+    assert len(files) == devices, f"{len(files)} files\n{run.stdout[-3000:]}"
+    serials = {json.loads(f.read_text())["serialNumber"] for f in files}
+    assert serials == {f"ICD{i:05d}" for i in range(devices)}
+    assert "error" not in run.stdout.lower(), run.stdout[-3000:]
+    # Two pages (dmsync's default page is 100 devices), the second from the nextLink.
+    pages = server.request_counts("/beta/deviceManagement/windowsAutopilotDeviceIdentities", "GET")
+    assert pages == {200: 2}, pages
+
+
+def wait_for_sync(server: DmsyncServer) -> None:
+    token = server.delegated_token()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = httpx.get(
+            f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10.0,
+        )
+        if r.json().get("syncStatus") == "completed":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the sync did not complete: {r.text}")
+
+
+def test_aiohttp_with_trust_env_and_ssl_cert_file(start_server, tmp_path):
+    """aiohttp reads HTTPS_PROXY only with trust_env=True, and its default SSL context reads
+    SSL_CERT_FILE through OpenSSL's default verify paths (docs/CLIENTS.md's table)."""
+    server = proxied_server(start_server)
+    script = (
+        "import asyncio, aiohttp, sys\n"
+        "async def main():\n"
+        "    async with aiohttp.ClientSession(trust_env=True) as s:\n"
+        "        async with s.get(sys.argv[1]) as r:\n"
+        "            print(r.status, (await r.json())['token_endpoint'])\n"
+        "asyncio.run(main())\n"
+    )
+    url = f"https://login.microsoftonline.com/{TENANT}/v2.0/.well-known/openid-configuration"
+    run = run_tool([sys.executable, "-c", script, url], tool_env(server, tmp_path), tmp_path)
+    assert run.stdout.split() == ["200", f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"], run.stdout
+
+
+def test_the_debian_system_store_recipe(start_server, tmp_path):
+    """docs/CLIENTS.md's Debian recipe (a `.crt` under the local certificates directory, then
+    update-ca-certificates), run on a private copy of the store so that the machine's own trust
+    is not touched; curl then trusts the proxy's certificate through the bundle it wrote."""
+    server = proxied_server(start_server)
+    env = tool_env(server, tmp_path)
+    local, etc, hooks = (tmp_path / d for d in ("local", "etc", "hooks"))
+    for d in (local, etc, hooks):
+        d.mkdir()
+    (local / "dmsync-ca.crt").write_text((tmp_path / "dmsync-ca.pem").read_text())
+    update = subprocess.run(
+        ["update-ca-certificates", "--localcertsdir", str(local), "--etccertsdir", str(etc),
+         "--hooksdir", str(hooks), "--certbundle", "ca-certificates.crt"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert update.returncode == 0, update.stderr
+    bundle = etc / "ca-certificates.crt"
+    # The store is made afresh, so every system root is "added"; dmsync's CA must be among them.
+    assert (tmp_path / "dmsync-ca.pem").read_text().strip() in bundle.read_text(), update.stdout
+    assert (etc / "dmsync-ca.pem").is_symlink(), sorted(p.name for p in etc.iterdir())[:5]
+    run = run_tool(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", server.proxy, "--cacert", str(bundle),
+         f"https://login.microsoftonline.com/{TENANT}/v2.0/.well-known/openid-configuration"],
+        env, tmp_path,
+    )  # fmt: skip
+    assert run.stdout == "200", run.stdout
