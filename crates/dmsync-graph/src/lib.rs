@@ -6,6 +6,7 @@
 //! converts domain values into these types at the edge.
 
 pub mod autopilot;
+pub mod batch;
 pub mod bounded;
 pub mod datetime;
 pub mod error;

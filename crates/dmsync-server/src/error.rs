@@ -102,6 +102,9 @@ pub enum ApiError {
     /// Registration rows refused by the admin API; nothing was written.
     #[error("{} registration rows refused", .0.len())]
     RegistrationsRefused(Vec<dmsync_core::autopilot::RegistrationRejection>),
+    /// A request in a `$batch` that was not run because a request it depends on failed.
+    #[error("failed dependency")]
+    FailedDependency,
     #[error("internal error: {0}")]
     Internal(String),
     /// An error response that did not come from an `ApiError` (a framework rejection, a
@@ -255,6 +258,11 @@ impl ApiError {
                     phrase: String::new(),
                     retry_after: send_retry_after.then_some(*remaining_seconds),
                 },
+            ),
+            FailedDependency => (
+                StatusCode::FAILED_DEPENDENCY,
+                "FailedDependency",
+                MessageSpec::Plain("The request was not run because a request it depends on in the batch failed.".into()),
             ),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

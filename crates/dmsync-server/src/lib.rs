@@ -108,6 +108,21 @@ async fn follow_shared_clock(state: AppState) {
     }
 }
 
+/// The layers every Graph request passes: Graph's errors for unknown paths and methods, the
+/// `Host` check, and the request context (request ids, error bodies, metrics).
+fn graph_stack(routes: Router<AppState>, table: Arc<RouteTable>, state: &AppState) -> Router {
+    routes
+        .fallback(move |request: Request| {
+            let table = table.clone();
+            async move { table.unmatched(request.uri().path()).into_response() }
+        })
+        .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
+        // Inside the request context, so that its refusals get Graph's body and request ids.
+        .layer(axum::middleware::from_fn(http::host::require_host))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
+        .with_state(state.clone())
+}
+
 impl Application {
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Application> {
         config.validate()?;
@@ -207,24 +222,26 @@ impl Application {
 
         let (graph, route_table) = RouteTable::build(resources::graph_routes());
         let route_table = Arc::new(route_table);
-        let fallback_table = route_table.clone();
-        let graph = graph.layer(DefaultBodyLimit::max(state.config().max_body_bytes));
-        let router = Router::new()
-            .merge(graph)
-            .merge(admin::router(state.clone()))
-            .merge(auth::idp::router())
-            .merge(ops::router(metrics_handle))
-            .merge(http::openapi::router(&route_table))
-            .merge(tls::router())
-            .fallback(move |request: Request| {
-                let table = fallback_table.clone();
-                async move { table.unmatched(request.uri().path()).into_response() }
-            })
-            .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
-            // Inside the request context, so that its refusals get Graph's body and request ids.
-            .layer(axum::middleware::from_fn(http::host::require_host))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
-            .with_state(state.clone());
+        let body_limit = DefaultBodyLimit::max(state.config().max_body_bytes);
+        // What runs the requests inside a `$batch`: the Graph routes behind the same layers.
+        let (batchable, batch_table) = RouteTable::build(resources::batchable_routes());
+        let batch_table = Arc::new(batch_table);
+        let dispatcher = resources::batch::Dispatcher::new(
+            graph_stack(batchable.layer(body_limit), batch_table.clone(), &state),
+            batch_table,
+        );
+        let graph = graph.layer(body_limit).layer(axum::Extension(dispatcher));
+        let router = graph_stack(
+            Router::new()
+                .merge(graph)
+                .merge(admin::router(state.clone()))
+                .merge(auth::idp::router())
+                .merge(ops::router(metrics_handle))
+                .merge(http::openapi::router(&route_table))
+                .merge(tls::router()),
+            route_table.clone(),
+            &state,
+        );
         Ok(Application { listener, address, tls, state, router, route_table, proxy, _db_lock: db_lock, seeded })
     }
 

@@ -193,9 +193,10 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     response
 }
 
-/// Turns any error response into Graph's body. Responses from our own `ApiError` carry an
+/// Turns any error response into Graph's body (also used by `$batch` for the answer of a request it
+/// did not run). Responses from our own `ApiError` carry an
 /// [`ErrorSpec`]; anything else (a framework rejection, a layer's 413) gets one from its status.
-fn render_error(context: &RequestContext, response: Response, now: time::OffsetDateTime) -> Response {
+pub(crate) fn render_error(context: &RequestContext, response: Response, now: time::OffsetDateTime) -> Response {
     let (mut parts, _) = response.into_parts();
     let spec =
         parts.extensions.remove::<ErrorSpec>().unwrap_or_else(|| ApiError::for_status(parts.status).error_spec());

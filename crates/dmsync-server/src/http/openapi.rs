@@ -56,6 +56,8 @@ pub enum Answer {
     Page(SchemaFn),
     /// 200 with a number as `text/plain` (`/$count`).
     Count,
+    /// 200 with a JSON document of its own shape, without `@odata.context` (`$batch`).
+    Document(SchemaFn),
 }
 
 /// What the OpenAPI document says of one operation. Every operation may also answer 400, 401
@@ -243,6 +245,10 @@ fn success(generator: &mut SchemaGenerator, version: ApiVersion, answer: Answer)
             let schema = json!({ "allOf": [entity, { "type": "object", "properties": context, "required": ["@odata.context"] }] });
             let status = if matches!(answer, Answer::Created(_)) { StatusCode::CREATED } else { StatusCode::OK };
             (status, json!({ "description": "The entity.", "content": json_content(schema) }))
+        }
+        Answer::Document(document) => {
+            let schema = document(generator, version);
+            (StatusCode::OK, json!({ "description": "The answer.", "content": json_content(json!(schema)) }))
         }
         Answer::Page(item) => {
             let item = item(generator, version);

@@ -3,14 +3,22 @@
 
 pub mod autopilot_devices;
 pub mod autopilot_settings;
+pub mod batch;
 pub mod exchange_connectors;
 pub mod imported_devices;
 pub mod managed_devices;
 
 use crate::http::routing::GraphRoute;
 
-/// Every Graph route dmsync serves.
+/// Every Graph route dmsync serves: the resources, and `$batch` over them.
 pub fn graph_routes() -> Vec<GraphRoute> {
+    let mut routes = batchable_routes();
+    routes.extend(batch::routes());
+    routes
+}
+
+/// The routes a request inside a `$batch` may reach: every one but `$batch` itself.
+pub fn batchable_routes() -> Vec<GraphRoute> {
     let mut routes = Vec::new();
     routes.extend(autopilot_settings::routes());
     routes.extend(autopilot_devices::routes());

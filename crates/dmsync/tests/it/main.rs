@@ -9,6 +9,7 @@ mod admin;
 mod admin_access;
 mod auth;
 mod autopilot_devices;
+mod batch;
 mod cli;
 mod cli_terminal;
 mod crash;

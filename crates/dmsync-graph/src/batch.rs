@@ -1,0 +1,68 @@
+//! JSON batching (`POST /{version}/$batch`): the request and response bodies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The most requests one batch may carry, as Graph documents it.
+pub const MAX_BATCH_REQUESTS: usize = 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRequest {
+    pub requests: Vec<BatchRequestItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRequestItem {
+    pub id: String,
+    pub method: String,
+    /// Relative to the version: `/deviceManagement/...` or `deviceManagement/...`.
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, BatchHeaderValue>,
+    /// A JSON value, or, for a body that is not JSON, its bytes in base64.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+/// A header's value as clients write it: a string, or (some SDKs) a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(untagged)]
+pub enum BatchHeaderValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl BatchHeaderValue {
+    /// The value as one header line; a list is joined as HTTP joins repeated fields.
+    pub fn joined(&self) -> String {
+        match self {
+            BatchHeaderValue::One(v) => v.clone(),
+            BatchHeaderValue::Many(vs) => vs.join(", "),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BatchResponse {
+    pub responses: Vec<BatchResponseItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BatchResponseItem {
+    pub id: String,
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    /// The answer's JSON, or, when it is not JSON, its bytes in base64; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
