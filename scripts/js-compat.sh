@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility suite: drives a real dmsync binary with the real Microsoft Graph JavaScript
-# client (@microsoft/microsoft-graph-client, pinned exactly in tests/compat/js/package.json).
-# Installs it with `npm ci` from the committed lockfile when that changed since the last
+# client, @azure/identity and msal-node (pinned exactly in tests/compat/js/package.json).
+# Installs them with `npm ci` from the committed lockfile when that changed since the last
 # install, then runs Node's built-in test runner. Exits non-zero on any failure;
 # nothing is skipped.
 #

@@ -10,6 +10,8 @@ const doc = readFileSync(new URL("../../../../docs/CLIENTS.md", import.meta.url)
 const RECIPES = {
   "js-graph-client": "lib/graph-client.js",
   "js-graph-client-plain-http": "lib/graph-client-plain-http.js",
+  "js-msal-node": "lib/msal-node.js",
+  "js-azure-identity-proxy": "clients/azure-identity-proxy.js",
 };
 
 function sourceRegion(name, file) {
