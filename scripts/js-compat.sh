@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility suite: drives a real dmsync binary with the real Microsoft Graph JavaScript
-# client (@microsoft/microsoft-graph-client, pinned exactly in tests/compat/js/package.json).
-# Installs it with `npm ci` from the committed lockfile when that changed since the last
+# client, @azure/identity and msal-node (pinned exactly in tests/compat/js/package.json).
+# Installs them with `npm ci` from the committed lockfile when that changed since the last
 # install, then runs Node's built-in test runner. Exits non-zero on any failure;
 # nothing is skipped.
 #
@@ -35,7 +35,15 @@ if [[ "$want" != "$(cat "$stamp" 2>/dev/null || true)" ]]; then
   echo "$want" >"$stamp"
 fi
 
+# The suite's servers speak HTTPS, and Node reads NODE_EXTRA_CA_CERTS only when it starts: so
+# one CA is made here, before the runner starts the test files' processes, and each --tls
+# server starts on a copy of the database that holds it (tests/compat/js/lib/dmsync.js).
+ca_dir="$(mktemp -d)"
+trap 'rm -rf "$ca_dir"' EXIT
+"$bin" ca --db "sqlite://$ca_dir/ca.db" >"$ca_dir/ca.pem"
+export NODE_EXTRA_CA_CERTS="$ca_dir/ca.pem" JS_COMPAT_CA_DB="$ca_dir/ca.db"
+
 export DMSYNC_BIN="$bin"
 cd "$dir"
 # One test file at a time: each test starts its own dmsync, and the machine is small.
-exec node --test --test-concurrency=1 --test-reporter=spec test/*.test.js
+node --test --test-concurrency=1 --test-reporter=spec test/*.test.js

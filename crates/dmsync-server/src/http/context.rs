@@ -86,9 +86,8 @@ struct Origin<'a> {
 
 /// The origin the client addressed, for absolute links, first match wins:
 /// 1. `X-Forwarded-Host` and `X-Forwarded-Proto` from a reverse proxy (or from a client that
-///    keeps addressing https://graph.microsoft.com and hands its requests to dmsync, as the
-///    JavaScript recipe in docs/CLIENTS.md does; fetch in Node cannot set `Host` itself). The
-///    one that is missing comes from the request as in 3.
+///    keeps addressing https://graph.microsoft.com and hands its requests to dmsync; fetch in
+///    Node cannot set `Host` itself). The one that is missing comes from the request as in 3.
 /// 2. `--public-url`, for a TLS terminator that sends no such headers (not for a request that
 ///    came through the proxy's tunnel, whose links name the host the client asked for).
 /// 3. The connection's scheme and the host the request names (`Host`, or HTTP/2's authority).

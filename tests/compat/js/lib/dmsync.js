@@ -2,9 +2,15 @@
 // temporary SQLite database, and the helpers a test needs around Graph: tokens from dmsync's
 // token endpoint, the admin API (registrations, clock, connector sources) and the request
 // counts of /metrics, which is how the retry tests count the attempts a client made.
+//
+// Servers speak HTTPS (`--tls`) unless a test asks for plain HTTP. Node reads
+// NODE_EXTRA_CA_CERTS once, when it starts, and the test runner starts each test file's process
+// before any server exists; so scripts/js-compat.sh makes one CA with `dmsync ca` before the
+// runner starts, exports it as NODE_EXTRA_CA_CERTS, and every --tls server here starts on a copy
+// of the database that holds it, which is the CA it then presents.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, accessSync, constants, openSync, closeSync, readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync, accessSync, constants, openSync, closeSync, readFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -18,9 +24,10 @@ const GRAPH_SCOPE = "https://graph.microsoft.com/.default";
 
 const STARTUP_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
-const LISTENING = /^dmsync listening on http:\/\/127\.0\.0\.1:(\d+)\s*$/;
+const LISTENING = /^dmsync listening on (https?):\/\/127\.0\.0\.1:(\d+)\s*$/;
+const PROXY_LISTENING = /^dmsync proxy listening on http:\/\/(127\.0\.0\.1:\d+) /m;
 
-function binary() {
+export function binary() {
   const bin = process.env.DMSYNC_BIN;
   if (!bin) throw new Error("DMSYNC_BIN is not set; run the suite through scripts/js-compat.sh");
   const abs = path.resolve(bin);
@@ -30,10 +37,37 @@ function binary() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A SQLite database URL for this file. */
+export const sqliteUrl = (file) => `sqlite://${file}`;
+
+/** What `dmsync ca --db URL` prints: the database's CA certificate (PEM), made if it has none. */
+export function caPem(dbFile) {
+  return execFileSync(binary(), ["ca", "--db", sqliteUrl(dbFile)], { encoding: "utf8", timeout: STARTUP_TIMEOUT_MS });
+}
+
+/** The database holding the suite's CA (see the top of this file). */
+function suiteCaDatabase() {
+  const file = process.env.JS_COMPAT_CA_DB;
+  if (!file || !process.env.NODE_EXTRA_CA_CERTS) {
+    throw new Error("JS_COMPAT_CA_DB and NODE_EXTRA_CA_CERTS are not set; run the suite through scripts/js-compat.sh");
+  }
+  return file;
+}
+
+/** Copies a SQLite database that no process has open, with its WAL files if it left any. */
+function copyDatabase(from, to) {
+  for (const suffix of ["", "-wal", "-shm"]) {
+    if (existsSync(from + suffix)) copyFileSync(from + suffix, to + suffix);
+  }
+}
+
 export class Dmsync {
-  /** Starts `dmsync serve` with these extra arguments and waits for its banner. */
-  static async start(...extraArgs) {
-    const server = new Dmsync(extraArgs);
+  /**
+   * Starts `dmsync serve` with these extra arguments and waits for its banner. `tls: false`
+   * serves plain HTTP; `db` is a SQLite file to start on instead of a copy of the suite CA's.
+   */
+  static async start(extraArgs = [], { tls = true, db } = {}) {
+    const server = new Dmsync(extraArgs, { tls, db });
     try {
       await server.#waitForPort();
     } catch (err) {
@@ -43,11 +77,16 @@ export class Dmsync {
     return server;
   }
 
-  constructor(extraArgs) {
+  constructor(extraArgs, { tls, db }) {
     this.dir = mkdtempSync(path.join(tmpdir(), "dmsync-js-"));
     this.stdoutPath = path.join(this.dir, "stdout.log");
     this.stderrPath = path.join(this.dir, "stderr.log");
-    this.args = ["serve", "--listen", "127.0.0.1:0", "--db", `sqlite://${path.join(this.dir, "dmsync.db")}`, ...extraArgs];
+    let dbFile = db;
+    if (!dbFile) {
+      dbFile = path.join(this.dir, "dmsync.db");
+      if (tls) copyDatabase(suiteCaDatabase(), dbFile);
+    }
+    this.args = ["serve", "--listen", "127.0.0.1:0", "--db", sqliteUrl(dbFile), ...(tls ? ["--tls"] : []), ...extraArgs];
     // Only the command line configures the server here, never a stray DMSYNC_* variable.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("DMSYNC_")));
     const out = openSync(this.stdoutPath, "w");
@@ -68,9 +107,14 @@ export class Dmsync {
         const first = text.split("\n", 1)[0];
         const m = LISTENING.exec(first);
         if (!m) throw new Error(`unexpected first stdout line from dmsync: ${JSON.stringify(first)}\n${this.logs()}`);
-        this.port = Number(m[1]);
-        this.base = `http://127.0.0.1:${this.port}`;
-        return;
+        // With --proxy-listen, the proxy's line follows the banner.
+        const proxy = PROXY_LISTENING.exec(text);
+        if (proxy || !this.args.includes("--proxy-listen")) {
+          this.port = Number(m[2]);
+          this.base = `${m[1]}://127.0.0.1:${this.port}`;
+          this.proxy = proxy ? `http://${proxy[1]}` : undefined;
+          return;
+        }
       }
       if (this.exitCode !== undefined) throw new Error(`dmsync exited (${JSON.stringify(this.exitCode)}) before listening\n${this.logs()}`);
       await sleep(50);

@@ -9,9 +9,9 @@ import { dmsyncGraphClient } from "./graph-client.js";
 
 export const VERSIONS = ["v1.0", "beta"];
 
-/** Runs `body(server)` against a fresh dmsync started with `args`. */
-export async function withServer(args, body) {
-  const server = await Dmsync.start(...args);
+/** Runs `body(server)` against a fresh dmsync started with `args` (and `options`, see Dmsync.start). */
+export async function withServer(args, body, options = {}) {
+  const server = await Dmsync.start(args, options);
   try {
     return await body(server);
   } catch (err) {
@@ -22,7 +22,7 @@ export async function withServer(args, body) {
   }
 }
 
-/** The recipe's client, with a token for the seeded admin user unless one is given. */
+/** The recipe's client on a --tls server, with a token for the seeded admin user unless one is given. */
 export async function graphClient(server, { version = "beta", token } = {}) {
   const accessToken = token ?? (await server.delegatedToken());
   return dmsyncGraphClient({ dmsyncUrl: server.base, getAccessToken: async () => accessToken, defaultVersion: version });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GraphError } from "@microsoft/microsoft-graph-client";
 import { expectGraphError, graphClient, noRetry, waitFor, withServer } from "../lib/harness.js";
-import { plainHttpGraphClient } from "../lib/graph-client.js";
+import { plainHttpGraphClient } from "../lib/graph-client-plain-http.js";
 
 const SETTINGS = "/deviceManagement/windowsAutopilotSettings";
 const YEAR_ONE = "0001-01-01T00:00:00Z";
@@ -70,25 +70,31 @@ test("sync: 204, then 409 while it runs, then 429 inside the cooldown", opts, ()
     assert.equal(await client.api(`${SETTINGS}/sync`).middlewareOptions(noRetry()).post(), undefined);
   }));
 
-test("the plain-http recipe: baseUrl on dmsync, a StaticBearer middleware", opts, () =>
-  withServer(["--sync-duration", "0s"], async (server) => {
-    const client = plainHttpGraphClient({ dmsyncUrl: server.base, token: await server.delegatedToken() });
-    assert.equal(await client.api(`${SETTINGS}/sync`).post(), undefined);
-    const settings = await waitFor("completed", async () => {
-      const s = await client.api(SETTINGS).get();
-      return s.syncStatus === "completed" && s;
-    });
-    assert.notEqual(settings.lastSyncDateTime, YEAR_ONE);
-    const devices = await client.api("/deviceManagement/windowsAutopilotDeviceIdentities").version("v1.0").get();
-    assert.deepEqual(devices.value, []);
-    // The trap this recipe works around: with the stock authProvider over http, no token is sent.
-    const { Client } = await import("@microsoft/microsoft-graph-client");
-    const stock = Client.initWithMiddleware({
-      baseUrl: `${server.base}/`,
-      defaultVersion: "beta",
-      authProvider: { getAccessToken: async () => "never-sent" },
-      customHosts: new Set([`127.0.0.1:${server.port}`]),
-    });
-    const err = await expectGraphError(stock.api(SETTINGS).middlewareOptions(noRetry()).get(), 401, "InvalidAuthenticationToken");
-    assert.ok(err instanceof GraphError);
-  }));
+test("the plain-http recipe: baseUrl on dmsync without --tls, a StaticBearer middleware", opts, () =>
+  withServer(
+    ["--sync-duration", "0s"],
+    async (server) => {
+      assert.ok(server.base.startsWith("http://"), server.base);
+      const client = plainHttpGraphClient({ dmsyncUrl: server.base, token: await server.delegatedToken() });
+      assert.equal(await client.api(`${SETTINGS}/sync`).post(), undefined);
+      const settings = await waitFor("completed", async () => {
+        const s = await client.api(SETTINGS).get();
+        return s.syncStatus === "completed" && s;
+      });
+      assert.notEqual(settings.lastSyncDateTime, YEAR_ONE);
+      const devices = await client.api("/deviceManagement/windowsAutopilotDeviceIdentities").version("v1.0").get();
+      assert.deepEqual(devices.value, []);
+      // The trap this recipe works around: with the stock authProvider over http, no token is
+      // sent, even to a listed custom host.
+      const { Client } = await import("@microsoft/microsoft-graph-client");
+      const stock = Client.initWithMiddleware({
+        baseUrl: `${server.base}/`,
+        defaultVersion: "beta",
+        authProvider: { getAccessToken: async () => "never-sent" },
+        customHosts: new Set(["127.0.0.1"]),
+      });
+      const err = await expectGraphError(stock.api(SETTINGS).middlewareOptions(noRetry()).get(), 401, "InvalidAuthenticationToken");
+      assert.ok(err instanceof GraphError);
+    },
+    { tls: false },
+  ));

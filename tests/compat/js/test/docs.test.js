@@ -1,18 +1,24 @@
 // docs/CLIENTS.md shows the code the suite runs: its JavaScript recipes are compared with the
-// regions of lib/graph-client.js that every test builds its clients with.
+// regions of the suite's files that the tests build their clients with.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-const source = readFileSync(new URL("../lib/graph-client.js", import.meta.url), "utf8");
 const doc = readFileSync(new URL("../../../../docs/CLIENTS.md", import.meta.url), "utf8");
 
-function sourceRegion(name) {
-  const lines = source.split("\n");
+const RECIPES = {
+  "js-graph-client": "lib/graph-client.js",
+  "js-graph-client-plain-http": "lib/graph-client-plain-http.js",
+  "js-msal-node": "lib/msal-node.js",
+  "js-azure-identity-proxy": "clients/azure-identity-proxy.js",
+};
+
+function sourceRegion(name, file) {
+  const lines = readFileSync(new URL(`../${file}`, import.meta.url), "utf8").split("\n");
   const start = lines.findIndex((l) => l.trim() === `// recipe: ${name}`);
   const end = lines.findIndex((l) => l.trim() === `// end recipe: ${name}`);
-  assert.ok(start >= 0 && end > start, `markers of ${name} in lib/graph-client.js`);
+  assert.ok(start >= 0 && end > start, `markers of ${name} in ${file}`);
   return lines.slice(start + 1, end).join("\n");
 }
 
@@ -23,8 +29,8 @@ function docRecipe(name) {
   return m[1];
 }
 
-for (const name of ["js-graph-client", "js-graph-client-plain-http"]) {
-  test(`docs/CLIENTS.md quotes the ${name} recipe the suite runs`, () => {
-    assert.equal(docRecipe(name), sourceRegion(name));
+for (const [name, file] of Object.entries(RECIPES)) {
+  test(`docs/CLIENTS.md quotes the ${name} recipe the suite runs (${file})`, () => {
+    assert.equal(docRecipe(name), sourceRegion(name, file));
   });
 }

@@ -1,0 +1,115 @@
+// Microsoft's identity libraries against dmsync, unmodified: @azure/identity's
+// ClientSecretCredential with its default authority host, through --proxy-listen and
+// NODE_EXTRA_CA_CERTS only; and msal-node's ConfidentialClientApplication on a --tls server
+// named in knownAuthorities, whose second token comes from its cache.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { CLIENT_ID, CLIENT_SECRET, TENANT, caPem } from "../lib/dmsync.js";
+import { dmsyncGraphClient } from "../lib/graph-client.js";
+import { dmsyncMsalApp } from "../lib/msal-node.js";
+import { noRetry, waitFor, withServer } from "../lib/harness.js";
+
+const GRAPH_SCOPE = "https://graph.microsoft.com/.default";
+const TOKEN_ROUTE = "/{tenant}/oauth2/v2.0/token";
+const SETTINGS = "/deviceManagement/windowsAutopilotSettings";
+const SYNC_ROUTE = `/beta${SETTINGS}/sync`;
+const CLIENT = fileURLToPath(new URL("../clients/azure-identity-proxy.js", import.meta.url));
+const opts = { timeout: 120_000 };
+
+/** The claims of a JWT, unverified: what the client was given. */
+const claims = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8"));
+
+/** This process's environment without any proxy or CA setting of its own, plus `extra`. */
+function cleanEnv(extra) {
+  const unset = new Set(["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_EXTRA_CA_CERTS", "NODE_USE_ENV_PROXY"]);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !unset.has(k.toUpperCase())));
+  return { ...env, ...extra };
+}
+
+test("@azure/identity: ClientSecretCredential with the default authority, Graph at graph.microsoft.com, through HTTPS_PROXY", opts, async () => {
+  // As the README says: the CA from the database first, then a server on that database.
+  const dir = mkdtempSync(path.join(tmpdir(), "dmsync-js-identity-"));
+  try {
+    const db = path.join(dir, "dmsync.db");
+    const pem = caPem(db);
+    assert.match(pem, /^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
+    const pemFile = path.join(dir, "dmsync-ca.pem");
+    writeFileSync(pemFile, pem);
+
+    // The application token may call the sync action under the current permission profile.
+    const args = ["--proxy-listen", "127.0.0.1:0", "--permission-profile", "current", "--sync-duration", "0s"];
+    await withServer(
+      args,
+      async (server) => {
+        // The server presents the CA that `dmsync ca` printed.
+        assert.equal(await (await fetch(`${server.base}/_dmsync/ca.pem`)).text(), pem);
+
+        const env = cleanEnv({ HTTPS_PROXY: server.proxy, NODE_EXTRA_CA_CERTS: pemFile });
+        let stdout;
+        try {
+          ({ stdout } = await promisify(execFile)(process.execPath, [CLIENT, TENANT, CLIENT_ID, CLIENT_SECRET], { env, timeout: 60_000 }));
+        } catch (err) {
+          assert.fail(`the @azure/identity client failed: ${err.message}\n--- stdout\n${err.stdout}\n--- stderr\n${err.stderr}`);
+        }
+        const out = JSON.parse(stdout.trim().split("\n").at(-1));
+
+        const token = claims(out.token);
+        assert.equal(token.tid, TENANT);
+        assert.equal(token.appid, CLIENT_ID);
+        assert.ok(out.expiresOnTimestamp > Date.now(), `expiresOnTimestamp ${out.expiresOnTimestamp}`);
+        assert.deepEqual(out.sync, { status: 204, body: "" });
+        assert.equal(out.settings.status, 200);
+        assert.ok(["inProgress", "completed"].includes(out.settings.body.syncStatus), out.settings.body.syncStatus);
+        // Served through the tunnel to graph.microsoft.com: dmsync's absolute URLs name that host.
+        assert.equal(out.settings.body["@odata.context"], "https://graph.microsoft.com/beta/$metadata#deviceManagement/windowsAutopilotSettings/$entity");
+
+        // What reached dmsync (there is no other way to Microsoft's hosts from here): two token
+        // requests, since the credential keeps one MSAL app, with its own cache, for tokens
+        // without continuous access evaluation and one for tokens with it, and the pipeline's
+        // bearer policy asks with it by default; then one sync.
+        assert.deepEqual(await server.requestCounts(TOKEN_ROUTE, "POST"), { 200: 2 });
+        assert.deepEqual(await server.requestCounts(SYNC_ROUTE, "POST"), { 204: 1 });
+      },
+      { tls: false, db },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("msal-node: ConfidentialClientApplication on --tls with knownAuthorities; the second token is from its cache", opts, () =>
+  withServer(["--permission-profile", "current", "--sync-duration", "0s"], async (server) => {
+    assert.ok(server.base.startsWith("https://"), server.base);
+    const app = dmsyncMsalApp({ dmsyncUrl: server.base, tenantId: TENANT, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
+    const first = await app.acquireTokenByClientCredential({ scopes: [GRAPH_SCOPE] });
+    assert.equal(first.fromCache, false);
+    assert.equal(first.tokenType, "Bearer");
+    assert.equal(claims(first.accessToken).tid, TENANT);
+    assert.equal(claims(first.accessToken).appid, CLIENT_ID);
+
+    const second = await app.acquireTokenByClientCredential({ scopes: [GRAPH_SCOPE] });
+    assert.equal(second.fromCache, true);
+    assert.equal(second.accessToken, first.accessToken);
+
+    // The Graph client asks MSAL for a token on every request; MSAL answers from its cache.
+    const client = dmsyncGraphClient({
+      dmsyncUrl: server.base,
+      getAccessToken: async () => (await app.acquireTokenByClientCredential({ scopes: [GRAPH_SCOPE] })).accessToken,
+    });
+    assert.equal(await client.api(`${SETTINGS}/sync`).middlewareOptions(noRetry()).post(), undefined);
+    const settings = await waitFor("the sync to complete", async () => {
+      const s = await client.api(SETTINGS).get();
+      return s.syncStatus === "completed" && s;
+    });
+    assert.notEqual(settings.lastSyncDateTime, "0001-01-01T00:00:00Z");
+
+    assert.deepEqual(await server.requestCounts(TOKEN_ROUTE, "POST"), { 200: 1 }, "one token request in all");
+    assert.deepEqual(await server.requestCounts(SYNC_ROUTE, "POST"), { 204: 1 });
+  }));
