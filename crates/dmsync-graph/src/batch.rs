@@ -22,13 +22,15 @@ pub struct BatchRequestItem {
     pub method: String,
     /// Relative to the version: `/deviceManagement/...` or `deviceManagement/...`.
     pub url: String,
+    /// Absent or `null` (the Python SDK writes `null`) for none.
     #[serde(default)]
-    pub headers: BTreeMap<String, BatchHeaderValue>,
+    pub headers: Option<BTreeMap<String, BatchHeaderValue>>,
     /// A JSON value, or, for a body that is not JSON, its bytes in base64.
     #[serde(default)]
     pub body: Option<serde_json::Value>,
-    #[serde(default)]
-    pub depends_on: Vec<String>,
+    /// The Python SDK (msgraph-core) writes it as `depends_on`.
+    #[serde(default, alias = "depends_on")]
+    pub depends_on: Option<Vec<String>>,
 }
 
 /// A header's value as clients write it: a string, or (some SDKs) a list of strings.

@@ -185,18 +185,15 @@ fn prepare_one(
         "DELETE" => Method::DELETE,
         other => return Err(bad(format!("'{other}' is not a method a batch can carry."))),
     };
-    let url = item.url.trim();
-    if url.contains("://") || url.starts_with("//") {
-        return Err(bad("the url must be relative to the version, such as '/deviceManagement/...'.".into()));
-    }
-    let uri: Uri = format!("/{}/{}", version.segment(), url.trim_start_matches('/'))
+    let relative = relative_url(version, item.url.trim()).map_err(bad)?;
+    let uri: Uri = format!("/{}/{relative}", version.segment())
         .parse()
-        .map_err(|_| bad(format!("'{url}' is not a valid relative URL.")))?;
+        .map_err(|_| bad(format!("'{}' is not a valid relative URL.", item.url)))?;
     if uri.path().split('/').any(|segment| segment == ".." || segment == ".") {
-        return Err(bad(format!("'{url}' is not a valid relative URL.")));
+        return Err(bad(format!("'{}' is not a valid relative URL.", item.url)));
     }
     let mut headers = HeaderMap::new();
-    for (name, value) in &item.headers {
+    for (name, value) in item.headers.iter().flatten() {
         let name =
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad(format!("'{name}' is not a header name.")))?;
         let value = HeaderValue::from_str(&value.joined())
@@ -224,6 +221,7 @@ fn prepare_one(
     let depends_on =
         item.depends_on
             .iter()
+            .flatten()
             .map(|id| {
                 positions.get(&id.to_lowercase()).copied().ok_or_else(|| {
                     bad(format!("it depends on '{id}', which is not the id of a request in this batch."))
@@ -231,6 +229,29 @@ fn prepare_one(
             })
             .collect::<ApiResult<Vec<usize>>>()?;
     Ok(Prepared { id: item.id.clone(), depends_on, method, uri, headers, body })
+}
+
+/// A request's URL relative to the version. Graph documents relative URLs (`/users`), but the
+/// SDKs send more: msgraph-core for Python sends the absolute URL
+/// (`https://graph.microsoft.com/v1.0/users`), and the JavaScript client's `BatchRequestContent`
+/// the path with its version (`/v1.0/users`). Both are taken, when their version is the batch's.
+fn relative_url(version: dmsync_graph::ApiVersion, url: &str) -> Result<&str, String> {
+    let path = match url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) {
+        Some(rest) => &rest[rest.find('/').unwrap_or(rest.len())..],
+        None => url,
+    };
+    let path = path.trim_start_matches('/');
+    let first = path.split(['/', '?']).next().unwrap_or("");
+    match dmsync_graph::ApiVersion::from_segment(first) {
+        Some(named) if named == version => Ok(path[first.len()..].trim_start_matches('/')),
+        Some(named) => Err(format!(
+            "its url names the version '{}', but the batch was sent to '{}'.",
+            named.segment(),
+            version.segment()
+        )),
+        None if url.contains("://") => Err(format!("'{url}' is not a Graph URL of this version.")),
+        None => Ok(path),
+    }
 }
 
 /// The order to run the requests in: the order given, each request after the ones it depends
@@ -311,9 +332,9 @@ mod tests {
             id: id.into(),
             method: "GET".into(),
             url: "/deviceManagement/windowsAutopilotSettings".into(),
-            headers: BTreeMap::new(),
+            headers: None,
             body: None,
-            depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
+            depends_on: Some(depends_on.iter().map(|d| (*d).to_owned()).collect()),
         }
     }
 
@@ -340,9 +361,9 @@ mod tests {
         assert!(refusal(&[item("1", &["9"])]).contains("depends on '9'"));
         assert!(refusal(&[item("1", &["2"]), item("2", &["1"])]).contains("cycle"));
         assert!(refusal(&[item("1", &["1"])]).contains("cycle"));
-        let mut absolute = item("1", &[]);
-        absolute.url = "https://graph.microsoft.com/beta/me".into();
-        assert!(refusal(&[absolute]).contains("relative"));
+        let mut other_version = item("1", &[]);
+        other_version.url = "https://graph.microsoft.com/v1.0/deviceManagement/windowsAutopilotSettings".into();
+        assert!(refusal(&[other_version]).contains("names the version 'v1.0'"));
         let mut escape = item("1", &[]);
         escape.url = "/../_dmsync/tokens".into();
         assert!(refusal(&[escape]).contains("not a valid relative URL"));
@@ -356,12 +377,26 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_taken_relative_with_or_without_their_version() {
+        for url in [
+            "/deviceManagement/x?$top=1",
+            "deviceManagement/x?$top=1",
+            "/beta/deviceManagement/x?$top=1",
+            "https://graph.microsoft.com/beta/deviceManagement/x?$top=1",
+            "http://127.0.0.1:8080/BETA/deviceManagement/x?$top=1",
+        ] {
+            assert_eq!(relative_url(ApiVersion::Beta, url).as_deref(), Ok("deviceManagement/x?$top=1"), "{url}");
+        }
+        assert!(relative_url(ApiVersion::Beta, "/v1.0/deviceManagement/x").is_err());
+        assert!(relative_url(ApiVersion::Beta, "https://example.com/users").is_err());
+    }
+
+    #[test]
     fn the_batch_request_keeps_its_own_token_and_host() {
         let mut sneaky = item("1", &[]);
-        sneaky
-            .headers
-            .insert("Authorization".into(), dmsync_graph::batch::BatchHeaderValue::One("Bearer other".into()));
-        sneaky.headers.insert("ConsistencyLevel".into(), dmsync_graph::batch::BatchHeaderValue::One("eventual".into()));
+        let one = |v: &str| dmsync_graph::batch::BatchHeaderValue::One(v.into());
+        sneaky.headers =
+            Some([("Authorization".into(), one("Bearer other")), ("ConsistencyLevel".into(), one("eventual"))].into());
         let prepared = prepare(ApiVersion::V1, &[sneaky]).unwrap();
         assert!(prepared[0].headers.get(header::AUTHORIZATION).is_none());
         assert_eq!(prepared[0].headers["consistencylevel"], "eventual");
