@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{self, HeaderName};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -73,6 +74,45 @@ const INHERITED_HEADERS: [HeaderName; 4] = [
     HeaderName::from_static("x-forwarded-proto"),
 ];
 
+/// What every request of a batch takes from the batch request: its token, and what decides the
+/// origin of absolute links (the `Host` and forwarding headers, the connection's scheme, and the
+/// host of the proxy's tunnel).
+struct Inherited {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    scheme: Option<ConnectionScheme>,
+    tunnel: Option<TunnelHost>,
+}
+
+impl Inherited {
+    fn apply(&self, request: &mut Request) {
+        for (name, value) in &self.headers {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+        if let Some(scheme) = &self.scheme {
+            request.extensions_mut().insert(scheme.clone());
+        }
+        if let Some(tunnel) = &self.tunnel {
+            request.extensions_mut().insert(tunnel.clone());
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Inherited {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let headers = INHERITED_HEADERS
+            .iter()
+            .flat_map(|name| parts.headers.get_all(name).iter().map(|value| (name.clone(), value.clone())))
+            .collect();
+        Ok(Inherited {
+            headers,
+            scheme: parts.extensions.get::<ConnectionScheme>().cloned(),
+            tunnel: parts.extensions.get::<TunnelHost>().cloned(),
+        })
+    }
+}
+
 /// Headers a request in a batch may not set itself: they belong to the batch request, or to
 /// the framing of the body dmsync makes.
 fn is_reserved(name: &HeaderName) -> bool {
@@ -105,9 +145,7 @@ async fn batch(
     Extension(dispatcher): Extension<Dispatcher>,
     Extension(ctx): Extension<RequestContext>,
     State(state): State<AppState>,
-    scheme: Option<Extension<ConnectionScheme>>,
-    tunnel: Option<Extension<TunnelHost>>,
-    headers: HeaderMap,
+    inherited: Inherited,
     GraphJson(batch): GraphJson<BatchRequest>,
 ) -> ApiResult<Response> {
     let prepared = prepare(version, &batch.requests)?;
@@ -125,17 +163,7 @@ async fn batch(
             *request.method_mut() = item.method.clone();
             *request.uri_mut() = item.uri.clone();
             *request.headers_mut() = item.headers.clone();
-            for name in INHERITED_HEADERS {
-                for value in headers.get_all(&name) {
-                    request.headers_mut().append(name.clone(), value.clone());
-                }
-            }
-            if let Some(Extension(scheme)) = &scheme {
-                request.extensions_mut().insert(scheme.clone());
-            }
-            if let Some(Extension(tunnel)) = &tunnel {
-                request.extensions_mut().insert(tunnel.clone());
-            }
+            inherited.apply(&mut request);
             dispatcher.run(request).await
         };
         statuses[index] = Some(response.status());
