@@ -5,6 +5,10 @@
 //! plain GUID form it had before it was typed). They are one generic newtype, [`Id`], told apart
 //! by a marker [`IdKind`], so that their parsing, formatting, serde and binding are written once
 //! instead of once per kind; the aliases below are the names the code uses.
+//!
+//! The one exception is [`RoleScopeTagId`]: Intune numbers a tenant's scope tags with small
+//! integers, which clients see as strings ("0" is the built-in Default), so it is a number of
+//! its own kind rather than an [`Id`].
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -178,6 +182,47 @@ impl<'de, K: IdKind> serde::Deserialize<'de> for Id<K> {
     }
 }
 
+/// A `roleScopeTag`'s id: a small integer, per tenant, written as a decimal string on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleScopeTagId(u32);
+
+impl RoleScopeTagId {
+    /// The built-in `Default` tag every tenant has.
+    pub const DEFAULT: RoleScopeTagId = RoleScopeTagId(0);
+
+    pub const fn new(number: u32) -> Self {
+        RoleScopeTagId(number)
+    }
+
+    pub const fn number(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for RoleScopeTagId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Only the form Intune writes: decimal digits without a sign or a leading zero, so that one
+/// tag has one path and `+1` or `01` name nothing.
+impl FromStr for RoleScopeTagId {
+    type Err = InvalidRoleScopeTagId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+        match s.parse() {
+            Ok(number) if canonical => Ok(RoleScopeTagId(number)),
+            _ => Err(InvalidRoleScopeTagId),
+        }
+    }
+}
+
+/// A string that is not a scope tag's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidRoleScopeTagId;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +239,16 @@ mod tests {
         // Graph accepts an id in upper case; it names the same item.
         assert_eq!(text.to_uppercase().parse::<ConnectorId>().unwrap(), id);
         assert!("not-a-guid".parse::<ConnectorId>().is_err());
+    }
+
+    #[test]
+    fn a_scope_tag_id_is_a_canonical_decimal_number() {
+        assert_eq!("0".parse(), Ok(RoleScopeTagId::DEFAULT));
+        assert_eq!("17".parse::<RoleScopeTagId>().map(RoleScopeTagId::number), Ok(17));
+        assert_eq!(RoleScopeTagId::new(42).to_string(), "42");
+        for bad in ["", "01", "+1", "-1", "1.0", " 1", "4294967296", "0d5c3f59-3a57-4c8e-9d6b-1f2e3a4b5c6d"] {
+            assert!(bad.parse::<RoleScopeTagId>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,11 +14,14 @@ pub mod jobs;
 pub mod limits;
 pub mod permissions;
 pub mod query;
+pub mod scope_tags;
 pub mod store;
 
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
-pub use ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, Id, IdKind, ImportedDeviceId, JobId, TenantId};
+pub use ids::{
+    AutopilotDeviceId, ConnectorId, EasDeviceId, Id, IdKind, ImportedDeviceId, JobId, RoleScopeTagId, TenantId,
+};
 pub use store::{Backend, Store};
 
 /// The personal Microsoft account (MSA) tenant. Intune refuses every token issued in it.

@@ -12,6 +12,8 @@ pub const CONFIGURATION_READ: &str = "DeviceManagementConfiguration.Read.All";
 pub const CONFIGURATION_READ_WRITE: &str = "DeviceManagementConfiguration.ReadWrite.All";
 pub const MANAGED_DEVICES_READ: &str = "DeviceManagementManagedDevices.Read.All";
 pub const MANAGED_DEVICES_READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
+pub const RBAC_READ: &str = "DeviceManagementRBAC.Read.All";
+pub const RBAC_READ_WRITE: &str = "DeviceManagementRBAC.ReadWrite.All";
 
 /// Which version of the documentation decides application access to the two sync actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -59,6 +61,11 @@ pub enum Operation {
     SyncExchangeConnector,
     /// List and get `managedDevices`.
     ReadManagedDevices,
+    /// List and get `roleScopeTags`.
+    ReadRoleScopeTags,
+    /// Create and update `roleScopeTags`.
+    WriteRoleScopeTags,
+    DeleteRoleScopeTag,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +99,9 @@ const CONNECTOR_READERS: &[&str] =
     &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
 const CONNECTOR_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ_WRITE];
 const MANAGED_DEVICE_READERS: &[&str] = &[MANAGED_DEVICES_READ, MANAGED_DEVICES_READ_WRITE];
+/// The roleScopeTag pages dated 2024-08 list the Configuration scopes before the RBAC ones.
+const SCOPE_TAG_READERS: &[&str] = &[CONFIGURATION_READ, CONFIGURATION_READ_WRITE, RBAC_READ, RBAC_READ_WRITE];
+const SCOPE_TAG_WRITERS: &[&str] = &[CONFIGURATION_READ_WRITE, RBAC_READ_WRITE];
 
 impl Operation {
     pub fn requirement(self, profile: PermissionProfile) -> Requirement {
@@ -126,6 +136,12 @@ impl Operation {
                 PermissionProfile::Current => both(CONNECTOR_WRITERS),
             },
             ReadManagedDevices => both(MANAGED_DEVICE_READERS),
+            ReadRoleScopeTags => both(SCOPE_TAG_READERS),
+            WriteRoleScopeTags => both(SCOPE_TAG_WRITERS),
+            // The revision of the delete page at hand is older than the others and lists only
+            // the RBAC permission, for delegated tokens alone; dmsync holds delete to what the
+            // create and update pages list, as a delete is no more privileged than an update.
+            DeleteRoleScopeTag => both(SCOPE_TAG_WRITERS),
         }
     }
 }

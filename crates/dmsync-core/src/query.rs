@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::filter::Filter;
+use crate::ids::{Id, IdKind, RoleScopeTagId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortDirection {
@@ -11,12 +12,38 @@ pub enum SortDirection {
     Descending,
 }
 
+/// An item's key in the keyset order: a GUID for most collections, a number for role scope
+/// tags, whose ids are Intune's small integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorId {
+    Guid(Uuid),
+    Number(i64),
+}
+
+impl From<Uuid> for CursorId {
+    fn from(id: Uuid) -> CursorId {
+        CursorId::Guid(id)
+    }
+}
+
+impl<K: IdKind> From<Id<K>> for CursorId {
+    fn from(id: Id<K>) -> CursorId {
+        CursorId::Guid(id.as_uuid())
+    }
+}
+
+impl From<RoleScopeTagId> for CursorId {
+    fn from(id: RoleScopeTagId) -> CursorId {
+        CursorId::Number(id.number().into())
+    }
+}
+
 /// Where the previous page ended: the sort value of its last item (when ordered by a property)
 /// and that item's id, which breaks ties.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub sort_value: Option<String>,
-    pub id: Uuid,
+    pub id: CursorId,
 }
 
 /// One keyset-paged page, so that a page costs the same at any depth.

@@ -20,8 +20,9 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
-use crate::ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, ImportedDeviceId, JobId};
+use crate::ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, ImportedDeviceId, JobId, RoleScopeTagId};
 use crate::jobs::{Job, JobLease, NewJob};
+use crate::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagQuery, RoleScopeTagRefusal};
 
 /// Whether other processes can share the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,7 @@ pub trait SystemStore: Send + Sync {
 
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
+    /// Creates the tenant with its built-in `Default` role scope tag, in one transaction.
     async fn create_tenant(&self, tenant: &Tenant, now: OffsetDateTime) -> StoreResult<()>;
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     /// When the tenant was created: the `now` given to [`Self::create_tenant`], on the Clock.
@@ -348,6 +350,43 @@ pub trait ExchangeStore: Send + Sync {
     async fn managed_device(&self, tenant: TenantId, id: EasDeviceId) -> StoreResult<Option<EasDevice>>;
 }
 
+/// Role scope tags. Writes to one tenant's tags are serialised (a row lock on PostgreSQL, the
+/// one writer on SQLite), so that the display-name check and the id counter hold across
+/// replicas.
+#[async_trait]
+pub trait RoleScopeTagStore: Send + Sync {
+    /// One page of the tenant's tags, the `Default` tag included; by id unless ordered.
+    async fn list_role_scope_tags(&self, tenant: TenantId, query: &RoleScopeTagQuery)
+    -> StoreResult<Vec<RoleScopeTag>>;
+    async fn count_role_scope_tags(
+        &self,
+        tenant: TenantId,
+        filter: Option<&Filter<RoleScopeTagField>>,
+    ) -> StoreResult<u64>;
+    async fn role_scope_tag(&self, tenant: TenantId, id: RoleScopeTagId) -> StoreResult<Option<RoleScopeTag>>;
+    /// Creates a custom tag with the tenant's next id, unless another tag has its name
+    /// (ignoring case, as `$filter` compares).
+    async fn create_role_scope_tag(
+        &self,
+        tenant: TenantId,
+        display_name: &str,
+        description: &str,
+    ) -> StoreResult<Result<RoleScopeTag, RoleScopeTagRefusal>>;
+    /// Applies the changes. The `Default` tag takes only changes that change nothing.
+    async fn update_role_scope_tag(
+        &self,
+        tenant: TenantId,
+        id: RoleScopeTagId,
+        changes: &RoleScopeTagChanges,
+    ) -> StoreResult<Result<RoleScopeTag, RoleScopeTagRefusal>>;
+    /// Deletes a custom tag; the `Default` tag is refused.
+    async fn delete_role_scope_tag(
+        &self,
+        tenant: TenantId,
+        id: RoleScopeTagId,
+    ) -> StoreResult<Result<(), RoleScopeTagRefusal>>;
+}
+
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
@@ -379,11 +418,15 @@ pub trait JobStore: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static
+    SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + RoleScopeTagStore + JobStore + 'static
 {
 }
 
-impl<T: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + JobStore + 'static> Store for T {}
+impl<
+    T: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + RoleScopeTagStore + JobStore + 'static,
+> Store for T
+{
+}
 
 /// What a backend provides: everything, the settings included. The server wraps the settings
 /// half in its cache and hands handlers a `Store` that has no settings methods.

@@ -21,8 +21,9 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use dmsync_core::query::CursorId;
 use dmsync_core::store::Topology;
-use dmsync_core::{Id, IdKind, StoreError, StoreResult};
+use dmsync_core::{Id, IdKind, RoleScopeTagId, StoreError, StoreResult};
 
 use crate::convert::{RECONCILE_CHUNK, to_ticks};
 use crate::sql::Dialect;
@@ -112,6 +113,21 @@ impl<K: IdKind> From<Id<K>> for Value {
 impl<K: IdKind> From<Option<Id<K>>> for Value {
     fn from(v: Option<Id<K>>) -> Value {
         Value::Text(v.map(|id| id.to_string()))
+    }
+}
+/// A scope tag's id is an integer column.
+impl From<RoleScopeTagId> for Value {
+    fn from(v: RoleScopeTagId) -> Value {
+        Value::Int(Some(v.number().into()))
+    }
+}
+/// A keyset cursor's id binds as its column does: GUID text or an integer.
+impl From<CursorId> for Value {
+    fn from(v: CursorId) -> Value {
+        match v {
+            CursorId::Guid(uuid) => Value::from(uuid),
+            CursorId::Number(number) => Value::from(number),
+        }
     }
 }
 /// Timestamps are stored as ticks (see [`to_ticks`]).

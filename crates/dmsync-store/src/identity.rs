@@ -11,16 +11,19 @@ use dmsync_core::{StoreResult, TenantId};
 use crate::convert::json_list;
 use crate::db::{Query, SqlStore};
 use crate::rows::*;
+use crate::scope_tags::insert_default_role_scope_tag;
 
 #[async_trait]
 impl IdentityStore for SqlStore {
     async fn create_tenant(&self, tenant: &Tenant, now: OffsetDateTime) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
         let query = Query::new("INSERT INTO tenants (id, domain, created_at) VALUES ($1, $2, $3)")
             .bind(tenant.id)
             .bind(&tenant.domain)
             .bind(now);
-        self.write().execute(query).await?;
-        Ok(())
+        tx.execute(query).await?;
+        tx.execute(insert_default_role_scope_tag(tenant.id)).await?;
+        tx.commit().await
     }
 
     async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {

@@ -15,6 +15,7 @@ mod query;
 mod reconcile;
 mod registrations;
 mod rows;
+mod scope_tags;
 mod sql;
 mod system;
 pub mod testdb;

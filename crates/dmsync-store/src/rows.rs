@@ -12,7 +12,8 @@ use dmsync_core::exchange::{
 };
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobState};
-use dmsync_core::{Id, IdKind, StoreError, StoreResult};
+use dmsync_core::scope_tags::RoleScopeTag;
+use dmsync_core::{Id, IdKind, RoleScopeTagId, StoreError, StoreResult};
 
 use crate::convert::{from_ticks, opt_from_ticks, parse_json_list, parse_uuid};
 use crate::db::Row;
@@ -223,5 +224,16 @@ pub fn eas_from_row(row: &impl Columns) -> StoreResult<EasDevice> {
             when_changed: row.opt_time("when_changed")?,
         },
         enrolled_at: row.time("enrolled_at")?,
+    })
+}
+
+pub fn role_scope_tag_from_row(row: &impl Columns) -> StoreResult<RoleScopeTag> {
+    let id = row.int("id")?;
+    let id = u32::try_from(id).map_err(|_| StoreError::Database(format!("role scope tag id {id} out of range")))?;
+    Ok(RoleScopeTag {
+        tenant_id: row.id("tenant_id")?,
+        id: RoleScopeTagId::new(id),
+        display_name: row.text("display_name")?,
+        description: row.text("description")?,
     })
 }

@@ -3,6 +3,7 @@
 
 use dmsync_core::autopilot::{DeviceField, ImportedField};
 use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
+use dmsync_core::scope_tags::RoleScopeTagField;
 
 /// The one place where the engines' SQL differs. In list queries both ignore case for all of
 /// Unicode, as Graph does, and both order bytewise (`$orderby` and the keyset cursors).
@@ -118,6 +119,16 @@ pub fn managed_device_column(field: ManagedDeviceField) -> &'static str {
         ManagedDeviceField::ExchangeAccessState => "access_state",
         // Every device dmsync lists is an ActiveSync device.
         ManagedDeviceField::ManagementAgent => "'eas'",
+    }
+}
+
+pub fn role_scope_tag_column(field: RoleScopeTagField) -> &'static str {
+    match field {
+        // Compared and ordered as the string the client sees, like every other `$filter`
+        // value; the keyset's tie-break still uses the integer column.
+        RoleScopeTagField::Id => "CAST(id AS TEXT)",
+        RoleScopeTagField::DisplayName => "display_name",
+        RoleScopeTagField::Description => "description",
     }
 }
 

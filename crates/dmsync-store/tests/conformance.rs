@@ -10,8 +10,9 @@ use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
 use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
+use dmsync_core::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagRefusal};
 use dmsync_core::store::Topology;
-use dmsync_core::{Backend, ConnectorId, StoreError, TenantId};
+use dmsync_core::{Backend, ConnectorId, RoleScopeTagId, StoreError, TenantId};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
 use uuid::uuid;
@@ -1024,6 +1025,134 @@ async fn committed_writes_move_the_write_generation(store: &dyn Backend) {
     assert!(store.write_generation().unwrap() > written, "a committed transaction moved it");
 }
 
+fn tag_ids(tags: &[RoleScopeTag]) -> Vec<u32> {
+    tags.iter().map(|t| t.id.number()).collect()
+}
+
+fn rename(name: &str) -> RoleScopeTagChanges {
+    RoleScopeTagChanges { display_name: Some(name.into()), description: None }
+}
+
+/// Every tenant has the Default tag, 0; custom tags are numbered per tenant and a number is
+/// never given twice; names are unique per tenant ignoring case; Default takes no change.
+async fn role_scope_tags_are_numbered_and_keep_default(store: &dyn Backend) {
+    with_tenants(store).await;
+    let all = ListQuery::first(10);
+    let defaults = store.list_role_scope_tags(A, &all).await.unwrap();
+    assert_eq!(tag_ids(&defaults), [0]);
+    assert_eq!((defaults[0].display_name.as_str(), defaults[0].is_built_in()), ("Default", true));
+
+    let sales = store.create_role_scope_tag(A, "Sales", "Sales devices").await.unwrap().unwrap();
+    let berlin = store.create_role_scope_tag(A, "Berlin", "").await.unwrap().unwrap();
+    assert_eq!((sales.id.number(), berlin.id.number(), sales.is_built_in()), (1, 2, false));
+    let duplicate = store.create_role_scope_tag(A, "SALES", "").await.unwrap();
+    assert_eq!(duplicate, Err(RoleScopeTagRefusal::DuplicateName));
+    assert_eq!(store.create_role_scope_tag(A, "default", "").await.unwrap(), Err(RoleScopeTagRefusal::DuplicateName));
+    // Numbers and names are per tenant.
+    let other = store.create_role_scope_tag(B, "Sales", "").await.unwrap().unwrap();
+    assert_eq!(other.id.number(), 1);
+
+    assert_eq!(
+        store.update_role_scope_tag(A, sales.id, &rename("berlin")).await.unwrap(),
+        Err(RoleScopeTagRefusal::DuplicateName)
+    );
+    let renamed = store.update_role_scope_tag(A, sales.id, &rename("Sales EU")).await.unwrap().unwrap();
+    assert_eq!((renamed.display_name.as_str(), renamed.description.as_str()), ("Sales EU", "Sales devices"));
+    // A tag may change the case of its own name.
+    store.update_role_scope_tag(A, berlin.id, &rename("BERLIN")).await.unwrap().unwrap();
+    let default = RoleScopeTagId::DEFAULT;
+    let unchanged = RoleScopeTagChanges { display_name: Some("Default".into()), description: Some(String::new()) };
+    assert_eq!(store.update_role_scope_tag(A, default, &unchanged).await.unwrap().unwrap().display_name, "Default");
+    assert_eq!(
+        store.update_role_scope_tag(A, default, &rename("Everything")).await.unwrap(),
+        Err(RoleScopeTagRefusal::BuiltIn)
+    );
+    let described = RoleScopeTagChanges { display_name: None, description: Some("x".into()) };
+    assert_eq!(store.update_role_scope_tag(A, default, &described).await.unwrap(), Err(RoleScopeTagRefusal::BuiltIn));
+    let missing = RoleScopeTagId::new(99);
+    assert_eq!(
+        store.update_role_scope_tag(A, missing, &rename("x")).await.unwrap(),
+        Err(RoleScopeTagRefusal::NotFound)
+    );
+
+    assert_eq!(store.delete_role_scope_tag(A, default).await.unwrap(), Err(RoleScopeTagRefusal::BuiltIn));
+    store.delete_role_scope_tag(A, berlin.id).await.unwrap().unwrap();
+    assert_eq!(store.delete_role_scope_tag(A, berlin.id).await.unwrap(), Err(RoleScopeTagRefusal::NotFound));
+    let paris = store.create_role_scope_tag(A, "Berlin", "").await.unwrap().unwrap();
+    assert_eq!(paris.id.number(), 3, "a deleted tag's number is not given again");
+
+    assert_eq!(store.role_scope_tag(A, sales.id).await.unwrap().unwrap().display_name, "Sales EU");
+    assert_eq!(store.role_scope_tag(B, sales.id).await.unwrap().unwrap().display_name, "Sales");
+    assert_eq!(store.role_scope_tag(B, paris.id).await.unwrap(), None, "another tenant's tag");
+    assert_eq!(tag_ids(&store.list_role_scope_tags(A, &all).await.unwrap()), [0, 1, 3]);
+    assert_eq!(tag_ids(&store.list_role_scope_tags(B, &all).await.unwrap()), [0, 1]);
+}
+
+/// Scope tag lists filter on the name and the id as strings, order, count and page by the
+/// numeric id (so 10 comes after 9).
+async fn role_scope_tag_queries_filter_order_and_page(store: &dyn Backend) {
+    with_tenants(store).await;
+    for i in 1..=11 {
+        store.create_role_scope_tag(A, &format!("Region {i:02}"), "").await.unwrap().unwrap();
+    }
+    let parse = |text: &str| {
+        dmsync_core::filter::parse_filter(text, |name| match name {
+            "id" => Some(RoleScopeTagField::Id),
+            "displayName" => Some(RoleScopeTagField::DisplayName),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let by = |filter: &str| ListQuery { filter: Some(parse(filter)), ..ListQuery::first(20) };
+    assert_eq!(tag_ids(&store.list_role_scope_tags(A, &by("displayName eq 'region 03'")).await.unwrap()), [3]);
+    assert_eq!(tag_ids(&store.list_role_scope_tags(A, &by("id eq '10'")).await.unwrap()), [10]);
+    assert_eq!(
+        tag_ids(&store.list_role_scope_tags(A, &by("startswith(displayName, 'REGION 1')")).await.unwrap()),
+        [10, 11]
+    );
+    let filter = parse("startswith(displayName, 'Region')");
+    assert_eq!(store.count_role_scope_tags(A, Some(&filter)).await.unwrap(), 11);
+    assert_eq!(store.count_role_scope_tags(A, None).await.unwrap(), 12);
+
+    // Pages of five by id: 0..=4, 5..=9, 10..=11.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page =
+            store.list_role_scope_tags(A, &ListQuery { after: after.clone(), ..ListQuery::first(5) }).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(DeviceCursor { sort_value: None, id: last.id.into() });
+        seen.extend(tag_ids(&page));
+    }
+    assert_eq!(seen, (0..=11).collect::<Vec<_>>());
+    let descending = ListQuery {
+        order_by: Some((RoleScopeTagField::DisplayName, SortDirection::Descending)),
+        ..ListQuery::first(2)
+    };
+    let first = store.list_role_scope_tags(A, &descending).await.unwrap();
+    assert_eq!(tag_ids(&first), [11, 10]);
+    let cursor = DeviceCursor { sort_value: Some(first[1].display_name.clone()), id: first[1].id.into() };
+    let second = store.list_role_scope_tags(A, &ListQuery { after: Some(cursor), ..descending }).await.unwrap();
+    assert_eq!(tag_ids(&second), [9, 8]);
+}
+
+/// Concurrent creates in one tenant (on PostgreSQL each on its own connection): one tag per
+/// name, every id given once.
+async fn concurrent_role_scope_tag_creates_keep_names_and_ids_unique(store: &dyn Backend) {
+    with_tenants(store).await;
+    let names: Vec<String> = (0..24).map(|i| if i % 2 == 0 { "Race".to_owned() } else { format!("Tag {i}") }).collect();
+    let created = futures::future::join_all(names.iter().map(|name| store.create_role_scope_tag(A, name, ""))).await;
+    let created: Vec<_> = created.into_iter().map(Result::unwrap).collect();
+    let races = created.iter().filter(|c| matches!(c, Ok(tag) if tag.display_name == "Race")).count();
+    let refused = created.iter().filter(|c| **c == Err(RoleScopeTagRefusal::DuplicateName)).count();
+    assert_eq!((races, refused), (1, 11), "{created:?}");
+    let mut ids: Vec<u32> = created.iter().filter_map(|c| c.as_ref().ok()).map(|t| t.id.number()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 13, "{ids:?}");
+    assert_eq!(tag_ids(&store.list_role_scope_tags(A, &ListQuery::first(100)).await.unwrap()).len(), 14);
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -1100,6 +1229,9 @@ macro_rules! all_tests {
                 enqueuing_wakes_a_waiting_worker,
                 committed_writes_move_the_write_generation,
                 a_page_reads_only_the_fields_it_is_asked_for,
+                role_scope_tags_are_numbered_and_keep_default,
+                role_scope_tag_queries_filter_order_and_page,
+                concurrent_role_scope_tag_creates_keep_names_and_ids_unique,
             ]
         );
     };
@@ -1134,4 +1266,55 @@ async fn sqlite_on_disk_keeps_the_certificate_authority_across_a_reopen() {
 async fn postgresql_keeps_the_certificate_authority_across_a_reopen() {
     let Some(db) = TestDatabase::create().await else { return };
     certificate_authority_survives_a_reopen(&db.url).await;
+}
+
+/// A copy of the engine's migrations older than the one that added role scope tags, for a
+/// database as a version without them left it.
+fn migrations_before_scope_tags(engine: &str) -> tempfile::TempDir {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(engine);
+    let version = |name: &str| name.split('_').next().unwrap().parse::<u32>().unwrap();
+    let names: Vec<String> =
+        std::fs::read_dir(&source).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let scope_tags = names.iter().find(|n| n.contains("role_scope_tags")).expect("the scope tag migration");
+    let dir = tempfile::tempdir().unwrap();
+    for name in names.iter().filter(|n| version(n) < version(scope_tags)) {
+        std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+/// A tenant created before the role scope tag migration gets its Default tag from it.
+async fn an_older_tenant_gets_the_default_tag(url: &str, engine: &str) {
+    let older = sqlx::migrate::Migrator::new(migrations_before_scope_tags(engine).path()).await.unwrap();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
+    older.run(&mut db).await.unwrap();
+    sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES ($1, 'old.example', 0)")
+        .bind(A.to_string())
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::Connection::close(db).await.unwrap();
+    let store = dmsync_store::connect(url).await.unwrap();
+    let tags = store.list_role_scope_tags(A, &ListQuery::first(10)).await.unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(
+        (tags[0].id, tags[0].display_name.as_str(), tags[0].is_built_in()),
+        (RoleScopeTagId::DEFAULT, "Default", true)
+    );
+    assert_eq!(store.create_role_scope_tag(A, "New", "").await.unwrap().unwrap().id.number(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_gives_an_older_tenant_the_default_tag() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("older.db").display());
+    an_older_tenant_gets_the_default_tag(&url, "sqlite").await;
+}
+
+#[tokio::test]
+async fn postgresql_gives_an_older_tenant_the_default_tag() {
+    sqlx::any::install_default_drivers();
+    let Some(db) = TestDatabase::create().await else { return };
+    an_older_tenant_gets_the_default_tag(&db.url, "postgres").await;
 }
