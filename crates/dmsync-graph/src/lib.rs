@@ -13,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod json;
 pub mod odata;
+pub mod rbac;
 pub mod writer;
 
 pub use datetime::GraphDateTime;

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dmsync_core::filter::{Filter, Literal, parse_filter};
-use dmsync_core::query::{Cursor, ListQuery, SortDirection};
+use dmsync_core::query::{Cursor, CursorId, ListQuery, SortDirection};
 use dmsync_core::{StoreError, TenantId};
 use dmsync_graph::ApiVersion;
 use dmsync_graph::odata::context_url;
@@ -75,11 +75,24 @@ struct SkipToken {
     #[serde(rename = "v", skip_serializing_if = "Option::is_none", default)]
     sort_value: Option<String>,
     #[serde(rename = "i")]
-    id: Uuid,
+    id: SkipTokenId,
+}
+
+/// The last item's id: a GUID as a string, as tokens have always carried it, or a role scope
+/// tag's number as a JSON number.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum SkipTokenId {
+    Guid(Uuid),
+    Number(i64),
 }
 
 fn encode_skiptoken(cursor: &Cursor) -> String {
-    let token = SkipToken { sort_value: cursor.sort_value.clone(), id: cursor.id };
+    let id = match cursor.id {
+        CursorId::Guid(uuid) => SkipTokenId::Guid(uuid),
+        CursorId::Number(number) => SkipTokenId::Number(number),
+    };
+    let token = SkipToken { sort_value: cursor.sort_value.clone(), id };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("skiptoken serialises"))
 }
 
@@ -88,7 +101,13 @@ fn decode_skiptoken(token: &str) -> Result<Cursor, ApiError> {
         .decode(token)
         .ok()
         .and_then(|b| serde_json::from_slice::<SkipToken>(&b).ok())
-        .map(|t| Cursor { sort_value: t.sort_value, id: t.id })
+        .map(|t| Cursor {
+            sort_value: t.sort_value,
+            id: match t.id {
+                SkipTokenId::Guid(uuid) => CursorId::Guid(uuid),
+                SkipTokenId::Number(number) => CursorId::Number(number),
+            },
+        })
         .ok_or_else(|| ApiError::BadRequest("The $skiptoken is not valid.".into()))
 }
 
@@ -115,7 +134,7 @@ pub fn finish_page<T, F: Copy>(
     version: ApiVersion,
     set: &str,
     raw_query: Option<&str>,
-    key: impl Fn(&T, Option<F>) -> (Uuid, Option<String>),
+    key: impl Fn(&T, Option<F>) -> (CursorId, Option<String>),
 ) -> Option<String> {
     let page_size = (query.limit - 1) as usize;
     let more = items.len() > page_size;
@@ -166,7 +185,7 @@ pub struct Collection<T, F, W> {
     pub type_name: &'static str,
     pub properties: &'static [&'static str],
     pub field: fn(&str) -> Option<F>,
-    pub id: fn(&T) -> Uuid,
+    pub id: fn(&T) -> CursorId,
     pub sort_value: fn(&T, F) -> String,
     pub wire: fn(&T) -> W,
 }
@@ -211,8 +230,9 @@ impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
         page.await
     }
 
-    /// One item by its id in the path, with `$select`: an id that is not a GUID, or that names
-    /// no item of the caller's tenant, is the same 404.
+    /// One item by its id in the path, with `$select`: an id that does not parse (not a GUID,
+    /// or not a scope tag's number), or that names no item of the caller's tenant, is the same
+    /// 404.
     pub async fn entity<I: std::str::FromStr>(
         &self,
         query: &ODataQuery,

@@ -51,6 +51,9 @@ pub enum Answer {
     Entity(SchemaFn),
     /// 201 with the entity created.
     Created(SchemaFn),
+    /// 200 with the entity created: what Intune answers for some creates whose page documents
+    /// 201 (docs/GRAPH-COMPAT.md names them).
+    CreatedOk(SchemaFn),
     /// 200 with a collection page (`@odata.context`, `value`, and maybe `@odata.count` and
     /// `@odata.nextLink`) of the given item.
     Page(SchemaFn),
@@ -205,7 +208,7 @@ pub fn document(table: &RouteTable, version: ApiVersion) -> Value {
 fn links(table: &RouteTable, version: ApiVersion, path: &str, answer: Answer) -> Map<String, Value> {
     let id = match answer {
         Answer::Page(_) => "$response.body#/value/0/id",
-        Answer::Created(_) => "$response.body#/id",
+        Answer::Created(_) | Answer::CreatedOk(_) => "$response.body#/id",
         _ => return Map::new(),
     };
     let item_path = format!("{path}/{{id}}");
@@ -240,7 +243,7 @@ fn success(generator: &mut SchemaGenerator, version: ApiVersion, answer: Answer)
             StatusCode::OK,
             json!({ "description": "The number of items.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
         ),
-        Answer::Entity(entity) | Answer::Created(entity) => {
+        Answer::Entity(entity) | Answer::Created(entity) | Answer::CreatedOk(entity) => {
             let entity = entity(generator, version);
             let schema = json!({ "allOf": [entity, { "type": "object", "properties": context, "required": ["@odata.context"] }] });
             let status = if matches!(answer, Answer::Created(_)) { StatusCode::CREATED } else { StatusCode::OK };
@@ -393,5 +396,17 @@ mod tests {
         );
         let error = &doc["components"]["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(error, "#/components/schemas/GraphErrorBody");
+    }
+
+    /// A create that Intune answers 200 is documented so, and still links to its item.
+    #[test]
+    fn a_create_answered_200_links_to_its_item() {
+        let (_, table) = RouteTable::build(crate::resources::graph_routes());
+        let doc = document(&table, ApiVersion::Beta);
+        let create = &doc["paths"]["/beta/deviceManagement/roleScopeTags"]["post"]["responses"];
+        assert!(create.get("201").is_none(), "{create}");
+        assert_eq!(create["200"]["links"]["deleteRoleScopeTag"]["parameters"]["id"], "$response.body#/id");
+        let v1 = document(&table, ApiVersion::V1);
+        assert!(v1["paths"].get("/v1.0/deviceManagement/roleScopeTags").is_none(), "beta only, as in Graph");
     }
 }

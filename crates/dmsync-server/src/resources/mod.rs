@@ -7,6 +7,7 @@ pub mod batch;
 pub mod exchange_connectors;
 pub mod imported_devices;
 pub mod managed_devices;
+pub mod role_scope_tags;
 
 use crate::http::routing::GraphRoute;
 
@@ -25,6 +26,7 @@ pub fn batchable_routes() -> Vec<GraphRoute> {
     routes.extend(imported_devices::routes());
     routes.extend(exchange_connectors::routes());
     routes.extend(managed_devices::routes());
+    routes.extend(role_scope_tags::routes());
     routes
 }
 

@@ -23,6 +23,7 @@ mod openapi;
 mod ops;
 mod proxy;
 mod replicas;
+mod role_scope_tags;
 mod script_flows;
 mod slow_clients;
 mod sync;
