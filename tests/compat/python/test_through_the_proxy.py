@@ -136,19 +136,7 @@ def test_intunecd_backs_up_every_autopilot_device(start_server, tmp_path):
     )
     assert sync.status_code == 204, sync.text
     wait_for_sync(server)
-    backup = tmp_path / "backup"
-    backup.mkdir()
-    env = tool_env(server, tmp_path)
-    # IntuneCD's standalone mode reads the app registration from the environment and signs in
-    # with MSAL at https://login.microsoftonline.com/{TENANT_NAME}.
-    env.update({"TENANT_NAME": "contoso.onmicrosoft.com", "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET})
-    run = run_tool(
-        [str(VENV_BIN / "IntuneCD-startbackup"), "-m", "1", "-o", "json", "--autopilot", "-p", str(backup),
-         "-e", *INTUNECD_OTHER_MODULES],
-        env,
-        tmp_path,
-        timeout=90.0,
-    )  # fmt: skip
+    backup, run = run_intunecd_backup(server, tmp_path, INTUNECD_OTHER_MODULES)
     files = sorted((backup / "Autopilot Devices").glob("*.json"))
     assert len(files) == devices, f"{len(files)} files\n{run.stdout[-3000:]}"
     serials = {json.loads(f.read_text())["serialNumber"] for f in files}
@@ -157,6 +145,63 @@ def test_intunecd_backs_up_every_autopilot_device(start_server, tmp_path):
     # Two pages (dmsync's default page is 100 devices), the second from the nextLink.
     pages = server.request_counts("/beta/deviceManagement/windowsAutopilotDeviceIdentities", "GET")
     assert pages == {200: 2}, pages
+
+
+def test_intunecd_backs_up_the_scope_tags(start_server, tmp_path):
+    server = proxied_server(start_server)
+    token = server.delegated_token()
+    # Names with characters IntuneCD replaces in file names.
+    for name, description in [("Sales EU", "Sales devices"), ("Berlin: Lab/2", "")]:
+        r = httpx.post(
+            f"{server.base}/beta/deviceManagement/roleScopeTags",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"displayName": name, "description": description},
+            timeout=10.0,
+        )
+        assert r.status_code == 200, r.text
+    server.register_devices(
+        [{"serialNumber": "ICD-TAGS-1", "hardwareHash": base64.b64encode(b"intunecd-tags").decode()}]
+    )
+    sync = httpx.post(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings/sync",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10.0,
+    )
+    assert sync.status_code == 204, sync.text
+    wait_for_sync(server)
+    backup, run = run_intunecd_backup(server, tmp_path, [m for m in INTUNECD_OTHER_MODULES if m != "ScopeTags"])
+    assert "error" not in run.stdout.lower(), run.stdout[-3000:]
+    tags = {f.name: json.loads(f.read_text()) for f in (backup / "Scope Tags").glob("*.json")}
+    assert sorted(tags) == ["Berlin_ Lab_2.json", "Default.json", "Sales EU.json"], run.stdout[-3000:]
+    # IntuneCD keeps what it read, less the id, which differs between tenants.
+    assert tags["Sales EU.json"] == {"displayName": "Sales EU", "description": "Sales devices", "isBuiltIn": False}
+    assert tags["Default.json"] == {"displayName": "Default", "description": "", "isBuiltIn": True}
+    assert tags["Berlin_ Lab_2.json"]["displayName"] == "Berlin: Lab/2"
+    devices = [json.loads(f.read_text())["serialNumber"] for f in (backup / "Autopilot Devices").glob("*.json")]
+    assert devices == ["ICD-TAGS-1"], run.stdout[-3000:]
+    # Once for the names IntuneCD puts on every object, once for the scope tag backup itself.
+    assert server.request_counts("/beta/deviceManagement/roleScopeTags", "GET") == {200: 2}
+
+
+def run_intunecd_backup(
+    server: DmsyncServer, tmp_path: Path, exclude: list[str]
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """`IntuneCD-startbackup` with the Autopilot devices and every module but `exclude`, into
+    a new directory, as an application (the development app)."""
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    env = tool_env(server, tmp_path)
+    # IntuneCD's standalone mode reads the app registration from the environment and signs in
+    # with MSAL at https://login.microsoftonline.com/{TENANT_NAME}.
+    env.update({"TENANT_NAME": "contoso.onmicrosoft.com", "CLIENT_ID": CLIENT_ID, "CLIENT_SECRET": CLIENT_SECRET})
+    run = run_tool(
+        [str(VENV_BIN / "IntuneCD-startbackup"), "-m", "1", "-o", "json", "--autopilot", "-p", str(backup),
+         "-e", *exclude],
+        env,
+        tmp_path,
+        timeout=90.0,
+    )  # fmt: skip
+    return backup, run
 
 
 def wait_for_sync(server: DmsyncServer) -> None:
