@@ -2,7 +2,8 @@
 
 Each test starts its own dmsync (see conftest.py), gets a token from dmsync's token
 endpoint and calls the Autopilot settings API only through the generated SDK:
-`device_management.windows_autopilot_settings.get()` and `.sync.post()`. What is checked is
+`device_management.windows_autopilot_settings.get()` and `.sync.post()`, and the role scope
+tags through `device_management.role_scope_tags`. What is checked is
 what an SDK user sees: parsed models, enum members, `None` on 204, and `ODataError` with the
 status code, the Graph error code and the inner error's request id.
 """
@@ -20,6 +21,7 @@ import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph_beta.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph_beta.generated.models.role_scope_tag import RoleScopeTag
 from msgraph_beta.generated.models.windows_autopilot_settings import WindowsAutopilotSettings
 from msgraph_beta.generated.models.windows_autopilot_sync_status import WindowsAutopilotSyncStatus
 
@@ -273,5 +275,26 @@ def test_bad_token_is_unauthorized(server: DmsyncServer):
         client = server.client("not-a-valid-token")
         err = await expect_odata_error(settings_api(client).get(), 401, "InvalidAuthenticationToken")
         assert header(err, "WWW-Authenticate"), err.response_headers
+
+    asyncio.run(scenario())
+
+
+def test_role_scope_tags_through_the_models(server: DmsyncServer):
+    """Create (which Intune answers 200), list, update and delete a scope tag, and the refusal to
+    delete the built-in Default tag, as the SDK's models and errors show them."""
+    async def scenario():
+        tags = server.client().device_management.role_scope_tags
+        created = await tags.post(RoleScopeTag(display_name="Sales EU", description="Sales devices"))
+        assert isinstance(created, RoleScopeTag), created
+        assert (created.id, created.display_name, created.is_built_in) == ("1", "Sales EU", False)
+        listed = await tags.get()
+        assert [(t.id, t.display_name, t.is_built_in) for t in listed.value] == [
+            ("0", "Default", True), ("1", "Sales EU", False)]  # fmt: skip
+        patched = await tags.by_role_scope_tag_id("1").patch(RoleScopeTag(description="Every sales device"))
+        assert (patched.display_name, patched.description) == ("Sales EU", "Every sales device")
+        assert await tags.by_role_scope_tag_id("1").delete() is None
+        error = await expect_odata_error(tags.by_role_scope_tag_id("0").delete(), 400, "BadRequest")
+        assert "Default" in error.error.message
+        await expect_odata_error(tags.by_role_scope_tag_id("1").get(), 404, "ResourceNotFound")
 
     asyncio.run(scenario())
