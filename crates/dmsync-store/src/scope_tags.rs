@@ -61,9 +61,8 @@ async fn name_taken(
     Ok(tx.exec().scalar::<i64>(query).await? > 0)
 }
 
-async fn tag_in(tx: &mut Tx, tenant: TenantId, id: RoleScopeTagId) -> StoreResult<Option<RoleScopeTag>> {
-    let query = Query::new("SELECT * FROM role_scope_tags WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
-    tx.exec().fetch_optional(query).await?.as_ref().map(role_scope_tag_from_row).transpose()
+fn select_tag(tenant: TenantId, id: RoleScopeTagId) -> Query {
+    Query::new("SELECT * FROM role_scope_tags WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id)
 }
 
 #[async_trait]
@@ -85,8 +84,7 @@ impl RoleScopeTagStore for SqlStore {
     }
 
     async fn role_scope_tag(&self, tenant: TenantId, id: RoleScopeTagId) -> StoreResult<Option<RoleScopeTag>> {
-        let query = Query::new("SELECT * FROM role_scope_tags WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
-        self.read().fetch_optional(query).await?.as_ref().map(role_scope_tag_from_row).transpose()
+        self.read().fetch_optional(select_tag(tenant, id)).await?.as_ref().map(role_scope_tag_from_row).transpose()
     }
 
     async fn create_role_scope_tag(
@@ -129,7 +127,8 @@ impl RoleScopeTagStore for SqlStore {
     ) -> StoreResult<Result<RoleScopeTag, RoleScopeTagRefusal>> {
         let mut tx = self.begin().await?;
         take_counter(&mut tx, tenant, 0).await?;
-        let Some(mut tag) = tag_in(&mut tx, tenant, id).await? else {
+        let row = tx.exec().fetch_optional(select_tag(tenant, id)).await?;
+        let Some(mut tag) = row.as_ref().map(role_scope_tag_from_row).transpose()? else {
             tx.rollback().await?;
             return Ok(Err(RoleScopeTagRefusal::NotFound));
         };

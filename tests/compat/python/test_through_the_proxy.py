@@ -129,13 +129,7 @@ def test_intunecd_backs_up_every_autopilot_device(start_server, tmp_path):
             for i in range(devices)
         ]
     )
-    sync = httpx.post(
-        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings/sync",
-        headers={"Authorization": f"Bearer {server.delegated_token()}"},
-        timeout=10.0,
-    )
-    assert sync.status_code == 204, sync.text
-    wait_for_sync(server)
+    sync_and_wait(server)
     backup, run = run_intunecd_backup(server, tmp_path, INTUNECD_OTHER_MODULES)
     files = sorted((backup / "Autopilot Devices").glob("*.json"))
     assert len(files) == devices, f"{len(files)} files\n{run.stdout[-3000:]}"
@@ -162,13 +156,7 @@ def test_intunecd_backs_up_the_scope_tags(start_server, tmp_path):
     server.register_devices(
         [{"serialNumber": "ICD-TAGS-1", "hardwareHash": base64.b64encode(b"intunecd-tags").decode()}]
     )
-    sync = httpx.post(
-        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings/sync",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10.0,
-    )
-    assert sync.status_code == 204, sync.text
-    wait_for_sync(server)
+    sync_and_wait(server)
     backup, run = run_intunecd_backup(server, tmp_path, [m for m in INTUNECD_OTHER_MODULES if m != "ScopeTags"])
     assert "error" not in run.stdout.lower(), run.stdout[-3000:]
     tags = {f.name: json.loads(f.read_text()) for f in (backup / "Scope Tags").glob("*.json")}
@@ -202,6 +190,18 @@ def run_intunecd_backup(
         timeout=90.0,
     )  # fmt: skip
     return backup, run
+
+
+def sync_and_wait(server: DmsyncServer) -> None:
+    """Starts an Autopilot sync, so that registered devices become device identities, and waits
+    until it has completed."""
+    sync = httpx.post(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings/sync",
+        headers={"Authorization": f"Bearer {server.delegated_token()}"},
+        timeout=10.0,
+    )
+    assert sync.status_code == 204, sync.text
+    wait_for_sync(server)
 
 
 def wait_for_sync(server: DmsyncServer) -> None:
