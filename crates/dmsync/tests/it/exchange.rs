@@ -72,6 +72,14 @@ impl Exchange {
         r.json().await.unwrap()
     }
 
+    /// A v1.0 connector whose source is a file of `devices`; returns its id.
+    async fn with_file(&self, devices: &[(&str, &str, &str)]) -> String {
+        let id = self.create("v1.0").await["id"].as_str().unwrap().to_owned();
+        let path = self.write_file("devices.csv", &csv(devices));
+        assert_eq!(self.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+        id
+    }
+
     async fn set_source(&self, id: &str, source: Value) -> StatusCode {
         self.app
             .raw(
@@ -510,6 +518,15 @@ const HARDWARE_INFORMATION: &[&str] = &[
 const CLIENT_HEALTH: &[&str] = &["state:s", "errorCode:n", "lastSyncDateTime:t"];
 const CLIENT_INFORMATION: &[&str] = &["clientIdentifier:s", "isBlocked:b", "clientVersion:s"];
 
+/// The documented property names of a version's `managedDevice`.
+fn documented_names(beta: bool) -> Vec<&'static str> {
+    V1_DOCUMENTED
+        .iter()
+        .chain(if beta { BETA_ONLY_DOCUMENTED } else { &[] })
+        .map(|p| p.split_once(':').unwrap().0)
+        .collect()
+}
+
 /// Holds `object` to exactly the documented members, each of its JSON type.
 fn assert_shape(what: &str, object: &Value, documented: &[&[&str]]) {
     let object = object.as_object().unwrap_or_else(|| panic!("{what} is not an object: {object}"));
@@ -540,9 +557,7 @@ fn assert_shape(what: &str, object: &Value, documented: &[&[&str]]) {
 #[tokio::test]
 async fn a_managed_device_carries_every_documented_property_of_its_version() {
     let x = Exchange::new(|_| {}).await;
-    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
-    let path = x.write_file("devices.csv", &csv(&[("A", "Allowed", "11/21/2026 8:00:00 AM")]));
-    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+    let id = x.with_file(&[("A", "Allowed", "11/21/2026 8:00:00 AM")]).await;
     assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
     x.wait_until(&id, "connected", "0001").await;
 
@@ -590,11 +605,7 @@ async fn a_managed_device_carries_every_documented_property_of_its_version() {
         }
 
         // `$select` takes every property of the version, one at a time and all at once.
-        let names: Vec<&str> = V1_DOCUMENTED
-            .iter()
-            .chain(if beta { BETA_ONLY_DOCUMENTED } else { &[] })
-            .map(|p| p.split_once(':').unwrap().0)
-            .collect();
+        let names = documented_names(beta);
         for name in &names {
             let one = x
                 .app
@@ -623,11 +634,7 @@ async fn a_managed_device_carries_every_documented_property_of_its_version() {
         let name = item["$ref"].as_str().expect("a reference").rsplit('/').next().unwrap();
         let schema = &doc["components"]["schemas"][name];
         let mut declared: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
-        let mut documented: Vec<&str> = V1_DOCUMENTED
-            .iter()
-            .chain(if beta { BETA_ONLY_DOCUMENTED } else { &[] })
-            .map(|p| p.split_once(':').unwrap().0)
-            .collect();
+        let mut documented = documented_names(beta);
         declared.sort_unstable();
         documented.sort_unstable();
         assert_eq!(declared, documented, "{version}'s OpenAPI managedDevice");
@@ -699,9 +706,7 @@ async fn http_sources_are_allow_listed_and_get_changed_since() {
 #[tokio::test]
 async fn schedules_run_delta_every_15_minutes_and_full_every_day() {
     let x = Exchange::new(|_| {}).await;
-    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
-    let path = x.write_file("devices.csv", &csv(&[("S1", "Allowed", "11/21/2026 8:00:00 AM")]));
-    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+    let id = x.with_file(&[("S1", "Allowed", "11/21/2026 8:00:00 AM")]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(x.connector(&id).await["status"], "connectionPending", "nothing is due right after the source is set");
 
@@ -711,7 +716,7 @@ async fn schedules_run_delta_every_15_minutes_and_full_every_day() {
 
     // The delta ran; a full one is due a day after the source was set. Between them, no sync
     // starts by itself, and a device removed from Exchange stays until the full sync.
-    std::fs::write(&path, csv(&[])).unwrap();
+    x.write_file("devices.csv", &csv(&[]));
     x.app.admin.advance_clock(16.0 * 60.0).await.unwrap();
     let second = x.wait_until(&id, "connected", first["lastSyncDateTime"].as_str().unwrap()).await;
     assert_eq!(x.devices().await.len(), 1, "scheduled deltas do not delete");
