@@ -31,6 +31,8 @@ const SET: &str = "deviceManagement/managedDevices";
 /// Every property of beta's `managedDevice`: v1.0's and the beta-only ones.
 const ALL_PROPERTIES: [&str; V1_PROPERTIES.len() + BETA_PROPERTIES.len()] = concat(V1_PROPERTIES, BETA_PROPERTIES);
 
+/// `a` then `b` as one array, made at compile time: a `Collection` takes its properties as a
+/// static slice, which `concat!` and `[a, b].concat()` cannot make in a constant.
 const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
     let mut out = [""; N];
     let mut i = 0;
