@@ -1,5 +1,5 @@
-//! `deviceManagementExchangeConnector`, its enums, and the `managedDevice` of an Exchange
-//! ActiveSync device.
+//! `deviceManagementExchangeConnector` and its enums. The `managedDevice` an Exchange ActiveSync
+//! device becomes is in `managed_device`.
 
 use serde::{Deserialize, Serialize};
 
@@ -90,34 +90,4 @@ pub struct SyncRequest {
     /// says what is accepted.
     #[cfg_attr(feature = "schema", schemars(required, with = "DeviceManagementExchangeConnectorSyncType"))]
     pub sync_type: Option<serde_json::Value>,
-}
-
-/// The `managedDevice` properties dmsync fills for an Exchange ActiveSync device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ManagedDevice {
-    pub id: String,
-    pub compliance_state: String,
-    pub device_enrollment_type: String,
-    pub device_name: String,
-    pub device_registration_state: String,
-    pub eas_activated: bool,
-    pub eas_activation_date_time: GraphDateTime,
-    pub eas_device_id: String,
-    pub email_address: String,
-    pub enrolled_date_time: GraphDateTime,
-    pub exchange_access_state: String,
-    pub exchange_access_state_reason: String,
-    pub exchange_last_successful_sync_date_time: GraphDateTime,
-    pub last_sync_date_time: GraphDateTime,
-    pub managed_device_owner_type: String,
-    pub management_agent: String,
-    pub manufacturer: String,
-    pub model: String,
-    pub operating_system: String,
-    pub os_version: String,
-    pub serial_number: String,
-    pub user_display_name: String,
-    pub user_principal_name: String,
 }

@@ -12,6 +12,7 @@ pub mod datetime;
 pub mod error;
 pub mod exchange;
 pub mod json;
+pub mod managed_device;
 pub mod odata;
 pub mod rbac;
 pub mod writer;

@@ -151,4 +151,25 @@ def test_managed_devices_show_what_a_sync_discovered(start_server):
         assert by_id["SEC1D2E3F4A5B6C7"].exchange_access_state.value == "quarantined"
         assert by_id["ApplDMPX2Q7R8S9T"].exchange_access_state_reason.value == "exchangeIndividualRule"
 
+        # Every property of each version is one its SDK's model knows: nothing lands in
+        # additional_data, on the device or on its complex values.
+        for client in (reader, server.client(token)):
+            for device in (await client.device_management.managed_devices.get()).value:
+                assert unknown_properties(device) == [], device.eas_device_id
+        beta = (await server.client(token).device_management.managed_devices.get()).value[0]
+        assert beta.hardware_information is not None and beta.owner_type.value == "unknown"
+        assert beta.configuration_manager_client_enabled_features.office_apps is False
+
     asyncio.run(scenario())
+
+
+def unknown_properties(model, path: str = "") -> list[str]:
+    """The properties of a parsed model, and of the models inside it, that landed in
+    additional_data because the model does not know them."""
+    found = [f"{path}{name}" for name in (getattr(model, "additional_data", None) or {})]
+    for name, value in vars(model).items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if hasattr(item, "get_field_deserializers"):
+                found += unknown_properties(item, f"{path}{name}.")
+    return found

@@ -72,6 +72,14 @@ impl Exchange {
         r.json().await.unwrap()
     }
 
+    /// A v1.0 connector whose source is a file of `devices`; returns its id.
+    async fn with_file(&self, devices: &[(&str, &str, &str)]) -> String {
+        let id = self.create("v1.0").await["id"].as_str().unwrap().to_owned();
+        let path = self.write_file("devices.csv", &csv(devices));
+        assert_eq!(self.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+        id
+    }
+
     async fn set_source(&self, id: &str, source: Value) -> StatusCode {
         self.app
             .raw(
@@ -331,6 +339,316 @@ async fn full_and_delta_syncs_from_a_file_and_a_source_going_down() {
     x.app.stop().await;
 }
 
+/// The properties of `managedDevice` with their JSON types (`s` string, `t` timestamp, `b`
+/// boolean, `n` number, `a` array, `o` object), as the Graph documentation's resource pages and
+/// example responses (list in v1.0, get in beta) show them; the examples carry the same property
+/// set as the resource pages.
+const V1_DOCUMENTED: &[&str] = &[
+    "id:s",
+    "userId:s",
+    "deviceName:s",
+    "managedDeviceOwnerType:s",
+    "deviceActionResults:a",
+    "enrolledDateTime:t",
+    "lastSyncDateTime:t",
+    "operatingSystem:s",
+    "complianceState:s",
+    "jailBroken:s",
+    "managementAgent:s",
+    "osVersion:s",
+    "easActivated:b",
+    "easDeviceId:s",
+    "easActivationDateTime:t",
+    "azureADRegistered:b",
+    "deviceEnrollmentType:s",
+    "activationLockBypassCode:s",
+    "emailAddress:s",
+    "azureADDeviceId:s",
+    "deviceRegistrationState:s",
+    "deviceCategoryDisplayName:s",
+    "isSupervised:b",
+    "exchangeLastSuccessfulSyncDateTime:t",
+    "exchangeAccessState:s",
+    "exchangeAccessStateReason:s",
+    "remoteAssistanceSessionUrl:s",
+    "remoteAssistanceSessionErrorDetails:s",
+    "isEncrypted:b",
+    "userPrincipalName:s",
+    "model:s",
+    "manufacturer:s",
+    "imei:s",
+    "complianceGracePeriodExpirationDateTime:t",
+    "serialNumber:s",
+    "phoneNumber:s",
+    "androidSecurityPatchLevel:s",
+    "userDisplayName:s",
+    "configurationManagerClientEnabledFeatures:o",
+    "wiFiMacAddress:s",
+    "deviceHealthAttestationState:o",
+    "subscriberCarrier:s",
+    "meid:s",
+    "totalStorageSpaceInBytes:n",
+    "freeStorageSpaceInBytes:n",
+    "managedDeviceName:s",
+    "partnerReportedThreatState:s",
+    "requireUserEnrollmentApproval:b",
+    "managementCertificateExpirationDate:t",
+    "iccid:s",
+    "udid:s",
+    "notes:s",
+    "ethernetMacAddress:s",
+    "physicalMemoryInBytes:n",
+];
+/// What beta's `managedDevice` has besides v1.0's properties.
+const BETA_ONLY_DOCUMENTED: &[&str] = &[
+    "hardwareInformation:o",
+    "ownerType:s",
+    "managementState:s",
+    "chassisType:s",
+    "deviceType:s",
+    "aadRegistered:b",
+    "lostModeState:s",
+    "azureActiveDirectoryDeviceId:s",
+    "retireAfterDateTime:t",
+    "usersLoggedOn:a",
+    "preferMdmOverGroupPolicyAppliedDateTime:t",
+    "autopilotEnrolled:b",
+    "roleScopeTagIds:a",
+    "windowsActiveMalwareCount:n",
+    "windowsRemediatedMalwareCount:n",
+    "configurationManagerClientHealthState:o",
+    "configurationManagerClientInformation:o",
+    "processorArchitecture:s",
+    "specificationVersion:s",
+    "joinType:s",
+    "skuFamily:s",
+    "skuNumber:n",
+    "managementFeatures:s",
+    "chromeOSDeviceInfo:a",
+    "enrollmentProfileName:s",
+    "bootstrapTokenEscrowed:b",
+    "deviceFirmwareConfigurationInterfaceManaged:b",
+];
+/// The complex values' members, per version where they differ.
+const FEATURES_V1: &[&str] = &[
+    "inventory:b",
+    "modernApps:b",
+    "resourceAccess:b",
+    "deviceConfiguration:b",
+    "compliancePolicy:b",
+    "windowsUpdateForBusiness:b",
+];
+const FEATURES_BETA_ONLY: &[&str] = &["endpointProtection:b", "officeApps:b"];
+const HEALTH_ATTESTATION: &[&str] = &[
+    "lastUpdateDateTime:s",
+    "contentNamespaceUrl:s",
+    "deviceHealthAttestationStatus:s",
+    "contentVersion:s",
+    "issuedDateTime:t",
+    "attestationIdentityKey:s",
+    "resetCount:n",
+    "restartCount:n",
+    "dataExcutionPolicy:s",
+    "bitLockerStatus:s",
+    "bootManagerVersion:s",
+    "codeIntegrityCheckVersion:s",
+    "secureBoot:s",
+    "bootDebugging:s",
+    "operatingSystemKernelDebugging:s",
+    "codeIntegrity:s",
+    "testSigning:s",
+    "safeMode:s",
+    "windowsPE:s",
+    "earlyLaunchAntiMalwareDriverProtection:s",
+    "virtualSecureMode:s",
+    "pcrHashAlgorithm:s",
+    "bootAppSecurityVersion:s",
+    "bootManagerSecurityVersion:s",
+    "tpmVersion:s",
+    "pcr0:s",
+    "secureBootConfigurationPolicyFingerPrint:s",
+    "codeIntegrityPolicy:s",
+    "bootRevisionListInfo:s",
+    "operatingSystemRevListInfo:s",
+    "healthStatusMismatchInfo:s",
+    "healthAttestationSupportedStatus:s",
+];
+const HARDWARE_INFORMATION: &[&str] = &[
+    "serialNumber:s",
+    "totalStorageSpace:n",
+    "freeStorageSpace:n",
+    "imei:s",
+    "meid:s",
+    "manufacturer:s",
+    "model:s",
+    "phoneNumber:s",
+    "subscriberCarrier:s",
+    "cellularTechnology:s",
+    "wifiMac:s",
+    "operatingSystemLanguage:s",
+    "isSupervised:b",
+    "isEncrypted:b",
+    "batterySerialNumber:s",
+    "batteryHealthPercentage:n",
+    "batteryChargeCycles:n",
+    "isSharedDevice:b",
+    "sharedDeviceCachedUsers:a",
+    "tpmSpecificationVersion:s",
+    "operatingSystemEdition:s",
+    "deviceFullQualifiedDomainName:s",
+    "deviceGuardVirtualizationBasedSecurityHardwareRequirementState:s",
+    "deviceGuardVirtualizationBasedSecurityState:s",
+    "deviceGuardLocalSystemAuthorityCredentialGuardState:s",
+    "osBuildNumber:s",
+    "operatingSystemProductType:n",
+    "ipAddressV4:s",
+    "subnetAddress:s",
+    "esimIdentifier:s",
+    "systemManagementBIOSVersion:s",
+    "tpmManufacturer:s",
+    "tpmVersion:s",
+    "wiredIPv4Addresses:a",
+    "batteryLevelPercentage:n",
+    "residentUsersCount:n",
+    "productName:s",
+    "deviceLicensingStatus:s",
+    "deviceLicensingLastErrorCode:n",
+    "deviceLicensingLastErrorDescription:s",
+];
+const CLIENT_HEALTH: &[&str] = &["state:s", "errorCode:n", "lastSyncDateTime:t"];
+const CLIENT_INFORMATION: &[&str] = &["clientIdentifier:s", "isBlocked:b", "clientVersion:s"];
+
+/// The documented property names of a version's `managedDevice`.
+fn documented_names(beta: bool) -> Vec<&'static str> {
+    V1_DOCUMENTED
+        .iter()
+        .chain(if beta { BETA_ONLY_DOCUMENTED } else { &[] })
+        .map(|p| p.split_once(':').unwrap().0)
+        .collect()
+}
+
+/// Holds `object` to exactly the documented members, each of its JSON type.
+fn assert_shape(what: &str, object: &Value, documented: &[&[&str]]) {
+    let object = object.as_object().unwrap_or_else(|| panic!("{what} is not an object: {object}"));
+    let mut expected = std::collections::BTreeMap::new();
+    for (name, kind) in documented.iter().flat_map(|list| list.iter()).map(|p| p.split_once(':').unwrap()) {
+        expected.insert(name, kind);
+    }
+    let names: std::collections::BTreeSet<&str> = object.keys().map(String::as_str).collect();
+    let documented_names: std::collections::BTreeSet<&str> = expected.keys().copied().collect();
+    assert_eq!(names, documented_names, "{what}: the property set differs from the documented one");
+    for (name, kind) in expected {
+        let value = &object[name];
+        let ok = match kind {
+            "s" => value.is_string(),
+            "t" => value.as_str().is_some_and(|t| t.ends_with('Z') && t.len() >= 20 && &t[4..5] == "-"),
+            "b" => value.is_boolean(),
+            "n" => value.is_number(),
+            "a" => value.is_array(),
+            "o" => value.is_object(),
+            _ => unreachable!(),
+        };
+        assert!(ok, "{what}.{name} is not of the documented type {kind}: {value}");
+    }
+}
+
+/// Every documented property of each version, of the documented JSON type, in a list and a
+/// get; `$select` takes each of them, and v1.0 refuses beta's.
+#[tokio::test]
+async fn a_managed_device_carries_every_documented_property_of_its_version() {
+    let x = Exchange::new(|_| {}).await;
+    let id = x.with_file(&[("A", "Allowed", "11/21/2026 8:00:00 AM")]).await;
+    assert_eq!(x.sync(&id, "fullSync").await, StatusCode::NO_CONTENT);
+    x.wait_until(&id, "connected", "0001").await;
+
+    for (version, beta) in [("v1.0", false), ("beta", true)] {
+        let page = x.app.get_json(&format!("/{version}/deviceManagement/managedDevices"), Some(&x.reader)).await;
+        let listed = page["value"][0].clone();
+        let device_id = listed["id"].as_str().unwrap().to_owned();
+        let got =
+            x.app.get_json(&format!("/{version}/deviceManagement/managedDevices/{device_id}"), Some(&x.reader)).await;
+        for (how, mut device) in [("list", listed), ("get", got)] {
+            let what = format!("{version} {how}");
+            if let Some(object) = device.as_object_mut() {
+                object.remove("@odata.context");
+            }
+            let mut top = vec![V1_DOCUMENTED];
+            let mut features = vec![FEATURES_V1];
+            if beta {
+                top.push(BETA_ONLY_DOCUMENTED);
+                features.push(FEATURES_BETA_ONLY);
+            }
+            assert_shape(&what, &device, &top);
+            assert_shape(&what, &device["configurationManagerClientEnabledFeatures"], &features);
+            assert_shape(&what, &device["deviceHealthAttestationState"], &[HEALTH_ATTESTATION]);
+            if beta {
+                assert_shape(&what, &device["hardwareInformation"], &[HARDWARE_INFORMATION]);
+                assert_shape(&what, &device["configurationManagerClientHealthState"], &[CLIENT_HEALTH]);
+                assert_shape(&what, &device["configurationManagerClientInformation"], &[CLIENT_INFORMATION]);
+                assert_eq!(device["hardwareInformation"]["manufacturer"], "Apple");
+                assert_eq!(
+                    (device["deviceType"].as_str(), device["ownerType"].as_str()),
+                    (Some("iPhone"), Some("unknown"))
+                );
+            }
+            // Values dmsync has no data for are Graph's "unknown".
+            assert_eq!(
+                (
+                    device["partnerReportedThreatState"].as_str(),
+                    device["imei"].as_str(),
+                    device["isEncrypted"].as_bool()
+                ),
+                (Some("unknown"), Some(""), Some(false))
+            );
+            assert_eq!(device["complianceGracePeriodExpirationDateTime"], "0001-01-01T00:00:00Z");
+            assert_eq!(device["totalStorageSpaceInBytes"], 0);
+        }
+
+        // `$select` takes every property of the version, one at a time and all at once.
+        let names = documented_names(beta);
+        for name in &names {
+            let one = x
+                .app
+                .get_json(
+                    &format!("/{version}/deviceManagement/managedDevices/{device_id}?$select={name}"),
+                    Some(&x.reader),
+                )
+                .await;
+            assert!(one.get(*name).is_some(), "{version} $select={name}: {one}");
+        }
+        let all = x
+            .app
+            .get_json(
+                &format!("/{version}/deviceManagement/managedDevices?$select={}", names.join(",")),
+                Some(&x.reader),
+            )
+            .await;
+        assert_eq!(all["value"][0].as_object().unwrap().len(), names.len());
+    }
+    // v1.0 has none of beta's properties, and each version's OpenAPI document lists its own.
+    for (version, beta) in [("v1.0", false), ("beta", true)] {
+        let doc = x.app.get_json(&format!("/_dmsync/openapi.json?version={version}"), None).await;
+        let page = &doc["paths"][format!("/{version}/deviceManagement/managedDevices")]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        let item = &page["properties"]["value"]["items"];
+        let name = item["$ref"].as_str().expect("a reference").rsplit('/').next().unwrap();
+        let schema = &doc["components"]["schemas"][name];
+        let mut declared: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut documented = documented_names(beta);
+        declared.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(declared, documented, "{version}'s OpenAPI managedDevice");
+    }
+    let r = x
+        .app
+        .raw(Method::GET, "/v1.0/deviceManagement/managedDevices?$select=hardwareInformation", Some(&x.reader))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    x.app.stop().await;
+}
+
 /// An HTTP source: allow-listed hosts only, `?changedSince=` on deltas, and a slow source makes
 /// a second sync request 409 while the first runs.
 #[tokio::test]
@@ -388,9 +706,7 @@ async fn http_sources_are_allow_listed_and_get_changed_since() {
 #[tokio::test]
 async fn schedules_run_delta_every_15_minutes_and_full_every_day() {
     let x = Exchange::new(|_| {}).await;
-    let id = x.create("v1.0").await["id"].as_str().unwrap().to_owned();
-    let path = x.write_file("devices.csv", &csv(&[("S1", "Allowed", "11/21/2026 8:00:00 AM")]));
-    assert_eq!(x.set_source(&id, json!({"kind": "file", "path": path})).await, StatusCode::NO_CONTENT);
+    let id = x.with_file(&[("S1", "Allowed", "11/21/2026 8:00:00 AM")]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(x.connector(&id).await["status"], "connectionPending", "nothing is due right after the source is set");
 
@@ -400,7 +716,7 @@ async fn schedules_run_delta_every_15_minutes_and_full_every_day() {
 
     // The delta ran; a full one is due a day after the source was set. Between them, no sync
     // starts by itself, and a device removed from Exchange stays until the full sync.
-    std::fs::write(&path, csv(&[])).unwrap();
+    x.write_file("devices.csv", &csv(&[]));
     x.app.admin.advance_clock(16.0 * 60.0).await.unwrap();
     let second = x.wait_until(&id, "connected", first["lastSyncDateTime"].as_str().unwrap()).await;
     assert_eq!(x.devices().await.len(), 1, "scheduled deltas do not delete");
