@@ -228,6 +228,8 @@ pub struct AutopilotDevice {
     pub device_account_upn: String,
     pub device_account_password: String,
     pub device_friendly_name: String,
+    /// The resource account of a Surface Hub or Teams Room device (`resourceName`).
+    pub resource_name: String,
     /// Set while a deletion requested through Graph waits for its background job.
     pub deletion_requested_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
@@ -372,6 +374,7 @@ pub struct DevicePropertiesUpdate {
     pub device_account_upn: Option<String>,
     pub device_account_password: Option<String>,
     pub device_friendly_name: Option<String>,
+    pub resource_name: Option<String>,
 }
 
 #[cfg(test)]

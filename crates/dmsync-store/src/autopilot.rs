@@ -176,6 +176,7 @@ impl AutopilotStore for SqlStore {
                 device_account_upn = coalesce($7, device_account_upn),
                 device_account_password = coalesce($8, device_account_password),
                 device_friendly_name = coalesce($9, device_friendly_name),
+                resource_name = coalesce($11, resource_name),
                 updated_at = $10
               WHERE tenant_id = $1 AND id = $2",
         )
@@ -188,7 +189,8 @@ impl AutopilotStore for SqlStore {
         .bind(&update.device_account_upn)
         .bind(&update.device_account_password)
         .bind(&update.device_friendly_name)
-        .bind(now);
+        .bind(now)
+        .bind(&update.resource_name);
         if tx.execute(query).await? == 0 {
             tx.rollback().await?;
             return Ok(false);

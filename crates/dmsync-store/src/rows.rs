@@ -116,6 +116,7 @@ pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
         device_account_upn: row.text("device_account_upn")?,
         device_account_password: row.text("device_account_password")?,
         device_friendly_name: row.text("device_friendly_name")?,
+        resource_name: row.text("resource_name")?,
         deletion_requested_at: row.opt_time("deletion_requested_at")?,
         created_at: row.time("created_at")?,
     })

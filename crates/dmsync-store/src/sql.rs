@@ -60,6 +60,7 @@ pub const DEVICE_COLUMNS: &[(&str, &str)] = &[
     ("device_account_upn", "''"),
     ("device_account_password", "''"),
     ("device_friendly_name", "''"),
+    ("resource_name", "''"),
     ("deletion_requested_at", "CAST(NULL AS BIGINT)"),
     ("created_at", "CAST(0 AS BIGINT)"),
 ];

@@ -463,6 +463,7 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Backend)
     let update = DevicePropertiesUpdate {
         display_name: Some("PC-01".into()),
         group_tag: Some("Sales".into()),
+        resource_name: Some("Room 1".into()),
         ..Default::default()
     };
     assert!(store.update_autopilot_device(A, d1, &update, t0).await.unwrap());
@@ -470,6 +471,11 @@ async fn device_deletion_is_requested_once_then_deregisters(store: &dyn Backend)
     store.reconcile_autopilot_devices(A, t0).await.unwrap();
     let device = store.autopilot_device(A, d1).await.unwrap().unwrap();
     assert_eq!((device.display_name.as_str(), device.group_tag.as_str()), ("PC-01", "Sales"));
+    assert_eq!(device.resource_name, "Room 1");
+    // What an update leaves out, it leaves as it was.
+    let untouched = DevicePropertiesUpdate { display_name: Some("PC-02".into()), ..Default::default() };
+    assert!(store.update_autopilot_device(A, d1, &untouched, t0).await.unwrap());
+    assert_eq!(store.autopilot_device(A, d1).await.unwrap().unwrap().resource_name, "Room 1");
 
     let later = t0 + Duration::seconds(10);
     assert_eq!(

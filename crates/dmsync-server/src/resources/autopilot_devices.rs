@@ -19,7 +19,7 @@ use dmsync_graph::odata::context_url;
 use dmsync_graph::writer::{PageWriter, Select};
 
 use super::Version;
-use crate::auth::Caller;
+use crate::auth::{Caller, TenantScope};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{GraphJson, NoBody};
 use crate::http::context::RequestContext;
@@ -89,6 +89,31 @@ pub fn routes() -> Vec<GraphRoute> {
             vec![Endpoint::post(
                 unassign_user_from_device,
                 OperationDoc::new("unassignUserFromDevice", Answer::NoContent).empty_body(),
+            )],
+        ),
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/assignResourceAccountToDevice",
+            vec![Endpoint::post(
+                assign_resource_account_to_device,
+                OperationDoc::new("assignResourceAccountToDevice", Answer::NoContent)
+                    .body(schema::<AssignResourceAccountBody>),
+            )],
+        ),
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/unassignResourceAccountFromDevice",
+            vec![Endpoint::post(
+                unassign_resource_account_from_device,
+                OperationDoc::new("unassignResourceAccountFromDevice", Answer::NoContent).empty_body(),
+            )],
+        ),
+        GraphRoute::new(
+            BETA,
+            "deviceManagement/windowsAutopilotDeviceIdentities/{id}/allowNextEnrollment",
+            vec![Endpoint::post(
+                allow_next_enrollment,
+                OperationDoc::new("allowNextEnrollment", Answer::NoContent).empty_body(),
             )],
         ),
         GraphRoute::new(
@@ -202,7 +227,7 @@ pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilo
         model: device.model.clone(),
         product_key: device.product_key.clone(),
         purchase_order_identifier: device.purchase_order_identifier.clone(),
-        resource_name: String::new(),
+        resource_name: device.resource_name.clone(),
         serial_number: device.serial_number.clone(),
         sku_number: String::new(),
         system_family: String::new(),
@@ -435,6 +460,7 @@ async fn update_device_properties(
         device_account_upn: body.device_account_upn,
         device_account_password: body.device_account_password,
         device_friendly_name: body.device_friendly_name,
+        resource_name: None,
     };
     if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -459,7 +485,6 @@ async fn assign_user_to_device(
     GraphJson(body): GraphJson<AssignUserBody>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?;
-    let id = parse_device_id(&id)?;
     let upn = body.user_principal_name.unwrap_or_default();
     if upn.trim().is_empty() {
         return Err(ApiError::IntuneBadRequest {
@@ -472,11 +497,84 @@ async fn assign_user_to_device(
         addressable_user_name: Some(body.addressable_user_name.unwrap_or_default()),
         ..Default::default()
     };
+    update_device(&state, scope, &id, update).await
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AssignResourceAccountBody {
+    user_principal_name: Option<String>,
+    addressable_user_name: Option<String>,
+    resource_account_name: Option<String>,
+}
+
+/// The device actions that change one device's properties, or answer 404.
+async fn update_device(
+    state: &AppState,
+    scope: TenantScope,
+    id: &str,
+    update: DevicePropertiesUpdate,
+) -> ApiResult<StatusCode> {
+    let id = parse_device_id(id)?;
     if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// assignResourceAccountToDevice (beta): the device's user, addressable name and resource
+/// account (`resourceName`), as a Surface Hub or Teams Room is given its room account.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-assignresourceaccounttodevice?view=graph-rest-beta
+async fn assign_resource_account_to_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    GraphJson(body): GraphJson<AssignResourceAccountBody>,
+) -> ApiResult<StatusCode> {
+    let update = DevicePropertiesUpdate {
+        user_principal_name: Some(body.user_principal_name.unwrap_or_default()),
+        addressable_user_name: Some(body.addressable_user_name.unwrap_or_default()),
+        resource_name: Some(body.resource_account_name.unwrap_or_default()),
+        ..Default::default()
+    };
+    update_device(&state, caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?, &id, update).await
+}
+
+/// unassignResourceAccountFromDevice (beta): clears what the assignment set.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-unassignresourceaccountfromdevice?view=graph-rest-beta
+async fn unassign_resource_account_from_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _body: NoBody,
+) -> ApiResult<StatusCode> {
+    let update = DevicePropertiesUpdate {
+        user_principal_name: Some(String::new()),
+        addressable_user_name: Some(String::new()),
+        resource_name: Some(String::new()),
+        ..Default::default()
+    };
+    update_device(&state, caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?, &id, update).await
+}
+
+/// allowNextEnrollment (beta): lets a device whose enrollment was blocked enroll once more.
+/// dmsync never blocks an enrollment (no device enrolls here), so there is nothing to lift: the
+/// device must exist, and the answer is the documented 204.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-allownextenrollment?view=graph-rest-beta
+async fn allow_next_enrollment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _body: NoBody,
+) -> ApiResult<StatusCode> {
+    update_device(
+        &state,
+        caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?,
+        &id,
+        DevicePropertiesUpdate::default(),
+    )
+    .await
 }
 
 /// unassignUserFromDevice.
@@ -487,18 +585,12 @@ async fn unassign_user_from_device(
     Path(id): Path<String>,
     _body: NoBody,
 ) -> ApiResult<StatusCode> {
-    let scope = caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?;
-    let id = parse_device_id(&id)?;
     let update = DevicePropertiesUpdate {
         user_principal_name: Some(String::new()),
         addressable_user_name: Some(String::new()),
         ..Default::default()
     };
-    if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    update_device(&state, caller.authorize(Operation::UpdateWindowsAutopilotDeviceIdentity)?, &id, update).await
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]

@@ -559,3 +559,54 @@ async fn a_page_read_again_shows_every_write_in_between() {
     assert_eq!(synced["value"].as_array().unwrap().len(), 2, "{synced}");
     app.stop().await;
 }
+
+/// beta's resource-account actions and allowNextEnrollment: 204, and the properties they set.
+#[tokio::test]
+async fn resource_account_actions_and_allow_next_enrollment() {
+    let app = synced_app(&["HUB-1"]).await;
+    let token = app.user_token().await;
+    let list: Value = app.get_json("/beta/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).await;
+    let id = list["value"][0]["id"].as_str().unwrap().to_owned();
+    let device = format!("/beta/deviceManagement/windowsAutopilotDeviceIdentities/{id}");
+    let post = |action: &str, body: Option<Value>| {
+        let r = app.raw(Method::POST, &format!("{device}/{action}"), Some(&token));
+        match body {
+            Some(body) => r.json(&body),
+            None => r,
+        }
+    };
+    let r = post(
+        "assignResourceAccountToDevice",
+        Some(json!({"userPrincipalName": "room1@contoso.com", "addressableUserName": "Room 1",
+                    "resourceAccountName": "Room 1 account"})),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let got = app.get_json(&device, Some(&token)).await;
+    assert_eq!(got["resourceName"], "Room 1 account", "{got}");
+    assert_eq!(got["userPrincipalName"], "room1@contoso.com");
+    assert_eq!(got["addressableUserName"], "Room 1");
+    // v1.0 shows the property; the actions are beta's.
+    let v1 = app.get_json(&format!("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}"), Some(&token)).await;
+    assert_eq!(v1["resourceName"], "Room 1 account");
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}/allowNextEnrollment"),
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    assert_eq!(post("unassignResourceAccountFromDevice", None).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let got = app.get_json(&device, Some(&token)).await;
+    assert_eq!((got["resourceName"].as_str(), got["userPrincipalName"].as_str()), (Some(""), Some("")), "{got}");
+    assert_eq!(post("allowNextEnrollment", None).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let missing = "/beta/deviceManagement/windowsAutopilotDeviceIdentities/00000000-0000-0000-0000-000000000001/allowNextEnrollment";
+    assert_eq!(app.raw(Method::POST, missing, Some(&token)).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
