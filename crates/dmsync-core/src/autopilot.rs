@@ -230,6 +230,9 @@ pub struct AutopilotDevice {
     pub device_friendly_name: String,
     /// The resource account of a Surface Hub or Teams Room device (`resourceName`).
     pub resource_name: String,
+    /// `azureActiveDirectoryDeviceId`: the `deviceId` of the Entra device object created with
+    /// the device. `None` only where a page left the field out (`ListQuery::only`).
+    pub azure_ad_device_id: Option<Uuid>,
     /// Set while a deletion requested through Graph waits for its background job.
     pub deletion_requested_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,

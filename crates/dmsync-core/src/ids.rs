@@ -46,6 +46,9 @@ pub mod kind {
     /// A row of the jobs table.
     #[derive(Debug)]
     pub enum Job {}
+    /// An Entra ID `device` object, by its object id (`id`, not its `deviceId`).
+    #[derive(Debug)]
+    pub enum EntraDevice {}
 
     impl IdKind for Tenant {
         const NAME: &'static str = "TenantId";
@@ -65,6 +68,9 @@ pub mod kind {
     impl IdKind for Job {
         const NAME: &'static str = "JobId";
     }
+    impl IdKind for EntraDevice {
+        const NAME: &'static str = "EntraDeviceId";
+    }
 }
 
 pub type TenantId = Id<kind::Tenant>;
@@ -73,6 +79,7 @@ pub type ImportedDeviceId = Id<kind::ImportedDevice>;
 pub type ConnectorId = Id<kind::Connector>;
 pub type EasDeviceId = Id<kind::EasDevice>;
 pub type JobId = Id<kind::Job>;
+pub type EntraDeviceId = Id<kind::EntraDevice>;
 
 /// A GUID that names a `K`. The marker is behind `fn() -> K` so that the id is `Send`, `Sync`
 /// and `Copy` whatever the marker is.

@@ -13,6 +13,7 @@ use crate::autopilot::{
     RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::certificate::StoredCertificateAuthority;
+use crate::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
 use crate::error::StoreResult;
 use crate::exchange::{
     ConnectorChanges, ConnectorField, ConnectorQuery, ConnectorSource, ConnectorSyncDecision, ConnectorSyncStats,
@@ -20,7 +21,7 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
-use crate::ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, ImportedDeviceId, JobId, RoleScopeTagId};
+use crate::ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, EntraDeviceId, ImportedDeviceId, JobId, RoleScopeTagId};
 use crate::jobs::{Job, JobLease, NewJob};
 use crate::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagQuery, RoleScopeTagRefusal};
 
@@ -387,6 +388,22 @@ pub trait RoleScopeTagStore: Send + Sync {
     ) -> StoreResult<Result<(), RoleScopeTagRefusal>>;
 }
 
+/// Entra ID device objects. They are created by the Autopilot stores, in the transaction that
+/// creates the Autopilot device; this trait reads and deletes them.
+#[async_trait]
+pub trait EntraDeviceStore: Send + Sync {
+    /// One page of the tenant's device objects; by object id unless ordered.
+    async fn list_entra_devices(&self, tenant: TenantId, query: &EntraDeviceQuery) -> StoreResult<Vec<EntraDevice>>;
+    async fn count_entra_devices(
+        &self,
+        tenant: TenantId,
+        filter: Option<&Filter<EntraDeviceField>>,
+    ) -> StoreResult<u64>;
+    async fn entra_device(&self, tenant: TenantId, id: EntraDeviceId) -> StoreResult<Option<EntraDevice>>;
+    /// Deletes the object; the Autopilot identity it was created for stays as it is.
+    async fn delete_entra_device(&self, tenant: TenantId, id: EntraDeviceId) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
@@ -418,12 +435,28 @@ pub trait JobStore: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + RoleScopeTagStore + JobStore + 'static
+    SystemStore
+    + IdentityStore
+    + AutopilotStore
+    + ImportStore
+    + ExchangeStore
+    + RoleScopeTagStore
+    + EntraDeviceStore
+    + JobStore
+    + 'static
 {
 }
 
 impl<
-    T: SystemStore + IdentityStore + AutopilotStore + ImportStore + ExchangeStore + RoleScopeTagStore + JobStore + 'static,
+    T: SystemStore
+        + IdentityStore
+        + AutopilotStore
+        + ImportStore
+        + ExchangeStore
+        + RoleScopeTagStore
+        + EntraDeviceStore
+        + JobStore
+        + 'static,
 > Store for T
 {
 }

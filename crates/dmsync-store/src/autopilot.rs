@@ -206,6 +206,13 @@ impl AutopilotStore for SqlStore {
             .bind(tenant)
             .bind(id);
             tx.execute(query).await?;
+            // Autopilot writes the group tag into the Entra object's `[OrderId]`, which
+            // dynamic groups match.
+            let query = Query::new("UPDATE entra_devices SET order_id = $1 WHERE tenant_id = $2 AND ztdid = $3")
+                .bind(tag)
+                .bind(tenant)
+                .bind(id);
+            tx.execute(query).await?;
         }
         tx.commit().await?;
         Ok(true)

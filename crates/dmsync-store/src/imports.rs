@@ -14,6 +14,7 @@ use dmsync_core::{ImportedDeviceId, StoreResult, TenantId};
 
 use crate::convert::{from_ticks, hash_digest, new_device_id, to_ticks};
 use crate::db::{Query, SqlStore, Value};
+use crate::entra::insert_for_devices;
 use crate::jobs::{end_job, insert_job};
 use crate::registrations::next_registration_seq;
 use crate::rows::imported_from_row;
@@ -201,18 +202,31 @@ impl SqlStore {
         // The device is created with its registration, so it is readable no later than the
         // import reads `complete`, as real Intune shows it.
         let listed = dialect.in_list("i.id", "$2");
+        let azure_ad_device_id = dialect.guid_like("i.pending_device_id");
         let devices = Query::new(format!(
             "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
-                 purchase_order_identifier, product_key, user_principal_name, created_at, updated_at)
+                 purchase_order_identifier, product_key, user_principal_name, azure_ad_device_id, created_at, updated_at)
              SELECT i.tenant_id, i.pending_device_id, i.serial_number, '', '', i.group_tag, '', i.product_key,
-                    i.assigned_user_principal_name, $3, $3
+                    i.assigned_user_principal_name, {azure_ad_device_id}, $3, $3
                FROM imported_devices i WHERE i.tenant_id = $1 AND {listed}
              ON CONFLICT DO NOTHING"
         ))
         .bind(tenant)
-        .bind(Value::TextList(completed_ids))
+        .bind(Value::TextList(completed_ids.clone()))
         .bind(now);
         tx.execute(devices).await?;
+        // Their Entra objects, in the same transaction: a client that reads `complete` finds
+        // the device's `deviceId` among the tenant's devices at once.
+        let entra = Query::new(insert_for_devices(
+            dialect,
+            "imported_devices i
+             JOIN autopilot_devices d ON d.tenant_id = i.tenant_id AND d.id = i.pending_device_id
+             JOIN autopilot_registrations r ON r.tenant_id = d.tenant_id AND r.device_id = d.id",
+            &format!("i.tenant_id = $1 AND {listed}"),
+        ))
+        .bind(tenant)
+        .bind(Value::TextList(completed_ids));
+        tx.execute(entra).await?;
         if counts_as_sync && completed > 0 {
             let greatest = dialect.greatest();
             let anchor = Query::new(format!(

@@ -7,6 +7,7 @@
 mod autopilot;
 mod convert;
 mod db;
+mod entra;
 mod exchange;
 mod identity;
 mod imports;

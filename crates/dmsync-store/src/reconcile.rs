@@ -15,6 +15,8 @@ use dmsync_core::{StoreResult, TenantId};
 use time::OffsetDateTime;
 
 use crate::db::{Query, SqlStore};
+use crate::entra::insert_for_devices;
+use crate::sql::Dialect;
 
 /// The window's start: `$1` tenant.
 const WINDOW_FROM: &str = "SELECT reconciled_seq FROM autopilot_settings WHERE tenant_id = $1";
@@ -137,13 +139,16 @@ struct SqlReconcile<'a> {
 /// tenant, `$2`, `$3` range, `$4`, `$5` window, `$6` now. One pass over the chunk in device-id
 /// order, which is the devices table's key order. Existing devices are found by the conflict
 /// clause, not by an anti-join: on a table that has just grown, stale statistics can make the
-/// planner rescan it for every registration.
-fn apply_registrations(indexed_by: &str) -> String {
+/// planner rescan it for every registration. A new device gets its Entra `deviceId` here; an
+/// existing one keeps its own.
+fn apply_registrations(dialect: Dialect) -> String {
+    let indexed_by = dialect.indexed_by("autopilot_registrations_device_changes");
+    let azure_ad_device_id = dialect.guid_like("r.device_id");
     format!(
         "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
-             purchase_order_identifier, product_key, created_at, updated_at)
+             purchase_order_identifier, product_key, azure_ad_device_id, created_at, updated_at)
          SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
-                r.purchase_order_identifier, r.product_key, $6, $6
+                r.purchase_order_identifier, r.product_key, {azure_ad_device_id}, $6, $6
            FROM autopilot_registrations r {indexed_by}
           WHERE r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3
             AND r.change_seq > $4 AND r.change_seq <= $5
@@ -158,6 +163,38 @@ fn apply_registrations(indexed_by: &str) -> String {
             OR autopilot_devices.model <> excluded.model OR autopilot_devices.group_tag <> excluded.group_tag
             OR autopilot_devices.purchase_order_identifier <> excluded.purchase_order_identifier
             OR autopilot_devices.product_key <> excluded.product_key"
+    )
+}
+
+/// Creates the Entra objects of the devices [`apply_registrations`] just created (those created
+/// at `$6`), with the same parameters, walking the same registrations.
+fn create_entra_devices(dialect: Dialect) -> String {
+    let indexed_by = dialect.indexed_by("autopilot_registrations_device_changes");
+    insert_for_devices(
+        dialect,
+        &format!(
+            "autopilot_registrations r {indexed_by}
+             JOIN autopilot_devices d ON d.tenant_id = r.tenant_id AND d.id = r.device_id"
+        ),
+        "r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3 AND r.change_seq > $4 AND r.change_seq <= $5
+         AND d.created_at = $6",
+    )
+}
+
+/// Brings the `[OrderId]` and `[PurchaseOrderId]` of the Entra objects of the window's
+/// registrations to their group tag and purchase order: `$1` tenant, `$2`, `$3` range, `$4`,
+/// `$5` window. Driven by the registrations of the window, like the upsert, so that a small
+/// window never walks the tenant's objects.
+fn update_entra_devices(dialect: Dialect) -> String {
+    let indexed_by = dialect.indexed_by("autopilot_registrations_device_changes");
+    format!(
+        "UPDATE entra_devices SET order_id = r.group_tag, purchase_order_id = r.purchase_order_identifier
+           FROM autopilot_registrations r {indexed_by}
+          WHERE r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3
+            AND r.change_seq > $4 AND r.change_seq <= $5
+            AND entra_devices.tenant_id = r.tenant_id AND entra_devices.ztdid = r.device_id
+            AND (entra_devices.order_id <> r.group_tag
+                 OR entra_devices.purchase_order_id <> r.purchase_order_identifier)"
     )
 }
 
@@ -187,34 +224,49 @@ impl ReconcileSteps for SqlReconcile<'_> {
     async fn apply_chunk(&self, window: Window, low: &str, high: Option<&str>) -> StoreResult<Applied> {
         let high = high.unwrap_or(AFTER_EVERY_ID);
         let dialect = self.store.dialect();
-        let upsert = apply_registrations(&dialect.indexed_by("autopilot_registrations_device_changes"));
+        let upsert = apply_registrations(dialect);
         let bind = |sql: String| {
             Query::new(sql).bind(self.tenant).bind(low).bind(high).bind(window.from).bind(window.to).bind(self.now)
         };
-        if dialect.returns_inserted() {
+        // The devices and their Entra objects commit together.
+        let mut tx = self.store.begin().await?;
+        let applied = if dialect.returns_inserted() {
             // `xmax = 0` marks the rows the upsert inserted rather than updated.
             let query = bind(format!(
                 "WITH written AS ({upsert} RETURNING xmax = 0 AS inserted)
                  SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
             ));
-            let row = self.store.write().fetch_one(query).await?;
-            return Ok(Applied { created: row.get::<i64, _>(0)? as u64, updated: row.get::<i64, _>(1)? as u64 });
+            let row = tx.exec().fetch_one(query).await?;
+            Applied { created: row.get::<i64, _>(0)? as u64, updated: row.get::<i64, _>(1)? as u64 }
+        } else {
+            // The upsert reports inserted and updated rows together; the devices counted in the
+            // range before and after tell them apart.
+            let count = || {
+                Query::new("SELECT count(*) FROM autopilot_devices WHERE tenant_id = $1 AND id > $2 AND id <= $3")
+                    .bind(self.tenant)
+                    .bind(low)
+                    .bind(high)
+            };
+            let before: i64 = tx.exec().scalar(count()).await?;
+            let written = tx.execute(bind(upsert)).await?;
+            let after: i64 = tx.exec().scalar(count()).await?;
+            let created = (after - before) as u64;
+            Applied { created, updated: written - created }
+        };
+        if applied.created > 0 {
+            tx.execute(bind(create_entra_devices(dialect))).await?;
         }
-        // The upsert reports inserted and updated rows together; the devices counted in the
-        // range before and after tell them apart.
-        let mut tx = self.store.begin().await?;
-        let count = || {
-            Query::new("SELECT count(*) FROM autopilot_devices WHERE tenant_id = $1 AND id > $2 AND id <= $3")
+        if applied.updated > 0 {
+            let query = Query::new(update_entra_devices(dialect))
                 .bind(self.tenant)
                 .bind(low)
                 .bind(high)
-        };
-        let before: i64 = tx.exec().scalar(count()).await?;
-        let written = tx.execute(bind(upsert)).await?;
-        let after: i64 = tx.exec().scalar(count()).await?;
+                .bind(window.from)
+                .bind(window.to);
+            tx.execute(query).await?;
+        }
         tx.commit().await?;
-        let created = (after - before) as u64;
-        Ok(Applied { created, updated: written - created })
+        Ok(applied)
     }
 
     async fn finish(&self, window: Window) -> StoreResult<u64> {

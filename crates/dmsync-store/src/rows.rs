@@ -7,6 +7,7 @@ use uuid::Uuid;
 use dmsync_core::autopilot::{
     AutopilotDevice, AutopilotSettings, EnrollmentState, ImportStatus, ImportedDevice, SyncStatus,
 };
+use dmsync_core::entra::EntraDevice;
 use dmsync_core::exchange::{
     ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
 };
@@ -118,6 +119,29 @@ pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
         device_friendly_name: row.text("device_friendly_name")?,
         resource_name: row.text("resource_name")?,
         deletion_requested_at: row.opt_time("deletion_requested_at")?,
+        azure_ad_device_id: opt_guid(row.text("azure_ad_device_id")?)?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// A GUID column that may be empty (a page's stand-in for a column it did not read).
+fn opt_guid(text: String) -> StoreResult<Option<Uuid>> {
+    if text.is_empty() { Ok(None) } else { parse_uuid(&text).map(Some) }
+}
+
+pub fn entra_device_from_row(row: &impl Columns) -> StoreResult<EntraDevice> {
+    Ok(EntraDevice {
+        tenant_id: row.id("tenant_id")?,
+        id: row.id("id")?,
+        device_id: row.uuid("device_id")?,
+        display_name: row.text("display_name")?,
+        operating_system: row.text("operating_system")?,
+        account_enabled: row.int("account_enabled")? != 0,
+        trust_type: row.text("trust_type")?,
+        ztdid: row.opt_text("ztdid")?.as_deref().map(parse_uuid).transpose()?.map(Id::from_uuid),
+        order_id: row.text("order_id")?,
+        purchase_order_id: row.text("purchase_order_id")?,
+        hardware_id: row.text("hardware_id")?,
         created_at: row.time("created_at")?,
     })
 }

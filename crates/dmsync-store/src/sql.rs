@@ -2,6 +2,7 @@
 //! collection's fields to its columns.
 
 use dmsync_core::autopilot::{DeviceField, ImportedField};
+use dmsync_core::entra::EntraDeviceField;
 use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
 use dmsync_core::scope_tags::RoleScopeTagField;
 
@@ -62,6 +63,7 @@ pub const DEVICE_COLUMNS: &[(&str, &str)] = &[
     ("device_friendly_name", "''"),
     ("resource_name", "''"),
     ("deletion_requested_at", "CAST(NULL AS BIGINT)"),
+    ("azure_ad_device_id", "''"),
     ("created_at", "CAST(0 AS BIGINT)"),
 ];
 
@@ -78,6 +80,15 @@ pub fn device_column(field: DeviceField) -> &'static str {
         DeviceField::EnrollmentState => "enrollment_state",
         DeviceField::PurchaseOrderIdentifier => "purchase_order_identifier",
         DeviceField::ProductKey => "product_key",
+    }
+}
+
+pub fn entra_device_column(field: EntraDeviceField) -> &'static str {
+    match field {
+        EntraDeviceField::Id => "id",
+        EntraDeviceField::DeviceId => "device_id",
+        EntraDeviceField::DisplayName => "display_name",
+        EntraDeviceField::OperatingSystem => "operating_system",
     }
 }
 
@@ -247,6 +258,43 @@ impl Dialect {
         match self {
             Dialect::Sqlite => Some("DROP TABLE registration_staging"),
             Dialect::Postgres => None,
+        }
+    }
+
+    /// A new GUID for each row, a version 7 GUID with the timestamp of `time_ordered` (a version
+    /// 7 GUID's text) and random bits after it. Entra objects are created in bulk with their
+    /// Autopilot devices, whose ids are version 7; sharing their timestamps keeps the objects'
+    /// index inserts at the end of the index instead of at a random page per object.
+    pub fn guid_like(self, time_ordered: &str) -> String {
+        let (random, variant) = match self {
+            Dialect::Sqlite => ("lower(hex(randomblob(8)))", "substr('89ab', 1 + abs(random()) % 4, 1)"),
+            Dialect::Postgres => ("md5(random()::text)", "substr('89ab', 1 + floor(random() * 4)::int, 1)"),
+        };
+        format!(
+            "(substr({time_ordered}, 1, 15) || substr({random}, 1, 3) || '-' || {variant} || substr({random}, 1, 3) \
+             || '-' || substr({random}, 1, 12))"
+        )
+    }
+
+    /// The `[HWID]` physical id of a registration, from the digest of its hardware hash: `h:`
+    /// and the digest's first 52 bits in decimal. Autopilot's own derivation is not public;
+    /// this keeps its shape (`h:` and up to 16 digits) and gives one hash one value.
+    pub fn hardware_id(self, digest: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                let nibbles: Vec<String> = (1..=13)
+                    .map(|k| {
+                        format!(
+                            "(instr('0123456789ABCDEF', substr(hex({digest}), {k}, 1)) - 1) * {}",
+                            1u64 << (4 * (13 - k))
+                        )
+                    })
+                    .collect();
+                format!("('h:' || CAST({} AS TEXT))", nibbles.join(" + "))
+            }
+            Dialect::Postgres => {
+                format!("('h:' || (('x' || substr(encode({digest}, 'hex'), 1, 13))::bit(52)::bigint)::text)")
+            }
         }
     }
 

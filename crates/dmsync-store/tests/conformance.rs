@@ -6,6 +6,7 @@
 use dmsync_core::autopilot::{
     DeviceField, DeviceQuery, NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus,
 };
+use dmsync_core::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
 use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
 use dmsync_core::jobs::{JobPayload, NewJob};
@@ -1159,6 +1160,165 @@ async fn concurrent_role_scope_tag_creates_keep_names_and_ids_unique(store: &dyn
     assert_eq!(tag_ids(&store.list_role_scope_tags(A, &ListQuery::first(100)).await.unwrap()).len(), 14);
 }
 
+/// The `[HWID]` a hardware hash gets: `h:` and the first 52 bits of its SHA-256 digest, on
+/// every backend alike.
+fn expected_hardware_id(hash: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(hash.as_bytes());
+    format!("h:{}", u64::from_be_bytes(digest[..8].try_into().unwrap()) >> 12)
+}
+
+fn entra_filter(text: &str) -> dmsync_core::filter::Filter<EntraDeviceField> {
+    dmsync_core::filter::parse_filter(text, |name| match name {
+        "deviceId" => Some(EntraDeviceField::DeviceId),
+        "displayName" => Some(EntraDeviceField::DisplayName),
+        "operatingSystem" => Some(EntraDeviceField::OperatingSystem),
+        _ => None,
+    })
+    .unwrap()
+}
+
+async fn entra_device_by_device_id(store: &dyn Backend, tenant: TenantId, device_id: uuid::Uuid) -> Vec<EntraDevice> {
+    let query =
+        ListQuery { filter: Some(entra_filter(&format!("deviceId eq '{device_id}'"))), ..EntraDeviceQuery::first(10) };
+    store.list_entra_devices(tenant, &query).await.unwrap()
+}
+
+/// A sync creates every new device's Entra object with it, keeps `[OrderId]` and
+/// `[PurchaseOrderId]` in step with later registrations, and never creates a second one.
+async fn a_sync_creates_entra_devices_with_the_devices(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let mut s1 = reg("E-1", "hash-e1");
+    s1.purchase_order_identifier = "PO-7".into();
+    store.put_registrations(A, &[s1, reg("E-2", "hash-e2")], t0).await.unwrap().unwrap();
+    store.put_registrations(B, &[reg("E-B", "hash-eb")], t0).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, t0).await.unwrap();
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 2);
+    assert_eq!(store.count_entra_devices(B, None).await.unwrap(), 0, "B was not synced");
+
+    let id = store.device_ids_by_serial(A, &["E-1".into()]).await.unwrap()[0].1;
+    let device = store.autopilot_device(A, id).await.unwrap().unwrap();
+    let device_id = device.azure_ad_device_id.expect("the device has its Entra deviceId");
+    let found = entra_device_by_device_id(store, A, device_id).await;
+    assert_eq!(found.len(), 1);
+    let entra = &found[0];
+    assert_eq!(store.entra_device(A, entra.id).await.unwrap().as_ref(), Some(entra));
+    assert_eq!(store.entra_device(B, entra.id).await.unwrap(), None, "another tenant's object is not found");
+    assert_ne!(entra.id.as_uuid(), device_id, "the object id is not the deviceId");
+    assert_eq!(
+        (entra.display_name.as_str(), entra.operating_system.as_str(), entra.trust_type.as_str()),
+        ("E-1", "Windows", "AzureAd")
+    );
+    assert!(entra.account_enabled);
+    assert_eq!(entra.created_at, t0);
+    assert_eq!(
+        entra.physical_ids(),
+        [
+            format!("[ZTDID]:{id}"),
+            "[PurchaseOrderId]:PO-7".to_owned(),
+            format!("[HWID]:{}", expected_hardware_id("hash-e1"))
+        ]
+    );
+
+    // A new group tag in the deployment service reaches [OrderId] at the next sync.
+    let mut tagged = reg("E-1", "hash-e1");
+    tagged.group_tag = "Sales".into();
+    store.put_registrations(A, &[tagged], t0).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, t0 + Duration::seconds(1)).await.unwrap();
+    let entra = store.entra_device(A, entra.id).await.unwrap().unwrap();
+    assert_eq!((entra.order_id.as_str(), entra.purchase_order_id.as_str()), ("Sales", ""));
+    assert_eq!(entra.physical_ids()[1], "[OrderId]:Sales");
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 2, "an update creates no second object");
+    let device = store.autopilot_device(A, id).await.unwrap().unwrap();
+    assert_eq!(device.azure_ad_device_id, Some(device_id), "the deviceId does not change");
+
+    // Filters on the listed properties, ignoring case.
+    let count = |text: &str| {
+        let filter = entra_filter(text);
+        async move { store.count_entra_devices(A, Some(&filter)).await.unwrap() }
+    };
+    assert_eq!(count("displayName eq 'e-2'").await, 1);
+    assert_eq!(count("operatingSystem eq 'windows'").await, 2);
+    assert_eq!(count(&format!("deviceId eq '{}'", device_id.to_string().to_uppercase())).await, 1);
+    let page = store.list_entra_devices(A, &EntraDeviceQuery::first(1)).await.unwrap();
+    let after = DeviceCursor { sort_value: None, id: page[0].id.into() };
+    let rest = store
+        .list_entra_devices(A, &EntraDeviceQuery { after: Some(after), ..EntraDeviceQuery::first(10) })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].id > page[0].id, "keyset order");
+}
+
+/// The object outlives the Autopilot identity and the identity outlives the object, as in
+/// Intune; a group tag set through Intune reaches `[OrderId]` at once.
+async fn entra_devices_outlive_their_autopilot_devices(store: &dyn Backend) {
+    use dmsync_core::autopilot::DevicePropertiesUpdate;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    store.put_registrations(A, &[reg("F-1", "hash-f1"), reg("F-2", "hash-f2")], t0).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, t0).await.unwrap();
+    let ids = store.device_ids_by_serial(A, &["F-1".into(), "F-2".into()]).await.unwrap();
+    let f1 = ids.iter().find(|(s, _)| s == "F-1").unwrap().1;
+    let f2 = ids.iter().find(|(s, _)| s == "F-2").unwrap().1;
+    let object_of = |id| async move {
+        let device_id = store.autopilot_device(A, id).await.unwrap().unwrap().azure_ad_device_id.unwrap();
+        entra_device_by_device_id(store, A, device_id).await.pop().unwrap()
+    };
+
+    let update = DevicePropertiesUpdate { group_tag: Some("Kiosk".into()), ..Default::default() };
+    assert!(store.update_autopilot_device(A, f1, &update, t0).await.unwrap());
+    assert_eq!(object_of(f1).await.order_id, "Kiosk", "in the update's transaction");
+    let update = DevicePropertiesUpdate { display_name: Some("PC-1".into()), ..Default::default() };
+    assert!(store.update_autopilot_device(A, f1, &update, t0).await.unwrap());
+    assert_eq!(object_of(f1).await.order_id, "Kiosk", "only a group tag changes [OrderId]");
+
+    // Deleting the object leaves the identity, and a sync does not bring the object back.
+    let f2_object = object_of(f2).await;
+    assert!(!store.delete_entra_device(B, f2_object.id).await.unwrap(), "another tenant's object");
+    assert!(store.delete_entra_device(A, f2_object.id).await.unwrap());
+    assert!(!store.delete_entra_device(A, f2_object.id).await.unwrap(), "deleted once");
+    assert!(store.autopilot_device(A, f2).await.unwrap().is_some());
+    store.reconcile_autopilot_devices(A, t0).await.unwrap();
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 1);
+
+    // Deregistering the identity leaves its object.
+    let f1_object = object_of(f1).await;
+    let later = t0 + Duration::seconds(10);
+    store.request_device_deletion(A, f1, t0, later, &deletion_job()).await.unwrap();
+    let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
+    assert!(store.deregister_device(&job.lease(), A, f1, later).await.unwrap());
+    store.reconcile_autopilot_devices(A, later).await.unwrap();
+    assert!(store.autopilot_device(A, f1).await.unwrap().is_none());
+    assert_eq!(store.entra_device(A, f1_object.id).await.unwrap(), Some(f1_object));
+}
+
+/// An import creates the device's Entra object in the transaction that completes it.
+async fn an_import_creates_the_entra_device(store: &dyn Backend) {
+    use dmsync_core::autopilot::ImportStatus;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let created = store.create_imports(A, "imp", &[new_import("G-1", "hash-g1")], t0, t0, &import_job()).await.unwrap();
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 0, "nothing before the import is processed");
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    store.process_imports(&job.lease(), A, t0, false).await.unwrap().unwrap();
+    let import = store.imported_device(A, created[0].id).await.unwrap().unwrap();
+    assert_eq!(import.status, ImportStatus::Complete);
+    let id = import.device_registration_id.unwrap();
+    let device_id = store.autopilot_device(A, id).await.unwrap().unwrap().azure_ad_device_id.unwrap();
+    let found = entra_device_by_device_id(store, A, device_id).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].physical_ids(),
+        [format!("[ZTDID]:{id}"), "[OrderId]:Tag".to_owned(), format!("[HWID]:{}", expected_hardware_id("hash-g1"))]
+    );
+    assert_eq!(found[0].display_name, "G-1");
+    // The sync that follows finds the device already there and creates nothing more.
+    store.reconcile_autopilot_devices(A, t0 + Duration::seconds(1)).await.unwrap();
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 1);
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -1238,6 +1398,9 @@ macro_rules! all_tests {
                 role_scope_tags_are_numbered_and_keep_default,
                 role_scope_tag_queries_filter_order_and_page,
                 concurrent_role_scope_tag_creates_keep_names_and_ids_unique,
+                a_sync_creates_entra_devices_with_the_devices,
+                entra_devices_outlive_their_autopilot_devices,
+                an_import_creates_the_entra_device,
             ]
         );
     };
@@ -1274,14 +1437,14 @@ async fn postgresql_keeps_the_certificate_authority_across_a_reopen() {
     certificate_authority_survives_a_reopen(&db.url).await;
 }
 
-/// A copy of the engine's migrations older than the one that added role scope tags, for a
-/// database as a version without them left it.
-fn migrations_before_scope_tags(engine: &str) -> tempfile::TempDir {
+/// A copy of the engine's migrations older than the one whose name contains `feature`, for a
+/// database as a version without that feature left it.
+fn migrations_before(engine: &str, feature: &str) -> tempfile::TempDir {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(engine);
     let version = |name: &str| name.split('_').next().unwrap().parse::<u32>().unwrap();
     let names: Vec<String> =
         std::fs::read_dir(&source).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    let scope_tags = names.iter().find(|n| n.contains("role_scope_tags")).expect("the scope tag migration");
+    let scope_tags = names.iter().find(|n| n.contains(feature)).expect("the feature's migration");
     let dir = tempfile::tempdir().unwrap();
     for name in names.iter().filter(|n| version(n) < version(scope_tags)) {
         std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
@@ -1291,7 +1454,7 @@ fn migrations_before_scope_tags(engine: &str) -> tempfile::TempDir {
 
 /// A tenant created before the role scope tag migration gets its Default tag from it.
 async fn an_older_tenant_gets_the_default_tag(url: &str, engine: &str) {
-    let older = sqlx::migrate::Migrator::new(migrations_before_scope_tags(engine).path()).await.unwrap();
+    let older = sqlx::migrate::Migrator::new(migrations_before(engine, "role_scope_tags").path()).await.unwrap();
     let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
     older.run(&mut db).await.unwrap();
     sqlx::query("INSERT INTO tenants (id, domain, created_at) VALUES ($1, 'old.example', 0)")
@@ -1323,4 +1486,68 @@ async fn postgresql_gives_an_older_tenant_the_default_tag() {
     sqlx::any::install_default_drivers();
     let Some(db) = TestDatabase::create().await else { return };
     an_older_tenant_gets_the_default_tag(&db.url, "postgres").await;
+}
+
+/// A device synced before Entra objects existed gets its `deviceId` and its object from the
+/// migration, with the `[HWID]` the store would have given it.
+async fn an_older_device_gets_its_entra_device(url: &str, engine: &str) {
+    let older = sqlx::migrate::Migrator::new(migrations_before(engine, "entra_devices").path()).await.unwrap();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
+    older.run(&mut db).await.unwrap();
+    let device = dmsync_core::AutopilotDeviceId::now_v7();
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(b"old-hash").to_vec()
+    };
+    let statements = [
+        "INSERT INTO tenants (id, domain, created_at) VALUES ($1, 'old.example', 0)",
+        "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
+             manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at)
+         VALUES ($1, 'OLD-1', $2, $3, $4, '', '', 'Sales', '', '', 5, 5)",
+        "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+             purchase_order_identifier, product_key, created_at, updated_at)
+         VALUES ($1, $2, 'OLD-1', '', '', 'Sales', '', '', 5, 5)",
+    ];
+    for (i, statement) in statements.into_iter().enumerate() {
+        let mut query = sqlx::query(statement).bind(A.to_string());
+        if i > 0 {
+            query = query.bind(device.to_string());
+        }
+        if i == 1 {
+            query = query.bind(b"old-hash".to_vec()).bind(digest.clone());
+        }
+        query.execute(&mut db).await.unwrap();
+    }
+    sqlx::Connection::close(db).await.unwrap();
+    let store = dmsync_store::connect(url).await.unwrap();
+    let device_id = store.autopilot_device(A, device).await.unwrap().unwrap().azure_ad_device_id.expect("a deviceId");
+    let found = entra_device_by_device_id(store.as_ref(), A, device_id).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].physical_ids(),
+        [
+            format!("[ZTDID]:{device}"),
+            "[OrderId]:Sales".to_owned(),
+            format!("[HWID]:{}", expected_hardware_id("old-hash"))
+        ]
+    );
+    assert_eq!(
+        (found[0].display_name.as_str(), found[0].created_at),
+        ("OLD-1", OffsetDateTime::UNIX_EPOCH + Duration::nanoseconds(500))
+    );
+}
+
+#[tokio::test]
+async fn sqlite_gives_an_older_device_its_entra_device() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("older.db").display());
+    an_older_device_gets_its_entra_device(&url, "sqlite").await;
+}
+
+#[tokio::test]
+async fn postgresql_gives_an_older_device_its_entra_device() {
+    sqlx::any::install_default_drivers();
+    let Some(db) = TestDatabase::create().await else { return };
+    an_older_device_gets_its_entra_device(&db.url, "postgres").await;
 }

@@ -214,10 +214,12 @@ fn enrollment_state(state: EnrollmentState, version: ApiVersion) -> WireEnrollme
 }
 
 pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilotDeviceIdentity {
+    // The `deviceId` of the device's Entra object; beta shows it twice, under the old name too.
+    let azure_ad_device_id = device.azure_ad_device_id.map(|id| id.to_string()).unwrap_or_default();
     WindowsAutopilotDeviceIdentity {
         id: device.id.to_string(),
         addressable_user_name: device.addressable_user_name.clone(),
-        azure_active_directory_device_id: String::new(),
+        azure_active_directory_device_id: azure_ad_device_id.clone(),
         display_name: device.display_name.clone(),
         enrollment_state: enrollment_state(device.enrollment_state, version),
         group_tag: device.group_tag.clone(),
@@ -233,7 +235,7 @@ pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilo
         system_family: String::new(),
         user_principal_name: device.user_principal_name.clone(),
         beta: (version == ApiVersion::Beta).then(|| WindowsAutopilotDeviceIdentityBeta {
-            azure_ad_device_id: String::new(),
+            azure_ad_device_id,
             deployment_profile_assigned_date_time: None.into(),
             deployment_profile_assignment_detailed_status: WindowsAutopilotProfileAssignmentDetailedStatus::None,
             deployment_profile_assignment_status: WindowsAutopilotProfileAssignmentStatus::NotAssigned,
