@@ -14,6 +14,11 @@ pub const MANAGED_DEVICES_READ: &str = "DeviceManagementManagedDevices.Read.All"
 pub const MANAGED_DEVICES_READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
 pub const RBAC_READ: &str = "DeviceManagementRBAC.Read.All";
 pub const RBAC_READ_WRITE: &str = "DeviceManagementRBAC.ReadWrite.All";
+pub const DEVICE_READ: &str = "Device.Read.All";
+pub const DEVICE_READ_WRITE: &str = "Device.ReadWrite.All";
+pub const DIRECTORY_READ: &str = "Directory.Read.All";
+pub const DIRECTORY_READ_WRITE: &str = "Directory.ReadWrite.All";
+pub const DIRECTORY_ACCESS_AS_USER: &str = "Directory.AccessAsUser.All";
 
 /// Which version of the documentation decides application access to the two sync actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -66,6 +71,9 @@ pub enum Operation {
     /// Create and update `roleScopeTags`.
     WriteRoleScopeTags,
     DeleteRoleScopeTag,
+    /// List and get Entra `devices`.
+    ReadDevices,
+    DeleteDevice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +110,9 @@ const MANAGED_DEVICE_READERS: &[&str] = &[MANAGED_DEVICES_READ, MANAGED_DEVICES_
 /// The roleScopeTag pages dated 2024-08 list the Configuration scopes before the RBAC ones.
 const SCOPE_TAG_READERS: &[&str] = &[CONFIGURATION_READ, CONFIGURATION_READ_WRITE, RBAC_READ, RBAC_READ_WRITE];
 const SCOPE_TAG_WRITERS: &[&str] = &[CONFIGURATION_READ_WRITE, RBAC_READ_WRITE];
+/// The device list and get pages: `Device.Read.All` least privileged, then the directory-wide
+/// permissions.
+const DEVICE_READERS: &[&str] = &[DEVICE_READ, DEVICE_READ_WRITE, DIRECTORY_READ, DIRECTORY_READ_WRITE];
 
 impl Operation {
     pub fn requirement(self, profile: PermissionProfile) -> Requirement {
@@ -142,6 +153,12 @@ impl Operation {
             // the RBAC permission, for delegated tokens alone; dmsync holds delete to what the
             // create and update pages list, as a delete is no more privileged than an update.
             DeleteRoleScopeTag => both(SCOPE_TAG_WRITERS),
+            ReadDevices => both(DEVICE_READERS),
+            // The delete page: `Directory.AccessAsUser.All` for a user, `Device.ReadWrite.All`
+            // for an application, nothing higher for either.
+            DeleteDevice => {
+                Requirement { delegated: Some(&[DIRECTORY_ACCESS_AS_USER]), application: Some(&[DEVICE_READ_WRITE]) }
+            }
         }
     }
 }

@@ -4,7 +4,9 @@
 use uuid::{Uuid, uuid};
 
 use dmsync_core::identity::{AppRegistration, Tenant, User};
-use dmsync_core::permissions::{RBAC_READ_WRITE, SERVICE_CONFIG_READ_WRITE};
+use dmsync_core::permissions::{
+    DEVICE_READ_WRITE, DIRECTORY_ACCESS_AS_USER, RBAC_READ_WRITE, SERVICE_CONFIG_READ_WRITE,
+};
 use dmsync_core::{Store, StoreError, TenantId};
 
 use crate::auth::secrets::hash_secret;
@@ -18,9 +20,15 @@ pub const DEV_USER_UPN: &str = "admin@contoso.onmicrosoft.com";
 pub const DEV_USER_PASSWORD: &str = "dmsync-dev-password";
 pub const DEV_USER_OBJECT_ID: Uuid = uuid!("44444444-4444-4444-8444-444444444444");
 
-/// What the development app's roles and the development user's scopes grant: the Autopilot and
-/// Exchange connector operations, and the role scope tags that IntuneCD's backup reads first.
-pub const DEV_PERMISSIONS: &[&str] = &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE];
+/// The development app's roles: the Autopilot and Exchange connector operations, the role scope
+/// tags that IntuneCD's backup reads first, and the Entra devices that Get-WindowsAutopilotInfo
+/// looks up and deletes (`Device.ReadWrite.All`, which an application needs for both).
+pub const DEV_APP_ROLES: &[&str] = &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE, DEVICE_READ_WRITE];
+
+/// The development user's scopes: the app's, and `Directory.AccessAsUser.All`, the one
+/// delegated permission that deletes an Entra device.
+pub const DEV_USER_SCOPES: &[&str] =
+    &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE, DEVICE_READ_WRITE, DIRECTORY_ACCESS_AS_USER];
 
 /// Seeds the development tenant, app and user when the database has no tenant at all.
 /// Returns whether it did.
@@ -41,7 +49,7 @@ pub async fn seed_if_empty(store: &dyn Store, now: time::OffsetDateTime) -> Resu
             object_id: DEV_APP_OBJECT_ID,
             display_name: "dmsync development app".into(),
             secret_hash: hash_secret(DEV_CLIENT_SECRET),
-            roles: DEV_PERMISSIONS.iter().map(|p| p.to_string()).collect(),
+            roles: DEV_APP_ROLES.iter().map(|p| p.to_string()).collect(),
         })
         .await?;
     store
@@ -51,7 +59,7 @@ pub async fn seed_if_empty(store: &dyn Store, now: time::OffsetDateTime) -> Resu
             user_principal_name: DEV_USER_UPN.into(),
             display_name: "Contoso Admin".into(),
             password_hash: hash_secret(DEV_USER_PASSWORD),
-            scopes: DEV_PERMISSIONS.iter().map(|p| p.to_string()).collect(),
+            scopes: DEV_USER_SCOPES.iter().map(|p| p.to_string()).collect(),
         })
         .await?;
     Ok(true)

@@ -71,6 +71,13 @@ pub enum ApiError {
     IntuneBadRequest { message: String, phrase: String },
     #[error("not found")]
     NotFound,
+    /// A directory object (Entra ID) that does not exist, in Entra's own shape; the id as the
+    /// client wrote it.
+    #[error("directory object not found: {0}")]
+    DirectoryObjectNotFound(String),
+    /// A directory query Entra refuses, with Entra's own code (`Request_UnsupportedQuery`, …).
+    #[error("directory query refused: {message}")]
+    DirectoryBadRequest { code: &'static str, message: &'static str },
     /// A 404 outside Graph (the admin API), with a message that says what is missing.
     #[error("not found: {0}")]
     NotFoundPlain(String),
@@ -234,6 +241,16 @@ impl ApiError {
                 MessageSpec::Intune { lead: message.clone(), phrase: phrase.clone(), retry_after: None },
             ),
             NotFound => (StatusCode::NOT_FOUND, "ResourceNotFound", intune(INTUNE_LEAD)),
+            DirectoryObjectNotFound(id) => (
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                MessageSpec::Plain(format!(
+                    "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+                )),
+            ),
+            DirectoryBadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, MessageSpec::Plain((*message).to_owned()))
+            }
             NotFoundPlain(m) => (StatusCode::NOT_FOUND, "NotFound", MessageSpec::Plain(m.clone())),
             MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,

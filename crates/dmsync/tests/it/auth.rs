@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dmsync_client::ClientError;
-use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_PERMISSIONS, DEV_USER_PASSWORD, DEV_USER_UPN};
+use dmsync_server::bootstrap::{DEV_APP_ROLES, DEV_CLIENT_ID, DEV_USER_PASSWORD, DEV_USER_SCOPES, DEV_USER_UPN};
 use dmsync_server::config::PermissionProfile;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ async fn client_credentials_grant_issues_a_graph_app_token() {
     assert_eq!(c["tid"], app.tenant());
     assert_eq!(c["idtyp"], "app");
     assert_eq!(c["appid"], DEV_CLIENT_ID.to_string());
-    assert_eq!(c["roles"], json!(DEV_PERMISSIONS));
+    assert_eq!(c["roles"], json!(DEV_APP_ROLES));
     assert_eq!(c["ver"], "1.0");
     assert!(c["scp"].is_null());
     assert!(c["exp"].as_i64().unwrap() > c["iat"].as_i64().unwrap());
@@ -40,7 +40,7 @@ async fn password_grant_issues_a_delegated_token() {
     let token = app.user_token().await;
     let c = claims(&token);
     assert_eq!(c["idtyp"], "user");
-    assert_eq!(c["scp"], DEV_PERMISSIONS.join(" "));
+    assert_eq!(c["scp"], DEV_USER_SCOPES.join(" "));
     assert_eq!(c["upn"], DEV_USER_UPN);
     assert!(c["roles"].is_null());
     // The header names the key, as Entra does, and the key is in the JWKS.

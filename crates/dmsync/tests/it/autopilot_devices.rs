@@ -52,7 +52,9 @@ async fn a_sync_turns_registrations_into_devices_with_graphs_shape() {
     assert_eq!(beta["remediationState"], "unknown");
     assert_eq!(beta["userlessEnrollmentStatus"], "unknown");
     assert_eq!(beta["deploymentProfileAssignedDateTime"], "0001-01-01T00:00:00Z");
-    assert_eq!(beta["azureAdDeviceId"], "");
+    let azure_ad_device_id = beta["azureAdDeviceId"].as_str().unwrap();
+    assert!(azure_ad_device_id.parse::<uuid::Uuid>().is_ok(), "the Entra object's deviceId: {beta}");
+    assert_eq!(beta["azureActiveDirectoryDeviceId"], azure_ad_device_id);
 
     let selected: Value = app
         .get_json(
