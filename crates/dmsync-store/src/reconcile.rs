@@ -182,19 +182,28 @@ fn create_entra_devices(dialect: Dialect) -> String {
 }
 
 /// Brings the `[OrderId]` and `[PurchaseOrderId]` of the Entra objects of the window's
-/// registrations to their group tag and purchase order: `$1` tenant, `$2`, `$3` range, `$4`,
-/// `$5` window. Driven by the registrations of the window, like the upsert, so that a small
-/// window never walks the tenant's objects.
+/// registrations to their devices' group tag and purchase order, which the upsert has just
+/// written: `$1` tenant, `$2`, `$3` range, `$4`, `$5` window. The objects are found from the
+/// window's registrations by their `[ZTDID]`, so that a small window never walks the tenant's
+/// objects; SQLite is told to use that index, as it would otherwise walk every object of the
+/// tenant and test each against the list.
 fn update_entra_devices(dialect: Dialect) -> String {
-    let indexed_by = dialect.indexed_by("autopilot_registrations_device_changes");
+    let registrations = dialect.indexed_by("autopilot_registrations_device_changes");
+    let objects = dialect.indexed_by("entra_devices_ztdid");
+    let device = |column: &str| {
+        format!(
+            "(SELECT d.{column} FROM autopilot_devices d
+               WHERE d.tenant_id = entra_devices.tenant_id AND d.id = entra_devices.ztdid)"
+        )
+    };
+    let (group_tag, purchase_order) = (device("group_tag"), device("purchase_order_identifier"));
     format!(
-        "UPDATE entra_devices SET order_id = r.group_tag, purchase_order_id = r.purchase_order_identifier
-           FROM autopilot_registrations r {indexed_by}
-          WHERE r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3
-            AND r.change_seq > $4 AND r.change_seq <= $5
-            AND entra_devices.tenant_id = r.tenant_id AND entra_devices.ztdid = r.device_id
-            AND (entra_devices.order_id <> r.group_tag
-                 OR entra_devices.purchase_order_id <> r.purchase_order_identifier)"
+        "UPDATE entra_devices {objects} SET order_id = {group_tag}, purchase_order_id = {purchase_order}
+          WHERE tenant_id = $1
+            AND ztdid IN (SELECT r.device_id FROM autopilot_registrations r {registrations}
+                           WHERE r.tenant_id = $1 AND r.device_id > $2 AND r.device_id <= $3
+                             AND r.change_seq > $4 AND r.change_seq <= $5)
+            AND (order_id <> {group_tag} OR purchase_order_id <> {purchase_order})"
     )
 }
 

@@ -282,10 +282,12 @@ impl Dialect {
     pub fn hardware_id(self, digest: &str) -> String {
         match self {
             Dialect::Sqlite => {
+                // The first 13 hex digits come from the first 7 bytes; converting only those
+                // keeps this cheap for a sync that creates a million objects.
                 let nibbles: Vec<String> = (1..=13)
                     .map(|k| {
                         format!(
-                            "(instr('0123456789ABCDEF', substr(hex({digest}), {k}, 1)) - 1) * {}",
+                            "(instr('0123456789ABCDEF', substr(hex(substr({digest}, 1, 7)), {k}, 1)) - 1) * {}",
                             1u64 << (4 * (13 - k))
                         )
                     })
