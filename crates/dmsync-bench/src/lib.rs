@@ -3,6 +3,7 @@
 //! Autopilot benchmark in `main.rs`) prints figures; none of them is a timed test.
 
 pub mod baseline;
+pub mod callgrind;
 pub mod loadgen;
 pub mod probe;
 pub mod report;

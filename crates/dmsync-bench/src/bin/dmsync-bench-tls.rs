@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use dmsync_client::GraphClient;
 
+use dmsync_bench::callgrind;
 use dmsync_bench::dev::{CLIENT_ID, PASSWORD, TENANT, USERNAME};
 use dmsync_bench::loadgen::{self, Measured, Reuse, Route, Target};
 use dmsync_bench::probe;
@@ -51,6 +52,10 @@ struct Args {
     /// Connections (one task each) of every load.
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Seconds of each load under callgrind, one connection at a time, for the instructions the
+    /// server spends per request and per connection (0 skips callgrind).
+    #[arg(long, default_value_t = 3)]
+    callgrind_seconds: u64,
     /// Skip wrk's plain-HTTP and HTTPS loads even where wrk is installed.
     #[arg(long)]
     no_wrk: bool,
@@ -151,111 +156,175 @@ async fn run(args: &Args) -> Result<()> {
     println!("# dmsync HTTPS and proxy benchmark\n");
     println!("{}", probe::machine());
 
-    let plain = Server::start(&server_bin, &sqlite_url(&dir.path().join("plain.db")), &log_path).await?;
+    let plain_db = sqlite_url(&dir.path().join("plain.db"));
     let tls_db = sqlite_url(&dir.path().join("tls.db"));
     let ca = ca_pem(&server_bin, &tls_db)?;
-    let proxy_address = free_port()?;
-    let secure = Server::start_with(
-        &server_bin,
-        &tls_db,
-        &log_path.with_extension("tls.log"),
-        &["--tls".into(), "--proxy-listen".into(), proxy_address.to_string()],
-    )
-    .await?;
-    let outcome = measure(args, use_wrk, &plain, &secure, proxy_address, &ca).await;
-    plain.stop().await?;
-    secure.stop().await?;
-    outcome
+    let setup = Setup::start(&[], &server_bin, &plain_db, &tls_db, &log_path, ca.clone(), None).await?;
+    let outcome = measure(args, use_wrk, &setup).await;
+    let tokens = setup.tokens.clone();
+    setup.stop().await?;
+    outcome?;
+
+    if args.callgrind_seconds > 0 {
+        if callgrind::available() {
+            // The same databases: their signing keys exist, which a first start under callgrind
+            // would spend minutes making, and the tokens stay valid.
+            let wrappers =
+                [callgrind::wrapper(&dir.path().join("plain"))?, callgrind::wrapper(&dir.path().join("tls"))?];
+            let log = log_path.with_extension("callgrind.log");
+            let setup = Setup::start(&wrappers, &server_bin, &plain_db, &tls_db, &log, ca, Some(tokens)).await?;
+            let outcome = instructions(args, &setup, dir.path()).await;
+            setup.stop().await?;
+            outcome?;
+        } else {
+            println!("callgrind: skipped (valgrind is not installed)");
+        }
+    }
+    Ok(())
 }
 
-async fn measure(
-    args: &Args,
-    use_wrk: bool,
-    plain: &Server,
-    secure: &Server,
+/// The two servers under test, and what a client needs to load them.
+struct Setup {
+    plain: Server,
+    secure: Server,
     proxy_address: SocketAddr,
-    ca: &str,
-) -> Result<()> {
-    ensure!(secure.base_url.starts_with("https://"), "the --tls server listens on {}", secure.base_url);
-    let plain_token = GraphClient::new(&plain.base_url)
-        .token_password(&plain.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD)
-        .await?
-        .access_token;
-    let trusting =
-        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes())?]).build()?;
-    let secure_token = GraphClient::new(&secure.base_url)
-        .with_http(trusting)
-        .token_password(&secure.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD)
-        .await?
-        .access_token;
+    ca: String,
+    tokens: Tokens,
+}
 
-    let plain_address = address(&plain.base_url)?;
-    let secure_address = address(&secure.base_url)?;
-    let to_plain = |route| Target {
-        address: plain_address,
-        route,
-        host: plain_address.to_string(),
-        server_name: plain_address.ip().to_string(),
-        path: SETTINGS.into(),
-        bearer_token: plain_token.clone(),
-    };
-    let direct = |route| Target {
-        address: secure_address,
-        route,
-        host: secure_address.to_string(),
-        server_name: secure_address.ip().to_string(),
-        path: SETTINGS.into(),
-        bearer_token: secure_token.clone(),
-    };
-    let proxied = |route| Target {
-        address: proxy_address,
-        route,
-        host: GRAPH_HOST.into(),
-        server_name: GRAPH_HOST.into(),
-        path: SETTINGS.into(),
-        bearer_token: secure_token.clone(),
-    };
-    let resuming = || loadgen::client_config(ca, true);
-    let fresh = || loadgen::client_config(ca, false);
-    let (plain_pid, secure_pid) = (plain.pid, secure.pid);
-    let keep_alive = [
-        Load { name: "plain HTTP", target: to_plain(Route::Plain), reuse: Reuse::KeepAlive, server_pid: plain_pid },
-        Load {
-            name: "HTTPS",
-            target: direct(Route::Tls(resuming()?)),
-            reuse: Reuse::KeepAlive,
-            server_pid: secure_pid,
-        },
-        Load {
-            name: "HTTPS through the proxy",
-            target: proxied(Route::Proxy(resuming()?)),
-            reuse: Reuse::KeepAlive,
-            server_pid: secure_pid,
-        },
-    ];
-    let per_request = Reuse::ConnectionPerRequest;
-    let handshakes = [
-        Load { name: "plain HTTP", target: to_plain(Route::Plain), reuse: per_request, server_pid: plain_pid },
-        Load {
-            name: "HTTPS, full handshakes",
-            target: direct(Route::Tls(fresh()?)),
-            reuse: per_request,
-            server_pid: secure_pid,
-        },
-        Load {
-            name: "HTTPS, resumed handshakes",
-            target: direct(Route::Tls(resuming()?)),
-            reuse: per_request,
-            server_pid: secure_pid,
-        },
-        Load {
-            name: "through the proxy (CONNECT, then a full handshake)",
-            target: proxied(Route::Proxy(fresh()?)),
-            reuse: per_request,
-            server_pid: secure_pid,
-        },
-    ];
+#[derive(Clone)]
+struct Tokens {
+    plain: String,
+    secure: String,
+}
 
+impl Setup {
+    /// Starts the plain server and the TLS server with the proxy (each under its wrapper, if
+    /// `wrappers` has two), and takes a token from each unless `tokens` are given.
+    async fn start(
+        wrappers: &[Vec<String>],
+        server_bin: &Path,
+        plain_db: &str,
+        tls_db: &str,
+        log_path: &Path,
+        ca: String,
+        tokens: Option<Tokens>,
+    ) -> Result<Setup> {
+        let (plain_wrapper, tls_wrapper) = match wrappers {
+            [plain, tls] => (plain.as_slice(), tls.as_slice()),
+            _ => (&[][..], &[][..]),
+        };
+        let plain = Server::start_wrapped(plain_wrapper, server_bin, plain_db, log_path, &[]).await?;
+        let proxy_address = free_port()?;
+        let tls_args = ["--tls".into(), "--proxy-listen".into(), proxy_address.to_string()];
+        let tls_log = log_path.with_extension("tls.log");
+        let secure = Server::start_wrapped(tls_wrapper, server_bin, tls_db, &tls_log, &tls_args).await?;
+        ensure!(secure.base_url.starts_with("https://"), "the --tls server listens on {}", secure.base_url);
+        let tokens = match tokens {
+            Some(tokens) => tokens,
+            None => {
+                let trusting = reqwest::Client::builder()
+                    .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes())?])
+                    .build()?;
+                Tokens {
+                    plain: GraphClient::new(&plain.base_url)
+                        .token_password(&plain.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD)
+                        .await?
+                        .access_token,
+                    secure: GraphClient::new(&secure.base_url)
+                        .with_http(trusting)
+                        .token_password(&secure.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD)
+                        .await?
+                        .access_token,
+                }
+            }
+        };
+        Ok(Setup { plain, secure, proxy_address, ca, tokens })
+    }
+
+    async fn stop(self) -> Result<()> {
+        self.plain.stop().await?;
+        self.secure.stop().await?;
+        Ok(())
+    }
+
+    /// The keep-alive loads (plain HTTP, HTTPS, the proxy) and the loads with a new connection
+    /// per request (plain HTTP, HTTPS with full and with resumed handshakes, the proxy).
+    fn loads(&self) -> Result<(Vec<Load>, Vec<Load>)> {
+        let plain_address = address(&self.plain.base_url)?;
+        let secure_address = address(&self.secure.base_url)?;
+        let to_plain = |route| Target {
+            address: plain_address,
+            route,
+            host: plain_address.to_string(),
+            server_name: plain_address.ip().to_string(),
+            path: SETTINGS.into(),
+            bearer_token: self.tokens.plain.clone(),
+        };
+        let direct = |route| Target {
+            address: secure_address,
+            route,
+            host: secure_address.to_string(),
+            server_name: secure_address.ip().to_string(),
+            path: SETTINGS.into(),
+            bearer_token: self.tokens.secure.clone(),
+        };
+        let proxied = |route| Target {
+            address: self.proxy_address,
+            route,
+            host: GRAPH_HOST.into(),
+            server_name: GRAPH_HOST.into(),
+            path: SETTINGS.into(),
+            bearer_token: self.tokens.secure.clone(),
+        };
+        let resuming = || loadgen::client_config(&self.ca, true);
+        let fresh = || loadgen::client_config(&self.ca, false);
+        let (plain_pid, secure_pid) = (self.plain.pid, self.secure.pid);
+        let keep_alive = vec![
+            Load { name: "plain HTTP", target: to_plain(Route::Plain), reuse: Reuse::KeepAlive, server_pid: plain_pid },
+            Load {
+                name: "HTTPS",
+                target: direct(Route::Tls(resuming()?)),
+                reuse: Reuse::KeepAlive,
+                server_pid: secure_pid,
+            },
+            Load {
+                name: "HTTPS through the proxy",
+                target: proxied(Route::Proxy(resuming()?)),
+                reuse: Reuse::KeepAlive,
+                server_pid: secure_pid,
+            },
+        ];
+        let per_request = Reuse::ConnectionPerRequest;
+        let handshakes = vec![
+            Load { name: "plain HTTP", target: to_plain(Route::Plain), reuse: per_request, server_pid: plain_pid },
+            Load {
+                name: "HTTPS, full handshakes",
+                target: direct(Route::Tls(fresh()?)),
+                reuse: per_request,
+                server_pid: secure_pid,
+            },
+            Load {
+                name: "HTTPS, resumed handshakes",
+                target: direct(Route::Tls(resuming()?)),
+                reuse: per_request,
+                server_pid: secure_pid,
+            },
+            Load {
+                name: "through the proxy (CONNECT, then a full handshake)",
+                target: proxied(Route::Proxy(fresh()?)),
+                reuse: per_request,
+                server_pid: secure_pid,
+            },
+        ];
+        Ok((keep_alive, handshakes))
+    }
+}
+
+async fn measure(args: &Args, use_wrk: bool, setup: &Setup) -> Result<()> {
+    let (plain, secure) = (&setup.plain, &setup.secure);
+    let (plain_token, secure_token) = (&setup.tokens.plain, &setup.tokens.secure);
+    let (keep_alive, handshakes) = setup.loads()?;
     let seconds = Duration::from_secs(args.seconds);
     let connections = args.connections;
     let run_load = |load: &Load, duration: Duration| {
@@ -269,7 +338,7 @@ async fn measure(
             Ok(measured)
         }
     };
-    let wrk_https = use_wrk && https_wrk_works(&secure.base_url, &secure_token);
+    let wrk_https = use_wrk && https_wrk_works(&secure.base_url, secure_token);
 
     // Every server, connection path and cache sees traffic before anything is measured.
     for load in keep_alive.iter().chain(&handshakes) {
@@ -289,10 +358,10 @@ async fn measure(
         if use_wrk {
             let c = connections as u32;
             let settings = format!("{}{SETTINGS}", plain.base_url);
-            let plain_wrk = wrk(&settings, c, args.seconds, Some(&plain_token), None)?;
+            let plain_wrk = wrk(&settings, c, args.seconds, Some(plain_token.as_str()), None)?;
             let https_wrk = if wrk_https {
                 let settings = format!("{}{SETTINGS}", secure.base_url);
-                Some(wrk(&settings, c, args.seconds, Some(&secure_token), None)?.requests_per_second)
+                Some(wrk(&settings, c, args.seconds, Some(secure_token.as_str()), None)?.requests_per_second)
             } else {
                 None
             };
@@ -425,6 +494,60 @@ async fn measure(
         ),
     ];
     print!("{}", render(&figures, &[], &[]));
+    Ok(())
+}
+
+/// The instructions the server spends per request with keep-alive and per connection with a
+/// new connection per request, under callgrind, one connection at a time: what TLS and the
+/// tunnel cost the server, in a figure that other processes on the machine do not move.
+async fn instructions(args: &Args, setup: &Setup, dir: &Path) -> Result<()> {
+    let (keep_alive, handshakes) = setup.loads()?;
+    let seconds = Duration::from_secs(args.callgrind_seconds);
+    println!(
+        "\n## Server instructions (callgrind, one connection, {} s of load after 1 s of warm-up; from scripts/bench.sh, dump N is kept as target/bench/callgrind-tlsN.out)\n",
+        args.callgrind_seconds
+    );
+    println!(
+        "| dump | load | requests measured (full / resumed handshakes) | instructions per request | relative to plain HTTP |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut dumps = [0usize; 2];
+    let mut kept = 0;
+    let groups = [&keep_alive, &handshakes];
+    for group in groups {
+        let mut plain_per_request = None;
+        for load in group {
+            let (which, dump_dir) = if load.server_pid == setup.plain.pid { (0, "plain") } else { (1, "tls") };
+            let pid = load.server_pid;
+            callgrind::control(pid, &["--instr=on"])?;
+            loadgen::load(&load.target, load.reuse, 1, Duration::from_secs(1), pid).await.context(load.name)?;
+            callgrind::control(pid, &["--zero"])?;
+            let measured = loadgen::load(&load.target, load.reuse, 1, seconds, pid).await.context(load.name)?;
+            callgrind::control(pid, &["--dump"])?;
+            callgrind::control(pid, &["--instr=off"])?;
+            dumps[which] += 1;
+            let dump = callgrind::nth_dump(&dir.join(dump_dir), dumps[which])?;
+            let total = callgrind::instructions(&dump)?;
+            kept += 1;
+            let keep = PathBuf::from(format!("target/bench/callgrind-tls{kept}.out"));
+            if keep.parent().is_some_and(Path::is_dir) {
+                let _ = std::fs::copy(&dump, &keep);
+            }
+            let per_request = total as f64 / measured.requests as f64;
+            let plain = *plain_per_request.get_or_insert(per_request);
+            let name = match load.reuse {
+                Reuse::KeepAlive => format!("{}, keep-alive", load.name),
+                Reuse::ConnectionPerRequest => format!("{}, a new connection per request", load.name),
+            };
+            println!(
+                "| {kept} | {name} | {} ({} / {}) | {per_request:.0} | {:.2}× |",
+                measured.requests,
+                measured.full_handshakes,
+                measured.resumed_handshakes,
+                per_request / plain
+            );
+        }
+    }
     Ok(())
 }
 
