@@ -6,8 +6,9 @@
 //! keep-alive; then a new connection per request, to count TLS handshakes per second. Each
 //! round loads every transport back to back, so a ratio compares loads that saw the same
 //! machine; a figure is the median of the rounds, printed with their range. wrk, where it is
-//! installed, loads plain HTTP and HTTPS beside. It prints a Markdown report; it is a program,
-//! not a test. See docs/PERFORMANCE.md.
+//! installed, loads plain HTTP and HTTPS beside. Last, both servers run again under callgrind on
+//! the same databases, for the instructions they spend per request and per connection. It
+//! prints a Markdown report; it is a program, not a test. See docs/PERFORMANCE.md.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
