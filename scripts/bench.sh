@@ -2,12 +2,17 @@
 # Runs dmsync's benchmarks against the release server and writes one Markdown report.
 #
 #   scripts/bench.sh                 every benchmark
-#   scripts/bench.sh autopilot       only the named ones (http, pages, autopilot, exchange, postgres)
+#   scripts/bench.sh autopilot       only the named ones (http, pages, tls, autopilot, exchange, postgres)
 #   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
 #
 # `pages` is the device pages at 16 connections against a bare axum handler and WireMock serving
 # the same bytes (dmsync-bench-http --pages-only); `http` runs it after the rest of the HTTP
 # benchmark. WireMock comes from npm (bench/wiremock, pinned by its lockfile) and runs on Java 17.
+#
+# `tls` is an authenticated GET of windowsAutopilotSettings over plain HTTP, HTTPS (`serve --tls`)
+# and HTTPS through the proxy (`--proxy-listen`), loaded by the bench crate's own HTTP/1.1
+# generator (wrk cannot CONNECT), then a new connection per request for TLS handshakes per second
+# (dmsync-bench-tls); wrk loads plain HTTP and HTTPS beside.
 #
 # `postgres` is the Autopilot benchmark on PostgreSQL (then GET throughput with one replica and
 # two): it recreates the database `dmsync_bench` on the server named by BENCH_PG (default
@@ -20,15 +25,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(http autopilot exchange postgres)
-known=(http pages autopilot exchange postgres)
+all=(http tls autopilot exchange postgres)
+known=(http pages tls autopilot exchange postgres)
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
 
-# The HTTP benchmark loads the server with wrk (Debian's package).
+# The HTTP benchmarks load the server with wrk (Debian's package).
 wants_pages=false
 [[ " ${selected[*]} " == *" http "* || " ${selected[*]} " == *" pages "* ]] && wants_pages=true
-if $wants_pages && ! command -v wrk >/dev/null 2>&1; then
+wants_wrk=$wants_pages
+[[ " ${selected[*]} " == *" tls "* ]] && wants_wrk=true
+if $wants_wrk && ! command -v wrk >/dev/null 2>&1; then
   echo "bench: installing wrk" >&2
   if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
 fi
@@ -55,6 +62,7 @@ for name in "${selected[@]}"; do
     exchange) bin=target/release/dmsync-bench-exchange; extra=${BENCH_ARGS_EXCHANGE:-} ;;
     http) bin=target/release/dmsync-bench-http; extra=${BENCH_ARGS_HTTP:-} ;;
     pages) bin=target/release/dmsync-bench-http; extra="--pages-only ${BENCH_ARGS_PAGES:-}" ;;
+    tls) bin=target/release/dmsync-bench-tls; extra=${BENCH_ARGS_TLS:-} ;;
     postgres)
       pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
       psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench" -c "CREATE DATABASE dmsync_bench"

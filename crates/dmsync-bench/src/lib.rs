@@ -1,8 +1,10 @@
 //! What the benchmark programs share: the server under test as a child process, /proc
-//! probes, generated workloads and the Markdown report. Each program in `src/bin/` (and the
+//! probes, generated workloads, wrk and our own load generator, and the Markdown report. Each program in `src/bin/` (and the
 //! Autopilot benchmark in `main.rs`) prints figures; none of them is a timed test.
 
 pub mod baseline;
+pub mod callgrind;
+pub mod loadgen;
 pub mod probe;
 pub mod report;
 pub mod server;

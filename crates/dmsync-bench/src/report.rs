@@ -48,21 +48,23 @@ pub fn render(figures: &[Figure], phases: &[PhaseStats], notes: &[String]) -> St
         };
         out.push_str(&format!("| {} | {} | {} | {} |\n", f.name, f.value, f.target, met));
     }
-    out.push_str(
-        "\n## Phases (server process)\n\n| phase | wall | server CPU user | server CPU sys | server CPU / wall | bench CPU | server disk written | server peak RSS in phase |\n|---|---|---|---|---|---|---|---|\n",
+    if !phases.is_empty() {
+        out.push_str(
+            "\n## Phases (server process)\n\n| phase | wall | server CPU user | server CPU sys | server CPU / wall | bench CPU | server disk written | server peak RSS in phase |\n|---|---|---|---|---|---|---|---|\n",
     );
-    for p in phases {
-        out.push_str(&format!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.0}% | {:.2} s | {:.1} MB | {:.1} MB |\n",
-            p.name,
-            p.wall.as_secs_f64(),
-            p.server_user,
-            p.server_sys,
-            100.0 * (p.server_user + p.server_sys) / p.wall.as_secs_f64().max(1e-9),
-            p.bench_cpu,
-            p.server_written as f64 / 1e6,
-            p.max_rss_kb as f64 / 1024.0,
-        ));
+        for p in phases {
+            out.push_str(&format!(
+                "| {} | {:.2} s | {:.2} s | {:.2} s | {:.0}% | {:.2} s | {:.1} MB | {:.1} MB |\n",
+                p.name,
+                p.wall.as_secs_f64(),
+                p.server_user,
+                p.server_sys,
+                100.0 * (p.server_user + p.server_sys) / p.wall.as_secs_f64().max(1e-9),
+                p.bench_cpu,
+                p.server_written as f64 / 1e6,
+                p.max_rss_kb as f64 / 1024.0,
+            ));
+        }
     }
     if !notes.is_empty() {
         out.push('\n');

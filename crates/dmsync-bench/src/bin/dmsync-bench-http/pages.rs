@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use dmsync_client::GraphClient;
 
+use dmsync_bench::callgrind;
 use dmsync_bench::dev::{CLIENT_ID, PASSWORD, TENANT, USERNAME};
 use dmsync_bench::probe;
 use dmsync_bench::server::{Server, sqlite_url};
@@ -202,7 +203,7 @@ pub async fn run(args: &Args) -> Result<()> {
     outcome?;
 
     if args.callgrind_requests > 0 {
-        if which("valgrind") && which("callgrind_control") {
+        if callgrind::available() {
             println!("| page | instructions per request, page cache on | page cache off |");
             println!("|---|---|---|");
             let cached = callgrind(args, &server_bin, &db, &dir.path().join("cached"), &[]).await?;
@@ -288,34 +289,13 @@ fn start_wiremock(jar: &Path, dir: &Path, addr: &str, bodies: &[PathBuf]) -> Res
 /// with instrumentation off (so it starts at nearly full speed), switched on for a warm-up,
 /// counters zeroed, then `--callgrind-requests` sequential requests, then dumped.
 async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path, extra: &[String]) -> Result<Vec<f64>> {
-    std::fs::create_dir_all(dir)?;
-    let out = dir.join("callgrind.out");
-    let wrapper: Vec<String> = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        &format!("--callgrind-out-file={}", out.display()),
-        &format!("--log-file={}", dir.join("valgrind.log").display()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let wrapper = callgrind::wrapper(dir)?;
     let log = dir.join("callgrind-server.log");
     let server = Server::start_wrapped(&wrapper, server_bin, &sqlite_url(db), &log, extra).await?;
     let graph = GraphClient::new(&server.base_url);
     let token = graph.token_password(&server.base_url, TENANT, CLIENT_ID, USERNAME, PASSWORD).await?.access_token;
     let http = reqwest::Client::new();
-    let pid = server.pid.to_string();
-    let control = |words: &[&str]| -> Result<()> {
-        let status = Command::new("callgrind_control")
-            .args(words)
-            .arg(&pid)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        ensure!(status.success(), "callgrind_control {words:?} failed");
-        Ok(())
-    };
+    let control = |words: &[&str]| callgrind::control(server.pid, words);
     let suffix = if extra.is_empty() { "" } else { "-uncached" };
     let mut figures = Vec::new();
     let outcome = async {
@@ -331,8 +311,8 @@ async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path, extra:
             }
             control(&["--dump"])?;
             control(&["--instr=off"])?;
-            let dump = newest_dump(dir, i + 1)?;
-            let total = instructions(&dump)?;
+            let dump = callgrind::nth_dump(dir, i + 1)?;
+            let total = callgrind::instructions(&dump)?;
             figures.push(total as f64 / f64::from(args.callgrind_requests));
             let keep = PathBuf::from(format!("target/bench/callgrind-page{i}{suffix}.out"));
             if keep.parent().is_some_and(Path::is_dir) {
@@ -345,33 +325,4 @@ async fn callgrind(args: &Args, server_bin: &Path, db: &Path, dir: &Path, extra:
     server.stop().await?;
     outcome?;
     Ok(figures)
-}
-
-/// The `n`th dump callgrind wrote (`callgrind.out.N`).
-fn newest_dump(dir: &Path, n: usize) -> Result<PathBuf> {
-    let path = dir.join(format!("callgrind.out.{n}"));
-    let started = Instant::now();
-    while !path.is_file() {
-        ensure!(started.elapsed() < Duration::from_secs(30), "callgrind wrote no {}", path.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(path)
-}
-
-/// The total instruction count of a callgrind dump (its `summary:` or `totals:` line).
-fn instructions(dump: &Path) -> Result<u64> {
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(dump)?;
-        if let Some(n) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-        {
-            return Ok(n);
-        }
-        ensure!(started.elapsed() < Duration::from_secs(30), "no summary in {}", dump.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
