@@ -164,3 +164,39 @@ async fn a_malformed_batch_is_one_400() {
     }
     app.stop().await;
 }
+
+/// A batch is bounded like any body: over the size limit is 413, over-deep JSON (inside a
+/// request's body too) is 400, and the server keeps serving.
+#[tokio::test]
+async fn oversized_and_deeply_nested_batches_are_refused() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let token = app.user_token().await;
+    let big = json!({"requests": [{"id": "1", "method": "PATCH", "url": "/deviceManagement/windowsAutopilotSettings",
+        "headers": {"Content-Type": "application/json"}, "body": {"id": "x".repeat(128 * 1024)}}]});
+    let (status, body) = batch(&app, "beta", Some(&token), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let deep = format!(
+        r#"{{"requests":[{{"id":"1","method":"POST","url":"/x","headers":{{"Content-Type":"application/json"}},"body":{}1{}}}]}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let r = app
+        .raw(Method::POST, "/beta/$batch", Some(&token))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("levels deep"), "{body}");
+    let (status, _) = batch(
+        &app,
+        "beta",
+        Some(&token),
+        json!({"requests": [{"id": "1", "method": "GET", "url": "/deviceManagement/windowsAutopilotSettings"}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
