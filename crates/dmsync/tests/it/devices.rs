@@ -196,3 +196,28 @@ async fn devices_take_the_device_and_directory_permissions() {
     assert_eq!((status, list["value"].as_array().unwrap().len()), (StatusCode::OK, 0));
     app.stop().await;
 }
+
+/// Malformed and oversized `$search` and `$filter` values are Graph's 400s, never a 5xx, and the
+/// list still answers afterwards.
+#[tokio::test]
+async fn malformed_search_and_filter_values_are_400() {
+    let app = synced_app(&["BAD-1"]).await;
+    let token = app.user_token().await;
+    let long = "x".repeat(20 * 1024);
+    for query in [
+        "$search=\"deviceId:".to_owned(),
+        "$search=\"\"".to_owned(),
+        "$search=\"displayName\"".to_owned(),
+        format!("$search=\"displayName:{long}"),
+        "$filter=deviceId eq".to_owned(),
+        format!("$filter={}deviceId eq 'x'{}", "(".repeat(500), ")".repeat(500)),
+    ] {
+        let (status, body) = send(&app, Method::GET, &format!("/beta/devices?{query}"), &token, true, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {body}", &query[..query.len().min(60)]);
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+    let (status, list) = send(&app, Method::GET, "/beta/devices", &token, false, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["value"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}

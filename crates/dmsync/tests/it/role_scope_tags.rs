@@ -206,3 +206,26 @@ async fn every_tenant_has_its_own_default_and_numbers() {
     assert_eq!(theirs["id"], "1", "names and numbers are per tenant");
     app.stop().await;
 }
+
+/// Bodies are bounded as everywhere: malformed JSON and over-deep JSON are 400, an oversized body
+/// 413, and nothing is created by any of them.
+#[tokio::test]
+async fn malformed_deep_and_oversized_bodies_create_nothing() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 64 * 1024).await;
+    let token = app.user_token().await;
+    let post = |body: String| {
+        app.raw(Method::POST, TAGS, Some(&token)).header("content-type", "application/json").body(body).send()
+    };
+    let r = post("{\"displayName\":".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(format!("{{\"displayName\":\"x\",\"description\":{}1{}}}", "[".repeat(200), "]".repeat(200)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(format!("{{\"displayName\":\"{}\"}}", "x".repeat(128 * 1024))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, list) = send(&app, Method::GET, TAGS, &token, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["value"].as_array().unwrap().len(), 1, "only Default: {list}");
+    app.stop().await;
+}
