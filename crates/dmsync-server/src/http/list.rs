@@ -13,10 +13,14 @@ use dmsync_graph::writer::{PageWriter, Select};
 use serde::Serialize;
 use uuid::Uuid;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
 use crate::error::ApiError;
 use crate::http::context::RequestContext;
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
+use crate::resources::Version;
 use crate::state::AppState;
 
 /// Page size when the client sends no `$top`, and the largest `$top` honoured.
@@ -190,23 +194,46 @@ pub struct Collection<T, F, W> {
     pub wire: fn(&T) -> W,
 }
 
+/// What a list handler reads from its request besides the caller: the version, the OData
+/// options (which a handler may amend, as `devices` folds `$search` into the filter), the request
+/// context, and the query string as sent, which the nextLink carries on.
+pub struct PageRequest {
+    pub version: ApiVersion,
+    pub query: ODataQuery,
+    pub ctx: RequestContext,
+    raw_query: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Version(version) = Version::from_request_parts(parts, state).await?;
+        let query = ODataQuery::from_request_parts(parts, state).await?;
+        let ctx = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("the request context layer did not run".into()))?;
+        Ok(PageRequest { version, query, ctx, raw_query: parts.uri.query().map(str::to_owned) })
+    }
+}
+
 impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
     /// One page of `tenant`'s collection with the options every collection honours (`$select`,
     /// `$top`, `$skiptoken`, `$filter`, `$orderby`, `$count`): `list` reads the page and
     /// `count` (only for `$count=true`) counts what the filter matches. Through the page cache:
     /// a page read again before any write is the bytes written the first time.
-    #[allow(clippy::too_many_arguments)]
     pub async fn page(
         &self,
         state: &AppState,
         tenant: TenantId,
-        query: &ODataQuery,
-        ctx: &RequestContext,
-        version: ApiVersion,
-        raw_query: Option<&str>,
+        request: &PageRequest,
         list: impl AsyncFnOnce(&ListQuery<F>) -> Result<Vec<T>, StoreError>,
         count: impl AsyncFnOnce(Option<&Filter<F>>) -> Result<u64, StoreError>,
     ) -> Result<ODataBody, ApiError> {
+        let PageRequest { version, query, ctx, raw_query } = request;
+        let (version, query, raw_query) = (*version, query, raw_query.as_deref());
         let page = state.cached_page(tenant, &ctx.url, async || {
             query.refuse_unsupported(PAGE_OPTIONS)?;
             let select = query.select.as_deref();

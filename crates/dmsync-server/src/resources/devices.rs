@@ -4,7 +4,7 @@
 //! eventual`), get and delete. Deleting an object leaves its Autopilot identity, and deleting the
 //! identity leaves the object, as in Intune.
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use dmsync_core::EntraDeviceId;
 use dmsync_core::entra::{EntraDevice, EntraDeviceField};
@@ -16,8 +16,7 @@ use dmsync_graph::writer::Select;
 use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::http::context::RequestContext;
-use crate::http::list;
+use crate::http::list::{self, PageRequest};
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
@@ -193,24 +192,21 @@ fn search_filter(search: &str) -> Result<String, ApiError> {
 async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
-    version: Version,
-    query: ODataQuery,
+    mut request: PageRequest,
     headers: HeaderMap,
-    Extension(ctx): Extension<RequestContext>,
-    uri: axum::http::Uri,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadDevices)?.tenant_id();
     // Refused before the page cache is asked: the page a URL names never depends on the
     // header, because without it that URL is always this error, and errors are never kept.
     if !eventual(&headers) {
-        if query.search.is_some() {
+        if request.query.search.is_some() {
             return Err(SEARCH_NEEDS_EVENTUAL);
         }
-        if query.count == Some(true) {
+        if request.query.count == Some(true) {
             return Err(COUNT_NEEDS_EVENTUAL);
         }
     }
-    let mut query = query;
+    let query = &mut request.query;
     if let Some(search) = query.search.take() {
         let clause = search_filter(&search)?;
         query.filter = Some(match query.filter.take() {
@@ -222,10 +218,7 @@ async fn list_devices(
     let page = COLLECTION.page(
         &state,
         tenant,
-        &query,
-        &ctx,
-        version.0,
-        uri.query(),
+        &request,
         async |page| store.list_entra_devices(tenant, page).await,
         async |filter| store.count_entra_devices(tenant, filter).await,
     );

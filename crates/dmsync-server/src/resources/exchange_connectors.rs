@@ -1,6 +1,6 @@
 //! `deviceManagement/exchangeConnectors` (v1.0 and beta): CRUD and the `sync` action.
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dmsync_core::ConnectorId;
 use dmsync_core::exchange::{
@@ -20,8 +20,7 @@ use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
-use crate::http::context::RequestContext;
-use crate::http::list;
+use crate::http::list::{self, PageRequest};
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
@@ -210,20 +209,14 @@ fn connector_id(id: &str) -> Result<ConnectorId, ApiError> {
 async fn list_exchange_connectors(
     State(state): State<AppState>,
     caller: Caller,
-    version: Version,
-    query: ODataQuery,
-    Extension(ctx): Extension<RequestContext>,
-    uri: axum::http::Uri,
+    request: PageRequest,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadExchangeConnectors)?.tenant_id();
     let store = &state.store();
     let page = COLLECTION.page(
         &state,
         tenant,
-        &query,
-        &ctx,
-        version.0,
-        uri.query(),
+        &request,
         async |page| store.list_connectors(tenant, page).await,
         async |filter| store.count_connectors(tenant, filter).await,
     );

@@ -2,7 +2,7 @@
 //! import is stored with status `unknown` and processed by a durable background job after
 //! `--import-delay`, as the deployment service processes it.
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,8 +22,7 @@ use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
-use crate::http::context::RequestContext;
-use crate::http::list;
+use crate::http::list::{self, PageRequest};
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
@@ -268,20 +267,14 @@ async fn import_imported_windows_autopilot_device_identities(
 async fn list_imported_windows_autopilot_device_identities(
     State(state): State<AppState>,
     caller: Caller,
-    version: Version,
-    query: ODataQuery,
-    Extension(ctx): Extension<RequestContext>,
-    uri: axum::http::Uri,
+    request: PageRequest,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ListImportedWindowsAutopilotDeviceIdentities)?.tenant_id();
     let store = &state.store();
     let page = COLLECTION.page(
         &state,
         tenant,
-        &query,
-        &ctx,
-        version.0,
-        uri.query(),
+        &request,
         async |page| store.list_imported_devices(tenant, page).await,
         async |filter| store.count_imported_devices(tenant, filter).await,
     );

@@ -1,7 +1,7 @@
 //! `deviceManagement/managedDevices` (v1.0 and beta), list and get: the Exchange ActiveSync
 //! devices that Exchange connector syncs discover. dmsync manages no other kind of device.
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use dmsync_core::exchange::{EasDevice, ExchangeAccessState, ManagedDeviceField};
 use dmsync_core::permissions::Operation;
 use dmsync_graph::ApiVersion;
@@ -18,8 +18,7 @@ use dmsync_graph::managed_device::{
 use super::Version;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::http::context::RequestContext;
-use crate::http::list;
+use crate::http::list::{self, PageRequest};
 use crate::http::openapi::{Answer, OperationDoc};
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
@@ -345,20 +344,14 @@ fn collection(version: ApiVersion) -> &'static list::Collection<EasDevice, Manag
 async fn list_managed_devices(
     State(state): State<AppState>,
     caller: Caller,
-    version: Version,
-    query: ODataQuery,
-    Extension(ctx): Extension<RequestContext>,
-    uri: axum::http::Uri,
+    request: PageRequest,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadManagedDevices)?.tenant_id();
     let store = &state.store();
-    let page = collection(version.0).page(
+    let page = collection(request.version).page(
         &state,
         tenant,
-        &query,
-        &ctx,
-        version.0,
-        uri.query(),
+        &request,
         async |page| store.list_managed_devices(tenant, page).await,
         async |filter| store.count_managed_devices(tenant, filter).await,
     );

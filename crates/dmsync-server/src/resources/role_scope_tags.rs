@@ -1,7 +1,7 @@
 //! `deviceManagement/roleScopeTags` (beta only, as in Graph): list, get, create, update and
 //! delete. Every tenant has the built-in `Default` tag, id `0`, which takes no change.
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dmsync_core::RoleScopeTagId;
 use dmsync_core::permissions::Operation;
@@ -14,8 +14,7 @@ use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::GraphJson;
-use crate::http::context::RequestContext;
-use crate::http::list;
+use crate::http::list::{self, PageRequest};
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
 use crate::http::response::ODataBody;
@@ -142,20 +141,14 @@ fn entity_body(status: StatusCode, version: Version, tag: &RoleScopeTag) -> ApiR
 async fn list_role_scope_tags(
     State(state): State<AppState>,
     caller: Caller,
-    version: Version,
-    query: ODataQuery,
-    Extension(ctx): Extension<RequestContext>,
-    uri: axum::http::Uri,
+    request: PageRequest,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadRoleScopeTags)?.tenant_id();
     let store = &state.store();
     let page = COLLECTION.page(
         &state,
         tenant,
-        &query,
-        &ctx,
-        version.0,
-        uri.query(),
+        &request,
         async |page| store.list_role_scope_tags(tenant, page).await,
         async |filter| store.count_role_scope_tags(tenant, filter).await,
     );
