@@ -327,6 +327,34 @@ pub struct NewImportedDevice {
     pub assigned_user_principal_name: String,
 }
 
+/// A device created directly through Graph (`POST windowsAutopilotDeviceIdentities`), as
+/// validated from the request. It is registered like an imported device, but without a hardware
+/// hash: the request carries none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAutopilotDevice {
+    pub serial_number: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub group_tag: String,
+    pub purchase_order_identifier: String,
+    pub product_key: String,
+    pub display_name: String,
+    pub user_principal_name: String,
+    pub addressable_user_name: String,
+    pub resource_name: String,
+    pub device_account_upn: String,
+    pub device_account_password: String,
+    pub device_friendly_name: String,
+}
+
+/// Why a direct creation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceCreationRefusal {
+    /// The tenant already has a registration with this serial number (Intune's 806,
+    /// `ZtdDeviceAlreadyAssigned`).
+    SerialNumberRegistered,
+}
+
 /// An `importedWindowsAutopilotDeviceIdentity` and its processing state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportedDevice {

@@ -50,6 +50,8 @@ pub enum Operation {
     SyncWindowsAutopilotSettings,
     ListWindowsAutopilotDeviceIdentities,
     GetWindowsAutopilotDeviceIdentity,
+    /// `POST windowsAutopilotDeviceIdentities`, a device created directly.
+    CreateWindowsAutopilotDeviceIdentity,
     /// Delete, and `deleteDevices`.
     DeleteWindowsAutopilotDeviceIdentity,
     /// `updateDeviceProperties`, `assignUserToDevice`, `unassignUserFromDevice`.
@@ -133,6 +135,8 @@ impl Operation {
             DeleteWindowsAutopilotDeviceIdentity | UpdateWindowsAutopilotDeviceIdentity => {
                 both(DEVICE_IDENTITY_WRITERS)
             }
+            // The create page lists only DeviceManagementServiceConfig.ReadWrite.All.
+            CreateWindowsAutopilotDeviceIdentity => both(SERVICE_CONFIG_WRITERS),
             ListImportedWindowsAutopilotDeviceIdentities | GetImportedWindowsAutopilotDeviceIdentity => {
                 both(SERVICE_CONFIG_READERS)
             }

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use crate::TenantId;
 use crate::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery, ImportStats,
-    ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, NewRegistration, ReconcileStats,
-    RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceCreationRefusal, DeviceField, DevicePropertiesUpdate,
+    DeviceQuery, ImportStats, ImportedDevice, ImportedField, ImportedQuery, NewAutopilotDevice, NewImportedDevice,
+    NewRegistration, ReconcileStats, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::certificate::StoredCertificateAuthority;
 use crate::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
@@ -142,6 +142,16 @@ pub trait AutopilotStore: Send + Sync {
         update: &DevicePropertiesUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+
+    /// Creates a device directly, as `POST windowsAutopilotDeviceIdentities` does: its
+    /// registration, the device and its Entra object in one transaction, so the next sync keeps
+    /// it. Refused when the tenant already has a registration with the serial number.
+    async fn create_autopilot_device(
+        &self,
+        tenant: TenantId,
+        device: &NewAutopilotDevice,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<AutopilotDevice, DeviceCreationRefusal>>;
 
     /// Marks a device for deletion and enqueues its deregistration job at `run_at`, in one
     /// transaction; a second request while that is pending is refused.

@@ -317,6 +317,75 @@ pub struct NewImportedWindowsAutopilotDeviceIdentity {
     pub state: Option<serde_json::Value>,
 }
 
+/// A `windowsAutopilotDeviceIdentity` as `POST windowsAutopilotDeviceIdentities` receives it.
+/// Every documented property is accepted, in both versions' spellings, so that the docs'
+/// examples and the SDKs' models (which send what they were given) parse; the server decides
+/// which it honours. Unknown properties are refused. Strings may be null.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWindowsAutopilotDeviceIdentity {
+    #[serde(rename = "@odata.type", default)]
+    pub odata_type: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub group_tag: Option<String>,
+    /// The older name of `groupTag`, in earlier beta examples.
+    #[serde(default)]
+    pub order_identifier: Option<String>,
+    #[serde(default)]
+    pub purchase_order_identifier: Option<String>,
+    #[serde(default)]
+    pub product_key: Option<String>,
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(default)]
+    pub addressable_user_name: Option<String>,
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    #[serde(default)]
+    pub enrollment_state: Option<EnrollmentState>,
+    #[serde(default)]
+    pub last_contacted_date_time: Option<String>,
+    #[serde(default)]
+    pub sku_number: Option<String>,
+    #[serde(default)]
+    pub system_family: Option<String>,
+    #[serde(default)]
+    pub azure_active_directory_device_id: Option<String>,
+    #[serde(default)]
+    pub managed_device_id: Option<String>,
+    #[serde(default)]
+    pub azure_ad_device_id: Option<String>,
+    #[serde(default)]
+    pub deployment_profile_assignment_status: Option<WindowsAutopilotProfileAssignmentStatus>,
+    #[serde(default)]
+    pub deployment_profile_assignment_detailed_status: Option<WindowsAutopilotProfileAssignmentDetailedStatus>,
+    #[serde(default)]
+    pub deployment_profile_assigned_date_time: Option<String>,
+    #[serde(default)]
+    pub device_account_upn: Option<String>,
+    #[serde(default)]
+    pub device_account_password: Option<String>,
+    #[serde(default)]
+    pub device_friendly_name: Option<String>,
+    #[serde(default)]
+    pub remediation_state: Option<WindowsAutopilotDeviceRemediationState>,
+    #[serde(default)]
+    pub remediation_state_last_modified_date_time: Option<String>,
+    #[serde(default)]
+    pub userless_enrollment_status: Option<WindowsAutopilotUserlessEnrollmentStatus>,
+}
+
 /// The body of the `import` action.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -7,17 +7,19 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::{
-    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceField, DevicePropertiesUpdate, DeviceQuery, ImportStats,
-    ReconcileStats, SyncDecision, SyncOutcome, SyncStatus,
+    AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceCreationRefusal, DeviceField, DevicePropertiesUpdate,
+    DeviceQuery, ImportStats, NewAutopilotDevice, ReconcileStats, SyncDecision, SyncOutcome, SyncStatus,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::store::{AutopilotSettingsStore, AutopilotStore, RegistrationImport};
-use dmsync_core::{AutopilotDeviceId, StoreResult, TenantId};
+use dmsync_core::{AutopilotDeviceId, StoreError, StoreResult, TenantId};
 
-use crate::convert::refusal;
+use crate::convert::{hash_digest, new_device_id, refusal};
 use crate::db::{Query, SqlStore, Value};
+use crate::entra::insert_for_devices;
 use crate::jobs::{end_job, insert_job};
+use crate::registrations::next_registration_seq;
 use crate::rows::*;
 use crate::sql::{DEVICE_COLUMNS, device_column};
 
@@ -248,6 +250,87 @@ impl AutopilotStore for SqlStore {
         insert_job(&mut tx, tenant, job, now, run_at).await?;
         self.commit_enqueued(tx).await?;
         Ok(DeletionRequest::Accepted { device_id: id })
+    }
+
+    async fn create_autopilot_device(
+        &self,
+        tenant: TenantId,
+        device: &NewAutopilotDevice,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<AutopilotDevice, DeviceCreationRefusal>> {
+        let dialect = self.dialect();
+        let id = new_device_id();
+        let mut tx = self.begin().await?;
+        // The sequence first: it is the lock that orders registration writers, and the next
+        // sync's window then holds this registration.
+        let seq = next_registration_seq(&mut tx).await?;
+        // No hardware hash comes with the request. The registration stores an empty one and,
+        // for the unique digest, a digest of the device id, which no real hash can share.
+        let register = Query::new(
+            "INSERT INTO autopilot_registrations (tenant_id, serial_number, device_id, hardware_hash, hash_digest,
+                 manufacturer, model, group_tag, purchase_order_identifier, product_key, created_at, updated_at,
+                 change_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&device.serial_number)
+        .bind(id)
+        .bind(Value::from(&[] as &[u8]))
+        .bind(hash_digest(format!("dmsync:direct:{id}").as_bytes()))
+        .bind(&device.manufacturer)
+        .bind(&device.model)
+        .bind(&device.group_tag)
+        .bind(&device.purchase_order_identifier)
+        .bind(&device.product_key)
+        .bind(now)
+        .bind(seq);
+        if tx.execute(register).await? == 0 {
+            tx.rollback().await?;
+            return Ok(Err(DeviceCreationRefusal::SerialNumberRegistered));
+        }
+        let azure_ad_device_id = dialect.guid_like("r.device_id");
+        let insert = Query::new(format!(
+            "INSERT INTO autopilot_devices (tenant_id, id, serial_number, manufacturer, model, group_tag,
+                 purchase_order_identifier, product_key, display_name, user_principal_name, addressable_user_name,
+                 resource_name, device_account_upn, device_account_password, device_friendly_name,
+                 azure_ad_device_id, created_at, updated_at)
+             SELECT r.tenant_id, r.device_id, r.serial_number, r.manufacturer, r.model, r.group_tag,
+                    r.purchase_order_identifier, r.product_key, $3, $4, $5, $6, $7, $8, $9,
+                    {azure_ad_device_id}, $10, $10
+               FROM autopilot_registrations r WHERE r.tenant_id = $1 AND r.device_id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .bind(&device.display_name)
+        .bind(&device.user_principal_name)
+        .bind(&device.addressable_user_name)
+        .bind(&device.resource_name)
+        .bind(&device.device_account_upn)
+        .bind(&device.device_account_password)
+        .bind(&device.device_friendly_name)
+        .bind(now);
+        tx.execute(insert).await?;
+        // Its Entra object in the same transaction, as imports and syncs create theirs. With
+        // no hardware hash there is no `[HWID]` to write.
+        let entra = Query::new(insert_for_devices(
+            dialect,
+            "autopilot_devices d JOIN autopilot_registrations r ON r.tenant_id = d.tenant_id AND r.device_id = d.id",
+            "d.tenant_id = $1 AND d.id = $2",
+        ))
+        .bind(tenant)
+        .bind(id);
+        tx.execute(entra).await?;
+        let no_hardware_id =
+            Query::new("UPDATE entra_devices SET hardware_id = '' WHERE tenant_id = $1 AND ztdid = $2")
+                .bind(tenant)
+                .bind(id);
+        tx.execute(no_hardware_id).await?;
+        let read = Query::new("SELECT * FROM autopilot_devices WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
+        let row = tx.exec().fetch_optional(read).await?;
+        let created = row.as_ref().map(device_from_row).transpose()?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(Ok(created))
     }
 
     async fn device_ids_by_serial(

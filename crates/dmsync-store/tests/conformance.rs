@@ -1319,6 +1319,61 @@ async fn an_import_creates_the_entra_device(store: &dyn Backend) {
     assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 1);
 }
 
+/// A device created directly (`POST windowsAutopilotDeviceIdentities`) is registered with its
+/// Entra object in one transaction, has no `[HWID]` (no hash came with it), survives the next
+/// sync as it was, and holds its serial number against a second create and an import.
+async fn a_direct_create_registers_the_device_with_its_entra_device(store: &dyn Backend) {
+    use dmsync_core::autopilot::{DeviceCreationRefusal, ImportStatus, NewAutopilotDevice};
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let new = NewAutopilotDevice {
+        serial_number: "D-1".into(),
+        manufacturer: "Contoso".into(),
+        model: "M1".into(),
+        group_tag: "Tag".into(),
+        purchase_order_identifier: "PO-1".into(),
+        display_name: "PC-01".into(),
+        user_principal_name: "kim@contoso.com".into(),
+        ..Default::default()
+    };
+    let created = store.create_autopilot_device(A, &new, t0).await.unwrap().unwrap();
+    assert_eq!(
+        (created.serial_number.as_str(), created.group_tag.as_str(), created.display_name.as_str()),
+        ("D-1", "Tag", "PC-01")
+    );
+    assert_eq!((created.user_principal_name.as_str(), created.created_at), ("kim@contoso.com", t0));
+    assert_eq!(store.autopilot_device(A, created.id).await.unwrap().as_ref(), Some(&created));
+    let found = entra_device_by_device_id(store, A, created.azure_ad_device_id.unwrap()).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].physical_ids(),
+        [format!("[ZTDID]:{}", created.id), "[OrderId]:Tag".to_owned(), "[PurchaseOrderId]:PO-1".to_owned()]
+    );
+    assert_eq!(found[0].display_name, "D-1");
+
+    let again = NewAutopilotDevice { serial_number: "D-1".into(), ..Default::default() };
+    assert_eq!(
+        store.create_autopilot_device(A, &again, t0).await.unwrap(),
+        Err(DeviceCreationRefusal::SerialNumberRegistered)
+    );
+    assert!(store.create_autopilot_device(B, &again, t0).await.unwrap().is_ok(), "serial numbers are per tenant");
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 1);
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 1);
+
+    // The next sync finds the device as it is: nothing created, nothing lost.
+    store.reconcile_autopilot_devices(A, t0 + Duration::seconds(1)).await.unwrap();
+    assert_eq!(store.autopilot_device(A, created.id).await.unwrap().as_ref(), Some(&created));
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 1);
+
+    // An import of the same serial number is Intune's 806.
+    let imported =
+        store.create_imports(A, "imp", &[new_import("D-1", "hash-d1")], t0, t0, &import_job()).await.unwrap();
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    store.process_imports(&job.lease(), A, t0, false).await.unwrap().unwrap();
+    let import = store.imported_device(A, imported[0].id).await.unwrap().unwrap();
+    assert_eq!((import.status, import.error_code), (ImportStatus::Error, 806));
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -1401,6 +1456,7 @@ macro_rules! all_tests {
                 a_sync_creates_entra_devices_with_the_devices,
                 entra_devices_outlive_their_autopilot_devices,
                 an_import_creates_the_entra_device,
+                a_direct_create_registers_the_device_with_its_entra_device,
             ]
         );
     };

@@ -5,13 +5,16 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use dmsync_core::AutopilotDeviceId;
-use dmsync_core::autopilot::{AutopilotDevice, DeletionRequest, DeviceField, DevicePropertiesUpdate, EnrollmentState};
+use dmsync_core::autopilot::{
+    AutopilotDevice, DeletionRequest, DeviceCreationRefusal, DeviceField, DevicePropertiesUpdate, EnrollmentState,
+    NewAutopilotDevice,
+};
 use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::autopilot::{
-    DeletedWindowsAutopilotDeviceState, EnrollmentState as WireEnrollmentState, WindowsAutopilotDeviceIdentity,
-    WindowsAutopilotDeviceIdentityBeta, WindowsAutopilotDeviceRemediationState,
+    DeletedWindowsAutopilotDeviceState, EnrollmentState as WireEnrollmentState, NewWindowsAutopilotDeviceIdentity,
+    WindowsAutopilotDeviceIdentity, WindowsAutopilotDeviceIdentityBeta, WindowsAutopilotDeviceRemediationState,
     WindowsAutopilotProfileAssignmentDetailedStatus, WindowsAutopilotProfileAssignmentStatus,
     WindowsAutopilotUserlessEnrollmentStatus,
 };
@@ -38,11 +41,18 @@ pub fn routes() -> Vec<GraphRoute> {
         GraphRoute::new(
             BOTH,
             SET,
-            vec![Endpoint::get(
-                list_windows_autopilot_device_identities,
-                OperationDoc::new("listWindowsAutopilotDeviceIdentities", Answer::Page(device_schema))
-                    .query(list::LIST_OPTIONS),
-            )],
+            vec![
+                Endpoint::get(
+                    list_windows_autopilot_device_identities,
+                    OperationDoc::new("listWindowsAutopilotDeviceIdentities", Answer::Page(device_schema))
+                        .query(list::LIST_OPTIONS),
+                ),
+                Endpoint::post(
+                    create_windows_autopilot_device_identity,
+                    OperationDoc::new("createWindowsAutopilotDeviceIdentity", Answer::Created(device_schema))
+                        .body(versioned_body_schema::<NewWindowsAutopilotDeviceIdentity>),
+                ),
+            ],
         ),
         GraphRoute::new(
             BOTH,
@@ -72,7 +82,8 @@ pub fn routes() -> Vec<GraphRoute> {
             "deviceManagement/windowsAutopilotDeviceIdentities/{id}/updateDeviceProperties",
             vec![Endpoint::post(
                 update_device_properties,
-                OperationDoc::new("updateDeviceProperties", Answer::NoContent).body(device_properties_schema),
+                OperationDoc::new("updateDeviceProperties", Answer::NoContent)
+                    .body(versioned_body_schema::<DevicePropertiesBody>),
             )],
         ),
         GraphRoute::new(
@@ -147,9 +158,13 @@ fn device_schema(generator: &mut schemars::SchemaGenerator, version: ApiVersion)
     reference
 }
 
-/// The body of `updateDeviceProperties`: beta takes three properties more than v1.0.
-fn device_properties_schema(generator: &mut schemars::SchemaGenerator, version: ApiVersion) -> schemars::Schema {
-    let mut body = generator.root_schema_for::<DevicePropertiesBody>();
+/// A request body's schema in a version: v1.0's has none of the beta-only properties (the
+/// create's and `updateDeviceProperties`'s bodies take more in beta).
+fn versioned_body_schema<T: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+    version: ApiVersion,
+) -> schemars::Schema {
+    let mut body = generator.root_schema_for::<T>();
     body.remove("$schema");
     if version == ApiVersion::V1
         && let Some(properties) = body.get_mut("properties").and_then(|p| p.as_object_mut())
@@ -367,6 +382,80 @@ async fn get_windows_autopilot_device_identity(
     let select = query.select.as_deref();
     let context = context_url(version.0, &list::entity_fragment(SET, select));
     ODataBody::entity(StatusCode::OK, &context, &to_wire(&device, version.0), Select::new(select), expanded(expand))
+}
+
+/// Checks a create's body and keeps what a direct create honours: the properties a device
+/// gets from its registration (serial number, manufacturer, model, group tag, purchase order,
+/// product key) and the Intune-side ones its actions set (names, user, resource account, and in
+/// beta the Surface Hub account). What the service itself decides (`id`, `enrollmentState`,
+/// `lastContactedDateTime`, the Entra and managed device ids, `skuNumber`, `systemFamily`, the
+/// profile assignment and remediation state) is accepted and ignored; a beta-only property under
+/// v1.0 is refused, as v1.0's type does not have it.
+fn new_device(body: NewWindowsAutopilotDeviceIdentity, version: ApiVersion) -> Result<NewAutopilotDevice, ApiError> {
+    let beta_only = [
+        ("azureAdDeviceId", body.azure_ad_device_id.is_some()),
+        ("deploymentProfileAssignedDateTime", body.deployment_profile_assigned_date_time.is_some()),
+        ("deploymentProfileAssignmentDetailedStatus", body.deployment_profile_assignment_detailed_status.is_some()),
+        ("deploymentProfileAssignmentStatus", body.deployment_profile_assignment_status.is_some()),
+        ("deviceAccountPassword", body.device_account_password.is_some()),
+        ("deviceAccountUpn", body.device_account_upn.is_some()),
+        ("deviceFriendlyName", body.device_friendly_name.is_some()),
+        ("remediationState", body.remediation_state.is_some()),
+        ("remediationStateLastModifiedDateTime", body.remediation_state_last_modified_date_time.is_some()),
+        ("userlessEnrollmentStatus", body.userless_enrollment_status.is_some()),
+    ];
+    if version == ApiVersion::V1
+        && let Some((name, _)) = beta_only.iter().find(|(_, present)| *present)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "The property '{name}' does not exist on type 'microsoft.graph.windowsAutopilotDeviceIdentity'."
+        )));
+    }
+    let serial_number = body.serial_number.unwrap_or_default().trim().to_owned();
+    if serial_number.is_empty() {
+        return Err(ApiError::IntuneBadRequest { message: "serialNumber is required".into(), phrase: String::new() });
+    }
+    Ok(NewAutopilotDevice {
+        serial_number,
+        manufacturer: body.manufacturer.unwrap_or_default(),
+        model: body.model.unwrap_or_default(),
+        group_tag: body.group_tag.or(body.order_identifier).unwrap_or_default(),
+        purchase_order_identifier: body.purchase_order_identifier.unwrap_or_default(),
+        product_key: body.product_key.unwrap_or_default(),
+        display_name: body.display_name.unwrap_or_default(),
+        user_principal_name: body.user_principal_name.unwrap_or_default(),
+        addressable_user_name: body.addressable_user_name.unwrap_or_default(),
+        resource_name: body.resource_name.unwrap_or_default(),
+        device_account_upn: body.device_account_upn.unwrap_or_default(),
+        device_account_password: body.device_account_password.unwrap_or_default(),
+        device_friendly_name: body.device_friendly_name.unwrap_or_default(),
+    })
+}
+
+/// Create windowsAutopilotDeviceIdentity: 201 with the device, registered at once (with its
+/// Entra object) as an import's device is when the import completes. A serial number the tenant
+/// has registered already is Intune's `ZtdDeviceAlreadyAssigned`, as an import of it reports.
+/// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotdeviceidentity-create?view=graph-rest-1.0
+async fn create_windows_autopilot_device_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    version: Version,
+    GraphJson(body): GraphJson<NewWindowsAutopilotDeviceIdentity>,
+) -> ApiResult<ODataBody> {
+    let scope = caller.authorize(Operation::CreateWindowsAutopilotDeviceIdentity)?;
+    let device = new_device(body, version.0)?;
+    match state.store().create_autopilot_device(scope.tenant_id(), &device, state.now()).await? {
+        Ok(created) => {
+            tracing::info!(tenant.id = %scope.tenant_id(), device.id = %created.id, "autopilot device created");
+            let context = context_url(version.0, &list::entity_fragment(SET, None));
+            ODataBody::entity(StatusCode::CREATED, &context, &to_wire(&created, version.0), Select::ALL, &[])
+        }
+        Err(DeviceCreationRefusal::SerialNumberRegistered) => Err(ApiError::IntuneBadRequest {
+            message: "ZtdDeviceAlreadyAssigned: a device with this serial number is already registered in this tenant"
+                .into(),
+            phrase: "ZtdDeviceAlreadyAssigned".into(),
+        }),
+    }
 }
 
 fn parse_device_id(id: &str) -> Result<AutopilotDeviceId, ApiError> {

@@ -13,6 +13,7 @@ mod batch;
 mod cli;
 mod cli_terminal;
 mod crash;
+mod device_create;
 mod devices;
 mod errors;
 mod exchange;
