@@ -15,6 +15,7 @@ mod cli_terminal;
 mod crash;
 mod device_create;
 mod devices;
+mod docs_replay;
 mod errors;
 mod exchange;
 mod external;
