@@ -13,6 +13,7 @@ mod batch;
 mod cli;
 mod cli_terminal;
 mod crash;
+mod deployment_profiles;
 mod devices;
 mod errors;
 mod exchange;
