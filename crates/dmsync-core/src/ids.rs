@@ -49,6 +49,12 @@ pub mod kind {
     /// An Entra ID `device` object, by its object id (`id`, not its `deviceId`).
     #[derive(Debug)]
     pub enum EntraDevice {}
+    /// A `windowsAutopilotDeploymentProfile`.
+    #[derive(Debug)]
+    pub enum DeploymentProfile {}
+    /// An Entra ID `group`.
+    #[derive(Debug)]
+    pub enum Group {}
 
     impl IdKind for Tenant {
         const NAME: &'static str = "TenantId";
@@ -71,6 +77,12 @@ pub mod kind {
     impl IdKind for EntraDevice {
         const NAME: &'static str = "EntraDeviceId";
     }
+    impl IdKind for DeploymentProfile {
+        const NAME: &'static str = "DeploymentProfileId";
+    }
+    impl IdKind for Group {
+        const NAME: &'static str = "GroupId";
+    }
 }
 
 pub type TenantId = Id<kind::Tenant>;
@@ -80,6 +92,8 @@ pub type ConnectorId = Id<kind::Connector>;
 pub type EasDeviceId = Id<kind::EasDevice>;
 pub type JobId = Id<kind::Job>;
 pub type EntraDeviceId = Id<kind::EntraDevice>;
+pub type DeploymentProfileId = Id<kind::DeploymentProfile>;
+pub type GroupId = Id<kind::Group>;
 
 /// A GUID that names a `K`. The marker is behind `fn() -> K` so that the id is `Send`, `Sync`
 /// and `Copy` whatever the marker is.
@@ -223,6 +237,20 @@ impl FromStr for RoleScopeTagId {
             Ok(number) if canonical => Ok(RoleScopeTagId(number)),
             _ => Err(InvalidRoleScopeTagId),
         }
+    }
+}
+
+/// Serialised as the decimal string clients see ("0"), the form a profile's stored settings keep.
+impl serde::Serialize for RoleScopeTagId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RoleScopeTagId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| serde::de::Error::custom(format!("'{text}' is not a role scope tag id")))
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod autopilot;
 pub mod certificate;
 pub mod clock;
+pub mod deployment_profiles;
 pub mod entra;
 pub mod error;
 pub mod exchange;
@@ -21,8 +22,8 @@ pub mod store;
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
 pub use ids::{
-    AutopilotDeviceId, ConnectorId, EasDeviceId, EntraDeviceId, Id, IdKind, ImportedDeviceId, JobId, RoleScopeTagId,
-    TenantId,
+    AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, GroupId, Id, IdKind,
+    ImportedDeviceId, JobId, RoleScopeTagId, TenantId,
 };
 pub use store::{Backend, Store};
 

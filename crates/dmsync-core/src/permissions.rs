@@ -73,6 +73,11 @@ pub enum Operation {
     /// Create and update `roleScopeTags`.
     WriteRoleScopeTags,
     DeleteRoleScopeTag,
+    /// List and get `windowsAutopilotDeploymentProfiles`, their assignments and assigned
+    /// devices, and a device's `deploymentProfile`/`intendedDeploymentProfile`.
+    ReadDeploymentProfiles,
+    /// Create, update and delete profiles and their assignments.
+    WriteDeploymentProfiles,
     /// List and get Entra `devices`.
     ReadDevices,
     DeleteDevice,
@@ -157,6 +162,9 @@ impl Operation {
             // the RBAC permission, for delegated tokens alone; dmsync holds delete to what the
             // create and update pages list, as a delete is no more privileged than an update.
             DeleteRoleScopeTag => both(SCOPE_TAG_WRITERS),
+            // The profile pages dated 2024-08 list both families, as the device identity pages do.
+            ReadDeploymentProfiles => both(DEVICE_IDENTITY_READERS),
+            WriteDeploymentProfiles => both(DEVICE_IDENTITY_WRITERS),
             ReadDevices => both(DEVICE_READERS),
             // The delete page: `Directory.AccessAsUser.All` for a user, `Device.ReadWrite.All`
             // for an application, nothing higher for either.

@@ -13,6 +13,10 @@ use crate::autopilot::{
     NewRegistration, ReconcileStats, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
 };
 use crate::certificate::StoredCertificateAuthority;
+use crate::deployment_profiles::{
+    AssignmentTarget, DeploymentProfile, DeviceProfiles, ProfileAssignment, ProfileContent, ProfileField, ProfileQuery,
+    ProfileRefusal,
+};
 use crate::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
 use crate::error::StoreResult;
 use crate::exchange::{
@@ -21,7 +25,10 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
-use crate::ids::{AutopilotDeviceId, ConnectorId, EasDeviceId, EntraDeviceId, ImportedDeviceId, JobId, RoleScopeTagId};
+use crate::ids::{
+    AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, ImportedDeviceId, JobId,
+    RoleScopeTagId,
+};
 use crate::jobs::{Job, JobLease, NewJob};
 use crate::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagQuery, RoleScopeTagRefusal};
 
@@ -414,6 +421,99 @@ pub trait EntraDeviceStore: Send + Sync {
     async fn delete_entra_device(&self, tenant: TenantId, id: EntraDeviceId) -> StoreResult<bool>;
 }
 
+/// Windows Autopilot deployment profiles and their assignments. Every write first takes the
+/// tenant's row (a row lock until the transaction ends on PostgreSQL; SQLite's one writer
+/// serialises them anyway), so the tenant-wide rules (the profile limit, one All Devices
+/// profile, no delete while assignments remain) hold across replicas.
+#[async_trait]
+pub trait DeploymentProfileStore: Send + Sync {
+    /// One page of the tenant's profiles; by id unless ordered.
+    async fn list_deployment_profiles(
+        &self,
+        tenant: TenantId,
+        query: &ProfileQuery,
+    ) -> StoreResult<Vec<DeploymentProfile>>;
+    async fn count_deployment_profiles(
+        &self,
+        tenant: TenantId,
+        filter: Option<&Filter<ProfileField>>,
+    ) -> StoreResult<u64>;
+    async fn deployment_profile(
+        &self,
+        tenant: TenantId,
+        id: DeploymentProfileId,
+    ) -> StoreResult<Option<DeploymentProfile>>;
+    /// The profiles of these ids that exist, in any order.
+    async fn deployment_profiles_by_ids(
+        &self,
+        tenant: TenantId,
+        ids: &[DeploymentProfileId],
+    ) -> StoreResult<Vec<DeploymentProfile>>;
+    /// Creates a profile with a new id, unless the tenant has reached its limit.
+    async fn create_deployment_profile(
+        &self,
+        tenant: TenantId,
+        content: &ProfileContent,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<DeploymentProfile, ProfileRefusal>>;
+    /// Replaces the profile's name and settings (its kind never changes).
+    async fn update_deployment_profile(
+        &self,
+        tenant: TenantId,
+        id: DeploymentProfileId,
+        content: &ProfileContent,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<DeploymentProfile, ProfileRefusal>>;
+    /// Deletes a profile that has no assignments.
+    async fn delete_deployment_profile(
+        &self,
+        tenant: TenantId,
+        id: DeploymentProfileId,
+    ) -> StoreResult<Result<(), ProfileRefusal>>;
+    /// The assignments of these profiles, by profile, then id.
+    async fn list_profile_assignments(
+        &self,
+        tenant: TenantId,
+        profiles: &[DeploymentProfileId],
+    ) -> StoreResult<Vec<ProfileAssignment>>;
+    async fn profile_assignment(
+        &self,
+        tenant: TenantId,
+        profile: DeploymentProfileId,
+        id: &str,
+    ) -> StoreResult<Option<ProfileAssignment>>;
+    /// Assigns the profile, under the id [`crate::deployment_profiles::assignment_id`] gives;
+    /// refused when the profile does not exist, already has that assignment, or the target is
+    /// All Devices and another profile of the tenant has it.
+    async fn create_profile_assignment(
+        &self,
+        tenant: TenantId,
+        profile: DeploymentProfileId,
+        target: AssignmentTarget,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<ProfileAssignment, ProfileRefusal>>;
+    async fn delete_profile_assignment(
+        &self,
+        tenant: TenantId,
+        profile: DeploymentProfileId,
+        id: &str,
+    ) -> StoreResult<Result<(), ProfileRefusal>>;
+    /// The profile each of these devices is intended to get and has got, as the assignment
+    /// engine wrote them; a device that does not exist is left out.
+    async fn device_profiles(
+        &self,
+        tenant: TenantId,
+        devices: &[AutopilotDeviceId],
+    ) -> StoreResult<Vec<(AutopilotDeviceId, DeviceProfiles)>>;
+    /// One page of the devices the profile is assigned to (`assignedDevices`).
+    async fn list_profile_assigned_devices(
+        &self,
+        tenant: TenantId,
+        profile: DeploymentProfileId,
+        query: &DeviceQuery,
+    ) -> StoreResult<Vec<AutopilotDevice>>;
+}
+
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
@@ -452,6 +552,7 @@ pub trait Store:
     + ExchangeStore
     + RoleScopeTagStore
     + EntraDeviceStore
+    + DeploymentProfileStore
     + JobStore
     + 'static
 {
@@ -465,6 +566,7 @@ impl<
         + ExchangeStore
         + RoleScopeTagStore
         + EntraDeviceStore
+        + DeploymentProfileStore
         + JobStore
         + 'static,
 > Store for T

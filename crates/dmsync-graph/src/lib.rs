@@ -9,6 +9,7 @@ pub mod autopilot;
 pub mod batch;
 pub mod bounded;
 pub mod datetime;
+pub mod deployment_profiles;
 pub mod directory;
 pub mod error;
 pub mod exchange;

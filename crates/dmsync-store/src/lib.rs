@@ -7,6 +7,7 @@
 mod autopilot;
 mod convert;
 mod db;
+mod deployment_profiles;
 mod entra;
 mod exchange;
 mod identity;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use dmsync_core::autopilot::{
     AutopilotDevice, AutopilotSettings, EnrollmentState, ImportStatus, ImportedDevice, SyncStatus,
 };
+use dmsync_core::deployment_profiles::{AssignmentTarget, DeploymentProfile, ProfileAssignment, ProfileKind};
 use dmsync_core::entra::EntraDevice;
 use dmsync_core::exchange::{
     ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
@@ -260,5 +261,32 @@ pub fn role_scope_tag_from_row(row: &impl Columns) -> StoreResult<RoleScopeTag> 
         id: RoleScopeTagId::new(id),
         display_name: row.text("display_name")?,
         description: row.text("description")?,
+    })
+}
+
+pub fn deployment_profile_from_row(row: &impl Columns) -> StoreResult<DeploymentProfile> {
+    let settings = row.text("settings")?;
+    Ok(DeploymentProfile {
+        tenant_id: row.id("tenant_id")?,
+        id: row.id("id")?,
+        kind: parse_enum(row.text("kind")?, "profile kind", ProfileKind::parse)?,
+        display_name: row.text("display_name")?,
+        settings: serde_json::from_str(&settings)
+            .map_err(|e| StoreError::Database(format!("a profile's settings do not decode: {e}")))?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+pub fn profile_assignment_from_row(row: &impl Columns) -> StoreResult<ProfileAssignment> {
+    let kind = row.text("target_kind")?;
+    let group = row.opt_text("group_id")?.map(|g| parse_uuid(&g).map(Id::from_uuid)).transpose()?;
+    Ok(ProfileAssignment {
+        tenant_id: row.id("tenant_id")?,
+        profile_id: row.id("profile_id")?,
+        id: row.text("id")?,
+        target: AssignmentTarget::from_parts(&kind, group)
+            .ok_or_else(|| StoreError::Database(format!("unknown assignment target '{kind}'")))?,
+        created_at: row.time("created_at")?,
     })
 }

@@ -2,6 +2,7 @@
 //! collection's fields to its columns.
 
 use dmsync_core::autopilot::{DeviceField, ImportedField};
+use dmsync_core::deployment_profiles::ProfileField;
 use dmsync_core::entra::EntraDeviceField;
 use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
 use dmsync_core::scope_tags::RoleScopeTagField;
@@ -131,6 +132,13 @@ pub fn managed_device_column(field: ManagedDeviceField) -> &'static str {
         ManagedDeviceField::ExchangeAccessState => "access_state",
         // Every device dmsync lists is an ActiveSync device.
         ManagedDeviceField::ManagementAgent => "'eas'",
+    }
+}
+
+pub fn deployment_profile_column(field: ProfileField) -> &'static str {
+    match field {
+        ProfileField::Id => "id",
+        ProfileField::DisplayName => "display_name",
     }
 }
 

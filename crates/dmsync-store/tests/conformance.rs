@@ -6,6 +6,10 @@
 use dmsync_core::autopilot::{
     DeviceField, DeviceQuery, NewRegistration, RegistrationProblem, SyncDecision, SyncOutcome, SyncStatus,
 };
+use dmsync_core::deployment_profiles::{
+    AssignmentTarget, DeviceProfiles, MAX_PROFILES_PER_TENANT, ProfileContent, ProfileField, ProfileKind, ProfileQuery,
+    ProfileRefusal, ProfileSettings,
+};
 use dmsync_core::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
 use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
@@ -13,7 +17,9 @@ use dmsync_core::jobs::{JobPayload, NewJob};
 use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagRefusal};
 use dmsync_core::store::Topology;
-use dmsync_core::{Backend, ConnectorId, RoleScopeTagId, StoreError, TenantId};
+use dmsync_core::{
+    AutopilotDeviceId, Backend, ConnectorId, DeploymentProfileId, GroupId, RoleScopeTagId, StoreError, TenantId,
+};
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
 use uuid::uuid;
@@ -1374,6 +1380,122 @@ async fn a_direct_create_registers_the_device_with_its_entra_device(store: &dyn 
     assert_eq!((import.status, import.error_code), (ImportStatus::Error, 806));
 }
 
+fn profile_content(name: &str) -> ProfileContent {
+    ProfileContent { kind: ProfileKind::AzureAd, display_name: name.into(), settings: ProfileSettings::default() }
+}
+
+/// Profiles: create, read, page, update and delete, scoped to the tenant, with the limit of
+/// 350 per tenant.
+async fn deployment_profiles_are_kept_per_tenant_up_to_the_limit(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let mut content = profile_content("Sales");
+    content.settings.device_name_template = "SALES-%SERIAL%".into();
+    content.settings.role_scope_tag_ids = vec![RoleScopeTagId::DEFAULT, RoleScopeTagId::new(3)];
+    let sales = store.create_deployment_profile(A, &content, t0).await.unwrap().unwrap();
+    assert_eq!((sales.created_at, sales.updated_at), (t0, t0));
+    assert_eq!(store.deployment_profile(A, sales.id).await.unwrap().as_ref(), Some(&sales), "settings round-trip");
+    assert_eq!(store.deployment_profile(B, sales.id).await.unwrap(), None, "another tenant's profile");
+
+    let mut hybrid = profile_content("Hybrid");
+    hybrid.kind = ProfileKind::ActiveDirectory;
+    hybrid.settings.hybrid_azure_ad_join_skip_connectivity_check = true;
+    let hybrid = store.create_deployment_profile(A, &hybrid, t0).await.unwrap().unwrap();
+    assert_eq!(store.count_deployment_profiles(A, None).await.unwrap(), 2);
+    assert_eq!(store.count_deployment_profiles(B, None).await.unwrap(), 0);
+
+    let first = store.list_deployment_profiles(A, &ProfileQuery::first(1)).await.unwrap();
+    let after = DeviceCursor { sort_value: None, id: first[0].id.into() };
+    let rest = store.list_deployment_profiles(A, &ProfileQuery { after: Some(after), ..ProfileQuery::first(10) }).await;
+    let rest = rest.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].id > first[0].id, "keyset order");
+    let filter = dmsync_core::filter::parse_filter("displayName eq 'hybrid'", |name| {
+        name.eq_ignore_ascii_case("displayName").then_some(ProfileField::DisplayName)
+    })
+    .unwrap();
+    let by_name = ProfileQuery { filter: Some(filter), ..ProfileQuery::first(10) };
+    assert_eq!(store.list_deployment_profiles(A, &by_name).await.unwrap(), vec![hybrid.clone()]);
+    let mut both =
+        store.deployment_profiles_by_ids(A, &[sales.id, hybrid.id, DeploymentProfileId::new()]).await.unwrap();
+    both.sort_by_key(|p| p.display_name.clone());
+    assert_eq!(both, vec![hybrid.clone(), sales.clone()]);
+    assert!(store.deployment_profiles_by_ids(B, &[sales.id]).await.unwrap().is_empty());
+
+    let mut changed = content.clone();
+    changed.display_name = "Sales EMEA".into();
+    changed.settings.preprovisioning_allowed = true;
+    let t1 = t0 + Duration::minutes(5);
+    let updated = store.update_deployment_profile(A, sales.id, &changed, t1).await.unwrap().unwrap();
+    assert_eq!((updated.display_name.as_str(), updated.created_at, updated.updated_at), ("Sales EMEA", t0, t1));
+    assert!(updated.settings.preprovisioning_allowed);
+    let refused = store.update_deployment_profile(B, sales.id, &changed, t1).await.unwrap();
+    assert_eq!(refused, Err(ProfileRefusal::NotFound));
+
+    for n in 2..MAX_PROFILES_PER_TENANT {
+        store.create_deployment_profile(A, &profile_content(&format!("P{n}")), t0).await.unwrap().unwrap();
+    }
+    let over = store.create_deployment_profile(A, &profile_content("One too many"), t0).await.unwrap();
+    assert_eq!(over, Err(ProfileRefusal::TooManyProfiles));
+    store.create_deployment_profile(B, &profile_content("B's first"), t0).await.unwrap().expect("B has its own limit");
+
+    assert_eq!(store.delete_deployment_profile(A, hybrid.id).await.unwrap(), Ok(()));
+    assert_eq!(store.delete_deployment_profile(A, hybrid.id).await.unwrap(), Err(ProfileRefusal::NotFound));
+    store.create_deployment_profile(A, &profile_content("Room again"), t0).await.unwrap().unwrap();
+}
+
+/// Assignments: the id clients parse, one All Devices profile per tenant, no profile delete
+/// while assigned, and the device reads' empty state.
+async fn profile_assignments_keep_the_tenant_rules(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let first = store.create_deployment_profile(A, &profile_content("First"), t0).await.unwrap().unwrap();
+    let second = store.create_deployment_profile(A, &profile_content("Second"), t0).await.unwrap().unwrap();
+    let group = GroupId::new();
+
+    let assigned = store.create_profile_assignment(A, first.id, AssignmentTarget::Group(group), t0).await.unwrap();
+    let assigned = assigned.unwrap();
+    assert_eq!(assigned.id, format!("{}_{}_0", first.id, group));
+    let again = store.create_profile_assignment(A, first.id, AssignmentTarget::Group(group), t0).await.unwrap();
+    assert_eq!(again, Err(ProfileRefusal::DuplicateAssignment));
+    let excluded = AssignmentTarget::ExclusionGroup(GroupId::new());
+    store.create_profile_assignment(A, second.id, excluded, t0).await.unwrap().unwrap();
+    let all = store.create_profile_assignment(A, first.id, AssignmentTarget::AllDevices, t0).await.unwrap().unwrap();
+    let taken = store.create_profile_assignment(A, second.id, AssignmentTarget::AllDevices, t0).await.unwrap();
+    assert_eq!(taken, Err(ProfileRefusal::AllDevicesTaken("First".into())));
+    let missing = store.create_profile_assignment(B, first.id, AssignmentTarget::Group(group), t0).await.unwrap();
+    assert_eq!(missing, Err(ProfileRefusal::NotFound), "another tenant's profile");
+
+    let listed = store.list_profile_assignments(A, &[first.id]).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&assigned) && listed.contains(&all));
+    assert_eq!(store.list_profile_assignments(A, &[first.id, second.id]).await.unwrap().len(), 3);
+    assert!(store.list_profile_assignments(B, &[first.id]).await.unwrap().is_empty());
+    assert_eq!(store.profile_assignment(A, first.id, &assigned.id).await.unwrap(), Some(assigned.clone()));
+    assert_eq!(store.profile_assignment(A, second.id, &assigned.id).await.unwrap(), None);
+
+    assert_eq!(store.delete_deployment_profile(A, first.id).await.unwrap(), Err(ProfileRefusal::HasAssignments));
+    assert_eq!(store.delete_profile_assignment(A, first.id, &all.id).await.unwrap(), Ok(()));
+    assert_eq!(store.delete_profile_assignment(A, first.id, &all.id).await.unwrap(), Err(ProfileRefusal::NotFound));
+    store
+        .create_profile_assignment(A, second.id, AssignmentTarget::AllDevices, t0)
+        .await
+        .unwrap()
+        .expect("All Devices is free");
+    assert_eq!(store.delete_profile_assignment(A, first.id, &assigned.id).await.unwrap(), Ok(()));
+    assert_eq!(store.delete_deployment_profile(A, first.id).await.unwrap(), Ok(()));
+
+    // Until the assignment engine runs, no device has a profile.
+    store.put_registrations(A, &[reg("P-1", "hash-p1")], t0).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, t0).await.unwrap();
+    let device = store.device_ids_by_serial(A, &["P-1".into()]).await.unwrap()[0].1;
+    let links = store.device_profiles(A, &[device, AutopilotDeviceId::new()]).await.unwrap();
+    assert_eq!(links, vec![(device, DeviceProfiles { intended: None, assigned: None })]);
+    assert!(store.device_profiles(B, &[device]).await.unwrap().is_empty());
+    let devices = store.list_profile_assigned_devices(A, second.id, &DeviceQuery::first(10)).await.unwrap();
+    assert!(devices.is_empty());
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -1457,6 +1579,8 @@ macro_rules! all_tests {
                 entra_devices_outlive_their_autopilot_devices,
                 an_import_creates_the_entra_device,
                 a_direct_create_registers_the_device_with_its_entra_device,
+                deployment_profiles_are_kept_per_tenant_up_to_the_limit,
+                profile_assignments_keep_the_tenant_rules,
             ]
         );
     };

@@ -22,6 +22,7 @@ use dmsync_graph::odata::context_url;
 use dmsync_graph::writer::{PageWriter, Select};
 
 use super::Version;
+use super::deployment_profiles::{DeviceProfileRole, expand_device_profiles};
 use crate::auth::{Caller, TenantScope};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{GraphJson, NoBody};
@@ -144,7 +145,7 @@ const COUNT_OPTIONS: &[&str] = &["$filter"];
 const GET_OPTIONS: &[&str] = &["$select", "$expand"];
 
 /// A device's schema; v1.0's has none of the beta-only properties.
-fn device_schema(generator: &mut schemars::SchemaGenerator, version: ApiVersion) -> schemars::Schema {
+pub(crate) fn device_schema(generator: &mut schemars::SchemaGenerator, version: ApiVersion) -> schemars::Schema {
     let reference = generator.subschema_for::<WindowsAutopilotDeviceIdentity>();
     if version == ApiVersion::V1
         && let Some(properties) = generator
@@ -207,7 +208,7 @@ const BETA_PROPERTIES: &[&str] = &[
 ];
 
 /// Refuses `$select` of a property this version's type does not have.
-fn check_select(query: &ODataQuery, version: ApiVersion) -> Result<(), ApiError> {
+pub(crate) fn check_select(query: &ODataQuery, version: ApiVersion) -> Result<(), ApiError> {
     let known: Vec<&str> = match version {
         ApiVersion::V1 => V1_PROPERTIES.to_vec(),
         ApiVersion::Beta => V1_PROPERTIES.iter().chain(BETA_PROPERTIES).copied().collect(),
@@ -298,22 +299,29 @@ fn sort_value(device: &AutopilotDevice, field: DeviceField) -> String {
     }
 }
 
-/// `$expand` on devices: the two deployment-profile navigation properties, beta only. No
-/// profiles exist yet, so both expand to null.
-fn device_expand(query: &ODataQuery, version: ApiVersion) -> Result<bool, ApiError> {
-    let Some(names) = &query.expand else { return Ok(false) };
+/// `$expand` on devices: the two deployment-profile navigation properties, beta only, each
+/// rendered inline (`null` when the device has none).
+fn device_expand(query: &ODataQuery, version: ApiVersion) -> Result<Vec<DeviceProfileRole>, ApiError> {
+    let Some(names) = &query.expand else { return Ok(Vec::new()) };
+    let mut roles = Vec::new();
     for name in names {
-        let known = ["deploymentProfile", "intendedDeploymentProfile"].iter().any(|n| n.eq_ignore_ascii_case(name));
-        if !known || version == ApiVersion::V1 {
-            return Err(ApiError::BadRequest(format!("Could not find a property named '{name}' to expand.")));
+        let role = [DeviceProfileRole::Assigned, DeviceProfileRole::Intended]
+            .into_iter()
+            .find(|role| role.property().eq_ignore_ascii_case(name));
+        match role {
+            Some(role) if version == ApiVersion::Beta => {
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+            _ => return Err(ApiError::BadRequest(format!("Could not find a property named '{name}' to expand."))),
         }
     }
-    Ok(true)
+    Ok(roles)
 }
 
-/// The properties `$expand` adds to a device, after `$select` has chosen.
-fn expanded(expand: bool) -> &'static [(&'static str, &'static str)] {
-    if expand { &[("deploymentProfile", "null"), ("intendedDeploymentProfile", "null")] } else { &[] }
+fn borrowed<'a>(extras: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    extras.iter().map(|(name, json)| (*name, json.as_str())).collect()
 }
 
 /// List windowsAutopilotDeviceIdentities, keyset-paged.
@@ -342,9 +350,11 @@ async fn list_windows_autopilot_device_identities(
         };
         let select = query.select.as_deref();
         let context = context_url(version.0, &list::collection_fragment(SET, select));
+        let ids: Vec<AutopilotDeviceId> = devices.iter().map(|d| d.id).collect();
+        let expanded = expand_device_profiles(&state, tenant, &ids, &expand).await?;
         let mut body = PageWriter::new(&context, count, next.as_deref());
-        for device in &devices {
-            body.push(&to_wire(device, version.0), Select::new(select), expanded(expand))?;
+        for (device, extras) in devices.iter().zip(&expanded) {
+            body.push(&to_wire(device, version.0), Select::new(select), &borrowed(extras))?;
         }
         Ok(ODataBody::ok(body.finish()))
     });
@@ -379,9 +389,11 @@ async fn get_windows_autopilot_device_identity(
     let expand = device_expand(&query, version.0)?;
     let id = parse_device_id(&id)?;
     let device = state.store().autopilot_device(scope.tenant_id(), id).await?.ok_or(ApiError::NotFound)?;
+    let expanded = expand_device_profiles(&state, scope.tenant_id(), &[id], &expand).await?;
+    let extras = expanded.first().map(|e| borrowed(e)).unwrap_or_default();
     let select = query.select.as_deref();
     let context = context_url(version.0, &list::entity_fragment(SET, select));
-    ODataBody::entity(StatusCode::OK, &context, &to_wire(&device, version.0), Select::new(select), expanded(expand))
+    ODataBody::entity(StatusCode::OK, &context, &to_wire(&device, version.0), Select::new(select), &extras)
 }
 
 /// Checks a create's body and keeps what a direct create honours: the properties a device

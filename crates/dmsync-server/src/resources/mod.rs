@@ -4,6 +4,7 @@
 pub mod autopilot_devices;
 pub mod autopilot_settings;
 pub mod batch;
+pub mod deployment_profiles;
 pub mod devices;
 pub mod exchange_connectors;
 pub mod imported_devices;
@@ -29,6 +30,7 @@ pub fn batchable_routes() -> Vec<GraphRoute> {
     routes.extend(managed_devices::routes());
     routes.extend(role_scope_tags::routes());
     routes.extend(devices::routes());
+    routes.extend(deployment_profiles::routes());
     routes
 }
 

@@ -199,3 +199,28 @@ pub fn registration(serial: &str) -> dmsync_client::Registration {
         ..Default::default()
     }
 }
+
+/// Sends a request with a bearer token and an optional JSON body, and returns the status and the
+/// body (`null` when there is none).
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = app.raw(method, path, Some(token));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+/// Intune's message document inside an error's `error.message`: its `Message`.
+pub fn intune_message(body: &serde_json::Value) -> String {
+    let inner: serde_json::Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
+    inner["Message"].as_str().unwrap().to_owned()
+}

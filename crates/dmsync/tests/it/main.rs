@@ -14,6 +14,7 @@ mod cli;
 mod cli_terminal;
 mod crash;
 mod device_create;
+mod deployment_profiles;
 mod devices;
 mod docs_replay;
 mod errors;

@@ -13,23 +13,6 @@ const RBAC_RW: &str = "DeviceManagementRBAC.ReadWrite.All";
 const RBAC_READ: &str = "DeviceManagementRBAC.Read.All";
 const CONFIGURATION_RW: &str = "DeviceManagementConfiguration.ReadWrite.All";
 
-async fn send(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = app.raw(method, path, Some(token));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let r = request.send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-}
-
-/// Intune's message document inside a 400's `error.message`.
-fn intune_message(body: &Value) -> String {
-    let inner: Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
-    inner["Message"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn scope_tags_are_numbered_with_a_default_that_takes_no_change() {
     let app = spawn_app().await;
