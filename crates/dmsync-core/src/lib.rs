@@ -9,10 +9,12 @@ pub mod entra;
 pub mod error;
 pub mod exchange;
 pub mod filter;
+pub mod groups;
 pub mod identity;
 pub mod ids;
 pub mod jobs;
 pub mod limits;
+pub mod membership_rule;
 pub mod permissions;
 pub mod query;
 pub mod scope_tags;
@@ -21,8 +23,8 @@ pub mod store;
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
 pub use ids::{
-    AutopilotDeviceId, ConnectorId, EasDeviceId, EntraDeviceId, Id, IdKind, ImportedDeviceId, JobId, RoleScopeTagId,
-    TenantId,
+    AutopilotDeviceId, ConnectorId, EasDeviceId, EntraDeviceId, GroupId, Id, IdKind, ImportedDeviceId, JobId,
+    RoleScopeTagId, TenantId,
 };
 pub use store::{Backend, Store};
 

@@ -9,6 +9,7 @@ mod convert;
 mod db;
 mod entra;
 mod exchange;
+mod groups;
 mod identity;
 mod imports;
 mod jobs;

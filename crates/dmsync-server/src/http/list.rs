@@ -204,6 +204,13 @@ pub struct PageRequest {
     raw_query: Option<String>,
 }
 
+impl PageRequest {
+    /// The query string as the client sent it, which a nextLink carries on.
+    pub fn raw_query(&self) -> Option<&str> {
+        self.raw_query.as_deref()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
     type Rejection = ApiError;
 

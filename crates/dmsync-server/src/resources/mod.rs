@@ -5,7 +5,9 @@ pub mod autopilot_devices;
 pub mod autopilot_settings;
 pub mod batch;
 pub mod devices;
+pub mod directory;
 pub mod exchange_connectors;
+pub mod groups;
 pub mod imported_devices;
 pub mod managed_devices;
 pub mod role_scope_tags;
@@ -29,6 +31,7 @@ pub fn batchable_routes() -> Vec<GraphRoute> {
     routes.extend(managed_devices::routes());
     routes.extend(role_scope_tags::routes());
     routes.extend(devices::routes());
+    routes.extend(groups::routes());
     routes
 }
 

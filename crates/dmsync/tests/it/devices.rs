@@ -4,45 +4,12 @@
 //! eventual` with Entra's own 400s otherwise, and the page cache never serves one for the
 //! other; the permissions.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 const IDENTITIES: &str = "/beta/deviceManagement/windowsAutopilotDeviceIdentities";
-
-async fn synced_app(serials: &[&str]) -> TestApp {
-    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
-    let rows: Vec<_> = serials.iter().map(|s| registration(s)).collect();
-    app.admin.add_registrations(&app.tenant(), &rows).await.unwrap();
-    let client = app.user_client().await;
-    client.sync_windows_autopilot_settings().await.unwrap();
-    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
-    app
-}
-
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    eventual: bool,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.raw(method, path, Some(token));
-    if eventual {
-        request = request.header("ConsistencyLevel", "eventual");
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let r = request.send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-}
 
 #[tokio::test]
 async fn a_synced_device_has_its_entra_object() {

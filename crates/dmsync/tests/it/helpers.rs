@@ -199,3 +199,47 @@ pub fn registration(serial: &str) -> dmsync_client::Registration {
         ..Default::default()
     }
 }
+
+/// Sends a request with the token (and `ConsistencyLevel: eventual` when asked), and returns the
+/// status and the JSON body (`null` when there is none).
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    eventual: bool,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = app.raw(method, path, Some(token));
+    if eventual {
+        request = request.header("ConsistencyLevel", "eventual");
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+/// A server whose syncs complete at once, with the registrations of these serials synced: each
+/// has its Autopilot device and its Entra device object.
+pub async fn synced_app_with(serials: &[&str], configure: impl FnOnce(&mut Config)) -> TestApp {
+    let app = spawn_app_with(|c| {
+        c.sync_duration = time::Duration::ZERO;
+        configure(c);
+    })
+    .await;
+    let rows: Vec<_> = serials.iter().map(|s| registration(s)).collect();
+    app.admin.add_registrations(&app.tenant(), &rows).await.unwrap();
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    app
+}
+
+/// [`synced_app_with`] with the test configuration as it is.
+pub async fn synced_app(serials: &[&str]) -> TestApp {
+    synced_app_with(serials, |_| {}).await
+}

@@ -17,6 +17,7 @@ mod devices;
 mod errors;
 mod exchange;
 mod external;
+mod groups;
 mod http_limits;
 mod jobs;
 mod lifecycle;
