@@ -316,8 +316,9 @@ impl GroupStore for SqlStore {
         now: OffsetDateTime,
     ) -> StoreResult<MemberChange> {
         self.change_assigned_members(tenant, group, async |tx: &mut Tx| {
-            let exists =
-                Query::new("SELECT count(*) FROM entra_devices WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(member);
+            let exists = Query::new("SELECT count(*) FROM entra_devices WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(member);
             if tx.exec().scalar::<i64>(exists).await? == 0 {
                 return Ok(MemberChange::MemberNotFound);
             }
