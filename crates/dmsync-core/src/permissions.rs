@@ -19,6 +19,11 @@ pub const DEVICE_READ_WRITE: &str = "Device.ReadWrite.All";
 pub const DIRECTORY_READ: &str = "Directory.Read.All";
 pub const DIRECTORY_READ_WRITE: &str = "Directory.ReadWrite.All";
 pub const DIRECTORY_ACCESS_AS_USER: &str = "Directory.AccessAsUser.All";
+pub const GROUP_READ: &str = "Group.Read.All";
+pub const GROUP_READ_WRITE: &str = "Group.ReadWrite.All";
+pub const GROUP_CREATE: &str = "Group.Create";
+pub const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
+pub const GROUP_MEMBER_READ_WRITE: &str = "GroupMember.ReadWrite.All";
 
 /// Which version of the documentation decides application access to the two sync actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -81,6 +86,13 @@ pub enum Operation {
     /// List and get Entra `devices`.
     ReadDevices,
     DeleteDevice,
+    /// List and get `groups`, and list a group's `members`.
+    ReadGroups,
+    CreateGroup,
+    /// Update and delete a group.
+    WriteGroup,
+    /// `members/$ref`: add and remove.
+    WriteGroupMembers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +132,17 @@ const SCOPE_TAG_WRITERS: &[&str] = &[CONFIGURATION_READ_WRITE, RBAC_READ_WRITE];
 /// The device list and get pages: `Device.Read.All` least privileged, then the directory-wide
 /// permissions.
 const DEVICE_READERS: &[&str] = &[DEVICE_READ, DEVICE_READ_WRITE, DIRECTORY_READ, DIRECTORY_READ_WRITE];
+
+/// The group list, get and list-members pages: `GroupMember.Read.All` least privileged, then the
+/// group-wide and directory-wide permissions.
+const GROUP_READERS: &[&str] =
+    &[GROUP_MEMBER_READ, GROUP_READ, DIRECTORY_READ, GROUP_MEMBER_READ_WRITE, GROUP_READ_WRITE, DIRECTORY_READ_WRITE];
+/// The group update and delete pages.
+const GROUP_WRITERS: &[&str] = &[GROUP_READ_WRITE, DIRECTORY_READ_WRITE];
+/// The create page: applications may also hold `Group.Create`.
+const GROUP_CREATORS: &[&str] = &[GROUP_CREATE, GROUP_READ_WRITE, DIRECTORY_READ_WRITE];
+/// The add and remove member pages.
+const GROUP_MEMBER_WRITERS: &[&str] = &[GROUP_MEMBER_READ_WRITE, GROUP_READ_WRITE, DIRECTORY_READ_WRITE];
 
 impl Operation {
     pub fn requirement(self, profile: PermissionProfile) -> Requirement {
@@ -171,6 +194,13 @@ impl Operation {
             DeleteDevice => {
                 Requirement { delegated: Some(&[DIRECTORY_ACCESS_AS_USER]), application: Some(&[DEVICE_READ_WRITE]) }
             }
+            ReadGroups => both(GROUP_READERS),
+            // `Group.Create` is an application permission only.
+            CreateGroup => Requirement { delegated: Some(GROUP_WRITERS), application: Some(GROUP_CREATORS) },
+            WriteGroup => both(GROUP_WRITERS),
+            // The pages add that a device member also needs `Device.ReadWrite.All`; dmsync asks
+            // only for one of these (docs/GRAPH-COMPAT.md, "Groups").
+            WriteGroupMembers => both(GROUP_MEMBER_WRITERS),
         }
     }
 }

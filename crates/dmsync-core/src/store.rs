@@ -24,9 +24,10 @@ use crate::exchange::{
     EasDevice, ExchangeConnector, ManagedDeviceField, ManagedDeviceQuery, MobileDeviceRecord, SyncType,
 };
 use crate::filter::Filter;
+use crate::groups::{EvaluationStats, Group, GroupField, GroupQuery, MemberChange};
 use crate::identity::{AppRegistration, SigningKey, Tenant, User};
 use crate::ids::{
-    AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, ImportedDeviceId, JobId,
+    AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, GroupId, ImportedDeviceId, JobId,
     RoleScopeTagId,
 };
 use crate::jobs::{Job, JobLease, NewJob};
@@ -417,7 +418,8 @@ pub trait EntraDeviceStore: Send + Sync {
         filter: Option<&Filter<EntraDeviceField>>,
     ) -> StoreResult<u64>;
     async fn entra_device(&self, tenant: TenantId, id: EntraDeviceId) -> StoreResult<Option<EntraDevice>>;
-    /// Deletes the object; the Autopilot identity it was created for stays as it is.
+    /// Deletes the object and its group memberships, as Entra does; the Autopilot identity it
+    /// was created for stays as it is.
     async fn delete_entra_device(&self, tenant: TenantId, id: EntraDeviceId) -> StoreResult<bool>;
 }
 
@@ -514,6 +516,78 @@ pub trait DeploymentProfileStore: Send + Sync {
     ) -> StoreResult<Vec<AutopilotDevice>>;
 }
 
+/// Entra groups and their members. Every write that should lead to a membership evaluation
+/// takes the evaluation job (`NewJob`) and its due time, and enqueues it in its own
+/// transaction, coalesced: one queued evaluation per tenant, and none for a tenant without a
+/// dynamic group whose processing is `On`.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    async fn list_groups(&self, tenant: TenantId, query: &GroupQuery) -> StoreResult<Vec<Group>>;
+    async fn count_groups(&self, tenant: TenantId, filter: Option<&Filter<GroupField>>) -> StoreResult<u64>;
+    async fn group(&self, tenant: TenantId, id: GroupId) -> StoreResult<Option<Group>>;
+    /// Creates the group (already validated), and, when it is a dynamic group whose rule is
+    /// `On`, enqueues `evaluation` at `run_at`.
+    async fn create_group(
+        &self,
+        group: &Group,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+        evaluation: &NewJob,
+    ) -> StoreResult<()>;
+    /// Writes every property of the group (already validated); with `evaluation`, enqueues it as
+    /// `create_group` does. False when the group does not exist.
+    async fn replace_group(
+        &self,
+        group: &Group,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+        evaluation: Option<&NewJob>,
+    ) -> StoreResult<bool>;
+    /// Deletes the group and its members' rows. False when it does not exist.
+    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> StoreResult<bool>;
+    /// One page of the group's members (Entra devices), keyset-paged by object id; `None` when
+    /// the group does not exist.
+    async fn list_group_members(
+        &self,
+        tenant: TenantId,
+        group: GroupId,
+        query: &EntraDeviceQuery,
+    ) -> StoreResult<Option<Vec<EntraDevice>>>;
+    /// Adds a device to an assigned group.
+    async fn add_group_member(
+        &self,
+        tenant: TenantId,
+        group: GroupId,
+        member: EntraDeviceId,
+        now: OffsetDateTime,
+    ) -> StoreResult<MemberChange>;
+    /// Removes a device from an assigned group (`MemberNotFound` when it is not a member).
+    async fn remove_group_member(
+        &self,
+        tenant: TenantId,
+        group: GroupId,
+        member: EntraDeviceId,
+    ) -> StoreResult<MemberChange>;
+    /// Enqueues the tenant's membership evaluation at `run_at`, coalesced (see the trait). True
+    /// when it enqueued one.
+    async fn request_group_evaluation(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+        job: &NewJob,
+    ) -> StoreResult<bool>;
+    /// Brings the members of every dynamic group of the tenant whose processing is `On` to what
+    /// its rule selects, set-based, and completes the job, in one transaction fenced by the
+    /// lease. `None` (and nothing written) when the lease was lost.
+    async fn evaluate_group_membership(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<EvaluationStats>>;
+}
+
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
@@ -553,6 +627,7 @@ pub trait Store:
     + RoleScopeTagStore
     + EntraDeviceStore
     + DeploymentProfileStore
+    + GroupStore
     + JobStore
     + 'static
 {
@@ -567,6 +642,7 @@ impl<
         + RoleScopeTagStore
         + EntraDeviceStore
         + DeploymentProfileStore
+        + GroupStore
         + JobStore
         + 'static,
 > Store for T

@@ -1,6 +1,6 @@
-//! Entra ID directory objects: `device`.
+//! Entra ID directory objects: `device` and `group`, and the reference a `$ref` write sends.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::GraphDateTime;
 
@@ -79,4 +79,77 @@ pub struct OnPremisesExtensionAttributes {
     pub extension_attribute_14: Option<String>,
     #[serde(rename = "extensionAttribute15")]
     pub extension_attribute_15: Option<String>,
+}
+
+/// An Entra ID group, with the properties Graph returns by default for a security group; what
+/// belongs to Microsoft 365 groups, on-premises synchronisation and licensing is `null` or empty
+/// (docs/GRAPH-COMPAT.md, "Groups").
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub deleted_date_time: Option<GraphDateTime>,
+    pub classification: Option<String>,
+    pub created_date_time: GraphDateTime,
+    pub creation_options: Vec<String>,
+    pub description: Option<String>,
+    pub display_name: String,
+    pub expiration_date_time: Option<GraphDateTime>,
+    pub group_types: Vec<String>,
+    pub is_assignable_to_role: Option<bool>,
+    pub mail: Option<String>,
+    pub mail_enabled: bool,
+    pub mail_nickname: String,
+    pub membership_rule: Option<String>,
+    pub membership_rule_processing_state: Option<String>,
+    pub on_premises_domain_name: Option<String>,
+    pub on_premises_last_sync_date_time: Option<GraphDateTime>,
+    pub on_premises_net_bios_name: Option<String>,
+    pub on_premises_sam_account_name: Option<String>,
+    pub on_premises_security_identifier: Option<String>,
+    pub on_premises_sync_enabled: Option<bool>,
+    pub preferred_data_location: Option<String>,
+    pub preferred_language: Option<String>,
+    pub proxy_addresses: Vec<String>,
+    pub renewed_date_time: GraphDateTime,
+    pub resource_behavior_options: Vec<String>,
+    pub resource_provisioning_options: Vec<String>,
+    pub security_enabled: bool,
+    pub security_identifier: String,
+    pub theme: Option<String>,
+    pub visibility: Option<String>,
+}
+
+/// A group as clients send it (create and PATCH). Entra's other writable properties (and the
+/// read-only ones a client sends back) are accepted and ignored, as a backup tool round-trips
+/// whole objects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInput {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub mail_enabled: Option<bool>,
+    #[serde(default)]
+    pub security_enabled: Option<bool>,
+    #[serde(default)]
+    pub group_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub membership_rule: Option<String>,
+    #[serde(default)]
+    pub membership_rule_processing_state: Option<String>,
+}
+
+/// The body of `POST …/members/$ref`: the reference to the object to add.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ReferenceInput {
+    #[serde(rename = "@odata.id")]
+    pub odata_id: String,
 }

@@ -37,6 +37,9 @@ pub struct Config {
     pub import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays visible before it is deregistered.
     pub deletion_delay: ClockDuration,
+    /// How long Entra takes to process dynamic group membership after a rule or a device
+    /// changed, on the Clock.
+    pub group_processing_delay: ClockDuration,
     /// Scheduled Exchange connector syncs: a delta this often, a full sync this often.
     pub exchange_delta_interval: ClockDuration,
     pub exchange_full_interval: ClockDuration,
@@ -155,6 +158,7 @@ impl std::fmt::Debug for Config {
             .field("import_delay", &self.import_delay)
             .field("import_counts_as_sync", &self.import_counts_as_sync)
             .field("deletion_delay", &self.deletion_delay)
+            .field("group_processing_delay", &self.group_processing_delay)
             .field("exchange_delta_interval", &self.exchange_delta_interval)
             .field("exchange_full_interval", &self.exchange_full_interval)
             .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
@@ -192,6 +196,7 @@ impl Default for Config {
             import_delay: ClockDuration::seconds(10),
             import_counts_as_sync: true,
             deletion_delay: ClockDuration::seconds(10),
+            group_processing_delay: ClockDuration::minutes(5),
             exchange_delta_interval: ClockDuration::minutes(15),
             exchange_full_interval: ClockDuration::hours(24),
             exchange_source_allowed_hosts: Vec::new(),
@@ -279,6 +284,7 @@ impl Config {
             (self.sync_duration, "--sync-duration (DMSYNC_SYNC_DURATION)", false),
             (self.import_delay, "--import-delay (DMSYNC_IMPORT_DELAY)", false),
             (self.deletion_delay, "--deletion-delay (DMSYNC_DELETION_DELAY)", false),
+            (self.group_processing_delay, "--group-processing-delay (DMSYNC_GROUP_PROCESSING_DELAY)", false),
             (self.exchange_delta_interval, "--exchange-delta-interval (DMSYNC_EXCHANGE_DELTA_INTERVAL)", true),
             (self.exchange_full_interval, "--exchange-full-interval (DMSYNC_EXCHANGE_FULL_INTERVAL)", true),
             (self.job_lease, "--job-lease (DMSYNC_JOB_LEASE)", true),
@@ -363,6 +369,7 @@ mod tests {
             sync_duration: ClockDuration::ZERO,
             import_delay: ClockDuration::ZERO,
             deletion_delay: ClockDuration::ZERO,
+            group_processing_delay: ClockDuration::ZERO,
             ..Config::default()
         };
         config.validate().unwrap();

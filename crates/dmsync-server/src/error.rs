@@ -3,6 +3,8 @@
 //! ids and, for Intune errors, the JSON-in-message) is built in one place,
 //! [`crate::http::context`], because only it knows the request's ids and URL.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dmsync_core::StoreError;
@@ -77,7 +79,9 @@ pub enum ApiError {
     DirectoryObjectNotFound(String),
     /// A directory query Entra refuses, with Entra's own code (`Request_UnsupportedQuery`, …).
     #[error("directory query refused: {message}")]
-    DirectoryBadRequest { code: &'static str, message: &'static str },
+    /// The message is made for the request where it must say what was wrong (a missing
+    /// property, a membership rule and why it cannot be evaluated).
+    DirectoryBadRequest { code: &'static str, message: Cow<'static, str> },
     /// A 404 outside Graph (the admin API), with a message that says what is missing.
     #[error("not found: {0}")]
     NotFoundPlain(String),
@@ -118,6 +122,13 @@ pub enum ApiError {
     /// layer's 408 or 431): only its status is known. See [`ApiError::for_status`].
     #[error("HTTP {0}")]
     Status(StatusCode),
+}
+
+impl ApiError {
+    /// Entra's `Request_BadRequest` with a message made for the request.
+    pub fn directory_bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::DirectoryBadRequest { code: "Request_BadRequest", message: Cow::Owned(message.into()) }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -249,7 +260,7 @@ impl ApiError {
                 )),
             ),
             DirectoryBadRequest { code, message } => {
-                (StatusCode::BAD_REQUEST, code, MessageSpec::Plain((*message).to_owned()))
+                (StatusCode::BAD_REQUEST, code, MessageSpec::Plain(message.clone().into_owned()))
             }
             NotFoundPlain(m) => (StatusCode::NOT_FOUND, "NotFound", MessageSpec::Plain(m.clone())),
             MethodNotAllowed(m) => (

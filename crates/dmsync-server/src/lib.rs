@@ -11,6 +11,7 @@ pub mod exchange_scheduler;
 pub mod exchange_source;
 pub mod http;
 pub mod jobs;
+pub mod membership;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;

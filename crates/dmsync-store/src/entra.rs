@@ -1,7 +1,8 @@
 //! [`EntraDeviceStore`]: Entra ID device objects. The Autopilot paths create them (reconciliation
 //! and import processing, with [`insert_for_devices`], in the transaction that creates the
 //! Autopilot devices) and keep their `[OrderId]` and `[PurchaseOrderId]` in step with the
-//! devices' group tag and purchase order; this file reads and deletes them.
+//! devices' group tag and purchase order; this file reads and deletes them (a deleted object
+//! leaves every group it was a member of).
 
 use async_trait::async_trait;
 
@@ -53,7 +54,13 @@ impl EntraDeviceStore for SqlStore {
     }
 
     async fn delete_entra_device(&self, tenant: TenantId, id: EntraDeviceId) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let memberships =
+            Query::new("DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2").bind(tenant).bind(id);
+        tx.execute(memberships).await?;
         let query = Query::new("DELETE FROM entra_devices WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
-        Ok(self.write().execute(query).await? == 1)
+        let deleted = tx.execute(query).await? == 1;
+        tx.commit().await?;
+        Ok(deleted)
     }
 }

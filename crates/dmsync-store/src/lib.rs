@@ -10,6 +10,7 @@ mod db;
 mod deployment_profiles;
 mod entra;
 mod exchange;
+mod groups;
 mod identity;
 mod imports;
 mod jobs;

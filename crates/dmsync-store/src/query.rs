@@ -36,18 +36,7 @@ pub fn push_filter<F: Copy>(sql: &mut Query, dialect: Dialect, filter: &Filter<F
             let col = column(*field);
             let not = if *op == CompareOp::Ne { "NOT " } else { "" };
             match value {
-                Literal::String(s) => match dialect {
-                    Dialect::Sqlite => {
-                        sql.push(&format!("({not}{col} = "))
-                            .push_bind(s.as_str())
-                            .push(&format!(" COLLATE {SQLITE_UNICODE_NOCASE})"));
-                    }
-                    Dialect::Postgres => {
-                        sql.push(&format!("({not}lower({col} COLLATE \"default\") = lower("))
-                            .push_bind(s.as_str())
-                            .push("))");
-                    }
-                },
+                Literal::String(s) => push_string_eq(sql, dialect, col, *op == CompareOp::Ne, s),
                 Literal::Null => {
                     sql.push(&format!("({not}{col} = '')"));
                 }
@@ -58,31 +47,49 @@ pub fn push_filter<F: Copy>(sql: &mut Query, dialect: Dialect, filter: &Filter<F
             }
         }
         Filter::Function { function, field, value } => {
-            let col = column(*field);
-            match dialect {
-                // A case-insensitive regular expression of the escaped value: SQLite's LIKE
-                // ignores only ASCII case.
-                Dialect::Sqlite => {
-                    let escaped = regex_syntax::escape(value);
-                    let pattern = match function {
-                        StringFunction::StartsWith => format!("(?i)^{escaped}"),
-                        StringFunction::EndsWith => format!("(?i){escaped}$"),
-                        StringFunction::Contains => format!("(?i){escaped}"),
-                    };
-                    sql.push(&format!("({col} REGEXP ")).push_bind(pattern).push(")");
-                }
-                // ILIKE follows the collation's notion of case, so the column is compared under
-                // the database's default one, not its own "C".
-                Dialect::Postgres => {
-                    let escaped = like_literal(value);
-                    let pattern = match function {
-                        StringFunction::StartsWith => format!("{escaped}%"),
-                        StringFunction::EndsWith => format!("%{escaped}"),
-                        StringFunction::Contains => format!("%{escaped}%"),
-                    };
-                    sql.push(&format!("({col} COLLATE \"default\" ILIKE ")).push_bind(pattern).push(" ESCAPE '\\')");
-                }
-            }
+            push_string_function(sql, dialect, column(*field), *function, value);
+        }
+    }
+}
+
+/// Appends `(expr = value)` (or its negation) ignoring case: `expr` is a column or any SQL
+/// string expression over columns, never client text.
+pub fn push_string_eq(sql: &mut Query, dialect: Dialect, expr: &str, negate: bool, value: &str) {
+    let not = if negate { "NOT " } else { "" };
+    match dialect {
+        Dialect::Sqlite => {
+            sql.push(&format!("({not}{expr} = ")).push_bind(value).push(&format!(" COLLATE {SQLITE_UNICODE_NOCASE})"));
+        }
+        Dialect::Postgres => {
+            sql.push(&format!("({not}lower({expr} COLLATE \"default\") = lower(")).push_bind(value).push("))");
+        }
+    }
+}
+
+/// Appends whether `expr` starts with, ends with or contains `value`, ignoring case.
+pub fn push_string_function(sql: &mut Query, dialect: Dialect, expr: &str, function: StringFunction, value: &str) {
+    match dialect {
+        // A case-insensitive regular expression of the escaped value: SQLite's LIKE
+        // ignores only ASCII case.
+        Dialect::Sqlite => {
+            let escaped = regex_syntax::escape(value);
+            let pattern = match function {
+                StringFunction::StartsWith => format!("(?i)^{escaped}"),
+                StringFunction::EndsWith => format!("(?i){escaped}$"),
+                StringFunction::Contains => format!("(?i){escaped}"),
+            };
+            sql.push(&format!("({expr} REGEXP ")).push_bind(pattern).push(")");
+        }
+        // ILIKE follows the collation's notion of case, so the expression is compared under
+        // the database's default one, not its own "C".
+        Dialect::Postgres => {
+            let escaped = like_literal(value);
+            let pattern = match function {
+                StringFunction::StartsWith => format!("{escaped}%"),
+                StringFunction::EndsWith => format!("%{escaped}"),
+                StringFunction::Contains => format!("%{escaped}%"),
+            };
+            sql.push(&format!("({expr} COLLATE \"default\" ILIKE ")).push_bind(pattern).push(" ESCAPE '\\')");
         }
     }
 }

@@ -12,6 +12,7 @@ use dmsync_core::entra::EntraDevice;
 use dmsync_core::exchange::{
     ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
 };
+use dmsync_core::groups::{Group, ProcessingState};
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobState};
 use dmsync_core::scope_tags::RoleScopeTag;
@@ -143,6 +144,26 @@ pub fn entra_device_from_row(row: &impl Columns) -> StoreResult<EntraDevice> {
         order_id: row.text("order_id")?,
         purchase_order_id: row.text("purchase_order_id")?,
         hardware_id: row.text("hardware_id")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub fn group_from_row(row: &impl Columns) -> StoreResult<Group> {
+    let processing_state = row
+        .opt_text("membership_rule_processing_state")?
+        .map(|state| parse_enum(state, "membership rule processing state", ProcessingState::parse))
+        .transpose()?;
+    Ok(Group {
+        tenant_id: row.id("tenant_id")?,
+        id: row.id("id")?,
+        display_name: row.text("display_name")?,
+        description: row.opt_text("description")?,
+        mail_nickname: row.text("mail_nickname")?,
+        mail_enabled: row.int("mail_enabled")? != 0,
+        security_enabled: row.int("security_enabled")? != 0,
+        group_types: parse_json_list(&row.text("group_types")?)?,
+        membership_rule: row.opt_text("membership_rule")?,
+        processing_state,
         created_at: row.time("created_at")?,
     })
 }

@@ -5,6 +5,7 @@ use dmsync_core::autopilot::{DeviceField, ImportedField};
 use dmsync_core::deployment_profiles::ProfileField;
 use dmsync_core::entra::EntraDeviceField;
 use dmsync_core::exchange::{ConnectorField, ManagedDeviceField};
+use dmsync_core::groups::GroupField;
 use dmsync_core::scope_tags::RoleScopeTagField;
 
 /// The one place where the engines' SQL differs. In list queries both ignore case for all of
@@ -90,6 +91,14 @@ pub fn entra_device_column(field: EntraDeviceField) -> &'static str {
         EntraDeviceField::DeviceId => "device_id",
         EntraDeviceField::DisplayName => "display_name",
         EntraDeviceField::OperatingSystem => "operating_system",
+    }
+}
+
+pub fn group_column(field: GroupField) -> &'static str {
+    match field {
+        GroupField::Id => "id",
+        GroupField::DisplayName => "display_name",
+        GroupField::MailNickname => "mail_nickname",
     }
 }
 

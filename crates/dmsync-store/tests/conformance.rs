@@ -11,6 +11,9 @@ use dmsync_core::deployment_profiles::{
     ProfileRefusal, ProfileSettings,
 };
 use dmsync_core::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
+use dmsync_core::groups::{
+    DYNAMIC_MEMBERSHIP, EvaluationStats, Group, GroupField, GroupQuery, MemberChange, ProcessingState,
+};
 use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::JobState;
 use dmsync_core::jobs::{JobPayload, NewJob};
@@ -1496,6 +1499,270 @@ async fn profile_assignments_keep_the_tenant_rules(store: &dyn Backend) {
     assert!(devices.is_empty());
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EvaluateGroupMembership {}
+impl JobPayload for EvaluateGroupMembership {
+    const KIND: &'static str = "evaluateGroupMembership";
+}
+
+fn evaluation_job() -> NewJob {
+    NewJob::new(&EvaluateGroupMembership {})
+}
+
+fn new_group(tenant: TenantId, name: &str, rule: Option<&str>) -> Group {
+    let mut group = Group {
+        tenant_id: tenant,
+        id: GroupId::new(),
+        display_name: name.into(),
+        description: None,
+        mail_nickname: name.to_lowercase().replace(' ', "-"),
+        mail_enabled: false,
+        security_enabled: true,
+        group_types: rule.map(|_| vec![DYNAMIC_MEMBERSHIP.to_owned()]).unwrap_or_default(),
+        membership_rule: rule.map(str::to_owned),
+        processing_state: None,
+        created_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+    };
+    group.validate().unwrap();
+    group
+}
+
+async fn create_group(store: &dyn Backend, group: &Group, now: OffsetDateTime) {
+    store.create_group(group, now, now, &evaluation_job()).await.unwrap();
+}
+
+/// Claims the queued evaluation and runs it.
+async fn evaluate(store: &dyn Backend, tenant: TenantId, now: OffsetDateTime) -> EvaluationStats {
+    let job = store.claim_job("w", now, now, LEASE).await.unwrap().expect("an evaluation is queued");
+    assert_eq!((job.kind.as_str(), job.tenant_id), ("evaluateGroupMembership", tenant));
+    store.evaluate_group_membership(&job.lease(), tenant, now).await.unwrap().expect("the lease holds")
+}
+
+async fn member_names(store: &dyn Backend, tenant: TenantId, group: GroupId) -> Vec<String> {
+    let members = store.list_group_members(tenant, group, &EntraDeviceQuery::first(10_000)).await.unwrap().unwrap();
+    let mut names: Vec<String> = members.into_iter().map(|d| d.display_name).collect();
+    names.sort();
+    names
+}
+
+/// Registers the devices (serial, group tag) in the tenant and syncs them, which creates their
+/// Entra objects; returns the Autopilot device ids by serial.
+async fn entra_devices(
+    store: &dyn Backend,
+    tenant: TenantId,
+    devices: &[(&str, &str)],
+    now: OffsetDateTime,
+) -> Vec<(String, dmsync_core::AutopilotDeviceId)> {
+    let rows: Vec<NewRegistration> = devices
+        .iter()
+        .map(|(serial, tag)| NewRegistration { group_tag: (*tag).into(), ..reg(serial, &format!("hash-{serial}")) })
+        .collect();
+    store.put_registrations(tenant, &rows, now).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(tenant, now).await.unwrap();
+    let serials: Vec<String> = devices.iter().map(|(s, _)| (*s).to_owned()).collect();
+    store.device_ids_by_serial(tenant, &serials).await.unwrap()
+}
+
+fn group_filter(text: &str) -> dmsync_core::filter::Filter<GroupField> {
+    dmsync_core::filter::parse_filter(text, |name| match name.to_ascii_lowercase().as_str() {
+        "id" => Some(GroupField::Id),
+        "displayname" => Some(GroupField::DisplayName),
+        "mailnickname" => Some(GroupField::MailNickname),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// Groups are created, found by `$filter` ignoring case, replaced and deleted, per tenant.
+async fn groups_are_created_filtered_replaced_and_deleted(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    let autopilot = new_group(A, "Autopilot Devices", None);
+    let sales = new_group(A, "Sales Kiosks", Some(r#"device.devicePhysicalIds -any (_ -eq "[OrderId]:Sales")"#));
+    let other = new_group(B, "Autopilot Devices", None);
+    for group in [&autopilot, &sales, &other] {
+        create_group(store, group, t0).await;
+    }
+    assert_eq!(store.group(A, autopilot.id).await.unwrap().as_ref(), Some(&autopilot));
+    assert_eq!(store.group(A, other.id).await.unwrap(), None, "another tenant's group is not found");
+    let stored = store.group(A, sales.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.processing_state, stored.group_types.clone()),
+        (Some(ProcessingState::On), sales.group_types.clone())
+    );
+    let count = |text: &str| {
+        let filter = group_filter(text);
+        async move { store.count_groups(A, Some(&filter)).await.unwrap() }
+    };
+    assert_eq!(count("displayName eq 'AUTOPILOT devices'").await, 1);
+    assert_eq!(count("mailNickname eq 'sales-kiosks'").await, 1);
+    assert_eq!(count(&format!("id eq '{}'", sales.id)).await, 1);
+    assert_eq!(store.count_groups(A, None).await.unwrap(), 2);
+    let page = store.list_groups(A, &GroupQuery::first(1)).await.unwrap();
+    let after = DeviceCursor { sort_value: None, id: page[0].id.into() };
+    let rest = store.list_groups(A, &GroupQuery { after: Some(after), ..GroupQuery::first(10) }).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].id > page[0].id, "keyset order");
+
+    let mut renamed = autopilot.clone();
+    renamed.display_name = "Autopilot".into();
+    renamed.description = Some("All of them".into());
+    assert!(store.replace_group(&renamed, t0, t0, None).await.unwrap());
+    assert_eq!(store.group(A, autopilot.id).await.unwrap(), Some(renamed));
+    let mut missing = other.clone();
+    missing.tenant_id = A;
+    assert!(!store.replace_group(&missing, t0, t0, None).await.unwrap(), "B's group is not A's to replace");
+
+    let ids = entra_devices(store, A, &[("G-1", "")], t0).await;
+    let object = store.list_entra_devices(A, &EntraDeviceQuery::first(1)).await.unwrap().remove(0);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.add_group_member(A, autopilot.id, object.id, t0).await.unwrap(), MemberChange::Done);
+    assert!(store.delete_group(A, autopilot.id).await.unwrap());
+    assert!(!store.delete_group(A, autopilot.id).await.unwrap(), "deleted once");
+    assert!(!store.delete_group(A, other.id).await.unwrap(), "another tenant's group");
+    assert_eq!(store.list_group_members(A, autopilot.id, &EntraDeviceQuery::first(10)).await.unwrap(), None);
+    // Its member rows went with it: the same id again starts empty.
+    create_group(store, &autopilot, t0).await;
+    assert!(member_names(store, A, autopilot.id).await.is_empty());
+}
+
+/// An assigned group's members are added once and removed once; a dynamic group's are its
+/// rule's; a deleted device leaves its groups.
+async fn assigned_members_are_added_once_and_removed(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    let group = new_group(A, "Autopilot Devices", None);
+    let dynamic = new_group(A, "Dynamic", Some(r#"device.displayName -eq "x""#));
+    create_group(store, &group, t0).await;
+    create_group(store, &dynamic, t0).await;
+    entra_devices(store, A, &[("M-1", ""), ("M-2", "")], t0).await;
+    entra_devices(store, B, &[("M-B", "")], t0).await;
+    let objects = store.list_entra_devices(A, &EntraDeviceQuery::first(10)).await.unwrap();
+    let b_object = store.list_entra_devices(B, &EntraDeviceQuery::first(10)).await.unwrap().remove(0);
+    let (m1, m2) = (objects[0].id, objects[1].id);
+
+    assert_eq!(store.add_group_member(A, group.id, m1, t0).await.unwrap(), MemberChange::Done);
+    assert_eq!(store.add_group_member(A, group.id, m1, t0).await.unwrap(), MemberChange::AlreadyMember);
+    assert_eq!(store.add_group_member(A, group.id, m2, t0).await.unwrap(), MemberChange::Done);
+    assert_eq!(store.add_group_member(A, group.id, b_object.id, t0).await.unwrap(), MemberChange::MemberNotFound);
+    assert_eq!(store.add_group_member(A, GroupId::new(), m1, t0).await.unwrap(), MemberChange::GroupNotFound);
+    assert_eq!(store.add_group_member(B, group.id, b_object.id, t0).await.unwrap(), MemberChange::GroupNotFound);
+    assert_eq!(store.add_group_member(A, dynamic.id, m1, t0).await.unwrap(), MemberChange::DynamicGroup);
+    assert_eq!(member_names(store, A, group.id).await.len(), 2);
+    let first = store.list_group_members(A, group.id, &EntraDeviceQuery::first(1)).await.unwrap().unwrap();
+    assert_eq!(first.len(), 1);
+
+    assert_eq!(store.remove_group_member(A, dynamic.id, m1).await.unwrap(), MemberChange::DynamicGroup);
+    assert_eq!(store.remove_group_member(A, group.id, m1).await.unwrap(), MemberChange::Done);
+    assert_eq!(store.remove_group_member(A, group.id, m1).await.unwrap(), MemberChange::MemberNotFound);
+    assert!(store.delete_entra_device(A, m2).await.unwrap());
+    assert!(member_names(store, A, group.id).await.is_empty(), "a deleted device leaves its groups");
+}
+
+/// The rules Autopilot admins write select the devices Entra would, ignoring case, with -not,
+/// parentheses and -any; an evaluation follows group tag changes, and leaves paused groups be.
+async fn dynamic_rules_select_devices_as_entra_does(store: &dyn Backend) {
+    use dmsync_core::autopilot::DevicePropertiesUpdate;
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    let ids =
+        entra_devices(store, A, &[("D-1", "Sales"), ("D-2", "sales-emea"), ("D-3", "Kiosk"), ("D-4", "")], t0).await;
+    entra_devices(store, B, &[("D-B", "Sales")], t0).await;
+    let all = ["D-1", "D-2", "D-3", "D-4"];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (r#"(device.devicePhysicalIds -any (_ -eq "[OrderID]:sales"))"#, vec!["D-1"]),
+        (r#"device.devicePhysicalIds -any (_ -startsWith "[ZTDId]")"#, all.to_vec()),
+        (r#"(device.devicePhysicalIDs -any (_ -contains "[ZTDID]"))"#, all.to_vec()),
+        (r#"device.devicePhysicalIds -any (_ -startsWith "[orderid]:SALES")"#, vec!["D-1", "D-2"]),
+        (r#"-not (device.devicePhysicalIds -any (_ -startsWith "[OrderId]:Sales"))"#, vec!["D-3", "D-4"]),
+        (
+            r#"(device.devicePhysicalIds -any (_ -eq "[OrderId]:Kiosk")) -or device.displayName -eq "d-4""#,
+            vec!["D-3", "D-4"],
+        ),
+        (
+            r#"device.deviceOSType -eq "windows" -and (device.accountEnabled -eq true -and device.displayName -notStartsWith "D-1")"#,
+            vec!["D-2", "D-3", "D-4"],
+        ),
+        (r#"device.accountEnabled -eq false"#, vec![]),
+        (r#"device.devicePhysicalIds -any (_ -ne "[OrderId]:Sales")"#, all.to_vec()),
+        (r#"device.devicePhysicalIds -any (_ -startsWith "[PurchaseOrderId]")"#, vec![]),
+        (
+            r#"device.devicePhysicalIds -any (_ -startsWith "[HWID]:h:") -and device.displayName -endsWith "3""#,
+            vec!["D-3"],
+        ),
+        (r#"device.displayName -contains "%" -or device.displayName -contains "_""#, vec![]),
+    ];
+    let mut groups = Vec::new();
+    for (i, (rule, _)) in cases.iter().enumerate() {
+        let group = new_group(A, &format!("Rule {i}"), Some(rule));
+        create_group(store, &group, t0).await;
+        groups.push(group);
+    }
+    assert!(
+        !store.request_group_evaluation(A, t0, t0, &evaluation_job()).await.unwrap(),
+        "one evaluation is queued already: the creates coalesced"
+    );
+    assert!(!store.request_group_evaluation(B, t0, t0, &evaluation_job()).await.unwrap(), "B has no dynamic group");
+    let stats = evaluate(store, A, t0).await;
+    assert_eq!(stats.groups, cases.len() as u64);
+    for ((rule, expected), group) in cases.iter().zip(&groups) {
+        assert_eq!(member_names(store, A, group.id).await, *expected, "{rule}");
+    }
+    assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "evaluated once");
+
+    // A group tag change moves [OrderId]; the next evaluation follows it. A paused group keeps
+    // its members.
+    let mut paused = groups[3].clone();
+    paused.processing_state = Some(ProcessingState::Paused);
+    assert!(store.replace_group(&paused, t0, t0, Some(&evaluation_job())).await.unwrap());
+    assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "pausing asks for nothing");
+    let d4 = ids.iter().find(|(s, _)| s == "D-4").unwrap().1;
+    let update = DevicePropertiesUpdate { group_tag: Some("SALES".into()), ..Default::default() };
+    assert!(store.update_autopilot_device(A, d4, &update, t0).await.unwrap());
+    assert!(store.request_group_evaluation(A, t0, t0, &evaluation_job()).await.unwrap());
+    let stats = evaluate(store, A, t0).await;
+    assert_eq!(stats.groups, cases.len() as u64 - 1, "the paused group is not evaluated");
+    assert!(stats.added > 0 && stats.removed > 0);
+    assert_eq!(member_names(store, A, groups[0].id).await, ["D-1", "D-4"]);
+    assert_eq!(member_names(store, A, groups[3].id).await, ["D-1", "D-2"], "paused");
+    assert_eq!(member_names(store, A, groups[4].id).await, ["D-3"]);
+
+    // A rerun changes nothing; a lost lease writes nothing.
+    assert!(store.request_group_evaluation(A, t0, t0, &evaluation_job()).await.unwrap());
+    assert!(!evaluate(store, A, t0).await.changed());
+    assert!(store.request_group_evaluation(A, t0, t0, &evaluation_job()).await.unwrap());
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    let mut stale = job.lease();
+    stale.attempt += 1;
+    assert_eq!(store.evaluate_group_membership(&stale, A, t0).await.unwrap(), None);
+}
+
+/// A rule that selects a quarter of a few thousand devices: evaluated with two statements per
+/// group, and the members page by keyset.
+async fn a_dynamic_group_evaluates_a_large_set(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    let serials: Vec<String> = (0..2_000).map(|i| format!("L-{i:05}")).collect();
+    let devices: Vec<(&str, &str)> =
+        serials.iter().enumerate().map(|(i, s)| (s.as_str(), if i % 4 == 0 { "Big" } else { "Small" })).collect();
+    entra_devices(store, A, &devices, t0).await;
+    let group = new_group(A, "Big", Some(r#"(device.devicePhysicalIds -any (_ -eq "[OrderId]:big"))"#));
+    create_group(store, &group, t0).await;
+    let stats = evaluate(store, A, t0).await;
+    assert_eq!((stats.added, stats.removed), (500, 0));
+    let mut seen = 0;
+    let mut query = EntraDeviceQuery::first(101);
+    loop {
+        let page = store.list_group_members(A, group.id, &query).await.unwrap().unwrap();
+        seen += page.len().min(100);
+        if page.len() <= 100 {
+            break;
+        }
+        query.after = Some(DeviceCursor { sort_value: None, id: page[99].id.into() });
+    }
+    assert_eq!(seen, 500);
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -1581,6 +1848,10 @@ macro_rules! all_tests {
                 a_direct_create_registers_the_device_with_its_entra_device,
                 deployment_profiles_are_kept_per_tenant_up_to_the_limit,
                 profile_assignments_keep_the_tenant_rules,
+                groups_are_created_filtered_replaced_and_deleted,
+                assigned_members_are_added_once_and_removed,
+                dynamic_rules_select_devices_as_entra_does,
+                a_dynamic_group_evaluates_a_large_set,
             ]
         );
     };

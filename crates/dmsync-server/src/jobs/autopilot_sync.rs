@@ -50,6 +50,11 @@ impl BackgroundJob for AutopilotSync {
             "autopilot sync reconciled"
         );
         crate::metrics::sync_devices(stats.created, stats.updated, stats.deleted);
+        // Reconciliation creates Entra devices and moves their [OrderId]; asked for before the
+        // job completes, so a crash in between repeats the request rather than losing it.
+        crate::membership::request_evaluation(state, job.tenant_id)
+            .await
+            .context("requesting the group membership evaluation")?;
 
         let duration = state.config().sync_duration;
         let done_at = job.created_at + duration;

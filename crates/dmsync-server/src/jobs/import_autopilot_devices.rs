@@ -36,6 +36,10 @@ impl BackgroundJob for ImportAutopilotDevices {
         );
         metrics::counter!("dmsync_autopilot_imports_total", "status" => "complete").increment(stats.completed);
         metrics::counter!("dmsync_autopilot_imports_total", "status" => "error").increment(stats.failed);
+        if stats.completed > 0 {
+            // The imported devices' Entra objects may match dynamic rules.
+            crate::membership::request_evaluation_after(state, job.tenant_id).await;
+        }
         Ok(JobEnd::Done)
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod autopilot_sync;
 pub mod deregister_autopilot_device;
+pub mod evaluate_group_membership;
 pub mod exchange_connector_sync;
 pub mod import_autopilot_devices;
 pub mod registry;

@@ -566,6 +566,10 @@ async fn update_device_properties(
         resource_name: None,
     };
     if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+        if update.group_tag.is_some() {
+            // The group tag is the Entra object's [OrderId], which dynamic rules match.
+            crate::membership::request_evaluation_after(&state, scope.tenant_id()).await;
+        }
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

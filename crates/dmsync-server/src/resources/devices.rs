@@ -14,6 +14,7 @@ use dmsync_graph::odata::context_url;
 use dmsync_graph::writer::Select;
 
 use super::Version;
+use super::directory::{SearchMatch, advanced_query};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::list::{self, PageRequest};
@@ -25,7 +26,7 @@ use crate::state::AppState;
 
 const SET: &str = "devices";
 const TYPE_NAME: &str = "device";
-const PROPERTIES: &[&str] = &[
+pub(crate) const PROPERTIES: &[&str] = &[
     "id",
     "deletedDateTime",
     "accountEnabled",
@@ -86,7 +87,7 @@ pub fn routes() -> Vec<GraphRoute> {
     ]
 }
 
-fn field(name: &str) -> Option<EntraDeviceField> {
+pub(crate) fn field(name: &str) -> Option<EntraDeviceField> {
     Some(match name.to_ascii_lowercase().as_str() {
         "id" => EntraDeviceField::Id,
         "deviceid" => EntraDeviceField::DeviceId,
@@ -96,7 +97,7 @@ fn field(name: &str) -> Option<EntraDeviceField> {
     })
 }
 
-fn sort_value(device: &EntraDevice, field: EntraDeviceField) -> String {
+pub(crate) fn sort_value(device: &EntraDevice, field: EntraDeviceField) -> String {
     match field {
         EntraDeviceField::Id => device.id.to_string(),
         EntraDeviceField::DeviceId => device.device_id.to_string(),
@@ -107,7 +108,7 @@ fn sort_value(device: &EntraDevice, field: EntraDeviceField) -> String {
 
 /// The same properties on v1.0 and beta: what Autopilot knows of a device it has not deployed
 /// yet is the same on both, and the rest is `null` (docs/GRAPH-COMPAT.md, "Entra devices").
-fn to_wire(device: &EntraDevice) -> Device {
+pub(crate) fn to_wire(device: &EntraDevice) -> Device {
     Device {
         id: device.id.to_string(),
         deleted_date_time: None,
@@ -153,41 +154,8 @@ const COLLECTION: list::Collection<EntraDevice, EntraDeviceField, Device> = list
     wire: to_wire,
 };
 
-/// Whether the request opted in to Entra's advanced queries. Entra takes the value only as
-/// `eventual`, ignoring its case.
-fn eventual(headers: &HeaderMap) -> bool {
-    headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
-}
-
-/// Entra's refusal of `$search` without `ConsistencyLevel: eventual`.
-const SEARCH_NEEDS_EVENTUAL: ApiError = ApiError::DirectoryBadRequest {
-    code: "Request_UnsupportedQuery",
-    message: "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
-};
-
-/// Entra's refusal of `$count=true` without `ConsistencyLevel: eventual`.
-const COUNT_NEEDS_EVENTUAL: ApiError =
-    ApiError::DirectoryBadRequest { code: "Request_BadRequest", message: "$count is not currently supported." };
-
-/// The refusal of a `$search` this server does not understand.
-const UNSUPPORTED_SEARCH: ApiError = ApiError::DirectoryBadRequest {
-    code: "Request_UnsupportedQuery",
-    message: "Unsupported query: $search takes \"deviceId:…\" or \"displayName:…\" here.",
-};
-
-/// The `$filter` text that stands for a `$search` of one clause, `"property:text"` in double
-/// quotes: `displayName` matches names that start with the text (Entra searches the words of a
-/// name; a serial number is one word), `deviceId` matches the whole id.
-fn search_filter(search: &str) -> Result<String, ApiError> {
-    let clause = search.trim().strip_prefix('"').and_then(|s| s.strip_suffix('"')).ok_or(UNSUPPORTED_SEARCH)?;
-    let (property, text) = clause.split_once(':').ok_or(UNSUPPORTED_SEARCH)?;
-    let literal = text.replace('\'', "''");
-    match property.trim().to_ascii_lowercase().as_str() {
-        "displayname" => Ok(format!("startswith(displayName,'{literal}')")),
-        "deviceid" => Ok(format!("deviceId eq '{literal}'")),
-        _ => Err(UNSUPPORTED_SEARCH),
-    }
-}
+/// What `$search` may name on devices.
+const SEARCHABLE: &[(&str, SearchMatch)] = &[("displayName", SearchMatch::Prefix), ("deviceId", SearchMatch::Whole)];
 
 /// List devices.
 /// https://learn.microsoft.com/graph/api/device-list
@@ -198,24 +166,7 @@ async fn list_devices(
     headers: HeaderMap,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ReadDevices)?.tenant_id();
-    // Refused before the page cache is asked: the page a URL names never depends on the
-    // header, because without it that URL is always this error, and errors are never kept.
-    if !eventual(&headers) {
-        if request.query.search.is_some() {
-            return Err(SEARCH_NEEDS_EVENTUAL);
-        }
-        if request.query.count == Some(true) {
-            return Err(COUNT_NEEDS_EVENTUAL);
-        }
-    }
-    let query = &mut request.query;
-    if let Some(search) = query.search.take() {
-        let clause = search_filter(&search)?;
-        query.filter = Some(match query.filter.take() {
-            Some(filter) => format!("({filter}) and {clause}"),
-            None => clause,
-        });
-    }
+    advanced_query(&mut request, &headers, SEARCHABLE)?;
     let store = &state.store();
     let page = COLLECTION.page(
         &state,
@@ -247,7 +198,8 @@ async fn get_device(
     ODataBody::entity(StatusCode::OK, &context, &to_wire(&device), Select::new(select), &[])
 }
 
-/// Delete device: 204. The Autopilot identity the object was created for stays.
+/// Delete device: 204. The object leaves its groups; the Autopilot identity it was created for
+/// stays.
 /// https://learn.microsoft.com/graph/api/device-delete
 async fn delete_device(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let tenant = caller.authorize(Operation::DeleteDevice)?.tenant_id();
@@ -256,19 +208,7 @@ async fn delete_device(State(state): State<AppState>, caller: Caller, Path(id): 
     if !state.store().delete_entra_device(tenant, object).await? {
         return Err(not_found());
     }
+    // The object left every group it was in, in the same transaction.
+    crate::membership::membership_changed(&state, tenant).await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_search_clause_becomes_a_filter() {
-        assert_eq!(search_filter("\"displayName:PC-'1\"").unwrap(), "startswith(displayName,'PC-''1')");
-        assert_eq!(search_filter("\"deviceId:abc\"").unwrap(), "deviceId eq 'abc'");
-        for refused in ["displayName:x", "\"model:x\"", "\"nothing\""] {
-            assert!(search_filter(refused).is_err(), "{refused}");
-        }
-    }
 }

@@ -6,7 +6,9 @@ pub mod autopilot_settings;
 pub mod batch;
 pub mod deployment_profiles;
 pub mod devices;
+pub mod directory;
 pub mod exchange_connectors;
+pub mod groups;
 pub mod imported_devices;
 pub mod managed_devices;
 pub mod role_scope_tags;
@@ -31,6 +33,7 @@ pub fn batchable_routes() -> Vec<GraphRoute> {
     routes.extend(role_scope_tags::routes());
     routes.extend(devices::routes());
     routes.extend(deployment_profiles::routes());
+    routes.extend(groups::routes());
     routes
 }
 

@@ -4,45 +4,12 @@
 //! eventual` with Entra's own 400s otherwise, and the page cache never serves one for the
 //! other; the permissions.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 const IDENTITIES: &str = "/beta/deviceManagement/windowsAutopilotDeviceIdentities";
-
-async fn synced_app(serials: &[&str]) -> TestApp {
-    let app = spawn_app_with(|c| c.sync_duration = time::Duration::ZERO).await;
-    let rows: Vec<_> = serials.iter().map(|s| registration(s)).collect();
-    app.admin.add_registrations(&app.tenant(), &rows).await.unwrap();
-    let client = app.user_client().await;
-    client.sync_windows_autopilot_settings().await.unwrap();
-    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
-    app
-}
-
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    eventual: bool,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.raw(method, path, Some(token));
-    if eventual {
-        request = request.header("ConsistencyLevel", "eventual");
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let r = request.send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-}
 
 #[tokio::test]
 async fn a_synced_device_has_its_entra_object() {
@@ -75,7 +42,7 @@ async fn a_synced_device_has_its_entra_object() {
     assert_eq!(physical.len(), 2, "no group tag or purchase order: {device}");
 
     // A group tag set through Intune is the object's [OrderId] at once.
-    let (status, _) = send(
+    let (status, _) = send_with(
         &app,
         Method::POST,
         &format!("{IDENTITIES}/{ztdid}/UpdateDeviceProperties"),
@@ -93,15 +60,15 @@ async fn a_synced_device_has_its_entra_object() {
 
     // Deleting the object leaves the Autopilot identity.
     let path = format!("/beta/devices/{object}");
-    assert_eq!(send(&app, Method::DELETE, &path, &token, false, None).await.0, StatusCode::NO_CONTENT);
-    let (status, body) = send(&app, Method::DELETE, &path, &token, false, None).await;
+    assert_eq!(send_with(&app, Method::DELETE, &path, &token, false, None).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = send_with(&app, Method::DELETE, &path, &token, false, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
     assert_eq!(
         body["error"]["message"],
         format!("Resource '{object}' does not exist or one of its queried reference-property objects are not present.")
     );
-    let (status, _) = send(&app, Method::GET, "/beta/devices/not-a-guid", &token, false, None).await;
+    let (status, _) = send_with(&app, Method::GET, "/beta/devices/not-a-guid", &token, false, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let identity = app.get_json(&format!("{IDENTITIES}/{ztdid}"), Some(&token)).await;
     assert_eq!(identity["azureActiveDirectoryDeviceId"], aad, "the identity stays as it was");
@@ -115,12 +82,12 @@ async fn count_and_search_need_consistency_level_eventual() {
 
     let count = "/v1.0/devices?$count=true&$top=2";
     for _ in 0..2 {
-        let (status, body) = send(&app, Method::GET, count, &token, false, None).await;
+        let (status, body) = send_with(&app, Method::GET, count, &token, false, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "Request_BadRequest");
         assert_eq!(body["error"]["message"], "$count is not currently supported.");
         // The page the header allows is kept, and never served to a request without it.
-        let (status, body) = send(&app, Method::GET, count, &token, true, None).await;
+        let (status, body) = send_with(&app, Method::GET, count, &token, true, None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["@odata.count"], 3);
         assert_eq!(body["value"].as_array().unwrap().len(), 2);
@@ -129,14 +96,14 @@ async fn count_and_search_need_consistency_level_eventual() {
     }
 
     let search = "/beta/devices?$search=\"displayName:PC\"&$select=displayName";
-    let (status, body) = send(&app, Method::GET, search, &token, false, None).await;
+    let (status, body) = send_with(&app, Method::GET, search, &token, false, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
     assert_eq!(
         body["error"]["message"],
         "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"
     );
-    let (status, body) = send(&app, Method::GET, search, &token, true, None).await;
+    let (status, body) = send_with(&app, Method::GET, search, &token, true, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let names: Vec<&str> =
         body["value"].as_array().unwrap().iter().map(|d| d["displayName"].as_str().unwrap()).collect();
@@ -145,7 +112,7 @@ async fn count_and_search_need_consistency_level_eventual() {
 
     let lab = app.get_json("/beta/devices?$filter=displayName eq 'LAB-1'", Some(&token)).await;
     let device_id = lab["value"][0]["deviceId"].as_str().unwrap();
-    let (status, body) = send(
+    let (status, body) = send_with(
         &app,
         Method::GET,
         &format!("/beta/devices?$search=\"deviceId:{device_id}\"&$count=true&$filter=operatingSystem eq 'Windows'"),
@@ -157,7 +124,7 @@ async fn count_and_search_need_consistency_level_eventual() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["@odata.count"], 1);
     assert_eq!(body["value"][0]["displayName"], "LAB-1");
-    let (status, _) = send(&app, Method::GET, "/beta/devices?$search=\"model:x\"", &token, true, None).await;
+    let (status, _) = send_with(&app, Method::GET, "/beta/devices?$search=\"model:x\"", &token, true, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
@@ -172,27 +139,32 @@ async fn devices_take_the_device_and_directory_permissions() {
         async move { admin.mint_token(&tenant, kind, &[permission], "work", None).await.unwrap() }
     };
     let reader = mint("application", "Device.Read.All").await;
-    let (status, list) = send(&app, Method::GET, "/v1.0/devices", &reader, false, None).await;
+    let (status, list) = send_with(&app, Method::GET, "/v1.0/devices", &reader, false, None).await;
     assert_eq!(status, StatusCode::OK);
     let ids: Vec<String> = list["value"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().into()).collect();
     assert_eq!(
-        send(&app, Method::GET, "/v1.0/devices", &mint("delegated", "Directory.Read.All").await, false, None).await.0,
+        send_with(&app, Method::GET, "/v1.0/devices", &mint("delegated", "Directory.Read.All").await, false, None)
+            .await
+            .0,
         StatusCode::OK
     );
     let autopilot = mint("application", "DeviceManagementServiceConfig.ReadWrite.All").await;
-    assert_eq!(send(&app, Method::GET, "/v1.0/devices", &autopilot, false, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(send_with(&app, Method::GET, "/v1.0/devices", &autopilot, false, None).await.0, StatusCode::FORBIDDEN);
     let path = |id: &str| format!("/v1.0/devices/{id}");
-    assert_eq!(send(&app, Method::DELETE, &path(&ids[0]), &reader, false, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(send_with(&app, Method::DELETE, &path(&ids[0]), &reader, false, None).await.0, StatusCode::FORBIDDEN);
     // A user deletes with Directory.AccessAsUser.All alone; Device.ReadWrite.All is the app's.
     let user_rw = mint("delegated", "Device.ReadWrite.All").await;
-    assert_eq!(send(&app, Method::DELETE, &path(&ids[0]), &user_rw, false, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(send_with(&app, Method::DELETE, &path(&ids[0]), &user_rw, false, None).await.0, StatusCode::FORBIDDEN);
     let user = mint("delegated", "Directory.AccessAsUser.All").await;
-    assert_eq!(send(&app, Method::DELETE, &path(&ids[0]), &user, false, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(send_with(&app, Method::DELETE, &path(&ids[0]), &user, false, None).await.0, StatusCode::NO_CONTENT);
     // The development app and user read and delete, as Get-WindowsAutopilotInfo -Delete does.
     let app_token = app.app_token().await;
-    assert_eq!(send(&app, Method::DELETE, &path(&ids[1]), &app_token, false, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send_with(&app, Method::DELETE, &path(&ids[1]), &app_token, false, None).await.0,
+        StatusCode::NO_CONTENT
+    );
     let user_token = app.user_token().await;
-    let (status, list) = send(&app, Method::GET, "/beta/devices", &user_token, false, None).await;
+    let (status, list) = send_with(&app, Method::GET, "/beta/devices", &user_token, false, None).await;
     assert_eq!((status, list["value"].as_array().unwrap().len()), (StatusCode::OK, 0));
     app.stop().await;
 }
@@ -212,11 +184,11 @@ async fn malformed_search_and_filter_values_are_400() {
         "$filter=deviceId eq".to_owned(),
         format!("$filter={}deviceId eq 'x'{}", "(".repeat(500), ")".repeat(500)),
     ] {
-        let (status, body) = send(&app, Method::GET, &format!("/beta/devices?{query}"), &token, true, None).await;
+        let (status, body) = send_with(&app, Method::GET, &format!("/beta/devices?{query}"), &token, true, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{}: {body}", &query[..query.len().min(60)]);
         assert!(body["error"]["code"].is_string(), "{body}");
     }
-    let (status, list) = send(&app, Method::GET, "/beta/devices", &token, false, None).await;
+    let (status, list) = send_with(&app, Method::GET, "/beta/devices", &token, false, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["value"].as_array().unwrap().len(), 1);
     app.stop().await;

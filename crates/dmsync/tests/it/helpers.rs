@@ -209,7 +209,23 @@ pub async fn send(
     token: &str,
     body: Option<serde_json::Value>,
 ) -> (reqwest::StatusCode, serde_json::Value) {
+    send_with(app, method, path, token, false, body).await
+}
+
+/// Sends a request with the token (and `ConsistencyLevel: eventual` when asked), and returns the
+/// status and the JSON body (`null` when there is none).
+pub async fn send_with(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    eventual: bool,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
     let mut request = app.raw(method, path, Some(token));
+    if eventual {
+        request = request.header("ConsistencyLevel", "eventual");
+    }
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -223,4 +239,25 @@ pub async fn send(
 pub fn intune_message(body: &serde_json::Value) -> String {
     let inner: serde_json::Value = serde_json::from_str(body["error"]["message"].as_str().unwrap()).unwrap();
     inner["Message"].as_str().unwrap().to_owned()
+}
+
+/// A server whose syncs complete at once, with the registrations of these serials synced: each
+/// has its Autopilot device and its Entra device object.
+pub async fn synced_app_with(serials: &[&str], configure: impl FnOnce(&mut Config)) -> TestApp {
+    let app = spawn_app_with(|c| {
+        c.sync_duration = time::Duration::ZERO;
+        configure(c);
+    })
+    .await;
+    let rows: Vec<_> = serials.iter().map(|s| registration(s)).collect();
+    app.admin.add_registrations(&app.tenant(), &rows).await.unwrap();
+    let client = app.user_client().await;
+    client.sync_windows_autopilot_settings().await.unwrap();
+    app.wait_for_sync_status(&client, "completed", Duration::from_secs(10)).await;
+    app
+}
+
+/// [`synced_app_with`] with the test configuration as it is.
+pub async fn synced_app(serials: &[&str]) -> TestApp {
+    synced_app_with(serials, |_| {}).await
 }
