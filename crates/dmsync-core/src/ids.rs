@@ -49,6 +49,12 @@ pub mod kind {
     /// An Entra ID `device` object, by its object id (`id`, not its `deviceId`).
     #[derive(Debug)]
     pub enum EntraDevice {}
+    /// An Entra ID group.
+    #[derive(Debug)]
+    pub enum Group {}
+    /// A `windowsAutopilotDeploymentProfile`.
+    #[derive(Debug)]
+    pub enum DeploymentProfile {}
 
     impl IdKind for Tenant {
         const NAME: &'static str = "TenantId";
@@ -71,6 +77,12 @@ pub mod kind {
     impl IdKind for EntraDevice {
         const NAME: &'static str = "EntraDeviceId";
     }
+    impl IdKind for Group {
+        const NAME: &'static str = "GroupId";
+    }
+    impl IdKind for DeploymentProfile {
+        const NAME: &'static str = "DeploymentProfileId";
+    }
 }
 
 pub type TenantId = Id<kind::Tenant>;
@@ -80,6 +92,8 @@ pub type ConnectorId = Id<kind::Connector>;
 pub type EasDeviceId = Id<kind::EasDevice>;
 pub type JobId = Id<kind::Job>;
 pub type EntraDeviceId = Id<kind::EntraDevice>;
+pub type GroupId = Id<kind::Group>;
+pub type DeploymentProfileId = Id<kind::DeploymentProfile>;
 
 /// A GUID that names a `K`. The marker is behind `fn() -> K` so that the id is `Send`, `Sync`
 /// and `Copy` whatever the marker is.

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod jobs;
 pub mod limits;
 pub mod permissions;
+pub mod profile_assignment;
 pub mod query;
 pub mod scope_tags;
 pub mod store;
@@ -21,8 +22,8 @@ pub mod store;
 pub use clock::{Clock, SharedClock};
 pub use error::{StoreError, StoreResult};
 pub use ids::{
-    AutopilotDeviceId, ConnectorId, EasDeviceId, EntraDeviceId, Id, IdKind, ImportedDeviceId, JobId, RoleScopeTagId,
-    TenantId,
+    AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, GroupId, Id, IdKind,
+    ImportedDeviceId, JobId, RoleScopeTagId, TenantId,
 };
 pub use store::{Backend, Store};
 

@@ -9,9 +9,12 @@ mod convert;
 mod db;
 mod entra;
 mod exchange;
+/// Test-only rows for the assignment engine's tests and benchmark; see the module.
+pub mod fixtures;
 mod identity;
 mod imports;
 mod jobs;
+mod profile_assignment;
 mod query;
 mod reconcile;
 mod registrations;
