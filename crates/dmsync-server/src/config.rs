@@ -37,6 +37,9 @@ pub struct Config {
     pub import_counts_as_sync: bool,
     /// How long a device deleted through Graph stays visible before it is deregistered.
     pub deletion_delay: ClockDuration,
+    /// How long a device waits `pending` for the deployment profile it came under before the
+    /// profile is assigned, on the Clock (zero assigns in the pass that found it).
+    pub profile_assignment_delay: ClockDuration,
     /// Scheduled Exchange connector syncs: a delta this often, a full sync this often.
     pub exchange_delta_interval: ClockDuration,
     pub exchange_full_interval: ClockDuration,
@@ -155,6 +158,7 @@ impl std::fmt::Debug for Config {
             .field("import_delay", &self.import_delay)
             .field("import_counts_as_sync", &self.import_counts_as_sync)
             .field("deletion_delay", &self.deletion_delay)
+            .field("profile_assignment_delay", &self.profile_assignment_delay)
             .field("exchange_delta_interval", &self.exchange_delta_interval)
             .field("exchange_full_interval", &self.exchange_full_interval)
             .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
@@ -192,6 +196,7 @@ impl Default for Config {
             import_delay: ClockDuration::seconds(10),
             import_counts_as_sync: true,
             deletion_delay: ClockDuration::seconds(10),
+            profile_assignment_delay: ClockDuration::minutes(15),
             exchange_delta_interval: ClockDuration::minutes(15),
             exchange_full_interval: ClockDuration::hours(24),
             exchange_source_allowed_hosts: Vec::new(),
@@ -279,6 +284,7 @@ impl Config {
             (self.sync_duration, "--sync-duration (DMSYNC_SYNC_DURATION)", false),
             (self.import_delay, "--import-delay (DMSYNC_IMPORT_DELAY)", false),
             (self.deletion_delay, "--deletion-delay (DMSYNC_DELETION_DELAY)", false),
+            (self.profile_assignment_delay, "--profile-assignment-delay (DMSYNC_PROFILE_ASSIGNMENT_DELAY)", false),
             (self.exchange_delta_interval, "--exchange-delta-interval (DMSYNC_EXCHANGE_DELTA_INTERVAL)", true),
             (self.exchange_full_interval, "--exchange-full-interval (DMSYNC_EXCHANGE_FULL_INTERVAL)", true),
             (self.job_lease, "--job-lease (DMSYNC_JOB_LEASE)", true),
@@ -363,6 +369,7 @@ mod tests {
             sync_duration: ClockDuration::ZERO,
             import_delay: ClockDuration::ZERO,
             deletion_delay: ClockDuration::ZERO,
+            profile_assignment_delay: ClockDuration::ZERO,
             ..Config::default()
         };
         config.validate().unwrap();

@@ -9,7 +9,10 @@ use futures::future::BoxFuture;
 use dmsync_core::jobs::JobPayload;
 
 use super::{BackgroundJob, JobContext, JobEnd};
-use super::{autopilot_sync, deregister_autopilot_device, exchange_connector_sync, import_autopilot_devices};
+use super::{
+    assign_deployment_profiles, autopilot_sync, deregister_autopilot_device, exchange_connector_sync,
+    import_autopilot_devices,
+};
 
 /// A payload in the jobs table that its kind's type cannot decode.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,7 @@ impl JobRegistry {
             .with::<import_autopilot_devices::ImportAutopilotDevices>()
             .with::<deregister_autopilot_device::DeregisterAutopilotDevice>()
             .with::<exchange_connector_sync::ExchangeConnectorSync>()
+            .with::<assign_deployment_profiles::AssignDeploymentProfiles>()
     }
 
     fn with<J: BackgroundJob>(mut self) -> JobRegistry {
@@ -108,6 +112,7 @@ mod tests {
     use dmsync_core::{AutopilotDeviceId, ConnectorId};
 
     use super::*;
+    use crate::jobs::assign_deployment_profiles::AssignDeploymentProfiles;
     use crate::jobs::autopilot_sync::AutopilotSync;
     use crate::jobs::deregister_autopilot_device::DeregisterAutopilotDevice;
     use crate::jobs::exchange_connector_sync::ExchangeConnectorSync;
@@ -134,13 +139,14 @@ mod tests {
                 "exchangeConnectorSync",
                 json!({ "connectorId": id, "syncType": "deltaSync" }),
             ),
+            (NewJob::new(&AssignDeploymentProfiles {}), "assignDeploymentProfiles", json!({})),
         ];
         let registry = JobRegistry::new();
         for (job, kind, payload) in cases {
             assert_eq!((job.kind(), job.payload()), (kind, &payload));
             assert_eq!(registry.get(kind).map(|h| h.kind), Some(kind), "{kind} is registered");
         }
-        assert_eq!(registry.handlers.len(), 4, "every registered kind is covered above");
+        assert_eq!(registry.handlers.len(), 5, "every registered kind is covered above");
         let decoded: ExchangeConnectorSync =
             serde_json::from_value(json!({ "connectorId": id, "syncType": "fullSync" })).unwrap();
         assert_eq!((decoded.connector_id, decoded.sync_type), (ConnectorId::from_uuid(id), SyncType::FullSync));
