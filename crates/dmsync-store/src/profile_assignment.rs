@@ -18,46 +18,56 @@ use dmsync_core::{StoreResult, TenantId};
 use crate::db::{Query, SqlStore};
 use crate::jobs::{end_job, insert_coalesced_job};
 
-/// The devices an assignment of `$1`'s profiles reaches through a group (`kind`): the Entra
-/// objects that are members of the assignment's group, by their `[ZTDID]`.
-fn group_targets(kind: &str, assignment: &str) -> String {
+/// The (device, profile) pairs that the assignments of kind `kind` reach through their
+/// groups: the Entra objects that are members of each assignment's group, by their `[ZTDID]`.
+/// `$1` tenant. The joins are `CROSS JOIN`s so that SQLite walks them in this order (the
+/// tenant's few assignments, each group's members by key, each member's object by key) rather
+/// than from the tenant's million objects; PostgreSQL plans them as the inner joins they are.
+fn reached_through_groups(kind: &str) -> String {
     format!(
-        "SELECT e.ztdid AS device_id, {assignment}.profile_id
-           FROM deployment_profile_assignments {assignment}
-           JOIN group_members m ON m.tenant_id = {assignment}.tenant_id AND m.group_id = {assignment}.group_id
-           JOIN entra_devices e ON e.tenant_id = m.tenant_id AND e.id = m.member_id
-          WHERE {assignment}.tenant_id = $1 AND {assignment}.target_kind = '{kind}' AND e.ztdid IS NOT NULL"
+        "SELECT e.ztdid AS device_id, a.profile_id
+           FROM deployment_profile_assignments a
+          CROSS JOIN group_members m
+          CROSS JOIN entra_devices e
+          WHERE a.tenant_id = $1 AND a.target_kind = '{kind}'
+            AND m.tenant_id = a.tenant_id AND m.group_id = a.group_id
+            AND e.tenant_id = m.tenant_id AND e.id = m.member_id"
     )
 }
 
-/// Fills `profile_targets` with every targeted device's winning profile: `$1` tenant. Group
-/// assignments rank before All Devices (the "default profile" applies only where no group
-/// assignment does), then the oldest profile wins, ties broken by id. A device in an
-/// exclusion group of a profile is not targeted by that profile, whatever the assignment.
+/// Fills `profile_targets` with every targeted device's winning profile, and whether the
+/// device's state must change for it: `$1` tenant. Group assignments rank before All Devices
+/// (the "default profile" applies only where no group assignment does), then the oldest
+/// profile wins, ties broken by id. A device in an exclusion group of a profile is not
+/// targeted by that profile, whatever the assignment; the excluded pairs are one uncorrelated
+/// subquery, computed once.
 fn fill_targets() -> String {
-    let included = group_targets("group", "a");
+    let included = reached_through_groups("group");
+    let excluded = reached_through_groups("exclusionGroup");
     format!(
-        "INSERT INTO profile_targets (device_id, profile_id, all_devices)
-         SELECT device_id, profile_id, all_devices FROM (
-             SELECT c.device_id, c.profile_id, c.all_devices,
-                    row_number() OVER (PARTITION BY c.device_id ORDER BY c.all_devices, p.created_at, p.id) AS pick
-               FROM (SELECT g.device_id, g.profile_id, 0 AS all_devices FROM ({included}) g
-                     UNION ALL
-                     SELECT d.id, a.profile_id, 1
-                       FROM deployment_profile_assignments a
-                       JOIN autopilot_devices d ON d.tenant_id = a.tenant_id
-                      WHERE a.tenant_id = $1 AND a.target_kind = 'allDevices') c
-               JOIN deployment_profiles p ON p.tenant_id = $1 AND p.id = c.profile_id
-              WHERE NOT EXISTS (
-                    SELECT 1
-                      FROM entra_devices xe
-                      JOIN group_members xm ON xm.tenant_id = xe.tenant_id AND xm.member_id = xe.id
-                      JOIN deployment_profile_assignments x
-                        ON x.tenant_id = xm.tenant_id AND x.group_id = xm.group_id
-                     WHERE xe.tenant_id = $1 AND xe.ztdid = c.device_id
-                       AND x.profile_id = c.profile_id AND x.target_kind = 'exclusionGroup')
-         ) ranked
-         WHERE pick = 1"
+        "INSERT INTO profile_targets (device_id, profile_id, all_devices, changed)
+         SELECT ranked.device_id, ranked.profile_id, ranked.all_devices,
+                CASE WHEN ranked.all_devices = 0
+                     THEN CASE WHEN d.intended_profile_id IS NULL OR d.intended_profile_id <> ranked.profile_id
+                               THEN 1 ELSE 0 END
+                     ELSE CASE WHEN d.assigned_profile_id IS NULL OR d.assigned_profile_id <> ranked.profile_id
+                                    OR d.profile_assignment_status = 'pending'
+                               THEN 1 ELSE 0 END
+                END
+           FROM (SELECT c.device_id, c.profile_id, c.all_devices,
+                        row_number() OVER (PARTITION BY c.device_id
+                                           ORDER BY c.all_devices, p.created_at, p.id) AS pick
+                   FROM (SELECT g.device_id, g.profile_id, 0 AS all_devices FROM ({included}) g
+                         UNION ALL
+                         SELECT d.id, a.profile_id, 1
+                           FROM deployment_profile_assignments a
+                          CROSS JOIN autopilot_devices d
+                          WHERE a.tenant_id = $1 AND a.target_kind = 'allDevices' AND d.tenant_id = a.tenant_id) c
+                  CROSS JOIN deployment_profiles p
+                  WHERE p.tenant_id = $1 AND p.id = c.profile_id
+                    AND (c.device_id, c.profile_id) NOT IN ({excluded})) ranked
+          CROSS JOIN autopilot_devices d
+          WHERE ranked.pick = 1 AND d.tenant_id = $1 AND d.id = ranked.device_id"
     )
 }
 
@@ -66,31 +76,30 @@ fn fill_targets() -> String {
 const ASSIGNED_STATUS: &str =
     "CASE WHEN last_contacted IS NULL THEN 'assignedUnkownSyncState' ELSE 'assignedInSync' END";
 
+/// The target profile of the device being updated.
+const TARGET_PROFILE: &str = "(SELECT t.profile_id FROM profile_targets t WHERE t.device_id = autopilot_devices.id)";
+
 /// Devices newly under a profile through a group, or under another one: `pending` from now.
-/// `$1` tenant, `$2` now.
-const MARK_PENDING: &str = "UPDATE autopilot_devices
-        SET intended_profile_id = profile_targets.profile_id, intended_at = $2,
-            profile_assignment_status = 'pending'
-       FROM profile_targets
-      WHERE autopilot_devices.tenant_id = $1 AND autopilot_devices.id = profile_targets.device_id
-        AND profile_targets.all_devices = 0
-        AND (autopilot_devices.intended_profile_id IS NULL
-             OR autopilot_devices.intended_profile_id <> profile_targets.profile_id)";
+/// `$1` tenant, `$2` now. Driven by the changed targets, each device found by its key.
+fn mark_pending() -> String {
+    format!(
+        "UPDATE autopilot_devices
+            SET intended_profile_id = {TARGET_PROFILE}, intended_at = $2, profile_assignment_status = 'pending'
+          WHERE tenant_id = $1
+            AND id IN (SELECT device_id FROM profile_targets WHERE all_devices = 0 AND changed = 1)"
+    )
+}
 
 /// Devices under a profile through All Devices are assigned at once, unless already assigned
 /// to it. `$1` tenant, `$2` now.
 fn assign_all_devices() -> String {
     format!(
         "UPDATE autopilot_devices
-            SET intended_profile_id = profile_targets.profile_id, intended_at = $2,
-                assigned_profile_id = profile_targets.profile_id, profile_assigned_at = $2,
+            SET intended_profile_id = {TARGET_PROFILE}, intended_at = $2,
+                assigned_profile_id = {TARGET_PROFILE}, profile_assigned_at = $2,
                 profile_assignment_status = {ASSIGNED_STATUS}
-           FROM profile_targets
-          WHERE autopilot_devices.tenant_id = $1 AND autopilot_devices.id = profile_targets.device_id
-            AND profile_targets.all_devices = 1
-            AND (autopilot_devices.assigned_profile_id IS NULL
-                 OR autopilot_devices.assigned_profile_id <> profile_targets.profile_id
-                 OR autopilot_devices.profile_assignment_status = 'pending')"
+          WHERE tenant_id = $1
+            AND id IN (SELECT device_id FROM profile_targets WHERE all_devices = 1 AND changed = 1)"
     )
 }
 
@@ -138,7 +147,10 @@ impl ProfileAssignmentStore for SqlStore {
             tx.execute(Query::new(*statement)).await?;
         }
         tx.execute(Query::new(fill_targets()).bind(tenant)).await?;
-        let pending = tx.execute(Query::new(MARK_PENDING).bind(tenant).bind(now)).await?;
+        if let Some(analyze) = dialect.analyze_profile_targets() {
+            tx.execute(Query::new(analyze)).await?;
+        }
+        let pending = tx.execute(Query::new(mark_pending()).bind(tenant).bind(now)).await?;
         let assigned_at_once = tx.execute(Query::new(assign_all_devices()).bind(tenant).bind(now)).await?;
         let unassigned = tx.execute(Query::new(MARK_NOT_ASSIGNED).bind(tenant)).await?;
         let assigned_due = tx.execute(Query::new(assign_due()).bind(tenant).bind(now).bind(now - delay)).await?;

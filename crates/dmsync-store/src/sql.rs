@@ -273,13 +273,23 @@ impl Dialect {
         match self {
             Dialect::Sqlite => &[
                 "CREATE TEMP TABLE IF NOT EXISTS profile_targets (
-                    device_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, all_devices INTEGER NOT NULL)",
+                    device_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, all_devices INTEGER NOT NULL,
+                    changed INTEGER NOT NULL)",
                 "DELETE FROM profile_targets",
             ],
             Dialect::Postgres => &[r#"CREATE TEMP TABLE profile_targets (
                     device_id TEXT COLLATE "C" PRIMARY KEY, profile_id TEXT COLLATE "C" NOT NULL,
-                    all_devices BIGINT NOT NULL
+                    all_devices BIGINT NOT NULL, changed BIGINT NOT NULL
                 ) ON COMMIT DROP"#],
+        }
+    }
+
+    /// The statistics the planner needs of the filled `profile_targets`, where it keeps any
+    /// (PostgreSQL; SQLite plans the engine's statements by their shape).
+    pub fn analyze_profile_targets(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("ANALYZE profile_targets"),
         }
     }
 
