@@ -2,7 +2,7 @@
 //! seeded random points while it works, restarts it on the same database and checks what
 //! survived, through Graph and the admin API, and by reading the database while no server runs.
 //!
-//! Three scenarios, 20 kills in all, each scenario a test per backend:
+//! Four scenarios, 26 kills in all, each scenario a test per backend:
 //! - `registration_upload_and_sync`: 100,000 registrations uploaded as Autopilot CSV, then an
 //!   Autopilot sync reconciling them in chunks; 6 kills, by turns during an upload and during a
 //!   sync that updates every device.
