@@ -2,7 +2,8 @@
 # Runs dmsync's benchmarks against the release server and writes one Markdown report.
 #
 #   scripts/bench.sh                 every benchmark
-#   scripts/bench.sh autopilot       only the named ones (http, pages, tls, autopilot, exchange, postgres)
+#   scripts/bench.sh autopilot       only the named ones (http, pages, tls, autopilot, exchange, postgres,
+#                                    assignment, assignment-postgres)
 #   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
 #
 # `pages` is the device pages at 16 connections against a bare axum handler and WireMock serving
@@ -18,6 +19,10 @@
 # two): it recreates the database `dmsync_bench` on the server named by BENCH_PG (default
 # postgres://postgres@127.0.0.1:5432, where the machines here run PostgreSQL with trust auth).
 #
+# `assignment` is the deployment profile assignment engine (dmsync-bench-assignment, the store in
+# process: a million devices, 100,000 of them in an assigned group, both passes timed) on SQLite;
+# `assignment-postgres` the same on the database `dmsync_bench_assignment` of BENCH_PG.
+#
 # Each benchmark prints its figures beside their targets; the report (target/bench/report.md)
 # is their outputs in order, and each one's own output is kept in target/bench/NAME.md.
 # These are programs that measure, not tests: they fail only when something does not work.
@@ -25,8 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(http tls autopilot exchange postgres)
-known=(http pages tls autopilot exchange postgres)
+all=(http tls autopilot exchange postgres assignment assignment-postgres)
+known=(http pages tls autopilot exchange postgres assignment assignment-postgres)
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
 
@@ -67,6 +72,11 @@ for name in "${selected[@]}"; do
       pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
       psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench" -c "CREATE DATABASE dmsync_bench"
       bin=target/release/dmsync-bench; extra="--db $pg/dmsync_bench ${BENCH_ARGS_POSTGRES:-}" ;;
+    assignment) bin=target/release/dmsync-bench-assignment; extra=${BENCH_ARGS_ASSIGNMENT:-} ;;
+    assignment-postgres)
+      pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+      psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench_assignment" -c "CREATE DATABASE dmsync_bench_assignment"
+      bin=target/release/dmsync-bench-assignment; extra="--db $pg/dmsync_bench_assignment ${BENCH_ARGS_ASSIGNMENT:-}" ;;
     *) echo "bench: unknown benchmark '$name' (known: ${known[*]})" >&2; exit 2 ;;
   esac
   echo "== $name" >&2

@@ -2,7 +2,8 @@
 //! and the device identities a sync produces.
 
 use crate::TenantId;
-use crate::ids::{AutopilotDeviceId, ImportedDeviceId, JobId};
+use crate::ids::{AutopilotDeviceId, DeploymentProfileId, ImportedDeviceId, JobId};
+use crate::profile_assignment::ProfileAssignmentStatus;
 use crate::query::ListQuery;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -235,6 +236,14 @@ pub struct AutopilotDevice {
     pub azure_ad_device_id: Option<Uuid>,
     /// Set while a deletion requested through Graph waits for its background job.
     pub deletion_requested_at: Option<OffsetDateTime>,
+    /// The deployment profile the assignment engine chose for the device (`intendedDeploymentProfile`).
+    pub intended_profile_id: Option<DeploymentProfileId>,
+    /// The profile assigned once the assignment delay passed (`deploymentProfile`).
+    pub assigned_profile_id: Option<DeploymentProfileId>,
+    /// `deploymentProfileAssignmentStatus`.
+    pub profile_assignment_status: ProfileAssignmentStatus,
+    /// `deploymentProfileAssignedDateTime`.
+    pub profile_assigned_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
 }
 
@@ -252,6 +261,7 @@ pub enum DeviceField {
     EnrollmentState,
     PurchaseOrderIdentifier,
     ProductKey,
+    DeploymentProfileAssignmentStatus,
 }
 
 /// A page of devices.

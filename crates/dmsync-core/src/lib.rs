@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod limits;
 pub mod membership_rule;
 pub mod permissions;
+pub mod profile_assignment;
 pub mod query;
 pub mod scope_tags;
 pub mod store;

@@ -31,6 +31,7 @@ use crate::ids::{
     RoleScopeTagId,
 };
 use crate::jobs::{Job, JobLease, NewJob};
+use crate::profile_assignment::ProfileAssignmentStats;
 use crate::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagQuery, RoleScopeTagRefusal};
 
 /// Whether other processes can share the database.
@@ -248,6 +249,8 @@ pub trait AutopilotSettingsStore: Send + Sync {
     /// `deviceRegistrationId` = the device id, all in one transaction with the job's fenced
     /// completion, so a device is readable no later than its import reads `complete`. When
     /// `counts_as_sync` and anything completed, the tenant's sync cooldown restarts at `now`.
+    /// When anything completed, `follow_up` (the profile assignment pass that the new devices
+    /// may come under) is enqueued for `now`, coalesced, in the same transaction.
     /// `None` when the lease is no longer ours (nothing changed).
     async fn process_imports(
         &self,
@@ -255,6 +258,7 @@ pub trait AutopilotSettingsStore: Send + Sync {
         tenant: TenantId,
         now: OffsetDateTime,
         counts_as_sync: bool,
+        follow_up: &NewJob,
     ) -> StoreResult<Option<ImportStats>>;
 }
 
@@ -588,6 +592,30 @@ pub trait GroupStore: Send + Sync {
     ) -> StoreResult<Option<EvaluationStats>>;
 }
 
+/// The deployment profile assignment engine (`profile_assignment.rs` has the rules). Groups,
+/// their members, profiles and assignments are written by their own stores; this trait reads
+/// them and writes only the devices' assignment columns.
+#[async_trait]
+pub trait ProfileAssignmentStore: Send + Sync {
+    /// One pass of the engine over the tenant, in one transaction with the job's fenced
+    /// completion: computes every device's winning profile with set-based statements; a device
+    /// newly under a profile (or another one) becomes `pending` with `intended_at = now`, or is
+    /// assigned at once when the profile reaches it through All Devices; a pending device whose
+    /// `intended_at + delay` has come is assigned (`assignedUnkownSyncState` if it never
+    /// contacted the service, else `assignedInSync`); a device under no profile goes back to
+    /// `notAssigned`. If devices are still pending, `next_pass` is enqueued (coalesced) for when
+    /// the earliest of them comes due. Idempotent: a pass over unchanged data changes nothing.
+    /// `None` when the lease is no longer ours (nothing changed).
+    async fn assign_deployment_profiles(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        delay: Duration,
+        next_pass: &NewJob,
+    ) -> StoreResult<Option<ProfileAssignmentStats>>;
+}
+
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Claims the oldest runnable job (queued and due by `due` on the Clock, or running with a
@@ -611,6 +639,18 @@ pub trait JobStore: Send + Sync {
     /// where no other process can hold a lease.
     async fn requeue_running_jobs(&self) -> StoreResult<u64>;
     async fn job(&self, id: JobId) -> StoreResult<Option<Job>>;
+    /// Enqueues `job` for the tenant at `run_at`, unless a job of its kind for the tenant is
+    /// already queued and due by then, so that the requests asking for the same tenant-wide pass
+    /// share one. A running job does not count: it may have read the state before the change
+    /// that asks for the new one. True when a job was enqueued. Across PostgreSQL replicas two
+    /// concurrent calls may both enqueue; the jobs that use this are idempotent.
+    async fn enqueue_coalesced_job(
+        &self,
+        tenant: TenantId,
+        job: &NewJob,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// Resolves once a job has been enqueued (committed) by this store since the previous call
     /// returned; a job enqueued while nobody waits is remembered. Every enqueuing method
     /// signals it after its commit, so idle workers wake without polling.
@@ -628,6 +668,7 @@ pub trait Store:
     + EntraDeviceStore
     + DeploymentProfileStore
     + GroupStore
+    + ProfileAssignmentStore
     + JobStore
     + 'static
 {
@@ -643,6 +684,7 @@ impl<
         + EntraDeviceStore
         + DeploymentProfileStore
         + GroupStore
+        + ProfileAssignmentStore
         + JobStore
         + 'static,
 > Store for T

@@ -40,6 +40,9 @@ pub struct Config {
     /// How long Entra takes to process dynamic group membership after a rule or a device
     /// changed, on the Clock.
     pub group_processing_delay: ClockDuration,
+    /// How long a device waits `pending` for the deployment profile it came under before the
+    /// profile is assigned, on the Clock (zero assigns in the pass that found it).
+    pub profile_assignment_delay: ClockDuration,
     /// Scheduled Exchange connector syncs: a delta this often, a full sync this often.
     pub exchange_delta_interval: ClockDuration,
     pub exchange_full_interval: ClockDuration,
@@ -159,6 +162,7 @@ impl std::fmt::Debug for Config {
             .field("import_counts_as_sync", &self.import_counts_as_sync)
             .field("deletion_delay", &self.deletion_delay)
             .field("group_processing_delay", &self.group_processing_delay)
+            .field("profile_assignment_delay", &self.profile_assignment_delay)
             .field("exchange_delta_interval", &self.exchange_delta_interval)
             .field("exchange_full_interval", &self.exchange_full_interval)
             .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
@@ -197,6 +201,7 @@ impl Default for Config {
             import_counts_as_sync: true,
             deletion_delay: ClockDuration::seconds(10),
             group_processing_delay: ClockDuration::minutes(5),
+            profile_assignment_delay: ClockDuration::minutes(15),
             exchange_delta_interval: ClockDuration::minutes(15),
             exchange_full_interval: ClockDuration::hours(24),
             exchange_source_allowed_hosts: Vec::new(),
@@ -285,6 +290,7 @@ impl Config {
             (self.import_delay, "--import-delay (DMSYNC_IMPORT_DELAY)", false),
             (self.deletion_delay, "--deletion-delay (DMSYNC_DELETION_DELAY)", false),
             (self.group_processing_delay, "--group-processing-delay (DMSYNC_GROUP_PROCESSING_DELAY)", false),
+            (self.profile_assignment_delay, "--profile-assignment-delay (DMSYNC_PROFILE_ASSIGNMENT_DELAY)", false),
             (self.exchange_delta_interval, "--exchange-delta-interval (DMSYNC_EXCHANGE_DELTA_INTERVAL)", true),
             (self.exchange_full_interval, "--exchange-full-interval (DMSYNC_EXCHANGE_FULL_INTERVAL)", true),
             (self.job_lease, "--job-lease (DMSYNC_JOB_LEASE)", true),
@@ -370,6 +376,7 @@ mod tests {
             import_delay: ClockDuration::ZERO,
             deletion_delay: ClockDuration::ZERO,
             group_processing_delay: ClockDuration::ZERO,
+            profile_assignment_delay: ClockDuration::ZERO,
             ..Config::default()
         };
         config.validate().unwrap();

@@ -127,8 +127,9 @@ impl AutopilotSettingsStore for SettingsCache {
         tenant: TenantId,
         now: OffsetDateTime,
         counts_as_sync: bool,
+        follow_up: &NewJob,
     ) -> StoreResult<Option<ImportStats>> {
-        self.write(tenant, self.store.process_imports(lease, tenant, now, counts_as_sync)).await
+        self.write(tenant, self.store.process_imports(lease, tenant, now, counts_as_sync, follow_up)).await
     }
 }
 

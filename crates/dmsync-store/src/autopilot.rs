@@ -120,8 +120,9 @@ impl AutopilotSettingsStore for SqlStore {
         tenant: TenantId,
         now: OffsetDateTime,
         counts_as_sync: bool,
+        follow_up: &NewJob,
     ) -> StoreResult<Option<ImportStats>> {
-        self.process_import_job(lease, tenant, now, counts_as_sync).await
+        self.process_import_job(lease, tenant, now, counts_as_sync, follow_up).await
     }
 }
 

@@ -15,7 +15,7 @@ use dmsync_core::{ImportedDeviceId, StoreResult, TenantId};
 use crate::convert::{from_ticks, hash_digest, new_device_id, to_ticks};
 use crate::db::{Query, SqlStore, Value};
 use crate::entra::insert_for_devices;
-use crate::jobs::{end_job, insert_job};
+use crate::jobs::{end_job, insert_coalesced_job, insert_job};
 use crate::registrations::next_registration_seq;
 use crate::rows::imported_from_row;
 use crate::sql::imported_column;
@@ -129,6 +129,7 @@ impl SqlStore {
         tenant: TenantId,
         now: OffsetDateTime,
         counts_as_sync: bool,
+        follow_up: &NewJob,
     ) -> StoreResult<Option<ImportStats>> {
         self.ensure_settings(tenant).await?;
         let dialect = self.dialect();
@@ -237,7 +238,11 @@ impl SqlStore {
             .bind(tenant);
             tx.execute(anchor).await?;
         }
-        tx.commit().await?;
+        if completed > 0 && insert_coalesced_job(&mut tx, tenant, follow_up, now, now).await? {
+            self.commit_enqueued(tx).await?;
+        } else {
+            tx.commit().await?;
+        }
         Ok(Some(ImportStats { completed, failed: failed as u64 }))
     }
 }

@@ -44,6 +44,30 @@ pub(crate) async fn insert_job(
     Ok(job_id)
 }
 
+/// Inserts a queued job inside the caller's transaction, as [`insert_job`] does, unless a job
+/// of the same kind for the tenant is already queued and due by `run_at`; false when one is.
+pub(crate) async fn insert_coalesced_job(
+    tx: &mut Tx,
+    tenant: TenantId,
+    job: &NewJob,
+    now: OffsetDateTime,
+    run_at: OffsetDateTime,
+) -> StoreResult<bool> {
+    let query = Query::new(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, state, attempt, run_at, created_at)
+         SELECT $1, $2, $3, $4, 'queued', 0, $5, $6
+          WHERE NOT EXISTS (SELECT 1 FROM jobs
+                             WHERE state = 'queued' AND run_at <= $5 AND tenant_id = $2 AND kind = $3)",
+    )
+    .bind(JobId::now_v7())
+    .bind(tenant)
+    .bind(job.kind())
+    .bind(job.payload().to_string())
+    .bind(run_at)
+    .bind(now);
+    Ok(tx.execute(query).await? == 1)
+}
+
 /// Ends a job inside the caller's transaction, fenced by its lease: false (and nothing written)
 /// when the lease was lost, so the caller rolls its effects back too. Every completion path
 /// ends its job here. A success keeps the error an earlier attempt recorded.
@@ -153,6 +177,23 @@ impl JobStore for SqlStore {
     async fn job(&self, id: JobId) -> StoreResult<Option<Job>> {
         let query = Query::new("SELECT * FROM jobs WHERE id = $1").bind(id);
         self.read().fetch_optional(query).await?.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn enqueue_coalesced_job(
+        &self,
+        tenant: TenantId,
+        job: &NewJob,
+        now: OffsetDateTime,
+        run_at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let enqueued = insert_coalesced_job(&mut tx, tenant, job, now, run_at).await?;
+        if enqueued {
+            self.commit_enqueued(tx).await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(enqueued)
     }
 
     async fn wait_for_enqueued_job(&self) {

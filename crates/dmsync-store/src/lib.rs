@@ -10,10 +10,13 @@ mod db;
 mod deployment_profiles;
 mod entra;
 mod exchange;
+/// Test-only rows for the assignment engine's tests and benchmark; see the module.
+pub mod fixtures;
 mod groups;
 mod identity;
 mod imports;
 mod jobs;
+mod profile_assignment;
 mod query;
 mod reconcile;
 mod registrations;

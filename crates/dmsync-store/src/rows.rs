@@ -15,6 +15,7 @@ use dmsync_core::exchange::{
 use dmsync_core::groups::{Group, ProcessingState};
 use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobState};
+use dmsync_core::profile_assignment::ProfileAssignmentStatus;
 use dmsync_core::scope_tags::RoleScopeTag;
 use dmsync_core::{Id, IdKind, RoleScopeTagId, StoreError, StoreResult};
 
@@ -122,8 +123,21 @@ pub fn device_from_row(row: &impl Columns) -> StoreResult<AutopilotDevice> {
         resource_name: row.text("resource_name")?,
         deletion_requested_at: row.opt_time("deletion_requested_at")?,
         azure_ad_device_id: opt_guid(row.text("azure_ad_device_id")?)?,
+        intended_profile_id: opt_id(row.opt_text("intended_profile_id")?)?,
+        assigned_profile_id: opt_id(row.opt_text("assigned_profile_id")?)?,
+        profile_assignment_status: parse_enum(
+            row.text("profile_assignment_status")?,
+            "profile assignment status",
+            ProfileAssignmentStatus::parse,
+        )?,
+        profile_assigned_at: row.opt_time("profile_assigned_at")?,
         created_at: row.time("created_at")?,
     })
+}
+
+/// A nullable id column.
+fn opt_id<K: IdKind>(text: Option<String>) -> StoreResult<Option<Id<K>>> {
+    text.as_deref().map(parse_uuid).transpose().map(|id| id.map(Id::from_uuid))
 }
 
 /// A GUID column that may be empty (a page's stand-in for a column it did not read).

@@ -66,6 +66,10 @@ pub const DEVICE_COLUMNS: &[(&str, &str)] = &[
     ("resource_name", "''"),
     ("deletion_requested_at", "CAST(NULL AS BIGINT)"),
     ("azure_ad_device_id", "''"),
+    ("intended_profile_id", "CAST(NULL AS TEXT)"),
+    ("assigned_profile_id", "CAST(NULL AS TEXT)"),
+    ("profile_assignment_status", "'notAssigned'"),
+    ("profile_assigned_at", "CAST(NULL AS BIGINT)"),
     ("created_at", "CAST(0 AS BIGINT)"),
 ];
 
@@ -82,6 +86,7 @@ pub fn device_column(field: DeviceField) -> &'static str {
         DeviceField::EnrollmentState => "enrollment_state",
         DeviceField::PurchaseOrderIdentifier => "purchase_order_identifier",
         DeviceField::ProductKey => "product_key",
+        DeviceField::DeploymentProfileAssignmentStatus => "profile_assignment_status",
     }
 }
 
@@ -275,6 +280,51 @@ impl Dialect {
         match self {
             Dialect::Sqlite => Some("DROP TABLE registration_staging"),
             Dialect::Postgres => None,
+        }
+    }
+
+    /// The statements that give the transaction an empty `profile_targets` table, the
+    /// assignment engine's winning profile per device, on disk on SQLite and dropped at commit
+    /// on PostgreSQL. [`Self::drop_registration_staging`]'s rule applies: SQLite drops it itself.
+    pub fn create_profile_targets(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Sqlite => &[
+                "CREATE TEMP TABLE IF NOT EXISTS profile_targets (
+                    device_id TEXT PRIMARY KEY, profile_id TEXT NOT NULL, all_devices INTEGER NOT NULL,
+                    changed INTEGER NOT NULL)",
+                "DELETE FROM profile_targets",
+            ],
+            Dialect::Postgres => &[r#"CREATE TEMP TABLE profile_targets (
+                    device_id TEXT COLLATE "C" PRIMARY KEY, profile_id TEXT COLLATE "C" NOT NULL,
+                    all_devices BIGINT NOT NULL, changed BIGINT NOT NULL
+                ) ON COMMIT DROP"#],
+        }
+    }
+
+    /// The statistics the planner needs of the filled `profile_targets`, where it keeps any
+    /// (PostgreSQL; SQLite plans the engine's statements by their shape).
+    pub fn analyze_profile_targets(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("ANALYZE profile_targets"),
+        }
+    }
+
+    /// What removes `profile_targets` at commit, where `ON COMMIT DROP` does not.
+    pub fn drop_profile_targets(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => Some("DROP TABLE profile_targets"),
+            Dialect::Postgres => None,
+        }
+    }
+
+    /// The statement that makes the transaction the only one of its kind for `$1` (a tenant
+    /// id) until it ends, across processes, keyed by `purpose`: a transaction-scoped advisory
+    /// lock on PostgreSQL. SQLite's single writer already serialises write transactions.
+    pub fn lock_per_tenant(self, purpose: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!("SELECT pg_advisory_xact_lock(hashtextextended('{purpose}:' || $1, 0))")),
         }
     }
 

@@ -72,6 +72,16 @@ fn deletion_job() -> NewJob {
     NewJob::new(&DeregisterAutopilotDevice {})
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AssignDeploymentProfiles {}
+impl JobPayload for AssignDeploymentProfiles {
+    const KIND: &'static str = "assignDeploymentProfiles";
+}
+
+fn assignment_job() -> NewJob {
+    NewJob::new(&AssignDeploymentProfiles {})
+}
+
 fn connector_job(connector_id: ConnectorId, sync_type: dmsync_core::exchange::SyncType) -> NewJob {
     NewJob::new(&ExchangeConnectorSync { connector_id, sync_type: sync_type.as_str().to_owned() })
 }
@@ -413,9 +423,13 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Backend) {
     assert!(created.iter().all(|d| d.status == ImportStatus::Unknown && d.device_registration_id.is_none()));
     assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "not before the import delay");
     let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
-    let stats = store.process_imports(&job.lease(), A, later, true).await.unwrap().unwrap();
+    let stats = store.process_imports(&job.lease(), A, later, true, &assignment_job()).await.unwrap().unwrap();
     assert_eq!((stats.completed, stats.failed), (2, 5));
-    assert_eq!(store.process_imports(&job.lease(), A, later, true).await.unwrap(), None, "fenced: done once");
+    assert_eq!(
+        store.process_imports(&job.lease(), A, later, true, &assignment_job()).await.unwrap(),
+        None,
+        "fenced: done once"
+    );
 
     let by_serial = |serial: &str| created.iter().find(|d| d.serial_number == serial).unwrap().id;
     let status = |serial: &'static str| {
@@ -1311,7 +1325,7 @@ async fn an_import_creates_the_entra_device(store: &dyn Backend) {
     let created = store.create_imports(A, "imp", &[new_import("G-1", "hash-g1")], t0, t0, &import_job()).await.unwrap();
     assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 0, "nothing before the import is processed");
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
-    store.process_imports(&job.lease(), A, t0, false).await.unwrap().unwrap();
+    store.process_imports(&job.lease(), A, t0, false, &assignment_job()).await.unwrap().unwrap();
     let import = store.imported_device(A, created[0].id).await.unwrap().unwrap();
     assert_eq!(import.status, ImportStatus::Complete);
     let id = import.device_registration_id.unwrap();
@@ -1378,7 +1392,7 @@ async fn a_direct_create_registers_the_device_with_its_entra_device(store: &dyn 
     let imported =
         store.create_imports(A, "imp", &[new_import("D-1", "hash-d1")], t0, t0, &import_job()).await.unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
-    store.process_imports(&job.lease(), A, t0, false).await.unwrap().unwrap();
+    store.process_imports(&job.lease(), A, t0, false, &assignment_job()).await.unwrap().unwrap();
     let import = store.imported_device(A, imported[0].id).await.unwrap().unwrap();
     assert_eq!((import.status, import.error_code), (ImportStatus::Error, 806));
 }
@@ -2002,3 +2016,346 @@ async fn postgresql_gives_an_older_device_its_entra_device() {
     let Some(db) = TestDatabase::create().await else { return };
     an_older_device_gets_its_entra_device(&db.url, "postgres").await;
 }
+
+// The deployment profile assignment engine. Groups, members, profiles and assignments are
+// written with the test-only `dmsync_store::fixtures` until their own stores exist, so these
+// tests take the `SqlStore` itself; `engine_tests!` runs them on every backend.
+
+mod engine {
+    use dmsync_core::autopilot::{AutopilotDevice, DeviceField, DeviceQuery};
+    use dmsync_core::profile_assignment::{ProfileAssignmentStats, ProfileAssignmentStatus};
+    use dmsync_core::store::{
+        AutopilotSettingsStore, AutopilotStore, EntraDeviceStore, ImportStore, JobStore, ProfileAssignmentStore,
+    };
+    use dmsync_core::{AutopilotDeviceId, DeploymentProfileId, EntraDeviceId, GroupId};
+    use dmsync_store::SqlStore;
+    use dmsync_store::fixtures::{self, Target};
+    use time::{Duration, OffsetDateTime};
+
+    use super::{A, B, LEASE, assignment_job, reg, with_tenants};
+
+    const DELAY: Duration = Duration::minutes(10);
+
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+    }
+
+    /// The tenant's devices `E-1`…`E-n`, synced, each with its Entra object, in serial order.
+    async fn devices(store: &SqlStore, n: usize, now: OffsetDateTime) -> Vec<(AutopilotDeviceId, EntraDeviceId)> {
+        with_tenants(store).await;
+        let rows: Vec<_> = (1..=n).map(|i| reg(&format!("E-{i}"), &format!("hash-e{i}"))).collect();
+        store.put_registrations(A, &rows, now).await.unwrap().unwrap();
+        store.reconcile_autopilot_devices(A, now).await.unwrap();
+        let mut found = Vec::new();
+        for i in 1..=n {
+            let filter = dmsync_core::filter::parse_filter(&format!("serialNumber eq 'E-{i}'"), |_| {
+                Some(DeviceField::SerialNumber)
+            })
+            .unwrap();
+            let device = store
+                .list_autopilot_devices(A, &DeviceQuery { filter: Some(filter), ..DeviceQuery::first(1) })
+                .await
+                .unwrap()
+                .remove(0);
+            let objects = super::entra_device_by_device_id(store, A, device.azure_ad_device_id.unwrap()).await;
+            found.push((device.id, objects[0].id));
+        }
+        found
+    }
+
+    async fn profile(store: &SqlStore, name: &str, created_at: OffsetDateTime) -> DeploymentProfileId {
+        let id = DeploymentProfileId::new();
+        fixtures::insert_profile(store, A, id, name, created_at).await.unwrap();
+        id
+    }
+
+    async fn group(store: &SqlStore, members: &[EntraDeviceId], now: OffsetDateTime) -> GroupId {
+        let id = GroupId::new();
+        fixtures::insert_group(store, A, id, "Autopilot Devices", now).await.unwrap();
+        fixtures::add_group_members(store, A, id, members, now).await.unwrap();
+        id
+    }
+
+    /// Asks for a pass at `now` (as a request would), then runs every pass due by `now`, as
+    /// the worker would; the stats of the last one.
+    async fn run_passes(store: &SqlStore, now: OffsetDateTime, delay: Duration) -> ProfileAssignmentStats {
+        store.enqueue_coalesced_job(A, &assignment_job(), now, now).await.unwrap();
+        run_due(store, now, delay).await.expect("a pass was due")
+    }
+
+    /// Runs the passes due by `now` without asking for one.
+    async fn run_due(store: &SqlStore, now: OffsetDateTime, delay: Duration) -> Option<ProfileAssignmentStats> {
+        let mut last = None;
+        while let Some(job) = store.claim_job("w", now, now, LEASE).await.unwrap() {
+            assert_eq!(job.kind, "assignDeploymentProfiles");
+            let (lease, next) = (job.lease(), assignment_job());
+            let stats = store.assign_deployment_profiles(&lease, job.tenant_id, now, delay, &next).await.unwrap();
+            last = Some(stats.expect("the lease holds"));
+        }
+        last
+    }
+
+    async fn device(store: &SqlStore, id: AutopilotDeviceId) -> AutopilotDevice {
+        store.autopilot_device(A, id).await.unwrap().unwrap()
+    }
+
+    /// (status, intended, assigned) of a device.
+    async fn state(
+        store: &SqlStore,
+        id: AutopilotDeviceId,
+    ) -> (ProfileAssignmentStatus, Option<DeploymentProfileId>, Option<DeploymentProfileId>) {
+        let d = device(store, id).await;
+        (d.profile_assignment_status, d.intended_profile_id, d.assigned_profile_id)
+    }
+
+    /// A group member is pending at once, assigned after the delay (on the Clock, by the pass
+    /// the first one scheduled), and a member of the profile's exclusion group is not targeted.
+    pub async fn a_group_member_is_pending_then_assigned_after_the_delay(store: &SqlStore) {
+        use ProfileAssignmentStatus::*;
+        let t0 = t0();
+        let d = devices(store, 3, t0).await;
+        let p = profile(store, "P", t0).await;
+        let g = group(store, &[d[0].1, d[1].1], t0).await;
+        let x = group(store, &[d[1].1], t0).await;
+        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        fixtures::insert_assignment(store, A, p, Target::ExclusionGroup(x), t0).await.unwrap();
+
+        let stats = run_passes(store, t0, DELAY).await;
+        assert_eq!((stats.pending, stats.assigned, stats.unassigned), (1, 0, 0));
+        assert_eq!(stats.next_pass_at, Some(t0 + DELAY));
+        assert_eq!(state(store, d[0].0).await, (Pending, Some(p), None));
+        assert_eq!(state(store, d[1].0).await, (NotAssigned, None, None), "excluded");
+        assert_eq!(state(store, d[2].0).await, (NotAssigned, None, None), "not a member");
+        assert_eq!(device(store, d[0].0).await.profile_assigned_at, None);
+
+        // Nothing is due before the delay; a pass asked for meanwhile changes nothing.
+        assert!(run_due(store, t0 + DELAY - Duration::seconds(1), DELAY).await.is_none());
+        let again = run_passes(store, t0 + Duration::minutes(5), DELAY).await;
+        assert_eq!((again.pending, again.assigned, again.unassigned), (0, 0, 0), "idempotent");
+        assert_eq!(again.next_pass_at, Some(t0 + DELAY), "the device keeps its first intended_at");
+
+        // The scheduled pass (a clock advance makes it due) assigns it.
+        let later = t0 + DELAY + Duration::seconds(3);
+        let stats = run_due(store, later, DELAY).await.expect("the follow-up pass was scheduled");
+        assert_eq!((stats.pending, stats.assigned, stats.next_pass_at), (0, 1, None));
+        assert_eq!(state(store, d[0].0).await, (AssignedUnknownSyncState, Some(p), Some(p)));
+        assert_eq!(device(store, d[0].0).await.profile_assigned_at, Some(later));
+        assert!(run_due(store, later + Duration::days(1), DELAY).await.is_none(), "no pass is left queued");
+
+        // A device that has contacted the service is assigned in sync.
+        let y = group(store, &[d[2].1], t0).await;
+        fixtures::insert_assignment(store, A, p, Target::Group(y), later).await.unwrap();
+        fixtures::set_last_contacted(store, A, d[2].0, later).await.unwrap();
+        run_passes(store, later, Duration::ZERO).await;
+        assert_eq!(state(store, d[2].0).await, (AssignedInSync, Some(p), Some(p)), "zero delay assigns at once");
+    }
+
+    /// Of several profiles reaching a device through groups, the oldest wins whatever the
+    /// order of assignment; All Devices applies only where no group assignment does, and
+    /// assigns at once.
+    pub async fn the_oldest_profile_wins_and_all_devices_is_the_default(store: &SqlStore) {
+        use ProfileAssignmentStatus::*;
+        let t0 = t0();
+        let d = devices(store, 3, t0).await;
+        let everyone = profile(store, "All", t0 - Duration::days(30)).await;
+        let older = profile(store, "Older", t0 - Duration::days(2)).await;
+        let newer = profile(store, "Newer", t0 - Duration::days(1)).await;
+        let g = group(store, &[d[0].1], t0).await;
+        let h = group(store, &[d[0].1, d[1].1], t0).await;
+        fixtures::insert_assignment(store, A, newer, Target::Group(g), t0).await.unwrap();
+        fixtures::insert_assignment(store, A, older, Target::Group(h), t0 + Duration::seconds(1)).await.unwrap();
+        fixtures::insert_assignment(store, A, everyone, Target::AllDevices, t0).await.unwrap();
+        fixtures::set_last_contacted(store, A, d[2].0, t0).await.unwrap();
+
+        let stats = run_passes(store, t0, DELAY).await;
+        assert_eq!((stats.pending, stats.assigned), (2, 1));
+        assert_eq!(state(store, d[0].0).await, (Pending, Some(older), None), "the oldest of two group profiles");
+        assert_eq!(state(store, d[1].0).await, (Pending, Some(older), None), "a group profile over All Devices");
+        assert_eq!(state(store, d[2].0).await, (AssignedInSync, Some(everyone), Some(everyone)), "at once");
+        assert_eq!(device(store, d[2].0).await.profile_assigned_at, Some(t0));
+
+        // Profiles created at the same time: the smaller id wins.
+        let same = t0 - Duration::days(5);
+        let (first, second) = {
+            let (a, b) = (DeploymentProfileId::new(), DeploymentProfileId::new());
+            if a.to_string() < b.to_string() { (a, b) } else { (b, a) }
+        };
+        fixtures::insert_profile(store, A, second, "Second", same).await.unwrap();
+        fixtures::insert_profile(store, A, first, "First", same).await.unwrap();
+        let k = group(store, &[d[1].1], t0).await;
+        fixtures::insert_assignment(store, A, second, Target::Group(k), t0).await.unwrap();
+        fixtures::insert_assignment(store, A, first, Target::Group(k), t0).await.unwrap();
+        run_passes(store, t0 + Duration::seconds(1), DELAY).await;
+        assert_eq!(state(store, d[1].0).await, (Pending, Some(first), None));
+    }
+
+    /// A device moves to a newer winner through `pending` (keeping the profile it had until
+    /// then), and back to `notAssigned` when it leaves the group, is excluded, or its
+    /// assignment is removed. Other tenants are never touched.
+    pub async fn devices_are_rescoped_and_unassigned(store: &SqlStore) {
+        use ProfileAssignmentStatus::*;
+        let t0 = t0();
+        let d = devices(store, 3, t0).await;
+        store.put_registrations(B, &[reg("B-1", "hash-b1")], t0).await.unwrap().unwrap();
+        store.reconcile_autopilot_devices(B, t0).await.unwrap();
+        let p = profile(store, "P", t0).await;
+        let g = group(store, &[d[0].1, d[1].1, d[2].1], t0).await;
+        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        run_passes(store, t0, Duration::ZERO).await;
+        for (id, _) in &d {
+            assert_eq!(state(store, *id).await, (AssignedUnknownSyncState, Some(p), Some(p)));
+        }
+
+        // An older profile reaches d0: pending for it, still assigned the other.
+        let older = profile(store, "Older", t0 - Duration::days(1)).await;
+        let h = group(store, &[d[0].1], t0).await;
+        fixtures::insert_assignment(store, A, older, Target::Group(h), t0).await.unwrap();
+        let t1 = t0 + Duration::minutes(1);
+        let stats = run_passes(store, t1, DELAY).await;
+        assert_eq!((stats.pending, stats.assigned, stats.unassigned), (1, 0, 0));
+        assert_eq!(state(store, d[0].0).await, (Pending, Some(older), Some(p)));
+
+        // Its assignment removed: back under the first profile, which is pending again.
+        assert!(fixtures::delete_assignment(store, A, older, Target::Group(h)).await.unwrap());
+        run_passes(store, t1, DELAY).await;
+        assert_eq!(state(store, d[0].0).await, (Pending, Some(p), Some(p)));
+
+        // Out of the group, excluded, or the assignment removed: not assigned.
+        assert!(fixtures::remove_group_member(store, A, g, d[0].1).await.unwrap());
+        let x = group(store, &[d[1].1], t0).await;
+        fixtures::insert_assignment(store, A, p, Target::ExclusionGroup(x), t1).await.unwrap();
+        let stats = run_passes(store, t1, DELAY).await;
+        assert_eq!((stats.pending, stats.unassigned, stats.next_pass_at), (0, 2, None));
+        for id in [d[0].0, d[1].0] {
+            let cleared = device(store, id).await;
+            assert_eq!(state(store, id).await, (NotAssigned, None, None));
+            assert_eq!(cleared.profile_assigned_at, None);
+        }
+        assert_eq!(state(store, d[2].0).await, (AssignedUnknownSyncState, Some(p), Some(p)));
+        assert!(fixtures::delete_assignment(store, A, p, Target::Group(g)).await.unwrap());
+        let stats = run_passes(store, t1, DELAY).await;
+        assert_eq!(stats.unassigned, 1);
+        assert_eq!(state(store, d[2].0).await, (NotAssigned, None, None));
+
+        // Tenant B's device was never looked at.
+        let other = store.list_autopilot_devices(B, &DeviceQuery::first(10)).await.unwrap();
+        assert_eq!(other[0].profile_assignment_status, NotAssigned);
+
+        // `$filter` reads the status column.
+        let filter = dmsync_core::filter::parse_filter("deploymentProfileAssignmentStatus eq 'notAssigned'", |_| {
+            Some(DeviceField::DeploymentProfileAssignmentStatus)
+        })
+        .unwrap();
+        assert_eq!(store.count_autopilot_devices(A, Some(&filter)).await.unwrap(), 3);
+    }
+
+    /// Requests share the queued pass; one asked for while a pass runs is queued anew (the
+    /// running pass may have read the state before the change). A pass whose lease was lost
+    /// writes nothing.
+    pub async fn passes_are_coalesced_and_fenced(store: &SqlStore) {
+        let t0 = t0();
+        let d = devices(store, 1, t0).await;
+        let p = profile(store, "P", t0).await;
+        let g = group(store, &[d[0].1], t0).await;
+        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        assert!(store.enqueue_coalesced_job(A, &assignment_job(), t0, t0).await.unwrap());
+        assert!(!store.enqueue_coalesced_job(A, &assignment_job(), t0, t0).await.unwrap(), "coalesced");
+        assert!(store.enqueue_coalesced_job(B, &assignment_job(), t0, t0).await.unwrap(), "per tenant");
+        let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+        let job_b = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+        let (job, _job_b) = if job.tenant_id == A { (job, job_b) } else { (job_b, job) };
+        assert!(store.enqueue_coalesced_job(A, &assignment_job(), t0, t0).await.unwrap(), "queued while running");
+        let mut stale = job.lease();
+        stale.attempt += 1;
+        let fenced = store.assign_deployment_profiles(&stale, A, t0, DELAY, &assignment_job()).await.unwrap();
+        assert_eq!(fenced, None);
+        assert_eq!(state(store, d[0].0).await.0, ProfileAssignmentStatus::NotAssigned, "nothing written");
+        store.assign_deployment_profiles(&job.lease(), A, t0, DELAY, &assignment_job()).await.unwrap().unwrap();
+        assert_eq!(state(store, d[0].0).await.0, ProfileAssignmentStatus::Pending);
+        // The queued pass and the follow-up: the former is due now, the latter after the delay.
+        assert!(run_due(store, t0, DELAY).await.is_some());
+        assert!(run_due(store, t0 + DELAY, DELAY).await.is_some());
+        assert_eq!(state(store, d[0].0).await.0, ProfileAssignmentStatus::AssignedUnknownSyncState);
+    }
+
+    /// A completed import asks for a pass in its own transaction, so a device imported into a
+    /// tenant with an All Devices profile is assigned once that pass runs.
+    pub async fn an_import_asks_for_a_pass(store: &SqlStore) {
+        let t0 = t0();
+        with_tenants(store).await;
+        let p = profile(store, "All", t0).await;
+        fixtures::insert_assignment(store, A, p, Target::AllDevices, t0).await.unwrap();
+        let created = store
+            .create_imports(A, "imp", &[super::new_import("I-1", "hash-i1")], t0, t0, &super::import_job())
+            .await
+            .unwrap();
+        let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+        store.process_imports(&job.lease(), A, t0, false, &assignment_job()).await.unwrap().unwrap();
+        let stats = run_due(store, t0, DELAY).await.expect("the import enqueued a pass");
+        assert_eq!(stats.assigned, 1);
+        let id = store.imported_device(A, created[0].id).await.unwrap().unwrap().device_registration_id.unwrap();
+        assert_eq!(state(store, id).await, (ProfileAssignmentStatus::AssignedUnknownSyncState, Some(p), Some(p)));
+    }
+
+    /// The members a dynamic `[OrderId]` rule would give a group, inserted with one statement.
+    pub async fn members_by_order_id_are_added_at_once(store: &SqlStore) {
+        let t0 = t0();
+        with_tenants(store).await;
+        let mut rows: Vec<_> = (1..=5).map(|i| reg(&format!("O-{i}"), &format!("hash-o{i}"))).collect();
+        for row in rows.iter_mut().take(3) {
+            row.group_tag = "Sales".into();
+        }
+        store.put_registrations(A, &rows, t0).await.unwrap().unwrap();
+        store.reconcile_autopilot_devices(A, t0).await.unwrap();
+        let g = GroupId::new();
+        fixtures::insert_group(store, A, g, "Sales", t0).await.unwrap();
+        assert_eq!(fixtures::add_group_members_by_order_id(store, A, g, "Sales", t0).await.unwrap(), 3);
+        assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 5);
+        let p = profile(store, "P", t0).await;
+        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        assert_eq!(run_passes(store, t0, DELAY).await.pending, 3);
+    }
+}
+
+macro_rules! engine_tests {
+    ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some((store, _guard)) = $open.await else { return };
+                    super::engine::$test(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_engine_tests {
+    ($backend:ident, $open:expr) => {
+        engine_tests!(
+            $backend,
+            $open,
+            [
+                a_group_member_is_pending_then_assigned_after_the_delay,
+                the_oldest_profile_wins_and_all_devices_is_the_default,
+                devices_are_rescoped_and_unassigned,
+                passes_are_coalesced_and_fenced,
+                an_import_asks_for_a_pass,
+                members_by_order_id_are_added_at_once,
+            ]
+        );
+    };
+}
+
+async fn sqlite_sql_store() -> Option<(dmsync_store::SqlStore, ())> {
+    Some((dmsync_store::SqlStore::open("sqlite::memory:").await.unwrap(), ()))
+}
+
+async fn postgres_sql_store() -> Option<(dmsync_store::SqlStore, TestDatabase)> {
+    let db = TestDatabase::create().await?;
+    Some((dmsync_store::SqlStore::open(&db.url).await.unwrap(), db))
+}
+
+all_engine_tests!(sqlite_engine, super::sqlite_sql_store());
+all_engine_tests!(postgresql_engine, super::postgres_sql_store());

@@ -118,6 +118,10 @@ struct ServeArgs {
     /// changed, on the server's clock (Entra: typically minutes).
     #[arg(long, env = "DMSYNC_GROUP_PROCESSING_DELAY", default_value = "5m", value_parser = cli::parse_clock_duration)]
     group_processing_delay: time::Duration,
+    /// How long a device stays pending for the deployment profile it came under before the
+    /// profile is assigned, on the server's clock.
+    #[arg(long, env = "DMSYNC_PROFILE_ASSIGNMENT_DELAY", default_value = "15m", value_parser = cli::parse_clock_duration)]
+    profile_assignment_delay: time::Duration,
     /// Interval of scheduled Exchange connector delta syncs, on the server's clock.
     #[arg(long, env = "DMSYNC_EXCHANGE_DELTA_INTERVAL", default_value = "15m", value_parser = cli::parse_clock_duration)]
     exchange_delta_interval: time::Duration,
@@ -268,6 +272,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         import_counts_as_sync: args.import_counts_as_sync,
         deletion_delay: args.deletion_delay,
         group_processing_delay: args.group_processing_delay,
+        profile_assignment_delay: args.profile_assignment_delay,
         exchange_delta_interval: args.exchange_delta_interval,
         exchange_full_interval: args.exchange_full_interval,
         exchange_source_allowed_hosts: args.exchange_source_allow_host,

@@ -12,6 +12,7 @@ use dmsync_core::autopilot::{ReconcileStats, SyncOutcome};
 use dmsync_core::jobs::JobPayload;
 use dmsync_core::store::AutopilotSettingsStore;
 
+use super::assign_deployment_profiles::schedule_profile_assignment;
 use super::{BackgroundJob, JobContext, JobEnd};
 
 /// How often a waiting sync looks at the Clock, so that a clock advance ends it promptly.
@@ -55,6 +56,10 @@ impl BackgroundJob for AutopilotSync {
         crate::membership::request_evaluation(state, job.tenant_id)
             .await
             .context("requesting the group membership evaluation")?;
+        // Created devices may come under a profile. Asked for on every run, not only when this
+        // one created devices: a run after a crash finds the devices already there, and the
+        // sync is not complete (so it runs again) until this request has committed.
+        schedule_profile_assignment(state, job.tenant_id).await.context("scheduling profile assignment")?;
 
         let duration = state.config().sync_duration;
         let done_at = job.created_at + duration;

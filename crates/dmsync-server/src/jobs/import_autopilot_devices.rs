@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use dmsync_core::jobs::JobPayload;
 use dmsync_core::store::AutopilotSettingsStore;
 
+use super::assign_deployment_profiles::AssignDeploymentProfiles;
 use super::{BackgroundJob, JobContext, JobEnd};
 
 /// Enqueued by `importedWindowsAutopilotDeviceIdentities` (create and `import`); the store
@@ -25,7 +26,14 @@ impl BackgroundJob for ImportAutopilotDevices {
         let lease = cx.lease();
         let processed = state
             .settings()
-            .process_imports(&lease, job.tenant_id, state.now(), state.config().import_counts_as_sync)
+            .process_imports(
+                &lease,
+                job.tenant_id,
+                state.now(),
+                state.config().import_counts_as_sync,
+                // The new devices may come under a profile (All Devices).
+                &AssignDeploymentProfiles::job(),
+            )
             .await
             .context("processing the imports")?;
         let Some(stats) = processed else { return Ok(JobEnd::LeaseLost) };

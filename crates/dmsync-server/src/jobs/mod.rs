@@ -8,6 +8,7 @@
 //! Handlers enqueue it by handing `NewJob::new(&Payload { .. })` to the store method that makes
 //! the state change asking for it; the store wakes the workers once that commits.
 
+pub mod assign_deployment_profiles;
 pub mod autopilot_sync;
 pub mod deregister_autopilot_device;
 pub mod evaluate_group_membership;

@@ -10,8 +10,8 @@ use dmsync_core::jobs::JobPayload;
 
 use super::{BackgroundJob, JobContext, JobEnd};
 use super::{
-    autopilot_sync, deregister_autopilot_device, evaluate_group_membership, exchange_connector_sync,
-    import_autopilot_devices,
+    assign_deployment_profiles, autopilot_sync, deregister_autopilot_device, evaluate_group_membership,
+    exchange_connector_sync, import_autopilot_devices,
 };
 
 /// A payload in the jobs table that its kind's type cannot decode.
@@ -83,6 +83,7 @@ impl JobRegistry {
             .with::<deregister_autopilot_device::DeregisterAutopilotDevice>()
             .with::<exchange_connector_sync::ExchangeConnectorSync>()
             .with::<evaluate_group_membership::EvaluateGroupMembership>()
+            .with::<assign_deployment_profiles::AssignDeploymentProfiles>()
     }
 
     fn with<J: BackgroundJob>(mut self) -> JobRegistry {
@@ -112,6 +113,7 @@ mod tests {
     use dmsync_core::{AutopilotDeviceId, ConnectorId};
 
     use super::*;
+    use crate::jobs::assign_deployment_profiles::AssignDeploymentProfiles;
     use crate::jobs::autopilot_sync::AutopilotSync;
     use crate::jobs::deregister_autopilot_device::DeregisterAutopilotDevice;
     use crate::jobs::evaluate_group_membership::EvaluateGroupMembership;
@@ -140,6 +142,7 @@ mod tests {
                 json!({ "connectorId": id, "syncType": "deltaSync" }),
             ),
             (NewJob::new(&EvaluateGroupMembership {}), "evaluateGroupMembership", json!({})),
+            (NewJob::new(&AssignDeploymentProfiles {}), "assignDeploymentProfiles", json!({})),
         ];
         let registry = JobRegistry::new();
         for (job, kind, payload) in cases {

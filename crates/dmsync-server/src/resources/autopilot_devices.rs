@@ -11,6 +11,7 @@ use dmsync_core::autopilot::{
 };
 use dmsync_core::jobs::NewJob;
 use dmsync_core::permissions::Operation;
+use dmsync_core::profile_assignment::ProfileAssignmentStatus;
 use dmsync_graph::ApiVersion;
 use dmsync_graph::autopilot::{
     DeletedWindowsAutopilotDeviceState, EnrollmentState as WireEnrollmentState, NewWindowsAutopilotDeviceIdentity,
@@ -252,9 +253,9 @@ pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilo
         user_principal_name: device.user_principal_name.clone(),
         beta: (version == ApiVersion::Beta).then(|| WindowsAutopilotDeviceIdentityBeta {
             azure_ad_device_id,
-            deployment_profile_assigned_date_time: None.into(),
+            deployment_profile_assigned_date_time: device.profile_assigned_at.into(),
             deployment_profile_assignment_detailed_status: WindowsAutopilotProfileAssignmentDetailedStatus::None,
-            deployment_profile_assignment_status: WindowsAutopilotProfileAssignmentStatus::NotAssigned,
+            deployment_profile_assignment_status: assignment_status(device.profile_assignment_status),
             device_account_password: device.device_account_password.clone(),
             device_account_upn: device.device_account_upn.clone(),
             device_friendly_name: device.device_friendly_name.clone(),
@@ -265,7 +266,34 @@ pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilo
     }
 }
 
-/// The Graph properties a device list can be filtered and ordered by.
+fn assignment_status(status: ProfileAssignmentStatus) -> WindowsAutopilotProfileAssignmentStatus {
+    match status {
+        ProfileAssignmentStatus::NotAssigned => WindowsAutopilotProfileAssignmentStatus::NotAssigned,
+        ProfileAssignmentStatus::Pending => WindowsAutopilotProfileAssignmentStatus::Pending,
+        ProfileAssignmentStatus::AssignedUnknownSyncState => {
+            WindowsAutopilotProfileAssignmentStatus::AssignedUnkownSyncState
+        }
+        ProfileAssignmentStatus::AssignedInSync => WindowsAutopilotProfileAssignmentStatus::AssignedInSync,
+    }
+}
+
+/// The properties a device list can be filtered and ordered by, per version: beta adds
+/// `deploymentProfileAssignmentStatus`, which v1.0's type does not have.
+fn device_field_of(version: ApiVersion) -> fn(&str) -> Option<DeviceField> {
+    match version {
+        ApiVersion::V1 => device_field,
+        ApiVersion::Beta => beta_device_field,
+    }
+}
+
+fn beta_device_field(name: &str) -> Option<DeviceField> {
+    if name.eq_ignore_ascii_case("deploymentProfileAssignmentStatus") {
+        return Some(DeviceField::DeploymentProfileAssignmentStatus);
+    }
+    device_field(name)
+}
+
+/// The Graph properties of both versions a device list can be filtered and ordered by.
 fn device_field(name: &str) -> Option<DeviceField> {
     Some(match name.to_ascii_lowercase().as_str() {
         "id" => DeviceField::Id,
@@ -296,6 +324,7 @@ fn sort_value(device: &AutopilotDevice, field: DeviceField) -> String {
         DeviceField::EnrollmentState => device.enrollment_state.as_str().to_owned(),
         DeviceField::PurchaseOrderIdentifier => device.purchase_order_identifier.clone(),
         DeviceField::ProductKey => device.product_key.clone(),
+        DeviceField::DeploymentProfileAssignmentStatus => device.profile_assignment_status.as_str().to_owned(),
     }
 }
 
@@ -339,7 +368,7 @@ async fn list_windows_autopilot_device_identities(
         query.refuse_unsupported(list::LIST_OPTIONS)?;
         check_select(&query, version.0)?;
         let expand = device_expand(&query, version.0)?;
-        let page = list::page_query(&query, device_field)?;
+        let page = list::page_query(&query, device_field_of(version.0))?;
         let mut devices = state.store().list_autopilot_devices(tenant, &page).await?;
         let next = list::finish_page(&mut devices, &page, &ctx, version.0, SET, uri.query(), |d, field| {
             (d.id.into(), field.map(|f| sort_value(d, f)))
@@ -365,11 +394,12 @@ async fn list_windows_autopilot_device_identities(
 async fn count_windows_autopilot_device_identities(
     State(state): State<AppState>,
     caller: Caller,
+    version: Version,
     query: ODataQuery,
 ) -> ApiResult<impl IntoResponse> {
     let scope = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?;
     query.refuse_unsupported(COUNT_OPTIONS)?;
-    let filter = list::filter(&query, device_field)?;
+    let filter = list::filter(&query, device_field_of(version.0))?;
     let n = state.store().count_autopilot_devices(scope.tenant_id(), filter.as_ref()).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain;charset=utf-8")], n.to_string()))
 }
@@ -459,6 +489,11 @@ async fn create_windows_autopilot_device_identity(
     match state.store().create_autopilot_device(scope.tenant_id(), &device, state.now()).await? {
         Ok(created) => {
             tracing::info!(tenant.id = %scope.tenant_id(), device.id = %created.id, "autopilot device created");
+            // A new Entra object may match a dynamic group, and the device may come under a
+            // profile (All Devices at once); both are asked for after the commit, as
+            // updateDeviceProperties does.
+            crate::membership::request_evaluation_after(&state, scope.tenant_id()).await;
+            crate::jobs::assign_deployment_profiles::schedule_profile_assignment_after(&state, scope.tenant_id()).await;
             let context = context_url(version.0, &list::entity_fragment(SET, None));
             ODataBody::entity(StatusCode::CREATED, &context, &to_wire(&created, version.0), Select::ALL, &[])
         }
@@ -565,15 +600,16 @@ async fn update_device_properties(
         device_friendly_name: body.device_friendly_name,
         resource_name: None,
     };
-    if state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
-        if update.group_tag.is_some() {
-            // The group tag is the Entra object's [OrderId], which dynamic rules match.
-            crate::membership::request_evaluation_after(&state, scope.tenant_id()).await;
-        }
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
+    let group_tag_changed = update.group_tag.is_some();
+    if !state.store().update_autopilot_device(scope.tenant_id(), id, &update, state.now()).await? {
+        return Err(ApiError::NotFound);
     }
+    if group_tag_changed {
+        // The group tag is the Entra object's [OrderId], which dynamic rules match; the
+        // evaluation that follows asks the assignment engine to look again when membership moved.
+        crate::membership::request_evaluation_after(&state, scope.tenant_id()).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]

@@ -186,9 +186,9 @@ pub fn routes() -> Vec<GraphRoute> {
 
 /// The one place the assignment engine hears that what targets devices may have changed: called
 /// after an assignment is created or deleted and after a profile is deleted, once the change is
-/// committed. The engine (issue 17, part 4) enqueues its run for the tenant here.
+/// committed: the engine's pass for the tenant is enqueued (coalesced).
 pub(crate) async fn assignments_changed(state: &AppState, tenant: TenantId) -> ApiResult<()> {
-    let _ = (state, tenant);
+    crate::jobs::assign_deployment_profiles::schedule_profile_assignment(state, tenant).await?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! seeded random points while it works, restarts it on the same database and checks what
 //! survived, through Graph and the admin API, and by reading the database while no server runs.
 //!
-//! Three scenarios, 20 kills in all, each scenario a test per backend:
+//! Four scenarios, 26 kills in all, each scenario a test per backend:
 //! - `registration_upload_and_sync`: 100,000 registrations uploaded as Autopilot CSV, then an
 //!   Autopilot sync reconciling them in chunks; 6 kills, by turns during an upload and during a
 //!   sync that updates every device.
@@ -10,6 +10,9 @@
 //!   500 on two connections, processed by import jobs while the next requests arrive; 8 kills.
 //! - `connector_full_sync`: an Exchange connector full sync of a 20,000-device file source that
 //!   gains 1,000 devices and loses 1,000 at every round; 6 kills.
+//! - `profile_assignment`: the deployment profile assignment engine over 20,000 devices whose
+//!   assigned group changes from one half of them to the other at every round; 6 kills, by
+//!   turns during the pass that marks devices pending and the pass that assigns them.
 //!
 //! Each scenario first does its work once without a kill and measures how long it takes; a kill
 //! then lands at a seeded fraction of that duration after the work starts, so kill points fall
@@ -94,6 +97,12 @@ macro_rules! crash_harness {
             async fn connector_full_sync() {
                 let database = $database;
                 super::connector_full_sync(&database).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn profile_assignment() {
+                let database = $database;
+                super::profile_assignment(&database).await;
             }
         }
     )*};
@@ -854,5 +863,177 @@ async fn connector_full_sync(database: &TestDatabase) {
     let db = open_database(database).await;
     assert_eq!(stored_inventory_round(&db).await, CONNECTOR_KILLS);
     db.close().await;
+    assert_every_job_succeeded(database).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment profile assignment engine
+
+const ASSIGNMENT_DEVICES: usize = 20_000;
+const ASSIGNMENT_ROUNDS: usize = 3;
+/// The assignment delay the server runs with; each round advances the Clock past it.
+const ASSIGNMENT_DELAY: &str = "60s";
+const PAST_ASSIGNMENT_DELAY: f64 = 61.0;
+
+/// Half the devices carry `Sales`, the other half `Ops`; each round's group holds one half.
+fn tagged_registrations_csv(hashes: &[(String, String)]) -> String {
+    let mut csv = String::from("Device Serial Number,Windows Product ID,Hardware Hash,Group Tag\n");
+    for (n, (serial, hash)) in hashes.iter().enumerate() {
+        let tag = if n % 2 == 0 { "Sales" } else { "Ops" };
+        csv.push_str(&format!("{serial},,{hash},{tag}\n"));
+    }
+    csv
+}
+
+/// Devices whose assignment columns disagree with their status: a pass that a kill cut short
+/// must leave none (it is one transaction).
+async fn assert_assignment_states_consistent(db: &AnyPool) {
+    let broken = count(
+        db,
+        "SELECT count(*) FROM autopilot_devices
+          WHERE (CAST(profile_assignment_status AS TEXT) = 'notAssigned'
+                 AND (intended_profile_id IS NOT NULL OR assigned_profile_id IS NOT NULL OR profile_assigned_at IS NOT NULL))
+             OR (CAST(profile_assignment_status AS TEXT) = 'pending' AND (intended_profile_id IS NULL OR intended_at IS NULL))
+             OR (CAST(profile_assignment_status AS TEXT) LIKE 'assigned%'
+                 AND (assigned_profile_id IS NULL OR profile_assigned_at IS NULL
+                      OR CAST(assigned_profile_id AS TEXT) <> CAST(intended_profile_id AS TEXT)))",
+    )
+    .await;
+    assert_eq!(broken, 0, "devices whose assignment state is half-written");
+    assert_eq!(count(db, "SELECT count(*) FROM autopilot_devices").await, ASSIGNMENT_DEVICES as i64, "devices lost");
+}
+
+async fn devices_with_status(db: &AnyPool, status: &str) -> i64 {
+    count_with(db, "SELECT count(*) FROM autopilot_devices WHERE CAST(profile_assignment_status AS TEXT) = $1", status)
+        .await
+}
+
+/// With no server running: the group's members become the devices tagged `tag`, and a pass is
+/// asked for, as the membership store's write will do once it exists.
+async fn move_group(database: &TestDatabase, group: dmsync_core::GroupId, tag: &str) {
+    let store = dmsync_store::SqlStore::open(&database.url).await.expect("the store opens");
+    dmsync_store::fixtures::clear_group_members(&store, DEV_TENANT_ID, group).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let added = dmsync_store::fixtures::add_group_members_by_order_id(&store, DEV_TENANT_ID, group, tag, now);
+    assert_eq!(added.await.unwrap(), (ASSIGNMENT_DEVICES / 2) as u64);
+    let job =
+        dmsync_core::jobs::NewJob::new(&dmsync_server::jobs::assign_deployment_profiles::AssignDeploymentProfiles {});
+    // Wall-clock now is never later than the server's Clock, which only moves forward from it.
+    dmsync_core::store::JobStore::enqueue_coalesced_job(&store, DEV_TENANT_ID, &job, now, now).await.unwrap();
+    dmsync_core::store::SystemStore::close(&store).await;
+}
+
+/// Waits, with the server running, until `want` devices read `status`; how long that took.
+async fn wait_for_devices_with_status(database: &TestDatabase, status: &str, want: i64) -> Duration {
+    let started = Instant::now();
+    let db = open_database(database).await;
+    wait_until(&format!("{want} devices read {status}"), || async {
+        (devices_with_status(&db, status).await == want).then_some(())
+    })
+    .await;
+    db.close().await;
+    started.elapsed()
+}
+
+async fn profile_assignment(database: &TestDatabase) {
+    let scenario = "profile_assignment";
+    let mut rng = seeded_rng(scenario);
+    let hashes: Vec<(String, String)> = (0..ASSIGNMENT_DEVICES)
+        .map(|n| {
+            let serial = format!("PA{n:06}");
+            let hash = hardware_hash(&serial);
+            (serial, hash)
+        })
+        .collect();
+    let flags: Vec<&str> =
+        SERVER_FLAGS.iter().copied().chain(["--profile-assignment-delay", ASSIGNMENT_DELAY]).collect();
+    let start = || RealServer::start(&database.url, &flags);
+    let server = start();
+    let token = dev_user_token(&server.base_url).await;
+    let graph = GraphClient::new(&server.base_url).with_token(token);
+    let status = upload_registrations(server.base_url.clone(), tagged_registrations_csv(&hashes)).await.unwrap();
+    assert!(status.is_success(), "the upload: {status}");
+    graph.sync_windows_autopilot_settings().await.expect("the sync starts");
+    wait_for_completed_sync(&graph).await;
+    wait_for_jobs_to_end(database).await;
+    stop(server);
+
+    let store = dmsync_store::SqlStore::open(&database.url).await.expect("the store opens");
+    let (profile, group) = (dmsync_core::DeploymentProfileId::new(), dmsync_core::GroupId::new());
+    let now = time::OffsetDateTime::now_utc();
+    dmsync_store::fixtures::insert_profile(&store, DEV_TENANT_ID, profile, "Crash", now).await.unwrap();
+    dmsync_store::fixtures::insert_group(&store, DEV_TENANT_ID, group, "Crash devices", now).await.unwrap();
+    let target = dmsync_store::fixtures::Target::Group(group);
+    dmsync_store::fixtures::insert_assignment(&store, DEV_TENANT_ID, profile, target, now).await.unwrap();
+    dmsync_core::store::SystemStore::close(&store).await;
+
+    let half = (ASSIGNMENT_DEVICES / 2) as i64;
+    let admin = |server: &RealServer| dmsync_client::AdminClient::new(&server.base_url, DEV_ADMIN_TOKEN);
+    // Once without a kill: the durations of the two passes.
+    move_group(database, group, "Sales").await;
+    let server = start();
+    let pending_time = wait_for_devices_with_status(database, "pending", half).await;
+    admin(&server).advance_clock(PAST_ASSIGNMENT_DELAY).await.unwrap();
+    let assign_time = wait_for_devices_with_status(database, "assignedUnkownSyncState", half).await;
+    eprintln!("crash harness: {scenario}: pending {pending_time:?}, assigned {assign_time:?}, uninterrupted");
+    wait_for_jobs_to_end(database).await;
+    stop(server);
+
+    let mut kills = Kills::default();
+    for round in 1..=ASSIGNMENT_ROUNDS {
+        let tag = if round % 2 == 0 { "Sales" } else { "Ops" };
+        move_group(database, group, tag).await;
+
+        // A kill during the pass that moves the group's new half to pending and the old half out.
+        let server = start();
+        let after = pending_time.mul_f64(rng.gen_range(0.0..1.0));
+        tokio::time::sleep(after).await;
+        server.kill9();
+        let db = open_database_after_kill(database).await;
+        assert_assignment_states_consistent(&db).await;
+        let pending = devices_with_status(&db, "pending").await;
+        kills.record(scenario, "during the pass that marks devices pending", after, pending != half);
+        db.close().await;
+
+        // The restarted server runs the pass again; a kill during the pass that assigns them.
+        let server = start();
+        wait_for_devices_with_status(database, "pending", half).await;
+        admin(&server).advance_clock(PAST_ASSIGNMENT_DELAY).await.unwrap();
+        let after = assign_time.mul_f64(rng.gen_range(0.0..1.0));
+        tokio::time::sleep(after).await;
+        server.kill9();
+        let db = open_database_after_kill(database).await;
+        assert_assignment_states_consistent(&db).await;
+        let assigned = devices_with_status(&db, "assignedUnkownSyncState").await;
+        kills.record(scenario, "during the pass that assigns them", after, assigned != half);
+        db.close().await;
+
+        // Every device of the group ends assigned to the profile, once; every other one not.
+        let server = start();
+        wait_for_devices_with_status(database, "assignedUnkownSyncState", half).await;
+        wait_for_jobs_to_end(database).await;
+        stop(server);
+        let db = open_database(database).await;
+        assert_assignment_states_consistent(&db).await;
+        assert_eq!(devices_with_status(&db, "notAssigned").await, half, "the other half is not assigned");
+        let in_group = count_with(
+            &db,
+            "SELECT count(*) FROM autopilot_devices
+              WHERE CAST(profile_assignment_status AS TEXT) = 'assignedUnkownSyncState'
+                AND CAST(group_tag AS TEXT) = $1",
+            tag,
+        )
+        .await;
+        assert_eq!(in_group, half, "round {round}: every device tagged {tag} is assigned");
+        let to_profile = count_with(
+            &db,
+            "SELECT count(*) FROM autopilot_devices WHERE CAST(assigned_profile_id AS TEXT) = $1",
+            &profile.to_string(),
+        )
+        .await;
+        assert_eq!(to_profile, half, "round {round}: assigned to the profile");
+        db.close().await;
+    }
+    kills.finish(scenario);
     assert_every_job_succeeded(database).await;
 }

@@ -26,6 +26,7 @@ mod jobs;
 mod lifecycle;
 mod openapi;
 mod ops;
+mod profile_assignment;
 mod proxy;
 mod replicas;
 mod role_scope_tags;

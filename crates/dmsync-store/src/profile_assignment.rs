@@ -1,0 +1,182 @@
+//! [`ProfileAssignmentStore`]: the deployment profile assignment engine's pass, as a few
+//! set-based statements in one transaction (the rules are in `dmsync_core::profile_assignment`).
+//!
+//! The pass first writes each targeted device's winning profile into `profile_targets`, then
+//! compares it with the devices' columns: new or changed targets become `pending` (or, through
+//! All Devices, assigned at once), devices no longer targeted go back to `notAssigned`, and
+//! pending devices whose delay has passed are assigned. Only rows whose state changes are
+//! written, so a pass over unchanged data writes nothing and a re-run converges.
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use dmsync_core::jobs::{JobLease, JobState, NewJob};
+use dmsync_core::profile_assignment::ProfileAssignmentStats;
+use dmsync_core::store::ProfileAssignmentStore;
+use dmsync_core::{StoreResult, TenantId};
+
+use crate::db::{Query, SqlStore};
+use crate::jobs::{end_job, insert_coalesced_job};
+
+/// The (device, profile) pairs that the assignments of kind `kind` reach through their
+/// groups: the Entra objects that are members of each assignment's group, by their `[ZTDID]`.
+/// `$1` tenant. The joins are `CROSS JOIN`s so that SQLite walks them in this order (the
+/// tenant's few assignments, each group's members by key, each member's object by key) rather
+/// than from the tenant's million objects; PostgreSQL plans them as the inner joins they are.
+fn reached_through_groups(kind: &str) -> String {
+    format!(
+        "SELECT e.ztdid AS device_id, a.profile_id
+           FROM deployment_profile_assignments a
+          CROSS JOIN group_members m
+          CROSS JOIN entra_devices e
+          WHERE a.tenant_id = $1 AND a.target_kind = '{kind}'
+            AND m.tenant_id = a.tenant_id AND m.group_id = a.group_id
+            AND e.tenant_id = m.tenant_id AND e.id = m.member_id"
+    )
+}
+
+/// Fills `profile_targets` with every targeted device's winning profile, and whether the
+/// device's state must change for it: `$1` tenant. Group assignments rank before All Devices
+/// (the "default profile" applies only where no group assignment does), then the oldest
+/// profile wins, ties broken by id. A device in an exclusion group of a profile is not
+/// targeted by that profile, whatever the assignment; the excluded pairs are one uncorrelated
+/// subquery, computed once.
+fn fill_targets() -> String {
+    let included = reached_through_groups("group");
+    let excluded = reached_through_groups("exclusionGroup");
+    format!(
+        "INSERT INTO profile_targets (device_id, profile_id, all_devices, changed)
+         SELECT ranked.device_id, ranked.profile_id, ranked.all_devices,
+                CASE WHEN ranked.all_devices = 0
+                     THEN CASE WHEN d.intended_profile_id IS NULL OR d.intended_profile_id <> ranked.profile_id
+                               THEN 1 ELSE 0 END
+                     ELSE CASE WHEN d.assigned_profile_id IS NULL OR d.assigned_profile_id <> ranked.profile_id
+                                    OR d.profile_assignment_status = 'pending'
+                               THEN 1 ELSE 0 END
+                END
+           FROM (SELECT c.device_id, c.profile_id, c.all_devices,
+                        row_number() OVER (PARTITION BY c.device_id
+                                           ORDER BY c.all_devices, p.created_at, p.id) AS pick
+                   FROM (SELECT g.device_id, g.profile_id, 0 AS all_devices FROM ({included}) g
+                         UNION ALL
+                         SELECT d.id, a.profile_id, 1
+                           FROM deployment_profile_assignments a
+                          CROSS JOIN autopilot_devices d
+                          WHERE a.tenant_id = $1 AND a.target_kind = 'allDevices' AND d.tenant_id = a.tenant_id) c
+                  CROSS JOIN deployment_profiles p
+                  WHERE p.tenant_id = $1 AND p.id = c.profile_id
+                    AND (c.device_id, c.profile_id) NOT IN ({excluded})) ranked
+          CROSS JOIN autopilot_devices d
+          WHERE ranked.pick = 1 AND d.tenant_id = $1 AND d.id = ranked.device_id"
+    )
+}
+
+/// The status of a device just assigned: Graph's own spelling for a device that never
+/// contacted the service.
+const ASSIGNED_STATUS: &str =
+    "CASE WHEN last_contacted IS NULL THEN 'assignedUnkownSyncState' ELSE 'assignedInSync' END";
+
+/// The target profile of the device being updated.
+const TARGET_PROFILE: &str = "(SELECT t.profile_id FROM profile_targets t WHERE t.device_id = autopilot_devices.id)";
+
+/// Devices newly under a profile through a group, or under another one: `pending` from now.
+/// `$1` tenant, `$2` now. Driven by the changed targets, each device found by its key.
+fn mark_pending() -> String {
+    format!(
+        "UPDATE autopilot_devices
+            SET intended_profile_id = {TARGET_PROFILE}, intended_at = $2, profile_assignment_status = 'pending'
+          WHERE tenant_id = $1
+            AND id IN (SELECT device_id FROM profile_targets WHERE all_devices = 0 AND changed = 1)"
+    )
+}
+
+/// Devices under a profile through All Devices are assigned at once, unless already assigned
+/// to it. `$1` tenant, `$2` now.
+fn assign_all_devices() -> String {
+    format!(
+        "UPDATE autopilot_devices
+            SET intended_profile_id = {TARGET_PROFILE}, intended_at = $2,
+                assigned_profile_id = {TARGET_PROFILE}, profile_assigned_at = $2,
+                profile_assignment_status = {ASSIGNED_STATUS}
+          WHERE tenant_id = $1
+            AND id IN (SELECT device_id FROM profile_targets WHERE all_devices = 1 AND changed = 1)"
+    )
+}
+
+/// Devices under no profile any more: `$1` tenant. Only devices with an intended profile are
+/// looked at (an index range), never the whole tenant.
+const MARK_NOT_ASSIGNED: &str = "UPDATE autopilot_devices
+        SET intended_profile_id = NULL, intended_at = NULL, assigned_profile_id = NULL,
+            profile_assigned_at = NULL, profile_assignment_status = 'notAssigned'
+      WHERE tenant_id = $1 AND intended_profile_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM profile_targets WHERE profile_targets.device_id = autopilot_devices.id)";
+
+/// Pending devices whose delay has passed: `$1` tenant, `$2` now, `$3` the latest `intended_at`
+/// that is due. The status literal keeps the statement on the partial index of pending devices.
+fn assign_due() -> String {
+    format!(
+        "UPDATE autopilot_devices
+            SET assigned_profile_id = intended_profile_id, profile_assigned_at = $2,
+                profile_assignment_status = {ASSIGNED_STATUS}
+          WHERE tenant_id = $1 AND profile_assignment_status = 'pending' AND intended_at <= $3"
+    )
+}
+
+/// When the earliest still-pending device became pending: `$1` tenant.
+const EARLIEST_PENDING: &str = "SELECT min(intended_at) FROM autopilot_devices
+      WHERE tenant_id = $1 AND profile_assignment_status = 'pending'";
+
+#[async_trait]
+impl ProfileAssignmentStore for SqlStore {
+    async fn assign_deployment_profiles(
+        &self,
+        lease: &JobLease,
+        tenant: TenantId,
+        now: OffsetDateTime,
+        delay: Duration,
+        next_pass: &NewJob,
+    ) -> StoreResult<Option<ProfileAssignmentStats>> {
+        let dialect = self.dialect();
+        let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(None) };
+        // Two passes of one tenant at once (replicas) could each write what it read before the
+        // other's commit; one at a time, each reads what the previous one left.
+        if let Some(lock) = dialect.lock_per_tenant("profile_assignment") {
+            tx.execute(Query::new(lock).bind(tenant)).await?;
+        }
+        for statement in dialect.create_profile_targets() {
+            tx.execute(Query::new(*statement)).await?;
+        }
+        tx.execute(Query::new(fill_targets()).bind(tenant)).await?;
+        if let Some(analyze) = dialect.analyze_profile_targets() {
+            tx.execute(Query::new(analyze)).await?;
+        }
+        let pending = tx.execute(Query::new(mark_pending()).bind(tenant).bind(now)).await?;
+        let assigned_at_once = tx.execute(Query::new(assign_all_devices()).bind(tenant).bind(now)).await?;
+        let unassigned = tx.execute(Query::new(MARK_NOT_ASSIGNED).bind(tenant)).await?;
+        let assigned_due = tx.execute(Query::new(assign_due()).bind(tenant).bind(now).bind(now - delay)).await?;
+        let earliest: Option<i64> = tx.exec().scalar(Query::new(EARLIEST_PENDING).bind(tenant)).await?;
+        let next_pass_at = earliest.map(|ticks| crate::convert::from_ticks(ticks) + delay);
+        let enqueued = match next_pass_at {
+            Some(run_at) => insert_coalesced_job(&mut tx, tenant, next_pass, now, run_at).await?,
+            None => false,
+        };
+        if let Some(drop) = dialect.drop_profile_targets() {
+            tx.execute(Query::new(drop)).await?;
+        }
+        if !end_job(&mut tx, lease, JobState::Succeeded, None, now).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if enqueued {
+            self.commit_enqueued(tx).await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(Some(ProfileAssignmentStats {
+            pending,
+            assigned: assigned_at_once + assigned_due,
+            unassigned,
+            next_pass_at,
+        }))
+    }
+}
