@@ -73,6 +73,8 @@ pub enum Operation {
     SyncExchangeConnector,
     /// List and get `managedDevices`.
     ReadManagedDevices,
+    /// List and get `assignmentFilters`.
+    ReadAssignmentFilters,
     /// List and get `roleScopeTags`.
     ReadRoleScopeTags,
     /// Create and update `roleScopeTags`.
@@ -126,6 +128,8 @@ const CONNECTOR_READERS: &[&str] =
     &[SERVICE_CONFIG_READ, SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
 const CONNECTOR_WRITERS: &[&str] = &[SERVICE_CONFIG_READ_WRITE, CONFIGURATION_READ_WRITE];
 const MANAGED_DEVICE_READERS: &[&str] = &[MANAGED_DEVICES_READ, MANAGED_DEVICES_READ_WRITE];
+/// The assignment filter pages list the Configuration family alone.
+const FILTER_READERS: &[&str] = &[CONFIGURATION_READ, CONFIGURATION_READ_WRITE];
 /// The roleScopeTag pages dated 2024-08 list the Configuration scopes before the RBAC ones.
 const SCOPE_TAG_READERS: &[&str] = &[CONFIGURATION_READ, CONFIGURATION_READ_WRITE, RBAC_READ, RBAC_READ_WRITE];
 const SCOPE_TAG_WRITERS: &[&str] = &[CONFIGURATION_READ_WRITE, RBAC_READ_WRITE];
@@ -179,6 +183,7 @@ impl Operation {
                 PermissionProfile::Current => both(CONNECTOR_WRITERS),
             },
             ReadManagedDevices => both(MANAGED_DEVICE_READERS),
+            ReadAssignmentFilters => both(FILTER_READERS),
             ReadRoleScopeTags => both(SCOPE_TAG_READERS),
             WriteRoleScopeTags => both(SCOPE_TAG_WRITERS),
             // The revision of the delete page at hand is older than the others and lists only

@@ -30,3 +30,20 @@ pub struct RoleScopeTagInput {
     #[serde(default)]
     pub is_built_in: Option<bool>,
 }
+
+/// `deviceAndAppManagementAssignmentFilter` (beta): an Intune assignment filter. dmsync keeps
+/// none (docs/GRAPH-COMPAT.md, "Assignment filters"); the type describes what a list would hold.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentFilter {
+    pub id: String,
+    pub created_date_time: String,
+    pub last_modified_date_time: String,
+    pub display_name: String,
+    pub description: String,
+    pub platform: String,
+    pub rule: String,
+    pub role_scope_tags: Vec<String>,
+    pub assignment_filter_management_type: String,
+}

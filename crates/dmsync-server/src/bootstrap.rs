@@ -5,7 +5,8 @@ use uuid::{Uuid, uuid};
 
 use dmsync_core::identity::{AppRegistration, Tenant, User};
 use dmsync_core::permissions::{
-    DEVICE_READ_WRITE, DIRECTORY_ACCESS_AS_USER, GROUP_READ_WRITE, RBAC_READ_WRITE, SERVICE_CONFIG_READ_WRITE,
+    CONFIGURATION_READ, DEVICE_READ_WRITE, DIRECTORY_ACCESS_AS_USER, GROUP_READ_WRITE, RBAC_READ_WRITE,
+    SERVICE_CONFIG_READ_WRITE,
 };
 use dmsync_core::{Store, StoreError, TenantId};
 
@@ -23,13 +24,22 @@ pub const DEV_USER_OBJECT_ID: Uuid = uuid!("44444444-4444-4444-8444-444444444444
 /// The development app's roles: the Autopilot and Exchange connector operations, the role scope
 /// tags that IntuneCD's backup reads first, and the Entra devices that Get-WindowsAutopilotInfo
 /// looks up and deletes (`Device.ReadWrite.All`, which an application needs for both), and the
-/// groups it creates, reads and adds devices to (`Group.ReadWrite.All`, which covers members).
-pub const DEV_APP_ROLES: &[&str] = &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE, DEVICE_READ_WRITE, GROUP_READ_WRITE];
+/// groups it creates, reads and adds devices to (`Group.ReadWrite.All`, which covers members),
+/// and the assignment filters IntuneCD reads before it writes an assignment
+/// (`DeviceManagementConfiguration.Read.All`).
+pub const DEV_APP_ROLES: &[&str] =
+    &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE, DEVICE_READ_WRITE, GROUP_READ_WRITE, CONFIGURATION_READ];
 
 /// The development user's scopes: the app's, and `Directory.AccessAsUser.All`, the one
 /// delegated permission that deletes an Entra device.
-pub const DEV_USER_SCOPES: &[&str] =
-    &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE, DEVICE_READ_WRITE, DIRECTORY_ACCESS_AS_USER, GROUP_READ_WRITE];
+pub const DEV_USER_SCOPES: &[&str] = &[
+    SERVICE_CONFIG_READ_WRITE,
+    RBAC_READ_WRITE,
+    DEVICE_READ_WRITE,
+    DIRECTORY_ACCESS_AS_USER,
+    GROUP_READ_WRITE,
+    CONFIGURATION_READ,
+];
 
 /// Seeds the development tenant, app and user when the database has no tenant at all.
 /// Returns whether it did.

@@ -149,7 +149,7 @@ mod tests {
             assert_eq!((job.kind(), job.payload()), (kind, &payload));
             assert_eq!(registry.get(kind).map(|h| h.kind), Some(kind), "{kind} is registered");
         }
-        assert_eq!(registry.handlers.len(), 5, "every registered kind is covered above");
+        assert_eq!(registry.handlers.len(), 6, "every registered kind is covered above");
         let decoded: ExchangeConnectorSync =
             serde_json::from_value(json!({ "connectorId": id, "syncType": "fullSync" })).unwrap();
         assert_eq!((decoded.connector_id, decoded.sync_type), (ConnectorId::from_uuid(id), SyncType::FullSync));

@@ -1,6 +1,7 @@
 //! One module per Graph resource. Each owns its routes, its conversion to wire types and its
 //! handlers, named after the Graph operation.
 
+pub mod assignment_filters;
 pub mod autopilot_devices;
 pub mod autopilot_settings;
 pub mod batch;
@@ -31,6 +32,7 @@ pub fn batchable_routes() -> Vec<GraphRoute> {
     routes.extend(exchange_connectors::routes());
     routes.extend(managed_devices::routes());
     routes.extend(role_scope_tags::routes());
+    routes.extend(assignment_filters::routes());
     routes.extend(devices::routes());
     routes.extend(deployment_profiles::routes());
     routes.extend(groups::routes());

@@ -7,6 +7,7 @@ mod process;
 
 mod admin;
 mod admin_access;
+mod assignment_filters;
 mod auth;
 mod autopilot_devices;
 mod batch;

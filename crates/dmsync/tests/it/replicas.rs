@@ -157,7 +157,10 @@ async fn a_job_whose_replica_was_killed_is_finished_by_another_after_the_lease()
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let running: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'running'").fetch_one(&pool).await.unwrap();
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'autopilotSync' AND state = 'running'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         if running == 1 {
             break;
         }
@@ -182,7 +185,10 @@ async fn a_job_whose_replica_was_killed_is_finished_by_another_after_the_lease()
     let settings = serde_json::to_value(client.get_windows_autopilot_settings().await.unwrap()).unwrap();
     assert_eq!(settings["syncStatus"], "inProgress");
     survivor.wait_for_sync_status(&client, "completed", Duration::from_secs(30)).await;
-    let row = sqlx::query("SELECT state, attempt, lease_owner FROM jobs").fetch_one(&pool).await.unwrap();
+    let row = sqlx::query("SELECT state, attempt, lease_owner FROM jobs WHERE kind = 'autopilotSync'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(row.get::<String, _>("state"), "succeeded");
     assert_eq!(row.get::<i64, _>("attempt"), 2, "the second attempt, by the survivor");
     assert!(row.get::<Option<String>, _>("lease_owner").is_none());

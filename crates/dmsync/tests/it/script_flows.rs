@@ -422,3 +422,287 @@ async fn import_validation_errors_are_intune_shaped() {
     assert!(body["value"][0]["importId"].as_str().unwrap().len() == 36);
     app.stop().await;
 }
+
+/// Get-WindowsAutopilotInfo.ps1 -Online -GroupTag Sales -AddToGroup "Autopilot Devices"
+/// -AssignedComputerName PC-SALES-01 -Assign (clients.md §4.3–4.4), request by request as the
+/// script sends them, against a tenant whose admin has assigned a profile to that group. Each
+/// of the script's 30-second sleeps is a clock advance; it ends with the device assigned.
+#[tokio::test]
+async fn get_windows_autopilot_info_add_to_group_and_assign_flow() {
+    let app = spawn_app_with(|c| {
+        c.import_delay = time::Duration::seconds(60);
+        c.sync_duration = time::Duration::ZERO;
+        c.group_processing_delay = time::Duration::minutes(5);
+        c.profile_assignment_delay = time::Duration::minutes(15);
+    })
+    .await;
+    let token = app.user_token().await;
+    // The admin's side: the group the script adds devices to, and a profile assigned to it.
+    let (status, group) = send(
+        &app,
+        Method::POST,
+        "/beta/groups",
+        &token,
+        Some(json!({"displayName": "Autopilot Devices", "mailEnabled": false, "mailNickname": "AutopilotDevices", "securityEnabled": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let (status, profile) = send(
+        &app,
+        Method::POST,
+        &format!("{B}/windowsAutopilotDeploymentProfiles"),
+        &token,
+        Some(json!({
+            "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
+            "displayName": "Sales", "description": "", "language": "os-default", "extractHardwareHash": false,
+            "deviceNameTemplate": "", "deviceType": "windowsPc", "enableWhiteGlove": false,
+            "outOfBoxExperienceSettings": {"hidePrivacySettings": true, "hideEULA": true, "userType": "standard",
+                "deviceUsageType": "singleUser", "skipKeyboardSelectionPage": true, "hideEscapeLink": true}
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    let profile_id = profile["id"].as_str().unwrap().to_owned();
+    // Set-AutopilotProfileAssignedGroup: the client makes the assignment's id.
+    let (status, assignment) = send(
+        &app,
+        Method::POST,
+        &format!("{B}/windowsAutopilotDeploymentProfiles/{profile_id}/assignments"),
+        &token,
+        Some(json!({"id": format!("{profile_id}_{group_id}_0"),
+            "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group_id}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{assignment}");
+
+    // Add-AutopilotImportedDevice with the group tag, then the 30-second polls until complete.
+    let serial = "GWAI-ASSIGN-1";
+    let created =
+        post_imported(&app, &token, powershell_body(serial, &hardware_hash(serial), "groupTag", "Sales", "")).await;
+    let import_id = created["id"].as_str().unwrap().to_owned();
+    let states = let_imports_finish(&app, &token, std::slice::from_ref(&import_id)).await;
+    assert_eq!(states[0]["state"]["deviceImportStatus"], "complete");
+    let device_id = states[0]["state"]["deviceRegistrationId"].as_str().unwrap().to_owned();
+    let device = app.get_json(&format!("{B}/windowsAutopilotDeviceIdentities/{device_id}"), Some(&token)).await;
+    assert_eq!(device["groupTag"], "Sales");
+    let aad_device_id = device["azureActiveDirectoryDeviceId"].as_str().unwrap().to_owned();
+
+    // -AddToGroup: the group by name, the Entra object by deviceId, then members/$ref.
+    let groups = app.get_json("/beta/groups?$filter=displayName%20eq%20'Autopilot%20Devices'", Some(&token)).await;
+    assert_eq!(groups["value"].as_array().unwrap().len(), 1, "{groups}");
+    assert_eq!(groups["value"][0]["id"], group_id.as_str());
+    let objects = app.get_json(&format!("/beta/devices?$filter=deviceId%20eq%20'{aad_device_id}'"), Some(&token)).await;
+    let object_id = objects["value"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        &app,
+        Method::POST,
+        &format!("/beta/groups/{group_id}/members/$ref"),
+        &token,
+        Some(json!({"@odata.id": format!("https://graph.microsoft.com/beta/directoryObjects/{object_id}")})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // -AssignedComputerName: UpdateDeviceProperties with the module's unquoted key.
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("{B}/windowsAutopilotDeviceIdentities/{device_id}/UpdateDeviceProperties"),
+            Some(&token),
+        )
+        .header("content-type", "application/json")
+        .body(r#"{ displayName: "PC-SALES-01" }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // -Assign: poll with $expand every 30 s until the status starts with "assigned".
+    let expand =
+        format!("{B}/windowsAutopilotDeviceIdentities/{device_id}?$expand=deploymentProfile,intendedDeploymentProfile");
+    let mut seen = Vec::new();
+    let mut polls = 0;
+    let last = loop {
+        let polled = app.get_json(&expand, Some(&token)).await;
+        let status = polled["deploymentProfileAssignmentStatus"].as_str().unwrap().to_owned();
+        if seen.last() != Some(&status) {
+            seen.push(status.clone());
+        }
+        if status.starts_with("assigned") {
+            break polled;
+        }
+        polls += 1;
+        // The group's processing and the profile's assignment delays are 20 minutes together.
+        assert!(polls < 60, "never assigned: {seen:?} {polled}");
+        app.admin.advance_clock(30.0).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The engine may not have taken the new member yet at the first poll.
+    assert!(seen.ends_with(&["pending".to_owned(), "assignedUnkownSyncState".to_owned()]), "{seen:?}");
+    assert_eq!(last["deploymentProfile"]["id"], profile_id.as_str());
+    assert_eq!(last["intendedDeploymentProfile"]["id"], profile_id.as_str());
+    assert_eq!(last["displayName"], "PC-SALES-01");
+    assert!(last["deploymentProfileAssignedDateTime"].as_str().unwrap() > "2000");
+    app.stop().await;
+}
+
+/// The WindowsAutopilotIntune module's profile cmdlets (clients.md §4.2, world.md §2.1), as the
+/// module sends them: New-AutopilotProfile, Get-AutopilotProfile (list with nextLink, and by id),
+/// Set-AutopilotProfileAssignedGroup (the client makes the assignment id),
+/// Get-AutopilotProfileAssignments (then each group by `$filter=id eq`), Get-AutopilotDevice
+/// -expand (the list, then every device again with `$expand`), Get-AutopilotProfileAssignedDevice,
+/// Set-AutopilotProfile (GET, then PATCH of the whole object less five properties),
+/// Remove-AutopilotProfileAssignments and Remove-AutopilotProfile.
+#[tokio::test]
+async fn windows_autopilot_intune_profile_cmdlets() {
+    let app = synced_app_with(&["MOD-1", "MOD-2"], |c| {
+        c.group_processing_delay = time::Duration::ZERO;
+        c.profile_assignment_delay = time::Duration::minutes(15);
+    })
+    .await;
+    let token = app.user_token().await;
+    let profiles = format!("{B}/windowsAutopilotDeploymentProfiles");
+
+    // New-AutopilotProfile: the deprecated property names.
+    let (status, profile) = send(
+        &app,
+        Method::POST,
+        &profiles,
+        &token,
+        Some(json!({
+            "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
+            "displayName": "Module profile", "description": "", "language": "en-US",
+            "extractHardwareHash": false, "deviceNameTemplate": "MOD-%SERIAL%", "deviceType": "windowsPc",
+            "enableWhiteGlove": true,
+            "outOfBoxExperienceSettings": {"hidePrivacySettings": true, "hideEULA": true, "userType": "standard",
+                "deviceUsageType": "shared", "skipKeyboardSelectionPage": false, "hideEscapeLink": true}
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    let profile_id = profile["id"].as_str().unwrap().to_owned();
+
+    // Get-AutopilotProfile: the list, following nextLink to the end, then one by id.
+    let mut path = profiles.clone();
+    let mut listed = Vec::new();
+    loop {
+        let page = app.get_json(&path, Some(&token)).await;
+        listed.extend(page["value"].as_array().unwrap().iter().map(|p| p["id"].clone()));
+        match page["@odata.nextLink"].as_str() {
+            // The link is absolute; the module GETs it as it is, here on the test server's host.
+            Some(next) => path = next[next.find("/beta/").unwrap()..].to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(listed, [json!(profile_id)]);
+    let one = app.get_json(&format!("{profiles}/{profile_id}"), Some(&token)).await;
+    assert_eq!(one["outOfBoxExperienceSettings"]["deviceUsageType"], "shared");
+
+    // Set-AutopilotProfileAssignedGroup to a group holding both devices' Entra objects.
+    let group_id = group_with_every_device(&app, &token).await;
+    let assignment_id = format!("{profile_id}_{group_id}_0");
+    let (status, assignment) = send(
+        &app,
+        Method::POST,
+        &format!("{profiles}/{profile_id}/assignments"),
+        &token,
+        Some(json!({"id": assignment_id,
+            "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group_id}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{assignment}");
+    assert_eq!(assignment["id"], assignment_id.as_str());
+
+    // Get-AutopilotProfileAssignments: the assignments, then each target group by id.
+    let assignments = app.get_json(&format!("{profiles}/{profile_id}/assignments"), Some(&token)).await;
+    let target = assignments["value"][0]["target"]["groupId"].as_str().unwrap().to_owned();
+    let groups = app.get_json(&format!("/beta/groups?$filter=id%20eq%20'{target}'"), Some(&token)).await;
+    assert_eq!(groups["value"][0]["displayName"], "Module devices");
+
+    // Past the assignment delay, Get-AutopilotDevice -expand sees both devices assigned.
+    let devices = wait_for_assignment(&app, &token, 2).await;
+    for id in &devices {
+        let device = app
+            .get_json(
+                &format!(
+                    "{B}/windowsAutopilotDeviceIdentities/{id}?$expand=deploymentProfile,intendedDeploymentProfile"
+                ),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(device["deploymentProfileAssignmentStatus"], "assignedUnkownSyncState", "{device}");
+        assert_eq!(device["deploymentProfile"]["id"], profile_id.as_str());
+        assert_eq!(device["intendedDeploymentProfile"]["displayName"], "Module profile");
+    }
+    // Get-AutopilotProfileAssignedDevice reads .value only.
+    let assigned = app.get_json(&format!("{profiles}/{profile_id}/assignedDevices"), Some(&token)).await;
+    assert_eq!(assigned["value"].as_array().unwrap().len(), 2, "{assigned}");
+
+    // Set-AutopilotProfile: the whole object back, less what the module removes.
+    let mut body = app.get_json(&format!("{profiles}/{profile_id}"), Some(&token)).await;
+    for key in ["lastModifiedDateTime", "createdDateTime", "@odata.context", "id", "roleScopeTagIds"] {
+        body.as_object_mut().unwrap().remove(key);
+    }
+    body["description"] = json!("Changed by Set-AutopilotProfile");
+    body["hybridAzureADJoinSkipConnectivityCheck"] = json!(false);
+    let (status, patched) = send(&app, Method::PATCH, &format!("{profiles}/{profile_id}"), &token, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["description"], "Changed by Set-AutopilotProfile");
+
+    // Remove-AutopilotProfileAssignments, then Remove-AutopilotProfile.
+    let (status, body) =
+        send(&app, Method::DELETE, &format!("{profiles}/{profile_id}/assignments/{assignment_id}"), &token, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = send(&app, Method::DELETE, &format!("{profiles}/{profile_id}"), &token, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    app.stop().await;
+}
+
+/// An assigned group holding every device's Entra object, added by members/$ref.
+async fn group_with_every_device(app: &TestApp, token: &str) -> String {
+    let (status, group) = send(
+        app,
+        Method::POST,
+        "/beta/groups",
+        token,
+        Some(json!({"displayName": "Module devices", "mailEnabled": false, "mailNickname": "ModuleDevices", "securityEnabled": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let objects = app.get_json("/beta/devices", Some(token)).await;
+    for object in objects["value"].as_array().unwrap() {
+        let reference = format!("https://graph.microsoft.com/beta/directoryObjects/{}", object["id"].as_str().unwrap());
+        let (status, body) = send(
+            app,
+            Method::POST,
+            &format!("/beta/groups/{group_id}/members/$ref"),
+            token,
+            Some(json!({ "@odata.id": reference })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    group_id
+}
+
+/// Moves the clock in the script's 30-second steps until `count` devices are assigned; their ids.
+async fn wait_for_assignment(app: &TestApp, token: &str, count: usize) -> Vec<String> {
+    for _ in 0..120 {
+        let list = app.get_json(&format!("{B}/windowsAutopilotDeviceIdentities"), Some(token)).await;
+        let assigned: Vec<String> = list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["deploymentProfileAssignmentStatus"].as_str().unwrap().starts_with("assigned"))
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect();
+        if assigned.len() == count {
+            return assigned;
+        }
+        app.admin.advance_clock(30.0).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the devices were never assigned");
+}
