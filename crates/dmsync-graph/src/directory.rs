@@ -119,6 +119,20 @@ pub struct Group {
     pub security_identifier: String,
     pub theme: Option<String>,
     pub visibility: Option<String>,
+    pub on_premises_provisioning_errors: Vec<OnPremisesProvisioningError>,
+}
+
+/// An error Entra met while synchronising an object from on-premises Active Directory. dmsync
+/// synchronises nothing, so a group's list of them is always empty; the type gives the OpenAPI
+/// document the items' shape.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct OnPremisesProvisioningError {
+    pub category: Option<String>,
+    pub occurred_date_time: Option<GraphDateTime>,
+    pub property_causing_error: Option<String>,
+    pub value: Option<String>,
 }
 
 /// A group as clients send it (create and PATCH). Entra's other writable properties (and the

@@ -65,6 +65,7 @@ const PROPERTIES: &[&str] = &[
     "securityIdentifier",
     "theme",
     "visibility",
+    "onPremisesProvisioningErrors",
 ];
 
 /// The list's options: a plain collection's, and `$search`.
@@ -198,6 +199,7 @@ fn to_wire(group: &Group) -> WireGroup {
         security_identifier: security_identifier(group.id),
         theme: None,
         visibility: None,
+        on_premises_provisioning_errors: Vec::new(),
     }
 }
 
