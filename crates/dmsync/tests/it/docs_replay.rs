@@ -16,13 +16,17 @@
 //!   answers it.
 //! - `unserved` (optional): properties of the example dmsync does not serve, with the reason in
 //!   docs/GRAPH-COMPAT.md ("Documentation examples that do not replay"); they must be absent.
-//! - `null_here` (optional): properties dmsync answers `null` where the example shows a value,
-//!   because it has no data for them (same section); they must be present.
+//! - `null_here` (optional): properties dmsync answers `null` (or `[]`, for a collection) where
+//!   the example shows a value, because it has no data for them (same section); they must be
+//!   present.
+//! - `sent_instead` (optional): properties of the example's body whose placeholder values dmsync
+//!   refuses as Intune does (a role scope tag that does not exist, a device name template with
+//!   spaces), each with the value sent in its place (same section); the rest of the body is sent
+//!   as the docs show it.
 //! - `served_status` (optional): the status dmsync answers where it departs from the documented
 //!   one on purpose (docs/GRAPH-COMPAT.md, same section).
 //!
-//! Examples of further resources (groups, deployment profiles) join the fixture as those resources
-//! land, each family with a test of its own below.
+//! Each family of examples has a test of its own below.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -33,7 +37,7 @@ const FIXTURE: &str = include_str!("docs_examples.json");
 
 /// Every permission the examples' operations ask for, in one delegated token.
 const PERMISSIONS: &[&str] =
-    &[RW, "DeviceManagementRBAC.ReadWrite.All", "Device.Read.All", "Directory.AccessAsUser.All"];
+    &[RW, "DeviceManagementRBAC.ReadWrite.All", "Device.Read.All", "Directory.AccessAsUser.All", "Group.ReadWrite.All"];
 
 /// The ids an example's placeholders stand for, created in its tenant before it runs.
 struct Seeded {
@@ -41,7 +45,16 @@ struct Seeded {
     imported_device: String,
     connector: String,
     entra_device: String,
+    /// A second device's Entra object, not a member of `group`, for the examples that add one.
+    spare_entra_device: String,
     role_scope_tag: String,
+    /// A deployment profile without assignments, of the type the example's page documents.
+    profile: String,
+    /// The assignment of a second profile to `group` (a profile with assignments cannot be
+    /// deleted, so the profile the examples address has none).
+    assignment: String,
+    /// An assigned security group with `entra_device` as its member.
+    group: String,
 }
 
 async fn send(app: &TestApp, token: &str, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
@@ -61,9 +74,42 @@ async fn created_id(app: &TestApp, token: &str, path: &str, body: Value) -> Stri
     created["id"].as_str().expect("an id").to_owned()
 }
 
+async fn entra_devices(app: &TestApp, token: &str) -> Vec<String> {
+    let (_, devices) = send(app, token, Method::GET, "/v1.0/devices", None).await;
+    let ids = devices["value"].as_array().expect("a page of devices").iter();
+    ids.map(|d| d["id"].as_str().expect("an id").to_owned()).collect()
+}
+
+/// A deployment profile with every setting the examples show, so that none is `null`: an
+/// `activeDirectory` profile for that type's pages (which show its extra property), an `azureAD`
+/// one for the others.
+fn profile_body(doc: &str, name: &str) -> Value {
+    let odata_type = if doc.contains("-activedirectorywindowsautopilotdeploymentprofile-") {
+        "#microsoft.graph.activeDirectoryWindowsAutopilotDeploymentProfile"
+    } else {
+        "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile"
+    };
+    json!({
+        "@odata.type": odata_type,
+        "displayName": name,
+        "description": "Replayed",
+        "deviceNameTemplate": "REPLAY-%RAND:5%",
+        "managementServiceAppId": "Replay",
+        "enrollmentStatusScreenSettings": {
+            "hideInstallationProgress": true,
+            "allowDeviceUseBeforeProfileAndAppInstallComplete": true,
+            "blockDeviceSetupRetryByUser": true,
+            "allowLogCollectionOnInstallFailure": true,
+            "customErrorMessage": "Replay",
+            "installProgressTimeoutInMinutes": 15,
+            "allowDeviceUseOnInstallFailure": true
+        }
+    })
+}
+
 /// One of each resource the examples address, so that every collection has an item and every
 /// placeholder an id.
-async fn seed(app: &TestApp, token: &str) -> Seeded {
+async fn seed(app: &TestApp, token: &str, doc: &str) -> Seeded {
     let autopilot_device = created_id(
         app,
         token,
@@ -87,17 +133,92 @@ async fn seed(app: &TestApp, token: &str) -> Seeded {
     .await;
     let role_scope_tag =
         created_id(app, token, "/beta/deviceManagement/roleScopeTags", json!({ "displayName": "Replay" })).await;
-    let (_, devices) = send(app, token, Method::GET, "/v1.0/devices", None).await;
-    let entra_device = devices["value"][0]["id"].as_str().expect("the seeded device's Entra object").to_owned();
-    Seeded { autopilot_device, imported_device, connector, entra_device, role_scope_tag }
+    let entra_device = entra_devices(app, token).await.pop().expect("the seeded device's Entra object");
+    created_id(
+        app,
+        token,
+        "/beta/deviceManagement/windowsAutopilotDeviceIdentities",
+        json!({ "serialNumber": "REPLAY-SPARE", "groupTag": "Replay" }),
+    )
+    .await;
+    let spare_entra_device = entra_devices(app, token)
+        .await
+        .into_iter()
+        .find(|id| *id != entra_device)
+        .expect("the second device's Entra object");
+    let group = created_id(
+        app,
+        token,
+        "/v1.0/groups",
+        json!({
+            "displayName": "Replay",
+            "description": "Replayed",
+            "mailEnabled": false,
+            "mailNickname": "replay",
+            "securityEnabled": true,
+            "groupTypes": []
+        }),
+    )
+    .await;
+    let member = json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{entra_device}") });
+    let (status, answer) =
+        send(app, token, Method::POST, &format!("/v1.0/groups/{group}/members/$ref"), Some(&member)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "seeding the group's member: {answer}");
+    let profiles = "/beta/deviceManagement/windowsAutopilotDeploymentProfiles";
+    let profile = created_id(app, token, profiles, profile_body(doc, "Replay")).await;
+    let assigned = created_id(app, token, profiles, profile_body(doc, "Replay assigned")).await;
+    let assignment = created_id(
+        app,
+        token,
+        &format!("{profiles}/{assigned}/assignments"),
+        json!({ "target": { "@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group } }),
+    )
+    .await;
+    Seeded {
+        autopilot_device,
+        imported_device,
+        connector,
+        entra_device,
+        spare_entra_device,
+        role_scope_tag,
+        profile,
+        assignment,
+        group,
+    }
 }
 
+/// The id the group pages' examples use in place of a placeholder (their `sampleKeys`).
+const SAMPLE_GROUP_ID: &str = "02bd9fd6-8f93-4758-87c3-1fb73740a315";
+
+/// The example's path with its placeholders replaced. The group pages write `{id}` for the group
+/// (`/groups/{id}`), the device pages for the device.
 fn fill(path: &str, seeded: &Seeded) -> String {
-    path.replace("{windowsAutopilotDeviceIdentityId}", &seeded.autopilot_device)
+    path.replace("groups/{id}", &format!("groups/{}", seeded.group))
+        .replace("{group-id}", &seeded.group)
+        .replace(SAMPLE_GROUP_ID, &seeded.group)
+        .replace("{directory-object-id}", &seeded.entra_device)
+        .replace("{windowsAutopilotDeploymentProfileId}", &seeded.profile)
+        .replace("{windowsAutopilotDeploymentProfileAssignmentId}", &seeded.assignment)
+        .replace("{windowsAutopilotDeviceIdentityId}", &seeded.autopilot_device)
         .replace("{importedWindowsAutopilotDeviceIdentityId}", &seeded.imported_device)
         .replace("{deviceManagementExchangeConnectorId}", &seeded.connector)
         .replace("{roleScopeTagId}", &seeded.role_scope_tag)
         .replace("{id}", &seeded.entra_device)
+}
+
+/// The body as sent: the object the docs' `directoryObjects/{id}` references name is the device
+/// not yet a member, and the values `sent_instead` lists replace the docs' ones.
+fn fill_body(example: &Value, seeded: &Seeded) -> Option<Value> {
+    let body = example.get("body")?;
+    let text =
+        body.to_string().replace("directoryObjects/{id}", &format!("directoryObjects/{}", seeded.spare_entra_device));
+    let mut body: Value = serde_json::from_str(&text).expect("a body");
+    if let (Some(object), Some(instead)) = (body.as_object_mut(), example["sent_instead"].as_object()) {
+        for (name, value) in instead {
+            object.insert(name.clone(), value.clone());
+        }
+    }
+    Some(body)
 }
 
 /// What an example's fixture entry excuses: properties not served, and properties served null.
@@ -145,6 +266,7 @@ fn compare(shape: &Value, actual: &Value, at: &str, excused: &Excused, problems:
                 }
                 match object.get(name) {
                     Some(Value::Null) if excused.null_here.contains(&name.as_str()) => {}
+                    Some(Value::Array(items)) if items.is_empty() && excused.null_here.contains(&name.as_str()) => {}
                     Some(value) => compare(inner, value, &here, excused, problems),
                     None => problems.push(format!("{here} is missing")),
                 }
@@ -197,14 +319,17 @@ async fn replay(family: &str) {
 
         let app = spawn_app().await;
         let token = app.admin.mint_token(&app.tenant(), "delegated", PERMISSIONS, "work", None).await.unwrap();
-        let seeded = seed(&app, &token).await;
+        let seeded = seed(&app, &token, doc).await;
         let path = fill(example["path"].as_str().expect("path"), &seeded);
-        let (status, body) = send(&app, &token, method.clone(), &path, example.get("body")).await;
+        let sent = fill_body(example, &seeded);
+        let (status, body) = send(&app, &token, method.clone(), &path, sent.as_ref()).await;
 
         let mut problems = Vec::new();
         if u64::from(status.as_u16()) != expected {
             problems.push(format!("status {status}, expected {expected}: {body}"));
-        } else if let Some(shape) = example.get("response") {
+        } else if let Some(shape) = example.get("response").filter(|_| status.is_success()) {
+            // A refusal dmsync answers on purpose (`served_status`) has an error body, not the
+            // example's.
             compare(unwrapped(shape), &body, "body", &excused, &mut problems);
         }
         if !problems.is_empty() {
@@ -251,6 +376,22 @@ async fn the_role_scope_tag_examples_replay() {
     replay("-rbac-rolescopetag-").await;
 }
 
+/// The pages of `windowsAutopilotDeploymentProfile` and of its two derived types.
+#[tokio::test]
+async fn the_deployment_profile_examples_replay() {
+    replay("windowsautopilotdeploymentprofile-").await;
+}
+
+#[tokio::test]
+async fn the_deployment_profile_assignment_examples_replay() {
+    replay("-windowsautopilotdeploymentprofileassignment-").await;
+}
+
+#[tokio::test]
+async fn the_group_examples_replay() {
+    replay("/api/group-").await;
+}
+
 /// Every example names its page and commit, and belongs to one of the families replayed above.
 #[test]
 fn the_fixture_names_a_page_and_a_commit_for_every_example() {
@@ -261,6 +402,9 @@ fn the_fixture_names_a_page_and_a_commit_for_every_example() {
         "-devicemanagementexchangeconnector-",
         "/api/device-",
         "-rbac-rolescopetag-",
+        "windowsautopilotdeploymentprofile-",
+        "-windowsautopilotdeploymentprofileassignment-",
+        "/api/group-",
     ];
     let fixture: Value = serde_json::from_str(FIXTURE).unwrap();
     for example in fixture["examples"].as_array().unwrap() {
