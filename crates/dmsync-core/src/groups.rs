@@ -7,7 +7,7 @@
 use time::OffsetDateTime;
 
 use crate::TenantId;
-use crate::ids::GroupId;
+use crate::ids::{EntraDeviceId, GroupId};
 use crate::membership_rule::{Rule, RuleError, parse_rule};
 use crate::query::ListQuery;
 
@@ -118,14 +118,15 @@ pub enum GroupField {
 
 pub type GroupQuery = ListQuery<GroupField>;
 
-/// What a `members/$ref` write did.
+/// What a write of a group's members did (`members/$ref`, `members@odata.bind`); a write that
+/// is not `Done` changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberChange {
     Done,
     GroupNotFound,
-    /// The object to add does not exist in the tenant (or, for a removal, is not a member).
-    MemberNotFound,
-    /// The object is a member already.
+    /// This object to add does not exist in the tenant (or, for a removal, is not a member).
+    MemberNotFound(EntraDeviceId),
+    /// An object to add is a member already, or named twice.
     AlreadyMember,
     /// A dynamic group's members are its rule's.
     DynamicGroup,

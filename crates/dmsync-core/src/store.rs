@@ -529,24 +529,29 @@ pub trait GroupStore: Send + Sync {
     async fn list_groups(&self, tenant: TenantId, query: &GroupQuery) -> StoreResult<Vec<Group>>;
     async fn count_groups(&self, tenant: TenantId, filter: Option<&Filter<GroupField>>) -> StoreResult<u64>;
     async fn group(&self, tenant: TenantId, id: GroupId) -> StoreResult<Option<Group>>;
-    /// Creates the group (already validated), and, when it is a dynamic group whose rule is
-    /// `On`, enqueues `evaluation` at `run_at`.
+    /// Creates the group (already validated) with these first members (`members@odata.bind`),
+    /// and, when it is a dynamic group whose rule is `On`, enqueues `evaluation` at `run_at`; all
+    /// or nothing: a member that cannot be added (see [`GroupStore::add_group_members`]) leaves
+    /// no group.
     async fn create_group(
         &self,
         group: &Group,
+        members: &[EntraDeviceId],
         now: OffsetDateTime,
         run_at: OffsetDateTime,
         evaluation: &NewJob,
-    ) -> StoreResult<()>;
-    /// Writes every property of the group (already validated); with `evaluation`, enqueues it as
-    /// `create_group` does. False when the group does not exist.
+    ) -> StoreResult<MemberChange>;
+    /// Writes every property of the group (already validated) and adds these members, all or
+    /// nothing; with `evaluation`, enqueues it as `create_group` does. `GroupNotFound` when the
+    /// group does not exist.
     async fn replace_group(
         &self,
         group: &Group,
+        members: &[EntraDeviceId],
         now: OffsetDateTime,
         run_at: OffsetDateTime,
         evaluation: Option<&NewJob>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<MemberChange>;
     /// Deletes the group and its members' rows. False when it does not exist.
     async fn delete_group(&self, tenant: TenantId, id: GroupId) -> StoreResult<bool>;
     /// One page of the group's members (Entra devices), keyset-paged by object id; `None` when
@@ -557,12 +562,13 @@ pub trait GroupStore: Send + Sync {
         group: GroupId,
         query: &EntraDeviceQuery,
     ) -> StoreResult<Option<Vec<EntraDevice>>>;
-    /// Adds a device to an assigned group.
-    async fn add_group_member(
+    /// Adds devices to an assigned group, all or nothing: refused when one of them is not a
+    /// device of the tenant, is a member already or is named twice, and for a dynamic group.
+    async fn add_group_members(
         &self,
         tenant: TenantId,
         group: GroupId,
-        member: EntraDeviceId,
+        members: &[EntraDeviceId],
         now: OffsetDateTime,
     ) -> StoreResult<MemberChange>;
     /// Removes a device from an assigned group (`MemberNotFound` when it is not a member).
@@ -614,6 +620,19 @@ pub trait ProfileAssignmentStore: Send + Sync {
         delay: Duration,
         next_pass: &NewJob,
     ) -> StoreResult<Option<ProfileAssignmentStats>>;
+    /// Enqueues, due at `now` and coalesced, `evaluation` for every tenant with a dynamic group
+    /// whose processing is `On`, and `pass` for every tenant with an assignment or a device
+    /// under a profile; the number enqueued. The server calls it at start: a change that
+    /// commits before it asks for an evaluation or a pass (a member added, a group tag changed,
+    /// an evaluation that changed members) loses that request if the process dies in between,
+    /// and both jobs are idempotent, so asking again for every tenant that may need them heals
+    /// what such a death left stale.
+    async fn request_recovery_passes(
+        &self,
+        now: OffsetDateTime,
+        evaluation: &NewJob,
+        pass: &NewJob,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -158,6 +158,9 @@ pub struct GroupInput {
     pub membership_rule: Option<String>,
     #[serde(default)]
     pub membership_rule_processing_state: Option<String>,
+    /// Devices to add, as `@odata.id` references (`https://graph.microsoft.com/v1.0/directoryObjects/{id}`).
+    #[serde(default, rename = "members@odata.bind")]
+    pub members_bind: Option<Vec<String>>,
 }
 
 /// The body of `POST …/members/$ref`: the reference to the object to add.

@@ -141,6 +141,18 @@ impl Application {
                 tracing::info!(jobs = requeued, "requeued jobs left running by a previous process");
             }
         }
+        // A process that died between a change's commit and its request for an evaluation or a
+        // pass lost that request; both jobs are idempotent, so every process asks again at start.
+        let recovery = backend
+            .request_recovery_passes(
+                dmsync_core::Clock::now(clock.as_ref()),
+                &membership::evaluation_job(),
+                &jobs::assign_deployment_profiles::AssignDeploymentProfiles::job(),
+            )
+            .await?;
+        if recovery > 0 {
+            tracing::info!(jobs = recovery, "asked for membership evaluations and profile assignment passes");
+        }
         let external = match &config.external_issuer {
             Some(issuer) => {
                 let external = Arc::new(ExternalKeys::new(issuer.clone()));

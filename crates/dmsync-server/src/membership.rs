@@ -38,7 +38,8 @@ pub async fn request_evaluation(state: &AppState, tenant: TenantId) -> Result<()
 
 /// [`request_evaluation`] after a write that has already answered for itself (its commit is
 /// done): a failure here is logged, not turned into the request's error, since the write
-/// stands; the next change to the tenant's devices or rules asks again.
+/// stands; the next change to the tenant's devices or rules asks again, and so does the next
+/// start of the server.
 pub async fn request_evaluation_after(state: &AppState, tenant: TenantId) {
     if let Err(error) = request_evaluation(state, tenant).await {
         tracing::warn!(tenant.id = %tenant, error = %error, "group membership evaluation could not be requested");
@@ -48,8 +49,8 @@ pub async fn request_evaluation_after(state: &AppState, tenant: TenantId) {
 /// Called whenever the members of some group of the tenant changed, once that change is
 /// committed: the assignment engine's pass for the tenant is asked for (coalesced). A failure
 /// is logged, not returned, since the change stands; a crash between the two loses this one
-/// request until the tenant's next change, which ARCHITECTURE.md lists with the other such
-/// windows.
+/// request, which the restarted server's recovery passes make good (ARCHITECTURE.md, "The
+/// profile assignment engine").
 pub async fn membership_changed(state: &AppState, tenant: TenantId) {
     tracing::debug!(tenant.id = %tenant, "group membership changed");
     metrics::counter!("dmsync_group_membership_changes_total").increment(1);

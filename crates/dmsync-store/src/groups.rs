@@ -153,8 +153,46 @@ impl SqlStore {
             Some(group) if group.is_dynamic() => MemberChange::DynamicGroup,
             Some(_) => write(&mut tx).await?,
         };
+        self.finish_member_write(tx, change, false).await
+    }
+
+    /// Adds `members` to the group inside the caller's transaction, in order, stopping at the
+    /// first that cannot be added; the caller keeps the transaction only when this is `Done`.
+    /// The list is short (a request names at most a few dozen), so one statement per member.
+    async fn insert_members(
+        tx: &mut Tx,
+        tenant: TenantId,
+        group: GroupId,
+        members: &[EntraDeviceId],
+        now: OffsetDateTime,
+    ) -> StoreResult<MemberChange> {
+        for &member in members {
+            let exists = Query::new("SELECT count(*) FROM entra_devices WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(member);
+            if tx.exec().scalar::<i64>(exists).await? == 0 {
+                return Ok(MemberChange::MemberNotFound(member));
+            }
+            let insert = Query::new(
+                "INSERT INTO group_members (tenant_id, group_id, member_id, added_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(group)
+            .bind(member)
+            .bind(now);
+            if tx.execute(insert).await? == 0 {
+                return Ok(MemberChange::AlreadyMember);
+            }
+        }
+        Ok(MemberChange::Done)
+    }
+
+    /// Commits `tx` when `change` is `Done` (signalling the workers when it enqueued a job), and
+    /// rolls it back otherwise.
+    async fn finish_member_write(&self, tx: Tx, change: MemberChange, enqueued: bool) -> StoreResult<MemberChange> {
         if change == MemberChange::Done {
-            tx.commit().await?;
+            self.commit_maybe_enqueued(tx, enqueued).await?;
         } else {
             tx.rollback().await?;
         }
@@ -212,10 +250,14 @@ impl GroupStore for SqlStore {
     async fn create_group(
         &self,
         group: &Group,
+        members: &[EntraDeviceId],
         now: OffsetDateTime,
         run_at: OffsetDateTime,
         evaluation: &NewJob,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<MemberChange> {
+        if group.is_dynamic() && !members.is_empty() {
+            return Ok(MemberChange::DynamicGroup);
+        }
         let mut tx = self.begin().await?;
         let insert = Query::new(
             "INSERT INTO groups (tenant_id, id, display_name, description, mail_nickname, mail_enabled,
@@ -235,18 +277,21 @@ impl GroupStore for SqlStore {
         .bind(group.processing_state.map(ProcessingState::as_str))
         .bind(group.created_at);
         tx.execute(insert).await?;
-        let enqueued =
-            group.is_evaluated() && enqueue_evaluation(&mut tx, group.tenant_id, evaluation, now, run_at).await?;
-        self.commit_maybe_enqueued(tx, enqueued).await
+        let change = Self::insert_members(&mut tx, group.tenant_id, group.id, members, now).await?;
+        let enqueued = change == MemberChange::Done
+            && group.is_evaluated()
+            && enqueue_evaluation(&mut tx, group.tenant_id, evaluation, now, run_at).await?;
+        self.finish_member_write(tx, change, enqueued).await
     }
 
     async fn replace_group(
         &self,
         group: &Group,
+        members: &[EntraDeviceId],
         now: OffsetDateTime,
         run_at: OffsetDateTime,
         evaluation: Option<&NewJob>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<MemberChange> {
         let mut tx = self.begin().await?;
         let update = Query::new(
             "UPDATE groups SET display_name = $3, description = $4, mail_nickname = $5, mail_enabled = $6,
@@ -265,16 +310,20 @@ impl GroupStore for SqlStore {
         .bind(&group.membership_rule)
         .bind(group.processing_state.map(ProcessingState::as_str))
         .bind(now);
-        if tx.execute(update).await? == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
+        let change = if tx.execute(update).await? == 0 {
+            MemberChange::GroupNotFound
+        } else if group.is_dynamic() && !members.is_empty() {
+            MemberChange::DynamicGroup
+        } else {
+            Self::insert_members(&mut tx, group.tenant_id, group.id, members, now).await?
+        };
         let enqueued = match evaluation {
-            Some(job) if group.is_evaluated() => enqueue_evaluation(&mut tx, group.tenant_id, job, now, run_at).await?,
+            Some(job) if change == MemberChange::Done && group.is_evaluated() => {
+                enqueue_evaluation(&mut tx, group.tenant_id, job, now, run_at).await?
+            }
             _ => false,
         };
-        self.commit_maybe_enqueued(tx, enqueued).await?;
-        Ok(true)
+        self.finish_member_write(tx, change, enqueued).await
     }
 
     async fn delete_group(&self, tenant: TenantId, id: GroupId) -> StoreResult<bool> {
@@ -308,29 +357,15 @@ impl GroupStore for SqlStore {
         rows.iter().map(entra_device_from_row).collect::<StoreResult<Vec<_>>>().map(Some)
     }
 
-    async fn add_group_member(
+    async fn add_group_members(
         &self,
         tenant: TenantId,
         group: GroupId,
-        member: EntraDeviceId,
+        members: &[EntraDeviceId],
         now: OffsetDateTime,
     ) -> StoreResult<MemberChange> {
         self.change_assigned_members(tenant, group, async |tx: &mut Tx| {
-            let exists = Query::new("SELECT count(*) FROM entra_devices WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(member);
-            if tx.exec().scalar::<i64>(exists).await? == 0 {
-                return Ok(MemberChange::MemberNotFound);
-            }
-            let insert = Query::new(
-                "INSERT INTO group_members (tenant_id, group_id, member_id, added_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(group)
-            .bind(member)
-            .bind(now);
-            Ok(if tx.execute(insert).await? == 1 { MemberChange::Done } else { MemberChange::AlreadyMember })
+            Self::insert_members(tx, tenant, group, members, now).await
         })
         .await
     }
@@ -347,7 +382,7 @@ impl GroupStore for SqlStore {
                     .bind(tenant)
                     .bind(group)
                     .bind(member);
-            Ok(if tx.execute(delete).await? == 1 { MemberChange::Done } else { MemberChange::MemberNotFound })
+            Ok(if tx.execute(delete).await? == 1 { MemberChange::Done } else { MemberChange::MemberNotFound(member) })
         })
         .await
     }

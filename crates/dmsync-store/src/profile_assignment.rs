@@ -17,6 +17,7 @@ use dmsync_core::{StoreResult, TenantId};
 
 use crate::db::{Query, SqlStore};
 use crate::jobs::{end_job, insert_coalesced_job};
+use crate::rows::Columns;
 
 /// The (device, profile) pairs that the assignments of kind `kind` reach through their
 /// groups: the Entra objects that are members of each assignment's group, by their `[ZTDID]`.
@@ -126,6 +127,16 @@ fn assign_due() -> String {
 const EARLIEST_PENDING: &str = "SELECT min(intended_at) FROM autopilot_devices
       WHERE tenant_id = $1 AND profile_assignment_status = 'pending'";
 
+/// The tenants whose dynamic groups an evaluation would apply.
+const TENANTS_WITH_EVALUATED_GROUPS: &str = "SELECT DISTINCT tenant_id FROM groups
+      WHERE membership_rule_processing_state = 'On' AND membership_rule IS NOT NULL";
+
+/// The tenants where a pass could change something: with an assignment, or with a device that
+/// an earlier pass put under a profile (an index range each, never a scan of the devices).
+const TENANTS_WITH_PROFILES_IN_USE: &str = "SELECT t.id AS tenant_id FROM tenants t
+      WHERE EXISTS (SELECT 1 FROM deployment_profile_assignments a WHERE a.tenant_id = t.id)
+         OR EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = t.id AND d.intended_profile_id IS NOT NULL)";
+
 #[async_trait]
 impl ProfileAssignmentStore for SqlStore {
     async fn assign_deployment_profiles(
@@ -178,5 +189,29 @@ impl ProfileAssignmentStore for SqlStore {
             unassigned,
             next_pass_at,
         }))
+    }
+
+    async fn request_recovery_passes(
+        &self,
+        now: OffsetDateTime,
+        evaluation: &NewJob,
+        pass: &NewJob,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let evaluated = tx.exec().fetch_all(Query::new(TENANTS_WITH_EVALUATED_GROUPS)).await?;
+        let assigned = tx.exec().fetch_all(Query::new(TENANTS_WITH_PROFILES_IN_USE)).await?;
+        let mut enqueued = 0;
+        for (rows, job) in [(&evaluated, evaluation), (&assigned, pass)] {
+            for row in rows {
+                let tenant: TenantId = row.id("tenant_id")?;
+                enqueued += u64::from(insert_coalesced_job(&mut tx, tenant, job, now, now).await?);
+            }
+        }
+        if enqueued > 0 {
+            self.commit_enqueued(tx).await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(enqueued)
     }
 }

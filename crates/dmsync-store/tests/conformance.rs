@@ -1542,7 +1542,7 @@ fn new_group(tenant: TenantId, name: &str, rule: Option<&str>) -> Group {
 }
 
 async fn create_group(store: &dyn Backend, group: &Group, now: OffsetDateTime) {
-    store.create_group(group, now, now, &evaluation_job()).await.unwrap();
+    assert_eq!(store.create_group(group, &[], now, now, &evaluation_job()).await.unwrap(), MemberChange::Done);
 }
 
 /// Claims the queued evaluation and runs it.
@@ -1621,16 +1621,17 @@ async fn groups_are_created_filtered_replaced_and_deleted(store: &dyn Backend) {
     let mut renamed = autopilot.clone();
     renamed.display_name = "Autopilot".into();
     renamed.description = Some("All of them".into());
-    assert!(store.replace_group(&renamed, t0, t0, None).await.unwrap());
+    assert_eq!(store.replace_group(&renamed, &[], t0, t0, None).await.unwrap(), MemberChange::Done);
     assert_eq!(store.group(A, autopilot.id).await.unwrap(), Some(renamed));
     let mut missing = other.clone();
     missing.tenant_id = A;
-    assert!(!store.replace_group(&missing, t0, t0, None).await.unwrap(), "B's group is not A's to replace");
+    let replaced = store.replace_group(&missing, &[], t0, t0, None).await.unwrap();
+    assert_eq!(replaced, MemberChange::GroupNotFound, "B's group is not A's to replace");
 
     let ids = entra_devices(store, A, &[("G-1", "")], t0).await;
     let object = store.list_entra_devices(A, &EntraDeviceQuery::first(1)).await.unwrap().remove(0);
     assert_eq!(ids.len(), 1);
-    assert_eq!(store.add_group_member(A, autopilot.id, object.id, t0).await.unwrap(), MemberChange::Done);
+    assert_eq!(store.add_group_members(A, autopilot.id, &[object.id], t0).await.unwrap(), MemberChange::Done);
     assert!(store.delete_group(A, autopilot.id).await.unwrap());
     assert!(!store.delete_group(A, autopilot.id).await.unwrap(), "deleted once");
     assert!(!store.delete_group(A, other.id).await.unwrap(), "another tenant's group");
@@ -1638,6 +1639,49 @@ async fn groups_are_created_filtered_replaced_and_deleted(store: &dyn Backend) {
     // Its member rows went with it: the same id again starts empty.
     create_group(store, &autopilot, t0).await;
     assert!(member_names(store, A, autopilot.id).await.is_empty());
+}
+
+/// Members written with the group (`members@odata.bind` on a create or an update) and several
+/// at once are all added or none: an unknown device, one named twice or one already there
+/// leaves the group (or its absence) as it was.
+async fn bound_members_are_added_all_or_nothing(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    entra_devices(store, A, &[("N-1", ""), ("N-2", ""), ("N-3", "")], t0).await;
+    entra_devices(store, B, &[("N-B", "")], t0).await;
+    let mut objects = store.list_entra_devices(A, &EntraDeviceQuery::first(10)).await.unwrap();
+    objects.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    let (n1, n2, n3) = (objects[0].id, objects[1].id, objects[2].id);
+    let b_object = store.list_entra_devices(B, &EntraDeviceQuery::first(10)).await.unwrap().remove(0).id;
+    let job = evaluation_job();
+
+    let refused = new_group(A, "Refused", None);
+    let change = store.create_group(&refused, &[n1, b_object], t0, t0, &job).await.unwrap();
+    assert_eq!(change, MemberChange::MemberNotFound(b_object));
+    assert_eq!(store.group(A, refused.id).await.unwrap(), None, "no group without its members");
+    let twice = store.create_group(&refused, &[n1, n1], t0, t0, &job).await.unwrap();
+    assert_eq!(twice, MemberChange::AlreadyMember);
+    assert_eq!(store.group(A, refused.id).await.unwrap(), None);
+    let dynamic = new_group(A, "Dynamic", Some(r#"device.displayName -eq "x""#));
+    assert_eq!(store.create_group(&dynamic, &[n1], t0, t0, &job).await.unwrap(), MemberChange::DynamicGroup);
+    assert_eq!(store.group(A, dynamic.id).await.unwrap(), None);
+
+    let group = new_group(A, "Bound", None);
+    assert_eq!(store.create_group(&group, &[n1, n2], t0, t0, &job).await.unwrap(), MemberChange::Done);
+    assert_eq!(member_names(store, A, group.id).await, ["N-1", "N-2"]);
+    let renamed = Group { display_name: "Renamed".into(), ..group.clone() };
+    let change = store.replace_group(&renamed, &[n3, n1], t0, t0, None).await.unwrap();
+    assert_eq!(change, MemberChange::AlreadyMember);
+    assert_eq!(store.group(A, group.id).await.unwrap().unwrap().display_name, "Bound", "the update is undone too");
+    assert_eq!(member_names(store, A, group.id).await, ["N-1", "N-2"]);
+    assert_eq!(
+        store.add_group_members(A, group.id, &[n3, b_object], t0).await.unwrap(),
+        MemberChange::MemberNotFound(b_object)
+    );
+    assert_eq!(member_names(store, A, group.id).await, ["N-1", "N-2"]);
+    assert_eq!(store.replace_group(&renamed, &[n3], t0, t0, None).await.unwrap(), MemberChange::Done);
+    assert_eq!(store.group(A, group.id).await.unwrap().unwrap().display_name, "Renamed");
+    assert_eq!(member_names(store, A, group.id).await, ["N-1", "N-2", "N-3"]);
 }
 
 /// An assigned group's members are added once and removed once; a dynamic group's are its
@@ -1655,20 +1699,23 @@ async fn assigned_members_are_added_once_and_removed(store: &dyn Backend) {
     let b_object = store.list_entra_devices(B, &EntraDeviceQuery::first(10)).await.unwrap().remove(0);
     let (m1, m2) = (objects[0].id, objects[1].id);
 
-    assert_eq!(store.add_group_member(A, group.id, m1, t0).await.unwrap(), MemberChange::Done);
-    assert_eq!(store.add_group_member(A, group.id, m1, t0).await.unwrap(), MemberChange::AlreadyMember);
-    assert_eq!(store.add_group_member(A, group.id, m2, t0).await.unwrap(), MemberChange::Done);
-    assert_eq!(store.add_group_member(A, group.id, b_object.id, t0).await.unwrap(), MemberChange::MemberNotFound);
-    assert_eq!(store.add_group_member(A, GroupId::new(), m1, t0).await.unwrap(), MemberChange::GroupNotFound);
-    assert_eq!(store.add_group_member(B, group.id, b_object.id, t0).await.unwrap(), MemberChange::GroupNotFound);
-    assert_eq!(store.add_group_member(A, dynamic.id, m1, t0).await.unwrap(), MemberChange::DynamicGroup);
+    assert_eq!(store.add_group_members(A, group.id, &[m1], t0).await.unwrap(), MemberChange::Done);
+    assert_eq!(store.add_group_members(A, group.id, &[m1], t0).await.unwrap(), MemberChange::AlreadyMember);
+    assert_eq!(store.add_group_members(A, group.id, &[m2], t0).await.unwrap(), MemberChange::Done);
+    assert_eq!(
+        store.add_group_members(A, group.id, &[b_object.id], t0).await.unwrap(),
+        MemberChange::MemberNotFound(b_object.id)
+    );
+    assert_eq!(store.add_group_members(A, GroupId::new(), &[m1], t0).await.unwrap(), MemberChange::GroupNotFound);
+    assert_eq!(store.add_group_members(B, group.id, &[b_object.id], t0).await.unwrap(), MemberChange::GroupNotFound);
+    assert_eq!(store.add_group_members(A, dynamic.id, &[m1], t0).await.unwrap(), MemberChange::DynamicGroup);
     assert_eq!(member_names(store, A, group.id).await.len(), 2);
     let first = store.list_group_members(A, group.id, &EntraDeviceQuery::first(1)).await.unwrap().unwrap();
     assert_eq!(first.len(), 1);
 
     assert_eq!(store.remove_group_member(A, dynamic.id, m1).await.unwrap(), MemberChange::DynamicGroup);
     assert_eq!(store.remove_group_member(A, group.id, m1).await.unwrap(), MemberChange::Done);
-    assert_eq!(store.remove_group_member(A, group.id, m1).await.unwrap(), MemberChange::MemberNotFound);
+    assert_eq!(store.remove_group_member(A, group.id, m1).await.unwrap(), MemberChange::MemberNotFound(m1));
     assert!(store.delete_entra_device(A, m2).await.unwrap());
     assert!(member_names(store, A, group.id).await.is_empty(), "a deleted device leaves its groups");
 }
@@ -1728,7 +1775,7 @@ async fn dynamic_rules_select_devices_as_entra_does(store: &dyn Backend) {
     // its members.
     let mut paused = groups[3].clone();
     paused.processing_state = Some(ProcessingState::Paused);
-    assert!(store.replace_group(&paused, t0, t0, Some(&evaluation_job())).await.unwrap());
+    assert_eq!(store.replace_group(&paused, &[], t0, t0, Some(&evaluation_job())).await.unwrap(), MemberChange::Done);
     assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "pausing asks for nothing");
     let d4 = ids.iter().find(|(s, _)| s == "D-4").unwrap().1;
     let update = DevicePropertiesUpdate { group_tag: Some("SALES".into()), ..Default::default() };
@@ -1864,6 +1911,7 @@ macro_rules! all_tests {
                 profile_assignments_keep_the_tenant_rules,
                 groups_are_created_filtered_replaced_and_deleted,
                 assigned_members_are_added_once_and_removed,
+                bound_members_are_added_all_or_nothing,
                 dynamic_rules_select_devices_as_entra_does,
                 a_dynamic_group_evaluates_a_large_set,
             ]

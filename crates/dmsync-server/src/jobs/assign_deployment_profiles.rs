@@ -42,7 +42,7 @@ pub async fn schedule_profile_assignment(state: &AppState, tenant: TenantId) -> 
 
 /// [`schedule_profile_assignment`] after a write that has already committed and answers for
 /// itself: a failure is logged, not returned, since the write stands; the tenant's next change
-/// asks again.
+/// asks again, and so does the next start of the server.
 pub async fn schedule_profile_assignment_after(state: &AppState, tenant: TenantId) {
     if let Err(error) = schedule_profile_assignment(state, tenant).await {
         tracing::warn!(tenant.id = %tenant, error = %error, "the profile assignment pass could not be requested");

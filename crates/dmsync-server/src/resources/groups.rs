@@ -385,10 +385,13 @@ async fn create_group(
         processing_state: None,
         created_at: now,
     };
+    let members = bound_members(input.members_bind.as_deref())?;
     apply(&mut group, input)?;
     group.validate()?;
     let store = state.store();
-    store.create_group(&group, now, membership::evaluation_due(&state), &membership::evaluation_job()).await?;
+    let due = membership::evaluation_due(&state);
+    let change = store.create_group(&group, &members, now, due, &membership::evaluation_job()).await?;
+    changed(&state, tenant, !members.is_empty(), member_change(change, &group.id.to_string())).await?;
     entity_body(StatusCode::CREATED, version.0, &group, None)
 }
 
@@ -405,6 +408,7 @@ async fn update_group(
     let store = state.store();
     let mut group = store.group(tenant, group_id(&id)?).await?.ok_or_else(|| not_found(&id))?;
     let before = group.clone();
+    let members = bound_members(input.members_bind.as_deref())?;
     apply(&mut group, input)?;
     group.validate()?;
     let rule_changed = group.membership_rule != before.membership_rule
@@ -412,10 +416,8 @@ async fn update_group(
         || group.is_dynamic() != before.is_dynamic();
     let job = membership::evaluation_job();
     let evaluation = rule_changed.then_some(&job);
-    if !store.replace_group(&group, state.now(), membership::evaluation_due(&state), evaluation).await? {
-        return Err(not_found(&id));
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let change = store.replace_group(&group, &members, state.now(), membership::evaluation_due(&state), evaluation);
+    changed(&state, tenant, !members.is_empty(), member_change(change.await?, &id)).await
 }
 
 /// Delete group: 204, with its members' rows.
@@ -494,12 +496,28 @@ fn referenced_object(odata_id: &str) -> Result<EntraDeviceId, ApiError> {
 const DYNAMIC_MEMBERS_REFUSED: &str =
     "Members of a group with dynamic membership cannot be added or removed: its membershipRule decides them.";
 
-/// What a refused `$ref` write answers.
-fn member_change(change: MemberChange, group: &str, member: &str) -> ApiResult<StatusCode> {
+/// The most members one `members@odata.bind` may add, as Graph documents it.
+const MAX_BOUND_MEMBERS: usize = 20;
+
+/// The devices a `members@odata.bind` names, at most [`MAX_BOUND_MEMBERS`].
+fn bound_members(bind: Option<&[String]>) -> Result<Vec<EntraDeviceId>, ApiError> {
+    let bind = bind.unwrap_or_default();
+    if bind.len() > MAX_BOUND_MEMBERS {
+        return Err(ApiError::directory_bad_request(format!(
+            "members@odata.bind names {} objects; at most {MAX_BOUND_MEMBERS} can be added in one request.",
+            bind.len()
+        )));
+    }
+    bind.iter().map(|reference| referenced_object(reference)).collect()
+}
+
+/// What a write of members answers: 204 when done, else Graph's refusal. `group` is the
+/// group's id as the request named it.
+fn member_change(change: MemberChange, group: &str) -> ApiResult<StatusCode> {
     match change {
         MemberChange::Done => Ok(StatusCode::NO_CONTENT),
         MemberChange::GroupNotFound => Err(not_found(group)),
-        MemberChange::MemberNotFound => Err(not_found(member)),
+        MemberChange::MemberNotFound(member) => Err(not_found(&member.to_string())),
         MemberChange::AlreadyMember => Err(ApiError::directory_bad_request(
             "One or more added object references already exist for the following modified properties: 'members'.",
         )),
@@ -510,8 +528,15 @@ fn member_change(change: MemberChange, group: &str, member: &str) -> ApiResult<S
     }
 }
 
-async fn changed(state: &AppState, tenant: TenantId, answer: ApiResult<StatusCode>) -> ApiResult<StatusCode> {
-    if answer.is_ok() {
+/// Passes `answer` on, first telling the engine that the tenant's memberships changed when the
+/// write succeeded and `members_written`.
+async fn changed(
+    state: &AppState,
+    tenant: TenantId,
+    members_written: bool,
+    answer: ApiResult<StatusCode>,
+) -> ApiResult<StatusCode> {
+    if answer.is_ok() && members_written {
         membership::membership_changed(state, tenant).await;
     }
     answer
@@ -528,8 +553,8 @@ async fn add_group_member(
     let tenant = caller.authorize(Operation::WriteGroupMembers)?.tenant_id();
     let group = group_id(&id)?;
     let member = referenced_object(&input.odata_id)?;
-    let change = state.store().add_group_member(tenant, group, member, state.now()).await?;
-    changed(&state, tenant, member_change(change, &id, &member.to_string())).await
+    let change = state.store().add_group_members(tenant, group, &[member], state.now()).await?;
+    changed(&state, tenant, true, member_change(change, &id)).await
 }
 
 /// Remove member: 204.
@@ -543,7 +568,7 @@ async fn remove_group_member(
     let group = group_id(&id)?;
     let member: EntraDeviceId = member_id.parse().map_err(|_| not_found(&member_id))?;
     let change = state.store().remove_group_member(tenant, group, member).await?;
-    changed(&state, tenant, member_change(change, &id, &member_id)).await
+    changed(&state, tenant, true, member_change(change, &id)).await
 }
 
 #[cfg(test)]

@@ -206,19 +206,19 @@ fn fill(path: &str, seeded: &Seeded) -> String {
         .replace("{id}", &seeded.entra_device)
 }
 
-/// The body as sent: the object the docs' `directoryObjects/{id}` references name is the device
-/// not yet a member, and the values `sent_instead` lists replace the docs' ones.
+/// The body as sent: the values `sent_instead` lists replace the docs' ones, and the object the
+/// `directoryObjects/{id}` references name (the docs' or `sent_instead`'s) is the device not yet
+/// a member.
 fn fill_body(example: &Value, seeded: &Seeded) -> Option<Value> {
-    let body = example.get("body")?;
-    let text =
-        body.to_string().replace("directoryObjects/{id}", &format!("directoryObjects/{}", seeded.spare_entra_device));
-    let mut body: Value = serde_json::from_str(&text).expect("a body");
+    let mut body = example.get("body")?.clone();
     if let (Some(object), Some(instead)) = (body.as_object_mut(), example["sent_instead"].as_object()) {
         for (name, value) in instead {
             object.insert(name.clone(), value.clone());
         }
     }
-    Some(body)
+    let text =
+        body.to_string().replace("directoryObjects/{id}", &format!("directoryObjects/{}", seeded.spare_entra_device));
+    Some(serde_json::from_str(&text).expect("a body"))
 }
 
 /// What an example's fixture entry excuses: properties not served, and properties served null.

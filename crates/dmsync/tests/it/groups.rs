@@ -188,6 +188,69 @@ async fn writes_entra_refuses_are_its_400s() {
     app.stop().await;
 }
 
+/// `members@odata.bind` on a create and an update adds the devices with the write, all or
+/// nothing, and the assignment engine hears of it.
+#[tokio::test]
+async fn members_bound_in_the_body_are_added_with_the_write() {
+    let app = synced_app(&["B-1", "B-2", "B-3"]).await;
+    let token = app.app_token().await;
+    let (first, second, third) = (
+        object_id(&app, &token, "B-1").await,
+        object_id(&app, &token, "B-2").await,
+        object_id(&app, &token, "B-3").await,
+    );
+    let bind = |ids: &[&str]| -> Value {
+        ids.iter().map(|id| json!(format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}"))).collect()
+    };
+
+    let mut body = security_group("Bound");
+    body["members@odata.bind"] = bind(&[&first, &second]);
+    body["owners@odata.bind"] = json!(["https://graph.microsoft.com/v1.0/users/26be1845-4119-4801-a799-aea79d09f1a2"]);
+    let group = create(&app, &token, "v1.0", body).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(member_names(&app, &token, &group).await, ["B-1", "B-2"]);
+
+    // A refused create leaves no group.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for (members, status) in [
+        (bind(&[&third, &unknown]), StatusCode::NOT_FOUND),
+        (bind(&[&third, &third]), StatusCode::BAD_REQUEST),
+        (
+            json!(["https://graph.microsoft.com/v1.0/users/26be1845-4119-4801-a799-aea79d09f1a2"]),
+            StatusCode::BAD_REQUEST,
+        ),
+        (bind(&vec![third.as_str(); 21]), StatusCode::BAD_REQUEST),
+    ] {
+        let mut body = security_group("Refused");
+        body["members@odata.bind"] = members;
+        let (got, answer) = send(&app, Method::POST, "/v1.0/groups", &token, Some(body)).await;
+        assert_eq!(got, status, "{answer}");
+    }
+    let refused = app.get_json("/v1.0/groups?$filter=displayName eq 'Refused'", Some(&token)).await;
+    assert_eq!(refused["value"], json!([]), "no group was created");
+    let mut body = dynamic_group("Dynamic", r#"device.displayName -eq "B-1""#);
+    body["members@odata.bind"] = bind(&[&third]);
+    let (status, answer) = send(&app, Method::POST, "/v1.0/groups", &token, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // An update adds the new members, or, refused, changes nothing at all.
+    let path = format!("/v1.0/groups/{group}");
+    let patch = json!({ "description": "changed", "members@odata.bind": bind(&[&third, &first]) });
+    let (status, answer) = send(&app, Method::PATCH, &path, &token, Some(patch)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        "One or more added object references already exist for the following modified properties: 'members'."
+    );
+    assert_eq!(app.get_json(&path, Some(&token)).await["description"], Value::Null);
+    assert_eq!(member_names(&app, &token, &group).await, ["B-1", "B-2"]);
+    let patch = json!({ "description": "changed", "members@odata.bind": bind(&[&third]) });
+    let (status, answer) = send(&app, Method::PATCH, &path, &token, Some(patch)).await;
+    assert_eq!((status, answer), (StatusCode::NO_CONTENT, Value::Null));
+    assert_eq!(app.get_json(&path, Some(&token)).await["description"], "changed");
+    assert_eq!(member_names(&app, &token, &group).await, ["B-1", "B-2", "B-3"]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn members_are_added_by_reference_and_removed() {
     let app = synced_app(&["M-1", "M-2", "M-3"]).await;

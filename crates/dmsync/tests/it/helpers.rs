@@ -82,6 +82,18 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        self.shutdown_server().await;
+    }
+
+    /// Stops the server and starts a new one on the same database and configuration, as an
+    /// operator's restart does.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown_server().await;
+        let config = self.state.config().clone();
+        spawn_app_on(config, self._db).await
+    }
+
+    async fn shutdown_server(&mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server stopped cleanly");
