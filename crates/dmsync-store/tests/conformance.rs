@@ -2066,21 +2066,22 @@ async fn postgresql_gives_an_older_device_its_entra_device() {
 }
 
 // The deployment profile assignment engine. Groups, members, profiles and assignments are
-// written with the test-only `dmsync_store::fixtures` until their own stores exist, so these
-// tests take the `SqlStore` itself; `engine_tests!` runs them on every backend.
+// written through their own stores, as the server writes them. The engine reads whether a
+// device ever contacted the service, which no store writes (dmsync models no check-in), so the
+// tests that need it set it with the one test-only fixture left and take the `SqlStore` itself;
+// `engine_tests!` runs them on every backend.
 
 mod engine {
     use dmsync_core::autopilot::{AutopilotDevice, DeviceField, DeviceQuery};
+    use dmsync_core::deployment_profiles::{AssignmentTarget, assignment_id};
+    use dmsync_core::groups::MemberChange;
     use dmsync_core::profile_assignment::{ProfileAssignmentStats, ProfileAssignmentStatus};
-    use dmsync_core::store::{
-        AutopilotSettingsStore, AutopilotStore, EntraDeviceStore, ImportStore, JobStore, ProfileAssignmentStore,
-    };
-    use dmsync_core::{AutopilotDeviceId, DeploymentProfileId, EntraDeviceId, GroupId};
+    use dmsync_core::{AutopilotDeviceId, Backend, DeploymentProfileId, EntraDeviceId, GroupId};
     use dmsync_store::SqlStore;
-    use dmsync_store::fixtures::{self, Target};
+    use dmsync_store::fixtures;
     use time::{Duration, OffsetDateTime};
 
-    use super::{A, B, LEASE, assignment_job, reg, with_tenants};
+    use super::{A, B, LEASE, assignment_job, evaluation_job, new_group, profile_content, reg, with_tenants};
 
     const DELAY: Duration = Duration::minutes(10);
 
@@ -2089,7 +2090,7 @@ mod engine {
     }
 
     /// The tenant's devices `E-1`…`E-n`, synced, each with its Entra object, in serial order.
-    async fn devices(store: &SqlStore, n: usize, now: OffsetDateTime) -> Vec<(AutopilotDeviceId, EntraDeviceId)> {
+    async fn devices(store: &dyn Backend, n: usize, now: OffsetDateTime) -> Vec<(AutopilotDeviceId, EntraDeviceId)> {
         with_tenants(store).await;
         let rows: Vec<_> = (1..=n).map(|i| reg(&format!("E-{i}"), &format!("hash-e{i}"))).collect();
         store.put_registrations(A, &rows, now).await.unwrap().unwrap();
@@ -2111,28 +2112,37 @@ mod engine {
         found
     }
 
-    async fn profile(store: &SqlStore, name: &str, created_at: OffsetDateTime) -> DeploymentProfileId {
-        let id = DeploymentProfileId::new();
-        fixtures::insert_profile(store, A, id, name, created_at).await.unwrap();
-        id
+    /// An Entra join profile created at `created_at`, which decides which of several wins.
+    async fn profile(store: &dyn Backend, name: &str, created_at: OffsetDateTime) -> DeploymentProfileId {
+        store.create_deployment_profile(A, &profile_content(name), created_at).await.unwrap().unwrap().id
     }
 
-    async fn group(store: &SqlStore, members: &[EntraDeviceId], now: OffsetDateTime) -> GroupId {
-        let id = GroupId::new();
-        fixtures::insert_group(store, A, id, "Autopilot Devices", now).await.unwrap();
-        fixtures::add_group_members(store, A, id, members, now).await.unwrap();
-        id
+    /// An assigned security group with these members.
+    async fn group(store: &dyn Backend, members: &[EntraDeviceId], now: OffsetDateTime) -> GroupId {
+        let group = new_group(A, "Autopilot Devices", None);
+        let change = store.create_group(&group, members, now, now, &evaluation_job()).await.unwrap();
+        assert_eq!(change, MemberChange::Done);
+        group.id
+    }
+
+    async fn assign(store: &dyn Backend, profile: DeploymentProfileId, target: AssignmentTarget, now: OffsetDateTime) {
+        store.create_profile_assignment(A, profile, target, now).await.unwrap().unwrap();
+    }
+
+    async fn unassign(store: &dyn Backend, profile: DeploymentProfileId, target: AssignmentTarget) {
+        let id = assignment_id(profile, target);
+        assert_eq!(store.delete_profile_assignment(A, profile, &id).await.unwrap(), Ok(()));
     }
 
     /// Asks for a pass at `now` (as a request would), then runs every pass due by `now`, as
     /// the worker would; the stats of the last one.
-    async fn run_passes(store: &SqlStore, now: OffsetDateTime, delay: Duration) -> ProfileAssignmentStats {
+    async fn run_passes(store: &dyn Backend, now: OffsetDateTime, delay: Duration) -> ProfileAssignmentStats {
         store.enqueue_coalesced_job(A, &assignment_job(), now, now).await.unwrap();
         run_due(store, now, delay).await.expect("a pass was due")
     }
 
     /// Runs the passes due by `now` without asking for one.
-    async fn run_due(store: &SqlStore, now: OffsetDateTime, delay: Duration) -> Option<ProfileAssignmentStats> {
+    async fn run_due(store: &dyn Backend, now: OffsetDateTime, delay: Duration) -> Option<ProfileAssignmentStats> {
         let mut last = None;
         while let Some(job) = store.claim_job("w", now, now, LEASE).await.unwrap() {
             assert_eq!(job.kind, "assignDeploymentProfiles");
@@ -2143,13 +2153,13 @@ mod engine {
         last
     }
 
-    async fn device(store: &SqlStore, id: AutopilotDeviceId) -> AutopilotDevice {
+    async fn device(store: &dyn Backend, id: AutopilotDeviceId) -> AutopilotDevice {
         store.autopilot_device(A, id).await.unwrap().unwrap()
     }
 
     /// (status, intended, assigned) of a device.
     async fn state(
-        store: &SqlStore,
+        store: &dyn Backend,
         id: AutopilotDeviceId,
     ) -> (ProfileAssignmentStatus, Option<DeploymentProfileId>, Option<DeploymentProfileId>) {
         let d = device(store, id).await;
@@ -2159,14 +2169,15 @@ mod engine {
     /// A group member is pending at once, assigned after the delay (on the Clock, by the pass
     /// the first one scheduled), and a member of the profile's exclusion group is not targeted.
     pub async fn a_group_member_is_pending_then_assigned_after_the_delay(store: &SqlStore) {
+        use AssignmentTarget::{ExclusionGroup, Group};
         use ProfileAssignmentStatus::*;
         let t0 = t0();
         let d = devices(store, 3, t0).await;
         let p = profile(store, "P", t0).await;
         let g = group(store, &[d[0].1, d[1].1], t0).await;
         let x = group(store, &[d[1].1], t0).await;
-        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
-        fixtures::insert_assignment(store, A, p, Target::ExclusionGroup(x), t0).await.unwrap();
+        assign(store, p, Group(g), t0).await;
+        assign(store, p, ExclusionGroup(x), t0).await;
 
         let stats = run_passes(store, t0, DELAY).await;
         assert_eq!((stats.pending, stats.assigned, stats.unassigned), (1, 0, 0));
@@ -2192,7 +2203,7 @@ mod engine {
 
         // A device that has contacted the service is assigned in sync.
         let y = group(store, &[d[2].1], t0).await;
-        fixtures::insert_assignment(store, A, p, Target::Group(y), later).await.unwrap();
+        assign(store, p, Group(y), later).await;
         fixtures::set_last_contacted(store, A, d[2].0, later).await.unwrap();
         run_passes(store, later, Duration::ZERO).await;
         assert_eq!(state(store, d[2].0).await, (AssignedInSync, Some(p), Some(p)), "zero delay assigns at once");
@@ -2202,6 +2213,7 @@ mod engine {
     /// order of assignment; All Devices applies only where no group assignment does, and
     /// assigns at once.
     pub async fn the_oldest_profile_wins_and_all_devices_is_the_default(store: &SqlStore) {
+        use AssignmentTarget::{AllDevices, Group};
         use ProfileAssignmentStatus::*;
         let t0 = t0();
         let d = devices(store, 3, t0).await;
@@ -2210,9 +2222,9 @@ mod engine {
         let newer = profile(store, "Newer", t0 - Duration::days(1)).await;
         let g = group(store, &[d[0].1], t0).await;
         let h = group(store, &[d[0].1, d[1].1], t0).await;
-        fixtures::insert_assignment(store, A, newer, Target::Group(g), t0).await.unwrap();
-        fixtures::insert_assignment(store, A, older, Target::Group(h), t0 + Duration::seconds(1)).await.unwrap();
-        fixtures::insert_assignment(store, A, everyone, Target::AllDevices, t0).await.unwrap();
+        assign(store, newer, Group(g), t0).await;
+        assign(store, older, Group(h), t0 + Duration::seconds(1)).await;
+        assign(store, everyone, AllDevices, t0).await;
         fixtures::set_last_contacted(store, A, d[2].0, t0).await.unwrap();
 
         let stats = run_passes(store, t0, DELAY).await;
@@ -2222,17 +2234,14 @@ mod engine {
         assert_eq!(state(store, d[2].0).await, (AssignedInSync, Some(everyone), Some(everyone)), "at once");
         assert_eq!(device(store, d[2].0).await.profile_assigned_at, Some(t0));
 
-        // Profiles created at the same time: the smaller id wins.
+        // Profiles created at the same time: the smaller id wins (the store picks the ids, so
+        // they are compared once known), whichever was assigned first.
         let same = t0 - Duration::days(5);
-        let (first, second) = {
-            let (a, b) = (DeploymentProfileId::new(), DeploymentProfileId::new());
-            if a.to_string() < b.to_string() { (a, b) } else { (b, a) }
-        };
-        fixtures::insert_profile(store, A, second, "Second", same).await.unwrap();
-        fixtures::insert_profile(store, A, first, "First", same).await.unwrap();
+        let (one, two) = (profile(store, "One", same).await, profile(store, "Two", same).await);
+        let (first, second) = if one.to_string() < two.to_string() { (one, two) } else { (two, one) };
         let k = group(store, &[d[1].1], t0).await;
-        fixtures::insert_assignment(store, A, second, Target::Group(k), t0).await.unwrap();
-        fixtures::insert_assignment(store, A, first, Target::Group(k), t0).await.unwrap();
+        assign(store, second, Group(k), t0).await;
+        assign(store, first, Group(k), t0).await;
         run_passes(store, t0 + Duration::seconds(1), DELAY).await;
         assert_eq!(state(store, d[1].0).await, (Pending, Some(first), None));
     }
@@ -2240,7 +2249,8 @@ mod engine {
     /// A device moves to a newer winner through `pending` (keeping the profile it had until
     /// then), and back to `notAssigned` when it leaves the group, is excluded, or its
     /// assignment is removed. Other tenants are never touched.
-    pub async fn devices_are_rescoped_and_unassigned(store: &SqlStore) {
+    pub async fn devices_are_rescoped_and_unassigned(store: &dyn Backend) {
+        use AssignmentTarget::{ExclusionGroup, Group};
         use ProfileAssignmentStatus::*;
         let t0 = t0();
         let d = devices(store, 3, t0).await;
@@ -2248,7 +2258,7 @@ mod engine {
         store.reconcile_autopilot_devices(B, t0).await.unwrap();
         let p = profile(store, "P", t0).await;
         let g = group(store, &[d[0].1, d[1].1, d[2].1], t0).await;
-        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        assign(store, p, Group(g), t0).await;
         run_passes(store, t0, Duration::ZERO).await;
         for (id, _) in &d {
             assert_eq!(state(store, *id).await, (AssignedUnknownSyncState, Some(p), Some(p)));
@@ -2257,21 +2267,21 @@ mod engine {
         // An older profile reaches d0: pending for it, still assigned the other.
         let older = profile(store, "Older", t0 - Duration::days(1)).await;
         let h = group(store, &[d[0].1], t0).await;
-        fixtures::insert_assignment(store, A, older, Target::Group(h), t0).await.unwrap();
+        assign(store, older, Group(h), t0).await;
         let t1 = t0 + Duration::minutes(1);
         let stats = run_passes(store, t1, DELAY).await;
         assert_eq!((stats.pending, stats.assigned, stats.unassigned), (1, 0, 0));
         assert_eq!(state(store, d[0].0).await, (Pending, Some(older), Some(p)));
 
         // Its assignment removed: back under the first profile, which is pending again.
-        assert!(fixtures::delete_assignment(store, A, older, Target::Group(h)).await.unwrap());
+        unassign(store, older, Group(h)).await;
         run_passes(store, t1, DELAY).await;
         assert_eq!(state(store, d[0].0).await, (Pending, Some(p), Some(p)));
 
         // Out of the group, excluded, or the assignment removed: not assigned.
-        assert!(fixtures::remove_group_member(store, A, g, d[0].1).await.unwrap());
+        assert_eq!(store.remove_group_member(A, g, d[0].1).await.unwrap(), MemberChange::Done);
         let x = group(store, &[d[1].1], t0).await;
-        fixtures::insert_assignment(store, A, p, Target::ExclusionGroup(x), t1).await.unwrap();
+        assign(store, p, ExclusionGroup(x), t1).await;
         let stats = run_passes(store, t1, DELAY).await;
         assert_eq!((stats.pending, stats.unassigned, stats.next_pass_at), (0, 2, None));
         for id in [d[0].0, d[1].0] {
@@ -2280,7 +2290,7 @@ mod engine {
             assert_eq!(cleared.profile_assigned_at, None);
         }
         assert_eq!(state(store, d[2].0).await, (AssignedUnknownSyncState, Some(p), Some(p)));
-        assert!(fixtures::delete_assignment(store, A, p, Target::Group(g)).await.unwrap());
+        unassign(store, p, Group(g)).await;
         let stats = run_passes(store, t1, DELAY).await;
         assert_eq!(stats.unassigned, 1);
         assert_eq!(state(store, d[2].0).await, (NotAssigned, None, None));
@@ -2300,12 +2310,12 @@ mod engine {
     /// Requests share the queued pass; one asked for while a pass runs is queued anew (the
     /// running pass may have read the state before the change). A pass whose lease was lost
     /// writes nothing.
-    pub async fn passes_are_coalesced_and_fenced(store: &SqlStore) {
+    pub async fn passes_are_coalesced_and_fenced(store: &dyn Backend) {
         let t0 = t0();
         let d = devices(store, 1, t0).await;
         let p = profile(store, "P", t0).await;
         let g = group(store, &[d[0].1], t0).await;
-        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        assign(store, p, AssignmentTarget::Group(g), t0).await;
         assert!(store.enqueue_coalesced_job(A, &assignment_job(), t0, t0).await.unwrap());
         assert!(!store.enqueue_coalesced_job(A, &assignment_job(), t0, t0).await.unwrap(), "coalesced");
         assert!(store.enqueue_coalesced_job(B, &assignment_job(), t0, t0).await.unwrap(), "per tenant");
@@ -2328,11 +2338,11 @@ mod engine {
 
     /// A completed import asks for a pass in its own transaction, so a device imported into a
     /// tenant with an All Devices profile is assigned once that pass runs.
-    pub async fn an_import_asks_for_a_pass(store: &SqlStore) {
+    pub async fn an_import_asks_for_a_pass(store: &dyn Backend) {
         let t0 = t0();
         with_tenants(store).await;
         let p = profile(store, "All", t0).await;
-        fixtures::insert_assignment(store, A, p, Target::AllDevices, t0).await.unwrap();
+        assign(store, p, AssignmentTarget::AllDevices, t0).await;
         let created = store
             .create_imports(A, "imp", &[super::new_import("I-1", "hash-i1")], t0, t0, &super::import_job())
             .await
@@ -2345,8 +2355,9 @@ mod engine {
         assert_eq!(state(store, id).await, (ProfileAssignmentStatus::AssignedUnknownSyncState, Some(p), Some(p)));
     }
 
-    /// The members a dynamic `[OrderId]` rule would give a group, inserted with one statement.
-    pub async fn members_by_order_id_are_added_at_once(store: &SqlStore) {
+    /// The members a dynamic `[OrderId]` rule gives a group once its evaluation has run are the
+    /// devices a profile assigned to the group targets.
+    pub async fn dynamic_group_members_are_targeted_once_evaluated(store: &dyn Backend) {
         let t0 = t0();
         with_tenants(store).await;
         let mut rows: Vec<_> = (1..=5).map(|i| reg(&format!("O-{i}"), &format!("hash-o{i}"))).collect();
@@ -2355,12 +2366,14 @@ mod engine {
         }
         store.put_registrations(A, &rows, t0).await.unwrap().unwrap();
         store.reconcile_autopilot_devices(A, t0).await.unwrap();
-        let g = GroupId::new();
-        fixtures::insert_group(store, A, g, "Sales", t0).await.unwrap();
-        assert_eq!(fixtures::add_group_members_by_order_id(store, A, g, "Sales", t0).await.unwrap(), 3);
+        let sales = new_group(A, "Sales", Some(r#"(device.devicePhysicalIds -any (_ -eq "[OrderId]:Sales"))"#));
+        super::create_group(store, &sales, t0).await;
+        let stats = super::evaluate(store, A, t0).await;
+        assert_eq!((stats.groups, stats.added, stats.removed), (1, 3, 0));
+        assert_eq!(super::member_names(store, A, sales.id).await, ["O-1", "O-2", "O-3"]);
         assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 5);
         let p = profile(store, "P", t0).await;
-        fixtures::insert_assignment(store, A, p, Target::Group(g), t0).await.unwrap();
+        assign(store, p, AssignmentTarget::Group(sales.id), t0).await;
         assert_eq!(run_passes(store, t0, DELAY).await.pending, 3);
     }
 }
@@ -2390,7 +2403,7 @@ macro_rules! all_engine_tests {
                 devices_are_rescoped_and_unassigned,
                 passes_are_coalesced_and_fenced,
                 an_import_asks_for_a_pass,
-                members_by_order_id_are_added_at_once,
+                dynamic_group_members_are_targeted_once_evaluated,
             ]
         );
     };
