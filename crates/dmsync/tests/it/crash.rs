@@ -10,9 +10,11 @@
 //!   500 on two connections, processed by import jobs while the next requests arrive; 8 kills.
 //! - `connector_full_sync`: an Exchange connector full sync of a 20,000-device file source that
 //!   gains 1,000 devices and loses 1,000 at every round; 6 kills.
-//! - `profile_assignment`: the deployment profile assignment engine over 20,000 devices whose
-//!   assigned group changes from one half of them to the other at every round; 6 kills, by
-//!   turns during the pass that marks devices pending and the pass that assigns them.
+//! - `profile_assignment`: the deployment profile assignment engine over 20,000 devices. A
+//!   profile, a dynamic group and the assignment are created through Graph, and every round a
+//!   PATCH of the group's `membershipRule` moves it from one half of the devices to the other;
+//!   6 kills, by turns during the membership evaluation and pass that the rule change sets off
+//!   (the pass marks devices pending) and during the pass that assigns them.
 //!
 //! Each scenario first does its work once without a kill and measures how long it takes; a kill
 //! then lands at a seeded fraction of that duration after the work starts, so kill points fall
@@ -874,6 +876,11 @@ const ASSIGNMENT_ROUNDS: usize = 3;
 /// The assignment delay the server runs with; each round advances the Clock past it.
 const ASSIGNMENT_DELAY: &str = "60s";
 const PAST_ASSIGNMENT_DELAY: f64 = 61.0;
+/// Dynamic groups are evaluated as soon as a rule changes, so that the evaluation and the pass
+/// it asks for follow the rule change at once, and a kill drawn from their measured duration
+/// lands in either.
+const GROUP_PROCESSING_DELAY: &str = "0s";
+const PROFILES: &str = "beta/deviceManagement/windowsAutopilotDeploymentProfiles";
 
 /// Half the devices carry `Sales`, the other half `Ops`; each round's group holds one half.
 fn tagged_registrations_csv(hashes: &[(String, String)]) -> String {
@@ -883,6 +890,42 @@ fn tagged_registrations_csv(hashes: &[(String, String)]) -> String {
         csv.push_str(&format!("{serial},,{hash},{tag}\n"));
     }
     csv
+}
+
+/// The dynamic rule Autopilot admins write for the devices of one group tag.
+fn order_id_rule(tag: &str) -> String {
+    format!(r#"(device.devicePhysicalIds -any (_ -eq "[OrderId]:{tag}"))"#)
+}
+
+/// Through Graph, as an admin's tools create them: an Entra join profile, a dynamic device group
+/// whose rule selects the devices tagged `tag`, and the profile's assignment to the group; the
+/// ids of the profile and the group.
+async fn assign_profile_to_dynamic_group(graph: &GraphClient, tag: &str) -> (String, String) {
+    let body =
+        json!({"@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Crash"});
+    let (status, profile) = send_json(graph.request(Method::POST, PROFILES).json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "the profile: {profile}");
+    let body = json!({
+        "displayName": "Crash devices", "mailEnabled": false, "mailNickname": "crash-devices", "securityEnabled": true,
+        "groupTypes": ["DynamicMembership"], "membershipRule": order_id_rule(tag),
+        "membershipRuleProcessingState": "On",
+    });
+    let (status, group) = send_json(graph.request(Method::POST, "v1.0/groups").json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "the group: {group}");
+    let (profile, group) = (profile["id"].as_str().unwrap().to_owned(), group["id"].as_str().unwrap().to_owned());
+    let body = json!({"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group}});
+    let (status, assignment) =
+        send_json(graph.request(Method::POST, &format!("{PROFILES}/{profile}/assignments")).json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "the assignment: {assignment}");
+    (profile, group)
+}
+
+/// Points the group's rule at the devices tagged `tag`, through Graph; the server evaluates the
+/// group, and the evaluation asks for a pass.
+async fn set_group_rule(graph: &GraphClient, group: &str, tag: &str) {
+    let body = json!({ "membershipRule": order_id_rule(tag) });
+    let (status, answer) = send_json(graph.request(Method::PATCH, &format!("v1.0/groups/{group}")).json(&body)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "the rule change: {answer}");
 }
 
 /// Devices whose assignment columns disagree with their status: a pass that a kill cut short
@@ -908,19 +951,31 @@ async fn devices_with_status(db: &AnyPool, status: &str) -> i64 {
         .await
 }
 
-/// With no server running: the group's members become the devices tagged `tag`, and a pass is
-/// asked for, as the membership store's write will do once it exists.
-async fn move_group(database: &TestDatabase, group: dmsync_core::GroupId, tag: &str) {
-    let store = dmsync_store::SqlStore::open(&database.url).await.expect("the store opens");
-    dmsync_store::fixtures::clear_group_members(&store, DEV_TENANT_ID, group).await.unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let added = dmsync_store::fixtures::add_group_members_by_order_id(&store, DEV_TENANT_ID, group, tag, now);
-    assert_eq!(added.await.unwrap(), (ASSIGNMENT_DEVICES / 2) as u64);
-    let job =
-        dmsync_core::jobs::NewJob::new(&dmsync_server::jobs::assign_deployment_profiles::AssignDeploymentProfiles {});
-    // Wall-clock now is never later than the server's Clock, which only moves forward from it.
-    dmsync_core::store::JobStore::enqueue_coalesced_job(&store, DEV_TENANT_ID, &job, now, now).await.unwrap();
-    dmsync_core::store::SystemStore::close(&store).await;
+/// The group's members whose `[OrderId]` is `tag`.
+async fn members_tagged(db: &AnyPool, group: &str, tag: &str) -> i64 {
+    let sql = "SELECT count(*) FROM group_members m
+                 JOIN entra_devices e ON e.tenant_id = m.tenant_id AND e.id = m.member_id
+                WHERE CAST(m.group_id AS TEXT) = $1 AND CAST(e.order_id AS TEXT) = $2";
+    sqlx::query_scalar(sql)
+        .bind(group.to_owned())
+        .bind(tag.to_owned())
+        .fetch_one(db)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The group holds the devices tagged `before` or those tagged `after`, all of them and nothing
+/// else: an evaluation that a kill cut short must not leave a mix (it is one transaction).
+/// Whether it holds the `after` ones.
+async fn assert_group_whole(db: &AnyPool, group: &str, before: &str, after: &str) -> bool {
+    let half = (ASSIGNMENT_DEVICES / 2) as i64;
+    let members = count_with(db, "SELECT count(*) FROM group_members WHERE CAST(group_id AS TEXT) = $1", group).await;
+    let (old, new) = (members_tagged(db, group, before).await, members_tagged(db, group, after).await);
+    assert!(
+        members == half && (old == half || new == half),
+        "the group holds {members} devices, {old} tagged {before} and {new} tagged {after}"
+    );
+    new == half
 }
 
 /// Waits, with the server running, until `want` devices read `status`; how long that took.
@@ -945,57 +1000,67 @@ async fn profile_assignment(database: &TestDatabase) {
             (serial, hash)
         })
         .collect();
-    let flags: Vec<&str> =
-        SERVER_FLAGS.iter().copied().chain(["--profile-assignment-delay", ASSIGNMENT_DELAY]).collect();
+    let delays = ["--profile-assignment-delay", ASSIGNMENT_DELAY, "--group-processing-delay", GROUP_PROCESSING_DELAY];
+    let flags: Vec<&str> = SERVER_FLAGS.iter().copied().chain(delays).collect();
     let start = || RealServer::start(&database.url, &flags);
     let server = start();
     let token = dev_user_token(&server.base_url).await;
-    let graph = GraphClient::new(&server.base_url).with_token(token);
+    let graph = |server: &RealServer| GraphClient::new(&server.base_url).with_token(token.clone());
+    let admin = |server: &RealServer| dmsync_client::AdminClient::new(&server.base_url, DEV_ADMIN_TOKEN);
     let status = upload_registrations(server.base_url.clone(), tagged_registrations_csv(&hashes)).await.unwrap();
     assert!(status.is_success(), "the upload: {status}");
-    graph.sync_windows_autopilot_settings().await.expect("the sync starts");
-    wait_for_completed_sync(&graph).await;
-    wait_for_jobs_to_end(database).await;
-    stop(server);
+    graph(&server).sync_windows_autopilot_settings().await.expect("the sync starts");
+    wait_for_completed_sync(&graph(&server)).await;
 
-    let store = dmsync_store::SqlStore::open(&database.url).await.expect("the store opens");
-    let (profile, group) = (dmsync_core::DeploymentProfileId::new(), dmsync_core::GroupId::new());
-    let now = time::OffsetDateTime::now_utc();
-    dmsync_store::fixtures::insert_profile(&store, DEV_TENANT_ID, profile, "Crash", now).await.unwrap();
-    dmsync_store::fixtures::insert_group(&store, DEV_TENANT_ID, group, "Crash devices", now).await.unwrap();
-    let target = dmsync_store::fixtures::Target::Group(group);
-    dmsync_store::fixtures::insert_assignment(&store, DEV_TENANT_ID, profile, target, now).await.unwrap();
-    dmsync_core::store::SystemStore::close(&store).await;
+    // The group's rule first selects no device, so that the run measured below is what every
+    // round does: a rule change, the evaluation it asks for, and the pass that follows.
+    let (profile, group) = assign_profile_to_dynamic_group(&graph(&server), "Nobody").await;
+    wait_for_jobs_to_end(database).await;
 
     let half = (ASSIGNMENT_DEVICES / 2) as i64;
-    let admin = |server: &RealServer| dmsync_client::AdminClient::new(&server.base_url, DEV_ADMIN_TOKEN);
-    // Once without a kill: the durations of the two passes.
-    move_group(database, group, "Sales").await;
-    let server = start();
-    let pending_time = wait_for_devices_with_status(database, "pending", half).await;
+    // Once without a kill: the durations of the evaluation with its pass, and of the pass that
+    // assigns.
+    let started = Instant::now();
+    set_group_rule(&graph(&server), &group, "Sales").await;
+    wait_for_devices_with_status(database, "pending", half).await;
+    let pending_time = started.elapsed();
     admin(&server).advance_clock(PAST_ASSIGNMENT_DELAY).await.unwrap();
     let assign_time = wait_for_devices_with_status(database, "assignedUnkownSyncState", half).await;
-    eprintln!("crash harness: {scenario}: pending {pending_time:?}, assigned {assign_time:?}, uninterrupted");
+    eprintln!(
+        "crash harness: {scenario}: evaluation and pending {pending_time:?}, assigned {assign_time:?}, uninterrupted"
+    );
     wait_for_jobs_to_end(database).await;
     stop(server);
 
     let mut kills = Kills::default();
     for round in 1..=ASSIGNMENT_ROUNDS {
-        let tag = if round % 2 == 0 { "Sales" } else { "Ops" };
-        move_group(database, group, tag).await;
+        let (before, tag) = if round % 2 == 0 { ("Ops", "Sales") } else { ("Sales", "Ops") };
 
-        // A kill during the pass that moves the group's new half to pending and the old half out.
+        // A kill during the evaluation that moves the group to the other half, or the pass after
+        // it that marks the new half pending and the old half not assigned. The jobs every start
+        // asks for have ended first, so the kill lands in the rule change's work.
         let server = start();
+        wait_for_jobs_to_end(database).await;
+        let started = Instant::now();
+        set_group_rule(&graph(&server), &group, tag).await;
         let after = pending_time.mul_f64(rng.gen_range(0.0..1.0));
-        tokio::time::sleep(after).await;
+        tokio::time::sleep(after.saturating_sub(started.elapsed())).await;
         server.kill9();
+        // Later than drawn when the rule change itself took longer.
+        let after = started.elapsed();
         let db = open_database_after_kill(database).await;
         assert_assignment_states_consistent(&db).await;
+        let moved = assert_group_whole(&db, &group, before, tag).await;
         let pending = devices_with_status(&db, "pending").await;
-        kills.record(scenario, "during the pass that marks devices pending", after, pending != half);
+        let what = if moved {
+            "in the rule change's evaluation and pass (the group evaluated)"
+        } else {
+            "in the rule change's evaluation and pass (the group not yet evaluated)"
+        };
+        kills.record(scenario, what, after, pending != half);
         db.close().await;
 
-        // The restarted server runs the pass again; a kill during the pass that assigns them.
+        // The restarted server evaluates and passes again; a kill during the pass that assigns.
         let server = start();
         wait_for_devices_with_status(database, "pending", half).await;
         admin(&server).advance_clock(PAST_ASSIGNMENT_DELAY).await.unwrap();
@@ -1004,17 +1069,20 @@ async fn profile_assignment(database: &TestDatabase) {
         server.kill9();
         let db = open_database_after_kill(database).await;
         assert_assignment_states_consistent(&db).await;
+        assert!(assert_group_whole(&db, &group, before, tag).await, "the group was evaluated before the pass");
         let assigned = devices_with_status(&db, "assignedUnkownSyncState").await;
-        kills.record(scenario, "during the pass that assigns them", after, assigned != half);
+        kills.record(scenario, "during the pass that assigns", after, assigned != half);
         db.close().await;
 
-        // Every device of the group ends assigned to the profile, once; every other one not.
+        // The group holds exactly the devices tagged `tag`, each assigned the profile, once;
+        // every other device is not assigned.
         let server = start();
         wait_for_devices_with_status(database, "assignedUnkownSyncState", half).await;
         wait_for_jobs_to_end(database).await;
         stop(server);
         let db = open_database(database).await;
         assert_assignment_states_consistent(&db).await;
+        assert!(assert_group_whole(&db, &group, before, tag).await, "round {round}: the group holds the {tag} devices");
         assert_eq!(devices_with_status(&db, "notAssigned").await, half, "the other half is not assigned");
         let in_group = count_with(
             &db,
@@ -1028,7 +1096,7 @@ async fn profile_assignment(database: &TestDatabase) {
         let to_profile = count_with(
             &db,
             "SELECT count(*) FROM autopilot_devices WHERE CAST(assigned_profile_id AS TEXT) = $1",
-            &profile.to_string(),
+            &profile,
         )
         .await;
         assert_eq!(to_profile, half, "round {round}: assigned to the profile");
