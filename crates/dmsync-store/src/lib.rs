@@ -10,7 +10,7 @@ mod db;
 mod deployment_profiles;
 mod entra;
 mod exchange;
-/// Test-only rows for the assignment engine's tests and benchmark; see the module.
+/// Test-only: a device's last contact with the service, which no store writes; see the module.
 pub mod fixtures;
 mod groups;
 mod identity;
