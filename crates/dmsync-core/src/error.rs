@@ -15,6 +15,10 @@ pub enum StoreError {
     /// request may succeed later; the text is for logs only.
     #[error("database busy: {0}")]
     Busy(String),
+    /// The request carried text the database cannot hold (PostgreSQL's `text` refuses U+0000);
+    /// the client's fault, not the server's. The text is for logs only.
+    #[error("value cannot be stored: {0}")]
+    Unstorable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -138,6 +138,10 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists(what) => ApiError::Conflict(what),
             StoreError::Database(text) => ApiError::Internal(text),
             StoreError::Busy(text) => ApiError::DatabaseBusy(text),
+            StoreError::Unstorable(text) => {
+                tracing::debug!(error = %text, "a request carried text the database cannot store");
+                ApiError::BadRequest("The request contains a character that cannot be stored (U+0000).".into())
+            }
         }
     }
 }

@@ -31,11 +31,20 @@ use crate::sql::Dialect;
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Maps a sqlx error to the store's: a unique violation is `AlreadyExists`, and a pool that had
-/// no connection to give in time is `Busy` (the server answers 503, not 500).
+/// PostgreSQL's SQLSTATEs for text it cannot hold: `character_not_in_repertoire` (a NUL in a
+/// `text` value) and `untranslatable_character` (`\u0000` in `jsonb`).
+const UNSTORABLE_TEXT: [&str; 2] = ["22021", "22P05"];
+
+/// Maps a sqlx error to the store's: a unique violation is `AlreadyExists`, a pool that had no
+/// connection to give in time is `Busy` (the server answers 503, not 500), and text PostgreSQL
+/// cannot hold is `Unstorable` (a 400: SQLite keeps such text, so the refusal is the backend's,
+/// but the request is what carried it).
 pub fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::AlreadyExists(d.message().to_owned()),
+        sqlx::Error::Database(d) if d.code().is_some_and(|code| UNSTORABLE_TEXT.contains(&code.as_ref())) => {
+            StoreError::Unstorable(d.message().to_owned())
+        }
         sqlx::Error::PoolTimedOut => StoreError::Busy(e.to_string()),
         _ => StoreError::Database(e.to_string()),
     }

@@ -225,3 +225,34 @@ async fn unsupported_query_options_are_refused_clearly() {
     assert!(all.get("syncStatus").is_some());
     app.stop().await;
 }
+
+/// A NUL character (U+0000) in a body or a query is the client's: on PostgreSQL, whose `text`
+/// cannot hold it, it is a Graph 400 rather than a 500, and nothing is written; on SQLite it is
+/// kept as sent.
+#[tokio::test]
+async fn a_nul_character_is_never_a_server_error() {
+    let app = synced_app(&["NUL-1"]).await;
+    let token = app.user_token().await;
+    let body = serde_json::json!({
+        "displayName": "nul\u{0}group", "mailEnabled": false, "mailNickname": "nulgroup", "securityEnabled": true,
+    });
+    let created = app.raw(Method::POST, "/v1.0/groups", Some(&token)).json(&body).send().await.unwrap();
+    let filter = "/v1.0/groups?$filter=displayName eq 'nul%00group'";
+    let found = app.raw(Method::GET, filter, Some(&token)).send().await.unwrap();
+    let identities = "/beta/deviceManagement/windowsAutopilotDeviceIdentities?$filter=groupTag eq 'a%00b'";
+    let devices = app.raw(Method::GET, identities, Some(&token)).send().await.unwrap();
+    if backend_is_postgres() {
+        let refused = graph_error(created, StatusCode::BAD_REQUEST, "BadRequest").await;
+        assert!(refused["error"]["message"].as_str().unwrap().contains("U+0000"), "{refused}");
+        graph_error(found, StatusCode::BAD_REQUEST, "BadRequest").await;
+        graph_error(devices, StatusCode::BAD_REQUEST, "BadRequest").await;
+        let all = app.get_json("/v1.0/groups", Some(&token)).await;
+        assert_eq!(all["value"], serde_json::json!([]), "nothing was written");
+    } else {
+        assert_eq!(created.status(), StatusCode::CREATED);
+        assert_eq!(found.status(), StatusCode::OK);
+        assert_eq!(devices.status(), StatusCode::OK);
+    }
+    app.get_json("/v1.0/groups", Some(&token)).await;
+    app.stop().await;
+}
