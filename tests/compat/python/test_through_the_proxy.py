@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import CLIENT_ID, CLIENT_SECRET, TENANT, DmsyncServer
+from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, TENANT, USERNAME, DmsyncServer
 
 HERE = Path(__file__).resolve().parent
 TOOLS = HERE / "tools"
@@ -95,6 +95,38 @@ def test_msal_confidential_client_then_its_cache(start_server, tmp_path):
     assert out["first"]["token_source"] == "identity_provider", out
     assert out["second"]["token_source"] == "cache" and out["second"]["same_token"], out
     assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
+
+
+def test_msal_public_client_password_sign_in_then_silent_renewal(start_server, tmp_path):
+    """MSAL Python signs the development user in through `organizations`: it asks the user
+    realm, then the password grant, caches the account from the id token and client_info, and
+    renews silently, from its cache and then with the refresh token."""
+    server = proxied_server(start_server)
+    run = run_tool(
+        [sys.executable, str(TOOLS / "msal_public_password.py"), CLIENT_ID, USERNAME, PASSWORD],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    signed_in, cached, renewed = out["signed_in"], out["cached"], out["renewed"]
+    assert signed_in["error"] is None and signed_in["has_access_token"], out
+    assert signed_in["username"] == USERNAME, out
+    assert [a["username"] for a in out["accounts"]] == [USERNAME], out
+    assert out["accounts"][0]["home_account_id"].endswith(f".{TENANT}"), out
+    assert cached["token_source"] == "cache" and cached["access_token"] == signed_in["access_token"], out
+    assert renewed["error"] is None and renewed["token_source"] == "identity_provider", out
+    assert renewed["access_token"] != signed_in["access_token"], out
+    assert server.request_counts("/{tenant}/userrealm/{user}", "GET") == {200: 1}, server.request_counts(
+        "/{tenant}/userrealm/{user}", "GET"
+    )
+    # The sign-in and the forced renewal; the cached read asked nobody.
+    assert token_requests(server) == 2, server.request_counts(TOKEN_ROUTE, "POST")
+    r = httpx.get(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
+        headers={"Authorization": f"Bearer {renewed['access_token']}"},
+        timeout=10.0,
+    )
+    assert r.status_code == 200, r.text
 
 
 # Every IntuneCD backup module but the Autopilot devices, which `--autopilot` adds; IntuneCD's

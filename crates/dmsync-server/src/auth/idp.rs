@@ -15,12 +15,13 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use dmsync_core::identity::Tenant;
+use dmsync_core::identity::{Tenant, User};
 use dmsync_core::permissions::PrincipalKind;
 use dmsync_core::{Clock, Store, TenantId};
 
 use super::keys::KeyRing;
 use super::secrets::verify_secret;
+use super::sessions::{self, RefreshRefusal};
 use super::v1_issuer;
 use crate::error::ApiError;
 use crate::http::context::{ForeignErrorBody, RequestContext};
@@ -44,6 +45,14 @@ impl Issuer {
     pub fn new(keys: Arc<KeyRing>, clock: Arc<dyn Clock>, directory: Arc<dyn Store>) -> Issuer {
         Issuer { keys, clock, directory }
     }
+
+    pub(super) fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub(super) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
 }
 
 pub fn router<S>() -> Router<S>
@@ -55,6 +64,8 @@ where
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/keys", get(jwks))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid_configuration))
+        .route("/{tenant}/.well-known/openid-configuration", get(openid_configuration_v1))
+        .route("/{tenant}/userrealm/{user}", get(user_realm))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route("/{tenant}/discovery/instance", get(instance_discovery))
 }
@@ -168,6 +179,12 @@ enum EntraError {
         client_id: String,
     },
     InvalidUserCredentials,
+    /// A refresh token that is not one of ours, or not for this client or tenant.
+    MalformedGrant,
+    /// A refresh token unused for too long.
+    RefreshTokenExpired,
+    /// A refresh token whose user was removed or changed password since it was issued.
+    GrantRevoked,
     ConsentRequired {
         client_id: String,
     },
@@ -255,6 +272,22 @@ impl EntraError {
                 50126,
                 "Error validating credentials due to invalid username or password.".into(),
             ),
+            MalformedGrant => (bad, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.".into()),
+            RefreshTokenExpired => (
+                bad,
+                "invalid_grant",
+                700082,
+                format!(
+                    "The refresh token has expired due to inactivity. The token was issued on a date more than {} days ago.",
+                    sessions::REFRESH_LIFETIME_SECONDS / 86_400
+                ),
+            ),
+            GrantRevoked => (
+                bad,
+                "invalid_grant",
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.".into(),
+            ),
             ConsentRequired { client_id } => (
                 bad,
                 "invalid_grant",
@@ -333,16 +366,67 @@ async fn jwks(State(issuer): State<Issuer>) -> Json<serde_json::Value> {
     Json(issuer.keys.jwks().await)
 }
 
+/// What an authority's tenant segment names: a tenant (by id or by verified domain), or one of
+/// Entra's multi-tenant audiences.
+enum Authority {
+    Tenant(Tenant),
+    /// `common` and `organizations`: the tenant is known only once a user signs in, so the
+    /// documents say `{tenantid}` where the tenant's id would be.
+    AnyTenant(&'static str),
+    /// `consumers`: personal accounts, whose tenant is fixed.
+    Consumers,
+}
+
+impl Authority {
+    /// The segment the documents' endpoints use: the tenant's id (Entra writes the id even when
+    /// the document was asked for by domain), or the audience's name.
+    fn segment(&self) -> String {
+        match self {
+            Authority::Tenant(tenant) => tenant.id.to_string(),
+            Authority::AnyTenant(name) => (*name).to_owned(),
+            Authority::Consumers => "consumers".to_owned(),
+        }
+    }
+
+    /// The tenant id as the issuer names it.
+    fn issuer_tenant(&self) -> String {
+        match self {
+            Authority::Tenant(tenant) => tenant.id.to_string(),
+            Authority::AnyTenant(_) => "{tenantid}".to_owned(),
+            Authority::Consumers => dmsync_core::PERSONAL_ACCOUNT_TENANT.to_string(),
+        }
+    }
+
+    /// Entra's region of the tenant's data; none for the multi-tenant documents.
+    fn region(&self) -> serde_json::Value {
+        match self {
+            Authority::Tenant(_) => json!("NA"),
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+async fn resolve_authority(issuer: &Issuer, segment: &str) -> Result<Option<Authority>, ApiError> {
+    Ok(match segment.to_ascii_lowercase().as_str() {
+        "common" => Some(Authority::AnyTenant("common")),
+        "organizations" => Some(Authority::AnyTenant("organizations")),
+        "consumers" => Some(Authority::Consumers),
+        _ => resolve_tenant(issuer, segment).await?.map(Authority::Tenant),
+    })
+}
+
+/// The v2.0 OpenID Connect discovery document, for a tenant (by id or domain), `common`,
+/// `organizations` or `consumers`, with absolute URLs on the host the client used.
 async fn openid_configuration(
     State(issuer): State<Issuer>,
     Path(tenant): Path<String>,
     axum::Extension(ctx): axum::Extension<RequestContext>,
 ) -> Result<Response, ApiError> {
-    let Some(t) = resolve_tenant(&issuer, &tenant).await? else {
+    let Some(authority) = resolve_authority(&issuer, &tenant).await? else {
         return Ok(EntraError::TenantNotFound(tenant).render(&ctx));
     };
-    let base = format!("{}/{}", ctx.base_url, tenant);
-    Ok(Json(json!({
+    let base = format!("{}/{}", ctx.base_url, authority.segment());
+    let mut document = json!({
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
@@ -351,16 +435,96 @@ async fn openid_configuration(
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": format!("{}/{}/v2.0", ctx.base_url, t.id),
+        "issuer": format!("{}/{}/v2.0", ctx.base_url, authority.issuer_tenant()),
         "request_uri_parameter_supported": false,
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "scp", "roles", "idtyp"],
-        "tenant_region_scope": "NA",
+        "claims_supported": [
+            "sub", "iss", "cloud_instance_name", "msgraph_host", "aud", "exp", "iat", "nonce",
+            "preferred_username", "name", "tid", "ver", "oid",
+        ],
+        "tenant_region_scope": authority.region(),
         "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
-        "access_token_issuer": v1_issuer(t.id),
+    });
+    if let Authority::Tenant(t) = &authority {
+        document["access_token_issuer"] = json!(v1_issuer(t.id));
+    }
+    Ok(Json(document).into_response())
+}
+
+/// The v1 document (`/{tenant}/.well-known/openid-configuration`), which older libraries and
+/// token validators read: the issuer of the v1 tokens dmsync issues (`sts.windows.net`) and the
+/// keys. Its endpoints are Entra's v1 ones; dmsync serves the keys, and signs in through v2.0.
+async fn openid_configuration_v1(
+    State(issuer): State<Issuer>,
+    Path(tenant): Path<String>,
+    axum::Extension(ctx): axum::Extension<RequestContext>,
+) -> Result<Response, ApiError> {
+    let Some(authority) = resolve_authority(&issuer, &tenant).await? else {
+        return Ok(EntraError::TenantNotFound(tenant).render(&ctx));
+    };
+    let base = format!("{}/{}", ctx.base_url, authority.segment());
+    Ok(Json(json!({
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "jwks_uri": format!("{}/common/discovery/keys", ctx.base_url),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+        "scopes_supported": ["openid"],
+        "issuer": format!("https://sts.windows.net/{}/", authority.issuer_tenant()),
+        "microsoft_multi_refresh_token": true,
+        "authorization_endpoint": format!("{base}/oauth2/authorize"),
+        "claims_supported": ["sub", "iss", "cloud_instance_name", "msgraph_host", "aud", "exp", "iat", "nonce", "tid"],
+        "tenant_region_scope": authority.region(),
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
     }))
     .into_response())
+}
+
+/// The user realm (`/common/userrealm/{upn}?api-version=1.0` or `2.0`), which MSAL asks before a
+/// password grant to learn whether the account is federated: every tenant's domain is
+/// `Managed` (dmsync federates nothing), any other domain `Unknown`, as Entra answers.
+async fn user_realm(
+    State(issuer): State<Issuer>,
+    Path((_, user)): Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    let version = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(name, _)| name.eq_ignore_ascii_case("api-version"))
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| "1.0".to_owned());
+    let domain = user.rsplit_once('@').map_or("", |(_, domain)| domain);
+    let tenant = if domain.is_empty() { None } else { issuer.directory.tenant_by_domain(domain).await? };
+    let body = match (version.as_str(), &tenant) {
+        ("2.0", Some(tenant)) => json!({
+            "NameSpaceType": "Managed",
+            "Login": user,
+            "DomainName": tenant.domain,
+            "FederationBrandName": tenant.domain,
+            "TenantBrandingInfo": null,
+            "cloud_instance_name": "microsoftonline.com",
+        }),
+        ("2.0", None) => json!({
+            "NameSpaceType": "Unknown",
+            "Login": user,
+            "DomainName": domain,
+            "cloud_instance_name": "microsoftonline.com",
+        }),
+        (_, Some(tenant)) => json!({
+            "ver": "1.0",
+            "account_type": "Managed",
+            "domain_name": tenant.domain,
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_audience_urn": "urn:federation:MicrosoftOnline",
+        }),
+        (_, None) => json!({ "ver": "1.0", "account_type": "Unknown", "cloud_instance_name": "microsoftonline.com" }),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// The aliases of each cloud's sign-in host, as Entra's instance discovery lists them.
@@ -425,7 +589,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
-fn token_response(access_token: String, scope: Option<String>) -> Response {
+fn token_body(access_token: String, scope: Option<String>) -> serde_json::Value {
     let mut body = json!({
         "token_type": "Bearer",
         "expires_in": TOKEN_LIFETIME_SECONDS - 1,
@@ -435,6 +599,11 @@ fn token_response(access_token: String, scope: Option<String>) -> Response {
     if let Some(scope) = scope {
         body["scope"] = json!(scope);
     }
+    body
+}
+
+/// A token response, which no cache may keep.
+fn no_store(body: serde_json::Value) -> Response {
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
     response
@@ -487,7 +656,7 @@ async fn token(
     body: Body,
 ) -> Response {
     let outcome = match read_form(body).await {
-        Some(form) => grant(&issuer, &tenant_segment, &headers, &form).await,
+        Some(form) => grant(&issuer, &tenant_segment, &headers, &form, &ctx.base_url).await,
         None => Err(EntraError::FormTooLarge.into()),
     };
     match outcome {
@@ -503,6 +672,7 @@ async fn grant(
     tenant_segment: &str,
     headers: &HeaderMap,
     form: &Form,
+    origin: &str,
 ) -> Result<Response, TokenFailure> {
     let field = |name: &str| form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
     let grant_type = field("grant_type").ok_or(EntraError::MissingParameter("'grant_type'"))?;
@@ -518,16 +688,68 @@ async fn grant(
     };
     let client = Client { id, uuid, secret };
     let scope = field("scope").unwrap_or("");
+    let session = Session { origin, client_info: field("client_info") == Some("1"), scope };
     match grant_type {
         "client_credentials" => client_credentials(issuer, tenant_segment, client, scope).await,
         "password" => {
             let (Some(username), Some(password)) = (field("username"), field("password")) else {
                 return Err(EntraError::MissingParameter("'username' and 'password'").into());
             };
-            password_grant(issuer, tenant_segment, client, scope, username, password).await
+            password_grant(issuer, tenant_segment, client, session, username, password).await
+        }
+        "refresh_token" => {
+            let token = field("refresh_token").ok_or(EntraError::MissingParameter("'refresh_token'"))?;
+            refresh_grant(issuer, tenant_segment, client, session, token).await
         }
         other => Err(EntraError::UnsupportedGrantType(other.to_owned()).into()),
     }
+}
+
+/// What a user's grant answers besides the access token: the requested scopes, the host the
+/// client signed in on (the id token's issuer), and whether it asked for `client_info`.
+struct Session<'a> {
+    origin: &'a str,
+    client_info: bool,
+    scope: &'a str,
+}
+
+/// The answer to a user's grant: the access token, and, as Entra gives them to the OpenID
+/// scopes MSAL always asks for, the id token, a new refresh token and `client_info`.
+async fn user_token_response(
+    issuer: &Issuer,
+    user: &User,
+    client: &Client,
+    session: &Session<'_>,
+    granted: Vec<String>,
+) -> Result<Response, TokenFailure> {
+    let asked = |name: &str| session.scope.split_whitespace().any(|s| s.eq_ignore_ascii_case(name));
+    let scope_out = echoed_scopes(session.scope, &granted);
+    let refresh =
+        if asked("offline_access") { Some(issuer.refresh_token(user, &client.id, &granted).await?) } else { None };
+    let access_token = issuer
+        .mint(MintRequest {
+            tenant_id: user.tenant_id,
+            kind: PrincipalKind::Delegated,
+            permissions: granted,
+            app_id: client.uuid,
+            app_display_name: "dmsync client".into(),
+            object_id: user.object_id,
+            user_principal_name: Some(user.user_principal_name.clone()),
+            name: Some(user.display_name.clone()),
+            lifetime_seconds: TOKEN_LIFETIME_SECONDS,
+        })
+        .await?;
+    let mut response = token_body(access_token, Some(scope_out));
+    if asked("openid") {
+        response["id_token"] = json!(issuer.id_token(user, &client.id, session.origin).await?);
+    }
+    if let Some(refresh) = refresh {
+        response["refresh_token"] = json!(refresh);
+    }
+    if session.client_info {
+        response["client_info"] = json!(sessions::client_info(user));
+    }
+    Ok(no_store(response))
 }
 
 /// The client credentials grant: an app token with the app's roles, for a `/.default` scope.
@@ -568,7 +790,7 @@ async fn client_credentials(
             lifetime_seconds: TOKEN_LIFETIME_SECONDS,
         })
         .await?;
-    Ok(token_response(token, None))
+    Ok(no_store(token_body(token, None)))
 }
 
 /// The resource owner password grant: a delegated token with the user's consented scopes.
@@ -576,7 +798,7 @@ async fn password_grant(
     issuer: &Issuer,
     tenant_segment: &str,
     client: Client,
-    scope: &str,
+    session: Session<'_>,
     username: &str,
     password: &str,
 ) -> Result<Response, TokenFailure> {
@@ -593,28 +815,75 @@ async fn password_grant(
     if !verify_secret(password, &user.password_hash) {
         return Err(EntraError::InvalidUserCredentials.into());
     }
-    // A confidential client must still prove itself; a public client id needs no secret.
+    check_confidential_client(issuer, &tenant, &client).await?;
+    let granted = granted_scopes(session.scope, &user.scopes, &client.id, &tenant.domain)?;
+    user_token_response(issuer, &user, &client, &session, granted).await
+}
+
+/// A confidential client must still prove itself; a public client id needs no secret.
+async fn check_confidential_client(issuer: &Issuer, tenant: &Tenant, client: &Client) -> Result<(), TokenFailure> {
     if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client.uuid).await?, &client.secret)
         && !verify_secret(secret, &app.secret_hash)
     {
-        return Err(EntraError::InvalidClientSecret { client_id: client.id }.into());
+        return Err(EntraError::InvalidClientSecret { client_id: client.id.clone() }.into());
     }
-    let granted = granted_scopes(scope, &user.scopes, &client.id, &tenant.domain)?;
-    let scope_out = granted.join(" ");
-    let token = issuer
-        .mint(MintRequest {
-            tenant_id: tenant.id,
-            kind: PrincipalKind::Delegated,
-            permissions: granted,
-            app_id: client.uuid,
-            app_display_name: "dmsync client".into(),
-            object_id: user.object_id,
-            user_principal_name: Some(user.user_principal_name.clone()),
-            name: Some(user.display_name.clone()),
-            lifetime_seconds: TOKEN_LIFETIME_SECONDS,
-        })
-        .await?;
-    Ok(token_response(token, Some(scope_out)))
+    Ok(())
+}
+
+/// The refresh token grant: a new access token (and a new refresh token: they rotate) for the
+/// user and the client the refresh token was issued to, with the scopes granted at sign-in or
+/// fewer. Refused when the token is not one of ours, has expired, was issued to another client
+/// or tenant, or when its user was removed or changed password since.
+async fn refresh_grant(
+    issuer: &Issuer,
+    tenant_segment: &str,
+    client: Client,
+    session: Session<'_>,
+    token: &str,
+) -> Result<Response, TokenFailure> {
+    let claims = issuer.read_refresh_token(token).map_err(|refusal| match refusal {
+        RefreshRefusal::Invalid => EntraError::MalformedGrant,
+        RefreshRefusal::Expired => EntraError::RefreshTokenExpired,
+    })?;
+    let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
+        "organizations" | "common" => issuer.directory.tenant(claims.tid).await?,
+        _ => resolve_tenant(issuer, tenant_segment).await?,
+    };
+    let tenant = tenant.ok_or_else(|| EntraError::TenantNotFound(tenant_segment.to_owned()))?;
+    if tenant.id != claims.tid || !claims.azp.eq_ignore_ascii_case(&client.id) {
+        return Err(EntraError::MalformedGrant.into());
+    }
+    let user = issuer.directory.user_by_upn(tenant.id, &claims.upn).await?;
+    let Some(user) = user.filter(|u| u.object_id == claims.oid && sessions::password_fingerprint(u) == claims.pwd)
+    else {
+        return Err(EntraError::GrantRevoked.into());
+    };
+    check_confidential_client(issuer, &tenant, &client).await?;
+    let held: Vec<String> = claims.scp.split_whitespace().map(str::to_owned).collect();
+    let granted = granted_scopes(session.scope, &held, &client.id, &tenant.domain)?;
+    user_token_response(issuer, &user, &client, &session, granted).await
+}
+
+/// The `scope` of a user's token response: the Graph scopes granted, each in the form it was
+/// asked for (`https://graph.microsoft.com/X` or `X`), as Entra echoes them and as MSAL keys its
+/// cached tokens by; `.default` stands for every granted scope, with its resource prefix.
+fn echoed_scopes(requested: &str, granted: &[String]) -> String {
+    let mut echoed: Vec<String> = Vec::new();
+    for scope in requested.split_whitespace().filter(|s| !OIDC_SCOPES.contains(s)) {
+        match graph_scope_name(scope) {
+            Some(".default") => {
+                let prefix = &scope[..scope.len() - ".default".len()];
+                echoed.extend(granted.iter().map(|name| format!("{prefix}{name}")));
+            }
+            Some(name) if granted.iter().any(|g| g.eq_ignore_ascii_case(name)) => echoed.push(scope.to_owned()),
+            _ => {}
+        }
+    }
+    if echoed.is_empty() {
+        echoed = granted.to_vec();
+    }
+    echoed.dedup();
+    echoed.join(" ")
 }
 
 /// The scopes a delegated token gets: each requested Graph scope the user has consented to,
@@ -647,6 +916,22 @@ fn granted_scopes(scope: &str, consented: &[String], client_id: &str, domain: &s
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn scopes_are_echoed_as_they_were_asked_for() {
+        let granted = vec!["A.Read".to_owned(), "B.Read".to_owned()];
+        let echo = |requested| echoed_scopes(requested, &granted);
+        assert_eq!(
+            echo("https://graph.microsoft.com/A.Read openid offline_access"),
+            "https://graph.microsoft.com/A.Read"
+        );
+        assert_eq!(echo("A.Read profile"), "A.Read");
+        assert_eq!(
+            echo("https://graph.microsoft.com/.default"),
+            "https://graph.microsoft.com/A.Read https://graph.microsoft.com/B.Read"
+        );
+        assert_eq!(echo("openid profile"), "A.Read B.Read");
+    }
 
     #[test]
     fn entra_refusals_come_from_one_table() {

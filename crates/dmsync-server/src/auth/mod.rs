@@ -7,6 +7,7 @@ pub mod external;
 pub mod idp;
 pub mod keys;
 pub mod secrets;
+pub mod sessions;
 
 use std::sync::Arc;
 

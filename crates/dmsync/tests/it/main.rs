@@ -32,6 +32,7 @@ mod proxy;
 mod replicas;
 mod role_scope_tags;
 mod script_flows;
+mod sign_in;
 mod slow_clients;
 mod sync;
 mod tenants;
