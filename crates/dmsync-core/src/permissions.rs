@@ -25,6 +25,28 @@ pub const GROUP_CREATE: &str = "Group.Create";
 pub const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
 pub const GROUP_MEMBER_READ_WRITE: &str = "GroupMember.ReadWrite.All";
 
+/// Every permission some operation of dmsync asks for: what a user or an app can be granted.
+pub const ALL_PERMISSIONS: &[&str] = &[
+    SERVICE_CONFIG_READ,
+    SERVICE_CONFIG_READ_WRITE,
+    CONFIGURATION_READ,
+    CONFIGURATION_READ_WRITE,
+    MANAGED_DEVICES_READ,
+    MANAGED_DEVICES_READ_WRITE,
+    RBAC_READ,
+    RBAC_READ_WRITE,
+    DEVICE_READ,
+    DEVICE_READ_WRITE,
+    DIRECTORY_READ,
+    DIRECTORY_READ_WRITE,
+    DIRECTORY_ACCESS_AS_USER,
+    GROUP_READ,
+    GROUP_READ_WRITE,
+    GROUP_CREATE,
+    GROUP_MEMBER_READ,
+    GROUP_MEMBER_READ_WRITE,
+];
+
 /// Which version of the documentation decides application access to the two sync actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

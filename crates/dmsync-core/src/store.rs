@@ -81,6 +81,10 @@ pub trait IdentityStore: Send + Sync {
     async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>>;
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>>;
+    /// Replaces the user's password hash; false when the tenant has no such user.
+    async fn set_user_password(&self, tenant: TenantId, object_id: Uuid, password_hash: &str) -> StoreResult<bool>;
+    /// Removes the user; false when the tenant has no such user.
+    async fn delete_user(&self, tenant: TenantId, object_id: Uuid) -> StoreResult<bool>;
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
     /// Inserts the key only while there is no key at all, as one atomic step even across

@@ -25,10 +25,14 @@ use crate::http::body::GraphJson;
 use crate::registrations::{self, UploadError};
 use crate::state::AppState;
 
+mod users;
+
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/_dmsync/tokens", post(mint_token))
         .route("/_dmsync/tenants", post(create_tenant))
+        .route("/_dmsync/tenants/{tenant}/users", post(users::create_user))
+        .route("/_dmsync/tenants/{tenant}/users/{id}", delete(users::delete_user).patch(users::change_password))
         // Streamed, so exempt from the Graph body limit; bounded in rows instead.
         .route(
             "/_dmsync/tenants/{tenant}/autopilot/registrations",

@@ -90,6 +90,20 @@ impl IdentityStore for SqlStore {
         self.read().fetch_optional(query).await?.as_ref().map(user_from_row).transpose()
     }
 
+    async fn set_user_password(&self, tenant: TenantId, object_id: Uuid, password_hash: &str) -> StoreResult<bool> {
+        let query = Query::new("UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND object_id = $2")
+            .bind(tenant)
+            .bind(object_id)
+            .bind(password_hash);
+        Ok(self.write().execute(query).await? == 1)
+    }
+
+    async fn delete_user(&self, tenant: TenantId, object_id: Uuid) -> StoreResult<bool> {
+        let query =
+            Query::new("DELETE FROM users WHERE tenant_id = $1 AND object_id = $2").bind(tenant).bind(object_id);
+        Ok(self.write().execute(query).await? == 1)
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
         let query = Query::new("SELECT * FROM signing_keys ORDER BY created_at, kid");
         self.read().fetch_all(query).await?.iter().map(signing_key_from_row).collect()

@@ -128,6 +128,33 @@ async fn tenant_created_time_comes_from_the_clock(store: &dyn Backend) {
     assert_eq!(store.tenant_created_at(B).await.unwrap(), None, "no such tenant");
 }
 
+/// A user's password can be replaced and the user removed, in its own tenant only; the UPN is
+/// found whatever its case.
+async fn users_change_password_and_are_removed(store: &dyn Backend) {
+    use dmsync_core::identity::User;
+    with_tenants(store).await;
+    let user = |tenant, upn: &str| User {
+        tenant_id: tenant,
+        object_id: uuid::Uuid::new_v4(),
+        user_principal_name: upn.into(),
+        display_name: "Someone".into(),
+        password_hash: "hash-1".into(),
+        scopes: vec!["Group.ReadWrite.All".into()],
+    };
+    let (alice, other) = (user(A, "alice@a.onmicrosoft.com"), user(B, "alice@b.onmicrosoft.com"));
+    store.create_user(&alice).await.unwrap();
+    store.create_user(&other).await.unwrap();
+    assert_eq!(store.user_by_upn(A, "ALICE@a.onmicrosoft.com").await.unwrap().unwrap().scopes, alice.scopes);
+    assert!(store.set_user_password(A, alice.object_id, "hash-2").await.unwrap());
+    assert!(!store.set_user_password(B, alice.object_id, "hash-3").await.unwrap(), "not B's user");
+    assert_eq!(store.user_by_upn(A, &alice.user_principal_name).await.unwrap().unwrap().password_hash, "hash-2");
+    assert!(!store.delete_user(B, alice.object_id).await.unwrap());
+    assert!(store.delete_user(A, alice.object_id).await.unwrap());
+    assert!(!store.delete_user(A, alice.object_id).await.unwrap(), "removed once");
+    assert!(store.user_by_upn(A, &alice.user_principal_name).await.unwrap().is_none());
+    assert_eq!(store.user_by_upn(B, &other.user_principal_name).await.unwrap().unwrap().password_hash, "hash-1");
+}
+
 async fn sync_decision_is_409_then_429_then_started(store: &dyn Backend) {
     with_tenants(store).await;
     // Whole seconds: stored timestamps keep 100 ns ticks, so a finer time would round.
@@ -1877,6 +1904,7 @@ macro_rules! all_tests {
             [
                 tenants_are_unique_by_id_and_domain,
                 tenant_created_time_comes_from_the_clock,
+                users_change_password_and_are_removed,
                 sync_decision_is_409_then_429_then_started,
                 jobs_are_leased_fenced_and_released,
                 running_jobs_are_requeued_at_start,

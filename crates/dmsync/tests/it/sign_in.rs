@@ -165,3 +165,76 @@ async fn a_password_sign_in_gives_an_account_and_a_refresh_token() {
     assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS700082"), "{body}");
     app.stop().await;
 }
+
+async fn admin(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = app.raw(method, path, Some("dmsync-dev-admin")).json(&body).send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+async fn user_sign_in(app: &TestApp, upn: &str, password: &str) -> (StatusCode, Value) {
+    let client = DEV_CLIENT_ID.to_string();
+    let form = [
+        ("grant_type", "password"),
+        ("client_id", client.as_str()),
+        ("username", upn),
+        ("password", password),
+        ("scope", "Group.ReadWrite.All openid offline_access"),
+    ];
+    token_request(app, "organizations", &form).await
+}
+
+/// Users created through the admin API sign in; a password change or the user's removal
+/// revokes the refresh tokens issued before it (Entra's 50173), and the old password no longer
+/// signs in.
+#[tokio::test]
+async fn a_changed_password_or_a_removed_user_revokes_refresh_tokens() {
+    let app = spawn_app().await;
+    let tenant = app.tenant();
+    let client = DEV_CLIENT_ID.to_string();
+    let users = format!("/_dmsync/tenants/{tenant}/users");
+    for (body, status) in [
+        (json!({ "userPrincipalName": "x@elsewhere.example", "password": "p" }), StatusCode::BAD_REQUEST),
+        (json!({ "userPrincipalName": format!("x@{DEV_TENANT_DOMAIN}"), "password": " " }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "userPrincipalName": format!("x@{DEV_TENANT_DOMAIN}"), "password": "p", "scopes": ["Mail.Read"] }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({ "userPrincipalName": DEV_USER_UPN, "password": "p" }), StatusCode::CONFLICT),
+    ] {
+        assert_eq!(admin(&app, Method::POST, &users, body).await.0, status);
+    }
+    let mut ids = Vec::new();
+    for name in ["alice", "bob"] {
+        let body = json!({ "userPrincipalName": format!("{name}@{DEV_TENANT_DOMAIN}"), "password": "first-password" });
+        let (status, created) = admin(&app, Method::POST, &users, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (alice, bob) = (format!("alice@{DEV_TENANT_DOMAIN}"), format!("bob@{DEV_TENANT_DOMAIN}"));
+    let (status, alice_first) = user_sign_in(&app, &alice, "first-password").await;
+    assert_eq!(status, StatusCode::OK, "{alice_first}");
+    let (_, bob_first) = user_sign_in(&app, &bob, "first-password").await;
+    let alice_refresh = alice_first["refresh_token"].as_str().unwrap();
+    let bob_refresh = bob_first["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&app, &tenant, &client, alice_refresh, "Group.ReadWrite.All").await.0, StatusCode::OK);
+
+    let (status, _) =
+        admin(&app, Method::PATCH, &format!("{users}/{}", ids[0]), json!({ "password": "second-password" })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = refresh(&app, &tenant, &client, alice_refresh, "Group.ReadWrite.All").await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS50173"), "{body}");
+    assert_eq!(aadsts(&user_sign_in(&app, &alice, "first-password").await.1), "AADSTS50126");
+    assert_eq!(user_sign_in(&app, &alice, "second-password").await.0, StatusCode::OK);
+
+    assert_eq!(
+        admin(&app, Method::DELETE, &format!("{users}/{}", ids[1]), Value::Null).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(admin(&app, Method::DELETE, &format!("{users}/{}", ids[1]), Value::Null).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = refresh(&app, &tenant, &client, bob_refresh, "Group.ReadWrite.All").await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS50173"), "{body}");
+    assert_eq!(aadsts(&user_sign_in(&app, &bob, "first-password").await.1), "AADSTS50126");
+    app.stop().await;
+}
