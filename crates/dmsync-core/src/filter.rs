@@ -35,6 +35,18 @@ pub enum Filter<F> {
     Function { function: StringFunction, field: F, value: String },
 }
 
+impl<F: PartialEq> Filter<F> {
+    /// Whether any comparison or function of the filter is on `field` (the parser bounds the
+    /// depth, so the recursion is bounded too).
+    pub fn mentions(&self, field: &F) -> bool {
+        match self {
+            Filter::And(a, b) | Filter::Or(a, b) => a.mentions(field) || b.mentions(field),
+            Filter::Not(inner) => inner.mentions(field),
+            Filter::Compare { field: f, .. } | Filter::Function { field: f, .. } => f == field,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
     Eq,
@@ -333,6 +345,13 @@ mod tests {
 
     fn cmp(field: Field, op: CompareOp, v: &str) -> Filter<Field> {
         Filter::Compare { field, op, value: Literal::String(v.into()) }
+    }
+
+    #[test]
+    fn a_filter_knows_which_fields_it_mentions() {
+        let filter = parse("serialNumber eq 'A' or not(startswith(groupTag, 'S') and serialNumber ne 'B')").unwrap();
+        assert!(filter.mentions(&Field::Serial) && filter.mentions(&Field::Tag));
+        assert!(!filter.mentions(&Field::State));
     }
 
     #[test]

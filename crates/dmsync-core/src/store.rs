@@ -509,7 +509,7 @@ pub trait DeploymentProfileStore: Send + Sync {
         id: &str,
     ) -> StoreResult<Result<(), ProfileRefusal>>;
     /// The profile each of these devices is intended to get and has got, as the assignment
-    /// engine wrote them; a device that does not exist is left out.
+    /// engine wrote them; a device under no profile (or that does not exist) is left out.
     async fn device_profiles(
         &self,
         tenant: TenantId,
@@ -604,7 +604,7 @@ pub trait GroupStore: Send + Sync {
 
 /// The deployment profile assignment engine (`profile_assignment.rs` has the rules). Groups,
 /// their members, profiles and assignments are written by their own stores; this trait reads
-/// them and writes only the devices' assignment columns.
+/// them and writes only the devices' assignment states.
 #[async_trait]
 pub trait ProfileAssignmentStore: Send + Sync {
     /// One pass of the engine over the tenant, in one transaction with the job's fenced

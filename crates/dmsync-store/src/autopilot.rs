@@ -21,7 +21,7 @@ use crate::entra::insert_for_devices;
 use crate::jobs::{end_job, insert_job};
 use crate::registrations::next_registration_seq;
 use crate::rows::*;
-use crate::sql::{DEVICE_COLUMNS, device_column};
+use crate::sql::{DEVICE_COLUMNS, DEVICE_ROWS, device_column};
 
 impl SqlStore {
     /// Creates the tenant's settings row if it has none yet.
@@ -147,7 +147,7 @@ impl AutopilotStore for SqlStore {
     }
 
     async fn list_autopilot_devices(&self, tenant: TenantId, query: &DeviceQuery) -> StoreResult<Vec<AutopilotDevice>> {
-        self.list_page("autopilot_devices", tenant, query, device_column, DEVICE_COLUMNS, device_from_row).await
+        self.list_page(DEVICE_ROWS, tenant, query, device_column, DEVICE_COLUMNS, device_from_row).await
     }
 
     async fn count_autopilot_devices(
@@ -155,11 +155,15 @@ impl AutopilotStore for SqlStore {
         tenant: TenantId,
         filter: Option<&Filter<DeviceField>>,
     ) -> StoreResult<u64> {
-        self.count("autopilot_devices", tenant, filter, device_column).await
+        // Only a filter on the assignment status needs the states; a plain count reads the
+        // devices alone (SQLite would otherwise look up every device's state).
+        let status = DeviceField::DeploymentProfileAssignmentStatus;
+        let table = if filter.is_some_and(|f| f.mentions(&status)) { DEVICE_ROWS } else { "autopilot_devices" };
+        self.count(table, tenant, filter, device_column).await
     }
 
     async fn autopilot_device(&self, tenant: TenantId, id: AutopilotDeviceId) -> StoreResult<Option<AutopilotDevice>> {
-        self.by_id("autopilot_devices", tenant, id, device_from_row).await
+        self.by_id(DEVICE_ROWS, tenant, id, device_from_row).await
     }
 
     async fn update_autopilot_device(
@@ -327,7 +331,8 @@ impl AutopilotStore for SqlStore {
                 .bind(tenant)
                 .bind(id);
         tx.execute(no_hardware_id).await?;
-        let read = Query::new("SELECT * FROM autopilot_devices WHERE tenant_id = $1 AND id = $2").bind(tenant).bind(id);
+        let read =
+            Query::new(format!("SELECT * FROM {DEVICE_ROWS} WHERE tenant_id = $1 AND id = $2")).bind(tenant).bind(id);
         let row = tx.exec().fetch_optional(read).await?;
         let created = row.as_ref().map(device_from_row).transpose()?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;

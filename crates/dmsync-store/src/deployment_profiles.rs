@@ -20,7 +20,7 @@ use crate::convert::parse_uuid;
 use crate::db::{Query, SqlStore, Tx};
 use crate::query::push_page;
 use crate::rows::{deployment_profile_from_row, device_from_row, profile_assignment_from_row};
-use crate::sql::{deployment_profile_column, device_column};
+use crate::sql::{DEVICE_ROWS, deployment_profile_column, device_column};
 
 /// Holds the tenant's row for the rest of `tx`; see the module's comment.
 async fn lock_tenant(tx: &mut Tx, tenant: TenantId) -> StoreResult<()> {
@@ -305,8 +305,9 @@ impl DeploymentProfileStore for SqlStore {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT id, intended_profile_id, assigned_profile_id FROM autopilot_devices WHERE tenant_id = $1 AND {}",
-            self.dialect().in_list("id", "$2")
+            "SELECT device_id AS id, intended_profile_id, assigned_profile_id FROM device_profile_states
+              WHERE tenant_id = $1 AND {}",
+            self.dialect().in_list("device_id", "$2")
         );
         let query = Query::new(sql).bind(tenant).bind(id_list(devices).as_slice());
         let profile = |text: Option<String>| -> StoreResult<Option<DeploymentProfileId>> {
@@ -331,7 +332,7 @@ impl DeploymentProfileStore for SqlStore {
         profile: DeploymentProfileId,
         query: &DeviceQuery,
     ) -> StoreResult<Vec<AutopilotDevice>> {
-        let mut sql = Query::new("SELECT * FROM autopilot_devices WHERE tenant_id = ");
+        let mut sql = Query::new(format!("SELECT * FROM {DEVICE_ROWS} WHERE tenant_id = "));
         sql.push_bind(tenant).push(" AND assigned_profile_id = ").push_bind(profile);
         push_page(&mut sql, self.dialect(), query, device_column);
         self.read().fetch_all(sql).await?.iter().map(device_from_row).collect()

@@ -2,10 +2,12 @@
 //! set-based statements in one transaction (the rules are in `dmsync_core::profile_assignment`).
 //!
 //! The pass first writes each targeted device's winning profile into `profile_targets`, then
-//! compares it with the devices' columns: new or changed targets become `pending` (or, through
-//! All Devices, assigned at once), devices no longer targeted go back to `notAssigned`, and
-//! pending devices whose delay has passed are assigned. Only rows whose state changes are
-//! written, so a pass over unchanged data writes nothing and a re-run converges.
+//! compares it with the devices' states in `device_profile_states` (a row only for a device
+//! under a profile; none is `notAssigned`): new or changed targets become `pending` (or, through
+//! All Devices, assigned at once), devices no longer targeted lose their row, and pending devices
+//! whose delay has passed are assigned. Only states that change are written, so a pass over
+//! unchanged data writes nothing and a re-run converges; the device rows themselves are never
+//! written, which keeps a pass's writes in proportion to the devices it moves.
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
@@ -49,10 +51,10 @@ fn fill_targets() -> String {
         "INSERT INTO profile_targets (device_id, profile_id, all_devices, changed)
          SELECT ranked.device_id, ranked.profile_id, ranked.all_devices,
                 CASE WHEN ranked.all_devices = 0
-                     THEN CASE WHEN d.intended_profile_id IS NULL OR d.intended_profile_id <> ranked.profile_id
+                     THEN CASE WHEN s.intended_profile_id IS NULL OR s.intended_profile_id <> ranked.profile_id
                                THEN 1 ELSE 0 END
-                     ELSE CASE WHEN d.assigned_profile_id IS NULL OR d.assigned_profile_id <> ranked.profile_id
-                                    OR d.profile_assignment_status = 'pending'
+                     ELSE CASE WHEN s.assigned_profile_id IS NULL OR s.assigned_profile_id <> ranked.profile_id
+                                    OR s.status = 'pending'
                                THEN 1 ELSE 0 END
                 END
            FROM (SELECT c.device_id, c.profile_id, c.all_devices,
@@ -68,74 +70,75 @@ fn fill_targets() -> String {
                   WHERE p.tenant_id = $1 AND p.id = c.profile_id
                     AND (c.device_id, c.profile_id) NOT IN ({excluded})) ranked
           CROSS JOIN autopilot_devices d
+           LEFT JOIN device_profile_states s ON s.tenant_id = d.tenant_id AND s.device_id = d.id
           WHERE ranked.pick = 1 AND d.tenant_id = $1 AND d.id = ranked.device_id"
     )
 }
 
-/// The status of a device just assigned: Graph's own spelling for a device that never
-/// contacted the service.
+/// The status of a device just assigned, `d` its device row: Graph's own spelling for a device
+/// that never contacted the service.
 const ASSIGNED_STATUS: &str =
-    "CASE WHEN last_contacted IS NULL THEN 'assignedUnkownSyncState' ELSE 'assignedInSync' END";
+    "CASE WHEN d.last_contacted IS NULL THEN 'assignedUnkownSyncState' ELSE 'assignedInSync' END";
 
-/// The target profile of the device being updated.
-const TARGET_PROFILE: &str = "(SELECT t.profile_id FROM profile_targets t WHERE t.device_id = autopilot_devices.id)";
-
-/// Devices newly under a profile through a group, or under another one: `pending` from now.
-/// `$1` tenant, `$2` now. Driven by the changed targets, each device found by its key.
-fn mark_pending() -> String {
-    format!(
-        "UPDATE autopilot_devices
-            SET intended_profile_id = {TARGET_PROFILE}, intended_at = $2, profile_assignment_status = 'pending'
-          WHERE tenant_id = $1
-            AND id IN (SELECT device_id FROM profile_targets WHERE all_devices = 0 AND changed = 1)"
-    )
-}
+/// Devices newly under a profile through a group, or under another one: `pending` from now,
+/// keeping what they were assigned until the new profile is. `$1` tenant, `$2` now.
+const MARK_PENDING: &str = "INSERT INTO device_profile_states
+        (tenant_id, device_id, intended_profile_id, intended_at, assigned_profile_id, profile_assigned_at, status)
+      SELECT $1, t.device_id, t.profile_id, $2, NULL, NULL, 'pending'
+        FROM profile_targets t
+       WHERE t.all_devices = 0 AND t.changed = 1
+      ON CONFLICT (tenant_id, device_id) DO UPDATE
+         SET intended_profile_id = excluded.intended_profile_id, intended_at = excluded.intended_at,
+             status = 'pending'";
 
 /// Devices under a profile through All Devices are assigned at once, unless already assigned
 /// to it. `$1` tenant, `$2` now.
 fn assign_all_devices() -> String {
     format!(
-        "UPDATE autopilot_devices
-            SET intended_profile_id = {TARGET_PROFILE}, intended_at = $2,
-                assigned_profile_id = {TARGET_PROFILE}, profile_assigned_at = $2,
-                profile_assignment_status = {ASSIGNED_STATUS}
-          WHERE tenant_id = $1
-            AND id IN (SELECT device_id FROM profile_targets WHERE all_devices = 1 AND changed = 1)"
+        "INSERT INTO device_profile_states
+            (tenant_id, device_id, intended_profile_id, intended_at, assigned_profile_id, profile_assigned_at, status)
+          SELECT $1, t.device_id, t.profile_id, $2, t.profile_id, $2, {ASSIGNED_STATUS}
+            FROM profile_targets t
+           CROSS JOIN autopilot_devices d
+           WHERE t.all_devices = 1 AND t.changed = 1 AND d.tenant_id = $1 AND d.id = t.device_id
+          ON CONFLICT (tenant_id, device_id) DO UPDATE
+             SET intended_profile_id = excluded.intended_profile_id, intended_at = excluded.intended_at,
+                 assigned_profile_id = excluded.assigned_profile_id,
+                 profile_assigned_at = excluded.profile_assigned_at, status = excluded.status"
     )
 }
 
-/// Devices under no profile any more: `$1` tenant. Only devices with an intended profile are
-/// looked at (an index range), never the whole tenant.
-const MARK_NOT_ASSIGNED: &str = "UPDATE autopilot_devices
-        SET intended_profile_id = NULL, intended_at = NULL, assigned_profile_id = NULL,
-            profile_assigned_at = NULL, profile_assignment_status = 'notAssigned'
-      WHERE tenant_id = $1 AND intended_profile_id IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM profile_targets WHERE profile_targets.device_id = autopilot_devices.id)";
+/// Devices under no profile any more (and the states of devices deleted since): `$1` tenant.
+const MARK_NOT_ASSIGNED: &str = "DELETE FROM device_profile_states
+      WHERE tenant_id = $1
+        AND NOT EXISTS (SELECT 1 FROM profile_targets WHERE profile_targets.device_id = device_profile_states.device_id)";
 
 /// Pending devices whose delay has passed: `$1` tenant, `$2` now, `$3` the latest `intended_at`
 /// that is due. The status literal keeps the statement on the partial index of pending devices.
 fn assign_due() -> String {
     format!(
-        "UPDATE autopilot_devices
+        "UPDATE device_profile_states
             SET assigned_profile_id = intended_profile_id, profile_assigned_at = $2,
-                profile_assignment_status = {ASSIGNED_STATUS}
-          WHERE tenant_id = $1 AND profile_assignment_status = 'pending' AND intended_at <= $3"
+                status = (SELECT {ASSIGNED_STATUS} FROM autopilot_devices d
+                           WHERE d.tenant_id = device_profile_states.tenant_id
+                             AND d.id = device_profile_states.device_id)
+          WHERE tenant_id = $1 AND status = 'pending' AND intended_at <= $3"
     )
 }
 
 /// When the earliest still-pending device became pending: `$1` tenant.
-const EARLIEST_PENDING: &str = "SELECT min(intended_at) FROM autopilot_devices
-      WHERE tenant_id = $1 AND profile_assignment_status = 'pending'";
+const EARLIEST_PENDING: &str = "SELECT min(intended_at) FROM device_profile_states
+      WHERE tenant_id = $1 AND status = 'pending'";
 
 /// The tenants whose dynamic groups an evaluation would apply.
 const TENANTS_WITH_EVALUATED_GROUPS: &str = "SELECT DISTINCT tenant_id FROM groups
       WHERE membership_rule_processing_state = 'On' AND membership_rule IS NOT NULL";
 
 /// The tenants where a pass could change something: with an assignment, or with a device that
-/// an earlier pass put under a profile (an index range each, never a scan of the devices).
+/// an earlier pass put under a profile (a key range each, never a scan of the devices).
 const TENANTS_WITH_PROFILES_IN_USE: &str = "SELECT t.id AS tenant_id FROM tenants t
       WHERE EXISTS (SELECT 1 FROM deployment_profile_assignments a WHERE a.tenant_id = t.id)
-         OR EXISTS (SELECT 1 FROM autopilot_devices d WHERE d.tenant_id = t.id AND d.intended_profile_id IS NOT NULL)";
+         OR EXISTS (SELECT 1 FROM device_profile_states s WHERE s.tenant_id = t.id)";
 
 #[async_trait]
 impl ProfileAssignmentStore for SqlStore {
@@ -161,7 +164,7 @@ impl ProfileAssignmentStore for SqlStore {
         if let Some(analyze) = dialect.analyze_profile_targets() {
             tx.execute(Query::new(analyze)).await?;
         }
-        let pending = tx.execute(Query::new(mark_pending()).bind(tenant).bind(now)).await?;
+        let pending = tx.execute(Query::new(MARK_PENDING).bind(tenant).bind(now)).await?;
         let assigned_at_once = tx.execute(Query::new(assign_all_devices()).bind(tenant).bind(now)).await?;
         let unassigned = tx.execute(Query::new(MARK_NOT_ASSIGNED).bind(tenant)).await?;
         let assigned_due = tx.execute(Query::new(assign_due()).bind(tenant).bind(now).bind(now - delay)).await?;

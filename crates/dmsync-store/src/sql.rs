@@ -73,6 +73,11 @@ pub const DEVICE_COLUMNS: &[(&str, &str)] = &[
     ("created_at", "CAST(0 AS BIGINT)"),
 ];
 
+/// What devices are read from: the view of each device's row with its profile assignment state
+/// (`device_profile_states`, a row only for a device under a profile), so that the state's
+/// columns read as they would on the device.
+pub const DEVICE_ROWS: &str = "autopilot_device_rows";
+
 pub fn device_column(field: DeviceField) -> &'static str {
     match field {
         DeviceField::Id => "id",

@@ -933,7 +933,7 @@ async fn set_group_rule(graph: &GraphClient, group: &str, tag: &str) {
 async fn assert_assignment_states_consistent(db: &AnyPool) {
     let broken = count(
         db,
-        "SELECT count(*) FROM autopilot_devices
+        "SELECT count(*) FROM autopilot_device_rows
           WHERE (CAST(profile_assignment_status AS TEXT) = 'notAssigned'
                  AND (intended_profile_id IS NOT NULL OR assigned_profile_id IS NOT NULL OR profile_assigned_at IS NOT NULL))
              OR (CAST(profile_assignment_status AS TEXT) = 'pending' AND (intended_profile_id IS NULL OR intended_at IS NULL))
@@ -947,8 +947,12 @@ async fn assert_assignment_states_consistent(db: &AnyPool) {
 }
 
 async fn devices_with_status(db: &AnyPool, status: &str) -> i64 {
-    count_with(db, "SELECT count(*) FROM autopilot_devices WHERE CAST(profile_assignment_status AS TEXT) = $1", status)
-        .await
+    count_with(
+        db,
+        "SELECT count(*) FROM autopilot_device_rows WHERE CAST(profile_assignment_status AS TEXT) = $1",
+        status,
+    )
+    .await
 }
 
 /// The group's members whose `[OrderId]` is `tag`.
@@ -1086,7 +1090,7 @@ async fn profile_assignment(database: &TestDatabase) {
         assert_eq!(devices_with_status(&db, "notAssigned").await, half, "the other half is not assigned");
         let in_group = count_with(
             &db,
-            "SELECT count(*) FROM autopilot_devices
+            "SELECT count(*) FROM autopilot_device_rows
               WHERE CAST(profile_assignment_status AS TEXT) = 'assignedUnkownSyncState'
                 AND CAST(group_tag AS TEXT) = $1",
             tag,
@@ -1095,7 +1099,7 @@ async fn profile_assignment(database: &TestDatabase) {
         assert_eq!(in_group, half, "round {round}: every device tagged {tag} is assigned");
         let to_profile = count_with(
             &db,
-            "SELECT count(*) FROM autopilot_devices WHERE CAST(assigned_profile_id AS TEXT) = $1",
+            "SELECT count(*) FROM autopilot_device_rows WHERE CAST(assigned_profile_id AS TEXT) = $1",
             &profile,
         )
         .await;

@@ -385,17 +385,20 @@ async fn assignments_keep_the_ids_clients_parse_and_the_tenant_rules() {
     app.stop().await;
 }
 
-/// Writes a device's profile columns as the assignment engine will; a test-only stand-in until
-/// the engine lands.
-async fn set_device_profiles(app: &TestApp, device: &str, intended: Option<&str>, assigned: Option<&str>) {
+/// Writes a device's assignment state directly, as the assignment engine would, so that the
+/// device can name an intended profile other than its assigned one.
+async fn set_device_profiles(app: &TestApp, device: &str, intended: &str, assigned: &str) {
     sqlx::any::install_default_drivers();
     let pool: sqlx::AnyPool =
         sqlx::pool::PoolOptions::new().max_connections(1).connect(&app.state.config().db).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(
-        "UPDATE autopilot_devices SET intended_profile_id = $1, assigned_profile_id = $2 WHERE id = $3".to_owned(),
+        "INSERT INTO device_profile_states (tenant_id, device_id, intended_profile_id, intended_at,
+             assigned_profile_id, profile_assigned_at, status)
+         SELECT tenant_id, id, $1, 0, $2, 0, 'assignedUnkownSyncState' FROM autopilot_devices WHERE id = $3"
+            .to_owned(),
     ))
-    .bind(intended.map(str::to_owned))
-    .bind(assigned.map(str::to_owned))
+    .bind(intended.to_owned())
+    .bind(assigned.to_owned())
     .bind(device.to_owned())
     .execute(&pool)
     .await
@@ -417,7 +420,7 @@ async fn devices_show_their_profiles_inline_and_profiles_their_devices() {
     let profile = create(&app, &token, module_profile("Sales")).await;
     let intended = create(&app, &token, module_profile("Next")).await;
     let (profile_id, intended_id) = (profile["id"].as_str().unwrap(), intended["id"].as_str().unwrap());
-    set_device_profiles(&app, assigned, Some(intended_id), Some(profile_id)).await;
+    set_device_profiles(&app, assigned, intended_id, profile_id).await;
 
     // Get-AutopilotDevice -Expand and Get-WindowsAutopilotInfo -Assign.
     let device = app
