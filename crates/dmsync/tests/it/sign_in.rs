@@ -238,3 +238,39 @@ async fn a_changed_password_or_a_removed_user_revokes_refresh_tokens() {
     assert_eq!(aadsts(&user_sign_in(&app, &bob, "first-password").await.1), "AADSTS50126");
     app.stop().await;
 }
+
+/// The new surfaces take bad input as every other does: a Graph-shaped 400 (or 413) for the
+/// admin API's malformed, over-deep or oversized bodies, Entra's for an oversized refresh token,
+/// an answer for an absurd user name, and the server still serving.
+#[tokio::test]
+async fn bad_input_on_the_sign_in_surfaces_is_refused_and_the_server_stays_up() {
+    let app = spawn_app().await;
+    let users = format!("/_dmsync/tenants/{}/users", app.tenant());
+    let post = |body: String| {
+        app.raw(Method::POST, &users, Some("dmsync-dev-admin")).header("content-type", "application/json").body(body)
+    };
+    let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let oversized = format!("{{\"userPrincipalName\":\"{}\"}}", "a".repeat(5 * 1024 * 1024));
+    for (body, status) in [
+        ("{\"userPrincipalName\":".to_owned(), StatusCode::BAD_REQUEST),
+        (nested, StatusCode::BAD_REQUEST),
+        (oversized, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let r = post(body).send().await.unwrap();
+        assert_eq!(r.status(), status);
+        let error: Value = r.json().await.unwrap();
+        assert!(error["error"]["code"].is_string(), "{error}");
+    }
+    let huge = "x".repeat(60 * 1024);
+    let (status, body) = refresh(&app, &app.tenant(), &DEV_CLIENT_ID.to_string(), &huge, MSAL_SCOPES).await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS9002313"));
+    let (status, body) = refresh(&app, &app.tenant(), &DEV_CLIENT_ID.to_string(), &"x".repeat(70 * 1024), "").await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS90100"));
+    let realm =
+        app.get_json(&format!("/common/userrealm/{}@example.org?api-version=1.0", "u".repeat(4096)), None).await;
+    assert_eq!(realm["account_type"], "Unknown");
+    // Still serving.
+    let (status, _) = user_sign_in(&app, DEV_USER_UPN, DEV_USER_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
