@@ -11,7 +11,9 @@ pub struct Tenant {
     pub domain: String,
 }
 
-/// An app registration that can use the client-credentials grant.
+/// An app registration: a confidential client (a secret, and certificates kept apart as
+/// [`AppCertificate`]s) that can use the client-credentials grant, and a client its users sign
+/// in to.
 #[derive(Debug, Clone)]
 pub struct AppRegistration {
     pub tenant_id: TenantId,
@@ -23,6 +25,26 @@ pub struct AppRegistration {
     pub secret_hash: String,
     /// Application permissions granted by admin consent (the `roles` claim).
     pub roles: Vec<String>,
+    /// Delegated permissions granted to the app: a user's token through it carries those of
+    /// them the user consented to. `None` leaves the user's consent alone (the development app,
+    /// and apps created before apps had delegated permissions).
+    pub delegated_permissions: Option<Vec<String>>,
+    /// Where the authorization endpoint may send a code, besides the loopback addresses that
+    /// every client may use.
+    pub redirect_uris: Vec<String>,
+}
+
+/// A certificate registered to an app, whose key signs the app's client assertions. It is
+/// found by its thumbprints, which assertions name in their `x5t` (SHA-1) or `x5t#S256` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCertificate {
+    /// SHA-1 of the DER certificate, as Entra shows it: upper-case hex.
+    pub thumbprint_sha1: String,
+    /// SHA-256 of the DER certificate, upper-case hex.
+    pub thumbprint_sha256: String,
+    pub certificate_pem: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
 }
 
 /// A work or school user that can use the password (ROPC) grant.

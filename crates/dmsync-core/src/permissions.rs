@@ -25,8 +25,9 @@ pub const GROUP_CREATE: &str = "Group.Create";
 pub const GROUP_MEMBER_READ: &str = "GroupMember.Read.All";
 pub const GROUP_MEMBER_READ_WRITE: &str = "GroupMember.ReadWrite.All";
 
-/// Every permission some operation of dmsync asks for: what a user or an app can be granted.
-pub const ALL_PERMISSIONS: &[&str] = &[
+/// Every permission an application can be granted: every permission some operation of dmsync
+/// asks for, but `Directory.AccessAsUser.All`, which exists only as a delegated permission.
+pub const APPLICATION_PERMISSIONS: &[&str] = &[
     SERVICE_CONFIG_READ,
     SERVICE_CONFIG_READ_WRITE,
     CONFIGURATION_READ,
@@ -39,13 +40,27 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     DEVICE_READ_WRITE,
     DIRECTORY_READ,
     DIRECTORY_READ_WRITE,
-    DIRECTORY_ACCESS_AS_USER,
     GROUP_READ,
     GROUP_READ_WRITE,
     GROUP_CREATE,
     GROUP_MEMBER_READ,
     GROUP_MEMBER_READ_WRITE,
 ];
+
+/// Every permission some operation of dmsync asks for: what a user or an app can be granted.
+pub const ALL_PERMISSIONS: &[&str] = &with_delegated_only();
+
+/// [`APPLICATION_PERMISSIONS`] and then the one delegated-only permission, built at compile
+/// time so that the two lists cannot drift apart.
+const fn with_delegated_only() -> [&'static str; APPLICATION_PERMISSIONS.len() + 1] {
+    let mut all = [DIRECTORY_ACCESS_AS_USER; APPLICATION_PERMISSIONS.len() + 1];
+    let mut i = 0;
+    while i < APPLICATION_PERMISSIONS.len() {
+        all[i] = APPLICATION_PERMISSIONS[i];
+        i += 1;
+    }
+    all
+}
 
 /// Which version of the documentation decides application access to the two sync actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -272,6 +287,12 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applications_can_hold_every_permission_but_the_delegated_only_one() {
+        assert_eq!(&ALL_PERMISSIONS[..APPLICATION_PERMISSIONS.len()], APPLICATION_PERMISSIONS);
+        assert_eq!(ALL_PERMISSIONS.last(), Some(&DIRECTORY_ACCESS_AS_USER));
+    }
 
     fn perms(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()

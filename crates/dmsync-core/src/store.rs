@@ -25,7 +25,7 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::groups::{EvaluationStats, Group, GroupField, GroupQuery, MemberChange};
-use crate::identity::{AppRegistration, SigningKey, Tenant, User};
+use crate::identity::{AppCertificate, AppRegistration, SigningKey, Tenant, User};
 use crate::ids::{
     AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, GroupId, ImportedDeviceId, JobId,
     RoleScopeTagId,
@@ -79,6 +79,41 @@ pub trait IdentityStore: Send + Sync {
     async fn tenant_count(&self) -> StoreResult<u64>;
     async fn create_app(&self, app: &AppRegistration) -> StoreResult<()>;
     async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>>;
+    /// The tenant's app registrations, by display name then client id.
+    async fn list_apps(&self, tenant: TenantId) -> StoreResult<Vec<AppRegistration>>;
+    /// Removes the app with its certificates; false when the tenant has no such app.
+    async fn delete_app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<bool>;
+    /// Replaces the app's client secret hash; false when the tenant has no such app.
+    async fn set_app_secret(&self, tenant: TenantId, client_id: Uuid, secret_hash: &str) -> StoreResult<bool>;
+    /// Registers a certificate to the app. `NotFound` when the tenant has no such app,
+    /// `AlreadyExists` when the app has that certificate already.
+    async fn add_app_certificate(
+        &self,
+        tenant: TenantId,
+        client_id: Uuid,
+        cert: &AppCertificate,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// The app's certificates, oldest first.
+    async fn app_certificates(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Vec<AppCertificate>>;
+    /// Removes the certificate with that SHA-1 thumbprint; false when the app has none.
+    async fn delete_app_certificate(
+        &self,
+        tenant: TenantId,
+        client_id: Uuid,
+        thumbprint_sha1: &str,
+    ) -> StoreResult<bool>;
+    /// Records that the app used the client assertion `jti`, until `expires_at`: true the first
+    /// time, false when it was recorded before and has not expired (a replay). Records that
+    /// expired before `now` are forgotten on the way, so the table holds only live assertions.
+    async fn consume_assertion(
+        &self,
+        tenant: TenantId,
+        client_id: Uuid,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_upn(&self, tenant: TenantId, upn: &str) -> StoreResult<Option<User>>;
     /// Replaces the user's password hash; false when the tenant has no such user.

@@ -13,7 +13,7 @@ use dmsync_core::exchange::{
     ConnectorStatus, ConnectorType, EasDevice, ExchangeAccessState, ExchangeConnector, MobileDeviceRecord,
 };
 use dmsync_core::groups::{Group, ProcessingState};
-use dmsync_core::identity::{AppRegistration, SigningKey, Tenant, User};
+use dmsync_core::identity::{AppCertificate, AppRegistration, SigningKey, Tenant, User};
 use dmsync_core::jobs::{Job, JobState};
 use dmsync_core::profile_assignment::ProfileAssignmentStatus;
 use dmsync_core::scope_tags::RoleScopeTag;
@@ -217,6 +217,18 @@ pub fn app_from_row(row: &impl Columns) -> StoreResult<AppRegistration> {
         display_name: row.text("display_name")?,
         secret_hash: row.text("secret_hash")?,
         roles: parse_json_list(&row.text("roles")?)?,
+        delegated_permissions: row.opt_text("delegated_permissions")?.as_deref().map(parse_json_list).transpose()?,
+        redirect_uris: parse_json_list(&row.text("redirect_uris")?)?,
+    })
+}
+
+pub fn app_certificate_from_row(row: &impl Columns) -> StoreResult<AppCertificate> {
+    Ok(AppCertificate {
+        thumbprint_sha1: row.text("thumbprint_sha1")?,
+        thumbprint_sha256: row.text("thumbprint_sha256")?,
+        certificate_pem: row.text("certificate_pem")?,
+        not_before: row.time("not_before")?,
+        not_after: row.time("not_after")?,
     })
 }
 

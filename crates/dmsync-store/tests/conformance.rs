@@ -155,6 +155,73 @@ async fn users_change_password_and_are_removed(store: &dyn Backend) {
     assert_eq!(store.user_by_upn(B, &other.user_principal_name).await.unwrap().unwrap().password_hash, "hash-1");
 }
 
+/// An app keeps its delegated permissions (none given is not the same as an empty list), its
+/// redirect URIs and its certificates; a secret can be replaced; deleting the app takes its
+/// certificates; and each client assertion id is accepted once until it expires.
+async fn apps_keep_credentials_and_assertions_are_used_once(store: &dyn Backend) {
+    use dmsync_core::identity::{AppCertificate, AppRegistration};
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let app = |name: &str, delegated: Option<Vec<String>>| AppRegistration {
+        tenant_id: A,
+        client_id: uuid::Uuid::new_v4(),
+        object_id: uuid::Uuid::new_v4(),
+        display_name: name.into(),
+        secret_hash: "secret-1".into(),
+        roles: vec!["Group.Read.All".into()],
+        delegated_permissions: delegated,
+        redirect_uris: vec!["http://localhost".into(), "https://app.example/cb".into()],
+    };
+    let (first, second) = (app("b app", None), app("a app", Some(vec![])));
+    store.create_app(&first).await.unwrap();
+    store.create_app(&second).await.unwrap();
+    let read = store.app(A, first.client_id).await.unwrap().unwrap();
+    assert_eq!((read.delegated_permissions, read.redirect_uris), (None, first.redirect_uris.clone()));
+    assert_eq!(store.app(A, second.client_id).await.unwrap().unwrap().delegated_permissions, Some(vec![]));
+    let names: Vec<String> = store.list_apps(A).await.unwrap().into_iter().map(|a| a.display_name).collect();
+    assert_eq!(names, ["a app", "b app"]);
+    assert!(store.list_apps(B).await.unwrap().is_empty());
+    assert!(store.set_app_secret(A, first.client_id, "secret-2").await.unwrap());
+    assert!(!store.set_app_secret(B, first.client_id, "secret-3").await.unwrap(), "not B's app");
+    assert_eq!(store.app(A, first.client_id).await.unwrap().unwrap().secret_hash, "secret-2");
+
+    let cert = AppCertificate {
+        thumbprint_sha1: "AB".repeat(20),
+        thumbprint_sha256: "CD".repeat(32),
+        certificate_pem: "-----BEGIN CERTIFICATE-----".into(),
+        not_before: t0,
+        not_after: t0 + Duration::days(365),
+    };
+    store.add_app_certificate(A, first.client_id, &cert, t0).await.unwrap();
+    assert!(matches!(
+        store.add_app_certificate(A, first.client_id, &cert, t0).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(store.add_app_certificate(B, first.client_id, &cert, t0).await, Err(StoreError::NotFound)));
+    assert_eq!(store.app_certificates(A, first.client_id).await.unwrap(), vec![cert.clone()]);
+    assert!(store.app_certificates(A, second.client_id).await.unwrap().is_empty());
+
+    let expiry = t0 + Duration::minutes(15);
+    assert!(store.consume_assertion(A, first.client_id, "jti-1", expiry, t0).await.unwrap());
+    assert!(!store.consume_assertion(A, first.client_id, "jti-1", expiry, t0).await.unwrap(), "a replay");
+    assert!(store.consume_assertion(A, second.client_id, "jti-1", expiry, t0).await.unwrap(), "another app's");
+    let later = expiry + Duration::seconds(1);
+    assert!(
+        store.consume_assertion(A, first.client_id, "jti-1", later + Duration::minutes(15), later).await.unwrap(),
+        "forgotten once expired"
+    );
+
+    assert!(!store.delete_app_certificate(A, second.client_id, &cert.thumbprint_sha1).await.unwrap());
+    assert!(store.delete_app_certificate(A, first.client_id, &cert.thumbprint_sha1).await.unwrap());
+    store.add_app_certificate(A, first.client_id, &cert, t0).await.unwrap();
+    assert!(store.delete_app(A, first.client_id).await.unwrap());
+    assert!(!store.delete_app(A, first.client_id).await.unwrap(), "deleted once");
+    assert!(store.app(A, first.client_id).await.unwrap().is_none());
+    assert!(store.app_certificates(A, first.client_id).await.unwrap().is_empty(), "its certificates went with it");
+    store.create_app(&AppRegistration { client_id: first.client_id, ..first.clone() }).await.unwrap();
+    store.add_app_certificate(A, first.client_id, &cert, t0).await.unwrap();
+}
+
 async fn sync_decision_is_409_then_429_then_started(store: &dyn Backend) {
     with_tenants(store).await;
     // Whole seconds: stored timestamps keep 100 ns ticks, so a finer time would round.
@@ -1905,6 +1972,7 @@ macro_rules! all_tests {
                 tenants_are_unique_by_id_and_domain,
                 tenant_created_time_comes_from_the_clock,
                 users_change_password_and_are_removed,
+                apps_keep_credentials_and_assertions_are_used_once,
                 sync_decision_is_409_then_429_then_started,
                 jobs_are_leased_fenced_and_released,
                 running_jobs_are_requeued_at_start,
