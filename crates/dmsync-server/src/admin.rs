@@ -25,6 +25,7 @@ use crate::http::body::GraphJson;
 use crate::registrations::{self, UploadError};
 use crate::state::AppState;
 
+mod applications;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -32,6 +33,20 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/tokens", post(mint_token))
         .route("/_dmsync/tenants", post(create_tenant))
         .route("/_dmsync/tenants/{tenant}/users", post(users::create_user))
+        .route(
+            "/_dmsync/tenants/{tenant}/applications",
+            post(applications::create_application).get(applications::list_applications),
+        )
+        .route(
+            "/_dmsync/tenants/{tenant}/applications/{id}",
+            get(applications::get_application).delete(applications::delete_application),
+        )
+        .route("/_dmsync/tenants/{tenant}/applications/{id}/secrets", post(applications::replace_secret))
+        .route("/_dmsync/tenants/{tenant}/applications/{id}/certificates", post(applications::add_certificate))
+        .route(
+            "/_dmsync/tenants/{tenant}/applications/{id}/certificates/{thumbprint}",
+            delete(applications::delete_certificate),
+        )
         .route("/_dmsync/tenants/{tenant}/users/{id}", delete(users::delete_user).patch(users::change_password))
         // Streamed, so exempt from the Graph body limit; bounded in rows instead.
         .route(

@@ -4,10 +4,7 @@
 use uuid::{Uuid, uuid};
 
 use dmsync_core::identity::{AppRegistration, Tenant, User};
-use dmsync_core::permissions::{
-    CONFIGURATION_READ, DEVICE_READ_WRITE, DIRECTORY_ACCESS_AS_USER, GROUP_READ_WRITE, RBAC_READ_WRITE,
-    SERVICE_CONFIG_READ_WRITE,
-};
+use dmsync_core::permissions::{ALL_PERMISSIONS, APPLICATION_PERMISSIONS};
 use dmsync_core::{Store, StoreError, TenantId};
 
 use crate::auth::secrets::hash_secret;
@@ -21,25 +18,14 @@ pub const DEV_USER_UPN: &str = "admin@contoso.onmicrosoft.com";
 pub const DEV_USER_PASSWORD: &str = "dmsync-dev-password";
 pub const DEV_USER_OBJECT_ID: Uuid = uuid!("44444444-4444-4444-8444-444444444444");
 
-/// The development app's roles: the Autopilot and Exchange connector operations, the role scope
-/// tags that IntuneCD's backup reads first, and the Entra devices that Get-WindowsAutopilotInfo
-/// looks up and deletes (`Device.ReadWrite.All`, which an application needs for both), and the
-/// groups it creates, reads and adds devices to (`Group.ReadWrite.All`, which covers members),
-/// and the assignment filters IntuneCD reads before it writes an assignment
-/// (`DeviceManagementConfiguration.Read.All`).
-pub const DEV_APP_ROLES: &[&str] =
-    &[SERVICE_CONFIG_READ_WRITE, RBAC_READ_WRITE, DEVICE_READ_WRITE, GROUP_READ_WRITE, CONFIGURATION_READ];
+/// The development app's roles: every application permission dmsync serves, so that a
+/// newcomer's first call of any route works with it. The 403 paths are tested with tokens minted
+/// through the admin API with fewer.
+pub const DEV_APP_ROLES: &[&str] = APPLICATION_PERMISSIONS;
 
-/// The development user's scopes: the app's, and `Directory.AccessAsUser.All`, the one
-/// delegated permission that deletes an Entra device.
-pub const DEV_USER_SCOPES: &[&str] = &[
-    SERVICE_CONFIG_READ_WRITE,
-    RBAC_READ_WRITE,
-    DEVICE_READ_WRITE,
-    DIRECTORY_ACCESS_AS_USER,
-    GROUP_READ_WRITE,
-    CONFIGURATION_READ,
-];
+/// The development user's scopes: every permission dmsync serves, including
+/// `Directory.AccessAsUser.All`, the one delegated permission that deletes an Entra device.
+pub const DEV_USER_SCOPES: &[&str] = ALL_PERMISSIONS;
 
 /// Seeds the development tenant, app and user when the database has no tenant at all.
 /// Returns whether it did.
@@ -61,6 +47,8 @@ pub async fn seed_if_empty(store: &dyn Store, now: time::OffsetDateTime) -> Resu
             display_name: "dmsync development app".into(),
             secret_hash: hash_secret(DEV_CLIENT_SECRET),
             roles: DEV_APP_ROLES.iter().map(|p| p.to_string()).collect(),
+            delegated_permissions: None,
+            redirect_uris: Vec::new(),
         })
         .await?;
     store
@@ -74,4 +62,23 @@ pub async fn seed_if_empty(store: &dyn Store, now: time::OffsetDateTime) -> Resu
         })
         .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before the development identities held every permission is given them
+    /// by a migration, which must name the same lists as the seed.
+    #[test]
+    fn the_migration_grants_the_development_identities_what_the_seed_does() {
+        for migration in [
+            include_str!("../../dmsync-store/migrations/sqlite/0014_app_credentials.sql"),
+            include_str!("../../dmsync-store/migrations/postgres/0011_app_credentials.sql"),
+        ] {
+            let list = |slice: &[&str]| serde_json::to_string(slice).unwrap();
+            assert!(migration.contains(&format!("SET roles = '{}'", list(DEV_APP_ROLES))));
+            assert!(migration.contains(&format!("SET scopes = '{}'", list(DEV_USER_SCOPES))));
+        }
+    }
 }

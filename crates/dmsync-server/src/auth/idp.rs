@@ -15,10 +15,11 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use dmsync_core::identity::{Tenant, User};
+use dmsync_core::identity::{AppRegistration, Tenant, User};
 use dmsync_core::permissions::PrincipalKind;
 use dmsync_core::{Clock, Store, TenantId};
 
+use super::assertions::{self, AssertionRefusal};
 use super::keys::KeyRing;
 use super::secrets::verify_secret;
 use super::sessions::{self, RefreshRefusal};
@@ -178,6 +179,21 @@ enum EntraError {
     InvalidClientSecret {
         client_id: String,
     },
+    /// A `client_assertion` with another `client_assertion_type` than JWT bearer.
+    UnsupportedAssertionType,
+    /// A client assertion that is not a JWT Entra can read; the text says what is wrong.
+    MalformedAssertion(&'static str),
+    /// No certificate registered to the app has the thumbprint the assertion names.
+    CertificateNotRegistered {
+        thumbprint: String,
+        client_id: String,
+    },
+    AssertionSignatureInvalid,
+    AssertionClientMismatch,
+    AssertionAudienceMismatch,
+    AssertionOutsideValidity,
+    /// A client assertion whose `jti` was used before.
+    AssertionReplayed,
     InvalidUserCredentials,
     /// A refresh token that is not one of ours, or not for this client or tenant.
     MalformedGrant,
@@ -265,6 +281,53 @@ impl EntraError {
                 format!(
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
                 ),
+            ),
+            UnsupportedAssertionType => (
+                bad,
+                "invalid_request",
+                50027,
+                format!("Invalid JWT token. 'client_assertion_type' must be '{}'.", assertions::JWT_BEARER),
+            ),
+            MalformedAssertion(why) => {
+                (bad, "invalid_request", 50027, format!("Invalid JWT token. The client assertion is invalid: {why}."))
+            }
+            CertificateNotRegistered { thumbprint, client_id } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700027,
+                format!(
+                    "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+                ),
+            ),
+            AssertionSignatureInvalid => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation.".into(),
+            ),
+            AssertionClientMismatch => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.".into(),
+            ),
+            AssertionAudienceMismatch => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700023,
+                "Client assertion audience claim does not match Realm issuer.".into(),
+            ),
+            AssertionOutsideValidity => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.".into(),
+            ),
+            AssertionReplayed => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                50027,
+                "Invalid JWT token. The client assertion was already used: its 'jti' must be unique.".into(),
             ),
             InvalidUserCredentials => (
                 bad,
@@ -428,7 +491,7 @@ async fn openid_configuration(
     let base = format!("{}/{}", ctx.base_url, authority.segment());
     let mut document = json!({
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
@@ -467,7 +530,7 @@ async fn openid_configuration_v1(
     let base = format!("{}/{}", ctx.base_url, authority.segment());
     Ok(Json(json!({
         "token_endpoint": format!("{base}/oauth2/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": format!("{}/common/discovery/keys", ctx.base_url),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
@@ -639,12 +702,19 @@ fn parse_form(bytes: &[u8]) -> Option<Form> {
     (fields.len() <= MAX_FORM_FIELDS).then(|| fields.into_iter().collect())
 }
 
-/// The client a token request names: its id, and its secret if it sent one (in the form or
-/// in a Basic header).
+/// The client a token request names: its id, and the credential it sent, if any: a secret (in
+/// the form or in a Basic header) or a client assertion.
 struct Client {
     id: String,
     uuid: Uuid,
     secret: Option<String>,
+    assertion: Option<String>,
+}
+
+impl Client {
+    fn has_credential(&self) -> bool {
+        self.secret.is_some() || self.assertion.is_some()
+    }
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials` and `password`.
@@ -686,11 +756,16 @@ async fn grant(
     let Ok(uuid) = Uuid::parse_str(&id) else {
         return Err(EntraError::ClientIdNotFound { client_id: id, directory: tenant_segment.to_owned() }.into());
     };
-    let client = Client { id, uuid, secret };
+    let assertion = match (field("client_assertion"), field("client_assertion_type")) {
+        (None, _) => None,
+        (Some(assertion), Some(assertions::JWT_BEARER)) => Some(assertion.to_owned()),
+        (Some(_), _) => return Err(EntraError::UnsupportedAssertionType.into()),
+    };
+    let client = Client { id, uuid, secret, assertion };
     let scope = field("scope").unwrap_or("");
     let session = Session { origin, client_info: field("client_info") == Some("1"), scope };
     match grant_type {
-        "client_credentials" => client_credentials(issuer, tenant_segment, client, scope).await,
+        "client_credentials" => client_credentials(issuer, tenant_segment, client, scope, origin).await,
         "password" => {
             let (Some(username), Some(password)) = (field("username"), field("password")) else {
                 return Err(EntraError::MissingParameter("'username' and 'password'").into());
@@ -758,6 +833,7 @@ async fn client_credentials(
     tenant_segment: &str,
     client: Client,
     scope: &str,
+    origin: &str,
 ) -> Result<Response, TokenFailure> {
     let tenant = resolve_tenant(issuer, tenant_segment)
         .await?
@@ -773,10 +849,10 @@ async fn client_credentials(
     let Some(app) = issuer.directory.app(tenant.id, client.uuid).await? else {
         return Err(EntraError::AppNotRegistered { client_id: client.id, domain: tenant.domain }.into());
     };
-    let secret = client.secret.ok_or(EntraError::MissingClientSecret)?;
-    if !verify_secret(&secret, &app.secret_hash) {
-        return Err(EntraError::InvalidClientSecret { client_id: client.id }.into());
+    if !client.has_credential() {
+        return Err(EntraError::MissingClientSecret.into());
     }
+    authenticate_client(issuer, &tenant, &app, &client, origin).await?;
     let token = issuer
         .mint(MintRequest {
             tenant_id: tenant.id,
@@ -815,19 +891,102 @@ async fn password_grant(
     if !verify_secret(password, &user.password_hash) {
         return Err(EntraError::InvalidUserCredentials.into());
     }
-    check_confidential_client(issuer, &tenant, &client).await?;
-    let granted = granted_scopes(session.scope, &user.scopes, &client.id, &tenant.domain)?;
+    check_confidential_client(issuer, &tenant, &client, session.origin).await?;
+    let consented = consented_scopes(issuer, &user, &client).await?;
+    let granted = granted_scopes(session.scope, &consented, &client.id, &tenant.domain)?;
     user_token_response(issuer, &user, &client, &session, granted).await
 }
 
+/// The delegated permissions a user's token through `client` may carry: those the user
+/// consented to, narrowed to those granted to the app when the client is a registered app
+/// with delegated permissions of its own.
+async fn consented_scopes(issuer: &Issuer, user: &User, client: &Client) -> Result<Vec<String>, TokenFailure> {
+    let app = issuer.directory.app(user.tenant_id, client.uuid).await?;
+    Ok(match app.and_then(|app| app.delegated_permissions) {
+        Some(granted_to_app) => {
+            user.scopes.iter().filter(|s| granted_to_app.iter().any(|g| g.eq_ignore_ascii_case(s))).cloned().collect()
+        }
+        None => user.scopes.clone(),
+    })
+}
+
 /// A confidential client must still prove itself; a public client id needs no secret.
-async fn check_confidential_client(issuer: &Issuer, tenant: &Tenant, client: &Client) -> Result<(), TokenFailure> {
-    if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client.uuid).await?, &client.secret)
+async fn check_confidential_client(
+    issuer: &Issuer,
+    tenant: &Tenant,
+    client: &Client,
+    origin: &str,
+) -> Result<(), TokenFailure> {
+    if client.has_credential()
+        && let Some(app) = issuer.directory.app(tenant.id, client.uuid).await?
+    {
+        authenticate_client(issuer, tenant, &app, client, origin).await?;
+    }
+    Ok(())
+}
+
+/// Checks each credential the client sent: its secret against the app's, and its assertion
+/// against the app's certificates, remembering the assertion so that it is never accepted twice.
+async fn authenticate_client(
+    issuer: &Issuer,
+    tenant: &Tenant,
+    app: &AppRegistration,
+    client: &Client,
+    origin: &str,
+) -> Result<(), TokenFailure> {
+    if let Some(secret) = &client.secret
         && !verify_secret(secret, &app.secret_hash)
     {
         return Err(EntraError::InvalidClientSecret { client_id: client.id.clone() }.into());
     }
+    let Some(assertion) = &client.assertion else {
+        return Ok(());
+    };
+    let certificates = issuer.directory.app_certificates(tenant.id, app.client_id).await?;
+    // Assertions are dated by the client's wall clock, so they are checked against the system's
+    // time rather than the Clock (see the assertions module).
+    let now = time::OffsetDateTime::now_utc();
+    let accepted = assertions::verify_assertion(
+        assertion,
+        &client.id,
+        &certificates,
+        |aud| assertion_audience_matches(aud, origin, tenant),
+        now,
+    )
+    .map_err(|refusal| match refusal {
+        AssertionRefusal::Malformed(why) => EntraError::MalformedAssertion(why),
+        AssertionRefusal::UnknownCertificate(thumbprint) => {
+            EntraError::CertificateNotRegistered { thumbprint, client_id: client.id.clone() }
+        }
+        AssertionRefusal::BadSignature => EntraError::AssertionSignatureInvalid,
+        AssertionRefusal::WrongClient => EntraError::AssertionClientMismatch,
+        AssertionRefusal::WrongAudience => EntraError::AssertionAudienceMismatch,
+        AssertionRefusal::OutsideValidity => EntraError::AssertionOutsideValidity,
+    })?;
+    if !issuer.directory.consume_assertion(tenant.id, app.client_id, &accepted.jti, accepted.expires_at, now).await? {
+        return Err(EntraError::AssertionReplayed.into());
+    }
     Ok(())
+}
+
+/// Whether a client assertion's `aud` names this tenant's token endpoint (v2.0 or v1, by tenant
+/// id or domain) or its v2.0 issuer, on the host the client used or on one of Entra's own
+/// sign-in hosts, which a client that reaches dmsync through the proxy names.
+fn assertion_audience_matches(aud: &str, origin: &str, tenant: &Tenant) -> bool {
+    let entra_hosts = CLOUD_ALIASES.iter().flat_map(|(_, _, aliases)| aliases.iter());
+    let Some(path) = std::iter::once(origin.to_owned())
+        .chain(entra_hosts.map(|host| format!("https://{host}")))
+        .find_map(|o| aud.strip_prefix(o.as_str()).filter(|rest| rest.starts_with('/')).map(str::to_owned))
+    else {
+        return false;
+    };
+    let mut segments = path.trim_start_matches('/').trim_end_matches('/').splitn(2, '/');
+    let (Some(segment), Some(rest)) = (segments.next(), segments.next()) else {
+        return false;
+    };
+    let names_tenant =
+        segment.parse::<TenantId>().is_ok_and(|id| id == tenant.id) || segment.eq_ignore_ascii_case(&tenant.domain);
+    names_tenant && matches!(rest, "oauth2/v2.0/token" | "oauth2/token" | "v2.0")
 }
 
 /// The refresh token grant: a new access token (and a new refresh token: they rotate) for the
@@ -858,7 +1017,7 @@ async fn refresh_grant(
     else {
         return Err(EntraError::GrantRevoked.into());
     };
-    check_confidential_client(issuer, &tenant, &client).await?;
+    check_confidential_client(issuer, &tenant, &client, session.origin).await?;
     let held: Vec<String> = claims.scp.split_whitespace().map(str::to_owned).collect();
     let granted = granted_scopes(session.scope, &held, &client.id, &tenant.domain)?;
     user_token_response(issuer, &user, &client, &session, granted).await
