@@ -8,6 +8,7 @@ them, and the proxy refuses every other host).
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import subprocess
@@ -16,6 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, TENANT, USERNAME, DmsyncServer
 
@@ -127,6 +132,55 @@ def test_msal_public_client_password_sign_in_then_silent_renewal(start_server, t
         timeout=10.0,
     )
     assert r.status_code == 200, r.text
+
+
+def test_certificate_credentials_of_msal_and_azure_identity(start_server, tmp_path):
+    """An app registered through the admin API with a certificate: MSAL Python (with the
+    thumbprint the user gives it) and azure-identity's CertificateCredential (which reads the
+    thumbprint off the certificate) each sign client assertions that dmsync accepts, and each
+    token reads Graph."""
+    server = proxied_server(start_server)
+    r = server.admin_post(
+        f"/_dmsync/tenants/{TENANT}/applications", {"displayName": "Unattended backup", "roles": ["Group.Read.All"]}
+    )
+    assert r.status_code == 201, r.text
+    client_id = r.json()["appId"]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unattended-backup")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    r = server.admin_post(f"/_dmsync/tenants/{TENANT}/applications/{client_id}/certificates", {"pem": cert_pem})
+    assert r.status_code == 201, r.text
+    thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()
+    assert r.json()["thumbprint"] == thumbprint, r.json()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    pem_path = tmp_path / "unattended-backup.pem"
+    pem_path.write_text(key_pem + cert_pem)
+
+    run = run_tool(
+        [sys.executable, str(TOOLS / "certificate_credentials.py"), TENANT, client_id, str(pem_path), thumbprint],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["msal"]["error"] is None, out
+    assert out["msal"]["token_source"] == "identity_provider" and out["msal"]["graph"] == 200, out
+    assert out["msal_cached"]["token_source"] == "cache", out
+    assert out["azure_identity"]["graph"] == 200, out
+    # One assertion each; none refused.
+    assert server.request_counts(TOKEN_ROUTE, "POST") == {200: 2}, server.request_counts(TOKEN_ROUTE, "POST")
 
 
 # Every IntuneCD backup module but the Autopilot devices, which `--autopilot` adds; IntuneCD's

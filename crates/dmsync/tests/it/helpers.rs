@@ -1,3 +1,7 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 use std::time::Duration;
 
 use dmsync_client::{AdminClient, GraphClient};
@@ -272,4 +276,39 @@ pub async fn synced_app_with(serials: &[&str], configure: impl FnOnce(&mut Confi
 /// [`synced_app_with`] with the test configuration as it is.
 pub async fn synced_app(serials: &[&str]) -> TestApp {
     synced_app_with(serials, |_| {}).await
+}
+
+/// The claims of a JWT, unverified.
+pub fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Posts a form to the tenant's token endpoint, and returns the status and the JSON body.
+pub async fn token_request(app: &TestApp, tenant: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    // Every value here is a name, a GUID, a JWT or words: only the spaces need encoding.
+    let body: Vec<String> = form.iter().map(|(name, value)| format!("{name}={}", value.replace(' ', "+"))).collect();
+    let body = body.join("&");
+    let r = app
+        .raw(Method::POST, &format!("/{tenant}/oauth2/v2.0/token"), None)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+/// The `AADSTS…` code at the start of an Entra error's description.
+pub fn aadsts(body: &Value) -> &str {
+    let description = body["error_description"].as_str().unwrap();
+    &description[..description.find(':').unwrap()]
+}
+
+/// Calls the admin API with the development admin token.
+pub async fn admin(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = app.raw(method, path, Some("dmsync-dev-admin")).json(&body).send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }

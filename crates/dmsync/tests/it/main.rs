@@ -7,6 +7,7 @@ mod process;
 
 mod admin;
 mod admin_access;
+mod app_credentials;
 mod assignment_filters;
 mod auth;
 mod autopilot_devices;

@@ -15,25 +15,6 @@ const PERSONAL: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 const MSAL_SCOPES: &str =
     "DeviceManagementServiceConfig.ReadWrite.All Group.ReadWrite.All openid profile offline_access";
 
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-async fn token_request(app: &TestApp, tenant: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    // Every value here is a name, a GUID, a JWT or words: only the spaces need encoding.
-    let body: Vec<String> = form.iter().map(|(name, value)| format!("{name}={}", value.replace(' ', "+"))).collect();
-    let body = body.join("&");
-    let r = app
-        .raw(Method::POST, &format!("/{tenant}/oauth2/v2.0/token"), None)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json().await.unwrap())
-}
-
 async fn password_sign_in(app: &TestApp, tenant: &str) -> Value {
     let client = DEV_CLIENT_ID.to_string();
     let form = [
@@ -58,11 +39,6 @@ async fn refresh(app: &TestApp, tenant: &str, client: &str, token: &str, scope: 
         ("client_info", "1"),
     ];
     token_request(app, tenant, &form).await
-}
-
-fn aadsts(body: &Value) -> &str {
-    let description = body["error_description"].as_str().unwrap();
-    &description[..description.find(':').unwrap()]
 }
 
 #[tokio::test]
@@ -164,13 +140,6 @@ async fn a_password_sign_in_gives_an_account_and_a_refresh_token() {
     let (status, body) = refresh(&app, &tenant, &client, &refresh_token, MSAL_SCOPES).await;
     assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS700082"), "{body}");
     app.stop().await;
-}
-
-async fn admin(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = app.raw(method, path, Some("dmsync-dev-admin")).json(&body).send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }
 
 async fn user_sign_in(app: &TestApp, upn: &str, password: &str) -> (StatusCode, Value) {

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
@@ -76,6 +76,55 @@ test("@azure/identity: ClientSecretCredential with the default authority, Graph 
         // bearer policy asks with it by default; then one sync.
         assert.deepEqual(await server.requestCounts(TOKEN_ROUTE, "POST"), { 200: 2 });
         assert.deepEqual(await server.requestCounts(SYNC_ROUTE, "POST"), { 204: 1 });
+      },
+      { tls: false, db },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("@azure/identity: ClientCertificateCredential with a certificate registered through the admin API, through HTTPS_PROXY", opts, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "dmsync-js-certificate-"));
+  try {
+    const db = path.join(dir, "dmsync.db");
+    const caFile = path.join(dir, "dmsync-ca.pem");
+    writeFileSync(caFile, caPem(db));
+    // The certificate a user makes for an unattended app, as Microsoft's docs show with openssl.
+    const keyFile = path.join(dir, "app.key");
+    const certFile = path.join(dir, "app.crt");
+    await promisify(execFile)("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile,
+      "-days", "30", "-subj", "/CN=dmsync-js-unattended",
+    ]);
+    const certPem = readFileSync(certFile, "utf8");
+    const pemFile = path.join(dir, "app.pem");
+    writeFileSync(pemFile, readFileSync(keyFile, "utf8") + certPem);
+
+    await withServer(
+      ["--proxy-listen", "127.0.0.1:0"],
+      async (server) => {
+        const apps = `/_dmsync/tenants/${TENANT}/applications`;
+        const created = await server.admin("POST", apps, { displayName: "JS unattended", roles: ["Group.Read.All"] });
+        assert.equal(created.status, 201, await created.clone().text());
+        const { appId } = await created.json();
+        const registered = await server.admin("POST", `${apps}/${appId}/certificates`, { pem: certPem });
+        assert.equal(registered.status, 201, await registered.clone().text());
+
+        const env = cleanEnv({ HTTPS_PROXY: server.proxy, NODE_EXTRA_CA_CERTS: caFile });
+        const client = fileURLToPath(new URL("../clients/azure-identity-certificate.js", import.meta.url));
+        let stdout;
+        try {
+          ({ stdout } = await promisify(execFile)(process.execPath, [client, TENANT, appId, pemFile], { env, timeout: 60_000 }));
+        } catch (err) {
+          assert.fail(`the @azure/identity client failed: ${err.message}\n--- stdout\n${err.stdout}\n--- stderr\n${err.stderr}`);
+        }
+        const out = JSON.parse(stdout.trim().split("\n").at(-1));
+        assert.equal(claims(out.token).appid, appId);
+        assert.deepEqual(claims(out.token).roles, ["Group.Read.All"]);
+        assert.equal(out.groups.status, 200);
+        const tokens = await server.requestCounts(TOKEN_ROUTE, "POST");
+        assert.equal(tokens[401] ?? 0, 0, JSON.stringify(tokens));
       },
       { tls: false, db },
     );
