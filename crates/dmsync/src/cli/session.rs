@@ -2,6 +2,7 @@
 //! and a Graph client that holds a token (cached between runs) and renews it once on a 401.
 
 use dmsync_client::{ClientError, Credentials, GraphClient};
+use dmsync_server::bootstrap::{DEV_CLIENT_ID, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN};
 use time::OffsetDateTime;
 
 use super::output::OutputFormat;
@@ -19,7 +20,8 @@ pub struct Connection {
     /// for Microsoft's Graph hosts, else the Graph URL itself (dmsync's built-in identity provider).
     #[arg(long, env = "DMSYNC_AUTHORITY", global = true)]
     pub authority: Option<String>,
-    /// Tenant id or domain, for the token endpoint.
+    /// Tenant id or domain, for the token endpoint. With no credentials at all, a local dmsync
+    /// (a loopback --graph-url) is signed in to as its development user, in its development tenant.
     #[arg(long, env = "DMSYNC_TENANT", global = true)]
     pub tenant: Option<String>,
     /// Application (client) id, for either grant.
@@ -71,6 +73,18 @@ impl Connection {
             .unwrap_or_else(|| self.graph_url().to_owned())
     }
 
+    /// Whether `--graph-url` is on this machine (a loopback name or address), where a dmsync
+    /// server, not Microsoft's Graph, is what listens, and the authority is that server.
+    fn is_local(&self) -> bool {
+        let host = self.graph_url().split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+        let host =
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host });
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.authority.is_none()
+            && (host.eq_ignore_ascii_case("localhost")
+                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+    }
+
     /// The grant these flags ask for; `None` when a ready token was given.
     fn credentials(&self) -> CliResult<Option<(String, Credentials)>> {
         if self.token.is_some() {
@@ -101,6 +115,21 @@ impl Connection {
                 },
             ))),
             (None, Some(_), None) => Err(Failure::usage("--username needs --password (or DMSYNC_PASSWORD)")),
+            (None, None, _) if self.is_local() => {
+                // A local dmsync has the well-known development user: sign in as it, and say so,
+                // so that nobody mistakes whose token a command ran with.
+                eprintln!(
+                    "note: no credentials given; signing in to the local dmsync as its development user {DEV_USER_UPN}"
+                );
+                Ok(Some((
+                    self.tenant.clone().unwrap_or_else(|| DEV_TENANT_ID.to_string()),
+                    Credentials::Password {
+                        client_id: self.client_id.clone().unwrap_or_else(|| DEV_CLIENT_ID.to_string()),
+                        username: DEV_USER_UPN.to_owned(),
+                        password: DEV_USER_PASSWORD.to_owned(),
+                    },
+                )))
+            }
             (None, None, _) => Err(Failure::usage(
                 "no credentials: give --token, --client-id with --client-secret, or --client-id with --username and --password \
                  (or their DMSYNC_* variables)",

@@ -149,11 +149,22 @@ async fn bad_credentials_exit_3_and_missing_ones_exit_2() {
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(refused.stderr.contains("invalid_grant") && refused.stderr.contains("AADSTS50126"), "{refused:?}");
 
-    let mut command = cli.command(&["autopilot", "status"]);
+    // Against Microsoft's Graph, no credentials is a usage error, found before any request.
+    let mut command = cli.command(&["autopilot", "status", "--graph-url", "https://graph.microsoft.com"]);
     command.env_remove("DMSYNC_USERNAME").env_remove("DMSYNC_PASSWORD");
     let missing = Cli::output(command).await;
     assert_eq!(missing.code, 2, "{missing:?}");
     assert!(missing.stderr.contains("no credentials"), "{missing:?}");
+
+    // Against a local dmsync, no credentials at all signs in as the development user, and says so.
+    let mut command = cli.command(&["autopilot", "--no-token-cache", "status"]);
+    for variable in ["DMSYNC_USERNAME", "DMSYNC_PASSWORD", "DMSYNC_TENANT", "DMSYNC_CLIENT_ID", "DMSYNC_CLIENT_SECRET"]
+    {
+        command.env_remove(variable);
+    }
+    let local = Cli::output(command).await;
+    assert_eq!(local.code, 0, "{local:?}");
+    assert!(local.stderr.contains("development user admin@contoso.onmicrosoft.com"), "{local:?}");
 
     let unreachable = cli.run(&["autopilot", "status", "--graph-url", "http://127.0.0.1:1"]).await;
     assert_eq!(unreachable.code, 1, "{unreachable:?}");
