@@ -237,13 +237,13 @@ async fn the_verification_page_signs_the_user_in_or_cancels() {
     app.stop().await;
 }
 
-/// `dmsync token --device-code` prints Entra's message on standard error, waits while the
-/// test approves the code through the admin API, and prints the user's token.
-#[tokio::test]
-async fn the_cli_waits_for_the_device_code_sign_in() {
+type StderrLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+/// `dmsync token --device-code` started with the development connection, the user code it
+/// printed on standard error, and the rest of standard error, which must stay open (a closed
+/// pipe would fail the CLI's next message).
+async fn cli_waiting_for_a_sign_in(cli: &crate::cli::Cli) -> (tokio::process::Child, String, StderrLines) {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let app = spawn_app().await;
-    let cli = crate::cli::Cli::new(&app);
     let mut command = cli.command(&["token", "--device-code", "--output", "json"]);
     command.env_remove("DMSYNC_USERNAME").env_remove("DMSYNC_PASSWORD");
     let mut child = command.spawn().unwrap();
@@ -254,19 +254,52 @@ async fn the_cli_waits_for_the_device_code_sign_in() {
         .unwrap()
         .expect("a line on stderr");
     assert!(line.starts_with("To sign in, use a web browser to open the page "), "{line}");
-    let user_code = line.split("enter the code ").nth(1).unwrap().split(' ').next().unwrap();
+    let user_code = line.split("enter the code ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    (child, user_code, stderr)
+}
+
+/// The exit code, standard output and the rest of standard error.
+async fn cli_finished(child: tokio::process::Child, mut stderr: StderrLines) -> (i32, String, String) {
+    let rest = async {
+        let mut text = String::new();
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    };
+    let (output, rest) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(child.wait_with_output(), rest)
+    })
+    .await
+    .expect("the CLI finished within 60 s");
+    let output = output.unwrap();
+    (output.status.code().unwrap(), String::from_utf8(output.stdout).unwrap(), rest)
+}
+
+/// `dmsync token --device-code` prints Entra's message on standard error, waits while the
+/// test approves the code through the admin API, and prints the user's token; a declined code
+/// exits 3, as any refused sign-in does.
+#[tokio::test]
+async fn the_cli_waits_for_the_device_code_sign_in() {
+    let app = spawn_app().await;
+    let cli = crate::cli::Cli::new(&app);
+    let (child, user_code, stderr) = cli_waiting_for_a_sign_in(&cli).await;
     let approve = format!("/_dmsync/device-codes/{user_code}/approve");
     assert_eq!(admin_post(&app, &approve, json!({ "userPrincipalName": DEV_USER_UPN })).await, StatusCode::NO_CONTENT);
-    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the CLI finished within 60 s")
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{stdout}");
+    let (code, stdout, stderr) = cli_finished(child, stderr).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let printed: Value = serde_json::from_str(&stdout).unwrap();
     let token = printed["accessToken"].as_str().unwrap();
     assert_eq!(claims(token)["upn"], DEV_USER_UPN);
     assert!(printed["expiresOn"].is_i64());
     app.get_json("/beta/deviceManagement/windowsAutopilotSettings", Some(token)).await;
+
+    let (child, user_code, stderr) = cli_waiting_for_a_sign_in(&cli).await;
+    let decline = format!("/_dmsync/device-codes/{user_code}/decline");
+    assert_eq!(admin_post(&app, &decline, Value::Null).await, StatusCode::NO_CONTENT);
+    let (code, stdout, stderr) = cli_finished(child, stderr).await;
+    assert_eq!((code, stdout.as_str()), (3, ""), "{stderr}");
+    assert!(stderr.contains("authorization_declined"), "{stderr}");
     app.stop().await;
 }
