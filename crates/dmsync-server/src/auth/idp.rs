@@ -1,6 +1,7 @@
-//! The built-in identity provider: Entra ID's discovery documents, JWKS and token endpoint, for
-//! the tenants, apps and users in dmsync's database. Tokens are shaped like the v1 tokens Entra
-//! issues for Graph, whichever endpoint version asked for them.
+//! The built-in identity provider: Entra ID's discovery documents, JWKS and token endpoint (and
+//! the device code flow's endpoints, in `device_code.rs`), for the tenants, apps and users in
+//! dmsync's database. Tokens are shaped like the v1 tokens Entra issues for Graph, whichever
+//! endpoint version asked for them.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -1015,6 +1016,18 @@ mod tests {
         assert_eq!(text, "The request body must contain the following parameter: 'grant_type'.");
         let (status, error, code, _) = EntraError::MissingClientSecret.parts();
         assert_eq!((status, error, code), (StatusCode::UNAUTHORIZED, "invalid_client", 7000218));
+        let device_flow = [
+            (EntraError::AuthorizationPending, "authorization_pending", 70016),
+            (EntraError::SlowDown, "slow_down", 70016),
+            (EntraError::DeviceCodeExpired, "expired_token", 70020),
+            (EntraError::AuthorizationDeclined, "authorization_declined", 65004),
+            (EntraError::BadVerificationCode, "bad_verification_code", 70018),
+            (EntraError::DeviceCodeRedeemed, "invalid_grant", 54005),
+        ];
+        for (refusal, want_error, want_code) in device_flow {
+            let (status, error, code, _) = refusal.parts();
+            assert_eq!((status, error, code), (StatusCode::BAD_REQUEST, want_error, want_code), "{refusal:?}");
+        }
         let scopes = vec!["DeviceManagementServiceConfig.Read.All".to_owned()];
         assert_eq!(
             granted_scopes("https://graph.microsoft.com/.default", &scopes, "c", "d").unwrap(),
