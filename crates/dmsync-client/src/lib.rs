@@ -108,6 +108,18 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
+/// The device authorization endpoint's answer: the code to poll with, and what to tell the
+/// person (`message` says it all, in Entra's words).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceCodeResponse {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub expires_in: i64,
+    pub interval: i64,
+    pub message: String,
+}
+
 /// One page of a Graph collection.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Page<T> {
@@ -284,6 +296,37 @@ impl GraphClient {
         };
         let url = token_endpoint(authority, tenant);
         expect_json(self.http.post(url).form(&form).send().await?).await
+    }
+
+    /// Starts the device code flow at `{authority}/{tenant}/oauth2/v2.0/devicecode` for a public
+    /// client and the scopes asked.
+    pub async fn request_device_code(
+        &self,
+        authority: &str,
+        tenant: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<DeviceCodeResponse> {
+        let url = format!("{}/{tenant}/oauth2/v2.0/devicecode", authority.trim_end_matches('/'));
+        expect_json(self.http.post(url).form(&[("client_id", client_id), ("scope", scope)]).send().await?).await
+    }
+
+    /// One poll of the device code grant. Until the person signs in, the token endpoint answers
+    /// [`ClientError::Identity`] with `authorization_pending` (or `slow_down`); the caller waits
+    /// the interval and polls again.
+    pub async fn poll_device_code(
+        &self,
+        authority: &str,
+        tenant: &str,
+        client_id: &str,
+        device_code: &str,
+    ) -> Result<TokenResponse> {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", client_id),
+            ("device_code", device_code),
+        ];
+        expect_json(self.http.post(token_endpoint(authority, tenant)).form(&form).send().await?).await
     }
 
     /// GETs one entity (or any JSON document) at a path or absolute URL.

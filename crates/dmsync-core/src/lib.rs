@@ -6,6 +6,7 @@ pub mod autopilot;
 pub mod certificate;
 pub mod clock;
 pub mod deployment_profiles;
+pub mod device_codes;
 pub mod entra;
 pub mod error;
 pub mod exchange;

@@ -17,6 +17,7 @@ use crate::deployment_profiles::{
     AssignmentTarget, DeploymentProfile, DeviceProfiles, ProfileAssignment, ProfileContent, ProfileField, ProfileQuery,
     ProfileRefusal,
 };
+use crate::device_codes::{DeviceCode, DeviceCodeDecision, DevicePoll};
 use crate::entra::{EntraDevice, EntraDeviceField, EntraDeviceQuery};
 use crate::error::StoreResult;
 use crate::exchange::{
@@ -715,6 +716,37 @@ pub trait JobStore: Send + Sync {
     async fn wait_for_enqueued_job(&self);
 }
 
+/// The device authorization grant's codes (see [`crate::device_codes`]). Every step that
+/// changes a code is one conditional statement, so that replicas polling and approving the same
+/// code at once agree on its state.
+#[async_trait]
+pub trait DeviceCodeStore: Send + Sync {
+    /// Stores a new code, first removing the codes that expired more than
+    /// [`crate::device_codes::EXPIRED_CODES_KEPT_FOR`] before `now` (nothing else prunes them). `AlreadyExists` when a live code has the same user code: draw another.
+    async fn insert_device_code(&self, code: &DeviceCode, now: OffsetDateTime) -> StoreResult<()>;
+    /// The code a person typed, while it is pending and has not expired at `now`.
+    async fn pending_device_code(&self, user_code: &str, now: OffsetDateTime) -> StoreResult<Option<DeviceCode>>;
+    /// Approves or declines a pending code that has not expired at `now`; false otherwise
+    /// (unknown, expired, or decided already).
+    async fn decide_device_code(
+        &self,
+        user_code: &str,
+        decision: DeviceCodeDecision,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Records a poll at `now` unless the last answered poll was less than `interval` ago, and
+    /// returns the code as it was with whether the poll came too soon; `None` for an unknown hash.
+    async fn poll_device_code(
+        &self,
+        device_code_hash: &str,
+        now: OffsetDateTime,
+        interval: Duration,
+    ) -> StoreResult<Option<DevicePoll>>;
+    /// Moves an approved code to redeemed; true for the one caller that did it, so that two
+    /// polls racing on an approved code get one set of tokens between them.
+    async fn redeem_device_code(&self, device_code_hash: &str) -> StoreResult<bool>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     SystemStore
@@ -728,6 +760,7 @@ pub trait Store:
     + GroupStore
     + ProfileAssignmentStore
     + JobStore
+    + DeviceCodeStore
     + 'static
 {
 }
@@ -744,6 +777,7 @@ impl<
         + GroupStore
         + ProfileAssignmentStore
         + JobStore
+        + DeviceCodeStore
         + 'static,
 > Store for T
 {

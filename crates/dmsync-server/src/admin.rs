@@ -26,6 +26,7 @@ use crate::registrations::{self, UploadError};
 use crate::state::AppState;
 
 mod applications;
+mod device_codes;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -55,6 +56,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/_dmsync/tenants/{tenant}/autopilot/registrations/{serial}", delete(delete_registration))
         .route("/_dmsync/tenants/{tenant}/exchangeConnectors/{id}/source", axum::routing::put(set_connector_source))
+        .route("/_dmsync/device-codes/{user_code}/approve", post(device_codes::approve_device_code))
+        .route("/_dmsync/device-codes/{user_code}/decline", post(device_codes::decline_device_code))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route(

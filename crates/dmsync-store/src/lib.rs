@@ -8,6 +8,7 @@ mod autopilot;
 mod convert;
 mod db;
 mod deployment_profiles;
+mod device_codes;
 mod entra;
 mod exchange;
 /// Test-only: a device's last contact with the service, which no store writes; see the module.

@@ -1963,6 +1963,79 @@ async fn postgres_chunked() -> Opened<TestDatabase> {
     Some((std::sync::Arc::new(store), db))
 }
 
+/// A device code is found by its user code while it is pending and live, is decided once,
+/// records a poll only once per interval (two polls together: one is too soon), is redeemed
+/// once, and is pruned an hour after it expired when the next code is stored.
+async fn device_codes_are_decided_polled_and_redeemed_once(store: &dyn Backend) {
+    use dmsync_core::device_codes::{
+        ApprovedUser, DEVICE_CODE_LIFETIME, DeviceCode, DeviceCodeDecision, DeviceCodeState, EXPIRED_CODES_KEPT_FOR,
+        POLL_INTERVAL,
+    };
+    with_tenants(store).await;
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let code = |hash: &str, user: &str, tenant| {
+        DeviceCode::new(hash.into(), user.into(), tenant, "client".into(), "openid offline_access".into(), now)
+    };
+    store.insert_device_code(&code("h1", "AAAAAAAAA", Some(A)), now).await.unwrap();
+    store.insert_device_code(&code("h2", "BBBBBBBBB", None), now).await.unwrap();
+    let duplicate = store.insert_device_code(&code("h3", "AAAAAAAAA", None), now).await;
+    assert!(matches!(duplicate, Err(StoreError::AlreadyExists(_))), "user codes are unique");
+    let found = store.pending_device_code("AAAAAAAAA", now).await.unwrap().unwrap();
+    assert_eq!(found, code("h1", "AAAAAAAAA", Some(A)));
+    assert_eq!(store.pending_device_code("BBBBBBBBB", now).await.unwrap().unwrap().tenant_id, None);
+    assert!(store.pending_device_code("AAAAAAAAA", now + DEVICE_CODE_LIFETIME).await.unwrap().is_none(), "expired");
+
+    let first = store.poll_device_code("h1", now, POLL_INTERVAL).await.unwrap().unwrap();
+    assert!(!first.too_soon);
+    assert_eq!(first.code.last_polled_at, None, "the row as it was before the poll");
+    let again = store.poll_device_code("h1", now + Duration::seconds(4), POLL_INTERVAL).await.unwrap().unwrap();
+    assert!(again.too_soon);
+    assert_eq!(again.code.last_polled_at, Some(now));
+    let later = now + POLL_INTERVAL;
+    let (x, y) = tokio::join!(
+        store.poll_device_code("h1", later, POLL_INTERVAL),
+        store.poll_device_code("h1", later, POLL_INTERVAL)
+    );
+    let too_soon = [x.unwrap().unwrap().too_soon, y.unwrap().unwrap().too_soon];
+    assert_eq!(too_soon.iter().filter(|t| **t).count(), 1, "one of two polls together is recorded: {too_soon:?}");
+    assert!(store.poll_device_code("nope", now, POLL_INTERVAL).await.unwrap().is_none());
+
+    let user = ApprovedUser {
+        tenant_id: A,
+        object_id: uuid::Uuid::new_v4(),
+        user_principal_name: "alice@a.onmicrosoft.com".into(),
+    };
+    let approve = DeviceCodeDecision::Approve(user.clone());
+    assert!(!store.redeem_device_code("h1").await.unwrap(), "not approved yet");
+    assert!(
+        !store.decide_device_code("AAAAAAAAA", approve.clone(), now + DEVICE_CODE_LIFETIME).await.unwrap(),
+        "expired"
+    );
+    assert!(store.decide_device_code("AAAAAAAAA", approve, now).await.unwrap());
+    assert!(!store.decide_device_code("AAAAAAAAA", DeviceCodeDecision::Decline, now).await.unwrap(), "decided once");
+    assert!(store.pending_device_code("AAAAAAAAA", now).await.unwrap().is_none(), "no longer pending");
+    let polled = store.poll_device_code("h1", now + Duration::minutes(1), POLL_INTERVAL).await.unwrap().unwrap();
+    assert_eq!(polled.code.state, DeviceCodeState::Approved(user));
+    let (x, y) = tokio::join!(store.redeem_device_code("h1"), store.redeem_device_code("h1"));
+    assert!(x.unwrap() ^ y.unwrap(), "redeemed once");
+    let polled = store.poll_device_code("h1", now + Duration::minutes(2), POLL_INTERVAL).await.unwrap().unwrap();
+    assert_eq!(polled.code.state, DeviceCodeState::Redeemed);
+
+    assert!(store.decide_device_code("BBBBBBBBB", DeviceCodeDecision::Decline, now).await.unwrap());
+    let polled = store.poll_device_code("h2", now, POLL_INTERVAL).await.unwrap().unwrap();
+    assert_eq!(polled.code.state, DeviceCodeState::Declined);
+
+    // Expired codes stay to be told they expired, then go when a code is stored after that.
+    let late = now + DEVICE_CODE_LIFETIME + EXPIRED_CODES_KEPT_FOR;
+    let mut fresh = code("h4", "AAAAAAAAA", Some(B));
+    fresh.created_at = late;
+    fresh.expires_at = late + DEVICE_CODE_LIFETIME;
+    store.insert_device_code(&fresh, late).await.unwrap();
+    assert!(store.poll_device_code("h1", late, POLL_INTERVAL).await.unwrap().is_none(), "pruned");
+    assert!(store.poll_device_code("h2", late, POLL_INTERVAL).await.unwrap().is_none(), "pruned");
+    assert_eq!(store.pending_device_code("AAAAAAAAA", late).await.unwrap().unwrap().tenant_id, Some(B));
+}
+
 macro_rules! all_tests {
     ($backend:ident, $open:expr) => {
         backend_tests!(
@@ -2010,6 +2083,7 @@ macro_rules! all_tests {
                 bound_members_are_added_all_or_nothing,
                 dynamic_rules_select_devices_as_entra_does,
                 a_dynamic_group_evaluates_a_large_set,
+                device_codes_are_decided_polled_and_redeemed_once,
             ]
         );
     };

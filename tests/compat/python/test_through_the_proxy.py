@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, TENANT, USERNAME, DmsyncServer
+from conftest import ADMIN_TOKEN, CLIENT_ID, CLIENT_SECRET, PASSWORD, TENANT, USERNAME, DmsyncServer
 
 HERE = Path(__file__).resolve().parent
 TOOLS = HERE / "tools"
@@ -129,6 +129,55 @@ def test_msal_public_client_password_sign_in_then_silent_renewal(start_server, t
     r = httpx.get(
         f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
         headers={"Authorization": f"Bearer {renewed['access_token']}"},
+        timeout=10.0,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_msal_device_flow_with_the_admin_api_approving(start_server, tmp_path):
+    """MSAL Python's device flow through `organizations`: the code from dmsync's devicecode
+    endpoint, with a verification page on the host MSAL asked (login.microsoftonline.com,
+    through the proxy); approved through the admin API before the first poll; the token, the
+    cached account and a silent token from the cache."""
+    server = proxied_server(start_server)
+    run = run_tool(
+        [sys.executable, str(TOOLS / "device_flow.py"), "msal", CLIENT_ID, USERNAME, server.base, ADMIN_TOKEN],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["approved"] == 204, out
+    assert out["verification_uri"] == "https://login.microsoftonline.com/organizations/oauth2/deviceauth", out
+    assert out["message"].startswith("To sign in, use a web browser to open the page https://login."), out
+    assert out["error"] is None and out["access_token"], out
+    assert out["username"] == USERNAME and out["has_refresh_token"], out
+    assert out["accounts"] == [USERNAME] and out["silent_source"] == "cache", out
+    assert server.request_counts("/{tenant}/oauth2/v2.0/devicecode", "POST") == {200: 1}
+    assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
+    r = httpx.get(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
+        headers={"Authorization": f"Bearer {out['access_token']}"},
+        timeout=10.0,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_azure_identity_device_code_credential_with_a_prompt_that_approves(start_server, tmp_path):
+    """azure-identity's DeviceCodeCredential, whose prompt_callback approves the code through
+    the admin API while the credential polls."""
+    server = proxied_server(start_server)
+    run = run_tool(
+        [sys.executable, str(TOOLS / "device_flow.py"), "azure-identity", CLIENT_ID, USERNAME, server.base, ADMIN_TOKEN],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["approved"] == 204, out
+    assert out["verification_uri"].startswith("https://login.microsoftonline.com/"), out
+    assert out["expires_on"] > time.time(), out
+    r = httpx.get(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
+        headers={"Authorization": f"Bearer {out['access_token']}"},
         timeout=10.0,
     )
     assert r.status_code == 200, r.text

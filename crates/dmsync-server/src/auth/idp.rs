@@ -1,6 +1,7 @@
-//! The built-in identity provider: Entra ID's discovery documents, JWKS and token endpoint, for
-//! the tenants, apps and users in dmsync's database. Tokens are shaped like the v1 tokens Entra
-//! issues for Graph, whichever endpoint version asked for them.
+//! The built-in identity provider: Entra ID's discovery documents, JWKS and token endpoint (and
+//! the device code flow's endpoints, in `device_code.rs`), for the tenants, apps and users in
+//! dmsync's database. Tokens are shaped like the v1 tokens Entra issues for Graph, whichever
+//! endpoint version asked for them.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -20,6 +21,7 @@ use dmsync_core::permissions::PrincipalKind;
 use dmsync_core::{Clock, Store, TenantId};
 
 use super::assertions::{self, AssertionRefusal};
+use super::device_code;
 use super::keys::KeyRing;
 use super::secrets::verify_secret;
 use super::sessions::{self, RefreshRefusal};
@@ -54,6 +56,10 @@ impl Issuer {
     pub(super) fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
     }
+
+    pub(super) fn directory(&self) -> &dyn Store {
+        self.directory.as_ref()
+    }
 }
 
 pub fn router<S>() -> Router<S>
@@ -68,6 +74,11 @@ where
         .route("/{tenant}/.well-known/openid-configuration", get(openid_configuration_v1))
         .route("/{tenant}/userrealm/{user}", get(user_realm))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(device_code::device_authorization))
+        .route(
+            "/{tenant}/oauth2/deviceauth",
+            get(device_code::verification_page).post(device_code::verification_submit),
+        )
         .route("/{tenant}/discovery/instance", get(instance_discovery))
 }
 
@@ -152,7 +163,7 @@ impl Issuer {
 /// The token endpoint's refusals, each in Entra ID's own shape (which MSAL and azure-identity
 /// parse); [`EntraError::parts`] is the one table of their statuses, codes and texts.
 #[derive(Debug, Clone, PartialEq)]
-enum EntraError {
+pub(super) enum EntraError {
     /// The form is over [`MAX_FORM_BYTES`] or has more than [`MAX_FORM_FIELDS`] fields.
     FormTooLarge,
     /// A required parameter is absent or blank; the text names it as Entra does.
@@ -204,6 +215,18 @@ enum EntraError {
     ConsentRequired {
         client_id: String,
     },
+    /// A device code whose user has not signed in yet.
+    AuthorizationPending,
+    /// A device code polled sooner than the interval after its last poll.
+    SlowDown,
+    /// A device code past its `expires_in`.
+    DeviceCodeExpired,
+    /// A device code whose user cancelled on the verification page.
+    AuthorizationDeclined,
+    /// A device code that is not one of ours, or not this client's or this authority's.
+    BadVerificationCode,
+    /// A device code whose tokens were issued already.
+    DeviceCodeRedeemed,
 }
 
 impl EntraError {
@@ -359,11 +382,49 @@ impl EntraError {
                     "The user or administrator has not consented to use the application with ID '{client_id}'. Send an interactive authorization request for this user and resource."
                 ),
             ),
+            AuthorizationPending => (
+                bad,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.".into(),
+            ),
+            // Entra documents no AADSTS code of its own for RFC 8628's slow_down; 70016 is its
+            // device flow's polling code.
+            SlowDown => (
+                bad,
+                "slow_down",
+                70016,
+                format!(
+                    "OAuth 2.0 device flow error. Polling too frequently: wait at least {} seconds between requests.",
+                    dmsync_core::device_codes::POLL_INTERVAL.whole_seconds()
+                ),
+            ),
+            DeviceCodeExpired => (
+                bad,
+                "expired_token",
+                70020,
+                "The provided value for the input parameter 'device_code' is not valid. This device code has expired.".into(),
+            ),
+            AuthorizationDeclined => {
+                (bad, "authorization_declined", 65004, "User declined to consent to access the app.".into())
+            }
+            BadVerificationCode => (
+                bad,
+                "bad_verification_code",
+                70018,
+                "The provided value for the input parameter 'device_code' is not valid.".into(),
+            ),
+            DeviceCodeRedeemed => (
+                bad,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.".into(),
+            ),
         }
     }
 
     /// The error's body, stamped with the request's ids as Entra stamps its own.
-    fn render(&self, ctx: &RequestContext) -> Response {
+    pub(super) fn render(&self, ctx: &RequestContext) -> Response {
         let (status, error, code, description) = self.parts();
         let timestamp = time::OffsetDateTime::now_utc();
         let ts = format!(
@@ -395,7 +456,7 @@ impl EntraError {
 
 /// Why a token request failed: refused as Entra refuses, or an error of dmsync's own (a
 /// database failure), which renders as every other error does.
-enum TokenFailure {
+pub(super) enum TokenFailure {
     Entra(EntraError),
     Api(ApiError),
 }
@@ -418,7 +479,7 @@ impl From<dmsync_core::StoreError> for TokenFailure {
     }
 }
 
-async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
+pub(super) async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
     Ok(match segment.parse::<TenantId>() {
         Ok(id) => issuer.directory.tenant(id).await?,
         Err(_) => issuer.directory.tenant_by_domain(segment).await?,
@@ -493,6 +554,7 @@ async fn openid_configuration(
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -666,7 +728,7 @@ fn token_body(access_token: String, scope: Option<String>) -> serde_json::Value 
 }
 
 /// A token response, which no cache may keep.
-fn no_store(body: serde_json::Value) -> Response {
+pub(super) fn no_store(body: serde_json::Value) -> Response {
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
     response
@@ -690,9 +752,9 @@ pub const MAX_FORM_FIELDS: usize = 32;
 
 /// The token request's fields, or `None` when the body is over [`MAX_FORM_BYTES`] or has more
 /// than [`MAX_FORM_FIELDS`] fields. The body is read only up to the bound.
-type Form = std::collections::HashMap<String, String>;
+pub(super) type Form = std::collections::HashMap<String, String>;
 
-async fn read_form(body: Body) -> Option<Form> {
+pub(super) async fn read_form(body: Body) -> Option<Form> {
     let bytes: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok()?;
     parse_form(&bytes)
 }
@@ -704,11 +766,11 @@ fn parse_form(bytes: &[u8]) -> Option<Form> {
 
 /// The client a token request names: its id, and the credential it sent, if any: a secret (in
 /// the form or in a Basic header) or a client assertion.
-struct Client {
-    id: String,
-    uuid: Uuid,
-    secret: Option<String>,
-    assertion: Option<String>,
+pub(super) struct Client {
+    pub(super) id: String,
+    pub(super) uuid: Uuid,
+    pub(super) secret: Option<String>,
+    pub(super) assertion: Option<String>,
 }
 
 impl Client {
@@ -717,7 +779,8 @@ impl Client {
     }
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials` and `password`.
+/// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials`, `password`,
+/// `refresh_token` and the device code grant.
 async fn token(
     State(issuer): State<Issuer>,
     Path(tenant_segment): Path<String>,
@@ -776,21 +839,25 @@ async fn grant(
             let token = field("refresh_token").ok_or(EntraError::MissingParameter("'refresh_token'"))?;
             refresh_grant(issuer, tenant_segment, client, session, token).await
         }
+        device_code::GRANT_TYPE => {
+            let code = field("device_code").ok_or(EntraError::MissingParameter("'device_code'"))?;
+            device_code::device_code_grant(issuer, tenant_segment, client, session, code).await
+        }
         other => Err(EntraError::UnsupportedGrantType(other.to_owned()).into()),
     }
 }
 
 /// What a user's grant answers besides the access token: the requested scopes, the host the
 /// client signed in on (the id token's issuer), and whether it asked for `client_info`.
-struct Session<'a> {
-    origin: &'a str,
-    client_info: bool,
-    scope: &'a str,
+pub(super) struct Session<'a> {
+    pub(super) origin: &'a str,
+    pub(super) client_info: bool,
+    pub(super) scope: &'a str,
 }
 
 /// The answer to a user's grant: the access token, and, as Entra gives them to the OpenID
 /// scopes MSAL always asks for, the id token, a new refresh token and `client_info`.
-async fn user_token_response(
+pub(super) async fn user_token_response(
     issuer: &Issuer,
     user: &User,
     client: &Client,
@@ -900,7 +967,11 @@ async fn password_grant(
 /// The delegated permissions a user's token through `client` may carry: those the user
 /// consented to, narrowed to those granted to the app when the client is a registered app
 /// with delegated permissions of its own.
-async fn consented_scopes(issuer: &Issuer, user: &User, client: &Client) -> Result<Vec<String>, TokenFailure> {
+pub(super) async fn consented_scopes(
+    issuer: &Issuer,
+    user: &User,
+    client: &Client,
+) -> Result<Vec<String>, TokenFailure> {
     let app = issuer.directory.app(user.tenant_id, client.uuid).await?;
     Ok(match app.and_then(|app| app.delegated_permissions) {
         Some(granted_to_app) => {
@@ -911,7 +982,7 @@ async fn consented_scopes(issuer: &Issuer, user: &User, client: &Client) -> Resu
 }
 
 /// A confidential client must still prove itself; a public client id needs no secret.
-async fn check_confidential_client(
+pub(super) async fn check_confidential_client(
     issuer: &Issuer,
     tenant: &Tenant,
     client: &Client,
@@ -1047,7 +1118,12 @@ fn echoed_scopes(requested: &str, granted: &[String]) -> String {
 
 /// The scopes a delegated token gets: each requested Graph scope the user has consented to,
 /// all of them for `.default` or when only OpenID scopes were asked for.
-fn granted_scopes(scope: &str, consented: &[String], client_id: &str, domain: &str) -> Result<Vec<String>, EntraError> {
+pub(super) fn granted_scopes(
+    scope: &str,
+    consented: &[String],
+    client_id: &str,
+    domain: &str,
+) -> Result<Vec<String>, EntraError> {
     let mut granted = Vec::new();
     for requested in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&requested) {
@@ -1099,6 +1175,18 @@ mod tests {
         assert_eq!(text, "The request body must contain the following parameter: 'grant_type'.");
         let (status, error, code, _) = EntraError::MissingClientSecret.parts();
         assert_eq!((status, error, code), (StatusCode::UNAUTHORIZED, "invalid_client", 7000218));
+        let device_flow = [
+            (EntraError::AuthorizationPending, "authorization_pending", 70016),
+            (EntraError::SlowDown, "slow_down", 70016),
+            (EntraError::DeviceCodeExpired, "expired_token", 70020),
+            (EntraError::AuthorizationDeclined, "authorization_declined", 65004),
+            (EntraError::BadVerificationCode, "bad_verification_code", 70018),
+            (EntraError::DeviceCodeRedeemed, "invalid_grant", 54005),
+        ];
+        for (refusal, want_error, want_code) in device_flow {
+            let (status, error, code, _) = refusal.parts();
+            assert_eq!((status, error, code), (StatusCode::BAD_REQUEST, want_error, want_code), "{refusal:?}");
+        }
         let scopes = vec!["DeviceManagementServiceConfig.Read.All".to_owned()];
         assert_eq!(
             granted_scopes("https://graph.microsoft.com/.default", &scopes, "c", "d").unwrap(),

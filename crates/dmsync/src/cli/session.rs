@@ -244,17 +244,69 @@ impl Session {
 pub struct TokenArgs {
     #[command(flatten)]
     pub connection: Connection,
+    /// Sign a user in with the device code flow: print where to sign in and the code on
+    /// standard error, wait for the sign-in, then print the token. Needs --tenant and
+    /// --client-id; the token is not cached.
+    #[arg(long)]
+    pub device_code: bool,
 }
 
+/// The scopes the device code flow asks for: every Graph permission the user consented to,
+/// and the OpenID scopes MSAL asks for too.
+const DEVICE_CODE_SCOPE: &str = "https://graph.microsoft.com/.default openid profile offline_access";
+
 pub async fn print_token(args: TokenArgs) -> CliResult {
-    let session = Session::connect(&args.connection).await?;
-    match session.output {
+    let output = args.connection.output;
+    if output == OutputFormat::Csv {
+        return Err(Failure::usage("--output csv is for lists; use table or json"));
+    }
+    let (token, expires_on) = if args.device_code {
+        device_code_token(&args.connection).await?
+    } else {
+        let session = Session::connect(&args.connection).await?;
+        (session.token, session.expires_on)
+    };
+    match output {
         OutputFormat::Json => {
-            let doc = serde_json::json!({ "accessToken": session.token, "expiresOn": session.expires_on });
+            let doc = serde_json::json!({ "accessToken": token, "expiresOn": expires_on });
             println!("{doc}");
         }
-        OutputFormat::Table => println!("{}", session.token),
-        OutputFormat::Csv => return Err(Failure::usage("--output csv is for lists; use table or json")),
+        _ => println!("{token}"),
     }
     Ok(())
+}
+
+/// The device code flow: asks for a code, tells the person where to enter it, and polls every
+/// `interval` seconds (five more after each `slow_down`, as RFC 8628 asks) until the token
+/// endpoint answers with a token or refuses for good.
+async fn device_code_token(connection: &Connection) -> CliResult<(String, Option<i64>)> {
+    let tenant = connection
+        .tenant
+        .clone()
+        .ok_or_else(|| Failure::usage("--tenant (or DMSYNC_TENANT) is required for --device-code"))?;
+    let client_id = connection
+        .client_id
+        .clone()
+        .ok_or_else(|| Failure::usage("--client-id (or DMSYNC_CLIENT_ID) is required for --device-code"))?;
+    let authority = connection.effective_authority();
+    let graph = GraphClient::new(connection.graph_url());
+    let flow = graph.request_device_code(&authority, &tenant, &client_id, DEVICE_CODE_SCOPE).await?;
+    eprintln!("{}", flow.message);
+    let mut interval = flow.interval.clamp(1, 60) as u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(flow.expires_in.clamp(1, 3600) as u64);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+        match graph.poll_device_code(&authority, &tenant, &client_id, &flow.device_code).await {
+            Ok(token) => {
+                let expires_on = OffsetDateTime::now_utc().unix_timestamp() + token.expires_in;
+                return Ok((token.access_token, Some(expires_on)));
+            }
+            Err(ClientError::Identity { error, .. }) if error == "authorization_pending" => {}
+            Err(ClientError::Identity { error, .. }) if error == "slow_down" => interval += 5,
+            Err(e) => return Err(e.into()),
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Failure::new(super::Exit::Authentication, "the device code expired before the sign-in"));
+        }
+    }
 }

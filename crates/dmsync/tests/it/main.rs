@@ -16,6 +16,7 @@ mod cli;
 mod cli_terminal;
 mod crash;
 mod deployment_profiles;
+mod device_code;
 mod device_create;
 mod devices;
 mod docs_replay;
