@@ -38,7 +38,7 @@ const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 pub struct Issuer {
     keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
-    directory: Arc<dyn Store>,
+    pub(super) directory: Arc<dyn Store>,
 }
 
 impl Issuer {
@@ -67,6 +67,7 @@ where
         .route("/{tenant}/.well-known/openid-configuration", get(openid_configuration_v1))
         .route("/{tenant}/userrealm/{user}", get(user_realm))
         .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(super::authorize::authorize_page).post(super::authorize::sign_in))
         .route("/{tenant}/discovery/instance", get(instance_discovery))
 }
 
@@ -151,7 +152,7 @@ impl Issuer {
 /// The token endpoint's refusals, each in Entra ID's own shape (which MSAL and azure-identity
 /// parse); [`EntraError::parts`] is the one table of their statuses, codes and texts.
 #[derive(Debug, Clone, PartialEq)]
-enum EntraError {
+pub(super) enum EntraError {
     /// The form is over [`MAX_FORM_BYTES`] or has more than [`MAX_FORM_FIELDS`] fields.
     FormTooLarge,
     /// A required parameter is absent or blank; the text names it as Entra does.
@@ -188,11 +189,40 @@ enum EntraError {
     ConsentRequired {
         client_id: String,
     },
+    /// An `authorize` request whose redirect URI is neither a loopback address nor registered
+    /// to the app. Shown on the page, never redirected to.
+    RedirectUriNotAllowed {
+        redirect_uri: String,
+        client_id: String,
+    },
+    /// An `authorize` request without a PKCE challenge, or with a malformed one.
+    PkceRequired,
+    /// A `code_challenge_method` other than `S256` (`plain` included).
+    UnsupportedChallengeMethod(String),
+    UnsupportedResponseType(String),
+    /// `prompt=none`: dmsync keeps no browser session, so no user is ever signed in silently.
+    LoginRequired,
+    /// A sign-in form posted without the form token of the page that showed it, or with one that
+    /// does not match its parameters or has expired.
+    InvalidFlowToken,
+    /// An authorization code redeemed a second time.
+    CodeAlreadyRedeemed,
+    /// An authorization code older than its ten minutes.
+    CodeExpired,
+    /// A `code_verifier` that is missing or whose S256 hash is not the code's challenge.
+    CodeVerifierMismatch,
+    /// A token request's `redirect_uri` that is not the one the code was issued to.
+    RedirectUriMismatch {
+        given: String,
+        expected: String,
+    },
+    /// An authorization code redeemed by a client other than the one it was issued to.
+    CodeForAnotherClient,
 }
 
 impl EntraError {
     /// The table: HTTP status, OAuth `error`, AADSTS code and description of every refusal.
-    fn parts(&self) -> (StatusCode, &'static str, u32, String) {
+    pub(super) fn parts(&self) -> (StatusCode, &'static str, u32, String) {
         use EntraError::*;
         let bad = StatusCode::BAD_REQUEST;
         match self {
@@ -288,6 +318,68 @@ impl EntraError {
                 50173,
                 "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.".into(),
             ),
+            RedirectUriNotAllowed { redirect_uri, client_id } => (
+                bad,
+                "invalid_request",
+                50011,
+                format!(
+                    "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."
+                ),
+            ),
+            PkceRequired => (
+                bad,
+                "invalid_request",
+                9002325,
+                "Proof Key for Code Exchange is required: send a code_challenge (43 to 128 characters) with code_challenge_method 'S256'.".into(),
+            ),
+            UnsupportedChallengeMethod(method) => (
+                bad,
+                "invalid_request",
+                9002325,
+                format!(
+                    "Proof Key for Code Exchange is required with code_challenge_method 'S256'; '{method}' is not accepted."
+                ),
+            ),
+            UnsupportedResponseType(response_type) => (
+                bad,
+                "unsupported_response_type",
+                700054,
+                format!("response_type '{response_type}' is not enabled for the application."),
+            ),
+            LoginRequired => (
+                bad,
+                "login_required",
+                50058,
+                "A silent sign-in request was sent but no user is signed in.".into(),
+            ),
+            InvalidFlowToken => (bad, "invalid_request", 90100, "flowToken parameter is empty or not valid.".into()),
+            CodeAlreadyRedeemed => (
+                bad,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.".into(),
+            ),
+            CodeExpired => (
+                bad,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.".into(),
+            ),
+            CodeVerifierMismatch => (
+                bad,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.".into(),
+            ),
+            RedirectUriMismatch { given, expected } => (
+                bad,
+                "invalid_grant",
+                500112,
+                format!(
+                    "The reply address '{given}' does not match the reply address '{expected}' provided when requesting Authorization code."
+                ),
+            ),
+            CodeForAnotherClient => (bad, "invalid_grant", 70000, "Provided grant is invalid or malformed.".into()),
             ConsentRequired { client_id } => (
                 bad,
                 "invalid_grant",
@@ -300,7 +392,7 @@ impl EntraError {
     }
 
     /// The error's body, stamped with the request's ids as Entra stamps its own.
-    fn render(&self, ctx: &RequestContext) -> Response {
+    pub(super) fn render(&self, ctx: &RequestContext) -> Response {
         let (status, error, code, description) = self.parts();
         let timestamp = time::OffsetDateTime::now_utc();
         let ts = format!(
@@ -332,7 +424,7 @@ impl EntraError {
 
 /// Why a token request failed: refused as Entra refuses, or an error of dmsync's own (a
 /// database failure), which renders as every other error does.
-enum TokenFailure {
+pub(super) enum TokenFailure {
     Entra(EntraError),
     Api(ApiError),
 }
@@ -355,7 +447,7 @@ impl From<dmsync_core::StoreError> for TokenFailure {
     }
 }
 
-async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
+pub(super) async fn resolve_tenant(issuer: &Issuer, segment: &str) -> Result<Option<Tenant>, ApiError> {
     Ok(match segment.parse::<TenantId>() {
         Ok(id) => issuer.directory.tenant(id).await?,
         Err(_) => issuer.directory.tenant_by_domain(segment).await?,
@@ -627,24 +719,24 @@ pub const MAX_FORM_FIELDS: usize = 32;
 
 /// The token request's fields, or `None` when the body is over [`MAX_FORM_BYTES`] or has more
 /// than [`MAX_FORM_FIELDS`] fields. The body is read only up to the bound.
-type Form = std::collections::HashMap<String, String>;
+pub(super) type Form = std::collections::HashMap<String, String>;
 
-async fn read_form(body: Body) -> Option<Form> {
+pub(super) async fn read_form(body: Body) -> Option<Form> {
     let bytes: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok()?;
     parse_form(&bytes)
 }
 
-fn parse_form(bytes: &[u8]) -> Option<Form> {
+pub(super) fn parse_form(bytes: &[u8]) -> Option<Form> {
     let fields: Vec<(String, String)> = form_urlencoded::parse(bytes).into_owned().take(MAX_FORM_FIELDS + 1).collect();
     (fields.len() <= MAX_FORM_FIELDS).then(|| fields.into_iter().collect())
 }
 
 /// The client a token request names: its id, and its secret if it sent one (in the form or
 /// in a Basic header).
-struct Client {
-    id: String,
-    uuid: Uuid,
-    secret: Option<String>,
+pub(super) struct Client {
+    pub(super) id: String,
+    pub(super) uuid: Uuid,
+    pub(super) secret: Option<String>,
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`, form-encoded: `client_credentials` and `password`.
@@ -688,7 +780,7 @@ async fn grant(
     };
     let client = Client { id, uuid, secret };
     let scope = field("scope").unwrap_or("");
-    let session = Session { origin, client_info: field("client_info") == Some("1"), scope };
+    let session = Session { origin, client_info: field("client_info") == Some("1"), scope, nonce: None };
     match grant_type {
         "client_credentials" => client_credentials(issuer, tenant_segment, client, scope).await,
         "password" => {
@@ -701,21 +793,36 @@ async fn grant(
             let token = field("refresh_token").ok_or(EntraError::MissingParameter("'refresh_token'"))?;
             refresh_grant(issuer, tenant_segment, client, session, token).await
         }
+        "authorization_code" => {
+            let code = field("code").ok_or(EntraError::MissingParameter("'code'"))?;
+            let redirect_uri = field("redirect_uri").ok_or(EntraError::MissingParameter("'redirect_uri'"))?;
+            let redemption = Redemption { code, redirect_uri, code_verifier: field("code_verifier") };
+            super::authorize::authorization_code_grant(issuer, tenant_segment, client, session, redemption).await
+        }
         other => Err(EntraError::UnsupportedGrantType(other.to_owned()).into()),
     }
 }
 
 /// What a user's grant answers besides the access token: the requested scopes, the host the
 /// client signed in on (the id token's issuer), and whether it asked for `client_info`.
-struct Session<'a> {
-    origin: &'a str,
-    client_info: bool,
-    scope: &'a str,
+pub(super) struct Session<'a> {
+    pub(super) origin: &'a str,
+    pub(super) client_info: bool,
+    pub(super) scope: &'a str,
+    /// The `nonce` of the authorization request, which the id token repeats.
+    pub(super) nonce: Option<&'a str>,
+}
+
+/// What an `authorization_code` token request presents besides the client.
+pub(super) struct Redemption<'a> {
+    pub(super) code: &'a str,
+    pub(super) redirect_uri: &'a str,
+    pub(super) code_verifier: Option<&'a str>,
 }
 
 /// The answer to a user's grant: the access token, and, as Entra gives them to the OpenID
 /// scopes MSAL always asks for, the id token, a new refresh token and `client_info`.
-async fn user_token_response(
+pub(super) async fn user_token_response(
     issuer: &Issuer,
     user: &User,
     client: &Client,
@@ -741,7 +848,7 @@ async fn user_token_response(
         .await?;
     let mut response = token_body(access_token, Some(scope_out));
     if asked("openid") {
-        response["id_token"] = json!(issuer.id_token(user, &client.id, session.origin).await?);
+        response["id_token"] = json!(issuer.id_token(user, &client.id, session.origin, session.nonce).await?);
     }
     if let Some(refresh) = refresh {
         response["refresh_token"] = json!(refresh);
@@ -802,7 +909,20 @@ async fn password_grant(
     username: &str,
     password: &str,
 ) -> Result<Response, TokenFailure> {
-    // `organizations` and `common` pick the tenant from the user's domain.
+    let (tenant, user) = check_user_password(issuer, tenant_segment, username, password).await?;
+    check_confidential_client(issuer, &tenant, &client).await?;
+    let granted = granted_scopes(session.scope, &user.scopes, &client.id, &tenant.domain)?;
+    user_token_response(issuer, &user, &client, &session, granted).await
+}
+
+/// The tenant and the user a user name and password sign in, as the password grant and the
+/// sign-in page check them: `organizations` and `common` pick the tenant from the user's domain.
+pub(super) async fn check_user_password(
+    issuer: &Issuer,
+    tenant_segment: &str,
+    username: &str,
+    password: &str,
+) -> Result<(Tenant, User), TokenFailure> {
     let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
         "organizations" | "common" => {
             let domain = username.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -815,13 +935,11 @@ async fn password_grant(
     if !verify_secret(password, &user.password_hash) {
         return Err(EntraError::InvalidUserCredentials.into());
     }
-    check_confidential_client(issuer, &tenant, &client).await?;
-    let granted = granted_scopes(session.scope, &user.scopes, &client.id, &tenant.domain)?;
-    user_token_response(issuer, &user, &client, &session, granted).await
+    Ok((tenant, user))
 }
 
 /// A confidential client must still prove itself; a public client id needs no secret.
-async fn check_confidential_client(issuer: &Issuer, tenant: &Tenant, client: &Client) -> Result<(), TokenFailure> {
+pub(super) async fn check_confidential_client(issuer: &Issuer, tenant: &Tenant, client: &Client) -> Result<(), TokenFailure> {
     if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client.uuid).await?, &client.secret)
         && !verify_secret(secret, &app.secret_hash)
     {
@@ -888,7 +1006,7 @@ fn echoed_scopes(requested: &str, granted: &[String]) -> String {
 
 /// The scopes a delegated token gets: each requested Graph scope the user has consented to,
 /// all of them for `.default` or when only OpenID scopes were asked for.
-fn granted_scopes(scope: &str, consented: &[String], client_id: &str, domain: &str) -> Result<Vec<String>, EntraError> {
+pub(super) fn granted_scopes(scope: &str, consented: &[String], client_id: &str, domain: &str) -> Result<Vec<String>, EntraError> {
     let mut granted = Vec::new();
     for requested in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&requested) {

@@ -3,6 +3,7 @@
 //! [`TenantScope`] for its operation. Holding a `TenantScope` is the proof that the permission
 //! check passed, and it is the only way to learn which tenant's data a handler may touch.
 
+pub mod authorize;
 pub mod external;
 pub mod idp;
 pub mod keys;

@@ -8,6 +8,7 @@ mod process;
 mod admin;
 mod admin_access;
 mod assignment_filters;
+mod authorize;
 mod auth;
 mod autopilot_devices;
 mod batch;
