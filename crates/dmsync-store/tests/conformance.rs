@@ -155,12 +155,13 @@ async fn authorization_codes_are_redeemed_once(store: &dyn Backend) {
     let without_nonce = AuthorizationCode { nonce: None, ..code("hash-2", now) };
     store.insert_authorization_code(&without_nonce, now).await.unwrap();
 
-    let redemptions =
-        futures::future::join_all((0..8).map(|_| store.redeem_authorization_code("hash-1", now))).await;
+    let redemptions = futures::future::join_all((0..8).map(|_| store.redeem_authorization_code("hash-1", now))).await;
     let won: Vec<_> = redemptions.iter().filter(|r| matches!(r, Ok(CodeRedemption::Redeemed(_)))).collect();
     assert_eq!(won.len(), 1, "{redemptions:?}");
     assert_eq!(won[0].as_ref().unwrap(), &CodeRedemption::Redeemed(first.clone()));
-    assert!(redemptions.iter().all(|r| matches!(r, Ok(CodeRedemption::Redeemed(_) | CodeRedemption::AlreadyRedeemed(_)))));
+    assert!(
+        redemptions.iter().all(|r| matches!(r, Ok(CodeRedemption::Redeemed(_) | CodeRedemption::AlreadyRedeemed(_))))
+    );
     assert_eq!(store.redeem_authorization_code("hash-1", now).await.unwrap(), CodeRedemption::AlreadyRedeemed(first));
     assert_eq!(store.redeem_authorization_code("no-such-hash", now).await.unwrap(), CodeRedemption::Unknown);
 

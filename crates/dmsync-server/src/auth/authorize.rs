@@ -175,9 +175,8 @@ pub fn redirect_uri_allowed(redirect_uri: &str, registered: &[String]) -> bool {
         return false;
     }
     let Ok(uri) = redirect_uri.parse::<Uri>() else { return false };
-    let loopback = uri.host().is_some_and(|host| {
-        host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]"
-    });
+    let loopback =
+        uri.host().is_some_and(|host| host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]");
     uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("http")) && loopback
 }
 
@@ -468,8 +467,8 @@ pub(super) async fn authorization_code_grant(
         return Err(EntraError::CodeVerifierMismatch.into());
     }
     let user = issuer.directory.user_by_upn(tenant.id, &code.user_principal_name).await?;
-    let Some(user) = user
-        .filter(|u| u.object_id == code.user_object_id && password_fingerprint(u) == code.password_fingerprint)
+    let Some(user) =
+        user.filter(|u| u.object_id == code.user_object_id && password_fingerprint(u) == code.password_fingerprint)
     else {
         return Err(EntraError::GrantRevoked.into());
     };
@@ -564,7 +563,13 @@ async fn show_sign_in(
     hidden.push(("flowToken", &flow_token));
     let action = format!("/{tenant_segment}/oauth2/v2.0/authorize");
     let inputs = [
-        Input { name: "login", label: "Email, phone, or Skype", kind: "email", value: username.unwrap_or(""), autocomplete: "username" },
+        Input {
+            name: "login",
+            label: "Email, phone, or Skype",
+            kind: "email",
+            value: username.unwrap_or(""),
+            autocomplete: "username",
+        },
         Input { name: "passwd", label: "Password", kind: "password", value: "", autocomplete: "current-password" },
     ];
     let page = Page {
@@ -799,8 +804,8 @@ mod tests {
         };
         let a = Params::from_form(&form(&[("client_id", "c"), ("redirect_uri", "http://localhost/")])).unwrap();
         let b = Params::from_form(&form(&[("client_id", "c"), ("redirect_uri", "http://localhost/x")])).unwrap();
-        let c = Params::from_form(&form(&[("client_id", "c"), ("redirect_uri", "http://localhost/"), ("x", "y")]))
-            .unwrap();
+        let c =
+            Params::from_form(&form(&[("client_id", "c"), ("redirect_uri", "http://localhost/"), ("x", "y")])).unwrap();
         assert_ne!(a.digest("common"), b.digest("common"));
         assert_ne!(a.digest("common"), a.digest("organizations"));
         assert_eq!(a.digest("common"), c.digest("COMMON"), "uncarried parameters do not count");

@@ -939,7 +939,11 @@ pub(super) async fn check_user_password(
 }
 
 /// A confidential client must still prove itself; a public client id needs no secret.
-pub(super) async fn check_confidential_client(issuer: &Issuer, tenant: &Tenant, client: &Client) -> Result<(), TokenFailure> {
+pub(super) async fn check_confidential_client(
+    issuer: &Issuer,
+    tenant: &Tenant,
+    client: &Client,
+) -> Result<(), TokenFailure> {
     if let (Some(app), Some(secret)) = (issuer.directory.app(tenant.id, client.uuid).await?, &client.secret)
         && !verify_secret(secret, &app.secret_hash)
     {
@@ -1006,7 +1010,12 @@ fn echoed_scopes(requested: &str, granted: &[String]) -> String {
 
 /// The scopes a delegated token gets: each requested Graph scope the user has consented to,
 /// all of them for `.default` or when only OpenID scopes were asked for.
-pub(super) fn granted_scopes(scope: &str, consented: &[String], client_id: &str, domain: &str) -> Result<Vec<String>, EntraError> {
+pub(super) fn granted_scopes(
+    scope: &str,
+    consented: &[String],
+    client_id: &str,
+    domain: &str,
+) -> Result<Vec<String>, EntraError> {
     let mut granted = Vec::new();
     for requested in scope.split_whitespace() {
         if OIDC_SCOPES.contains(&requested) {

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::helpers::*;
 
 const REDIRECT: &str = "http://localhost:8400/callback";
-const SCOPES: &str = "https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All openid profile offline_access";
+const SCOPES: &str =
+    "https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All openid profile offline_access";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 fn challenge(verifier: &str) -> String {
@@ -45,7 +46,11 @@ fn authorize_params() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn with(mut params: Vec<(&'static str, String)>, name: &'static str, value: Option<&str>) -> Vec<(&'static str, String)> {
+fn with(
+    mut params: Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<&str>,
+) -> Vec<(&'static str, String)> {
     params.retain(|(n, _)| *n != name);
     if let Some(value) = value {
         params.push((name, value.to_owned()));
@@ -79,12 +84,7 @@ async fn post_form(app: &TestApp, tenant: &str, fields: &[(String, String)]) -> 
 }
 
 /// Shows the page for `params`, then posts its form with this user name and password.
-async fn sign_in(
-    app: &TestApp,
-    tenant: &str,
-    params: &[(&'static str, String)],
-    password: &str,
-) -> reqwest::Response {
+async fn sign_in(app: &TestApp, tenant: &str, params: &[(&'static str, String)], password: &str) -> reqwest::Response {
     let page = get_page(app, tenant, params).await;
     assert_eq!(page.status(), StatusCode::OK);
     let mut fields = hidden_fields(&page.text().await.unwrap());
@@ -145,7 +145,12 @@ async fn a_user_signs_in_on_the_page_and_the_code_is_redeemed_once() {
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(headers["x-frame-options"], "DENY");
     let csp = headers["content-security-policy"].to_str().unwrap();
-    for directive in ["default-src 'none'", "script-src 'none'", "frame-ancestors 'none'", "form-action 'self' http://localhost:8400"] {
+    for directive in [
+        "default-src 'none'",
+        "script-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self' http://localhost:8400",
+    ] {
         assert!(csp.contains(directive), "{csp}");
     }
     let html = page.text().await.unwrap();
@@ -171,7 +176,10 @@ async fn a_user_signs_in_on_the_page_and_the_code_is_redeemed_once() {
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["scope"], "https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All");
     let id = claims(tokens["id_token"].as_str().unwrap());
-    assert_eq!((&id["nonce"], &id["aud"], &id["oid"]), (&json!("nonce-42"), &json!(client), &json!(DEV_USER_OBJECT_ID)));
+    assert_eq!(
+        (&id["nonce"], &id["aud"], &id["oid"]),
+        (&json!("nonce-42"), &json!(client), &json!(DEV_USER_OBJECT_ID))
+    );
     assert!(tokens["client_info"].is_string() && tokens["refresh_token"].is_string());
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(claims(access)["scp"], "DeviceManagementServiceConfig.ReadWrite.All");
@@ -179,7 +187,10 @@ async fn a_user_signs_in_on_the_page_and_the_code_is_redeemed_once() {
     assert_eq!(settings.send().await.unwrap().status(), StatusCode::OK);
 
     let (status, again) = redeem(&app, &redemption(code, &client)).await;
-    assert_eq!((status, aadsts(again["error_description"].as_str().unwrap())), (StatusCode::BAD_REQUEST, "AADSTS54005"));
+    assert_eq!(
+        (status, aadsts(again["error_description"].as_str().unwrap())),
+        (StatusCode::BAD_REQUEST, "AADSTS54005")
+    );
     assert_eq!(again["error"], "invalid_grant");
     app.stop().await;
 }
@@ -251,8 +262,10 @@ async fn the_attack_set_is_refused_and_nothing_is_issued() {
     // redirect URI or the challenge changed.
     let page = get_page(&app, "organizations", &authorize_params()).await;
     let fields = hidden_fields(&page.text().await.unwrap());
-    let credentials = [("login".to_owned(), DEV_USER_UPN.to_owned()), ("passwd".to_owned(), DEV_USER_PASSWORD.to_owned())];
-    let without_token: Vec<_> = fields.iter().filter(|(n, _)| n != "flowToken").cloned().chain(credentials.clone()).collect();
+    let credentials =
+        [("login".to_owned(), DEV_USER_UPN.to_owned()), ("passwd".to_owned(), DEV_USER_PASSWORD.to_owned())];
+    let without_token: Vec<_> =
+        fields.iter().filter(|(n, _)| n != "flowToken").cloned().chain(credentials.clone()).collect();
     let changed = |name: &str, value: &str| -> Vec<(String, String)> {
         fields
             .iter()
@@ -289,8 +302,11 @@ async fn the_attack_set_is_refused_and_nothing_is_issued() {
         form.into_iter().map(|(n, v)| (n, v.to_owned())).collect()
     };
     let c = code(&app).await;
-    refused(owned(redemption(&c, &client)).into_iter().filter(|(n, _)| *n != "code_verifier").collect(), "AADSTS501481")
-        .await;
+    refused(
+        owned(redemption(&c, &client)).into_iter().filter(|(n, _)| *n != "code_verifier").collect(),
+        "AADSTS501481",
+    )
+    .await;
     let c = code(&app).await;
     refused(with(owned(redemption(&c, &client)), "code_verifier", Some(&"w".repeat(43))), "AADSTS501481").await;
     let c = code(&app).await;
@@ -311,7 +327,8 @@ async fn the_attack_set_is_refused_and_nothing_is_issued() {
     // A password changed after the sign-in revokes the code.
     let c = code(&app).await;
     let users = format!("/_dmsync/tenants/{}/users/{DEV_USER_OBJECT_ID}", app.tenant());
-    let changed_password = app.raw(Method::PATCH, &users, Some("dmsync-dev-admin")).json(&json!({ "password": "new-password" }));
+    let changed_password =
+        app.raw(Method::PATCH, &users, Some("dmsync-dev-admin")).json(&json!({ "password": "new-password" }));
     assert_eq!(changed_password.send().await.unwrap().status(), StatusCode::NO_CONTENT);
     refused(owned(redemption(&c, &client)), "AADSTS50173").await;
     app.stop().await;
