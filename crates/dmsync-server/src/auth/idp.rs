@@ -1067,6 +1067,19 @@ mod tests {
         assert_eq!(text, "The request body must contain the following parameter: 'grant_type'.");
         let (status, error, code, _) = EntraError::MissingClientSecret.parts();
         assert_eq!((status, error, code), (StatusCode::UNAUTHORIZED, "invalid_client", 7000218));
+        for (refusal, expected) in [
+            (EntraError::CodeAlreadyRedeemed, ("invalid_grant", 54005)),
+            (EntraError::CodeExpired, ("invalid_grant", 70008)),
+            (EntraError::CodeVerifierMismatch, ("invalid_grant", 501481)),
+            (EntraError::LoginRequired, ("login_required", 50058)),
+            (
+                EntraError::RedirectUriNotAllowed { redirect_uri: "u".into(), client_id: "c".into() },
+                ("invalid_request", 50011),
+            ),
+        ] {
+            let (status, error, code, _) = refusal.parts();
+            assert_eq!((status, (error, code)), (StatusCode::BAD_REQUEST, expected));
+        }
         let scopes = vec!["DeviceManagementServiceConfig.Read.All".to_owned()];
         assert_eq!(
             granted_scopes("https://graph.microsoft.com/.default", &scopes, "c", "d").unwrap(),

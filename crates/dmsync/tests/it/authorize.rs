@@ -287,6 +287,11 @@ async fn the_attack_set_is_refused_and_nothing_is_issued() {
     }
     let r = post_form(&app, &app.tenant(), &changed("state", "state-<&\"'>-1")).await;
     assert_eq!(aadsts(&r.text().await.unwrap()), "AADSTS90100", "a token for another tenant segment");
+    // A post to another redirect URI is refused on the page before the flow token is read.
+    let r = post_form(&app, "organizations", &changed("redirect_uri", "https://evil.example/callback")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(aadsts(&r.text().await.unwrap()), "AADSTS50011");
 
     // Redemptions that fail, each with a fresh code, which the failure uses up.
     let refused = |form: Vec<(&'static str, String)>, code: &'static str| {
