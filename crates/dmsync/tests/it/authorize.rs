@@ -338,3 +338,35 @@ async fn the_attack_set_is_refused_and_nothing_is_issued() {
     refused(owned(redemption(&c, &client)), "AADSTS50173").await;
     app.stop().await;
 }
+
+/// Through the proxy, as `Connect-MgGraph -Scopes` and a browser set to the proxy reach it: the
+/// page on `login.microsoftonline.com`, its form posted back there, the code redirected to the
+/// loopback address and redeemed at the same host.
+#[tokio::test]
+async fn the_flow_works_on_login_microsoftonline_com_through_the_proxy() {
+    let app = spawn_app_with(|c| c.proxy_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let proxy = format!("http://{}", app.proxy_address.expect("the proxy listens"));
+    let ca = reqwest::Certificate::from_pem(app.proxy_ca_pem.as_deref().expect("a CA").as_bytes()).unwrap();
+    let browser = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(proxy).unwrap())
+        .tls_certs_only([ca])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize";
+    let page = browser.get(authorize).query(&authorize_params()).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let mut fields = hidden_fields(&page.text().await.unwrap());
+    fields.push(("login".into(), DEV_USER_UPN.into()));
+    fields.push(("passwd".into(), DEV_USER_PASSWORD.into()));
+    let answer = browser.post(authorize).form(&fields).send().await.unwrap();
+    let code = redirected_to(&answer)["code"].clone();
+    let token = "https://login.microsoftonline.com/organizations/oauth2/v2.0/token";
+    let r = browser.post(token).form(&redemption(&code, &DEV_CLIENT_ID.to_string())).send().await.unwrap();
+    let status = r.status();
+    let tokens: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["iss"], format!("https://login.microsoftonline.com/{}/v2.0", app.tenant()));
+    app.stop().await;
+}
