@@ -733,6 +733,34 @@ fn form_post_page(redirect_uri: &str, fields: &[(&str, String)]) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a client puts in the query or the form, reading it never panics, keeps only
+        /// the carried parameters within their bound, and the digest and the redirect check
+        /// take any of them.
+        #[test]
+        fn random_requests_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            if let Some(params) = parse_form(&bytes).and_then(|form| Params::from_form(&form)) {
+                prop_assert!(params.0.values().all(|v| v.chars().count() <= MAX_PARAMETER_CHARS));
+                prop_assert!(params.0.keys().all(|k| CARRIED.contains(k)));
+                let _ = params.digest("organizations");
+                if let Some(uri) = params.get("redirect_uri") {
+                    let _ = redirect_uri_allowed(uri, &[]);
+                    let _ = origin_of(uri);
+                }
+            }
+        }
+
+        #[test]
+        fn random_redirect_uris_never_panic(uri in "\\PC{0,200}") {
+            if redirect_uri_allowed(&uri, &[]) {
+                prop_assert!(uri.to_ascii_lowercase().starts_with("http://"));
+            }
+        }
+    }
 
     #[test]
     fn only_loopback_and_registered_redirect_uris_are_allowed() {
