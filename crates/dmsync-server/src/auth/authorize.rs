@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use dmsync_core::identity::{AuthorizationCode, CodeRedemption, Tenant};
+use dmsync_core::identity::{AppRegistration, AuthorizationCode, CodeRedemption, Tenant};
 
 use super::idp::{
     Client, EntraError, Issuer, Redemption, Session, TokenFailure, check_confidential_client, check_user_password,
@@ -204,13 +204,17 @@ async fn check(issuer: &Issuer, tenant_segment: &str, params: &Params) -> Result
         let directory = tenant_segment.to_owned();
         return Err(Refusal::Page(EntraError::ClientIdNotFound { client_id: client_id.to_owned(), directory }));
     };
-    if let Some(tenant) = &tenant {
-        check_app(issuer, tenant, client_id, client_uuid).await?;
-    }
+    // For `organizations` and `common` the app is known only once the user's tenant is: before
+    // that, only loopback redirect URIs pass.
+    let _app = match &tenant {
+        Some(tenant) => Some(check_app(issuer, tenant, client_id, client_uuid).await?),
+        None => None,
+    };
     let redirect_uri =
         params.get("redirect_uri").ok_or(Refusal::Page(EntraError::MissingParameter("'redirect_uri'")))?;
-    // The lead wires the app registration's `redirect_uris` here when that field lands.
-    if !redirect_uri_allowed(redirect_uri, &[]) {
+    // To be wired at merge: `_app.as_ref().map_or(&[][..], |app| &app.redirect_uris)`.
+    let registered: &[String] = &[];
+    if !redirect_uri_allowed(redirect_uri, registered) {
         let (redirect_uri, client_id) = (redirect_uri.to_owned(), client_id.to_owned());
         return Err(Refusal::Page(EntraError::RedirectUriNotAllowed { redirect_uri, client_id }));
     }
@@ -256,12 +260,16 @@ async fn check(issuer: &Issuer, tenant_segment: &str, params: &Params) -> Result
 }
 
 /// The app must be registered in the tenant the user signs in to.
-async fn check_app(issuer: &Issuer, tenant: &Tenant, client_id: &str, client_uuid: Uuid) -> Result<(), Refusal> {
-    if issuer.directory.app(tenant.id, client_uuid).await?.is_none() {
+async fn check_app(
+    issuer: &Issuer,
+    tenant: &Tenant,
+    client_id: &str,
+    client_uuid: Uuid,
+) -> Result<AppRegistration, Refusal> {
+    issuer.directory.app(tenant.id, client_uuid).await?.ok_or_else(|| {
         let (client_id, domain) = (client_id.to_owned(), tenant.domain.clone());
-        return Err(Refusal::Page(EntraError::AppNotRegistered { client_id, domain }));
-    }
-    Ok(())
+        Refusal::Page(EntraError::AppNotRegistered { client_id, domain })
+    })
 }
 
 /// The claims of a flow token: which request's parameters it signs, and until when.
