@@ -24,6 +24,15 @@ if ! command -v tmux >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq tmux
 fi
 
+# The interactive sign-in test drives dmsync's sign-in page in Debian's headless Chromium
+# (playwright-core cannot download browsers here; tests/compat/js/test/interactive.test.js).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "chromium not found; installing it" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium
+fi
+
 # Formatting and lints are part of the test command, so drift fails CI.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings

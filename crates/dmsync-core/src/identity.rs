@@ -71,3 +71,42 @@ pub struct SigningKey {
     pub e: String,
     pub created_at: OffsetDateTime,
 }
+
+/// An authorization code the `authorize` endpoint issued after a user signed in, waiting for
+/// the token endpoint to redeem it once. Only a hash of the code is kept: whoever reads the
+/// table cannot redeem what is in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    /// SHA-256 of the code, base64url: the key it is looked up by.
+    pub code_hash: String,
+    pub tenant_id: TenantId,
+    pub client_id: Uuid,
+    pub user_object_id: Uuid,
+    /// The user's UPN at sign-in, by which the user is found again at redemption.
+    pub user_principal_name: String,
+    /// The fingerprint of the user's password hash at sign-in: a password changed since the
+    /// code was issued revokes it, as it revokes refresh tokens.
+    pub password_fingerprint: String,
+    /// The delegated scopes granted at sign-in.
+    pub scopes: Vec<String>,
+    /// The `scope` the client asked for, which the token response echoes.
+    pub requested_scope: String,
+    /// The redirect URI of the authorization request; the token request must name the same.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge: base64url SHA-256 of the client's `code_verifier`.
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What redeeming an authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// The code was unused; it is now marked redeemed, and no second redemption can succeed.
+    Redeemed(AuthorizationCode),
+    /// The code was redeemed before.
+    AlreadyRedeemed(AuthorizationCode),
+    /// No such code (never issued, or removed after it expired).
+    Unknown,
+}

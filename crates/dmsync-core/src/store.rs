@@ -26,7 +26,7 @@ use crate::exchange::{
 };
 use crate::filter::Filter;
 use crate::groups::{EvaluationStats, Group, GroupField, GroupQuery, MemberChange};
-use crate::identity::{AppCertificate, AppRegistration, SigningKey, Tenant, User};
+use crate::identity::{AppCertificate, AppRegistration, AuthorizationCode, CodeRedemption, SigningKey, Tenant, User};
 use crate::ids::{
     AutopilotDeviceId, ConnectorId, DeploymentProfileId, EasDeviceId, EntraDeviceId, GroupId, ImportedDeviceId, JobId,
     RoleScopeTagId,
@@ -126,6 +126,16 @@ pub trait IdentityStore: Send + Sync {
     /// Inserts the key only while there is no key at all, as one atomic step even across
     /// processes; false when another process (a replica starting at the same time) was first.
     async fn insert_first_signing_key(&self, key: &SigningKey) -> StoreResult<bool>;
+}
+
+/// The authorization codes of the `authorize` endpoint, one-time and short-lived.
+#[async_trait]
+pub trait AuthorizationCodeStore: Send + Sync {
+    /// Stores a new code, and removes the codes that expired before `now`.
+    async fn insert_authorization_code(&self, code: &AuthorizationCode, now: OffsetDateTime) -> StoreResult<()>;
+    /// Marks the code with this hash redeemed, atomically: of two concurrent redemptions of one
+    /// code, exactly one gets [`CodeRedemption::Redeemed`]. Expiry is the caller's to check.
+    async fn redeem_authorization_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption>;
 }
 
 #[async_trait]
@@ -751,6 +761,7 @@ pub trait DeviceCodeStore: Send + Sync {
 pub trait Store:
     SystemStore
     + IdentityStore
+    + AuthorizationCodeStore
     + AutopilotStore
     + ImportStore
     + ExchangeStore
@@ -768,6 +779,7 @@ pub trait Store:
 impl<
     T: SystemStore
         + IdentityStore
+        + AuthorizationCodeStore
         + AutopilotStore
         + ImportStore
         + ExchangeStore

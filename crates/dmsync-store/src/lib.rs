@@ -4,6 +4,7 @@
 //! The server holds a `dyn Backend`; its handlers see only `dyn Store`. `tests/conformance.rs` runs one suite against
 //! every engine.
 
+mod authorization_codes;
 mod autopilot;
 mod convert;
 mod db;

@@ -128,6 +128,50 @@ async fn tenant_created_time_comes_from_the_clock(store: &dyn Backend) {
     assert_eq!(store.tenant_created_at(B).await.unwrap(), None, "no such tenant");
 }
 
+/// An authorization code is redeemed once: of many concurrent redemptions exactly one wins,
+/// later ones see it already redeemed with its data, an unknown hash is unknown, and expired
+/// codes are removed when a new one is stored.
+async fn authorization_codes_are_redeemed_once(store: &dyn Backend) {
+    use dmsync_core::identity::{AuthorizationCode, CodeRedemption};
+    with_tenants(store).await;
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let code = |hash: &str, issued: OffsetDateTime| AuthorizationCode {
+        code_hash: hash.into(),
+        tenant_id: A,
+        client_id: uuid::Uuid::new_v4(),
+        user_object_id: uuid::Uuid::new_v4(),
+        user_principal_name: "someone@a.onmicrosoft.com".into(),
+        password_fingerprint: "fp".into(),
+        scopes: vec!["Group.Read.All".into()],
+        requested_scope: "Group.Read.All openid".into(),
+        redirect_uri: "http://localhost:8400/".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        issued_at: issued,
+        expires_at: issued + Duration::minutes(10),
+    };
+    let first = code("hash-1", now);
+    store.insert_authorization_code(&first, now).await.unwrap();
+    let without_nonce = AuthorizationCode { nonce: None, ..code("hash-2", now) };
+    store.insert_authorization_code(&without_nonce, now).await.unwrap();
+
+    let redemptions = futures::future::join_all((0..8).map(|_| store.redeem_authorization_code("hash-1", now))).await;
+    let won: Vec<_> = redemptions.iter().filter(|r| matches!(r, Ok(CodeRedemption::Redeemed(_)))).collect();
+    assert_eq!(won.len(), 1, "{redemptions:?}");
+    assert_eq!(won[0].as_ref().unwrap(), &CodeRedemption::Redeemed(first.clone()));
+    assert!(
+        redemptions.iter().all(|r| matches!(r, Ok(CodeRedemption::Redeemed(_) | CodeRedemption::AlreadyRedeemed(_))))
+    );
+    assert_eq!(store.redeem_authorization_code("hash-1", now).await.unwrap(), CodeRedemption::AlreadyRedeemed(first));
+    assert_eq!(store.redeem_authorization_code("no-such-hash", now).await.unwrap(), CodeRedemption::Unknown);
+
+    // Stored eleven minutes later, a new code sweeps the expired ones away.
+    let later = now + Duration::minutes(11);
+    store.insert_authorization_code(&code("hash-3", later), later).await.unwrap();
+    assert_eq!(store.redeem_authorization_code("hash-2", later).await.unwrap(), CodeRedemption::Unknown);
+    assert!(matches!(store.redeem_authorization_code("hash-3", later).await.unwrap(), CodeRedemption::Redeemed(_)));
+}
+
 /// A user's password can be replaced and the user removed, in its own tenant only; the UPN is
 /// found whatever its case.
 async fn users_change_password_and_are_removed(store: &dyn Backend) {
@@ -2060,6 +2104,7 @@ macro_rules! all_tests {
                 exchange_schedules_start_each_due_sync_once,
                 clock_offset_only_grows,
                 signing_keys_round_trip,
+                authorization_codes_are_redeemed_once,
                 concurrent_sync_requests_start_once,
                 first_signing_key_is_inserted_once,
                 first_certificate_authority_wins,

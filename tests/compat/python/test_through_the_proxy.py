@@ -134,6 +134,32 @@ def test_msal_public_client_password_sign_in_then_silent_renewal(start_server, t
     assert r.status_code == 200, r.text
 
 
+def test_msal_auth_code_flow_with_pkce_through_the_sign_in_page(start_server, tmp_path):
+    """MSAL Python's authorization code flow (what `acquire_token_interactive` runs), with the
+    page's form filled and posted as a browser would: MSAL checks the state and the id token's
+    nonce, redeems the code with its PKCE verifier, and caches the account."""
+    server = proxied_server(start_server)
+    run = run_tool(
+        [sys.executable, str(TOOLS / "msal_public_auth_code.py"), CLIENT_ID, USERNAME, PASSWORD],
+        tool_env(server, tmp_path),
+        tmp_path,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["error"] is None and out["access_token"], out
+    assert out["username"] == USERNAME and out["nonce_checked"] and out["has_refresh_token"], out
+    assert out["accounts"] == [USERNAME], out
+    assert out["cached_source"] == "cache" and out["cached_same"], out
+    assert server.request_counts("/{tenant}/oauth2/v2.0/authorize", "GET") == {200: 1}
+    assert server.request_counts("/{tenant}/oauth2/v2.0/authorize", "POST") == {302: 1}
+    assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
+    r = httpx.get(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
+        headers={"Authorization": f"Bearer {out['access_token']}"},
+        timeout=10.0,
+    )
+    assert r.status_code == 200, r.text
+
+
 def test_msal_device_flow_with_the_admin_api_approving(start_server, tmp_path):
     """MSAL Python's device flow through `organizations`: the code from dmsync's devicecode
     endpoint, with a verification page on the host MSAL asked (login.microsoftonline.com,

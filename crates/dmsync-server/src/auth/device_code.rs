@@ -169,7 +169,7 @@ pub(super) async fn device_code_grant(
     let user = directory.user_by_upn(tenant.id, &approved.user_principal_name).await?;
     let user = user.filter(|u| u.object_id == approved.object_id).ok_or(EntraError::GrantRevoked)?;
     check_confidential_client(issuer, &tenant, &client, session.origin).await?;
-    let consented = consented_scopes(issuer, &user, &client).await?;
+    let consented = consented_scopes(issuer, &user, client.uuid).await?;
     let granted = granted_scopes(&poll.code.scope, &consented, &client.id, &tenant.domain)?;
     if !directory.redeem_device_code(&hash).await? {
         return Err(EntraError::DeviceCodeRedeemed.into());

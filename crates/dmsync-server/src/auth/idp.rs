@@ -41,7 +41,7 @@ const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 pub struct Issuer {
     keys: Arc<KeyRing>,
     clock: Arc<dyn Clock>,
-    directory: Arc<dyn Store>,
+    pub(super) directory: Arc<dyn Store>,
 }
 
 impl Issuer {
@@ -79,6 +79,7 @@ where
             "/{tenant}/oauth2/deviceauth",
             get(device_code::verification_page).post(device_code::verification_submit),
         )
+        .route("/{tenant}/oauth2/v2.0/authorize", get(super::authorize::authorize_page).post(super::authorize::sign_in))
         .route("/{tenant}/discovery/instance", get(instance_discovery))
 }
 
@@ -227,11 +228,40 @@ pub(super) enum EntraError {
     BadVerificationCode,
     /// A device code whose tokens were issued already.
     DeviceCodeRedeemed,
+    /// An `authorize` request whose redirect URI is neither a loopback address nor registered
+    /// to the app. Shown on the page, never redirected to.
+    RedirectUriNotAllowed {
+        redirect_uri: String,
+        client_id: String,
+    },
+    /// An `authorize` request without a PKCE challenge, or with a malformed one.
+    PkceRequired,
+    /// A `code_challenge_method` other than `S256` (`plain` included).
+    UnsupportedChallengeMethod(String),
+    UnsupportedResponseType(String),
+    /// `prompt=none`: dmsync keeps no browser session, so no user is ever signed in silently.
+    LoginRequired,
+    /// A sign-in form posted without the form token of the page that showed it, or with one that
+    /// does not match its parameters or has expired.
+    InvalidFlowToken,
+    /// An authorization code redeemed a second time.
+    CodeAlreadyRedeemed,
+    /// An authorization code older than its ten minutes.
+    CodeExpired,
+    /// A `code_verifier` that is missing or whose S256 hash is not the code's challenge.
+    CodeVerifierMismatch,
+    /// A token request's `redirect_uri` that is not the one the code was issued to.
+    RedirectUriMismatch {
+        given: String,
+        expected: String,
+    },
+    /// An authorization code redeemed by a client other than the one it was issued to.
+    CodeForAnotherClient,
 }
 
 impl EntraError {
     /// The table: HTTP status, OAuth `error`, AADSTS code and description of every refusal.
-    fn parts(&self) -> (StatusCode, &'static str, u32, String) {
+    pub(super) fn parts(&self) -> (StatusCode, &'static str, u32, String) {
         use EntraError::*;
         let bad = StatusCode::BAD_REQUEST;
         match self {
@@ -374,6 +404,68 @@ impl EntraError {
                 50173,
                 "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.".into(),
             ),
+            RedirectUriNotAllowed { redirect_uri, client_id } => (
+                bad,
+                "invalid_request",
+                50011,
+                format!(
+                    "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."
+                ),
+            ),
+            PkceRequired => (
+                bad,
+                "invalid_request",
+                9002325,
+                "Proof Key for Code Exchange is required: send a code_challenge (43 to 128 characters) with code_challenge_method 'S256'.".into(),
+            ),
+            UnsupportedChallengeMethod(method) => (
+                bad,
+                "invalid_request",
+                9002325,
+                format!(
+                    "Proof Key for Code Exchange is required with code_challenge_method 'S256'; '{method}' is not accepted."
+                ),
+            ),
+            UnsupportedResponseType(response_type) => (
+                bad,
+                "unsupported_response_type",
+                700054,
+                format!("response_type '{response_type}' is not enabled for the application."),
+            ),
+            LoginRequired => (
+                bad,
+                "login_required",
+                50058,
+                "A silent sign-in request was sent but no user is signed in.".into(),
+            ),
+            InvalidFlowToken => (bad, "invalid_request", 90100, "flowToken parameter is empty or not valid.".into()),
+            CodeAlreadyRedeemed => (
+                bad,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.".into(),
+            ),
+            CodeExpired => (
+                bad,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.".into(),
+            ),
+            CodeVerifierMismatch => (
+                bad,
+                "invalid_grant",
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.".into(),
+            ),
+            RedirectUriMismatch { given, expected } => (
+                bad,
+                "invalid_grant",
+                500112,
+                format!(
+                    "The reply address '{given}' does not match the reply address '{expected}' provided when requesting Authorization code."
+                ),
+            ),
+            CodeForAnotherClient => (bad, "invalid_grant", 70000, "Provided grant is invalid or malformed.".into()),
             ConsentRequired { client_id } => (
                 bad,
                 "invalid_grant",
@@ -759,7 +851,7 @@ pub(super) async fn read_form(body: Body) -> Option<Form> {
     parse_form(&bytes)
 }
 
-fn parse_form(bytes: &[u8]) -> Option<Form> {
+pub(super) fn parse_form(bytes: &[u8]) -> Option<Form> {
     let fields: Vec<(String, String)> = form_urlencoded::parse(bytes).into_owned().take(MAX_FORM_FIELDS + 1).collect();
     (fields.len() <= MAX_FORM_FIELDS).then(|| fields.into_iter().collect())
 }
@@ -826,7 +918,7 @@ async fn grant(
     };
     let client = Client { id, uuid, secret, assertion };
     let scope = field("scope").unwrap_or("");
-    let session = Session { origin, client_info: field("client_info") == Some("1"), scope };
+    let session = Session { origin, client_info: field("client_info") == Some("1"), scope, nonce: None };
     match grant_type {
         "client_credentials" => client_credentials(issuer, tenant_segment, client, scope, origin).await,
         "password" => {
@@ -843,6 +935,12 @@ async fn grant(
             let code = field("device_code").ok_or(EntraError::MissingParameter("'device_code'"))?;
             device_code::device_code_grant(issuer, tenant_segment, client, session, code).await
         }
+        "authorization_code" => {
+            let code = field("code").ok_or(EntraError::MissingParameter("'code'"))?;
+            let redirect_uri = field("redirect_uri").ok_or(EntraError::MissingParameter("'redirect_uri'"))?;
+            let redemption = Redemption { code, redirect_uri, code_verifier: field("code_verifier") };
+            super::authorize::authorization_code_grant(issuer, tenant_segment, client, session, redemption).await
+        }
         other => Err(EntraError::UnsupportedGrantType(other.to_owned()).into()),
     }
 }
@@ -853,6 +951,15 @@ pub(super) struct Session<'a> {
     pub(super) origin: &'a str,
     pub(super) client_info: bool,
     pub(super) scope: &'a str,
+    /// The `nonce` of the authorization request, which the id token repeats.
+    pub(super) nonce: Option<&'a str>,
+}
+
+/// What an `authorization_code` token request presents besides the client.
+pub(super) struct Redemption<'a> {
+    pub(super) code: &'a str,
+    pub(super) redirect_uri: &'a str,
+    pub(super) code_verifier: Option<&'a str>,
 }
 
 /// The answer to a user's grant: the access token, and, as Entra gives them to the OpenID
@@ -883,7 +990,7 @@ pub(super) async fn user_token_response(
         .await?;
     let mut response = token_body(access_token, Some(scope_out));
     if asked("openid") {
-        response["id_token"] = json!(issuer.id_token(user, &client.id, session.origin).await?);
+        response["id_token"] = json!(issuer.id_token(user, &client.id, session.origin, session.nonce).await?);
     }
     if let Some(refresh) = refresh {
         response["refresh_token"] = json!(refresh);
@@ -945,7 +1052,21 @@ async fn password_grant(
     username: &str,
     password: &str,
 ) -> Result<Response, TokenFailure> {
-    // `organizations` and `common` pick the tenant from the user's domain.
+    let (tenant, user) = check_user_password(issuer, tenant_segment, username, password).await?;
+    check_confidential_client(issuer, &tenant, &client, session.origin).await?;
+    let consented = consented_scopes(issuer, &user, client.uuid).await?;
+    let granted = granted_scopes(session.scope, &consented, &client.id, &tenant.domain)?;
+    user_token_response(issuer, &user, &client, &session, granted).await
+}
+
+/// The tenant and the user a user name and password sign in, as the password grant and the
+/// sign-in page check them: `organizations` and `common` pick the tenant from the user's domain.
+pub(super) async fn check_user_password(
+    issuer: &Issuer,
+    tenant_segment: &str,
+    username: &str,
+    password: &str,
+) -> Result<(Tenant, User), TokenFailure> {
     let tenant = match tenant_segment.to_ascii_lowercase().as_str() {
         "organizations" | "common" => {
             let domain = username.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -958,10 +1079,7 @@ async fn password_grant(
     if !verify_secret(password, &user.password_hash) {
         return Err(EntraError::InvalidUserCredentials.into());
     }
-    check_confidential_client(issuer, &tenant, &client, session.origin).await?;
-    let consented = consented_scopes(issuer, &user, &client).await?;
-    let granted = granted_scopes(session.scope, &consented, &client.id, &tenant.domain)?;
-    user_token_response(issuer, &user, &client, &session, granted).await
+    Ok((tenant, user))
 }
 
 /// The delegated permissions a user's token through `client` may carry: those the user
@@ -970,9 +1088,9 @@ async fn password_grant(
 pub(super) async fn consented_scopes(
     issuer: &Issuer,
     user: &User,
-    client: &Client,
+    client_id: Uuid,
 ) -> Result<Vec<String>, TokenFailure> {
-    let app = issuer.directory.app(user.tenant_id, client.uuid).await?;
+    let app = issuer.directory.app(user.tenant_id, client_id).await?;
     Ok(match app.and_then(|app| app.delegated_permissions) {
         Some(granted_to_app) => {
             user.scopes.iter().filter(|s| granted_to_app.iter().any(|g| g.eq_ignore_ascii_case(s))).cloned().collect()
@@ -1186,6 +1304,19 @@ mod tests {
         for (refusal, want_error, want_code) in device_flow {
             let (status, error, code, _) = refusal.parts();
             assert_eq!((status, error, code), (StatusCode::BAD_REQUEST, want_error, want_code), "{refusal:?}");
+        }
+        for (refusal, expected) in [
+            (EntraError::CodeAlreadyRedeemed, ("invalid_grant", 54005)),
+            (EntraError::CodeExpired, ("invalid_grant", 70008)),
+            (EntraError::CodeVerifierMismatch, ("invalid_grant", 501481)),
+            (EntraError::LoginRequired, ("login_required", 50058)),
+            (
+                EntraError::RedirectUriNotAllowed { redirect_uri: "u".into(), client_id: "c".into() },
+                ("invalid_request", 50011),
+            ),
+        ] {
+            let (status, error, code, _) = refusal.parts();
+            assert_eq!((status, (error, code)), (StatusCode::BAD_REQUEST, expected));
         }
         let scopes = vec!["DeviceManagementServiceConfig.Read.All".to_owned()];
         assert_eq!(

@@ -4,6 +4,7 @@
 //! check passed, and it is the only way to learn which tenant's data a handler may touch.
 
 pub mod assertions;
+pub mod authorize;
 pub mod device_code;
 pub mod external;
 pub mod idp;

@@ -37,6 +37,8 @@ struct IdTokenClaims {
     nbf: i64,
     exp: i64,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
     oid: String,
     preferred_username: String,
     sub: String,
@@ -92,8 +94,15 @@ fn unique_token_id() -> String {
 
 impl Issuer {
     /// Signs the user's `id_token` for `client_id`; its issuer is the v2.0 issuer on the host
-    /// the client signed in on (`origin`), as the discovery document names it.
-    pub async fn id_token(&self, user: &User, client_id: &str, origin: &str) -> Result<String, ApiError> {
+    /// the client signed in on (`origin`), as the discovery document names it. It repeats the
+    /// authorization request's `nonce`, which MSAL checks.
+    pub async fn id_token(
+        &self,
+        user: &User,
+        client_id: &str,
+        origin: &str,
+        nonce: Option<&str>,
+    ) -> Result<String, ApiError> {
         self.keys().wait_until_ready().await;
         let now = self.now().unix_timestamp();
         let claims = IdTokenClaims {
@@ -103,6 +112,7 @@ impl Issuer {
             nbf: now,
             exp: now + TOKEN_LIFETIME_SECONDS,
             name: user.display_name.clone(),
+            nonce: nonce.map(str::to_owned),
             oid: user.object_id.to_string(),
             preferred_username: user.user_principal_name.clone(),
             sub: user.object_id.to_string(),

@@ -108,7 +108,7 @@ async fn token_endpoint_errors_are_entra_shaped() {
     // The raw body carries Entra's other fields too.
     let r = app
         .raw(Method::POST, &format!("/{}/oauth2/v2.0/token", app.tenant()), None)
-        .form(&[("grant_type", "authorization_code"), ("client_id", &DEV_CLIENT_ID.to_string())])
+        .form(&[("grant_type", "not_a_grant"), ("client_id", &DEV_CLIENT_ID.to_string())])
         .send()
         .await
         .unwrap();

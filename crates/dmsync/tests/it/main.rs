@@ -10,6 +10,7 @@ mod admin_access;
 mod app_credentials;
 mod assignment_filters;
 mod auth;
+mod authorize;
 mod autopilot_devices;
 mod batch;
 mod cli;
