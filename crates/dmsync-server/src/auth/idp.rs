@@ -931,7 +931,8 @@ async fn grant(
             let token = field("refresh_token").ok_or(EntraError::MissingParameter("'refresh_token'"))?;
             refresh_grant(issuer, tenant_segment, client, session, token).await
         }
-        device_code::GRANT_TYPE => {
+        // msal-node (and so @azure/identity) and MSAL.NET send Entra's short name for the grant.
+        device_code::GRANT_TYPE | "device_code" => {
             let code = field("device_code").ok_or(EntraError::MissingParameter("'device_code'"))?;
             device_code::device_code_grant(issuer, tenant_segment, client, session, code).await
         }

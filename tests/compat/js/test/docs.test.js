@@ -12,6 +12,7 @@ const RECIPES = {
   "js-graph-client-plain-http": "lib/graph-client-plain-http.js",
   "js-msal-node": "lib/msal-node.js",
   "js-azure-identity-proxy": "clients/azure-identity-proxy.js",
+  "js-azure-identity-certificate": "clients/azure-identity-certificate.js",
 };
 
 function sourceRegion(name, file) {

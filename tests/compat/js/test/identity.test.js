@@ -11,7 +11,9 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { CLIENT_ID, CLIENT_SECRET, TENANT, caPem } from "../lib/dmsync.js";
+import { DeviceCodeCredential } from "@azure/identity";
+import { PublicClientApplication } from "@azure/msal-node";
+import { CLIENT_ID, CLIENT_SECRET, PASSWORD, TENANT, USERNAME, caPem } from "../lib/dmsync.js";
 import { dmsyncGraphClient } from "../lib/graph-client.js";
 import { dmsyncMsalApp } from "../lib/msal-node.js";
 import { noRetry, waitFor, withServer } from "../lib/harness.js";
@@ -161,4 +163,57 @@ test("msal-node: ConfidentialClientApplication on --tls with knownAuthorities; t
 
     assert.deepEqual(await server.requestCounts(TOKEN_ROUTE, "POST"), { 200: 1 }, "one token request in all");
     assert.deepEqual(await server.requestCounts(SYNC_ROUTE, "POST"), { 204: 1 });
+  }));
+
+test("msal-node: PublicClientApplication acquireTokenByUsernamePassword on --tls, then acquireTokenSilent from its cache and through the refresh token", opts, () =>
+  withServer([], async (server) => {
+    const app = new PublicClientApplication({
+      auth: {
+        clientId: CLIENT_ID,
+        authority: `${server.base}/organizations`,
+        knownAuthorities: [new URL(server.base).host],
+      },
+    });
+    const scopes = ["https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All"];
+    const signedIn = await app.acquireTokenByUsernamePassword({ scopes, username: USERNAME, password: PASSWORD });
+    assert.equal(signedIn.account.username, USERNAME);
+    assert.equal(signedIn.account.tenantId, TENANT);
+    assert.equal(claims(signedIn.accessToken).scp, "DeviceManagementServiceConfig.ReadWrite.All");
+    // The account is in MSAL's cache, from the id token and client_info.
+    const [account] = await app.getTokenCache().getAllAccounts();
+    assert.equal(account.homeAccountId, `${claims(signedIn.accessToken).oid}.${TENANT}`);
+
+    const cached = await app.acquireTokenSilent({ account, scopes });
+    assert.equal(cached.fromCache, true);
+    assert.equal(cached.accessToken, signedIn.accessToken);
+    const renewed = await app.acquireTokenSilent({ account, scopes, forceRefresh: true });
+    assert.equal(renewed.fromCache, false);
+    assert.notEqual(renewed.accessToken, signedIn.accessToken);
+
+    const settings = await fetch(`${server.base}/beta${SETTINGS}`, { headers: { authorization: `Bearer ${renewed.accessToken}` } });
+    assert.equal(settings.status, 200);
+    assert.deepEqual(await server.requestCounts(TOKEN_ROUTE, "POST"), { 200: 2 }, "the sign-in and the forced renewal");
+  }));
+
+test("@azure/identity: DeviceCodeCredential on --tls, its prompt approving the code through the admin API", opts, () =>
+  withServer([], async (server) => {
+    let approved;
+    const credential = new DeviceCodeCredential({
+      tenantId: TENANT,
+      clientId: CLIENT_ID,
+      authorityHost: server.base,
+      // dmsync is not one of Microsoft's clouds, so the authority is not checked against them.
+      disableInstanceDiscovery: true,
+      userPromptCallback: async (info) => {
+        // A person opens info.verificationUri and types info.userCode; a test approves it.
+        assert.match(info.message, /^To sign in, use a web browser to open the page https:\/\/127\.0\.0\.1:\d+\/11111111-1111-4111-8111-111111111111\/oauth2\/deviceauth and enter the code [A-Z0-9]{9} to authenticate\.$/);
+        const r = await server.admin("POST", `/_dmsync/device-codes/${info.userCode}/approve`, { userPrincipalName: USERNAME });
+        approved = r.status;
+      },
+    });
+    const token = await credential.getToken("https://graph.microsoft.com/DeviceManagementServiceConfig.ReadWrite.All");
+    assert.equal(approved, 204);
+    assert.equal(claims(token.token).upn, USERNAME);
+    const settings = await fetch(`${server.base}/beta${SETTINGS}`, { headers: { authorization: `Bearer ${token.token}` } });
+    assert.equal(settings.status, 200);
   }));
