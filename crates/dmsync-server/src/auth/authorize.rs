@@ -14,14 +14,13 @@
 //! changed its parameters) is refused. Codes are stored by their SHA-256 only.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -36,6 +35,7 @@ use super::idp::{
     consented_scopes, granted_scopes, parse_form, read_form, resolve_tenant, user_token_response,
 };
 use super::sessions::password_fingerprint;
+use super::sign_in_page::{Input, Page, PageForm, form_post_page, render_page};
 use crate::error::ApiError;
 use crate::http::context::{ForeignErrorBody, RequestContext};
 
@@ -480,7 +480,7 @@ fn deliver(target: &Target, mut fields: Vec<(&'static str, String)>) -> Response
         fields.push(("state", state.clone()));
     }
     if target.mode == ResponseMode::FormPost {
-        return form_post_page(&target.redirect_uri, &fields);
+        return form_post_page(&target.redirect_uri, origin_of(&target.redirect_uri), &fields);
     }
     let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields.iter()).finish();
     let separator = match target.mode {
@@ -534,13 +534,12 @@ fn error_page(error: &EntraError, ctx: &RequestContext) -> Response {
     let page = Page {
         title: "Sign in to your account",
         heading: "Sorry, but we’re having trouble signing you in.",
+        text: None,
         error: Some(&message),
         form: None,
         redirect_origin: None,
     };
-    let mut response = render_page(&page);
-    *response.status_mut() = status;
-    response
+    render_page(status, &page)
 }
 
 /// Shows the sign-in page for a checked request, with a fresh flow token over its parameters.
@@ -569,159 +568,18 @@ async fn show_sign_in(
     let page = Page {
         title: "Sign in to your account",
         heading: "Sign in",
+        text: None,
         error,
-        form: Some(PageForm { action: &action, hidden: &hidden, inputs: &inputs, submit: "Sign in" }),
+        form: Some(PageForm {
+            action: &action,
+            hidden: &hidden,
+            inputs: &inputs,
+            submit: "Sign in",
+            second_button: None,
+        }),
         redirect_origin: origin_of(&checked.target.redirect_uri),
     };
-    Ok(render_page(&page))
-}
-
-/// One visible field of a page's form.
-pub struct Input<'a> {
-    pub name: &'a str,
-    pub label: &'a str,
-    /// The input's `type`.
-    pub kind: &'a str,
-    pub value: &'a str,
-    pub autocomplete: &'a str,
-}
-
-/// A page's form: it posts to `action` (on dmsync), with hidden fields and visible inputs.
-pub struct PageForm<'a> {
-    pub action: &'a str,
-    pub hidden: &'a [(&'a str, &'a str)],
-    pub inputs: &'a [Input<'a>],
-    pub submit: &'a str,
-}
-
-/// What differs between dmsync's sign-in pages (this one, the device code one, the error page).
-pub struct Page<'a> {
-    pub title: &'a str,
-    pub heading: &'a str,
-    /// An error shown above the form, Entra's `AADSTS…` text.
-    pub error: Option<&'a str>,
-    pub form: Option<PageForm<'a>>,
-    /// The origin of the redirect URI the form's answer sends the browser to: the page's
-    /// `form-action` must allow it, since browsers check it on the redirect after the post.
-    pub redirect_origin: Option<String>,
-}
-
-const STYLESHEET: &str = "body{font-family:'Segoe UI',system-ui,sans-serif;background:#f2f2f2;margin:0}\
-main{max-width:440px;margin:10vh auto;background:#fff;padding:44px;box-shadow:0 2px 6px rgba(0,0,0,.2)}\
-h1{font-size:24px;font-weight:600;margin:0 0 16px}label{display:block;margin-top:12px;font-size:15px}\
-input[type=email],input[type=password],input[type=text]{width:100%;box-sizing:border-box;padding:6px 0;border:0;\
-border-bottom:1px solid #666;font-size:15px}button{margin-top:24px;background:#0067b8;color:#fff;border:0;\
-padding:8px 32px;font-size:15px}.error{color:#e81123;font-size:14px;overflow-wrap:anywhere}\
-.brand{font-size:13px;color:#666;margin-bottom:16px}";
-
-const AUTO_SUBMIT: &str = "document.forms[0].submit();";
-
-/// `'sha256-…'` CSP sources of the one inline stylesheet and the one inline script: nothing
-/// else inline can run or apply.
-static STYLE_SOURCE: LazyLock<String> = LazyLock::new(|| csp_hash(STYLESHEET));
-static SCRIPT_SOURCE: LazyLock<String> = LazyLock::new(|| csp_hash(AUTO_SUBMIT));
-
-fn csp_hash(text: &str) -> String {
-    format!("'sha256-{}'", STANDARD.encode(Sha256::digest(text.as_bytes())))
-}
-
-/// Escapes text for HTML content and double-quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// An HTML page with the headers every dmsync page has: no framing, no caching, and a
-/// Content-Security-Policy that allows the inline stylesheet, the auto-submit script and posts
-/// to `form_action` only.
-fn html_response(body: String, form_action: &str, script: bool) -> Response {
-    let script_src = if script { SCRIPT_SOURCE.as_str() } else { "'none'" };
-    let csp = format!(
-        "default-src 'none'; style-src {}; script-src {script_src}; img-src 'none'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
-        STYLE_SOURCE.as_str()
-    );
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    response.extensions_mut().insert(ForeignErrorBody);
-    response
-}
-
-/// Renders a sign-in page: the one place dmsync's pages are written, every value escaped.
-pub fn render_page(page: &Page<'_>) -> Response {
-    let mut html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{}</title><style>{STYLESHEET}</style></head>\
-         <body><main><div class=\"brand\">dmsync · Microsoft Entra ID emulator</div><h1>{}</h1>",
-        escape(page.title),
-        escape(page.heading)
-    );
-    if let Some(error) = page.error {
-        html.push_str(&format!("<p class=\"error\" id=\"error\" role=\"alert\">{}</p>", escape(error)));
-    }
-    if let Some(form) = &page.form {
-        html.push_str(&format!("<form method=\"post\" action=\"{}\">", escape(form.action)));
-        for (name, value) in form.hidden {
-            html.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value)));
-        }
-        // The first empty field takes the focus: the password when the user name is prefilled.
-        let focus = form.inputs.iter().position(|input| input.value.is_empty());
-        for (i, input) in form.inputs.iter().enumerate() {
-            let autofocus = if focus == Some(i) { " autofocus" } else { "" };
-            html.push_str(&format!(
-                "<label for=\"{name}\">{label}</label><input id=\"{name}\" name=\"{name}\" type=\"{kind}\" value=\"{value}\" autocomplete=\"{autocomplete}\" required{autofocus}>",
-                name = escape(input.name),
-                label = escape(input.label),
-                kind = escape(input.kind),
-                value = escape(input.value),
-                autocomplete = escape(input.autocomplete),
-            ));
-        }
-        html.push_str(&format!("<button type=\"submit\" id=\"submit\">{}</button></form>", escape(form.submit)));
-    }
-    html.push_str("</main></body></html>\n");
-    let form_action = match &page.redirect_origin {
-        Some(origin) => format!("'self' {origin}"),
-        None => "'self'".to_owned(),
-    };
-    html_response(html, &form_action, false)
-}
-
-/// `response_mode=form_post`: a page whose form posts the answer to the redirect URI as soon as
-/// it loads (with a button for a browser without scripts).
-fn form_post_page(redirect_uri: &str, fields: &[(&str, String)]) -> Response {
-    let mut html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Working...</title>\
-         <style>{STYLESHEET}</style></head><body><main><form method=\"post\" action=\"{}\">",
-        escape(redirect_uri)
-    );
-    for (name, value) in fields {
-        html.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value)));
-    }
-    html.push_str(&format!(
-        "<noscript><p>Script is disabled. Click Submit to continue.</p><button type=\"submit\">Submit</button></noscript>\
-         </form><script>{AUTO_SUBMIT}</script></main></body></html>\n"
-    ));
-    let form_action = origin_of(redirect_uri).unwrap_or_else(|| "'none'".to_owned());
-    html_response(html, &form_action, true)
+    Ok(render_page(StatusCode::OK, &page))
 }
 
 #[cfg(test)]
@@ -796,27 +654,6 @@ mod tests {
         assert!(!verifier_matches(None, challenge));
         assert!(!verifier_matches(Some(challenge), challenge), "plain is not S256");
         assert!(!verifier_matches(Some(&"a".repeat(129)), challenge));
-    }
-
-    #[test]
-    fn pages_escape_everything_they_show() {
-        let hidden = [("state", "\"><script>alert(1)</script>")];
-        let inputs = [Input { name: "login", label: "L", kind: "email", value: "<b>&", autocomplete: "username" }];
-        let page = Page {
-            title: "t",
-            heading: "h",
-            error: Some("<img src=x onerror=alert(1)>"),
-            form: Some(PageForm { action: "/x", hidden: &hidden, inputs: &inputs, submit: "s" }),
-            redirect_origin: Some("http://localhost:1".into()),
-        };
-        let response = render_page(&page);
-        let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
-        assert!(csp.contains("form-action 'self' http://localhost:1") && csp.contains("script-src 'none'"), "{csp}");
-        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
-        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
-        let body = String::from_utf8(body.to_vec()).unwrap();
-        assert!(!body.contains("<script>") && !body.contains("<img") && !body.contains("<b>"), "{body}");
-        assert!(body.contains("&quot;&gt;&lt;script&gt;"));
     }
 
     #[test]

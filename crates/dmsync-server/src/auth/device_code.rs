@@ -9,7 +9,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde_json::json;
@@ -28,8 +28,9 @@ use super::idp::{
     granted_scopes, no_store, read_form, resolve_tenant, user_token_response,
 };
 use super::secrets::verify_secret;
+use super::sign_in_page::{Input, Page, PageForm, SecondButton, render_page};
 use crate::error::ApiError;
-use crate::http::context::{ForeignErrorBody, RequestContext};
+use crate::http::context::RequestContext;
 
 /// The grant type the client polls the token endpoint with.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -204,79 +205,65 @@ pub fn approval(user: &User) -> DeviceCodeDecision {
 }
 
 /// What the verification page shows.
-enum Page<'a> {
+enum Shown<'a> {
     /// The sign-in form, with what was typed (never the password) and why it was refused.
     SignIn { user_code: &'a str, username: &'a str, error: Option<&'static str> },
     /// The end of the flow: signed in, or cancelled.
     Done { heading: &'static str, text: &'static str },
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The verification page, through the renderer of every sign-in page. Its form posts to the
+/// page's own address (`deviceauth`, relative), on whichever host and authority it was opened.
+fn show(status: StatusCode, shown: Shown<'_>) -> Response {
+    match shown {
+        Shown::SignIn { user_code, username, error } => {
+            let inputs = [
+                Input { name: "user_code", label: "Code", kind: "text", value: user_code, autocomplete: "off" },
+                Input {
+                    name: "username",
+                    label: "Email, phone, or Skype",
+                    kind: "email",
+                    value: username,
+                    autocomplete: "username",
+                },
+                Input {
+                    name: "password",
+                    label: "Password",
+                    kind: "password",
+                    value: "",
+                    autocomplete: "current-password",
+                },
+            ];
+            let cancel = SecondButton { label: "Cancel", name: "action", value: "cancel" };
+            let form = PageForm {
+                action: "deviceauth",
+                hidden: &[],
+                inputs: &inputs,
+                submit: "Sign in",
+                second_button: Some(cancel),
+            };
+            let page = Page {
+                title: "Sign in to your account",
+                heading: "Enter code",
+                text: Some("Enter the code displayed on your app or device, then sign in with your work account."),
+                error,
+                form: Some(form),
+                redirect_origin: None,
+            };
+            render_page(status, &page)
+        }
+        Shown::Done { heading, text } => {
+            let page = Page {
+                title: "Sign in to your account",
+                heading,
+                text: Some(text),
+                error: None,
+                form: None,
+                redirect_origin: None,
+            };
+            render_page(status, &page)
         }
     }
-    out
-}
-
-/// The only place the verification page's HTML is written. It loads nothing from elsewhere, and
-/// its Content-Security-Policy allows nothing but its own inline style and a form posted back
-/// to dmsync.
-fn render(status: StatusCode, page: Page<'_>) -> Response {
-    const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}\
-        label{display:block;margin-top:.8rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
-        .error{color:#a4262c}.buttons{margin-top:1.2rem;display:flex;gap:.6rem}button{padding:.4rem 1rem}";
-    let content = match page {
-        Page::SignIn { user_code, username, error } => {
-            let error =
-                error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
-            format!(
-                "<h1>Enter code</h1>\
-                 <p>Enter the code displayed on your app or device, then sign in with your work account.</p>{error}\
-                 <form method=\"post\" action=\"deviceauth\">\
-                 <label for=\"user_code\">Code</label>\
-                 <input id=\"user_code\" name=\"user_code\" value=\"{}\" autocomplete=\"off\" autofocus required>\
-                 <label for=\"username\">Email, phone, or Skype</label>\
-                 <input id=\"username\" name=\"username\" type=\"email\" value=\"{}\" autocomplete=\"username\">\
-                 <label for=\"password\">Password</label>\
-                 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\">\
-                 <div class=\"buttons\">\
-                 <button type=\"submit\" name=\"action\" value=\"approve\">Sign in</button>\
-                 <button type=\"submit\" name=\"action\" value=\"cancel\" formnovalidate>Cancel</button>\
-                 </div></form>",
-                escape(user_code),
-                escape(username),
-            )
-        }
-        Page::Done { heading, text } => format!("<h1>{}</h1><p>{}</p>", escape(heading), escape(text)),
-    };
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Sign in to your account</title><style>{STYLE}</style></head><body>{content}</body></html>"
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    // The page speaks to a person, not in Graph's error body.
-    response.extensions_mut().insert(ForeignErrorBody);
-    response
 }
 
 /// `GET /{tenant}/oauth2/deviceauth[?user_code=…]`: the verification page's form.
@@ -288,7 +275,7 @@ pub(super) async fn verification_page(RawQuery(query): RawQuery) -> Response {
         form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "user_code").map(|(_, v)| v.into_owned())
     };
     let user_code = typed.as_deref().and_then(normalize_user_code).unwrap_or_default();
-    render(StatusCode::OK, Page::SignIn { user_code: &user_code, username: "", error: None })
+    show(StatusCode::OK, Shown::SignIn { user_code: &user_code, username: "", error: None })
 }
 
 /// `POST /{tenant}/oauth2/deviceauth` (form: `user_code`, `username`, `password`, `action`):
@@ -302,15 +289,15 @@ pub(super) async fn verification_submit(State(issuer): State<Issuer>, body: Body
 
 async fn submit(issuer: &Issuer, body: Body) -> Result<Response, ApiError> {
     let Some(form) = read_form(body).await else {
-        let page = Page::SignIn { user_code: "", username: "", error: Some("The request was too large.") };
-        return Ok(render(StatusCode::PAYLOAD_TOO_LARGE, page));
+        let page = Shown::SignIn { user_code: "", username: "", error: Some("The request was too large.") };
+        return Ok(show(StatusCode::PAYLOAD_TOO_LARGE, page));
     };
     let field = |name: &str| form.get(name).map(|s| s.trim()).unwrap_or("");
     let (typed_code, username, password) = (field("user_code"), field("username"), field("password"));
     // Only what a user name can be is shown again.
     let username = if username.len() > 256 { "" } else { username };
     let refuse =
-        |status, user_code: &str, error| render(status, Page::SignIn { user_code, username, error: Some(error) });
+        |status, user_code: &str, error| show(status, Shown::SignIn { user_code, username, error: Some(error) });
     const UNKNOWN_CODE: &str = "That code didn't work. Check the code and try again.";
     let Some(user_code) = normalize_user_code(typed_code) else {
         return Ok(refuse(StatusCode::BAD_REQUEST, "", UNKNOWN_CODE));
@@ -323,7 +310,7 @@ async fn submit(issuer: &Issuer, body: Body) -> Result<Response, ApiError> {
     if field("action") == "cancel" {
         directory.decide_device_code(&user_code, DeviceCodeDecision::Decline, now).await?;
         let text = "You have declined to sign in to the application on your device. You may now close this window.";
-        return Ok(render(StatusCode::OK, Page::Done { heading: "Sign-in cancelled", text }));
+        return Ok(show(StatusCode::OK, Shown::Done { heading: "Sign-in cancelled", text }));
     }
     const BAD_CREDENTIALS: &str = "Your account or password is incorrect.";
     if username.is_empty() || password.is_empty() {
@@ -337,12 +324,13 @@ async fn submit(issuer: &Issuer, body: Body) -> Result<Response, ApiError> {
         return Ok(refuse(StatusCode::BAD_REQUEST, &user_code, UNKNOWN_CODE));
     }
     let text = "You have signed in to the application on your device. You may now close this window.";
-    Ok(render(StatusCode::OK, Page::Done { heading: "You're signed in", text }))
+    Ok(show(StatusCode::OK, Shown::Done { heading: "You're signed in", text }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn codes_are_drawn_from_their_alphabets() {
@@ -357,8 +345,8 @@ mod tests {
 
     #[test]
     fn the_page_escapes_what_it_shows_again() {
-        let page = Page::SignIn { user_code: "ABC", username: "\"><script>x</script>", error: Some("a<b") };
-        let response = render(StatusCode::OK, page);
+        let page = Shown::SignIn { user_code: "ABC", username: "\"><script>x</script>", error: Some("a<b") };
+        let response = show(StatusCode::OK, page);
         let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.starts_with("default-src 'none'"));
         let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), usize::MAX)).unwrap();

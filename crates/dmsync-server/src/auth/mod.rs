@@ -11,6 +11,7 @@ pub mod idp;
 pub mod keys;
 pub mod secrets;
 pub mod sessions;
+pub mod sign_in_page;
 
 use std::sync::Arc;
 
