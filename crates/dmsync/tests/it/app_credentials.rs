@@ -264,3 +264,45 @@ async fn the_development_identities_reach_every_route() {
 async fn app_get(app: &TestApp, token: &str) -> (StatusCode, Value) {
     send(app, Method::GET, "/v1.0/groups", token, None).await
 }
+
+/// The new surfaces take bad input as every other does: the admin API's malformed, over-deep
+/// and oversized application and certificate bodies get Graph's 400 or 413, an assertion that is
+/// huge or a JWT of garbage gets Entra's answer, and the server keeps issuing tokens.
+#[tokio::test]
+async fn bad_input_on_applications_and_assertions_is_refused_and_the_server_stays_up() {
+    let app = spawn_app().await;
+    let tenant = app.tenant();
+    let (client_id, _) = create_app(&app, json!({ "displayName": "Target" })).await;
+    let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for path in [
+        format!("/_dmsync/tenants/{tenant}/applications"),
+        format!("/_dmsync/tenants/{tenant}/applications/{client_id}/certificates"),
+    ] {
+        let oversized = format!("{{\"displayName\":\"{}\",\"pem\":\"\"}}", "a".repeat(5 * 1024 * 1024));
+        for (body, status) in [
+            ("{\"displayName\":".to_owned(), StatusCode::BAD_REQUEST),
+            (nested.clone(), StatusCode::BAD_REQUEST),
+            (oversized, StatusCode::PAYLOAD_TOO_LARGE),
+        ] {
+            let r = app
+                .raw(Method::POST, &path, Some("dmsync-dev-admin"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{path}");
+            let error: Value = r.json().await.unwrap();
+            assert!(error["error"]["code"].is_string(), "{error}");
+        }
+    }
+    let garbage_jwt = format!("{}.{}.{}", "e".repeat(100), "x".repeat(40 * 1024), "s".repeat(10));
+    let (status, body) = client_credentials_with(&app, &tenant, &client_id, &garbage_jwt).await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS50027"));
+    let (status, body) = client_credentials_with(&app, &tenant, &client_id, &"x".repeat(70 * 1024)).await;
+    assert_eq!((status, aadsts(&body)), (StatusCode::BAD_REQUEST, "AADSTS90100"), "over the form's bound");
+    // Still serving.
+    let token = app.app_token().await;
+    assert!(!token.is_empty());
+    app.stop().await;
+}
