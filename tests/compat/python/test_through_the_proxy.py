@@ -71,6 +71,16 @@ def token_requests(server: DmsyncServer) -> int:
     return server.request_counts(TOKEN_ROUTE, "POST").get(200, 0)
 
 
+def assert_graph_accepts(server: DmsyncServer, access_token: str) -> None:
+    """The token reads Graph (the Autopilot settings) on the server directly."""
+    r = httpx.get(
+        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=10.0,
+    )
+    assert r.status_code == 200, r.text
+
+
 def test_azure_identity_and_the_beta_sdk_with_their_defaults(start_server, tmp_path):
     server = proxied_server(start_server)
     run = run_tool(
@@ -126,12 +136,7 @@ def test_msal_public_client_password_sign_in_then_silent_renewal(start_server, t
     )
     # The sign-in and the forced renewal; the cached read asked nobody.
     assert token_requests(server) == 2, server.request_counts(TOKEN_ROUTE, "POST")
-    r = httpx.get(
-        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
-        headers={"Authorization": f"Bearer {renewed['access_token']}"},
-        timeout=10.0,
-    )
-    assert r.status_code == 200, r.text
+    assert_graph_accepts(server, renewed["access_token"])
 
 
 def test_msal_auth_code_flow_with_pkce_through_the_sign_in_page(start_server, tmp_path):
@@ -152,12 +157,7 @@ def test_msal_auth_code_flow_with_pkce_through_the_sign_in_page(start_server, tm
     assert server.request_counts("/{tenant}/oauth2/v2.0/authorize", "GET") == {200: 1}
     assert server.request_counts("/{tenant}/oauth2/v2.0/authorize", "POST") == {302: 1}
     assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
-    r = httpx.get(
-        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
-        headers={"Authorization": f"Bearer {out['access_token']}"},
-        timeout=10.0,
-    )
-    assert r.status_code == 200, r.text
+    assert_graph_accepts(server, out["access_token"])
 
 
 def test_msal_device_flow_with_the_admin_api_approving(start_server, tmp_path):
@@ -180,12 +180,7 @@ def test_msal_device_flow_with_the_admin_api_approving(start_server, tmp_path):
     assert out["accounts"] == [USERNAME] and out["silent_source"] == "cache", out
     assert server.request_counts("/{tenant}/oauth2/v2.0/devicecode", "POST") == {200: 1}
     assert token_requests(server) == 1, server.request_counts(TOKEN_ROUTE, "POST")
-    r = httpx.get(
-        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
-        headers={"Authorization": f"Bearer {out['access_token']}"},
-        timeout=10.0,
-    )
-    assert r.status_code == 200, r.text
+    assert_graph_accepts(server, out["access_token"])
 
 
 def test_azure_identity_device_code_credential_with_a_prompt_that_approves(start_server, tmp_path):
@@ -201,12 +196,7 @@ def test_azure_identity_device_code_credential_with_a_prompt_that_approves(start
     assert out["approved"] == 204, out
     assert out["verification_uri"].startswith("https://login.microsoftonline.com/"), out
     assert out["expires_on"] > time.time(), out
-    r = httpx.get(
-        f"{server.base}/beta/deviceManagement/windowsAutopilotSettings",
-        headers={"Authorization": f"Bearer {out['access_token']}"},
-        timeout=10.0,
-    )
-    assert r.status_code == 200, r.text
+    assert_graph_accepts(server, out["access_token"])
 
 
 def test_certificate_credentials_of_msal_and_azure_identity(start_server, tmp_path):
