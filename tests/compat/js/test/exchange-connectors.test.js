@@ -63,10 +63,14 @@ test("v1.0: the devices a sync discovered, in managedDevices", opts, () =>
     await client.api(`${CONNECTORS}/${connector.id}/sync`).post({ syncType: "fullSync" });
     await waitFor("connected", async () => (await client.api(`${CONNECTORS}/${connector.id}`).get()).status === "connected");
 
-    // managedDevices needs DeviceManagementManagedDevices.Read.All, which the admin user lacks.
-    await expectGraphError(client.api("/deviceManagement/managedDevices").get(), 403, "Forbidden");
+    // managedDevices needs DeviceManagementManagedDevices.Read.All: a token without it is refused;
+    // the development user, who holds every permission, and a token with just it both read them.
+    const lacking = await graphClient(server, { version: "v1.0", token: await server.tokenWith(["DeviceManagementServiceConfig.ReadWrite.All"]) });
+    await expectGraphError(lacking.api("/deviceManagement/managedDevices").get(), 403, "Forbidden");
     const reader = await graphClient(server, { version: "v1.0", token: await server.tokenWith(["DeviceManagementManagedDevices.Read.All"]) });
-    const devices = await reader.api("/deviceManagement/managedDevices").get();
-    const ids = devices.value.map((d) => d.easDeviceId).sort();
-    assert.deepEqual(ids, ["ANDROIDC0FFEE01", "ApplDMPX2Q7R8S9T", "ApplF17XK1NYMLT", "SEC1D2E3F4A5B6C7"]);
+    for (const c of [client, reader]) {
+      const devices = await c.api("/deviceManagement/managedDevices").get();
+      const ids = devices.value.map((d) => d.easDeviceId).sort();
+      assert.deepEqual(ids, ["ANDROIDC0FFEE01", "ApplDMPX2Q7R8S9T", "ApplF17XK1NYMLT", "SEC1D2E3F4A5B6C7"]);
+    }
   }));
