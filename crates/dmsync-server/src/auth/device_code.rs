@@ -72,11 +72,7 @@ pub(super) async fn device_authorization(
     axum::Extension(ctx): axum::Extension<RequestContext>,
     body: Body,
 ) -> Response {
-    match issue_device_code(&issuer, &tenant_segment, &ctx, body).await {
-        Ok(response) => response,
-        Err(TokenFailure::Entra(refusal)) => refusal.render(&ctx),
-        Err(TokenFailure::Api(error)) => error.into_response(),
-    }
+    super::idp::answer(issue_device_code(&issuer, &tenant_segment, &ctx, body).await, &ctx)
 }
 
 async fn issue_device_code(

@@ -553,6 +553,16 @@ pub(super) enum TokenFailure {
     Api(ApiError),
 }
 
+/// The answer of an identity endpoint that speaks Entra's protocol: its response, or its refusal
+/// in Entra's shape (or dmsync's own error body for a failure of dmsync's own).
+pub(super) fn answer(outcome: Result<Response, TokenFailure>, ctx: &RequestContext) -> Response {
+    match outcome {
+        Ok(response) => response,
+        Err(TokenFailure::Entra(refusal)) => refusal.render(ctx),
+        Err(TokenFailure::Api(error)) => error.into_response(),
+    }
+}
+
 impl From<EntraError> for TokenFailure {
     fn from(e: EntraError) -> Self {
         TokenFailure::Entra(e)
@@ -884,11 +894,7 @@ async fn token(
         Some(form) => grant(&issuer, &tenant_segment, &headers, &form, &ctx.base_url).await,
         None => Err(EntraError::FormTooLarge.into()),
     };
-    match outcome {
-        Ok(response) => response,
-        Err(TokenFailure::Entra(refusal)) => refusal.render(&ctx),
-        Err(TokenFailure::Api(error)) => error.into_response(),
-    }
+    answer(outcome, &ctx)
 }
 
 /// Reads what every grant shares (the grant type and the client) and hands over to the grant.
