@@ -230,6 +230,11 @@ fn enrollment_state(state: EnrollmentState, version: ApiVersion) -> WireEnrollme
     }
 }
 
+/// The `managedDeviceId` of a device that never enrolled, as Intune writes it. Scripts test for
+/// this value before they follow the id to `managedDevices` (an empty id would name the
+/// collection). No device enrols in dmsync, so every device has it.
+pub const NOT_ENROLLED: &str = "00000000-0000-0000-0000-000000000000";
+
 pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilotDeviceIdentity {
     // The `deviceId` of the device's Entra object; beta shows it twice, under the old name too.
     let azure_ad_device_id = device.azure_ad_device_id.map(|id| id.to_string()).unwrap_or_default();
@@ -241,7 +246,7 @@ pub fn to_wire(device: &AutopilotDevice, version: ApiVersion) -> WindowsAutopilo
         enrollment_state: enrollment_state(device.enrollment_state, version),
         group_tag: device.group_tag.clone(),
         last_contacted_date_time: device.last_contacted.into(),
-        managed_device_id: String::new(),
+        managed_device_id: NOT_ENROLLED.to_owned(),
         manufacturer: device.manufacturer.clone(),
         model: device.model.clone(),
         product_key: device.product_key.clone(),

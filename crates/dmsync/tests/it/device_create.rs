@@ -137,7 +137,7 @@ async fn a_create_is_refused_for_a_registered_serial_a_bad_body_and_a_reader() {
     assert_ne!(created["id"], "fac6f0b1-f0b1-fac6-b1f0-c6fab1f0c6fa");
     assert_eq!(
         (&created["enrollmentState"], &created["deploymentProfileAssignmentStatus"], &created["managedDeviceId"]),
-        (&json!("notContacted"), &json!("notAssigned"), &json!(""))
+        (&json!("notContacted"), &json!("notAssigned"), &json!("00000000-0000-0000-0000-000000000000"))
     );
     assert_eq!(created["groupTag"], "Old", "orderIdentifier is the older name of groupTag");
 
