@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod exchange_scheduler;
 pub mod exchange_source;
@@ -110,7 +111,8 @@ async fn follow_shared_clock(state: AppState) {
 }
 
 /// The layers every Graph request passes: Graph's errors for unknown paths and methods, the
-/// `Host` check, and the request context (request ids, error bodies, metrics).
+/// `Host` check, the control plane's gate (throttling and faults), and the request context
+/// (request ids, error bodies, metrics).
 fn graph_stack(routes: Router<AppState>, table: Arc<RouteTable>, state: &AppState) -> Router {
     routes
         .fallback(move |request: Request| {
@@ -118,7 +120,8 @@ fn graph_stack(routes: Router<AppState>, table: Arc<RouteTable>, state: &AppStat
             async move { table.unmatched(request.uri().path()).into_response() }
         })
         .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
-        // Inside the request context, so that its refusals get Graph's body and request ids.
+        // Inside the request context, so that their refusals get Graph's body and request ids.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), control::gate))
         .layer(axum::middleware::from_fn(http::host::require_host))
         .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
         .with_state(state.clone())

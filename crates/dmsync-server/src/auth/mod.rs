@@ -407,7 +407,12 @@ impl Caller {
 
 /// The token of an `Authorization: Bearer …` header; `None` when the header is absent.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    bearer_token_of(&parts.headers)
+}
+
+/// The token of an `Authorization: Bearer …` header among `headers`.
+pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }

@@ -1,0 +1,51 @@
+//! The control plane for tests: what a tester switches on to see how their automation behaves
+//! when Intune misbehaves. It sits in the request path in one place, [`gate`], a layer inside
+//! the request context (so its refusals get Graph's bodies and request ids) and outside the
+//! routes, which every Graph, `$batch` and sign-in request passes; the admin API
+//! (`/_dmsync/…`) and the operational endpoints pass it untouched.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use dmsync_core::TenantId;
+
+use crate::auth::{Verifier, bearer_token_of};
+use crate::state::AppState;
+
+/// Whether the control plane applies to a request for `path`: Graph and the identity provider,
+/// not the admin API, the OpenAPI documents, the CA or the operational endpoints.
+pub fn is_controlled(path: &str) -> bool {
+    !(path.starts_with("/_dmsync/") || path == "/_dmsync" || path == "/metrics" || path.starts_with("/health"))
+}
+
+/// Who a request says it is, as far as the control plane needs to know: the tenant and the
+/// application of its bearer token, once the token has verified. A request without a valid
+/// token has neither (it will be refused by its route; the control plane does not guess).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestIdentity {
+    pub tenant: Option<TenantId>,
+    pub app: Option<String>,
+}
+
+/// The identity of a request, from its bearer token. Verification is the same (cached) check
+/// the route's `Caller` makes, so an unverified claim never decides whose limits or faults apply.
+pub async fn identify(verifier: &Verifier, headers: &axum::http::HeaderMap) -> RequestIdentity {
+    let Some(token) = bearer_token_of(headers) else { return RequestIdentity::default() };
+    match verifier.verify(token).await {
+        Ok(principal) => RequestIdentity { tenant: Some(principal.tenant_id), app: principal.app_id.clone() },
+        Err(_) => RequestIdentity::default(),
+    }
+}
+
+/// The control plane's layer. It identifies the request once, leaves the identity in the
+/// request's extensions for what runs inside, and in the response's for what runs outside.
+pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if !is_controlled(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let identity = identify(state.verifier(), request.headers()).await;
+    request.extensions_mut().insert(identity.clone());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(identity);
+    response
+}
