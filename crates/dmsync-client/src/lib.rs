@@ -642,6 +642,41 @@ impl AdminClient {
         let body = serde_json::json!({ "seconds": seconds });
         expect_json::<Value>(self.post("/_dmsync/clock/advance").json(&body).send().await?).await.map(|_| ())
     }
+
+    /// `POST /_dmsync/reset`: empties one tenant, or every tenant with `None`.
+    pub async fn reset(&self, tenant_id: Option<&str>) -> Result<()> {
+        let body = match tenant_id {
+            Some(tenant_id) => serde_json::json!({ "tenantId": tenant_id }),
+            None => serde_json::json!({}),
+        };
+        expect_no_content(self.post("/_dmsync/reset").json(&body).send().await?).await
+    }
+
+    /// `POST /_dmsync/snapshots`: the snapshot as the server describes it (`name`,
+    /// `createdDateTime`).
+    pub async fn create_snapshot(&self, name: &str) -> Result<Value> {
+        let body = serde_json::json!({ "name": name });
+        expect_json(self.post("/_dmsync/snapshots").json(&body).send().await?).await
+    }
+
+    /// `GET /_dmsync/snapshots`: the snapshots' descriptions.
+    pub async fn snapshots(&self) -> Result<Vec<Value>> {
+        let url = format!("{}/_dmsync/snapshots", self.base_url);
+        let list: Value = expect_json(self.http.get(url).bearer_auth(&self.admin_token).send().await?).await?;
+        Ok(list["value"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `DELETE /_dmsync/snapshots/{name}`.
+    pub async fn delete_snapshot(&self, name: &str) -> Result<()> {
+        let url = format!("{}/_dmsync/snapshots/{name}", self.base_url);
+        expect_no_content(self.http.delete(url).bearer_auth(&self.admin_token).send().await?).await
+    }
+
+    /// `POST /_dmsync/snapshots/{name}/restore`.
+    pub async fn restore_snapshot(&self, name: &str) -> Result<()> {
+        let path = format!("/_dmsync/snapshots/{name}/restore");
+        expect_no_content(self.post(&path).send().await?).await
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod permissions;
 pub mod profile_assignment;
 pub mod query;
 pub mod scope_tags;
+pub mod snapshots;
 pub mod store;
 
 pub use clock::{Clock, SharedClock};

@@ -34,6 +34,7 @@ use crate::ids::{
 use crate::jobs::{Job, JobLease, NewJob};
 use crate::profile_assignment::ProfileAssignmentStats;
 use crate::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagQuery, RoleScopeTagRefusal};
+use crate::snapshots::{ResetScope, Snapshot, SnapshotName};
 
 /// Whether other processes can share the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -757,6 +758,25 @@ pub trait DeviceCodeStore: Send + Sync {
     async fn redeem_device_code(&self, device_code_hash: &str) -> StoreResult<bool>;
 }
 
+/// Resets and snapshots of the whole state (see `snapshots`). Each is one transaction: a
+/// request running beside it sees the state before or after, never between.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// Deletes what `scope` names: every table that has a `tenant_id` column, found in the
+    /// database's own catalogue so that no table added later is forgotten. Keeps the signing
+    /// keys, the certificate authority and the Clock.
+    async fn reset(&self, scope: ResetScope) -> StoreResult<()>;
+    /// Copies the state (all but the keys, the CA and the Clock) under `name`;
+    /// `AlreadyExists` if the name is taken.
+    async fn create_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot>;
+    async fn snapshots(&self) -> StoreResult<Vec<Snapshot>>;
+    /// `NotFound` if there is no such snapshot.
+    async fn delete_snapshot(&self, name: &SnapshotName) -> StoreResult<()>;
+    /// Replaces the state with the snapshot's, in one transaction. `NotFound` if there is no
+    /// such snapshot; `Database` if it was taken by a different schema version.
+    async fn restore_snapshot(&self, name: &SnapshotName) -> StoreResult<()>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     SystemStore
@@ -772,6 +792,7 @@ pub trait Store:
     + ProfileAssignmentStore
     + JobStore
     + DeviceCodeStore
+    + SnapshotStore
     + 'static
 {
 }
@@ -790,6 +811,7 @@ impl<
         + ProfileAssignmentStore
         + JobStore
         + DeviceCodeStore
+        + SnapshotStore
         + 'static,
 > Store for T
 {

@@ -27,6 +27,7 @@ use crate::state::AppState;
 
 mod applications;
 mod device_codes;
+mod snapshots;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -58,6 +59,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/tenants/{tenant}/exchangeConnectors/{id}/source", axum::routing::put(set_connector_source))
         .route("/_dmsync/device-codes/{user_code}/approve", post(device_codes::approve_device_code))
         .route("/_dmsync/device-codes/{user_code}/decline", post(device_codes::decline_device_code))
+        .route("/_dmsync/reset", post(snapshots::reset))
+        .route("/_dmsync/snapshots", post(snapshots::create_snapshot).get(snapshots::list_snapshots))
+        .route("/_dmsync/snapshots/{name}", get(snapshots::get_snapshot).delete(snapshots::delete_snapshot))
+        .route("/_dmsync/snapshots/{name}/restore", post(snapshots::restore_snapshot))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route(

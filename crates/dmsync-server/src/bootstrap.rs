@@ -33,35 +33,58 @@ pub async fn seed_if_empty(store: &dyn Store, now: time::OffsetDateTime) -> Resu
     if store.tenant_count().await? > 0 {
         return Ok(false);
     }
-    match store.create_tenant(&Tenant { id: DEV_TENANT_ID, domain: DEV_TENANT_DOMAIN.into() }, now).await {
+    match store.create_tenant(&development_tenant(), now).await {
         Ok(()) => {}
         // Another replica seeded it first.
         Err(StoreError::AlreadyExists(_)) => return Ok(false),
         Err(e) => return Err(e),
     }
-    store
-        .create_app(&AppRegistration {
-            tenant_id: DEV_TENANT_ID,
-            client_id: DEV_CLIENT_ID,
-            object_id: DEV_APP_OBJECT_ID,
-            display_name: "dmsync development app".into(),
-            secret_hash: hash_secret(DEV_CLIENT_SECRET),
-            roles: DEV_APP_ROLES.iter().map(|p| p.to_string()).collect(),
-            delegated_permissions: None,
-            redirect_uris: Vec::new(),
-        })
-        .await?;
-    store
-        .create_user(&User {
-            tenant_id: DEV_TENANT_ID,
-            object_id: DEV_USER_OBJECT_ID,
-            user_principal_name: DEV_USER_UPN.into(),
-            display_name: "Contoso Admin".into(),
-            password_hash: hash_secret(DEV_USER_PASSWORD),
-            scopes: DEV_USER_SCOPES.iter().map(|p| p.to_string()).collect(),
-        })
-        .await?;
+    create_development_identities(store).await?;
     Ok(true)
+}
+
+/// Creates whichever of the development tenant, app and user is missing, as after a reset
+/// (`POST /_dmsync/reset`) or a restore of a snapshot taken without them.
+pub async fn restore_development_identities(store: &dyn Store, now: time::OffsetDateTime) -> Result<(), StoreError> {
+    match store.create_tenant(&development_tenant(), now).await {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    create_development_identities(store).await
+}
+
+fn development_tenant() -> Tenant {
+    Tenant { id: DEV_TENANT_ID, domain: DEV_TENANT_DOMAIN.into() }
+}
+
+/// The development app and user, each unless it exists already.
+async fn create_development_identities(store: &dyn Store) -> Result<(), StoreError> {
+    let app = AppRegistration {
+        tenant_id: DEV_TENANT_ID,
+        client_id: DEV_CLIENT_ID,
+        object_id: DEV_APP_OBJECT_ID,
+        display_name: "dmsync development app".into(),
+        secret_hash: hash_secret(DEV_CLIENT_SECRET),
+        roles: DEV_APP_ROLES.iter().map(|p| p.to_string()).collect(),
+        delegated_permissions: None,
+        redirect_uris: Vec::new(),
+    };
+    match store.create_app(&app).await {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let user = User {
+        tenant_id: DEV_TENANT_ID,
+        object_id: DEV_USER_OBJECT_ID,
+        user_principal_name: DEV_USER_UPN.into(),
+        display_name: "Contoso Admin".into(),
+        password_hash: hash_secret(DEV_USER_PASSWORD),
+        scopes: DEV_USER_SCOPES.iter().map(|p| p.to_string()).collect(),
+    };
+    match store.create_user(&user).await {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

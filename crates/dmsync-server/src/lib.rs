@@ -172,7 +172,9 @@ impl Application {
         };
         let single_node = backend.topology() == dmsync_core::store::Topology::SingleNode;
         let directory: Arc<dyn Store> = backend.clone();
-        let tenants = Arc::new(KnownTenants::new(directory.clone()));
+        // Another replica's reset or restore may delete a tenant, so replicas re-check now and then.
+        let tenants =
+            Arc::new(KnownTenants::new(directory.clone(), (!single_node).then_some(std::time::Duration::from_secs(2))));
         let verifier = Verifier::new(VerifierParts {
             keys: keys.clone(),
             store: directory.clone(),

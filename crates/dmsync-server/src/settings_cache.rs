@@ -30,7 +30,17 @@ use time::{Duration, OffsetDateTime};
 pub struct SettingsCache {
     store: Arc<dyn AutopilotSettingsStore>,
     enabled: bool,
-    tenants: Mutex<HashMap<TenantId, Entry>>,
+    tenants: Mutex<Tenants>,
+}
+
+#[derive(Default)]
+struct Tenants {
+    entries: HashMap<TenantId, Entry>,
+    /// Resets and restores (which write every tenant's row) that have started and not ended.
+    resets_in_flight: u32,
+    /// Moves on at the start and at the end of every reset, as an entry's generation does for
+    /// a write of its row.
+    reset_generation: u64,
 }
 
 #[derive(Default)]
@@ -47,10 +57,10 @@ impl SettingsCache {
     /// A cache over `store` that holds settings only when `enabled`; otherwise every read is the
     /// store's.
     pub fn new(store: Arc<dyn AutopilotSettingsStore>, enabled: bool) -> SettingsCache {
-        SettingsCache { store, enabled, tenants: Mutex::new(HashMap::new()) }
+        SettingsCache { store, enabled, tenants: Mutex::new(Tenants::default()) }
     }
 
-    fn tenants(&self) -> MutexGuard<'_, HashMap<TenantId, Entry>> {
+    fn tenants(&self) -> MutexGuard<'_, Tenants> {
         // The map holds no invariant a panicking holder could break half-way.
         self.tenants.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -60,20 +70,24 @@ impl SettingsCache {
         if !self.enabled {
             return self.store.autopilot_settings(tenant).await;
         }
-        let generation = {
+        let (generation, reset_generation) = {
             let mut tenants = self.tenants();
-            let entry = tenants.entry(tenant).or_default();
+            let resetting = tenants.resets_in_flight > 0;
+            let reset_generation = tenants.reset_generation;
+            let entry = tenants.entries.entry(tenant).or_default();
             if entry.writes_in_flight == 0
+                && !resetting
                 && let Some(settings) = &entry.settings
             {
                 return Ok(settings.clone());
             }
-            entry.generation
+            (entry.generation, reset_generation)
         };
         let settings = self.store.autopilot_settings(tenant).await?;
         let mut tenants = self.tenants();
-        let entry = tenants.entry(tenant).or_default();
-        if entry.writes_in_flight == 0 && entry.generation == generation {
+        let unchanged = tenants.resets_in_flight == 0 && tenants.reset_generation == reset_generation;
+        let entry = tenants.entries.entry(tenant).or_default();
+        if unchanged && entry.writes_in_flight == 0 && entry.generation == generation {
             entry.settings = Some(settings.clone());
         }
         Ok(settings)
@@ -84,11 +98,25 @@ impl SettingsCache {
     async fn write<T>(&self, tenant: TenantId, store_call: impl Future<Output = T>) -> T {
         let _guard = self.enabled.then(|| {
             let mut tenants = self.tenants();
-            let entry = tenants.entry(tenant).or_default();
+            let entry = tenants.entries.entry(tenant).or_default();
             entry.settings = None;
             entry.generation += 1;
             entry.writes_in_flight += 1;
             WriteGuard { cache: self, tenant }
+        });
+        store_call.await
+    }
+
+    /// Runs a store call that may write every tenant's row (a reset, a restore): while it
+    /// runs nothing is served from the cache or stored in it, and when it ends every entry is
+    /// gone.
+    pub async fn reset<T>(&self, store_call: impl Future<Output = T>) -> T {
+        let _guard = self.enabled.then(|| {
+            let mut tenants = self.tenants();
+            tenants.entries.clear();
+            tenants.reset_generation += 1;
+            tenants.resets_in_flight += 1;
+            ResetGuard { cache: self }
         });
         store_call.await
     }
@@ -142,10 +170,24 @@ struct WriteGuard<'a> {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         let mut tenants = self.cache.tenants();
-        let entry = tenants.entry(self.tenant).or_default();
+        let entry = tenants.entries.entry(self.tenant).or_default();
         entry.settings = None;
         entry.generation += 1;
         entry.writes_in_flight -= 1;
+    }
+}
+
+/// Ends a reset when dropped, as [`WriteGuard`] ends a write.
+struct ResetGuard<'a> {
+    cache: &'a SettingsCache,
+}
+
+impl Drop for ResetGuard<'_> {
+    fn drop(&mut self) {
+        let mut tenants = self.cache.tenants();
+        tenants.entries.clear();
+        tenants.reset_generation += 1;
+        tenants.resets_in_flight -= 1;
     }
 }
 

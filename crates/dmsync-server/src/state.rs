@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use dmsync_core::clock::OffsetClock;
+use dmsync_core::snapshots::{ResetScope, SnapshotName};
 use dmsync_core::store::{AutopilotSettingsStore, Backend};
 use dmsync_core::{Clock, Store, StoreResult, TenantId};
 use tokio::sync::Notify;
@@ -191,6 +192,26 @@ impl AppState {
 
     fn wake_on_clock_advance(&self) {
         self.inner.clock_advanced.notify_waiters();
+    }
+
+    /// Empties what `scope` names (see `SnapshotStore::reset`), then recreates the development
+    /// identities.
+    pub async fn reset(&self, scope: ResetScope) -> StoreResult<()> {
+        self.inner.settings.reset(self.store().reset(scope)).await?;
+        self.after_state_replaced().await
+    }
+
+    /// Replaces the state with a snapshot's, then recreates any development identity it lacks.
+    pub async fn restore_snapshot(&self, name: &SnapshotName) -> StoreResult<()> {
+        self.inner.settings.reset(self.store().restore_snapshot(name)).await?;
+        self.after_state_replaced().await
+    }
+
+    /// What every cache must learn after a reset or a restore: tenants may be gone. (The page
+    /// cache needs nothing: the write generation moved.)
+    async fn after_state_replaced(&self) -> StoreResult<()> {
+        self.inner.tenants.forget_all();
+        crate::bootstrap::restore_development_identities(self.store(), self.now()).await
     }
 
     /// Whether the tenant exists, reading the database only the first time.

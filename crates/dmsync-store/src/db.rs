@@ -6,11 +6,13 @@
 //! Placeholders are `$N` on both engines: SQLite binds `$N` by position as PostgreSQL does, so
 //! one SQL text serves both wherever the dialects agree (see [`Dialect`] for where they do not).
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -278,6 +280,14 @@ enum On<'a> {
     Postgres(&'a mut PgConnection),
 }
 
+impl<'a> Exec<'a> {
+    /// Statements on one SQLite connection held outside a transaction (see
+    /// [`SqlStore::sqlite_writer_connection`]); they move no write generation of their own.
+    pub(crate) fn on_sqlite_connection(conn: &'a mut SqliteConnection) -> Exec<'a> {
+        Exec { on: On::Sqlite(conn), writes: None }
+    }
+}
+
 impl Exec<'_> {
     /// Runs a statement; how many rows it changed.
     pub async fn execute(self, query: Query) -> StoreResult<u64> {
@@ -345,7 +355,7 @@ impl Exec<'_> {
 pub(crate) struct Writes(AtomicU64);
 
 impl Writes {
-    fn committed(&self) {
+    pub(crate) fn committed(&self) {
         self.0.fetch_add(1, Ordering::Release);
     }
 
@@ -413,17 +423,25 @@ pub struct SqlStore {
     /// Signalled after every commit that enqueued a job (see `JobStore::wait_for_enqueued_job`).
     enqueued: Notify,
     writes: Arc<Writes>,
+    /// Where SQLite keeps snapshots: a directory beside the database file (or, for an
+    /// in-memory database, one in the system's temporary directory). `None` on PostgreSQL,
+    /// which keeps them in schemas of its own.
+    pub(crate) snapshot_dir: Option<PathBuf>,
+    /// Serialises the snapshot operations of this process: on SQLite it is the only one.
+    pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
 }
 
 impl SqlStore {
     /// Opens the store named by a `--db` URL (`sqlite://PATH`, `sqlite::memory:` or
     /// `postgres://…`) and runs its migrations.
     pub async fn open(url: &str) -> StoreResult<SqlStore> {
+        let mut snapshot_dir = None;
         let engine = if url == "sqlite://" || url == "sqlite:" {
             return Err(StoreError::Database(
                 "a sqlite URL needs a path (sqlite://dmsync.db) or :memory: (sqlite::memory:)".into(),
             ));
         } else if url.starts_with("sqlite:") {
+            snapshot_dir = Some(sqlite_snapshot_dir(url)?);
             open_sqlite(url).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             open_postgres(url).await?
@@ -432,7 +450,14 @@ impl SqlStore {
                 "unsupported database URL '{url}': expected sqlite://PATH, sqlite::memory: or postgres://…"
             )));
         };
-        Ok(SqlStore { engine, reconcile_chunk: RECONCILE_CHUNK, enqueued: Notify::new(), writes: Arc::default() })
+        Ok(SqlStore {
+            engine,
+            reconcile_chunk: RECONCILE_CHUNK,
+            enqueued: Notify::new(),
+            writes: Arc::default(),
+            snapshot_dir,
+            snapshot_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Rows per reconciliation chunk (tests use small chunks to cover several).
@@ -492,6 +517,22 @@ impl SqlStore {
         }
     }
 
+    /// Records a write committed outside `write()` and `begin()` (a restore on the writer's
+    /// own connection), so that nothing cached from before it is served.
+    pub(crate) fn note_commit(&self) {
+        self.writes.committed();
+    }
+
+    /// The SQLite writer's one connection, for statements that must share a connection
+    /// outside a transaction (`ATTACH`); while it is held, no other write runs. `None` on
+    /// PostgreSQL.
+    pub(crate) async fn sqlite_writer_connection(&self) -> StoreResult<Option<PoolConnection<Sqlite>>> {
+        match &self.engine {
+            Engine::Sqlite { writer, .. } => Ok(Some(writer.acquire().await.db()?)),
+            Engine::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Begins a write transaction.
     pub(crate) async fn begin(&self) -> StoreResult<Tx> {
         let inner = match &self.engine {
@@ -517,6 +558,17 @@ impl SqlStore {
             }
         }
     }
+}
+
+/// The snapshots' directory of a SQLite database URL: `PATH.snapshots` beside the file.
+fn sqlite_snapshot_dir(url: &str) -> StoreResult<PathBuf> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(std::env::temp_dir().join(format!("dmsync-snapshots-{}", Uuid::new_v4())));
+    }
+    let options = SqliteConnectOptions::from_str(url).db()?;
+    let mut dir = options.get_filename().as_os_str().to_owned();
+    dir.push(".snapshots");
+    Ok(PathBuf::from(dir))
 }
 
 /// One file (or memory), WAL, `synchronous=FULL`, one writer connection and a small pool of

@@ -24,6 +24,7 @@ mod reconcile;
 mod registrations;
 mod rows;
 mod scope_tags;
+mod snapshots;
 mod sql;
 mod system;
 pub mod testdb;

@@ -174,17 +174,21 @@ async fn authorization_codes_are_redeemed_once(store: &dyn Backend) {
 
 /// A user's password can be replaced and the user removed, in its own tenant only; the UPN is
 /// found whatever its case.
-async fn users_change_password_and_are_removed(store: &dyn Backend) {
-    use dmsync_core::identity::User;
-    with_tenants(store).await;
-    let user = |tenant, upn: &str| User {
+/// A user of `tenant` with a fresh object id, the password hash `hash-1` and one scope.
+fn test_user(tenant: TenantId, upn: &str) -> dmsync_core::identity::User {
+    dmsync_core::identity::User {
         tenant_id: tenant,
         object_id: uuid::Uuid::new_v4(),
         user_principal_name: upn.into(),
         display_name: "Someone".into(),
         password_hash: "hash-1".into(),
         scopes: vec!["Group.ReadWrite.All".into()],
-    };
+    }
+}
+
+async fn users_change_password_and_are_removed(store: &dyn Backend) {
+    with_tenants(store).await;
+    let user = test_user;
     let (alice, other) = (user(A, "alice@a.onmicrosoft.com"), user(B, "alice@b.onmicrosoft.com"));
     store.create_user(&alice).await.unwrap();
     store.create_user(&other).await.unwrap();
@@ -2080,6 +2084,56 @@ async fn device_codes_are_decided_polled_and_redeemed_once(store: &dyn Backend) 
     assert_eq!(store.pending_device_code("AAAAAAAAA", late).await.unwrap().unwrap().tenant_id, Some(B));
 }
 
+/// A tenant reset empties that tenant (keeping it, with its `Default` tag); a full reset
+/// removes every tenant; neither touches the keys or the Clock. A snapshot brings back exactly
+/// what it was taken of, tenants included, and its name is unique.
+async fn resets_and_snapshots_keep_keys_and_clock(store: &dyn Backend) {
+    use dmsync_core::snapshots::{ResetScope, SnapshotName};
+    with_tenants(store).await;
+    store.create_user(&test_user(A, "a@a.onmicrosoft.com")).await.unwrap();
+    store.create_user(&test_user(B, "b@b.onmicrosoft.com")).await.unwrap();
+    let key = dmsync_core::identity::SigningKey {
+        kid: "kid-1".into(),
+        private_pem: "pem".into(),
+        n: "n".into(),
+        e: "AQAB".into(),
+        created_at: OffsetDateTime::now_utc(),
+    };
+    store.insert_signing_key(&key).await.unwrap();
+    store.save_clock_offset(Duration::seconds(60)).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let name = SnapshotName::parse("two-users").unwrap();
+    let taken = store.create_snapshot(&name, now).await.unwrap();
+    assert!(matches!(store.create_snapshot(&name, now).await, Err(StoreError::AlreadyExists(_))));
+
+    store.reset(ResetScope::Tenant(A)).await.unwrap();
+    assert!(store.user_by_upn(A, "a@a.onmicrosoft.com").await.unwrap().is_none());
+    assert!(store.user_by_upn(B, "b@b.onmicrosoft.com").await.unwrap().is_some(), "B is untouched");
+    assert!(store.tenant(A).await.unwrap().is_some(), "A stays");
+    assert_eq!(tag_ids(&store.list_role_scope_tags(A, &ListQuery::first(10)).await.unwrap()), [0], "Default only");
+
+    store.reset(ResetScope::All).await.unwrap();
+    assert_eq!(store.tenant_count().await.unwrap(), 0);
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1, "the keys are kept");
+    assert_eq!(store.clock_offset().await.unwrap(), Duration::seconds(60), "so is the Clock");
+
+    store.save_clock_offset(Duration::seconds(120)).await.unwrap();
+    store.restore_snapshot(&name).await.unwrap();
+    assert_eq!(store.tenant_count().await.unwrap(), 2);
+    assert!(store.user_by_upn(A, "a@a.onmicrosoft.com").await.unwrap().is_some());
+    assert!(store.user_by_upn(B, "b@b.onmicrosoft.com").await.unwrap().is_some());
+    assert_eq!(store.clock_offset().await.unwrap(), Duration::seconds(120), "a restore never moves time back");
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+
+    let listed = store.snapshots().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((&listed[0].name, listed[0].created.unix_timestamp()), (&taken.name, now.unix_timestamp()));
+    store.delete_snapshot(&name).await.unwrap();
+    assert!(matches!(store.delete_snapshot(&name).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.restore_snapshot(&name).await, Err(StoreError::NotFound)));
+    assert!(store.snapshots().await.unwrap().is_empty());
+}
+
 macro_rules! all_tests {
     ($backend:ident, $open:expr) => {
         backend_tests!(
@@ -2129,6 +2183,7 @@ macro_rules! all_tests {
                 dynamic_rules_select_devices_as_entra_does,
                 a_dynamic_group_evaluates_a_large_set,
                 device_codes_are_decided_polled_and_redeemed_once,
+                resets_and_snapshots_keep_keys_and_clock,
             ]
         );
     };

@@ -45,6 +45,13 @@ enum Command {
     /// Exchange connectors and their syncs.
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Exchange(cli::exchange::Args),
+    /// Empty one tenant or every tenant of a running dmsync (the admin API), as a test suite
+    /// does before each test.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Reset(cli::admin::ResetArgs),
+    /// Take, list, restore and delete snapshots of a running dmsync's whole state.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Snapshot(cli::admin::SnapshotArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -374,5 +381,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Token(args) => Ok(cli::finish(cli::print_token(args).await)),
         Command::Autopilot(args) => Ok(cli::finish(cli::autopilot::run(args).await)),
         Command::Exchange(args) => Ok(cli::finish(cli::exchange::run(args).await)),
+        Command::Reset(args) => Ok(cli::finish(cli::admin::reset(args).await)),
+        Command::Snapshot(args) => Ok(cli::finish(cli::admin::snapshot(args).await)),
     }
 }

@@ -42,27 +42,43 @@ pub fn v1_issuer(tenant: TenantId) -> String {
     format!("https://sts.windows.net/{tenant}/")
 }
 
-/// Tenants known to exist. Tenants are never deleted, so a positive cache is always right.
+/// Tenants known to exist. Only a reset or a restore of a snapshot deletes tenants: this
+/// process forgets them then ([`KnownTenants::forget_all`]), and where other replicas could
+/// delete them (PostgreSQL) an entry is believed only for `ttl`.
 pub struct KnownTenants {
     store: Arc<dyn Store>,
-    known: std::sync::RwLock<std::collections::HashSet<TenantId>>,
+    ttl: Option<std::time::Duration>,
+    known: std::sync::RwLock<std::collections::HashMap<TenantId, std::time::Instant>>,
 }
 
 impl KnownTenants {
-    pub fn new(store: Arc<dyn Store>) -> KnownTenants {
-        KnownTenants { store, known: Default::default() }
+    /// `ttl`: how long a tenant seen to exist is believed to, or `None` for as long as this
+    /// process runs (where it is the only writer).
+    pub fn new(store: Arc<dyn Store>, ttl: Option<std::time::Duration>) -> KnownTenants {
+        KnownTenants { store, ttl, known: Default::default() }
     }
 
-    /// Whether the tenant exists, reading the database only the first time.
+    /// Whether the tenant exists, reading the database only the first time (or once per `ttl`).
     pub async fn exists(&self, tenant: TenantId) -> StoreResult<bool> {
-        if self.known.read().unwrap_or_else(|e| e.into_inner()).contains(&tenant) {
+        let seen = self.known.read().unwrap_or_else(|e| e.into_inner()).get(&tenant).copied();
+        if let Some(seen) = seen
+            && self.ttl.is_none_or(|ttl| seen.elapsed() < ttl)
+        {
             return Ok(true);
         }
         let exists = self.store.tenant(tenant).await?.is_some();
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
         if exists {
-            self.known.write().unwrap_or_else(|e| e.into_inner()).insert(tenant);
+            known.insert(tenant, std::time::Instant::now());
+        } else {
+            known.remove(&tenant);
         }
         Ok(exists)
+    }
+
+    /// Forgets every tenant, after a reset or a restore may have deleted some.
+    pub fn forget_all(&self) {
+        self.known.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

@@ -2,6 +2,7 @@
 //! speak Graph over HTTP through `dmsync-client`, to a dmsync server or to real Microsoft Graph,
 //! and never touch a database.
 
+pub mod admin;
 pub mod autopilot;
 pub mod exchange;
 mod output;

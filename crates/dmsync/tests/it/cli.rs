@@ -183,6 +183,37 @@ async fn bad_credentials_exit_3_and_missing_ones_exit_2() {
 }
 
 #[tokio::test]
+async fn snapshots_and_resets_from_the_command_line() {
+    let app = synced_app(&["CLI-SNAP-1"]).await;
+    let cli = Cli::new(&app);
+    let created = cli.run(&["snapshot", "create", "one-device", "-o", "json"]).await;
+    assert_eq!(created.code, 0, "{created:?}");
+    assert_eq!(created.json()["name"], "one-device");
+    let listed = cli.run(&["snapshot", "list", "-o", "json"]).await;
+    assert_eq!(listed.json()[0]["name"], "one-device", "{listed:?}");
+    let table = cli.run(&["snapshot", "list"]).await;
+    assert!(table.stdout.starts_with("NAME") && table.stdout.contains("one-device"), "{table:?}");
+
+    let reset = cli.run(&["reset", "--tenant", &app.tenant()]).await;
+    assert_eq!(reset.code, 0, "{reset:?}");
+    let devices = cli.run(&["autopilot", "devices", "-o", "json"]).await;
+    assert_eq!(devices.json().as_array().unwrap().len(), 0, "{devices:?}");
+    let restored = cli.run(&["snapshot", "restore", "one-device"]).await;
+    assert_eq!(restored.code, 0, "{restored:?}");
+    let devices = cli.run(&["autopilot", "devices", "-o", "json"]).await;
+    assert_eq!(devices.json()[0]["serialNumber"], "CLI-SNAP-1", "{devices:?}");
+
+    let refused = cli.run(&["snapshot", "create", "../up"]).await;
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("letters, digits"), "{refused:?}");
+    let missing = cli.run(&["snapshot", "delete", "nothing"]).await;
+    assert_ne!(missing.code, 0, "{missing:?}");
+    assert_eq!(cli.run(&["snapshot", "delete", "one-device"]).await.code, 0);
+    assert_eq!(cli.run(&["reset"]).await.code, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn help_documents_every_command_and_the_exit_codes() {
     let app = spawn_app().await;
     let cli = Cli::new(&app);
@@ -201,6 +232,8 @@ async fn help_documents_every_command_and_the_exit_codes() {
         vec!["exchange", "connectors", "create", "--help"],
         vec!["exchange", "connectors", "delete", "--help"],
         vec!["exchange", "sync", "--help"],
+        vec!["reset", "--help"],
+        vec!["snapshot", "--help"],
     ] {
         let help = cli.run(&args).await;
         assert_eq!(help.code, 0, "{args:?}: {help:?}");

@@ -37,6 +37,7 @@ mod role_scope_tags;
 mod script_flows;
 mod sign_in;
 mod slow_clients;
+mod snapshots;
 mod sync;
 mod tenants;
 mod tls;

@@ -1,0 +1,406 @@
+//! Resets and snapshots of the whole state. Which tables hold tenant data is read from the
+//! database's own catalogue (every table with a `tenant_id` column), so a table added by a
+//! later migration is reset and snapshotted without anyone remembering to list it.
+//!
+//! SQLite keeps a snapshot as a database file of its own (`VACUUM INTO`, which writes a
+//! consistent copy from a reader while writes go on), and restores it on the writer's
+//! connection: the file is attached, and every table is emptied and refilled from it in one
+//! transaction. PostgreSQL keeps a snapshot as a schema (`dmsnap_` and the name's hex), filled
+//! by `CREATE TABLE … AS TABLE …` in one repeatable-read transaction, and restores it with one
+//! `TRUNCATE` of every table and an `INSERT … SELECT` per table, in one transaction. Either way
+//! a request running beside a restore sees the state before it or after it.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use time::OffsetDateTime;
+
+use dmsync_core::snapshots::{ResetScope, Snapshot, SnapshotName};
+use dmsync_core::store::SnapshotStore;
+use dmsync_core::{StoreError, StoreResult};
+
+use crate::db::{DbResult, Exec, Query, SqlStore};
+use crate::rows::Columns;
+use crate::scope_tags::insert_default_role_scope_tag;
+use crate::sql::Dialect;
+
+/// Tables that are neither reset nor snapshotted: the signing keys and the certificate
+/// authority (so that tokens and trusted certificates outlive both), the Clock's offset (which
+/// only grows), and the migrations' own record.
+const KEPT: &[&str] = &["signing_keys", "certificate_authority", "system_state", "_sqlx_migrations"];
+
+/// The table a snapshot records when and from which schema version it was taken.
+const SNAPSHOT_INFO: &str = "dmsync_snapshot";
+
+/// PostgreSQL's schemas of snapshots start with this; the rest is the name in hex, since a
+/// schema name is folded to lower case and a snapshot's is not.
+const PG_SCHEMA_PREFIX: &str = "dmsnap_";
+
+fn pg_schema(name: &SnapshotName) -> String {
+    let hex: String = name.as_str().bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{PG_SCHEMA_PREFIX}{hex}")
+}
+
+fn name_of_pg_schema(schema: &str) -> Option<SnapshotName> {
+    let hex = schema.strip_prefix(PG_SCHEMA_PREFIX)?;
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect();
+    SnapshotName::parse(&String::from_utf8(bytes?).ok()?).ok()
+}
+
+/// A table name from the catalogue, quoted for SQL. The names are our migrations', but quoting
+/// keeps the statement right whatever they are.
+fn quoted(table: &str) -> String {
+    format!("\"{}\"", table.replace('"', "\"\""))
+}
+
+/// A file path as the path of a SQLite URI: the characters a URI gives a meaning escaped.
+fn uri_path(path: &str) -> String {
+    path.replace('%', "%25").replace('?', "%3f").replace('#', "%23")
+}
+
+/// Sorts tables so that every parent comes before the tables whose foreign keys point at it:
+/// the tenants, then the applications (their certificates' parent), then the rest, which
+/// reference only those two. Rows are inserted in this order and deleted in its reverse;
+/// SQLite counts a deferred violation made by deleting a parent first even once its children
+/// are gone.
+fn parents_first(tables: &mut [String]) {
+    tables.sort_by_key(|t| match t.as_str() {
+        "tenants" => 0,
+        "app_registrations" => 1,
+        _ => 2,
+    });
+}
+
+impl SqlStore {
+    /// Every table of the current schema, but SQLite's own and those in `KEPT`, parents first.
+    async fn state_tables(&self) -> StoreResult<Vec<String>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                 ORDER BY name"
+            }
+            Dialect::Postgres => {
+                "SELECT table_name::text AS name FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+            }
+        };
+        let rows = self.read().fetch_all(Query::new(sql)).await?;
+        let mut tables = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.get("name")?;
+            if !KEPT.contains(&name.as_str()) {
+                tables.push(name);
+            }
+        }
+        parents_first(&mut tables);
+        Ok(tables)
+    }
+
+    /// The tables with a `tenant_id` column.
+    async fn tenant_tables(&self) -> StoreResult<Vec<String>> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT m.name AS name FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND p.name = 'tenant_id' ORDER BY m.name"
+            }
+            Dialect::Postgres => {
+                "SELECT c.table_name::text AS name FROM information_schema.columns c \
+                 JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+                 WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id' \
+                 AND t.table_type = 'BASE TABLE' ORDER BY c.table_name"
+            }
+        };
+        let rows = self.read().fetch_all(Query::new(sql)).await?;
+        let mut tables = rows.iter().map(|row| row.get("name")).collect::<StoreResult<Vec<String>>>()?;
+        parents_first(&mut tables);
+        Ok(tables)
+    }
+
+    /// The last migration applied, in the database `qualifier` names (`main.`, or `""` for the
+    /// current one).
+    async fn schema_version(exec: Exec<'_>, qualifier: &str) -> StoreResult<i64> {
+        exec.scalar::<i64>(Query::new(format!("SELECT max(version) FROM {qualifier}_sqlx_migrations"))).await
+    }
+
+    fn snapshot_file(&self, name: &SnapshotName) -> StoreResult<PathBuf> {
+        let dir = self.snapshot_dir.as_ref().ok_or_else(|| StoreError::Database("no snapshot directory".into()))?;
+        Ok(dir.join(format!("{name}.sqlite")))
+    }
+
+    async fn sqlite_snapshot_info(file: &std::path::Path) -> StoreResult<(OffsetDateTime, i64)> {
+        let options = SqliteConnectOptions::new().filename(file).read_only(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.db()?;
+        let row = Exec::on_sqlite_connection(&mut conn)
+            .fetch_one(Query::new(format!("SELECT created_at, version FROM {SNAPSHOT_INFO}")))
+            .await;
+        let _ = conn.close().await;
+        let row = row?;
+        Ok((row.time("created_at")?, row.int("version")?))
+    }
+
+    async fn create_sqlite_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
+        let file = self.snapshot_file(name)?;
+        let dir = file.parent().map(PathBuf::from).unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Database(format!("creating {}: {e}", dir.display())))?;
+        if file.exists() {
+            return Err(StoreError::AlreadyExists(format!("snapshot {name}")));
+        }
+        // Written under a name of its own and renamed when complete, so a crash leaves no
+        // half-written snapshot under the real name.
+        let partial = dir.join(format!("{name}.partial-{}", uuid::Uuid::new_v4()));
+        let path = partial.to_str().ok_or_else(|| StoreError::Database("snapshot path is not UTF-8".into()))?;
+        let result = async {
+            // As a URI with its mode, since an in-memory database's connection would otherwise
+            // open the copy in memory too.
+            let target = format!("file:{}?mode=rwc", uri_path(path));
+            self.read().execute(Query::new("VACUUM INTO $1").bind(target)).await?;
+            let version = Self::schema_version(self.read(), "").await?;
+            let options = SqliteConnectOptions::new().filename(&partial);
+            let mut conn = SqliteConnection::connect_with(&options).await.db()?;
+            // The copy holds no secret the live database does not, but it need not hold keys
+            // at all: they are never restored.
+            let mut statements = vec![Query::new("PRAGMA secure_delete = ON")];
+            for table in KEPT.iter().filter(|t| **t != "_sqlx_migrations") {
+                statements.push(Query::new(format!("DELETE FROM {}", quoted(table))));
+            }
+            statements.push(Query::new(format!(
+                "CREATE TABLE {SNAPSHOT_INFO} (created_at INTEGER NOT NULL, version INTEGER NOT NULL)"
+            )));
+            statements.push(
+                Query::new(format!("INSERT INTO {SNAPSHOT_INFO} (created_at, version) VALUES ($1, $2)"))
+                    .bind(now)
+                    .bind(version),
+            );
+            for statement in statements {
+                Exec::on_sqlite_connection(&mut conn).execute(statement).await?;
+            }
+            conn.close().await.db()?;
+            std::fs::rename(&partial, &file).map_err(|e| StoreError::Database(format!("renaming the snapshot: {e}")))
+        }
+        .await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result?;
+        Ok(Snapshot { name: name.clone(), created: now })
+    }
+
+    async fn restore_sqlite_snapshot(&self, name: &SnapshotName) -> StoreResult<()> {
+        let file = self.snapshot_file(name)?;
+        if !file.exists() {
+            return Err(StoreError::NotFound);
+        }
+        let (_, version) = Self::sqlite_snapshot_info(&file).await?;
+        let tables = self.state_tables().await?;
+        let path = file.to_str().ok_or_else(|| StoreError::Database("snapshot path is not UTF-8".into()))?;
+        // A URI with its mode, as for `VACUUM INTO`.
+        let path = format!("file:{}?mode=ro", uri_path(path));
+        let Some(mut conn) = self.sqlite_writer_connection().await? else { unreachable!("a SQLite store") };
+        Exec::on_sqlite_connection(&mut conn).execute(Query::new("ATTACH DATABASE $1 AS snapshot").bind(path)).await?;
+        let restored = async {
+            if Self::schema_version(Exec::on_sqlite_connection(&mut conn), "main.").await? != version {
+                return Err(StoreError::Database(format!("snapshot {name} was taken by another schema version")));
+            }
+            let mut tx = conn.begin().await.db()?;
+            // Foreign keys are checked at the commit, once every table is whole again.
+            let mut statements = vec![Query::new("PRAGMA defer_foreign_keys = ON")];
+            for table in tables.iter().rev() {
+                statements.push(Query::new(format!("DELETE FROM main.{}", quoted(table))));
+            }
+            for table in &tables {
+                let table = quoted(table);
+                statements.push(Query::new(format!("INSERT INTO main.{table} SELECT * FROM snapshot.{table}")));
+            }
+            for statement in statements {
+                Exec::on_sqlite_connection(&mut tx).execute(statement).await?;
+            }
+            tx.commit().await.db()
+        }
+        .await;
+        let detached = Exec::on_sqlite_connection(&mut conn).execute(Query::new("DETACH DATABASE snapshot")).await;
+        if restored.is_ok() {
+            self.note_commit();
+        }
+        restored.and(detached.map(|_| ()))
+    }
+
+    async fn create_pg_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
+        let schema = pg_schema(name);
+        let tables = self.state_tables().await?;
+        let mut tx = self.begin().await?;
+        // One consistent view of every table, whatever commits meanwhile.
+        tx.execute(Query::new("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")).await?;
+        match tx.execute(Query::new(format!("CREATE SCHEMA {schema}"))).await {
+            Err(StoreError::Database(e)) if e.contains("already exists") => {
+                return Err(StoreError::AlreadyExists(format!("snapshot {name}")));
+            }
+            other => other?,
+        };
+        for table in &tables {
+            let table = quoted(table);
+            tx.execute(Query::new(format!("CREATE TABLE {schema}.{table} AS TABLE {table}"))).await?;
+        }
+        tx.execute(Query::new(format!(
+            "CREATE TABLE {schema}.{SNAPSHOT_INFO} (created_at BIGINT NOT NULL, version BIGINT NOT NULL)"
+        )))
+        .await?;
+        tx.execute(
+            Query::new(format!(
+                "INSERT INTO {schema}.{SNAPSHOT_INFO} (created_at, version) SELECT $1, max(version) FROM _sqlx_migrations"
+            ))
+            .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Snapshot { name: name.clone(), created: now })
+    }
+
+    async fn pg_snapshot_exists(&self, schema: &str) -> StoreResult<bool> {
+        let query = Query::new("SELECT count(*) FROM pg_namespace WHERE nspname = $1").bind(schema.to_owned());
+        Ok(self.read().scalar::<i64>(query).await? > 0)
+    }
+
+    async fn restore_pg_snapshot(&self, name: &SnapshotName) -> StoreResult<()> {
+        let schema = pg_schema(name);
+        if !self.pg_snapshot_exists(&schema).await? {
+            return Err(StoreError::NotFound);
+        }
+        let tables = self.state_tables().await?;
+        let mut tx = self.begin().await?;
+        let version =
+            tx.exec().scalar::<i64>(Query::new(format!("SELECT version FROM {schema}.{SNAPSHOT_INFO}"))).await?;
+        if Self::schema_version(tx.exec(), "").await? != version {
+            return Err(StoreError::Database(format!("snapshot {name} was taken by another schema version")));
+        }
+        let list = tables.iter().map(|t| quoted(t)).collect::<Vec<_>>().join(", ");
+        tx.execute(Query::new(format!("TRUNCATE {list}"))).await?;
+        for table in &tables {
+            let table = quoted(table);
+            tx.execute(Query::new(format!("INSERT INTO {table} SELECT * FROM {schema}.{table}"))).await?;
+        }
+        tx.commit().await
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for SqlStore {
+    async fn reset(&self, scope: ResetScope) -> StoreResult<()> {
+        let tables = self.tenant_tables().await?;
+        let mut tx = self.begin().await?;
+        if self.dialect() == Dialect::Sqlite {
+            tx.execute(Query::new("PRAGMA defer_foreign_keys = ON")).await?;
+        }
+        for table in tables.iter().rev() {
+            let table = quoted(table);
+            let query = match scope {
+                ResetScope::All => Query::new(format!("DELETE FROM {table}")),
+                ResetScope::Tenant(tenant) => {
+                    Query::new(format!("DELETE FROM {table} WHERE tenant_id = $1")).bind(tenant)
+                }
+            };
+            tx.execute(query).await?;
+        }
+        match scope {
+            ResetScope::All => {
+                tx.execute(Query::new("DELETE FROM tenants")).await?;
+            }
+            // The tenant stays, with the built-in tag every tenant has.
+            ResetScope::Tenant(tenant) => {
+                tx.execute(insert_default_role_scope_tag(tenant)).await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn create_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
+        let _serialised = self.snapshot_lock.lock().await;
+        match self.dialect() {
+            Dialect::Sqlite => self.create_sqlite_snapshot(name, now).await,
+            Dialect::Postgres => self.create_pg_snapshot(name, now).await,
+        }
+    }
+
+    async fn snapshots(&self) -> StoreResult<Vec<Snapshot>> {
+        let mut snapshots = Vec::new();
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let Some(dir) = &self.snapshot_dir else { return Ok(snapshots) };
+                let entries = match std::fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(snapshots),
+                    Err(e) => return Err(StoreError::Database(format!("reading {}: {e}", dir.display()))),
+                };
+                for entry in entries.flatten() {
+                    let file_name = entry.file_name();
+                    let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".sqlite")) else { continue };
+                    let Ok(name) = SnapshotName::parse(name) else { continue };
+                    let (created, _) = Self::sqlite_snapshot_info(&entry.path()).await?;
+                    snapshots.push(Snapshot { name, created });
+                }
+            }
+            Dialect::Postgres => {
+                let query =
+                    Query::new("SELECT nspname::text AS name FROM pg_namespace WHERE nspname LIKE 'dmsnap\\_%'");
+                for row in self.read().fetch_all(query).await? {
+                    let schema: String = row.get("name")?;
+                    let Some(name) = name_of_pg_schema(&schema) else { continue };
+                    let info = Query::new(format!("SELECT created_at FROM {schema}.{SNAPSHOT_INFO}"));
+                    let created = self.read().fetch_one(info).await?.time("created_at")?;
+                    snapshots.push(Snapshot { name, created });
+                }
+            }
+        }
+        snapshots.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(snapshots)
+    }
+
+    async fn delete_snapshot(&self, name: &SnapshotName) -> StoreResult<()> {
+        let _serialised = self.snapshot_lock.lock().await;
+        match self.dialect() {
+            Dialect::Sqlite => match std::fs::remove_file(self.snapshot_file(name)?) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
+                Err(e) => Err(StoreError::Database(format!("deleting snapshot {name}: {e}"))),
+            },
+            Dialect::Postgres => {
+                let schema = pg_schema(name);
+                if !self.pg_snapshot_exists(&schema).await? {
+                    return Err(StoreError::NotFound);
+                }
+                self.write().execute(Query::new(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn restore_snapshot(&self, name: &SnapshotName) -> StoreResult<()> {
+        let _serialised = self.snapshot_lock.lock().await;
+        match self.dialect() {
+            Dialect::Sqlite => self.restore_sqlite_snapshot(name).await,
+            Dialect::Postgres => self.restore_pg_snapshot(name).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_schema_name_round_trips_and_fits_an_identifier() {
+        for name in ["a", "Before-Import_2", &"z".repeat(SnapshotName::MAX_LEN)] {
+            let name = SnapshotName::parse(name).unwrap();
+            let schema = pg_schema(&name);
+            assert!(schema.len() <= 63, "{schema}");
+            assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert_eq!(name_of_pg_schema(&schema), Some(name));
+        }
+        assert_eq!(name_of_pg_schema("dmsnap_2e2e2f"), None, "../ is no name");
+        assert_eq!(name_of_pg_schema("public"), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! The admin API's commands for test suites, `dmsync reset` and `dmsync snapshot …`, through
+//! `dmsync-client`'s admin client like everything else the CLI does.
+
+use dmsync_client::AdminClient;
+use serde_json::Value;
+
+use super::CliResult;
+use super::output::{OutputFormat, Table, print_json, print_list};
+
+/// Where the admin API is and its token. Each flag has a `DMSYNC_*` variable; the flag wins.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminConnection {
+    /// The dmsync server.
+    #[arg(long, env = "DMSYNC_GRAPH_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub graph_url: String,
+    /// The admin token (`serve --admin-token`). Without it, the development token, which a
+    /// server without --admin-token accepts on loopback.
+    #[arg(long, env = "DMSYNC_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
+    /// Output: a table (for people) or json (for scripts).
+    #[arg(long, short = 'o', env = "DMSYNC_OUTPUT", value_enum, default_value = "table", global = true)]
+    pub output: OutputFormat,
+}
+
+impl AdminConnection {
+    fn client(&self) -> AdminClient {
+        let token = self.admin_token.as_deref().unwrap_or(dmsync_server::config::DEV_ADMIN_TOKEN);
+        AdminClient::new(self.graph_url.trim_end_matches('/'), token)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub connection: AdminConnection,
+    /// Empty only this tenant (its id); without it every tenant is removed and the development
+    /// identities are recreated. The signing keys, the CA and the clock are kept either way.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+/// `dmsync reset`.
+pub async fn reset(args: ResetArgs) -> CliResult {
+    args.connection.client().reset(args.tenant.as_deref()).await?;
+    match &args.tenant {
+        Some(tenant) => eprintln!("tenant {tenant} is empty"),
+        None => eprintln!("every tenant was removed; the development tenant is back, empty"),
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub connection: AdminConnection,
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot of the whole state under NAME (letters, digits, - and _).
+    Create { name: String },
+    /// List the snapshots.
+    List,
+    /// Replace the whole state with the snapshot's.
+    Restore { name: String },
+    /// Delete a snapshot.
+    Delete { name: String },
+}
+
+/// `dmsync snapshot …`.
+pub async fn snapshot(args: SnapshotArgs) -> CliResult {
+    let client = args.connection.client();
+    let format = args.connection.output;
+    match args.command {
+        SnapshotCommand::Create { name } => {
+            let snapshot = client.create_snapshot(&name).await?;
+            match format {
+                OutputFormat::Json => print_json(&snapshot),
+                _ => eprintln!("snapshot {name} taken"),
+            }
+        }
+        SnapshotCommand::List => {
+            let snapshots = client.snapshots().await?;
+            let mut table = Table::new(&["NAME", "CREATED"]);
+            let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+            for snapshot in &snapshots {
+                table.row(vec![text(snapshot, "name"), text(snapshot, "createdDateTime")]);
+            }
+            print_list(format, &snapshots, table);
+        }
+        SnapshotCommand::Restore { name } => {
+            client.restore_snapshot(&name).await?;
+            eprintln!("snapshot {name} restored");
+        }
+        SnapshotCommand::Delete { name } => {
+            client.delete_snapshot(&name).await?;
+            eprintln!("snapshot {name} deleted");
+        }
+    }
+    Ok(())
+}
