@@ -334,6 +334,16 @@ impl GraphClient {
         expect_json(self.send(self.request(Method::GET, path_or_url)).await?).await
     }
 
+    /// GETs a path with query parameters, which are percent-encoded here.
+    pub async fn get_json_with_query<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        expect_json(self.send(self.request(Method::GET, path).query(query)).await?).await
+    }
+
+    /// POSTs a JSON body to a path and returns the JSON answer (a create's 200 or 201).
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        expect_json(self.send(self.request(Method::POST, path).json(body)).await?).await
+    }
+
     /// One page of a collection: the first (a path with its query) or the one behind a nextLink.
     pub async fn list_page<T: DeserializeOwned>(&self, path_or_next_link: &str) -> Result<Page<T>> {
         self.get_json(path_or_next_link).await
@@ -641,6 +651,11 @@ impl AdminClient {
     pub async fn advance_clock(&self, seconds: f64) -> Result<()> {
         let body = serde_json::json!({ "seconds": seconds });
         expect_json::<Value>(self.post("/_dmsync/clock/advance").json(&body).send().await?).await.map(|_| ())
+    }
+
+    /// POSTs a JSON body to an admin path (`/_dmsync/…`) and returns the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        expect_json(self.post(path).json(body).send().await?).await
     }
 
     /// `POST /_dmsync/reset`: empties one tenant, or every tenant with `None`.

@@ -52,6 +52,10 @@ enum Command {
     /// Take, list, restore and delete snapshots of a running dmsync's whole state.
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Snapshot(cli::admin::SnapshotArgs),
+    /// Create tenants, users, apps, devices, groups and profiles in a running dmsync from a seed
+    /// file, or load an IntuneCD backup folder.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Seed(cli::admin::SeedArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -179,6 +183,11 @@ struct ServeArgs {
     /// and sign-in hosts itself, so tools that hard-code them run unchanged. Off by default.
     #[arg(long, env = "DMSYNC_PROXY_LISTEN", value_parser = parse_listen)]
     proxy_listen: Option<SocketAddr>,
+    /// A seed file (JSON) applied once the server is up, when the database was empty: tenants,
+    /// users, apps, registrations, devices, groups, profiles and assignments (see `dmsync seed`
+    /// and docs/TESTING-WITH-DMSYNC.md). The banner is printed after it is applied.
+    #[arg(long, env = "DMSYNC_SEED", value_name = "FILE")]
+    seed: Option<std::path::PathBuf>,
     /// Let the proxy tunnel CONNECTs to other hosts (port 443 only) instead of refusing them.
     /// The variable takes true/false, 1/0, yes/no or on/off.
     #[arg(long, env = "DMSYNC_PROXY_PASS_THROUGH", value_parser = clap::builder::BoolishValueParser::new())]
@@ -263,6 +272,11 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    // Read before anything starts, so a bad file is refused at once.
+    let seed = match &args.seed {
+        Some(path) => Some(cli::seed::read_seed_file(path).map_err(|e| anyhow::anyhow!("--seed {e}"))?),
+        None => None,
+    };
     let config = Config {
         listen: args.listen,
         db: args.db,
@@ -308,12 +322,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Refused before the database is opened or the port bound, with the flag's name.
     config.validate()?;
+    let tls_configured = config.tls.is_some();
     let admin_token = config.effective_admin_token();
     let reachable_from_other_hosts = config.admin_reachable_from_other_hosts();
     let proxy_pass_through = config.proxy_pass_through;
+    if seed.is_some() && (admin_token.is_none() || tls_configured) {
+        anyhow::bail!(
+            "--seed is applied through the admin API over plain HTTP on loopback: it needs a loopback --listen \
+             (or --admin-token) and no --tls"
+        );
+    }
     let shutdown = CancellationToken::new();
     let app = dmsync_server::Application::build(config, shutdown.clone()).await.context("starting dmsync")?;
     let url = app.url();
+    let seeding = match seed {
+        Some(_) if !app.seeded => {
+            tracing::warn!("the database was not empty, so --seed was not applied");
+            None
+        }
+        Some(seed) => Some((seed, format!("http://127.0.0.1:{}", app.port()))),
+        None => None,
+    };
     let admin_line = match admin_token.as_deref() {
         Some(dmsync_server::config::DEV_ADMIN_TOKEN) => {
             format!("{url}/_dmsync/ with Bearer {}", dmsync_server::config::DEV_ADMIN_TOKEN)
@@ -341,17 +370,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => banner,
     };
-    // Written once and flushed; a closed stdout (a supervisor that stopped reading) must not
-    // take the server down, so write errors are ignored.
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes());
-        let _ = out.flush();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let Some((seed, local)) = seeding else {
+        print_banner(&banner);
+        tracing::info!(url = %url, "listening");
+        return app.run_until_stopped().await;
+    };
+    // The seed goes through the server's own admin API and Graph, so it runs once it serves;
+    // the banner, which scripts wait for, comes after it.
+    let server = tokio::spawn(app.run_until_stopped());
+    let admin = dmsync_client::AdminClient::new(&local, admin_token.unwrap_or_default());
+    match cli::seed::apply(&admin, &dmsync_client::GraphClient::new(&local), &seed).await {
+        Ok(report) => {
+            for app in &report.applications {
+                tracing::info!(app = %app, "seeded an application");
+            }
+            print_banner(&banner);
+            tracing::info!(url = %url, "listening");
+        }
+        Err(e) => {
+            shutdown.cancel();
+            let _ = server.await;
+            anyhow::bail!("--seed: {e}");
+        }
     }
-    tracing::info!(url = %url, "listening");
-    tokio::spawn(wait_for_signal(shutdown));
-    app.run_until_stopped().await
+    server.await.context("the server task")?
+}
+
+/// Writes the banner once and flushes it; a closed stdout (a supervisor that stopped reading)
+/// must not take the server down, so write errors are ignored.
+fn print_banner(banner: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes());
+    let _ = out.flush();
 }
 
 /// `dmsync ca`: the CA certificate on stdout, read (or created) through the store directly,
@@ -383,5 +435,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Exchange(args) => Ok(cli::finish(cli::exchange::run(args).await)),
         Command::Reset(args) => Ok(cli::finish(cli::admin::reset(args).await)),
         Command::Snapshot(args) => Ok(cli::finish(cli::admin::snapshot(args).await)),
+        Command::Seed(args) => Ok(cli::finish(cli::admin::seed(args).await)),
     }
 }

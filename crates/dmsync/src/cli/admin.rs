@@ -4,8 +4,8 @@
 use dmsync_client::AdminClient;
 use serde_json::Value;
 
-use super::CliResult;
 use super::output::{OutputFormat, Table, print_json, print_list};
+use super::{CliResult, Failure};
 
 /// Where the admin API is and its token. Each flag has a `DMSYNC_*` variable; the flag wins.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,6 +97,49 @@ pub async fn snapshot(args: SnapshotArgs) -> CliResult {
         SnapshotCommand::Delete { name } => {
             client.delete_snapshot(&name).await?;
             eprintln!("snapshot {name} deleted");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub connection: AdminConnection,
+    /// A seed file (JSON): {"tenants": [{"tenantId", "domain", "users", "applications",
+    /// "registrations", "autopilotDevices", "roleScopeTags", "groups", "deploymentProfiles"}]};
+    /// see docs/TESTING-WITH-DMSYNC.md.
+    #[arg(required_unless_present = "intunecd", conflicts_with = "intunecd")]
+    pub file: Option<std::path::PathBuf>,
+    /// An IntuneCD backup folder (IntuneCD-startbackup -o json): its Autopilot devices, Windows
+    /// Autopilot deployment profiles with their assignments, and role scope tags.
+    #[arg(long, value_name = "DIR")]
+    pub intunecd: Option<std::path::PathBuf>,
+    /// The tenant an IntuneCD backup goes to (default: the development tenant).
+    #[arg(long, requires = "intunecd")]
+    pub tenant: Option<String>,
+}
+
+/// `dmsync seed`: applies a seed to a running dmsync and prints what it cannot be asked
+/// afterwards, each application's id and secret.
+pub async fn seed(args: SeedArgs) -> CliResult {
+    let seed = match (&args.file, &args.intunecd) {
+        (Some(file), _) => super::seed::read_seed_file(file),
+        (None, Some(dir)) => super::seed::read_intunecd(dir, args.tenant.clone()),
+        (None, None) => Err("give a seed file or --intunecd DIR".into()),
+    }
+    .map_err(Failure::usage)?;
+    let graph = dmsync_client::GraphClient::new(args.connection.graph_url.trim_end_matches('/'));
+    let report = super::seed::apply(&args.connection.client(), &graph, &seed)
+        .await
+        .map_err(|message| Failure::new(super::Exit::Error, message))?;
+    match args.connection.output {
+        OutputFormat::Json => print_json(&report),
+        _ => {
+            for app in &report.applications {
+                println!("application {} appId {} secret {}", app["displayName"], app["appId"], app["secretText"]);
+            }
+            eprintln!("seeded");
         }
     }
     Ok(())

@@ -35,6 +35,7 @@ mod proxy;
 mod replicas;
 mod role_scope_tags;
 mod script_flows;
+mod seeds;
 mod sign_in;
 mod slow_clients;
 mod snapshots;
