@@ -413,3 +413,64 @@ def test_the_debian_system_store_recipe(start_server, tmp_path):
         env, tmp_path,
     )  # fmt: skip
     assert run.stdout == "200", run.stdout
+
+
+def test_an_intunecd_backup_replays_into_another_dmsync(start_server, tmp_path, dmsync_bin):
+    """A real IntuneCD backup of one dmsync (devices, a deployment profile assigned to a
+    dynamic group, a scope tag) loaded into a fresh one with `dmsync seed --intunecd`: the
+    second has the same shape, the group found again by its name and rule."""
+    source = proxied_server(start_server)
+    token = source.delegated_token()
+    graph = {"Authorization": f"Bearer {token}"}
+    source.register_devices(
+        [{"serialNumber": f"REPLAY-{i}", "hardwareHash": base64.b64encode(f"replay-{i}".encode()).decode(),
+          "groupTag": "Kiosk"} for i in range(3)]
+    )  # fmt: skip
+    sync_and_wait(source)
+    r = httpx.post(f"{source.base}/beta/deviceManagement/roleScopeTags", headers=graph,
+                   json={"displayName": "Kiosks", "description": "Kiosk devices"}, timeout=10.0)  # fmt: skip
+    assert r.status_code == 200, r.text
+    rule = '(device.devicePhysicalIds -any (_ -eq "[OrderID]:Kiosk"))'
+    r = httpx.post(f"{source.base}/v1.0/groups", headers=graph, timeout=10.0, json={
+        "displayName": "Kiosk devices", "mailEnabled": False, "mailNickname": "kiosks", "securityEnabled": True,
+        "groupTypes": ["DynamicMembership"], "membershipRule": rule, "membershipRuleProcessingState": "On",
+    })  # fmt: skip
+    assert r.status_code == 201, r.text
+    group_id = r.json()["id"]
+    profiles = f"{source.base}/beta/deviceManagement/windowsAutopilotDeploymentProfiles"
+    r = httpx.post(profiles, headers=graph, timeout=10.0, json={
+        "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile", "displayName": "Kiosk profile",
+        "deviceNameTemplate": "KIOSK-%RAND:4%",
+    })  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{profiles}/{r.json()['id']}/assignments", headers=graph, timeout=10.0, json={
+        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group_id},
+    })  # fmt: skip
+    assert r.status_code == 201, r.text
+
+    keep = {"assignments", "WindowsEnrollmentProfile", "ScopeTags"}
+    backup, run = run_intunecd_backup(source, tmp_path, [m for m in INTUNECD_OTHER_MODULES if m not in keep])
+    assert "error" not in run.stdout.lower(), run.stdout[-3000:]
+
+    target = start_server()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DMSYNC_")}
+    env["DMSYNC_GRAPH_URL"] = target.base
+    seed = subprocess.run([dmsync_bin, "seed", "--intunecd", str(backup)], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert seed.returncode == 0, seed.stderr
+
+    graph = {"Authorization": f"Bearer {target.delegated_token()}"}
+    devices = httpx.get(f"{target.base}/beta/deviceManagement/windowsAutopilotDeviceIdentities", headers=graph).json()
+    assert sorted((d["serialNumber"], d["groupTag"]) for d in devices["value"]) == [
+        (f"REPLAY-{i}", "Kiosk") for i in range(3)
+    ]
+    tags = httpx.get(f"{target.base}/beta/deviceManagement/roleScopeTags", headers=graph).json()["value"]
+    assert [t["displayName"] for t in tags] == ["Default", "Kiosks"]
+    groups = httpx.get(f"{target.base}/v1.0/groups", headers=graph).json()["value"]
+    assert [(g["displayName"], g["membershipRule"]) for g in groups] == [("Kiosk devices", rule)]
+    replayed = httpx.get(
+        f"{target.base}/beta/deviceManagement/windowsAutopilotDeploymentProfiles?$expand=assignments", headers=graph
+    ).json()["value"]
+    assert [p["displayName"] for p in replayed] == ["Kiosk profile"]
+    assert replayed[0]["deviceNameTemplate"] == "KIOSK-%RAND:4%"
+    assert [a["target"]["groupId"] for a in replayed[0]["assignments"]] == [groups[0]["id"]]

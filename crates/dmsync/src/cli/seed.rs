@@ -225,8 +225,10 @@ async fn apply_tenant(
             .await
             .map_err(|e| failed(&format!("Autopilot device {}", device["serialNumber"]), e))?;
     }
+    let mut tags = None;
     for profile in &seed.deployment_profiles {
         let mut body = profile.clone();
+        tag_names_to_ids(&graph, &mut tags, &mut body).await?;
         let assignments = body.as_object_mut().and_then(|p| p.remove("assignments")).unwrap_or(Value::Null);
         let name = body["displayName"].clone();
         let created = graph
@@ -280,6 +282,38 @@ async fn register_and_sync(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Replaces role scope tag names in a body's `roleScopeTagIds` (IntuneCD writes names, as
+/// `Default`) with the tenant's ids for them; ids stay as they are. The tenant's tags are read
+/// once, into `tags`, after the seed's own were created.
+async fn tag_names_to_ids(
+    graph: &GraphClient,
+    tags: &mut Option<HashMap<String, String>>,
+    body: &mut Value,
+) -> Result<(), String> {
+    let Some(Value::Array(ids)) = body.get_mut("roleScopeTagIds") else { return Ok(()) };
+    for id in ids.iter_mut() {
+        let Value::String(name) = id else { continue };
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if tags.is_none() {
+            let all: Vec<Value> = graph
+                .list_all("beta/deviceManagement/roleScopeTags")
+                .await
+                .map_err(|e| failed("reading the role scope tags", e))?;
+            let by_name = all
+                .iter()
+                .filter_map(|t| Some((t["displayName"].as_str()?.to_owned(), t["id"].as_str()?.to_owned())))
+                .collect();
+            *tags = Some(by_name);
+        }
+        let known = tags.as_ref().and_then(|tags| tags.get(name.as_str()));
+        let tag_id = known.ok_or_else(|| format!("no role scope tag is named {name:?}"))?.clone();
+        *id = Value::String(tag_id);
+    }
+    Ok(())
 }
 
 /// The groups a seed made or found, by display name.

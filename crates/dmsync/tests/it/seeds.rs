@@ -164,6 +164,7 @@ fn write_intunecd_backup(dir: &Path) {
         json!({
             "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
             "displayName": "Kiosk profile", "description": "", "deviceNameTemplate": "KIOSK-%RAND:4%",
+            "roleScopeTagIds": ["Default", "Kiosks"],
             "createdDateTime": "2026-01-01T00:00:00Z", "lastModifiedDateTime": "2026-01-01T00:00:00Z",
             "assignments": [{ "target": {
                 "@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupName": "Kiosks",
@@ -196,6 +197,7 @@ async fn an_intunecd_backup_is_loaded_with_its_groups_by_name() {
         get(&app.base_url, &token, "/beta/deviceManagement/windowsAutopilotDeploymentProfiles?$expand=assignments")
             .await;
     assert_eq!(profiles["value"][0]["deviceNameTemplate"], "KIOSK-%RAND:4%");
+    assert_eq!(profiles["value"][0]["roleScopeTagIds"], json!(["0", "1"]), "IntuneCD's tag names become ids");
     assert_eq!(profiles["value"][0]["assignments"][0]["target"]["groupId"], groups["value"][0]["id"]);
 
     let missing = cli.run(&["seed", "--intunecd", dir.path().join("nothing").to_str().unwrap()]).await;
