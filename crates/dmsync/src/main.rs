@@ -183,7 +183,7 @@ struct ServeArgs {
     /// and sign-in hosts itself, so tools that hard-code them run unchanged. Off by default.
     #[arg(long, env = "DMSYNC_PROXY_LISTEN", value_parser = parse_listen)]
     proxy_listen: Option<SocketAddr>,
-    /// A seed file (JSON) applied once the server is up, when the database was empty: tenants,
+    /// A seed file (JSON, or YAML if named .yaml or .yml) applied once the server is up, when the database was empty: tenants,
     /// users, apps, registrations, devices, groups, profiles and assignments (see `dmsync seed`
     /// and docs/TESTING-WITH-DMSYNC.md). The banner is printed after it is applied.
     #[arg(long, env = "DMSYNC_SEED", value_name = "FILE")]

@@ -106,7 +106,7 @@ pub async fn snapshot(args: SnapshotArgs) -> CliResult {
 pub struct SeedArgs {
     #[command(flatten)]
     pub connection: AdminConnection,
-    /// A seed file (JSON): {"tenants": [{"tenantId", "domain", "users", "applications",
+    /// A seed file (JSON, or YAML if named .yaml or .yml): {"tenants": [{"tenantId", "domain", "users", "applications",
     /// "registrations", "autopilotDevices", "roleScopeTags", "groups", "deploymentProfiles"}]};
     /// see docs/TESTING-WITH-DMSYNC.md.
     #[arg(required_unless_present = "intunecd", conflicts_with = "intunecd")]

@@ -72,10 +72,16 @@ pub struct SeedReport {
     pub applications: Vec<Value>,
 }
 
-/// Reads a seed file (JSON).
+/// Reads a seed file: YAML when its name ends in `.yaml` or `.yml`, JSON otherwise.
 pub fn read_seed_file(path: &Path) -> Result<Seed, String> {
     let text = read_bounded(path)?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a seed file: {e}", path.display()))
+    let yaml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    let seed = if yaml {
+        serde_saphyr::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    seed.map_err(|e| format!("{}: not a seed file: {e}", path.display()))
 }
 
 fn read_bounded(path: &Path) -> Result<String, String> {

@@ -217,3 +217,40 @@ impl GraphClientFor {
             .map_err(|e| e.to_string())
     }
 }
+
+#[tokio::test]
+async fn a_yaml_seed_is_read_and_an_alias_bomb_is_refused() {
+    let app = spawn_app().await;
+    let cli = Cli::new(&app);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("seed.yaml");
+    std::fs::write(
+        &file,
+        "tenants:\n  - roleScopeTags:\n      - displayName: Berlin\n        description: Lab\n    groups:\n      - displayName: Lab devices\n        mailEnabled: false\n        mailNickname: lab\n        securityEnabled: true\n",
+    )
+    .unwrap();
+    let seeded = cli.run(&["seed", file.to_str().unwrap()]).await;
+    assert_eq!(seeded.code, 0, "{seeded:?}");
+    let token = app.user_token().await;
+    let (_, groups) = send(&app, Method::GET, "/v1.0/groups", &token, None).await;
+    assert_eq!(groups["value"][0]["displayName"], "Lab devices");
+
+    // Each level repeats the one before ten times: a billion strings from a few lines, inside a
+    // user's body, which is read as any JSON value.
+    let mut bomb = String::from(
+        "tenants:\n  - users:\n      - a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n",
+    );
+    let mut previous = "a";
+    for level in ["b", "c", "d", "e", "f", "g", "h", "i", "j"] {
+        let refs = vec![format!("*{previous}"); 10].join(",");
+        bomb.push_str(&format!("        {level}: &{level} [{refs}]\n"));
+        previous = level;
+    }
+    let file = dir.path().join("bomb.yml");
+    std::fs::write(&file, bomb).unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(30), cli.run(&["seed", file.to_str().unwrap()])).await;
+    let refused = refused.expect("refused at once, not expanded");
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("budget"), "refused by the parser's budget: {refused:?}");
+    app.stop().await;
+}
