@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use dmsync_core::TenantId;
+use dmsync_core::autopilot::ForcedImportError;
 
 use crate::control::RequestIdentity;
 use crate::error::ApiError;
@@ -728,6 +729,54 @@ impl FaultRules {
             }
         }
         None
+    }
+}
+
+impl FaultRules {
+    /// The import faults that apply to `tenant`'s import job now, one per serial: a rule with
+    /// a probability draws here. Each is counted only once the store reports that it met a
+    /// pending import of its serial ([`Self::confirm_import_faults`]), so that an import of
+    /// other serials leaves the rule waiting for its own.
+    pub fn import_fault_candidates(&self, tenant: TenantId) -> Vec<(FaultId, ForcedImportError)> {
+        let mut rules = self.lock();
+        let mut candidates: Vec<(FaultId, ForcedImportError)> = Vec::new();
+        for held in rules.iter_mut() {
+            let Effect::Domain(DomainEffect::ImportFailed { serial_number, device_error_code }) = &held.rule.effect
+            else {
+                continue;
+            };
+            if held.rule.exhausted()
+                || held.rule.matcher.tenant.is_some_and(|t| t != tenant)
+                || candidates.iter().any(|(_, c)| c.serial_number.eq_ignore_ascii_case(serial_number))
+            {
+                continue;
+            }
+            let (serial_number, code) = (serial_number.clone(), *device_error_code as i32);
+            let draws = match &mut held.rule.how_often {
+                HowOften::Probability { probability, rng } => rng.next_unit() < *probability,
+                _ => true,
+            };
+            if draws {
+                candidates.push((held.rule.id, ForcedImportError { serial_number, code }));
+            }
+        }
+        candidates
+    }
+
+    /// Counts the import faults whose serials the store reports it forced.
+    pub fn confirm_import_faults(&self, candidates: &[(FaultId, ForcedImportError)], forced: &[String]) {
+        let mut rules = self.lock();
+        for (id, error) in candidates {
+            if !forced.contains(&error.serial_number) {
+                continue;
+            }
+            if let Some(held) = rules.iter_mut().find(|h| h.rule.id == *id) {
+                if let HowOften::Times(n) = &mut held.rule.how_often {
+                    *n = n.saturating_sub(1);
+                }
+                held.fired += 1;
+            }
+        }
     }
 }
 

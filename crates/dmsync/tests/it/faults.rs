@@ -219,3 +219,56 @@ async fn the_next_autopilot_sync_fails_once() {
     assert_eq!(devices["value"].as_array().unwrap().len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_next_import_of_a_serial_ends_in_the_asked_error() {
+    let app = spawn_app_with(|c| c.import_delay = time::Duration::ZERO).await;
+    let client = app.user_client().await;
+    let token = app.user_token().await;
+    let rule = json!({"match":{"tenantId":app.tenant()},
+                      "effect":{"domain":"importFailed","serialNumber":"BROKEN-1","deviceErrorCode":808},"times":1});
+    add_rule(&app, rule).await;
+    let import = |serial: &str| dmsync_client::NewImportedDevice {
+        serial_number: serial.into(),
+        hardware_identifier: hardware_hash(serial),
+        ..Default::default()
+    };
+    let state_of = async |id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = app
+                .get_json(
+                    &format!("/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities/{id}"),
+                    Some(&token),
+                )
+                .await;
+            if body["state"]["deviceImportStatus"] != "unknown" {
+                return body["state"].clone();
+            }
+            assert!(Instant::now() < deadline, "the import was never processed: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // An import of another serial leaves the rule waiting.
+    let other = client
+        .import_windows_autopilot_device_identities(dmsync_graph::ApiVersion::Beta, &[import("FINE-1")])
+        .await
+        .unwrap();
+    assert_eq!(state_of(&other[0].id).await["deviceImportStatus"], "complete");
+    assert_eq!(rules(&app).await[0]["fired"], 0);
+    let broken = client
+        .import_windows_autopilot_device_identities(dmsync_graph::ApiVersion::Beta, &[import("BROKEN-1")])
+        .await
+        .unwrap();
+    let state = state_of(&broken[0].id).await;
+    assert_eq!((&state["deviceImportStatus"], &state["deviceErrorCode"]), (&json!("error"), &json!(808)), "{state}");
+    assert_eq!(state["deviceErrorName"], "ZtdDeviceAssignedToOtherTenant");
+    assert_eq!((&rules(&app).await[0]["fired"], &rules(&app).await[0]["times"]), (&json!(1), &json!(0)));
+    // Consumed: the next import of the serial goes through.
+    let again = client
+        .import_windows_autopilot_device_identities(dmsync_graph::ApiVersion::Beta, &[import("BROKEN-1")])
+        .await
+        .unwrap();
+    assert_eq!(state_of(&again[0].id).await["deviceImportStatus"], "complete");
+    app.stop().await;
+}
