@@ -24,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use dmsync_core::TenantId;
 use dmsync_core::autopilot::ForcedImportError;
+use dmsync_core::{ConnectorId, TenantId};
 
 use crate::control::RequestIdentity;
 use crate::error::ApiError;
@@ -128,6 +128,8 @@ pub struct EffectInput {
     pub serial_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_error_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<ConnectorId>,
 }
 
 /// Whose error body an injected status carries.
@@ -149,6 +151,9 @@ pub enum DomainKind {
     AutopilotSyncFailed,
     /// The next import of a serial number ends in a given `deviceErrorCode`.
     ImportFailed,
+    /// The next sync of an Exchange connector (any of the tenant's, or the one named) ends
+    /// with the connector `disconnected`.
+    ConnectorDisconnected,
 }
 
 // ---- A validated rule ----
@@ -226,6 +231,7 @@ pub struct InjectedStatus {
 pub enum DomainEffect {
     AutopilotSyncFailed,
     ImportFailed { serial_number: String, device_error_code: i64 },
+    ConnectorDisconnected { connector: Option<ConnectorId> },
 }
 
 impl DomainEffect {
@@ -233,6 +239,7 @@ impl DomainEffect {
         match self {
             DomainEffect::AutopilotSyncFailed => DomainKind::AutopilotSyncFailed,
             DomainEffect::ImportFailed { .. } => DomainKind::ImportFailed,
+            DomainEffect::ConnectorDisconnected { .. } => DomainKind::ConnectorDisconnected,
         }
     }
 }
@@ -322,7 +329,16 @@ fn validate_effect(effect: &EffectInput) -> Result<Effect, RuleRefused> {
         if http_fields {
             return refuse("A domain effect takes no status, body, code, message, delayMs, drop or retryAfter.");
         }
+        if kind != DomainKind::ConnectorDisconnected && effect.connector_id.is_some() {
+            return refuse("connectorId belongs to the connectorDisconnected domain effect.");
+        }
         let domain = match kind {
+            DomainKind::ConnectorDisconnected => {
+                if effect.serial_number.is_some() || effect.device_error_code.is_some() {
+                    return refuse("connectorDisconnected takes no serialNumber or deviceErrorCode.");
+                }
+                DomainEffect::ConnectorDisconnected { connector: effect.connector_id }
+            }
             DomainKind::AutopilotSyncFailed => {
                 if effect.serial_number.is_some() || effect.device_error_code.is_some() {
                     return refuse("autopilotSyncFailed takes no serialNumber or deviceErrorCode.");
@@ -345,8 +361,8 @@ fn validate_effect(effect: &EffectInput) -> Result<Effect, RuleRefused> {
         };
         return Ok(Effect::Domain(domain));
     }
-    if effect.serial_number.is_some() || effect.device_error_code.is_some() {
-        return refuse("serialNumber and deviceErrorCode belong to the importFailed domain effect.");
+    if effect.serial_number.is_some() || effect.device_error_code.is_some() || effect.connector_id.is_some() {
+        return refuse("serialNumber, deviceErrorCode and connectorId belong to domain effects.");
     }
     let delay = match effect.delay_ms {
         Some(ms) if ms > MAX_DELAY_MS => return refuse(format!("delayMs must be at most {MAX_DELAY_MS}.")),

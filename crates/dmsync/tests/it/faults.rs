@@ -272,3 +272,61 @@ async fn the_next_import_of_a_serial_ends_in_the_asked_error() {
     assert_eq!(state_of(&again[0].id).await["deviceImportStatus"], "complete");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_next_connector_sync_ends_disconnected() {
+    let app = spawn_app().await;
+    let token = app.admin.mint_token(&app.tenant(), "delegated", &[RW], "work", None).await.unwrap();
+    let r = app
+        .raw(Method::POST, "/v1.0/deviceManagement/exchangeConnectors", Some(&token))
+        .json(&json!({"primarySmtpAddress": "svc@contoso.com", "serverName": "ex01.contoso.com",
+                      "exchangeConnectorType": "onPremises"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("devices.csv");
+    std::fs::write(
+        &path,
+        "\"DeviceId\",\"DeviceAccessState\",\"WhenChanged\"\n\"A\",\"Allowed\",\"11/21/2026 8:00:00 AM\"\n",
+    )
+    .unwrap();
+    let (status, _) = admin(
+        &app,
+        Method::PUT,
+        &format!("/_dmsync/tenants/{}/exchangeConnectors/{id}/source", app.tenant()),
+        json!({"kind": "file", "path": path.display().to_string()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    add_rule(&app, json!({"effect":{"domain":"connectorDisconnected","connectorId":id},"times":1})).await;
+    let wait_for = async |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let c = app.get_json(&format!("/v1.0/deviceManagement/exchangeConnectors/{id}"), Some(&token)).await;
+            if c["status"] == want {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "the connector never became {want}: {c}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let sync = async || {
+        let r = app
+            .raw(Method::POST, &format!("/v1.0/deviceManagement/exchangeConnectors/{id}/sync"), Some(&token))
+            .json(&json!({"syncType": "fullSync"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    };
+    sync().await;
+    wait_for("disconnected").await;
+    assert_eq!(rules(&app).await[0]["fired"], 1);
+    // The valid source syncs again once the rule is spent.
+    sync().await;
+    wait_for("connected").await;
+    app.stop().await;
+}
