@@ -428,9 +428,9 @@ fn validate_match(input: &MatchInput, known_operation: Option<&dyn Fn(&str) -> b
     };
     let path = match (&input.path, &input.path_pattern) {
         (Some(_), Some(_)) => return refuse("Give either path or pathPattern, not both."),
-        (Some(path), None) => {
-            Some(PathMatch::Exact(segments_of(path, "path")?.into_iter().map(str::to_owned).collect()))
-        }
+        (Some(path), None) => Some(PathMatch::Exact(
+            segments_of(path, "path")?.into_iter().map(|s| without_namespace(s).to_owned()).collect(),
+        )),
         (None, Some(pattern)) => Some(PathMatch::Pattern(parse_pattern(pattern)?)),
         (None, None) => None,
     };
@@ -464,6 +464,18 @@ fn validate_match(input: &MatchInput, known_operation: Option<&dyn Fn(&str) -> b
     Ok(Matcher { method, path, tenant: input.tenant_id, app, operation })
 }
 
+/// A segment without the `microsoft.graph.` prefix of a bound action, which the request's path
+/// has already lost to canonicalisation (`/microsoft.graph.sync` is routed as `/sync`).
+fn without_namespace(segment: &str) -> &str {
+    const NAMESPACE: &str = "microsoft.graph.";
+    match segment.get(..NAMESPACE.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(NAMESPACE) && segment.len() > NAMESPACE.len() => {
+            &segment[NAMESPACE.len()..]
+        }
+        _ => segment,
+    }
+}
+
 /// The non-empty segments of a rule's path, checked: a path starts with `/`, has no query and
 /// is bounded in length and segments.
 fn segments_of<'a>(path: &'a str, field: &str) -> Result<Vec<&'a str>, RuleRefused> {
@@ -495,7 +507,7 @@ fn parse_pattern(pattern: &str) -> Result<Vec<PatternSegment>, RuleRefused> {
                 "pathPattern segment '{s}' looks like a regular expression; pathPattern is a glob \
                  ('*' for one segment, '**' for any number), and regular expressions are not supported."
             )),
-            s => Ok(PatternSegment::Literal(s.to_owned())),
+            s => Ok(PatternSegment::Literal(without_namespace(s).to_owned())),
         })
         .collect()
 }
@@ -897,6 +909,7 @@ mod tests {
         assert!(matches("/**/sync", "/beta/sync"));
         assert!(!matches("/**/sync", "/beta/sync/x"));
         assert!(matches("/*/deviceManagement/**", "/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/x"));
+        assert!(matches("/beta/**/Microsoft.Graph.sync", "/beta/deviceManagement/windowsAutopilotSettings/sync"));
         assert!(parse_pattern("/beta/device*").is_err());
         assert!(parse_pattern("beta").is_err());
     }
@@ -917,5 +930,20 @@ mod tests {
         };
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));
+    }
+
+    #[test]
+    fn a_faults_file_is_read_and_checked_rule_by_rule() {
+        let dir = std::env::temp_dir().join(format!("dmsync-faults-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        std::fs::write(&good, r#"[{"match":{"pathPattern":"/beta/**"},"effect":{"status":503},"times":2}]"#).unwrap();
+        let rules = load_file(good.to_str().unwrap()).unwrap();
+        assert_eq!(rules.len(), 1);
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"rules":[{"effect":{"delayMs":1}},{"effect":{"status":302}}]}"#).unwrap();
+        let refused = load_file(bad.to_str().unwrap()).unwrap_err();
+        assert!(refused.contains("rule 2") && refused.contains("302"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
