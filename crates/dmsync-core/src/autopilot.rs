@@ -384,10 +384,32 @@ pub struct ImportedDevice {
 }
 
 /// Counts from processing one import job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportStats {
     pub completed: u64,
     pub failed: u64,
+    /// The serial numbers of [`ForcedImportError`]s that met a pending import.
+    pub forced: Vec<String>,
+}
+
+/// An error an import of `serial_number` is to end in whatever it holds: a fault a tester asked
+/// for (the server's `control::faults`), so that scripts can be tried against every error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForcedImportError {
+    pub serial_number: String,
+    pub code: i32,
+}
+
+impl ForcedImportError {
+    /// The `deviceErrorName` the code goes with: the deployment service's own for the codes
+    /// dmsync knows, a generic one otherwise.
+    pub fn name(&self) -> &'static str {
+        use import_errors::*;
+        [ALREADY_ASSIGNED, ASSIGNED_TO_OTHER_TENANT, BAD_HARDWARE_HASH]
+            .into_iter()
+            .find(|(code, _)| *code == self.code)
+            .map_or("ZtdDeviceImportFailed", |(_, name)| name)
+    }
 }
 
 /// The outcome of `DELETE …/windowsAutopilotDeviceIdentities/{id}`.

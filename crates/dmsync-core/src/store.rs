@@ -9,8 +9,9 @@ use uuid::Uuid;
 use crate::TenantId;
 use crate::autopilot::{
     AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceCreationRefusal, DeviceField, DevicePropertiesUpdate,
-    DeviceQuery, ImportStats, ImportedDevice, ImportedField, ImportedQuery, NewAutopilotDevice, NewImportedDevice,
-    NewRegistration, ReconcileStats, RegistrationRejection, RegistrationSummary, SyncDecision, SyncOutcome,
+    DeviceQuery, ForcedImportError, ImportStats, ImportedDevice, ImportedField, ImportedQuery, NewAutopilotDevice,
+    NewImportedDevice, NewRegistration, ReconcileStats, RegistrationRejection, RegistrationSummary, SyncDecision,
+    SyncOutcome,
 };
 use crate::certificate::StoredCertificateAuthority;
 use crate::deployment_profiles::{
@@ -302,6 +303,8 @@ pub trait AutopilotSettingsStore: Send + Sync {
     /// `counts_as_sync` and anything completed, the tenant's sync cooldown restarts at `now`.
     /// When anything completed, `follow_up` (the profile assignment pass that the new devices
     /// may come under) is enqueued for `now`, coalesced, in the same transaction.
+    /// The pending imports of a serial in `forced` end in its error before anything else is
+    /// checked; the stats name the serials that met one.
     /// `None` when the lease is no longer ours (nothing changed).
     async fn process_imports(
         &self,
@@ -310,6 +313,7 @@ pub trait AutopilotSettingsStore: Send + Sync {
         now: OffsetDateTime,
         counts_as_sync: bool,
         follow_up: &NewJob,
+        forced: &[ForcedImportError],
     ) -> StoreResult<Option<ImportStats>>;
 }
 

@@ -28,6 +28,7 @@ use crate::state::AppState;
 mod applications;
 mod device_codes;
 mod snapshots;
+mod faults;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -63,6 +64,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/snapshots", post(snapshots::create_snapshot).get(snapshots::list_snapshots))
         .route("/_dmsync/snapshots/{name}", get(snapshots::get_snapshot).delete(snapshots::delete_snapshot))
         .route("/_dmsync/snapshots/{name}/restore", post(snapshots::restore_snapshot))
+        .route("/_dmsync/faults", post(faults::add_fault).get(faults::list_faults).delete(faults::clear_faults))
+        .route("/_dmsync/faults/{id}", delete(faults::delete_fault))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route(

@@ -80,6 +80,8 @@ pub struct Config {
     pub proxy_listen: Option<SocketAddr>,
     /// Whether the proxy tunnels `CONNECT`s to hosts it does not emulate (still port 443 only).
     pub proxy_pass_through: bool,
+    /// Fault rules to hold from the start (`--faults FILE`), already validated.
+    pub faults: Vec<crate::control::faults::Rule>,
 }
 
 /// The certificate `serve --tls` presents.
@@ -182,6 +184,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("proxy_listen", &self.proxy_listen)
             .field("proxy_pass_through", &self.proxy_pass_through)
+            .field("faults", &self.faults.len())
             .finish()
     }
 }
@@ -221,6 +224,7 @@ impl Default for Config {
             public_url: None,
             proxy_listen: None,
             proxy_pass_through: false,
+            faults: Vec::new(),
         }
     }
 }

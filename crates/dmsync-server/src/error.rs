@@ -118,6 +118,9 @@ pub enum ApiError {
     FailedDependency,
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error answer a fault rule asked for (`control::faults`), in Graph's or Intune's shape.
+    #[error("injected fault: HTTP {}", .0.status)]
+    InjectedFault(crate::control::faults::InjectedStatus),
     /// An error response that did not come from an `ApiError` (a framework rejection, a
     /// layer's 408 or 431): only its status is known. See [`ApiError::for_status`].
     #[error("HTTP {0}")]
@@ -190,7 +193,15 @@ impl ApiError {
     /// What the renderer needs to write this error's body.
     pub fn error_spec(&self) -> ErrorSpec {
         let (_, code, message) = self.spec();
-        ErrorSpec { code: code.to_owned(), message, details: Vec::new() }
+        ErrorSpec { code: self.code_or(code), message, details: Vec::new() }
+    }
+
+    /// The table's code, unless the error names its own (a fault rule's `code`).
+    fn code_or(&self, table_code: &'static str) -> String {
+        match self {
+            ApiError::InjectedFault(fault) => fault.code.clone().unwrap_or_else(|| table_code.to_owned()),
+            _ => table_code.to_owned(),
+        }
     }
 
     /// The table: status, code and message of every variant.
@@ -337,6 +348,30 @@ impl ApiError {
             ),
             // The internal text is logged by the renderer and never sent.
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", intune(INTUNE_LEAD)),
+            InjectedFault(fault) => {
+                // By default the code and message Graph gives for the status.
+                let (code, text) = match fault.status {
+                    StatusCode::BAD_REQUEST => ("BadRequest", "The request is not valid."),
+                    StatusCode::UNAUTHORIZED => ("Unauthorized", "The request is not authorized."),
+                    StatusCode::FORBIDDEN => ("Forbidden", "The request is forbidden."),
+                    StatusCode::NOT_FOUND => ("ResourceNotFound", "The requested resource was not found."),
+                    StatusCode::CONFLICT => ("Conflict", "The request conflicts with the resource's state."),
+                    StatusCode::TOO_MANY_REQUESTS => ("TooManyRequests", "Too many requests."),
+                    StatusCode::BAD_GATEWAY => ("BadGateway", "The service received a bad answer from upstream."),
+                    StatusCode::SERVICE_UNAVAILABLE => ("ServiceUnavailable", "The service is temporarily unavailable."),
+                    StatusCode::GATEWAY_TIMEOUT => ("GatewayTimeout", "The service did not answer in time."),
+                    s if s.is_server_error() => ("InternalServerError", "An internal server error occurred."),
+                    _ => ("BadRequest", "The request is not valid."),
+                };
+                let text = fault.message.clone().unwrap_or_else(|| text.to_owned());
+                let message = match fault.shape {
+                    crate::control::faults::BodyShape::Graph => MessageSpec::Plain(text),
+                    crate::control::faults::BodyShape::Intune => {
+                        MessageSpec::Intune { lead: text, phrase: String::new(), retry_after: fault.retry_after }
+                    }
+                };
+                (fault.status, code, message)
+            }
             Status(status) => {
                 let (code, text) = match *status {
                     StatusCode::METHOD_NOT_ALLOWED => {
@@ -385,6 +420,11 @@ impl IntoResponse for ApiError {
             ApiError::DatabaseBusy(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(DATABASE_BUSY_RETRY_AFTER_SECONDS));
             }
+            ApiError::InjectedFault(fault) => {
+                if let Some(seconds) = fault.retry_after {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+            }
             _ => {}
         }
         let details = match &self {
@@ -398,7 +438,7 @@ impl IntoResponse for ApiError {
                 .collect(),
             _ => Vec::new(),
         };
-        response.extensions_mut().insert(ErrorSpec { code: code.to_owned(), message, details });
+        response.extensions_mut().insert(ErrorSpec { code: self.code_or(code), message, details });
         response
     }
 }

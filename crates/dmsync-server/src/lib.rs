@@ -240,6 +240,11 @@ impl Application {
 
         let (graph, route_table) = RouteTable::build(resources::graph_routes());
         let route_table = Arc::new(route_table);
+        // The fault rules of `--faults`, whose operation names can be checked now.
+        state.faults().set_routes(route_table.clone());
+        for rule in state.config().faults.clone() {
+            state.faults().install(rule).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+        }
         let body_limit = DefaultBodyLimit::max(state.config().max_body_bytes);
         // What runs the requests inside a `$batch`: the Graph routes behind the same layers.
         let (batchable, batch_table) = RouteTable::build(resources::batchable_routes());

@@ -122,10 +122,13 @@ where
         let timeouts = self.timeouts;
         let scheme = ConnectionScheme(self.scheme.clone());
         let requests = activity.clone();
+        let dropper = DropConnection::default();
+        let dropped = dropper.0.clone();
         let hyper_service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = requests.request_started();
             let mut request = with_body_deadline(request, timeouts);
             request.extensions_mut().insert(scheme.clone());
+            request.extensions_mut().insert(dropper.clone());
             let service = service.clone();
             async move {
                 let response = service.oneshot(request).await?;
@@ -142,7 +145,21 @@ where
             reason = watchdog(&activity, timeouts) => {
                 tracing::debug!(reason, "closed a connection");
             }
+            _ = dropped.cancelled() => {
+                tracing::debug!("dropped a connection, as a fault rule asked");
+            }
         }
+    }
+}
+
+/// Closes the connection a request came on, without an answer: dropping the connection's
+/// future closes its socket and abandons every request on it. A fault rule's `drop` uses it.
+#[derive(Clone, Debug, Default)]
+pub struct DropConnection(tokio_util::sync::CancellationToken);
+
+impl DropConnection {
+    pub fn drop_now(&self) {
+        self.0.cancel();
     }
 }
 

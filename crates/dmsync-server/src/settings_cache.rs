@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use dmsync_core::autopilot::{AutopilotSettings, ImportStats, SyncDecision, SyncOutcome};
+use dmsync_core::autopilot::{AutopilotSettings, ForcedImportError, ImportStats, SyncDecision, SyncOutcome};
 use dmsync_core::jobs::{JobLease, NewJob};
 use dmsync_core::store::AutopilotSettingsStore;
 use dmsync_core::{StoreResult, TenantId};
@@ -156,8 +156,9 @@ impl AutopilotSettingsStore for SettingsCache {
         now: OffsetDateTime,
         counts_as_sync: bool,
         follow_up: &NewJob,
+        forced: &[ForcedImportError],
     ) -> StoreResult<Option<ImportStats>> {
-        self.write(tenant, self.store.process_imports(lease, tenant, now, counts_as_sync, follow_up)).await
+        self.write(tenant, self.store.process_imports(lease, tenant, now, counts_as_sync, follow_up, forced)).await
     }
 }
 

@@ -16,6 +16,7 @@ use crate::auth::idp::Issuer;
 use crate::auth::keys::KeyRing;
 use crate::auth::{KnownTenants, Verifier};
 use crate::config::Config;
+use crate::control::faults::FaultRules;
 use crate::error::ApiError;
 use crate::http::page_cache::{PageCache, PageKey};
 use crate::http::response::ODataBody;
@@ -45,6 +46,8 @@ struct Inner {
     single_node: bool,
     /// Wakes the connector scheduler and idle workers when the Clock moves forward.
     clock_advanced: Notify,
+    /// The fault rules of this process (`control::faults`).
+    faults: FaultRules,
     shutdown: CancellationToken,
 }
 
@@ -94,6 +97,7 @@ impl AppState {
                 certificate_authority,
                 single_node,
                 clock_advanced: Notify::new(),
+                faults: FaultRules::default(),
                 shutdown,
             }),
         }
@@ -151,6 +155,11 @@ impl AppState {
 
     pub fn is_single_node(&self) -> bool {
         self.inner.single_node
+    }
+
+    /// The fault rules, which the control plane's gate and the jobs consult.
+    pub fn faults(&self) -> &FaultRules {
+        &self.inner.faults
     }
 
     pub fn clock_advanced(&self) -> &Notify {

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use dmsync_core::autopilot::{
     AutopilotDevice, AutopilotSettings, DeletionRequest, DeviceCreationRefusal, DeviceField, DevicePropertiesUpdate,
-    DeviceQuery, ImportStats, NewAutopilotDevice, ReconcileStats, SyncDecision, SyncOutcome, SyncStatus,
+    DeviceQuery, ForcedImportError, ImportStats, NewAutopilotDevice, ReconcileStats, SyncDecision, SyncOutcome,
+    SyncStatus,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
@@ -121,8 +122,9 @@ impl AutopilotSettingsStore for SqlStore {
         now: OffsetDateTime,
         counts_as_sync: bool,
         follow_up: &NewJob,
+        forced: &[ForcedImportError],
     ) -> StoreResult<Option<ImportStats>> {
-        self.process_import_job(lease, tenant, now, counts_as_sync, follow_up).await
+        self.process_import_job(lease, tenant, now, counts_as_sync, follow_up, forced).await
     }
 }
 

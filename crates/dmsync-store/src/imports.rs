@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use dmsync_core::autopilot::{
-    ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice, import_errors,
+    ForcedImportError, ImportStats, ImportStatus, ImportedDevice, ImportedField, ImportedQuery, NewImportedDevice,
+    import_errors,
 };
 use dmsync_core::filter::Filter;
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
@@ -130,6 +131,7 @@ impl SqlStore {
         now: OffsetDateTime,
         counts_as_sync: bool,
         follow_up: &NewJob,
+        forced: &[ForcedImportError],
     ) -> StoreResult<Option<ImportStats>> {
         self.ensure_settings(tenant).await?;
         let dialect = self.dialect();
@@ -141,6 +143,20 @@ impl SqlStore {
             return Ok(None);
         }
         let pending = |sql: String| Query::new(sql).bind(lease.job_id).bind(tenant);
+        // Forced errors first: they stand in for whatever the checks below would find.
+        let mut forced_serials = Vec::new();
+        for error in forced {
+            let force = pending(format!(
+                "UPDATE imported_devices SET status = 'error', error_code = $3, error_name = $4
+                  WHERE {PENDING} AND serial_number = $5"
+            ))
+            .bind(i64::from(error.code))
+            .bind(error.name())
+            .bind(&error.serial_number);
+            if tx.execute(force).await? > 0 {
+                forced_serials.push(error.serial_number.clone());
+            }
+        }
         let length = dialect.byte_length();
         let steps = [
             fail(&format!("{length}(hardware_hash) < {}", import_errors::MIN_HASH_BYTES), import_errors::BAD_HARDWARE_HASH),
@@ -243,6 +259,6 @@ impl SqlStore {
         } else {
             tx.commit().await?;
         }
-        Ok(Some(ImportStats { completed, failed: failed as u64 }))
+        Ok(Some(ImportStats { completed, failed: failed as u64, forced: forced_serials }))
     }
 }

@@ -545,6 +545,27 @@ fn new_import(serial: &str, hash: &str) -> dmsync_core::autopilot::NewImportedDe
     }
 }
 
+async fn a_forced_import_error_stands_in_for_the_checks(store: &dyn Backend) {
+    use dmsync_core::autopilot::{ForcedImportError, ImportStatus};
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let rows = [new_import("FORCED", "hash-forced"), new_import("FINE", "hash-fine")];
+    let created = store.create_imports(A, "imp-1", &rows, t0, t0, &import_job()).await.unwrap();
+    let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
+    let forced = [
+        ForcedImportError { serial_number: "FORCED".into(), code: 808 },
+        ForcedImportError { serial_number: "ABSENT".into(), code: 806 },
+    ];
+    let stats = store.process_imports(&job.lease(), A, t0, false, &assignment_job(), &forced).await.unwrap().unwrap();
+    assert_eq!((stats.completed, stats.failed, stats.forced), (1, 1, vec!["FORCED".to_owned()]));
+    let forced = store.imported_device(A, created[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (forced.status, forced.error_code, forced.error_name.as_deref()),
+        (ImportStatus::Error, 808, Some("ZtdDeviceAssignedToOtherTenant"))
+    );
+    assert_eq!(store.imported_device(A, created[1].id).await.unwrap().unwrap().status, ImportStatus::Complete);
+}
+
 async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Backend) {
     use dmsync_core::autopilot::ImportStatus;
     with_tenants(store).await;
@@ -565,10 +586,10 @@ async fn imports_register_devices_or_fail_with_dds_errors(store: &dyn Backend) {
     assert!(created.iter().all(|d| d.status == ImportStatus::Unknown && d.device_registration_id.is_none()));
     assert!(store.claim_job("w", t0, t0, LEASE).await.unwrap().is_none(), "not before the import delay");
     let job = store.claim_job("w", later, later, LEASE).await.unwrap().unwrap();
-    let stats = store.process_imports(&job.lease(), A, later, true, &assignment_job()).await.unwrap().unwrap();
+    let stats = store.process_imports(&job.lease(), A, later, true, &assignment_job(), &[]).await.unwrap().unwrap();
     assert_eq!((stats.completed, stats.failed), (2, 5));
     assert_eq!(
-        store.process_imports(&job.lease(), A, later, true, &assignment_job()).await.unwrap(),
+        store.process_imports(&job.lease(), A, later, true, &assignment_job(), &[]).await.unwrap(),
         None,
         "fenced: done once"
     );
@@ -1467,7 +1488,7 @@ async fn an_import_creates_the_entra_device(store: &dyn Backend) {
     let created = store.create_imports(A, "imp", &[new_import("G-1", "hash-g1")], t0, t0, &import_job()).await.unwrap();
     assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 0, "nothing before the import is processed");
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
-    store.process_imports(&job.lease(), A, t0, false, &assignment_job()).await.unwrap().unwrap();
+    store.process_imports(&job.lease(), A, t0, false, &assignment_job(), &[]).await.unwrap().unwrap();
     let import = store.imported_device(A, created[0].id).await.unwrap().unwrap();
     assert_eq!(import.status, ImportStatus::Complete);
     let id = import.device_registration_id.unwrap();
@@ -1534,7 +1555,7 @@ async fn a_direct_create_registers_the_device_with_its_entra_device(store: &dyn 
     let imported =
         store.create_imports(A, "imp", &[new_import("D-1", "hash-d1")], t0, t0, &import_job()).await.unwrap();
     let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
-    store.process_imports(&job.lease(), A, t0, false, &assignment_job()).await.unwrap().unwrap();
+    store.process_imports(&job.lease(), A, t0, false, &assignment_job(), &[]).await.unwrap().unwrap();
     let import = store.imported_device(A, imported[0].id).await.unwrap().unwrap();
     assert_eq!((import.status, import.error_code), (ImportStatus::Error, 806));
 }
@@ -2152,6 +2173,7 @@ macro_rules! all_tests {
                 device_queries_filter_order_and_count,
                 device_filters_ignore_case_for_all_of_unicode,
                 imports_register_devices_or_fail_with_dds_errors,
+                a_forced_import_error_stands_in_for_the_checks,
                 device_deletion_is_requested_once_then_deregisters,
                 exchange_connectors_sync_full_and_delta,
                 exchange_syncs_apply_only_the_completing_attempt,
@@ -2618,7 +2640,7 @@ mod engine {
             .await
             .unwrap();
         let job = store.claim_job("w", t0, t0, LEASE).await.unwrap().unwrap();
-        store.process_imports(&job.lease(), A, t0, false, &assignment_job()).await.unwrap().unwrap();
+        store.process_imports(&job.lease(), A, t0, false, &assignment_job(), &[]).await.unwrap().unwrap();
         let stats = run_due(store, t0, DELAY).await.expect("the import enqueued a pass");
         assert_eq!(stats.assigned, 1);
         let id = store.imported_device(A, created[0].id).await.unwrap().unwrap().device_registration_id.unwrap();

@@ -219,9 +219,20 @@ struct ServeArgs {
     /// terminator that sends no X-Forwarded-Host or X-Forwarded-Proto (those still win).
     #[arg(long, env = "DMSYNC_PUBLIC_URL", value_parser = PublicUrl::parse)]
     public_url: Option<PublicUrl>,
+    /// Fault rules to hold from the start: a JSON array of rules as `POST /_dmsync/faults`
+    /// takes them (see docs/TESTING-WITH-DMSYNC.md, "Faults").
+    #[arg(long, env = "DMSYNC_FAULTS", value_parser = parse_faults_file)]
+    faults: Option<FaultFile>,
     /// Log format.
     #[arg(long, env = "DMSYNC_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// The rules of `--faults`, read and checked when the flags are parsed.
+type FaultFile = Vec<dmsync_server::control::faults::Rule>;
+
+fn parse_faults_file(path: &str) -> Result<FaultFile, String> {
+    dmsync_server::control::faults::load_file(path)
 }
 
 #[derive(clap::Args)]
@@ -319,6 +330,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         proxy_listen: args.proxy_listen,
         proxy_pass_through: args.proxy_pass_through,
+        faults: args.faults.unwrap_or_default(),
     };
     // Refused before the database is opened or the port bound, with the flag's name.
     config.validate()?;

@@ -4,6 +4,8 @@
 //! routes, which every Graph, `$batch` and sign-in request passes; the admin API
 //! (`/_dmsync/…`) and the operational endpoints pass it untouched.
 
+pub mod faults;
+
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -45,7 +47,15 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
     }
     let identity = identify(state.verifier(), request.headers()).await;
     request.extensions_mut().insert(identity.clone());
-    let mut response = next.run(request).await;
+    let fired = state.faults().take_http(&faults::RequestFacts {
+        method: request.method(),
+        path: request.uri().path(),
+        identity: &identity,
+    });
+    let mut response = match fired {
+        Some(firing) => faults::inject(&state, firing, request, next).await,
+        None => next.run(request).await,
+    };
     response.extensions_mut().insert(identity);
     response
 }

@@ -110,6 +110,30 @@ impl RouteTable {
         self.operations.iter().filter(move |(v, ..)| *v == version).map(|(_, path, method, doc)| (*path, method, doc))
     }
 
+    /// Whether some route has the operation id `id` (an OperationDoc's id).
+    pub fn has_operation(&self, id: &str) -> bool {
+        self.operations.iter().any(|(.., doc)| doc.id == id)
+    }
+
+    /// The operation id of the route a request with `method` and the canonical `path` reaches,
+    /// comparing segments as Graph does (ignoring case; a key segment takes any value).
+    pub fn operation_id(&self, method: &Method, path: &str) -> Option<&'static str> {
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let version = ApiVersion::from_segment(segments.next()?)?;
+        let rest: Vec<&str> = segments.collect();
+        // Where a key and a literal both fit (`{id}` and `$count`), the literal is the route.
+        self.operations
+            .iter()
+            .filter(|(v, route, m, _)| {
+                *v == version
+                    && m == method
+                    && route.split('/').count() == rest.len()
+                    && route.split('/').zip(&rest).all(|(p, s)| p.starts_with('{') || p.eq_ignore_ascii_case(s))
+            })
+            .max_by_key(|(_, route, ..)| route.split('/').filter(|p| !p.starts_with('{')).count())
+            .map(|(.., doc)| doc.id)
+    }
+
     /// Rewrites a Graph path to canonical spelling: `None` for a path outside Graph's versions,
     /// and the path itself, borrowed, when it is already canonical (the common case, which
     /// then allocates nothing). Empty segments are dropped, as Graph ignores them: the Python

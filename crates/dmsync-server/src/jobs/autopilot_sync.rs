@@ -14,6 +14,7 @@ use dmsync_core::store::AutopilotSettingsStore;
 
 use super::assign_deployment_profiles::schedule_profile_assignment;
 use super::{BackgroundJob, JobContext, JobEnd};
+use crate::control::faults::DomainKind;
 
 /// How often a waiting sync looks at the Clock, so that a clock advance ends it promptly.
 const CLOCK_POLL: StdDuration = StdDuration::from_millis(50);
@@ -29,6 +30,21 @@ impl JobPayload for AutopilotSync {
 impl BackgroundJob for AutopilotSync {
     async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
         let (state, job) = (&cx.state, &cx.job);
+        // A fault rule may ask that this sync fail: it changes nothing, and ends `failed` after
+        // its usual duration, as a sync the service could not finish does.
+        if let Some((fault, _)) = state.faults().take_domain(job.tenant_id, DomainKind::AutopilotSyncFailed, |_| true) {
+            if let Some(end) = wait_for_the_sync_duration(cx).await {
+                return Ok(end);
+            }
+            let error = format!("failed by the fault rule {fault}");
+            let recorded = state
+                .settings()
+                .finish_autopilot_sync(&cx.lease(), job.tenant_id, SyncOutcome::Failed, Some(&error), state.now())
+                .await
+                .context("recording the failed sync")?;
+            tracing::info!(job.id = %job.id, tenant.id = %job.tenant_id, fault.id = %fault, "autopilot sync failed by a fault rule");
+            return Ok(if recorded { JobEnd::Done } else { JobEnd::LeaseLost });
+        }
         let report = |stats: ReconcileStats, rows: u64| {
             tracing::info!(
                 job.id = %job.id, tenant.id = %job.tenant_id, rows.covered = rows,
@@ -61,17 +77,8 @@ impl BackgroundJob for AutopilotSync {
         // sync is not complete (so it runs again) until this request has committed.
         schedule_profile_assignment(state, job.tenant_id).await.context("scheduling profile assignment")?;
 
-        let duration = state.config().sync_duration;
-        let done_at = job.created_at + duration;
-        loop {
-            if state.now() >= done_at {
-                break;
-            }
-            tokio::select! {
-                _ = state.shutdown().cancelled() => return Ok(JobEnd::Released),
-                _ = cx.lost.cancelled() => return Ok(JobEnd::LeaseLost),
-                _ = tokio::time::sleep(CLOCK_POLL) => {}
-            }
+        if let Some(end) = wait_for_the_sync_duration(cx).await {
+            return Ok(end);
         }
         let lease = cx.lease();
         let recorded = state
@@ -100,4 +107,19 @@ impl BackgroundJob for AutopilotSync {
         );
         Ok(finish.await?)
     }
+}
+
+/// Waits until the sync has lasted its configured duration on the Clock; `Some` with how the
+/// attempt ends when a shutdown or a lost lease comes first.
+async fn wait_for_the_sync_duration(cx: &JobContext) -> Option<JobEnd> {
+    let (state, job) = (&cx.state, &cx.job);
+    let done_at = job.created_at + state.config().sync_duration;
+    while state.now() < done_at {
+        tokio::select! {
+            _ = state.shutdown().cancelled() => return Some(JobEnd::Released),
+            _ = cx.lost.cancelled() => return Some(JobEnd::LeaseLost),
+            _ = tokio::time::sleep(CLOCK_POLL) => {}
+        }
+    }
+    None
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{BackgroundJob, JobContext, JobEnd};
+use crate::control::faults::{DomainEffect, DomainKind};
 use crate::exchange_source;
 
 /// Enqueued by the connector's `sync` action and by the scheduler.
@@ -61,6 +62,20 @@ impl BackgroundJob for ExchangeConnectorSync {
             return Ok(JobEnd::Done);
         };
         let lease = cx.lease();
+        // A fault rule may ask that this sync lose the connection to Exchange.
+        let fault = state.faults().take_domain(job.tenant_id, DomainKind::ConnectorDisconnected, |effect| {
+            matches!(effect, DomainEffect::ConnectorDisconnected { connector } if connector.is_none_or(|c| c == id))
+        });
+        if let Some((fault, _)) = fault {
+            tracing::info!(job.id = %job.id, connector.id = %id, fault.id = %fault, "exchange connector sync failed by a fault rule");
+            let error = format!("disconnected by the fault rule {fault}");
+            let recorded = state
+                .store()
+                .fail_connector_sync(&lease, job.tenant_id, id, &error, state.now())
+                .await
+                .context("recording the failed sync")?;
+            return Ok(if recorded { JobEnd::Done } else { JobEnd::LeaseLost });
+        }
         if !state.store().begin_connector_staging(&lease, job.tenant_id, id).await.context("emptying the staging")? {
             return Ok(JobEnd::LeaseLost);
         }

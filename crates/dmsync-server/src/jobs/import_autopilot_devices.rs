@@ -22,6 +22,9 @@ impl JobPayload for ImportAutopilotDevices {
 impl BackgroundJob for ImportAutopilotDevices {
     async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
         let (state, job) = (&cx.state, &cx.job);
+        // Fault rules may ask that the imports of some serials fail with a given error.
+        let faults = state.faults().import_fault_candidates(job.tenant_id);
+        let forced: Vec<_> = faults.iter().map(|(_, error)| error.clone()).collect();
         // A completed import moves the settings' cooldown anchor.
         let lease = cx.lease();
         let processed = state
@@ -33,10 +36,12 @@ impl BackgroundJob for ImportAutopilotDevices {
                 state.config().import_counts_as_sync,
                 // The new devices may come under a profile (All Devices).
                 &AssignDeploymentProfiles::job(),
+                &forced,
             )
             .await
             .context("processing the imports")?;
         let Some(stats) = processed else { return Ok(JobEnd::LeaseLost) };
+        state.faults().confirm_import_faults(&faults, &stats.forced);
         tracing::info!(
             job.id = %job.id, tenant.id = %job.tenant_id,
             imports.completed = stats.completed, imports.failed = stats.failed,

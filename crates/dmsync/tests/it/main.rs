@@ -24,6 +24,7 @@ mod docs_replay;
 mod errors;
 mod exchange;
 mod external;
+mod faults;
 mod groups;
 mod http_limits;
 mod jobs;
