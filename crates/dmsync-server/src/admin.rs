@@ -27,8 +27,8 @@ use crate::state::AppState;
 
 mod applications;
 mod device_codes;
-mod snapshots;
 mod faults;
+mod snapshots;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
