@@ -27,6 +27,7 @@ use crate::state::AppState;
 
 mod applications;
 mod device_codes;
+mod requests;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/tenants/{tenant}/exchangeConnectors/{id}/source", axum::routing::put(set_connector_source))
         .route("/_dmsync/device-codes/{user_code}/approve", post(device_codes::approve_device_code))
         .route("/_dmsync/device-codes/{user_code}/decline", post(device_codes::decline_device_code))
+        .route("/_dmsync/requests", get(requests::list_requests).delete(requests::clear_requests))
+        .route("/_dmsync/requests/count", post(requests::count_requests))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route(

@@ -4,6 +4,8 @@
 //! routes, which every Graph, `$batch` and sign-in request passes; the admin API
 //! (`/_dmsync/…`) and the operational endpoints pass it untouched.
 
+pub mod journal;
+
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;

@@ -27,6 +27,7 @@ mod external;
 mod groups;
 mod http_limits;
 mod jobs;
+mod journal;
 mod lifecycle;
 mod openapi;
 mod ops;
