@@ -45,6 +45,9 @@ enum Command {
     /// Exchange connectors and their syncs.
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Exchange(cli::exchange::Args),
+    /// The server's request journal: `list` what it recorded, `tail` it live.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Requests(cli::requests::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -383,5 +386,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Token(args) => Ok(cli::finish(cli::print_token(args).await)),
         Command::Autopilot(args) => Ok(cli::finish(cli::autopilot::run(args).await)),
         Command::Exchange(args) => Ok(cli::finish(cli::exchange::run(args).await)),
+        Command::Requests(args) => Ok(cli::finish(cli::requests::run(args).await)),
     }
 }

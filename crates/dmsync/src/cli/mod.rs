@@ -5,6 +5,7 @@
 pub mod autopilot;
 pub mod exchange;
 mod output;
+pub mod requests;
 mod session;
 mod token_cache;
 

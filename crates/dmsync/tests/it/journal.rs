@@ -169,3 +169,39 @@ async fn a_journal_of_zero_entries_is_off() {
     send(&app, Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", &token, None).await;
     assert_eq!(app.admin.list_requests(&RequestFilter::default()).await.unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn the_cli_lists_and_tails_the_journal() {
+    use tokio::io::AsyncBufReadExt;
+
+    let app = spawn_app().await;
+    let token = app.user_token().await;
+    let cli = crate::cli::Cli::new(&app);
+    send(&app, Method::GET, "/beta/deviceManagement/windowsAutopilotSettings", &token, None).await;
+
+    let listed = cli.run(&["requests", "list", "--path", "/beta/*Settings", "--status", "2xx"]).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{listed:?}");
+    assert!(lines[0].contains("  200  GET    /beta/deviceManagement/windowsAutopilotSettings  "), "{listed:?}");
+    assert!(lines[0].ends_with("ms"), "{listed:?}");
+    let bad = cli.run(&["requests", "list", "--status", "teapot"]).await;
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("teapot"), "{bad:?}");
+
+    // `tail` prints what is there, then each new request as it comes.
+    let mut tail =
+        cli.command(&["requests", "tail", "--json", "--interval", "100ms", "--path", "/beta/*"]).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line()).await;
+        let line = line.expect("a line within 20 s").unwrap().expect("tail still running");
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    assert_eq!(next_line().await["path"], "/beta/deviceManagement/windowsAutopilotSettings");
+    let (status, _) = send(&app, Method::POST, SYNC, &token, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let followed = next_line().await;
+    assert_eq!((followed["path"].as_str(), followed["status"].as_u64()), (Some(SYNC), Some(204)));
+    tail.kill().await.unwrap();
+}
