@@ -261,7 +261,19 @@ pub struct Captured {
     pub bytes: Vec<u8>,
     pub total: usize,
     /// The body's content type decides how it is redacted.
-    pub form: bool,
+    pub kind: BodyKind,
+}
+
+/// How a body is redacted, by its content type.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// JSON, or anything else: secret properties' string values are replaced.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`: secret fields' values are replaced.
+    Form,
+    /// HTML: the `form_post` page carries the code and tokens in hidden inputs.
+    Html,
 }
 
 impl Journal {
@@ -378,7 +390,11 @@ fn cut(mut text: String, limit: usize, mark: bool) -> Box<str> {
 /// A captured body as kept: redacted, then cut to the limit, marked when anything was left out.
 fn bounded_body(captured: Captured, limit: usize) -> Box<str> {
     let text = String::from_utf8_lossy(&captured.bytes);
-    let redacted = if captured.form { redact_form(&text) } else { redact_json(&text) };
+    let redacted = match captured.kind {
+        BodyKind::Json => redact_json(&text),
+        BodyKind::Form => redact_form(&text),
+        BodyKind::Html => redact_html(&text),
+    };
     let truncated = captured.total > captured.bytes.len() || redacted.len() > limit;
     let mut kept = cut(redacted, limit, false).into_string();
     if truncated {
@@ -474,12 +490,43 @@ fn string_end(bytes: &[u8], start: usize) -> usize {
     bytes.len()
 }
 
-/// Whether a body with these headers is a form, for redaction.
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+/// How a body with these headers is redacted.
+fn body_kind(headers: &HeaderMap) -> BodyKind {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        BodyKind::Form
+    } else if media.eq_ignore_ascii_case("text/html") {
+        BodyKind::Html
+    } else {
+        BodyKind::Json
+    }
+}
+
+/// An HTML page with the values of its secret inputs (`name="code" value="…"`, as dmsync's
+/// `form_post` page writes them) replaced.
+pub fn redact_html(html: &str) -> String {
+    const NAME: &str = "name=\"";
+    const VALUE: &str = "\" value=\"";
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(at) = rest.find(NAME) {
+        let after_name = at + NAME.len();
+        out.push_str(&rest[..after_name]);
+        rest = &rest[after_name..];
+        let Some(end) = rest.find('"') else { break };
+        let name = &rest[..end];
+        let secret = SECRET_FORM_FIELDS.iter().chain(SECRET_JSON_PROPERTIES).any(|s| s.eq_ignore_ascii_case(name));
+        if secret && rest[end..].starts_with(VALUE) {
+            let value_start = end + VALUE.len();
+            out.push_str(&rest[..value_start]);
+            out.push_str(REDACTED);
+            rest = &rest[value_start..];
+            rest = rest.find('"').map_or("", |close| &rest[close..]);
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A body's first bytes, shared by the body that fills it and the entry that reads it.
@@ -570,7 +617,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     let request_tee = if body.is_end_stream() {
         None
     } else {
-        let tee: Tee = Arc::new(Mutex::new(Captured { form: is_form(&parts.headers), ..Captured::default() }));
+        let tee: Tee = Arc::new(Mutex::new(Captured { kind: body_kind(&parts.headers), ..Captured::default() }));
         Some(tee)
     };
     let body = match &request_tee {
@@ -584,9 +631,9 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     let nearest_route = parts.extensions.get::<UnknownRoute>().and_then(|unknown| unknown.0.clone());
     let fault = parts.headers.get("x-dmsync-fault").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let status = parts.status.as_u16();
-    let response_form = is_form(&parts.headers);
+    let response_kind = body_kind(&parts.headers);
     let finish = move |mut response_body: Captured| {
-        response_body.form = response_form;
+        response_body.kind = response_kind;
         journal.push(NewEntry {
             time,
             identity,
@@ -622,8 +669,12 @@ mod tests {
             path: format!("/beta/deviceManagement/{}?x={}", "p".repeat(i % 5000), i),
             status: 200,
             duration_ms: 1.0,
-            request_body: Some(Captured { bytes: body.as_bytes().to_vec(), total: body.len() * 2, form: false }),
-            response_body: Some(Captured { bytes: vec![0xff; body.len()], total: body.len(), form: false }),
+            request_body: Some(Captured {
+                bytes: body.as_bytes().to_vec(),
+                total: body.len() * 2,
+                kind: BodyKind::Json,
+            }),
+            response_body: Some(Captured { bytes: vec![0xff; body.len()], total: body.len(), kind: BodyKind::Json }),
             fault: None,
             nearest_route: Some("r".repeat(i % 1000)),
         }
@@ -674,14 +725,20 @@ mod tests {
             redact_path("/t/oauth2/v2.0/authorize?code=abc&state=1"),
             "/t/oauth2/v2.0/authorize?code=[REDACTED]&state=1"
         );
+        assert_eq!(
+            redact_html(
+                r#"<input type="hidden" name="code" value="abc"><input name="state" value="s"><input name="id_token" value="x"#
+            ),
+            r#"<input type="hidden" name="code" value="[REDACTED]"><input name="state" value="s"><input name="id_token" value="[REDACTED]"#
+        );
     }
 
     #[test]
     fn bodies_over_the_limit_are_cut_and_marked() {
         let journal = Journal::new(10, 8);
         let mut new = entry(0, "");
-        new.request_body = Some(Captured { bytes: b"abcdefgh".to_vec(), total: 20, form: false });
-        new.response_body = Some(Captured { bytes: b"short".to_vec(), total: 5, form: false });
+        new.request_body = Some(Captured { bytes: b"abcdefgh".to_vec(), total: 20, kind: BodyKind::Json });
+        new.response_body = Some(Captured { bytes: b"short".to_vec(), total: 5, kind: BodyKind::Json });
         journal.push(new);
         let kept = &journal.select(&Filter::default())[0];
         assert_eq!(kept.request_body.as_deref(), Some(format!("abcdefgh{TRUNCATED}").as_str()));
