@@ -536,27 +536,45 @@ fn take(tee: &Tee) -> Captured {
     std::mem::take(&mut *tee.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// Where a teed body's copy goes: shared, for a request body (the entry is written by the
+/// response's body), or held by the body itself, for a response's (no lock per frame).
+enum Sink {
+    Shared(Tee),
+    Owned(Captured),
+}
+
 /// A body that keeps a copy of its first `limit` bytes as they pass.
 struct TeeBody {
     inner: Body,
-    tee: Tee,
+    sink: Sink,
     limit: usize,
     /// For a response: the entry to write when the body ends or is dropped.
     finish: Option<Box<dyn FnOnce(Captured) + Send>>,
 }
 
+impl Captured {
+    fn observe(&mut self, data: &Bytes, limit: usize) {
+        self.total += data.len();
+        let keep = limit.saturating_sub(self.bytes.len()).min(data.len());
+        self.bytes.extend_from_slice(&data[..keep]);
+    }
+}
+
 impl TeeBody {
-    fn observe(&self, data: &Bytes) {
-        let mut captured = self.tee.lock().unwrap_or_else(|p| p.into_inner());
-        captured.total += data.len();
-        let room = self.limit.saturating_sub(captured.bytes.len());
-        let keep = room.min(data.len());
-        captured.bytes.extend_from_slice(&data[..keep]);
+    fn observe(&mut self, data: &Bytes) {
+        match &mut self.sink {
+            Sink::Shared(tee) => tee.lock().unwrap_or_else(|p| p.into_inner()).observe(data, self.limit),
+            Sink::Owned(captured) => captured.observe(data, self.limit),
+        }
     }
 
     fn finish(&mut self) {
         if let Some(finish) = self.finish.take() {
-            finish(take(&self.tee));
+            let captured = match &mut self.sink {
+                Sink::Shared(tee) => take(tee),
+                Sink::Owned(captured) => std::mem::take(captured),
+            };
+            finish(captured);
         }
     }
 }
@@ -621,7 +639,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         Some(tee)
     };
     let body = match &request_tee {
-        Some(tee) => Body::new(TeeBody { inner: body, tee: tee.clone(), limit, finish: None }),
+        Some(tee) => Body::new(TeeBody { inner: body, sink: Sink::Shared(tee.clone()), limit, finish: None }),
         None => body,
     };
     let response = next.run(Request::from_parts(parts, body)).await;
@@ -632,8 +650,7 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     let fault = parts.headers.get("x-dmsync-fault").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let status = parts.status.as_u16();
     let response_kind = body_kind(&parts.headers);
-    let finish = move |mut response_body: Captured| {
-        response_body.kind = response_kind;
+    let finish = move |response_body: Captured| {
         journal.push(NewEntry {
             time,
             identity,
@@ -649,11 +666,11 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     };
     if body.is_end_stream() {
         // Nothing to tee (a 204): the entry is written now, not when hyper drops the body.
-        finish(Captured::default());
+        finish(Captured { kind: response_kind, ..Captured::default() });
         return Response::from_parts(parts, body);
     }
-    let tee: Tee = Arc::new(Mutex::new(Captured::default()));
-    let body = TeeBody { inner: body, tee, limit, finish: Some(Box::new(finish)) };
+    let sink = Sink::Owned(Captured { kind: response_kind, ..Captured::default() });
+    let body = TeeBody { inner: body, sink, limit, finish: Some(Box::new(finish)) };
     Response::from_parts(parts, Body::new(body))
 }
 
