@@ -762,6 +762,24 @@ mod tests {
         assert_eq!(kept.response_body.as_deref(), Some("short"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+
+        /// Whatever a client sends, redaction does not panic and a kept body stays in its bound.
+        #[test]
+        fn any_body_is_redacted_without_panicking_and_stays_bounded(
+            text in r#"(\PC|["\\:=&<>]|password|access_token|name="code" value=")*"#,
+            limit in 0usize..64,
+        ) {
+            for kind in [BodyKind::Json, BodyKind::Form, BodyKind::Html] {
+                let captured = Captured { bytes: text.as_bytes().to_vec(), total: text.len(), kind };
+                let kept = bounded_body(captured, limit);
+                proptest::prop_assert!(kept.len() <= limit + TRUNCATED.len());
+            }
+            let _ = redact_path(&text);
+        }
+    }
+
     #[test]
     fn filters_match_wildcards_statuses_and_times() {
         assert!(wildcard_match(b"/beta/*/sync", b"/beta/deviceManagement/windowsAutopilotSettings/sync"));
