@@ -40,9 +40,12 @@ pub const REDACTED: &str = "[REDACTED]";
 /// What ends a body or a path that was cut at the limit.
 const TRUNCATED: &str = "…[truncated by dmsync]";
 
-/// Form fields whose values are secrets: the token endpoint's and the sign-in page's.
+/// Form fields whose values are secrets: the token endpoint's and the sign-in page's (which
+/// names the password `passwd`, as Entra's does, and carries a signed `flowToken`).
 const SECRET_FORM_FIELDS: &[&str] = &[
     "password",
+    "passwd",
+    "flowToken",
     "client_secret",
     "client_assertion",
     "refresh_token",
