@@ -580,6 +580,45 @@ pub struct RegistrationSummary {
     pub unchanged: u64,
 }
 
+/// The filters of the request journal (`GET /_dmsync/requests`, `POST /_dmsync/requests/count`):
+/// every one that is set must match. `path` is exact or has `*` wildcards; `status` is a status
+/// (`409`) or a class (`4xx`); `since` is an RFC 3339 time on the server's clock.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// One request in dmsync's journal, with its secrets redacted and its bodies cut at the
+/// server's limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    pub sequence: u64,
+    pub time: String,
+    pub tenant_id: Option<String>,
+    pub app_id: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest_route: Option<String>,
+}
+
 /// Client for dmsync's own admin API under `/_dmsync/`.
 #[derive(Clone)]
 pub struct AdminClient {
@@ -645,6 +684,29 @@ impl AdminClient {
     ) -> Result<()> {
         let path = format!("{}/_dmsync/tenants/{tenant_id}/exchangeConnectors/{connector_id}/source", self.base_url);
         expect_no_content(self.http.put(path).bearer_auth(&self.admin_token).json(source).send().await?).await
+    }
+
+    /// `GET /_dmsync/requests`: the journalled requests that match, oldest first.
+    pub async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<JournalEntry>> {
+        #[derive(Deserialize)]
+        struct Listing {
+            value: Vec<JournalEntry>,
+        }
+        let url = format!("{}/_dmsync/requests", self.base_url);
+        let response = self.http.get(url).bearer_auth(&self.admin_token).query(filter).send().await?;
+        expect_json::<Listing>(response).await.map(|l| l.value)
+    }
+
+    /// `POST /_dmsync/requests/count`: how many journalled requests match.
+    pub async fn count_requests(&self, filter: &RequestFilter) -> Result<u64> {
+        let v: Value = expect_json(self.post("/_dmsync/requests/count").json(filter).send().await?).await?;
+        v["count"].as_u64().ok_or_else(|| ClientError::Decode(v.to_string()))
+    }
+
+    /// `DELETE /_dmsync/requests`: empties the journal.
+    pub async fn clear_requests(&self) -> Result<()> {
+        let url = format!("{}/_dmsync/requests", self.base_url);
+        expect_no_content(self.http.delete(url).bearer_auth(&self.admin_token).send().await?).await
     }
 
     /// Moves the server's clock forward.

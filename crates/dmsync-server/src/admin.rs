@@ -28,6 +28,7 @@ use crate::state::AppState;
 mod applications;
 mod device_codes;
 mod faults;
+mod requests;
 mod snapshots;
 mod users;
 
@@ -66,6 +67,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/snapshots/{name}/restore", post(snapshots::restore_snapshot))
         .route("/_dmsync/faults", post(faults::add_fault).get(faults::list_faults).delete(faults::clear_faults))
         .route("/_dmsync/faults/{id}", delete(faults::delete_fault))
+        .route("/_dmsync/requests", get(requests::list_requests).delete(requests::clear_requests))
+        .route("/_dmsync/requests/count", post(requests::count_requests))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
         .route(

@@ -52,6 +52,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Bytes of collection pages kept in memory between writes (SQLite only; zero keeps none).
     pub page_cache_bytes: usize,
+    /// Requests the journal keeps (`control::journal`); zero turns it off.
+    pub journal_entries: usize,
+    /// Bytes of each request and response body the journal keeps; the rest is cut, and marked.
+    pub journal_body_bytes: usize,
     /// How long a client has to send a request's head, counted from the connection's opening or
     /// from the first byte of a later request on it.
     pub header_read_timeout: Duration,
@@ -170,6 +174,8 @@ impl std::fmt::Debug for Config {
             .field("exchange_source_allowed_hosts", &self.exchange_source_allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("page_cache_bytes", &self.page_cache_bytes)
+            .field("journal_entries", &self.journal_entries)
+            .field("journal_body_bytes", &self.journal_body_bytes)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
@@ -210,6 +216,8 @@ impl Default for Config {
             exchange_source_allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             page_cache_bytes: 64 * 1024 * 1024,
+            journal_entries: 1000,
+            journal_body_bytes: 8 * 1024,
             header_read_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(60),

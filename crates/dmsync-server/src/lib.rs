@@ -117,7 +117,12 @@ fn graph_stack(routes: Router<AppState>, table: Arc<RouteTable>, state: &AppStat
     routes
         .fallback(move |request: Request| {
             let table = table.clone();
-            async move { table.unmatched(request.uri().path()).into_response() }
+            async move {
+                let path = request.uri().path();
+                let mut response = table.unmatched(path).into_response();
+                response.extensions_mut().insert(control::journal::UnknownRoute(table.nearest(path)));
+                response
+            }
         })
         .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
         // Inside the request context, so that their refusals get Graph's body and request ids.
@@ -254,7 +259,7 @@ impl Application {
             batch_table,
         );
         let graph = graph.layer(body_limit).layer(axum::Extension(dispatcher));
-        let router = graph_stack(
+        let mut router = graph_stack(
             Router::new()
                 .merge(graph)
                 .merge(admin::router(state.clone()))
@@ -265,6 +270,11 @@ impl Application {
             route_table.clone(),
             &state,
         );
+        // Outside the request context, so the journal sees final statuses and rendered errors;
+        // around the main router only, so a `$batch` is one entry, as its client sent it.
+        if state.journal().is_enabled() {
+            router = router.layer(axum::middleware::from_fn_with_state(state.clone(), control::journal::record));
+        }
         Ok(Application { listener, address, tls, state, router, route_table, proxy, _db_lock: db_lock, seeded })
     }
 

@@ -17,6 +17,7 @@ use crate::auth::keys::KeyRing;
 use crate::auth::{KnownTenants, Verifier};
 use crate::config::Config;
 use crate::control::faults::FaultRules;
+use crate::control::journal::Journal;
 use crate::error::ApiError;
 use crate::http::page_cache::{PageCache, PageKey};
 use crate::http::response::ODataBody;
@@ -44,6 +45,8 @@ struct Inner {
     certificate_authority: Arc<CertificateAuthority>,
     /// Whether one process owns the database (SQLite): no other writer exists.
     single_node: bool,
+    /// The request journal (`control::journal`), empty and off with `--journal-entries 0`.
+    journal: Arc<Journal>,
     /// Wakes the connector scheduler and idle workers when the Clock moves forward.
     clock_advanced: Notify,
     /// The fault rules of this process (`control::faults`).
@@ -83,6 +86,7 @@ impl AppState {
         let settings_store: Arc<dyn AutopilotSettingsStore> = backend.clone();
         let settings = SettingsCache::new(settings_store, single_node);
         let pages = PageCache::new(config.page_cache_bytes);
+        let journal = Arc::new(Journal::new(config.journal_entries, config.journal_body_bytes));
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -96,6 +100,7 @@ impl AppState {
                 tenants,
                 certificate_authority,
                 single_node,
+                journal,
                 clock_advanced: Notify::new(),
                 faults: FaultRules::default(),
                 shutdown,
@@ -151,6 +156,10 @@ impl AppState {
 
     pub fn certificate_authority(&self) -> &Arc<CertificateAuthority> {
         &self.inner.certificate_authority
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.inner.journal
     }
 
     pub fn is_single_node(&self) -> bool {

@@ -56,6 +56,9 @@ enum Command {
     /// file, or load an IntuneCD backup folder.
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Seed(cli::admin::SeedArgs),
+    /// The server's request journal: `list` what it recorded, `tail` it live.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Requests(cli::requests::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -150,6 +153,13 @@ struct ServeArgs {
     /// none). A page read again before anything changed is then served without a query.
     #[arg(long, env = "DMSYNC_PAGE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     page_cache_bytes: usize,
+    /// Requests the journal keeps in memory (GET /_dmsync/requests, `dmsync requests`): every
+    /// Graph and sign-in request, the oldest dropped first. 0 turns the journal off.
+    #[arg(long, env = "DMSYNC_JOURNAL_ENTRIES", default_value_t = 1000)]
+    journal_entries: usize,
+    /// Bytes of each request and response body the journal keeps; the rest is cut and marked.
+    #[arg(long, env = "DMSYNC_JOURNAL_BODY_BYTES", default_value_t = 8 * 1024)]
+    journal_body_bytes: usize,
     /// How long a client has to send a request's head (from the connection's opening, or from
     /// the first byte of a later request on it).
     #[arg(long, env = "DMSYNC_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_timeout)]
@@ -310,6 +320,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exchange_source_allowed_hosts: args.exchange_source_allow_host,
         max_body_bytes: args.max_body_bytes,
         page_cache_bytes: args.page_cache_bytes,
+        journal_entries: args.journal_entries,
+        journal_body_bytes: args.journal_body_bytes,
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
         body_read_timeout: args.body_read_timeout,
@@ -448,5 +460,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Reset(args) => Ok(cli::finish(cli::admin::reset(args).await)),
         Command::Snapshot(args) => Ok(cli::finish(cli::admin::snapshot(args).await)),
         Command::Seed(args) => Ok(cli::finish(cli::admin::seed(args).await)),
+        Command::Requests(args) => Ok(cli::finish(cli::requests::run(args).await)),
     }
 }

@@ -5,6 +5,7 @@
 //! (`/_dmsync/…`) and the operational endpoints pass it untouched.
 
 pub mod faults;
+pub mod journal;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

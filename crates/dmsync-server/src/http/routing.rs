@@ -206,6 +206,51 @@ impl RouteTable {
         // Every segment is known but the path stops short of a resource dmsync serves.
         ApiError::UnknownSegment(rest.last().copied().unwrap_or(first).to_owned())
     }
+
+    /// The known route nearest to a path that matched none, as `/{version}/{pattern}`: the one
+    /// sharing the longest run of leading segments, then the one whose next segment is the
+    /// fewest edits from the path's, then the one closest in length. `None` outside Graph's
+    /// versions. The journal shows it, so a tester sees at once what dmsync did not understand.
+    pub fn nearest(&self, path: &str) -> Option<String> {
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let version = ApiVersion::from_segment(segments.next()?)?;
+        // Bounded: a path is cut at a few dozen segments, a segment's edits at a few dozen bytes.
+        let rest: Vec<&str> = segments.take(MAX_NEAREST_SEGMENTS).collect();
+        let score = |pattern: &[&str]| {
+            let shared =
+                pattern.iter().zip(&rest).take_while(|(p, s)| p.starts_with('{') || p.eq_ignore_ascii_case(s)).count();
+            // A segment on one side only counts as that many insertions.
+            let edits = edit_distance(pattern.get(shared).unwrap_or(&""), rest.get(shared).unwrap_or(&""));
+            (std::cmp::Reverse(shared), edits, pattern.len().abs_diff(rest.len()))
+        };
+        self.patterns
+            .iter()
+            .filter(|(v, _)| *v == version)
+            .min_by_key(|(_, pattern)| score(pattern))
+            .map(|(_, pattern)| format!("/{}/{}", version.segment(), pattern.join("/")))
+    }
+}
+
+/// How many segments of a path [`RouteTable::nearest`] compares.
+const MAX_NEAREST_SEGMENTS: usize = 32;
+/// How many bytes of a segment its edit distance looks at.
+const MAX_EDIT_BYTES: usize = 64;
+
+/// Levenshtein distance between two segments, ignoring case, on their first bytes only.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<u8> = a.bytes().take(MAX_EDIT_BYTES).map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<u8> = b.bytes().take(MAX_EDIT_BYTES).map(|c| c.to_ascii_lowercase()).collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
 
 /// The `map_request` step that runs before routing.
@@ -320,5 +365,25 @@ mod tests {
         assert_eq!(seg("/beta/deviceManagement/nope/sync"), "nope");
         assert_eq!(seg("/beta/deviceManagement/windowsAutopilotDeviceIdentities/x/y"), "y");
         assert!(matches!(t.unmatched("/v2.0/me"), ApiError::InvalidVersion(v) if v == "v2.0"));
+    }
+
+    #[test]
+    fn the_nearest_route_shares_the_most_segments_then_the_fewest_edits() {
+        let t = table();
+        assert_eq!(
+            t.nearest("/beta/deviceManagement/windowsAutopilotSetings").as_deref(),
+            Some("/beta/deviceManagement/windowsAutopilotSettings")
+        );
+        assert_eq!(
+            t.nearest("/beta/deviceManagement/windowsAutopilotSettings/synch").as_deref(),
+            Some("/beta/deviceManagement/windowsAutopilotSettings/sync")
+        );
+        assert_eq!(
+            t.nearest("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/x/y").as_deref(),
+            Some("/v1.0/deviceManagement/windowsAutopilotDeviceIdentities/{id}")
+        );
+        assert_eq!(t.nearest("/v2.0/me"), None);
+        assert_eq!(t.nearest("/tenant/oauth2/v2.0/nope"), None);
+        assert_eq!(edit_distance("kitten", "Sitting"), 3);
     }
 }

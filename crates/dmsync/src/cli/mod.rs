@@ -6,6 +6,7 @@ pub mod admin;
 pub mod autopilot;
 pub mod exchange;
 mod output;
+pub mod requests;
 pub mod seed;
 mod session;
 mod token_cache;

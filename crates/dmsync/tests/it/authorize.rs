@@ -213,6 +213,16 @@ async fn form_post_answers_with_a_page_that_posts_to_the_redirect_uri() {
     assert_eq!(fields["state"], "state-<&\"'>-1");
     let (status, tokens) = redeem(&app, &redemption(&fields["code"], &DEV_CLIENT_ID.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
+    // The request journal keeps none of the flow's secrets: not the password posted to the
+    // sign-in page, the code in the form_post page and its redemption, nor the tokens.
+    let (_, journal) = admin(&app, Method::GET, "/_dmsync/requests", Value::Null).await;
+    let journal = journal.to_string();
+    assert!(journal.contains("[REDACTED]"), "{journal}");
+    let token = |name: &str| tokens[name].as_str().unwrap_or_else(|| panic!("{name}: {tokens}")).to_owned();
+    for secret in [DEV_USER_PASSWORD.to_owned(), fields["code"].clone(), token("access_token"), token("refresh_token")]
+    {
+        assert!(!journal.contains(&secret), "{secret} is in the journal: {journal}");
+    }
 
     let silent = get_page(&app, &tenant, &with(params, "prompt", Some("none"))).await;
     let html = silent.text().await.unwrap();

@@ -234,6 +234,9 @@ async fn help_documents_every_command_and_the_exit_codes() {
         vec!["exchange", "sync", "--help"],
         vec!["reset", "--help"],
         vec!["snapshot", "--help"],
+        vec!["requests", "--help"],
+        vec!["requests", "list", "--help"],
+        vec!["requests", "tail", "--help"],
     ] {
         let help = cli.run(&args).await;
         assert_eq!(help.code, 0, "{args:?}: {help:?}");

@@ -28,6 +28,7 @@ mod faults;
 mod groups;
 mod http_limits;
 mod jobs;
+mod journal;
 mod lifecycle;
 mod openapi;
 mod ops;
