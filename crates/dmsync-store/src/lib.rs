@@ -27,6 +27,7 @@ mod scope_tags;
 mod sql;
 mod system;
 pub mod testdb;
+mod throttling;
 
 use std::sync::Arc;
 
