@@ -27,6 +27,7 @@ use crate::state::AppState;
 
 mod applications;
 mod device_codes;
+mod throttling;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/device-codes/{user_code}/decline", post(device_codes::decline_device_code))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
+        .route("/_dmsync/throttling", get(throttling::read_throttling).put(throttling::change_throttling))
         .route(
             "/_dmsync/{*rest}",
             axum::routing::any(|| async {

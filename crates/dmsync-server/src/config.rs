@@ -9,6 +9,7 @@ use http::uri::{Authority, Scheme, Uri};
 
 use time::Duration as ClockDuration;
 
+pub use crate::control::throttling::ThrottlingSetting;
 pub use dmsync_core::permissions::PermissionProfile;
 
 /// The admin token accepted when none is configured, and only while listening on loopback.
@@ -80,6 +81,8 @@ pub struct Config {
     pub proxy_listen: Option<SocketAddr>,
     /// Whether the proxy tunnels `CONNECT`s to hosts it does not emulate (still port 443 only).
     pub proxy_pass_through: bool,
+    /// Throttling at start (`--throttling`); the admin API can switch it later.
+    pub throttling: ThrottlingSetting,
 }
 
 /// The certificate `serve --tls` presents.
@@ -182,6 +185,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("proxy_listen", &self.proxy_listen)
             .field("proxy_pass_through", &self.proxy_pass_through)
+            .field("throttling", &self.throttling.mode())
             .finish()
     }
 }
@@ -221,6 +225,7 @@ impl Default for Config {
             public_url: None,
             proxy_listen: None,
             proxy_pass_through: false,
+            throttling: ThrottlingSetting::Off,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::auth::idp::Issuer;
 use crate::auth::keys::KeyRing;
 use crate::auth::{KnownTenants, Verifier};
 use crate::config::Config;
+use crate::control::throttling::Throttle;
 use crate::error::ApiError;
 use crate::http::page_cache::{PageCache, PageKey};
 use crate::http::response::ODataBody;
@@ -42,6 +43,8 @@ struct Inner {
     certificate_authority: Arc<CertificateAuthority>,
     /// Whether one process owns the database (SQLite): no other writer exists.
     single_node: bool,
+    /// Throttling's setting and buckets (in memory on a single node, else in the database).
+    throttle: Throttle,
     /// Wakes the connector scheduler and idle workers when the Clock moves forward.
     clock_advanced: Notify,
     shutdown: CancellationToken,
@@ -79,6 +82,11 @@ impl AppState {
         let settings_store: Arc<dyn AutopilotSettingsStore> = backend.clone();
         let settings = SettingsCache::new(settings_store, single_node);
         let pages = PageCache::new(config.page_cache_bytes);
+        let throttle = if single_node {
+            Throttle::in_memory(config.throttling.clone())
+        } else {
+            Throttle::shared(config.throttling.clone(), backend.clone())
+        };
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -92,6 +100,7 @@ impl AppState {
                 tenants,
                 certificate_authority,
                 single_node,
+                throttle,
                 clock_advanced: Notify::new(),
                 shutdown,
             }),
@@ -150,6 +159,10 @@ impl AppState {
 
     pub fn is_single_node(&self) -> bool {
         self.inner.single_node
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
     }
 
     pub fn clock_advanced(&self) -> &Notify {

@@ -6,8 +6,10 @@
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use dmsync_core::TenantId;
+
+pub mod throttling;
 
 use crate::auth::{Verifier, bearer_token_of};
 use crate::state::AppState;
@@ -44,6 +46,11 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
         return next.run(request).await;
     }
     let identity = identify(state.verifier(), request.headers()).await;
+    if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), state.now()).await {
+        let mut response = refusal.into_response();
+        response.extensions_mut().insert(identity);
+        return response;
+    }
     request.extensions_mut().insert(identity.clone());
     let mut response = next.run(request).await;
     response.extensions_mut().insert(identity);

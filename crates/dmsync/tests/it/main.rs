@@ -39,4 +39,5 @@ mod sign_in;
 mod slow_clients;
 mod sync;
 mod tenants;
+mod throttling;
 mod tls;
