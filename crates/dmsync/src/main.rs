@@ -45,6 +45,9 @@ enum Command {
     /// Exchange connectors and their syncs.
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Exchange(cli::exchange::Args),
+    /// Switch a running dmsync's throttling (Intune's documented limits) on or off, or show it.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Throttling(cli::throttling::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -379,5 +382,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Token(args) => Ok(cli::finish(cli::print_token(args).await)),
         Command::Autopilot(args) => Ok(cli::finish(cli::autopilot::run(args).await)),
         Command::Exchange(args) => Ok(cli::finish(cli::exchange::run(args).await)),
+        Command::Throttling(args) => Ok(cli::finish(cli::throttling::run(args).await)),
     }
 }

@@ -6,6 +6,7 @@ pub mod autopilot;
 pub mod exchange;
 mod output;
 mod session;
+pub mod throttling;
 mod token_cache;
 
 use std::time::Duration;

@@ -304,3 +304,33 @@ async fn replicas_on_postgresql_share_the_buckets_exactly() {
     assert_eq!(left, vec![0]);
     crate::replicas::stop_all(apps, pool).await;
 }
+
+/// Runs `dmsync throttling ARGS` against `app` and returns its exit code and the JSON it printed.
+async fn cli(app: &TestApp, args: &[&str]) -> (i32, Value) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_dmsync"))
+        .arg("throttling")
+        .args(args)
+        .env("DMSYNC_GRAPH_URL", &app.base_url)
+        .env_remove("DMSYNC_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    (output.status.code().unwrap(), serde_json::from_str(&stdout).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_cli_switches_throttling_on_and_off() {
+    let app = spawn_app().await;
+    assert_eq!(cli(&app, &["show"]).await.1["mode"], "off");
+    let (code, shown) = cli(&app, &["on"]).await;
+    assert_eq!((code, &shown["mode"]), (0, &json!("documented")));
+    let (dir, _) = limits_file(json!({"enrollment": {"appWrites": 1}}));
+    let path = dir.path().join("limits.json");
+    let (code, shown) = cli(&app, &["on", "--limits", path.to_str().unwrap()]).await;
+    assert_eq!((code, &shown["limits"]["enrollment"]["appWrites"]), (0, &json!(1)));
+    let token = new_app_token(&app).await;
+    assert_eq!(passed(&imports(&app, &token, "CLI", 2).await), 1);
+    assert_eq!(cli(&app, &["off"]).await.1["mode"], "off");
+    app.stop().await;
+}
