@@ -337,11 +337,12 @@ impl ThrottlingSetting {
     }
 }
 
-/// A bucket's window in memory.
+/// A bucket's window in memory: what is left of it, and when it ends (windows of different
+/// limits differ in length, so each keeps its own end).
 #[derive(Clone, Copy, Debug)]
 struct Window {
     tokens_left: u32,
-    started: OffsetDateTime,
+    ends: OffsetDateTime,
 }
 
 /// Where the buckets are.
@@ -455,19 +456,20 @@ fn take_in_memory(
     now: OffsetDateTime,
 ) -> Option<Duration> {
     if windows.len() > PRUNE_ABOVE {
-        windows.retain(|_, w| now < w.started + window);
+        windows.retain(|_, w| now < w.ends);
     }
     let mut wait: Option<Duration> = None;
     for bucket in buckets {
-        let state = windows.entry(bucket.key.clone()).or_insert(Window { tokens_left: bucket.capacity, started: now });
-        if now >= state.started + window {
-            *state = Window { tokens_left: bucket.capacity, started: now };
+        let fresh = Window { tokens_left: bucket.capacity, ends: now + window };
+        let state = windows.entry(bucket.key.clone()).or_insert(fresh);
+        if now >= state.ends {
+            *state = fresh;
         }
         state.tokens_left = state.tokens_left.min(bucket.capacity);
         if state.tokens_left == 0 {
             // A request that read the Clock just before another started the window waits no
             // longer than a window.
-            let until = (state.started + window - now).min(window);
+            let until = (state.ends - now).min(window);
             wait = Some(wait.map_or(until, |w| w.max(until)));
         }
     }
