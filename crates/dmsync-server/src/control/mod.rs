@@ -39,8 +39,9 @@ pub async fn identify(verifier: &Verifier, headers: &axum::http::HeaderMap) -> R
     }
 }
 
-/// The control plane's layer. It identifies the request once, leaves the identity in the
-/// request's extensions for what runs inside, and in the response's for what runs outside.
+/// The control plane's layer. It identifies the request once, refuses it with Graph's 429 when
+/// its throttling buckets are empty (`throttling`), leaves the identity in the request's
+/// extensions for what runs inside, and in the response's for what runs outside.
 pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if !is_controlled(request.uri().path()) {
         return next.run(request).await;

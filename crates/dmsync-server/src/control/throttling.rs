@@ -274,7 +274,7 @@ impl ThrottlingSetting {
     pub fn from_flag(text: &str) -> Result<ThrottlingSetting, String> {
         match text {
             "off" => Ok(ThrottlingSetting::Off),
-            "documented" | "on" => Ok(ThrottlingSetting::Documented),
+            "documented" => Ok(ThrottlingSetting::Documented),
             path => {
                 let file = std::fs::File::open(path)
                     .map_err(|e| format!("'{path}' is neither off, documented nor a readable limits file: {e}"))?;
