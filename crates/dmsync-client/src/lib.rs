@@ -754,6 +754,19 @@ impl AdminClient {
         let path = format!("/_dmsync/snapshots/{name}/restore");
         expect_no_content(self.post(&path).send().await?).await
     }
+
+    /// `GET /_dmsync/throttling`: the mode and limits in force.
+    pub async fn throttling(&self) -> Result<Value> {
+        let url = format!("{}/_dmsync/throttling", self.base_url);
+        expect_json(self.http.get(url).bearer_auth(&self.admin_token).send().await?).await
+    }
+
+    /// `PUT /_dmsync/throttling` with `change` (`{"mode": …}` or `{"limits": …}`); answers the
+    /// mode and limits now in force.
+    pub async fn set_throttling(&self, change: &Value) -> Result<Value> {
+        let url = format!("{}/_dmsync/throttling", self.base_url);
+        expect_json(self.http.put(url).bearer_auth(&self.admin_token).json(change).send().await?).await
+    }
 }
 
 #[cfg(test)]

@@ -781,6 +781,31 @@ pub trait SnapshotStore: Send + Sync {
     async fn restore_snapshot(&self, name: &SnapshotName) -> StoreResult<()>;
 }
 
+/// One bucket a throttled request takes a token from: its key (family, kind and whose) and how
+/// many tokens it holds in a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleBucket {
+    pub key: String,
+    pub capacity: u32,
+}
+
+/// Throttling's buckets where replicas share them (PostgreSQL); a single-node server keeps
+/// its buckets in memory instead. A bucket is full at the start of its window, which begins at
+/// the first take after the previous window ended, so that "N per window" holds exactly however
+/// long a test takes to send its requests.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Takes one token from every bucket in `buckets`, or from none, in one atomic step at
+    /// `now`. `None` when the tokens were taken; otherwise how long until every empty bucket
+    /// starts a new window.
+    async fn take_throttle_tokens(
+        &self,
+        buckets: &[ThrottleBucket],
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Duration>>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     SystemStore
@@ -823,6 +848,6 @@ impl<
 
 /// What a backend provides: everything, the settings included. The server wraps the settings
 /// half in its cache and hands handlers a `Store` that has no settings methods.
-pub trait Backend: Store + AutopilotSettingsStore {}
+pub trait Backend: Store + AutopilotSettingsStore + ThrottleStore {}
 
-impl<T: Store + AutopilotSettingsStore> Backend for T {}
+impl<T: Store + AutopilotSettingsStore + ThrottleStore> Backend for T {}

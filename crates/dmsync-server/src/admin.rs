@@ -30,6 +30,7 @@ mod device_codes;
 mod faults;
 mod requests;
 mod snapshots;
+mod throttling;
 mod users;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/_dmsync/requests/count", post(requests::count_requests))
         .route("/_dmsync/clock", get(read_clock))
         .route("/_dmsync/clock/advance", post(advance_clock))
+        .route("/_dmsync/throttling", get(throttling::read_throttling).put(throttling::change_throttling))
         .route(
             "/_dmsync/{*rest}",
             axum::routing::any(|| async {

@@ -9,6 +9,7 @@ use http::uri::{Authority, Scheme, Uri};
 
 use time::Duration as ClockDuration;
 
+pub use crate::control::throttling::ThrottlingSetting;
 pub use dmsync_core::permissions::PermissionProfile;
 
 /// The admin token accepted when none is configured, and only while listening on loopback.
@@ -86,6 +87,8 @@ pub struct Config {
     pub proxy_pass_through: bool,
     /// Fault rules to hold from the start (`--faults FILE`), already validated.
     pub faults: Vec<crate::control::faults::Rule>,
+    /// Throttling at start (`--throttling`); the admin API can switch it later.
+    pub throttling: ThrottlingSetting,
 }
 
 /// The certificate `serve --tls` presents.
@@ -191,6 +194,7 @@ impl std::fmt::Debug for Config {
             .field("proxy_listen", &self.proxy_listen)
             .field("proxy_pass_through", &self.proxy_pass_through)
             .field("faults", &self.faults.len())
+            .field("throttling", &self.throttling.mode())
             .finish()
     }
 }
@@ -233,6 +237,7 @@ impl Default for Config {
             proxy_listen: None,
             proxy_pass_through: false,
             faults: Vec::new(),
+            throttling: ThrottlingSetting::Off,
         }
     }
 }

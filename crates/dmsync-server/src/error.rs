@@ -91,6 +91,10 @@ pub enum ApiError {
     SyncInProgress,
     #[error("exchange connector sync already running")]
     ConnectorSyncRunning,
+    /// Throttled by the control plane's buckets (`control::throttling`), Graph's 429 with
+    /// `Retry-After`; not the Autopilot sync's cooldown, which is `SyncCoolingDown`.
+    #[error("throttled for {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u64 },
     #[error("sync cooling down")]
     SyncCoolingDown { remaining_seconds: u64, send_retry_after: bool },
     #[error("payload too large")]
@@ -302,6 +306,9 @@ impl ApiError {
                     retry_after: send_retry_after.then_some(*remaining_seconds),
                 },
             ),
+            Throttled { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", MessageSpec::Plain("Please retry again later.".into()))
+            }
             FailedDependency => (
                 StatusCode::FAILED_DEPENDENCY,
                 "FailedDependency",
@@ -413,6 +420,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::SyncCoolingDown { remaining_seconds, send_retry_after: true } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*remaining_seconds));
+            }
+            ApiError::Throttled { retry_after_seconds } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
             ApiError::TooManyConnections => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -18,6 +18,7 @@ use crate::auth::{KnownTenants, Verifier};
 use crate::config::Config;
 use crate::control::faults::FaultRules;
 use crate::control::journal::Journal;
+use crate::control::throttling::Throttle;
 use crate::error::ApiError;
 use crate::http::page_cache::{PageCache, PageKey};
 use crate::http::response::ODataBody;
@@ -47,6 +48,8 @@ struct Inner {
     single_node: bool,
     /// The request journal (`control::journal`), empty and off with `--journal-entries 0`.
     journal: Arc<Journal>,
+    /// Throttling's setting and buckets (in memory on a single node, else in the database).
+    throttle: Throttle,
     /// Wakes the connector scheduler and idle workers when the Clock moves forward.
     clock_advanced: Notify,
     /// The fault rules of this process (`control::faults`).
@@ -87,6 +90,11 @@ impl AppState {
         let settings = SettingsCache::new(settings_store, single_node);
         let pages = PageCache::new(config.page_cache_bytes);
         let journal = Arc::new(Journal::new(config.journal_entries, config.journal_body_bytes));
+        let throttle = if single_node {
+            Throttle::in_memory(config.throttling.clone())
+        } else {
+            Throttle::shared(config.throttling.clone(), backend.clone())
+        };
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -101,6 +109,7 @@ impl AppState {
                 certificate_authority,
                 single_node,
                 journal,
+                throttle,
                 clock_advanced: Notify::new(),
                 faults: FaultRules::default(),
                 shutdown,
@@ -169,6 +178,10 @@ impl AppState {
     /// The fault rules, which the control plane's gate and the jobs consult.
     pub fn faults(&self) -> &FaultRules {
         &self.inner.faults
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
     }
 
     pub fn clock_advanced(&self) -> &Notify {

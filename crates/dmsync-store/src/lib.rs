@@ -28,6 +28,7 @@ mod snapshots;
 mod sql;
 mod system;
 pub mod testdb;
+mod throttling;
 
 use std::sync::Arc;
 

@@ -1987,6 +1987,39 @@ async fn a_dynamic_group_evaluates_a_large_set(store: &dyn Backend) {
     assert_eq!(seen, 500);
 }
 
+async fn throttle_buckets_take_all_or_none_and_refill_by_window(store: &dyn Backend) {
+    use dmsync_core::store::ThrottleBucket;
+    let bucket = |key: &str, capacity: u32| ThrottleBucket { key: key.into(), capacity };
+    let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let window = Duration::seconds(20);
+    if store.topology() == Topology::SingleNode {
+        // One process owns a SQLite database: its server keeps the buckets in memory.
+        assert!(store.take_throttle_tokens(&[bucket("t", 1)], window, now).await.is_err());
+        return;
+    }
+    let both = [bucket("t", 3), bucket("t/app", 2)];
+    for _ in 0..2 {
+        assert_eq!(store.take_throttle_tokens(&both, window, now).await.unwrap(), None);
+    }
+    let wait = store.take_throttle_tokens(&both, window, now + Duration::seconds(5)).await.unwrap();
+    assert_eq!(wait, Some(Duration::seconds(15)));
+    // The refusal took nothing from the tenant's bucket, which has one token left.
+    assert_eq!(store.take_throttle_tokens(&both[..1], window, now).await.unwrap(), None);
+    assert!(store.take_throttle_tokens(&both[..1], window, now).await.unwrap().is_some());
+    // A new window starts full; a lowered capacity caps what is left of the window under way
+    // (two tokens left here, capped at one).
+    assert_eq!(store.take_throttle_tokens(&both, window, now + window).await.unwrap(), None);
+    let lowered = [bucket("t", 1)];
+    assert_eq!(store.take_throttle_tokens(&lowered, window, now + window).await.unwrap(), None);
+    assert!(store.take_throttle_tokens(&lowered, window, now + window).await.unwrap().is_some());
+
+    // Concurrent takes on one bucket: exactly its capacity pass.
+    let shared = [bucket("busy", 10), bucket("busy/app", 40)];
+    let outcomes = futures::future::join_all((0..40).map(|_| store.take_throttle_tokens(&shared, window, now))).await;
+    let passed = outcomes.into_iter().filter(|o| matches!(o, Ok(None))).count();
+    assert_eq!(passed, 10);
+}
+
 macro_rules! backend_tests {
     ($backend:ident, $open:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
@@ -2206,6 +2239,7 @@ macro_rules! all_tests {
                 a_dynamic_group_evaluates_a_large_set,
                 device_codes_are_decided_polled_and_redeemed_once,
                 resets_and_snapshots_keep_keys_and_clock,
+                throttle_buckets_take_all_or_none_and_refill_by_window,
             ]
         );
     };

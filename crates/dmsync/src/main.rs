@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use dmsync_server::bootstrap::{
     DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TENANT_DOMAIN, DEV_TENANT_ID, DEV_USER_PASSWORD, DEV_USER_UPN,
 };
-use dmsync_server::config::{Config, ExternalIssuer, PermissionProfile, PublicUrl, TlsCertificate};
+use dmsync_server::config::{Config, ExternalIssuer, PermissionProfile, PublicUrl, ThrottlingSetting, TlsCertificate};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +59,9 @@ enum Command {
     /// The server's request journal: `list` what it recorded, `tail` it live.
     #[command(after_help = cli::EXIT_CODES_HELP)]
     Requests(cli::requests::Args),
+    /// Switch a running dmsync's throttling (Intune's documented limits) on or off, or show it.
+    #[command(after_help = cli::EXIT_CODES_HELP)]
+    Throttling(cli::throttling::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -202,6 +205,10 @@ struct ServeArgs {
     /// The variable takes true/false, 1/0, yes/no or on/off.
     #[arg(long, env = "DMSYNC_PROXY_PASS_THROUGH", value_parser = clap::builder::BoolishValueParser::new())]
     proxy_pass_through: bool,
+    /// Throttle Intune's endpoint families as Graph documents: off, documented (Graph's
+    /// published Intune limits), or the path of a JSON file of limits per family, tenant or app.
+    #[arg(long, env = "DMSYNC_THROTTLING", default_value = "off", value_parser = ThrottlingSetting::from_flag)]
+    throttling: ThrottlingSetting,
     /// JWKS URL of an external token issuer (a real Entra ID tenant), e.g.
     /// https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys.
     #[arg(long, env = "DMSYNC_EXTERNAL_JWKS_URL")]
@@ -343,6 +350,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         proxy_listen: args.proxy_listen,
         proxy_pass_through: args.proxy_pass_through,
         faults: args.faults.unwrap_or_default(),
+        throttling: args.throttling,
     };
     // Refused before the database is opened or the port bound, with the flag's name.
     config.validate()?;
@@ -461,5 +469,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Snapshot(args) => Ok(cli::finish(cli::admin::snapshot(args).await)),
         Command::Seed(args) => Ok(cli::finish(cli::admin::seed(args).await)),
         Command::Requests(args) => Ok(cli::finish(cli::requests::run(args).await)),
+        Command::Throttling(args) => Ok(cli::finish(cli::throttling::run(args).await)),
     }
 }

@@ -9,8 +9,10 @@ pub mod journal;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use dmsync_core::TenantId;
+
+pub mod throttling;
 
 use crate::auth::{Verifier, bearer_token_of};
 use crate::state::AppState;
@@ -40,13 +42,21 @@ pub async fn identify(verifier: &Verifier, headers: &axum::http::HeaderMap) -> R
     }
 }
 
-/// The control plane's layer. It identifies the request once, leaves the identity in the
-/// request's extensions for what runs inside, and in the response's for what runs outside.
+/// The control plane's layer. It identifies the request once, refuses it with Graph's 429 when
+/// its throttling buckets are empty (`throttling`), then applies the first fault rule that fires
+/// for it (`faults`), which may answer in the route's place; it leaves the identity in the
+/// request's extensions for what runs inside, and in the response's for the journal outside.
+/// Throttling comes first because a real client's request is counted before anything answers it.
 pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if !is_controlled(request.uri().path()) {
         return next.run(request).await;
     }
     let identity = identify(state.verifier(), request.headers()).await;
+    if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), state.now()).await {
+        let mut response = refusal.into_response();
+        response.extensions_mut().insert(identity);
+        return response;
+    }
     request.extensions_mut().insert(identity.clone());
     let fired = state.faults().take_http(&faults::RequestFacts {
         method: request.method(),

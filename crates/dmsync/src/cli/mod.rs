@@ -9,6 +9,7 @@ mod output;
 pub mod requests;
 pub mod seed;
 mod session;
+pub mod throttling;
 mod token_cache;
 
 use std::time::Duration;

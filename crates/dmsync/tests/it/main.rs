@@ -43,4 +43,5 @@ mod slow_clients;
 mod snapshots;
 mod sync;
 mod tenants;
+mod throttling;
 mod tls;

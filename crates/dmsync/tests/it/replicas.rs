@@ -19,7 +19,7 @@ use sqlx::Row;
 use crate::helpers::*;
 
 /// Starts `n` replicas at once on the same fresh database.
-async fn start_replicas(
+pub(crate) async fn start_replicas(
     n: usize,
     configure: impl Fn(&mut dmsync_server::Config),
 ) -> Option<(Vec<TestApp>, sqlx::PgPool)> {
@@ -36,7 +36,7 @@ async fn start_replicas(
     Some((apps, pool))
 }
 
-async fn stop_all(apps: Vec<TestApp>, pool: sqlx::PgPool) {
+pub(crate) async fn stop_all(apps: Vec<TestApp>, pool: sqlx::PgPool) {
     pool.close().await;
     futures::future::join_all(apps.into_iter().map(TestApp::stop)).await;
 }
