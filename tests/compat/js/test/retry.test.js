@@ -84,3 +84,31 @@ test("cooldown 429 with --sync-retry-after 600 s: the header is whole seconds wi
     assert.ok(Number(retryAfter) > 590 && Number(retryAfter) <= 600, retryAfter);
     assert.deepEqual(await server.requestCounts(SYNC_ROUTE, "POST"), { 204: 1, 429: 1 });
   }));
+
+test("documented throttling's 429: the handler waits Retry-After and the retried read succeeds", opts, () =>
+  withServer([], async (server) => {
+    const client = await graphClient(server);
+    // Signed in and warmed up before the limits go on, so the window below is the test's own.
+    assert.ok(await client.api(SETTINGS).get());
+    const limits = { limits: { enrollment: { appRequests: 2, windowSeconds: 2 } } };
+    const r = await server.admin("PUT", "/_dmsync/throttling", limits);
+    assert.equal(r.status, 200, await r.text());
+    const READ_ROUTE = "/beta/deviceManagement/windowsAutopilotSettings";
+    const before = await server.requestCounts(READ_ROUTE, "GET");
+    assert.ok(await client.api(SETTINGS).get());
+    assert.ok(await client.api(SETTINGS).get());
+
+    // Retries off, to see the 429 the handler will honour: Graph's body and Retry-After.
+    const limited = await expectGraphError(client.api(SETTINGS).middlewareOptions(noRetry()).get(), 429, "TooManyRequests");
+    const retryAfter = Number(limited.headers.get("retry-after"));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter}`);
+
+    // The default options: the handler waits Retry-After, then its retry passes.
+    const started = Date.now();
+    assert.ok(await client.api(SETTINGS).get());
+    const elapsed = (Date.now() - started) / 1000;
+    assert.ok(elapsed >= 0.9, `accepted after ${elapsed} s: no Retry-After was waited for`);
+    const after = await server.requestCounts(READ_ROUTE, "GET");
+    assert.equal((after[200] ?? 0) - (before[200] ?? 0), 3, JSON.stringify({ before, after }));
+    assert.ok((after[429] ?? 0) - (before[429] ?? 0) >= 2, JSON.stringify({ before, after }));
+  }));
