@@ -317,6 +317,37 @@ async fn wait_for_retry_after_headers_retries_the_cooldown_429_until_it_ends() {
     server.stop().await;
 }
 
+/// Documented throttling (issue 19) as graph-rs-sdk sees it: with a short window, a read over the
+/// limit is Graph's 429 with Retry-After, and `wait_for_retry_after_headers` waits it out.
+#[tokio::test]
+async fn wait_for_retry_after_headers_retries_a_throttled_read_until_its_window_ends() {
+    use graph_rs_sdk::http::Method;
+    let server = Dmsync::start(&[]).await;
+    let token = server.token().await;
+    let limits = json!({ "limits": { "enrollment": { "appRequests": 2, "windowSeconds": 2 } } });
+    assert_eq!(server.admin(reqwest::Method::PUT, "/_dmsync/throttling", limits).await.status(), 200);
+    let config = GraphClientConfiguration::new().access_token(&token).https_only(false).wait_for_retry_after_headers(true);
+    let mut retrying = GraphClient::from(config);
+    retrying.use_test_endpoint(&Url::parse(&format!("{}/beta", server.base)).unwrap());
+    let read = || retrying.custom(Method::GET, None).extend_path(&["deviceManagement", "windowsAutopilotSettings"]).send();
+    assert_eq!(read().await.unwrap().status(), 200);
+    assert_eq!(read().await.unwrap().status(), 200);
+    let started = Instant::now();
+    assert_eq!(read().await.unwrap().status(), 200, "retried until the window ended");
+    assert!(started.elapsed() >= Duration::from_millis(900), "no Retry-After was waited for");
+    let metrics = server.http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let count = |status: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("dmsync_http_requests_total{") && l.contains("route=\"/beta/deviceManagement/windowsAutopilotSettings\"") && l.contains("method=\"GET\"") && l.contains(&format!("status=\"{status}\"")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(count("200"), 3, "two reads in the window and the retry after it");
+    assert!(count("429") >= 1, "the third read was refused first");
+    server.stop().await;
+}
+
 /// docs/CLIENTS.md quotes the recipe above, character for character.
 #[test]
 fn the_doc_quotes_the_recipe_this_suite_runs() {
