@@ -745,13 +745,13 @@ impl AdminClient {
 
     /// `DELETE /_dmsync/snapshots/{name}`.
     pub async fn delete_snapshot(&self, name: &str) -> Result<()> {
-        let url = format!("{}/_dmsync/snapshots/{name}", self.base_url);
+        let url = format!("{}/_dmsync/snapshots/{}", self.base_url, path_segment(name));
         expect_no_content(self.http.delete(url).bearer_auth(&self.admin_token).send().await?).await
     }
 
     /// `POST /_dmsync/snapshots/{name}/restore`.
     pub async fn restore_snapshot(&self, name: &str) -> Result<()> {
-        let path = format!("/_dmsync/snapshots/{name}/restore");
+        let path = format!("/_dmsync/snapshots/{}/restore", path_segment(name));
         expect_no_content(self.post(&path).send().await?).await
     }
 
@@ -769,9 +769,29 @@ impl AdminClient {
     }
 }
 
+/// A name as one path segment: every byte but letters, digits, `-` and `_` percent-encoded, so
+/// that no name (`..`, `a/b`) is read as a path of its own before the server sees it.
+fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_stay_one_path_segment() {
+        assert_eq!(path_segment("before-import_2"), "before-import_2");
+        assert_eq!(path_segment("../faults"), "%2E%2E%2Ffaults");
+    }
 
     #[test]
     fn retry_after_takes_seconds_fractions_and_http_dates() {

@@ -228,14 +228,30 @@ impl AppState {
     /// Empties what `scope` names (see `SnapshotStore::reset`), then recreates the development
     /// identities.
     pub async fn reset(&self, scope: ResetScope) -> StoreResult<()> {
-        self.inner.settings.reset(self.store().reset(scope)).await?;
-        self.after_state_replaced().await
+        let state = self.clone();
+        Self::to_the_end(async move {
+            state.inner.settings.reset(state.store().reset(scope)).await?;
+            state.after_state_replaced().await
+        })
+        .await
     }
 
     /// Replaces the state with a snapshot's, then recreates any development identity it lacks.
     pub async fn restore_snapshot(&self, name: &SnapshotName) -> StoreResult<()> {
-        self.inner.settings.reset(self.store().restore_snapshot(name)).await?;
-        self.after_state_replaced().await
+        let (state, name) = (self.clone(), name.clone());
+        Self::to_the_end(async move {
+            state.inner.settings.reset(state.store().restore_snapshot(&name)).await?;
+            state.after_state_replaced().await
+        })
+        .await
+    }
+
+    /// Runs a reset or a restore on a task of its own, so that a client that hangs up cannot
+    /// stop it between its commit and the caches' learning of it.
+    async fn to_the_end(work: impl Future<Output = StoreResult<()>> + Send + 'static) -> StoreResult<()> {
+        tokio::spawn(work)
+            .await
+            .unwrap_or_else(|e| Err(dmsync_core::StoreError::Database(format!("the reset task failed: {e}"))))
     }
 
     /// What every cache must learn after a reset or a restore: tenants may be gone. (The page

@@ -26,10 +26,23 @@ use crate::rows::Columns;
 use crate::scope_tags::insert_default_role_scope_tag;
 use crate::sql::Dialect;
 
-/// Tables that are neither reset nor snapshotted: the signing keys and the certificate
-/// authority (so that tokens and trusted certificates outlive both), the Clock's offset (which
-/// only grows), and the migrations' own record.
-const KEPT: &[&str] = &["signing_keys", "certificate_authority", "system_state", "_sqlx_migrations"];
+/// Tables a snapshot never holds and a restore never touches: the signing keys and the
+/// certificate authority (so that tokens and trusted certificates outlive a restore, and no
+/// snapshot file holds a private key), the Clock's offset (which only grows), the migrations'
+/// own record, the client assertions already used (so that a restore cannot make a replay
+/// succeed) and throttling's buckets (which count requests, not state).
+const KEPT: &[&str] = &[
+    "signing_keys",
+    "certificate_authority",
+    "system_state",
+    "_sqlx_migrations",
+    "consumed_assertions",
+    "throttle_buckets",
+];
+
+/// Sign-in flows in progress: a snapshot does not hold them and a restore empties them, so that
+/// a code redeemed after the snapshot cannot be redeemed again once it is restored.
+const TRANSIENT: &[&str] = &["authorization_codes", "device_codes"];
 
 /// The table a snapshot records when and from which schema version it was taken.
 const SNAPSHOT_INFO: &str = "dmsync_snapshot";
@@ -58,6 +71,51 @@ fn quoted(table: &str) -> String {
     format!("\"{}\"", table.replace('"', "\"\""))
 }
 
+/// What a snapshot file is called while it is being written.
+const PARTIAL: &str = ".partial-";
+
+/// Attaches a snapshot file to the writer's connection as `snapshot`, first detaching one a
+/// cancelled call may have left attached.
+async fn attach(conn: &mut SqliteConnection, uri: &str) -> StoreResult<()> {
+    let _ = detach(conn).await;
+    Exec::on_sqlite_connection(conn).execute(Query::new("ATTACH DATABASE $1 AS snapshot").bind(uri.to_owned())).await?;
+    Ok(())
+}
+
+async fn detach(conn: &mut SqliteConnection) -> StoreResult<()> {
+    Exec::on_sqlite_connection(conn).execute(Query::new("DETACH DATABASE snapshot")).await.map(|_| ())
+}
+
+/// Creates the snapshots' directory readable by its owner only, like the data it holds.
+fn private_dir(dir: &std::path::Path) -> StoreResult<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(StoreError::Database(format!("creating {}: {e}", dir.display()))),
+    }
+}
+
+/// Creates an empty file readable by its owner only; refuses one that exists.
+fn private_file(path: &std::path::Path) -> StoreResult<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| StoreError::Database(format!("creating {}: {e}", path.display())))
+}
+
+/// Removes what an interrupted snapshot left behind.
+fn remove_partials(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_str().is_some_and(|n| n.contains(PARTIAL)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A file path as the path of a SQLite URI: the characters a URI gives a meaning escaped.
 fn uri_path(path: &str) -> String {
     path.replace('%', "%25").replace('?', "%3f").replace('#', "%23")
@@ -77,7 +135,8 @@ fn parents_first(tables: &mut [String]) {
 }
 
 impl SqlStore {
-    /// Every table of the current schema, but SQLite's own and those in `KEPT`, parents first.
+    /// Every table of the current schema but SQLite's own and those in `KEPT` and `TRANSIENT`:
+    /// what a snapshot holds, parents first.
     async fn state_tables(&self) -> StoreResult<Vec<String>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => {
@@ -93,7 +152,7 @@ impl SqlStore {
         let mut tables = Vec::with_capacity(rows.len());
         for row in rows {
             let name: String = row.get("name")?;
-            if !KEPT.contains(&name.as_str()) {
+            if !KEPT.contains(&name.as_str()) && !TRANSIENT.contains(&name.as_str()) {
                 tables.push(name);
             }
         }
@@ -143,46 +202,56 @@ impl SqlStore {
         Ok((row.time("created_at")?, row.int("version")?))
     }
 
+    /// Copies the state tables into a new file attached to the writer's connection, in one
+    /// transaction, so the copy is consistent and holds nothing of `KEPT` (no key is ever
+    /// written to it). Writes wait while it runs; reads do not.
     async fn create_sqlite_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
         let file = self.snapshot_file(name)?;
         let dir = file.parent().map(PathBuf::from).unwrap_or_default();
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Database(format!("creating {}: {e}", dir.display())))?;
+        private_dir(&dir)?;
         if file.exists() {
             return Err(StoreError::AlreadyExists(format!("snapshot {name}")));
         }
         // Written under a name of its own and renamed when complete, so a crash leaves no
-        // half-written snapshot under the real name.
-        let partial = dir.join(format!("{name}.partial-{}", uuid::Uuid::new_v4()));
+        // half-written snapshot under the real name (and the next snapshot removes it).
+        remove_partials(&dir);
+        let partial = dir.join(format!("{name}{PARTIAL}{}", uuid::Uuid::new_v4()));
+        private_file(&partial)?;
         let path = partial.to_str().ok_or_else(|| StoreError::Database("snapshot path is not UTF-8".into()))?;
+        // As a URI with its mode, since an in-memory database's connection would otherwise
+        // open the file in memory too.
+        let target = format!("file:{}?mode=rw", uri_path(path));
+        let tables = self.state_tables().await?;
+        let Some(mut conn) = self.sqlite_writer_connection().await? else { unreachable!("a SQLite store") };
         let result = async {
-            // As a URI with its mode, since an in-memory database's connection would otherwise
-            // open the copy in memory too.
-            let target = format!("file:{}?mode=rwc", uri_path(path));
-            self.read().execute(Query::new("VACUUM INTO $1").bind(target)).await?;
-            let version = Self::schema_version(self.read(), "").await?;
-            let options = SqliteConnectOptions::new().filename(&partial);
-            let mut conn = SqliteConnection::connect_with(&options).await.db()?;
-            // The copy holds no secret the live database does not, but it need not hold keys
-            // at all: they are never restored.
-            let mut statements = vec![Query::new("PRAGMA secure_delete = ON")];
-            for table in KEPT.iter().filter(|t| **t != "_sqlx_migrations") {
-                statements.push(Query::new(format!("DELETE FROM {}", quoted(table))));
+            attach(&mut conn, &target).await?;
+            let mut tx = conn.begin().await.db()?;
+            let mut statements = Vec::new();
+            for table in tables.iter().chain(std::iter::once(&"_sqlx_migrations".to_owned())) {
+                let table = quoted(table);
+                statements.push(Query::new(format!("CREATE TABLE snapshot.{table} AS SELECT * FROM main.{table}")));
             }
             statements.push(Query::new(format!(
-                "CREATE TABLE {SNAPSHOT_INFO} (created_at INTEGER NOT NULL, version INTEGER NOT NULL)"
+                "CREATE TABLE snapshot.{SNAPSHOT_INFO} (created_at INTEGER NOT NULL, version INTEGER NOT NULL)"
             )));
             statements.push(
-                Query::new(format!("INSERT INTO {SNAPSHOT_INFO} (created_at, version) VALUES ($1, $2)"))
-                    .bind(now)
-                    .bind(version),
+                Query::new(format!(
+                    "INSERT INTO snapshot.{SNAPSHOT_INFO} (created_at, version) \
+                     SELECT $1, max(version) FROM main._sqlx_migrations"
+                ))
+                .bind(now),
             );
             for statement in statements {
-                Exec::on_sqlite_connection(&mut conn).execute(statement).await?;
+                Exec::on_sqlite_connection(&mut tx).execute(statement).await?;
             }
-            conn.close().await.db()?;
-            std::fs::rename(&partial, &file).map_err(|e| StoreError::Database(format!("renaming the snapshot: {e}")))
+            tx.commit().await.db()
         }
         .await;
+        let detached = detach(&mut conn).await;
+        drop(conn);
+        let result = result.and(detached).and_then(|()| {
+            std::fs::rename(&partial, &file).map_err(|e| StoreError::Database(format!("renaming the snapshot: {e}")))
+        });
         if result.is_err() {
             let _ = std::fs::remove_file(&partial);
         }
@@ -201,16 +270,16 @@ impl SqlStore {
         // A URI with its mode, as for `VACUUM INTO`.
         let path = format!("file:{}?mode=ro", uri_path(path));
         let Some(mut conn) = self.sqlite_writer_connection().await? else { unreachable!("a SQLite store") };
-        Exec::on_sqlite_connection(&mut conn).execute(Query::new("ATTACH DATABASE $1 AS snapshot").bind(path)).await?;
         let restored = async {
+            attach(&mut conn, &path).await?;
             if Self::schema_version(Exec::on_sqlite_connection(&mut conn), "main.").await? != version {
                 return Err(StoreError::Database(format!("snapshot {name} was taken by another schema version")));
             }
             let mut tx = conn.begin().await.db()?;
             // Foreign keys are checked at the commit, once every table is whole again.
             let mut statements = vec![Query::new("PRAGMA defer_foreign_keys = ON")];
-            for table in tables.iter().rev() {
-                statements.push(Query::new(format!("DELETE FROM main.{}", quoted(table))));
+            for table in TRANSIENT.iter().map(|t| t.to_string()).chain(tables.iter().rev().cloned()) {
+                statements.push(Query::new(format!("DELETE FROM main.{}", quoted(&table))));
             }
             for table in &tables {
                 let table = quoted(table);
@@ -222,11 +291,11 @@ impl SqlStore {
             tx.commit().await.db()
         }
         .await;
-        let detached = Exec::on_sqlite_connection(&mut conn).execute(Query::new("DETACH DATABASE snapshot")).await;
+        let detached = detach(&mut conn).await;
         if restored.is_ok() {
             self.note_commit();
         }
-        restored.and(detached.map(|_| ()))
+        restored.and(detached)
     }
 
     async fn create_pg_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
@@ -277,7 +346,13 @@ impl SqlStore {
         if Self::schema_version(tx.exec(), "").await? != version {
             return Err(StoreError::Database(format!("snapshot {name} was taken by another schema version")));
         }
-        let list = tables.iter().map(|t| quoted(t)).collect::<Vec<_>>().join(", ");
+        let list = tables
+            .iter()
+            .map(String::as_str)
+            .chain(TRANSIENT.iter().copied())
+            .map(quoted)
+            .collect::<Vec<_>>()
+            .join(", ");
         tx.execute(Query::new(format!("TRUNCATE {list}"))).await?;
         for table in &tables {
             let table = quoted(table);
@@ -292,8 +367,21 @@ impl SnapshotStore for SqlStore {
     async fn reset(&self, scope: ResetScope) -> StoreResult<()> {
         let tables = self.tenant_tables().await?;
         let mut tx = self.begin().await?;
-        if self.dialect() == Dialect::Sqlite {
-            tx.execute(Query::new("PRAGMA defer_foreign_keys = ON")).await?;
+        match self.dialect() {
+            Dialect::Sqlite => {
+                tx.execute(Query::new("PRAGMA defer_foreign_keys = ON")).await?;
+            }
+            // The tenants' rows first: a write that references one (a job, another replica's
+            // request) waits for the reset instead of slipping a row in beside it.
+            Dialect::Postgres => {
+                let lock = match scope {
+                    ResetScope::All => Query::new("SELECT id FROM tenants FOR UPDATE"),
+                    ResetScope::Tenant(tenant) => {
+                        Query::new("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant)
+                    }
+                };
+                tx.exec().fetch_all(lock).await?;
+            }
         }
         for table in tables.iter().rev() {
             let table = quoted(table);
@@ -390,6 +478,48 @@ impl SnapshotStore for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dmsync_core::store::{IdentityStore, SystemStore};
+
+    /// No key reaches a snapshot file, its directory and file are the owner's alone, and an
+    /// interrupted snapshot's leftovers are removed by the next one.
+    #[tokio::test]
+    async fn a_sqlite_snapshot_file_holds_no_key_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open(&format!("sqlite://{}", dir.path().join("d.db").display())).await.unwrap();
+        let key = dmsync_core::identity::SigningKey {
+            kid: "kid-1".into(),
+            private_pem: "PRIVATE".into(),
+            n: "n".into(),
+            e: "AQAB".into(),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        store.insert_signing_key(&key).await.unwrap();
+        let snapshots = dir.path().join("d.db.snapshots");
+        std::fs::create_dir_all(&snapshots).unwrap();
+        std::fs::write(snapshots.join("old.partial-1"), "left by a crash").unwrap();
+        let name = SnapshotName::parse("s").unwrap();
+        store.create_snapshot(&name, OffsetDateTime::now_utc()).await.unwrap();
+        let file = snapshots.join("s.sqlite");
+        assert!(
+            !std::fs::read(&file).unwrap().windows(7).any(|w| w == b"PRIVATE"),
+            "the key's text is not in the file"
+        );
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display())).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for kept in ["signing_keys", "certificate_authority", "system_state", "consumed_assertions", "device_codes"] {
+            assert!(!tables.iter().any(|t| t == kept), "{kept} in {tables:?}");
+        }
+        assert!(tables.iter().any(|t| t == "tenants"), "{tables:?}");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!snapshots.join("old.partial-1").exists());
+        store.restore_snapshot(&name).await.unwrap();
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1, "a restore leaves the keys alone");
+        store.close().await;
+    }
 
     #[test]
     fn a_postgres_schema_name_round_trips_and_fits_an_identifier() {

@@ -372,7 +372,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("the database was not empty, so --seed was not applied");
             None
         }
-        Some(seed) => Some((seed, format!("http://127.0.0.1:{}", app.port()))),
+        Some(seed) => {
+            // The bound address, with an unspecified one (0.0.0.0, [::]) replaced by the
+            // loopback address of its family.
+            let mut local = app.address();
+            if local.ip().is_unspecified() {
+                local.set_ip(match local.ip() {
+                    std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            Some((seed, format!("http://{local}")))
+        }
         None => None,
     };
     let admin_line = match admin_token.as_deref() {
@@ -410,17 +421,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // The seed goes through the server's own admin API and Graph, so it runs once it serves;
     // the banner, which scripts wait for, comes after it.
+    let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped());
     let admin = dmsync_client::AdminClient::new(&local, admin_token.unwrap_or_default());
     match cli::seed::apply(&admin, &dmsync_client::GraphClient::new(&local), &seed).await {
         Ok(report) => {
+            // Each seeded application's secret is shown once, as the admin API shows it: on
+            // standard output with the banner, never in the log.
+            let mut banner = banner;
             for app in &report.applications {
-                tracing::info!(app = %app, "seeded an application");
+                banner.push_str(&format!(
+                    "  seeded:    app {}, client_id {}, client_secret {}\n",
+                    app["displayName"], app["appId"], app["secretText"]
+                ));
             }
             print_banner(&banner);
             tracing::info!(url = %url, "listening");
         }
         Err(e) => {
+            // Leave the database empty again, so that the next start (with the seed fixed)
+            // applies it, rather than finding a half-seeded database and skipping it.
+            if let Err(reset) = state.store().reset(dmsync_core::snapshots::ResetScope::All).await {
+                tracing::error!(error = %reset, "could not empty the database after the failed seed");
+            }
             shutdown.cancel();
             let _ = server.await;
             anyhow::bail!("--seed: {e}");

@@ -25,8 +25,9 @@ pub struct ResetRequest {
 
 /// `POST /_dmsync/reset`: `{"tenantId": T}` empties one tenant, `{}` every tenant.
 pub async fn reset(State(state): State<AppState>, GraphJson(body): GraphJson<Value>) -> ApiResult<Response> {
-    // An object only: serde would read a struct from an array too.
-    if !body.is_object() {
+    // An object only: serde would read a struct from an array too. And a `null` tenant is a
+    // mistake (an unset variable), not a request to empty every tenant.
+    if !body.is_object() || body.get("tenantId") == Some(&Value::Null) {
         return Err(ApiError::BadRequest("The body must be a JSON object: {} or {\"tenantId\": T}.".into()));
     }
     let req: ResetRequest = serde_json::from_value(body).map_err(|e| ApiError::BadRequest(format!("{e}.")))?;

@@ -49,13 +49,16 @@ pub struct KnownTenants {
     store: Arc<dyn Store>,
     ttl: Option<std::time::Duration>,
     known: std::sync::RwLock<std::collections::HashMap<TenantId, std::time::Instant>>,
+    /// Moves on with every `forget_all`, so that a lookup that overlapped one does not bring
+    /// back a tenant it may have seen before the reset.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl KnownTenants {
     /// `ttl`: how long a tenant seen to exist is believed to, or `None` for as long as this
     /// process runs (where it is the only writer).
     pub fn new(store: Arc<dyn Store>, ttl: Option<std::time::Duration>) -> KnownTenants {
-        KnownTenants { store, ttl, known: Default::default() }
+        KnownTenants { store, ttl, known: Default::default(), generation: Default::default() }
     }
 
     /// Whether the tenant exists, reading the database only the first time (or once per `ttl`).
@@ -66,9 +69,11 @@ impl KnownTenants {
         {
             return Ok(true);
         }
+        use std::sync::atomic::Ordering;
+        let generation = self.generation.load(Ordering::Acquire);
         let exists = self.store.tenant(tenant).await?.is_some();
         let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        if exists {
+        if exists && self.generation.load(Ordering::Acquire) == generation {
             known.insert(tenant, std::time::Instant::now());
         } else {
             known.remove(&tenant);
@@ -78,7 +83,9 @@ impl KnownTenants {
 
     /// Forgets every tenant, after a reset or a restore may have deleted some.
     pub fn forget_all(&self) {
-        self.known.write().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        known.clear();
     }
 }
 

@@ -41,6 +41,11 @@ pub struct ResetArgs {
 
 /// `dmsync reset`.
 pub async fn reset(args: ResetArgs) -> CliResult {
+    if let Some(tenant) = &args.tenant {
+        tenant
+            .parse::<dmsync_core::TenantId>()
+            .map_err(|_| Failure::usage(format!("--tenant {tenant:?} is not a tenant id (a GUID)")))?;
+    }
     args.connection.client().reset(args.tenant.as_deref()).await?;
     match &args.tenant {
         Some(tenant) => eprintln!("tenant {tenant} is empty"),
@@ -71,6 +76,12 @@ pub enum SnapshotCommand {
 
 /// `dmsync snapshot …`.
 pub async fn snapshot(args: SnapshotArgs) -> CliResult {
+    if let SnapshotCommand::Create { name } | SnapshotCommand::Restore { name } | SnapshotCommand::Delete { name } =
+        &args.command
+    {
+        dmsync_core::snapshots::SnapshotName::parse(name)
+            .map_err(|e| Failure::usage(format!("snapshot name {name:?}: {e}")))?;
+    }
     let client = args.connection.client();
     let format = args.connection.output;
     match args.command {

@@ -183,6 +183,8 @@ async fn apply_tenant(
     report: &mut SeedReport,
 ) -> Result<(), String> {
     let tenant = seed.tenant_id.clone().unwrap_or_else(|| DEV_TENANT_ID.to_string());
+    // A GUID, so that it is one path segment of the admin API's routes and nothing else.
+    tenant.parse::<dmsync_core::TenantId>().map_err(|_| format!("tenantId {tenant:?} is not a tenant id (a GUID)"))?;
     if let Some(domain) = &seed.domain {
         match admin.create_tenant(&tenant, domain).await {
             Ok(()) => {}

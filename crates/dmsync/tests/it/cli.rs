@@ -203,9 +203,11 @@ async fn snapshots_and_resets_from_the_command_line() {
     let devices = cli.run(&["autopilot", "devices", "-o", "json"]).await;
     assert_eq!(devices.json()[0]["serialNumber"], "CLI-SNAP-1", "{devices:?}");
 
-    let refused = cli.run(&["snapshot", "create", "../up"]).await;
-    assert_ne!(refused.code, 0, "{refused:?}");
-    assert!(refused.stderr.contains("letters, digits"), "{refused:?}");
+    for command in ["create", "restore", "delete"] {
+        let refused = cli.run(&["snapshot", command, "../faults"]).await;
+        assert_eq!(refused.code, 2, "{refused:?}");
+        assert!(refused.stderr.contains("letters, digits"), "{refused:?}");
+    }
     let missing = cli.run(&["snapshot", "delete", "nothing"]).await;
     assert_ne!(missing.code, 0, "{missing:?}");
     assert_eq!(cli.run(&["snapshot", "delete", "one-device"]).await.code, 0);

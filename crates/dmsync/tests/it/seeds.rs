@@ -254,3 +254,36 @@ async fn a_yaml_seed_is_read_and_an_alias_bomb_is_refused() {
     assert!(refused.stderr.contains("budget"), "refused by the parser's budget: {refused:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_seed_that_fails_half_way_leaves_the_database_empty_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let file = dir.path().join("seed.json");
+    // The scope tag is created, then the user is refused: not in the tenant's domain.
+    let broken = json!({ "tenants": [{
+        "roleScopeTags": [{ "displayName": "Berlin" }],
+        "users": [{ "userPrincipalName": "ann@elsewhere.example", "password": "p" }],
+    }]});
+    std::fs::write(&file, broken.to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_dmsync"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db, "--seed", file.to_str().unwrap()])
+        .env("DMSYNC_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--seed: user"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("dmsync listening"), "no banner for a failed seed");
+
+    // Fixed, the seed is applied on the next start: the first left nothing behind.
+    let fixed = json!({ "tenants": [{ "roleScopeTags": [{ "displayName": "Berlin" }] }] });
+    std::fs::write(&file, fixed.to_string()).unwrap();
+    let server = RealServer::start(&db, &["--seed", file.to_str().unwrap()]);
+    let token = dev_user_token(&server.base_url).await;
+    let tags = get(&server.base_url, &token, "/beta/deviceManagement/roleScopeTags").await;
+    let names: Vec<&str> =
+        tags["value"].as_array().unwrap().iter().map(|t| t["displayName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Default", "Berlin"]);
+    server.terminate(Duration::from_secs(20));
+}

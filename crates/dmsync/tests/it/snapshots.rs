@@ -92,6 +92,7 @@ async fn a_reset_of_an_unknown_tenant_or_with_a_bad_body_changes_nothing() {
     for (body, want) in [
         (json!({ "tenantId": FABRIKAM }), StatusCode::NOT_FOUND),
         (json!({ "tenantId": "not-a-guid" }), StatusCode::BAD_REQUEST),
+        (json!({ "tenantId": null }), StatusCode::BAD_REQUEST),
         (json!({ "tenant": app.tenant() }), StatusCode::BAD_REQUEST),
         (json!([]), StatusCode::BAD_REQUEST),
     ] {
