@@ -985,14 +985,19 @@ async fn clock_offset_only_grows(store: &dyn Backend) {
     assert_eq!(store.clock_offset().await.unwrap(), Duration::seconds(600));
 }
 
-async fn signing_keys_round_trip(store: &dyn Backend) {
-    let key = dmsync_core::identity::SigningKey {
+/// A signing key with the id `kid-1`.
+fn test_signing_key() -> dmsync_core::identity::SigningKey {
+    dmsync_core::identity::SigningKey {
         kid: "kid-1".into(),
         private_pem: "pem".into(),
         n: "n".into(),
         e: "AQAB".into(),
         created_at: OffsetDateTime::now_utc(),
-    };
+    }
+}
+
+async fn signing_keys_round_trip(store: &dyn Backend) {
+    let key = test_signing_key();
     store.insert_signing_key(&key).await.unwrap();
     let keys = store.signing_keys().await.unwrap();
     assert_eq!(keys.len(), 1);
@@ -2146,13 +2151,7 @@ async fn resets_and_snapshots_keep_keys_and_clock(store: &dyn Backend) {
     with_tenants(store).await;
     store.create_user(&test_user(A, "a@a.onmicrosoft.com")).await.unwrap();
     store.create_user(&test_user(B, "b@b.onmicrosoft.com")).await.unwrap();
-    let key = dmsync_core::identity::SigningKey {
-        kid: "kid-1".into(),
-        private_pem: "pem".into(),
-        n: "n".into(),
-        e: "AQAB".into(),
-        created_at: OffsetDateTime::now_utc(),
-    };
+    let key = test_signing_key();
     store.insert_signing_key(&key).await.unwrap();
     store.save_clock_offset(Duration::seconds(60)).await.unwrap();
     let now = OffsetDateTime::now_utc();
