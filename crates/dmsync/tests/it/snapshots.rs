@@ -198,3 +198,36 @@ async fn a_restore_while_requests_run_answers_every_request_with_the_old_or_the_
     assert_eq!(device_serials(&app, &token).await, ["RUN-1", "RUN-2", "RUN-3"]);
     app.stop().await;
 }
+
+/// The control plane's admin bodies go through the bounded JSON reader: deep nesting and a body
+/// over the limit are Graph-shaped 400 and 413, and the server keeps answering.
+#[tokio::test]
+async fn control_plane_bodies_refuse_deep_nesting_and_oversized_input() {
+    let app = spawn_app().await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(8 * 1024 * 1024));
+    for (method, path) in [
+        (Method::POST, "/_dmsync/reset"),
+        (Method::POST, "/_dmsync/snapshots"),
+        (Method::POST, "/_dmsync/faults"),
+        (Method::PUT, "/_dmsync/throttling"),
+        (Method::POST, "/_dmsync/requests/count"),
+    ] {
+        for (body, want) in [(&deep, StatusCode::BAD_REQUEST), (&huge, StatusCode::PAYLOAD_TOO_LARGE)] {
+            let r = app
+                .raw(method.clone(), path, Some("dmsync-dev-admin"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), want, "{method} {path}");
+            let error: Value = r.json().await.unwrap();
+            assert!(error["error"]["code"].is_string(), "{method} {path}: {error}");
+        }
+    }
+    assert!(app.admin.snapshots().await.unwrap().is_empty());
+    let (status, _) = admin(&app, Method::GET, "/_dmsync/faults", Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "still up");
+    app.stop().await;
+}
