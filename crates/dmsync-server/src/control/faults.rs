@@ -858,8 +858,10 @@ pub async fn inject(state: &AppState, firing: Firing, request: Request, next: Ne
 
 // ---- The file of `serve --faults` ----
 
-/// `serve --faults FILE`: a JSON array of rules, or an object `{"rules": [...]}`, each checked
-/// as the admin API checks it. Read once, when the flags are parsed.
+/// `serve --faults FILE`: an array of rules, or an object `{"rules": [...]}`, each checked as
+/// the admin API checks it; YAML when the name ends in `.yaml` or `.yml` (as seed files are
+/// told apart), JSON otherwise. Read once, when the flags are parsed. Both parsers bound the
+/// nesting depth, and the YAML parser's default budget also refuses alias expansion bombs.
 pub fn load_file(path: &str) -> Result<Vec<Rule>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
     if bytes.len() > 1024 * 1024 {
@@ -871,8 +873,15 @@ pub fn load_file(path: &str) -> Result<Vec<Rule>, String> {
         List(Vec<serde_json::Value>),
         Object { rules: Vec<serde_json::Value> },
     }
-    let file: FaultFile = dmsync_graph::bounded::from_slice(&bytes)
-        .map_err(|e| format!("{path} is not a JSON array of fault rules (nor {{\"rules\": [...]}}): {e:?}"))?;
+    let extension = std::path::Path::new(path).extension().and_then(|e| e.to_str()).unwrap_or("");
+    let file: FaultFile = if extension.eq_ignore_ascii_case("yaml") || extension.eq_ignore_ascii_case("yml") {
+        let text = std::str::from_utf8(&bytes).map_err(|_| format!("{path} is not UTF-8"))?;
+        serde_saphyr::from_str(text)
+            .map_err(|e| format!("{path} is not a YAML list of fault rules (nor rules: [...]): {e}"))?
+    } else {
+        dmsync_graph::bounded::from_slice(&bytes)
+            .map_err(|e| format!("{path} is not a JSON array of fault rules (nor {{\"rules\": [...]}}): {e:?}"))?
+    };
     let (FaultFile::List(values) | FaultFile::Object { rules: values }) = file;
     if values.len() > MAX_RULES {
         return Err(format!("{path} has more than {MAX_RULES} rules"));
@@ -944,6 +953,36 @@ mod tests {
         std::fs::write(&bad, r#"{"rules":[{"effect":{"delayMs":1}},{"effect":{"status":302}}]}"#).unwrap();
         let refused = load_file(bad.to_str().unwrap()).unwrap_err();
         assert!(refused.contains("rule 2") && refused.contains("302"), "{refused}");
+        let yaml = dir.join("rules.yaml");
+        std::fs::write(
+            &yaml,
+            "rules:\n  - match: {method: GET, pathPattern: /beta/**}\n    effect:\n      status: 503\n      retryAfter: 2\n    times: 1\n",
+        )
+        .unwrap();
+        assert_eq!(load_file(yaml.to_str().unwrap()).unwrap().len(), 1);
+        // The example in docs/TESTING-WITH-DMSYNC.md loads as written.
+        let guide = include_str!("../../../../docs/TESTING-WITH-DMSYNC.md");
+        let example = guide
+            .split("```yaml\n")
+            .find(|block| block.starts_with("# faults.yaml"))
+            .and_then(|block| block.split("```").next())
+            .unwrap();
+        let documented = dir.join("faults.yaml");
+        std::fs::write(&documented, example).unwrap();
+        assert_eq!(load_file(documented.to_str().unwrap()).unwrap().len(), 2);
+        // A billion-node alias expansion beside an empty list: refused by the parser's budget
+        // rather than expanded.
+        let bomb = dir.join("bomb.yml");
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, previous) in
+            ["b", "c", "d", "e", "f", "g", "h", "i"].into_iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            let aliases = vec![format!("*{previous}"); 10].join(", ");
+            text.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+        }
+        text.push_str("rules: []\n");
+        std::fs::write(&bomb, text).unwrap();
+        assert!(load_file(bomb.to_str().unwrap()).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
