@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use dmsync_core::jobs::{JobPayload, NewJob};
+use dmsync_core::profile_assignment::ForcedAssignmentFailures;
 use dmsync_core::{StoreResult, TenantId};
 
 use super::{BackgroundJob, JobContext, JobEnd};
@@ -61,6 +62,7 @@ impl BackgroundJob for AssignDeploymentProfiles {
                 state.now(),
                 delay,
                 &AssignDeploymentProfiles::job(),
+                &ForcedAssignmentFailures::Nothing,
             )
             .await
             .context("assigning deployment profiles")?;
