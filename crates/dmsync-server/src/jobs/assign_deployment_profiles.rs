@@ -8,7 +8,6 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use dmsync_core::jobs::{JobPayload, NewJob};
-use dmsync_core::profile_assignment::ForcedAssignmentFailures;
 use dmsync_core::{StoreResult, TenantId};
 
 use super::{BackgroundJob, JobContext, JobEnd};
@@ -54,6 +53,8 @@ impl BackgroundJob for AssignDeploymentProfiles {
     async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
         let (state, job) = (&cx.state, &cx.job);
         let delay = state.config().profile_assignment_delay;
+        // Fault rules may ask that some of the assignments this pass would make fail.
+        let faults = state.faults().assignment_fault_candidates(job.tenant_id);
         let pass = state
             .store()
             .assign_deployment_profiles(
@@ -62,15 +63,16 @@ impl BackgroundJob for AssignDeploymentProfiles {
                 state.now(),
                 delay,
                 &AssignDeploymentProfiles::job(),
-                &ForcedAssignmentFailures::Nothing,
+                &faults.forced(),
             )
             .await
             .context("assigning deployment profiles")?;
         let Some(stats) = pass else { return Ok(JobEnd::LeaseLost) };
+        state.faults().confirm_assignment_faults(&faults, &stats);
         tracing::info!(
             job.id = %job.id, tenant.id = %job.tenant_id,
             devices.pending = stats.pending, devices.assigned = stats.assigned, devices.unassigned = stats.unassigned,
-            next_pass = ?stats.next_pass_at,
+            devices.failed = stats.failed, next_pass = ?stats.next_pass_at,
             "deployment profiles assigned"
         );
         Ok(JobEnd::Done)
