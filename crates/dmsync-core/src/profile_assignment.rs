@@ -8,12 +8,14 @@
 //! only when no group assignment does (Windows Autopilot's "profile priority"). A newly
 //! targeted device shows the profile as intended at once, `pending`, and is assigned after the
 //! assignment delay; one targeted through All Devices is assigned at once. Out of scope again,
-//! it goes back to `notAssigned`.
+//! it goes back to `notAssigned`. A test can ask that an assignment fail instead (the
+//! `profileAssignmentFailed` fault): the device is then `failed`, with nothing assigned, until
+//! its target changes.
 
 use time::OffsetDateTime;
 
 /// `windowsAutopilotProfileAssignmentStatus`, the members the engine writes. The wire enum has
-/// more (`unknown`, `assignedOutOfSync`, `failed`) that nothing in dmsync produces.
+/// more (`unknown`, `assignedOutOfSync`) that nothing in dmsync produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileAssignmentStatus {
     NotAssigned,
@@ -24,6 +26,9 @@ pub enum ProfileAssignmentStatus {
     AssignedUnknownSyncState,
     /// Assigned to a device that has contacted the service.
     AssignedInSync,
+    /// The assignment failed (only ever because a test asked for it): nothing is assigned, and
+    /// the device stays so until it is targeted by another profile or by none.
+    Failed,
 }
 
 impl ProfileAssignmentStatus {
@@ -35,6 +40,7 @@ impl ProfileAssignmentStatus {
             ProfileAssignmentStatus::Pending => "pending",
             ProfileAssignmentStatus::AssignedUnknownSyncState => "assignedUnkownSyncState",
             ProfileAssignmentStatus::AssignedInSync => "assignedInSync",
+            ProfileAssignmentStatus::Failed => "failed",
         }
     }
 
@@ -44,6 +50,7 @@ impl ProfileAssignmentStatus {
             "pending" => ProfileAssignmentStatus::Pending,
             "assignedUnkownSyncState" => ProfileAssignmentStatus::AssignedUnknownSyncState,
             "assignedInSync" => ProfileAssignmentStatus::AssignedInSync,
+            "failed" => ProfileAssignmentStatus::Failed,
             _ => return None,
         })
     }
@@ -53,8 +60,22 @@ impl ProfileAssignmentStatus {
     }
 }
 
+/// Which devices a pass fails instead of assigning them (the `profileAssignmentFailed` fault):
+/// of the devices the pass would assign (pending ones coming due, and those assigned at once
+/// through All Devices), these end `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ForcedAssignmentFailures {
+    /// Every device is assigned as the rules say.
+    #[default]
+    Nothing,
+    /// The devices with these serial numbers, compared exactly as the store compares serials.
+    Serials(Vec<String>),
+    /// Every device the pass would assign.
+    Every,
+}
+
 /// What one pass of the engine changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProfileAssignmentStats {
     /// Devices newly under a profile (or under another one), now `pending`.
     pub pending: u64,
@@ -63,6 +84,11 @@ pub struct ProfileAssignmentStats {
     pub assigned: u64,
     /// Devices out of scope again, back to `notAssigned`.
     pub unassigned: u64,
+    /// Devices the pass would have assigned but failed, as [`ForcedAssignmentFailures`] asked.
+    pub failed: u64,
+    /// Of [`ForcedAssignmentFailures::Serials`], the serials of the devices the pass failed
+    /// (empty for the other kinds, whose count is enough).
+    pub failed_serials: Vec<String>,
     /// When the next pass is due, if devices are still pending; the pass enqueued it.
     pub next_pass_at: Option<OffsetDateTime>,
 }

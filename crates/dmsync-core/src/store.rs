@@ -33,7 +33,7 @@ use crate::ids::{
     RoleScopeTagId,
 };
 use crate::jobs::{Job, JobLease, NewJob};
-use crate::profile_assignment::ProfileAssignmentStats;
+use crate::profile_assignment::{ForcedAssignmentFailures, ProfileAssignmentStats};
 use crate::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagQuery, RoleScopeTagRefusal};
 use crate::snapshots::{ResetScope, Snapshot, SnapshotName};
 
@@ -666,6 +666,9 @@ pub trait ProfileAssignmentStore: Send + Sync {
     /// contacted the service, else `assignedInSync`); a device under no profile goes back to
     /// `notAssigned`. If devices are still pending, `next_pass` is enqueued (coalesced) for when
     /// the earliest of them comes due. Idempotent: a pass over unchanged data changes nothing.
+    /// The devices of `forced` that the pass would assign end `failed` instead, with nothing
+    /// assigned; a failed device keeps its state on later passes until its winning profile
+    /// changes (then `pending`) or it is under none (then `notAssigned`).
     /// `None` when the lease is no longer ours (nothing changed).
     async fn assign_deployment_profiles(
         &self,
@@ -674,6 +677,7 @@ pub trait ProfileAssignmentStore: Send + Sync {
         now: OffsetDateTime,
         delay: Duration,
         next_pass: &NewJob,
+        forced: &ForcedAssignmentFailures,
     ) -> StoreResult<Option<ProfileAssignmentStats>>;
     /// Enqueues, due at `now` and coalesced, `evaluation` for every tenant with a dynamic group
     /// whose processing is `On`, and `pass` for every tenant with an assignment or a device

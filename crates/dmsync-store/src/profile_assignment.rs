@@ -8,12 +8,17 @@
 //! whose delay has passed are assigned. Only states that change are written, so a pass over
 //! unchanged data writes nothing and a re-run converges; the device rows themselves are never
 //! written, which keeps a pass's writes in proportion to the devices it moves.
+//!
+//! A pass that a test asked to fail devices (`ForcedAssignmentFailures`) marks them `failed`
+//! just before the statements that would assign them, and takes them out of those statements'
+//! reach. A `failed` row counts as unchanged while its device's winning profile is the one it
+//! failed to get, so later passes leave it as it is.
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
-use dmsync_core::profile_assignment::ProfileAssignmentStats;
+use dmsync_core::profile_assignment::{ForcedAssignmentFailures, ProfileAssignmentStats};
 use dmsync_core::store::ProfileAssignmentStore;
 use dmsync_core::{StoreResult, TenantId};
 
@@ -39,7 +44,9 @@ fn reached_through_groups(kind: &str) -> String {
 }
 
 /// Fills `profile_targets` with every targeted device's winning profile, and whether the
-/// device's state must change for it: `$1` tenant. Group assignments rank before All Devices
+/// device's state must change for it: `$1` tenant. A `failed` device under the profile it
+/// failed to get is unchanged: through a group because its intended profile is the same,
+/// through All Devices by the explicit case (it has nothing assigned). Group assignments rank before All Devices
 /// (the "default profile" applies only where no group assignment does), then the oldest
 /// profile wins, ties broken by id. A device in an exclusion group of a profile is not
 /// targeted by that profile, whatever the assignment; the excluded pairs are one uncorrelated
@@ -53,7 +60,8 @@ fn fill_targets() -> String {
                 CASE WHEN ranked.all_devices = 0
                      THEN CASE WHEN s.intended_profile_id IS NULL OR s.intended_profile_id <> ranked.profile_id
                                THEN 1 ELSE 0 END
-                     ELSE CASE WHEN s.assigned_profile_id IS NULL OR s.assigned_profile_id <> ranked.profile_id
+                     ELSE CASE WHEN s.status = 'failed' AND s.intended_profile_id = ranked.profile_id THEN 0
+                               WHEN s.assigned_profile_id IS NULL OR s.assigned_profile_id <> ranked.profile_id
                                     OR s.status = 'pending'
                                THEN 1 ELSE 0 END
                 END
@@ -108,6 +116,59 @@ fn assign_all_devices() -> String {
     )
 }
 
+/// The condition that narrows a forced failure to the devices with one serial, `$3`, where
+/// `device` names the device's id; nothing when every device is to fail. Serials compare
+/// exactly, as everywhere in the store.
+fn with_serial(one_serial: bool, device: &str) -> String {
+    if one_serial {
+        format!(
+            " AND {device} IN (SELECT serial_device.id FROM autopilot_devices serial_device
+                               WHERE serial_device.tenant_id = $1 AND serial_device.serial_number = $3)"
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Devices that the pass would assign at once through All Devices but must fail: `failed`
+/// under the profile, with nothing assigned. `$1` tenant, `$2` now, `$3` the serial if
+/// `one_serial`.
+fn fail_all_devices(one_serial: bool) -> String {
+    let serial = with_serial(one_serial, "t.device_id");
+    format!(
+        "INSERT INTO device_profile_states
+            (tenant_id, device_id, intended_profile_id, intended_at, assigned_profile_id, profile_assigned_at, status)
+          SELECT $1, t.device_id, t.profile_id, $2, NULL, NULL, 'failed'
+            FROM profile_targets t
+           WHERE t.all_devices = 1 AND t.changed = 1{serial}
+          ON CONFLICT (tenant_id, device_id) DO UPDATE
+             SET intended_profile_id = excluded.intended_profile_id, intended_at = excluded.intended_at,
+                 assigned_profile_id = NULL, profile_assigned_at = NULL, status = 'failed'"
+    )
+}
+
+/// Takes the All Devices targets just failed out of [`assign_all_devices`]'s reach: `$1`
+/// tenant. Before this pass's failures no changed target had a `failed` row under its own
+/// profile ([`fill_targets`] counts those unchanged), so these are exactly the ones just failed.
+const KEEP_FAILED_TARGETS: &str = "UPDATE profile_targets SET changed = 0
+      WHERE all_devices = 1 AND changed = 1
+        AND EXISTS (SELECT 1 FROM device_profile_states s
+                     WHERE s.tenant_id = $1 AND s.device_id = profile_targets.device_id
+                       AND s.status = 'failed' AND s.intended_profile_id = profile_targets.profile_id)";
+
+/// Pending devices whose delay has passed but which must fail: `failed`, with nothing
+/// assigned (not even the profile they had before they became pending). `$1` tenant, `$2` the
+/// latest `intended_at` that is due, `$3` the serial if `one_serial`. It runs after
+/// [`MARK_NOT_ASSIGNED`], so that only devices still targeted fail.
+fn fail_due(one_serial: bool) -> String {
+    let serial = with_serial(one_serial, "device_profile_states.device_id");
+    format!(
+        "UPDATE device_profile_states
+            SET assigned_profile_id = NULL, profile_assigned_at = NULL, status = 'failed'
+          WHERE tenant_id = $1 AND status = 'pending' AND intended_at <= $2{serial}"
+    )
+}
+
 /// Devices under no profile any more (and the states of devices deleted since): `$1` tenant.
 const MARK_NOT_ASSIGNED: &str = "DELETE FROM device_profile_states
       WHERE tenant_id = $1
@@ -140,6 +201,47 @@ const TENANTS_WITH_PROFILES_IN_USE: &str = "SELECT t.id AS tenant_id FROM tenant
       WHERE EXISTS (SELECT 1 FROM deployment_profile_assignments a WHERE a.tenant_id = t.id)
          OR EXISTS (SELECT 1 FROM device_profile_states s WHERE s.tenant_id = t.id)";
 
+/// The forced failures of one pass, and what they failed so far.
+struct Failures<'a> {
+    forced: &'a ForcedAssignmentFailures,
+    failed: u64,
+    /// The serials of `ForcedAssignmentFailures::Serials` that failed a device.
+    serials: Vec<String>,
+}
+
+impl<'a> Failures<'a> {
+    fn new(forced: &'a ForcedAssignmentFailures) -> Failures<'a> {
+        Failures { forced, failed: 0, serials: Vec::new() }
+    }
+
+    /// Runs one failing statement (`statement(one_serial)`, with `$1` tenant and `$2` `at`)
+    /// for every device, or once per forced serial, counting what it failed.
+    async fn run(
+        &mut self,
+        tx: &mut crate::db::Tx,
+        tenant: TenantId,
+        statement: fn(bool) -> String,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        match self.forced {
+            ForcedAssignmentFailures::Nothing => {}
+            ForcedAssignmentFailures::Every => {
+                self.failed += tx.execute(Query::new(statement(false)).bind(tenant).bind(at)).await?;
+            }
+            ForcedAssignmentFailures::Serials(serials) => {
+                for serial in serials {
+                    let failed = tx.execute(Query::new(statement(true)).bind(tenant).bind(at).bind(serial)).await?;
+                    if failed > 0 && !self.serials.contains(serial) {
+                        self.serials.push(serial.clone());
+                    }
+                    self.failed += failed;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ProfileAssignmentStore for SqlStore {
     async fn assign_deployment_profiles(
@@ -149,6 +251,7 @@ impl ProfileAssignmentStore for SqlStore {
         now: OffsetDateTime,
         delay: Duration,
         next_pass: &NewJob,
+        forced: &ForcedAssignmentFailures,
     ) -> StoreResult<Option<ProfileAssignmentStats>> {
         let dialect = self.dialect();
         let Some(mut tx) = self.begin_fenced(lease).await? else { return Ok(None) };
@@ -165,8 +268,14 @@ impl ProfileAssignmentStore for SqlStore {
             tx.execute(Query::new(analyze)).await?;
         }
         let pending = tx.execute(Query::new(MARK_PENDING).bind(tenant).bind(now)).await?;
+        let mut failures = Failures::new(forced);
+        failures.run(&mut tx, tenant, fail_all_devices, now).await?;
+        if failures.failed > 0 {
+            tx.execute(Query::new(KEEP_FAILED_TARGETS).bind(tenant)).await?;
+        }
         let assigned_at_once = tx.execute(Query::new(assign_all_devices()).bind(tenant).bind(now)).await?;
         let unassigned = tx.execute(Query::new(MARK_NOT_ASSIGNED).bind(tenant)).await?;
+        failures.run(&mut tx, tenant, fail_due, now - delay).await?;
         let assigned_due = tx.execute(Query::new(assign_due()).bind(tenant).bind(now).bind(now - delay)).await?;
         let earliest: Option<i64> = tx.exec().scalar(Query::new(EARLIEST_PENDING).bind(tenant)).await?;
         let next_pass_at = earliest.map(|ticks| crate::convert::from_ticks(ticks) + delay);
@@ -190,6 +299,8 @@ impl ProfileAssignmentStore for SqlStore {
             pending,
             assigned: assigned_at_once + assigned_due,
             unassigned,
+            failed: failures.failed,
+            failed_serials: failures.serials,
             next_pass_at,
         }))
     }

@@ -2400,7 +2400,7 @@ mod engine {
     use dmsync_core::autopilot::{AutopilotDevice, DeviceField, DeviceQuery};
     use dmsync_core::deployment_profiles::{AssignmentTarget, assignment_id};
     use dmsync_core::groups::MemberChange;
-    use dmsync_core::profile_assignment::{ProfileAssignmentStats, ProfileAssignmentStatus};
+    use dmsync_core::profile_assignment::{ForcedAssignmentFailures, ProfileAssignmentStats, ProfileAssignmentStatus};
     use dmsync_core::{AutopilotDeviceId, Backend, DeploymentProfileId, EntraDeviceId, GroupId};
     use dmsync_store::SqlStore;
     use dmsync_store::fixtures;
@@ -2468,14 +2468,36 @@ mod engine {
 
     /// Runs the passes due by `now` without asking for one.
     async fn run_due(store: &dyn Backend, now: OffsetDateTime, delay: Duration) -> Option<ProfileAssignmentStats> {
+        run_due_failing(store, now, delay, &ForcedAssignmentFailures::Nothing).await
+    }
+
+    /// [`run_due`], each pass failing the devices `forced` names.
+    async fn run_due_failing(
+        store: &dyn Backend,
+        now: OffsetDateTime,
+        delay: Duration,
+        forced: &ForcedAssignmentFailures,
+    ) -> Option<ProfileAssignmentStats> {
         let mut last = None;
         while let Some(job) = store.claim_job("w", now, now, LEASE).await.unwrap() {
             assert_eq!(job.kind, "assignDeploymentProfiles");
             let (lease, next) = (job.lease(), assignment_job());
-            let stats = store.assign_deployment_profiles(&lease, job.tenant_id, now, delay, &next).await.unwrap();
+            let stats =
+                store.assign_deployment_profiles(&lease, job.tenant_id, now, delay, &next, forced).await.unwrap();
             last = Some(stats.expect("the lease holds"));
         }
         last
+    }
+
+    /// [`run_passes`], the pass failing the devices `forced` names.
+    async fn run_passes_failing(
+        store: &dyn Backend,
+        now: OffsetDateTime,
+        delay: Duration,
+        forced: &ForcedAssignmentFailures,
+    ) -> ProfileAssignmentStats {
+        store.enqueue_coalesced_job(A, &assignment_job(), now, now).await.unwrap();
+        run_due_failing(store, now, delay, forced).await.expect("a pass was due")
     }
 
     async fn device(store: &dyn Backend, id: AutopilotDeviceId) -> AutopilotDevice {
@@ -2632,6 +2654,71 @@ mod engine {
         assert_eq!(store.count_autopilot_devices(A, Some(&filter)).await.unwrap(), 3);
     }
 
+    /// A forced failure fails the devices with that serial (compared exactly) that the pass
+    /// would assign, pending ones coming due and All Devices ones alike: `failed`, the profile
+    /// still intended, nothing assigned. Later passes keep them failed, even one that fails
+    /// every device (it has nothing to assign); a new winning profile makes a device pending
+    /// again, and leaving every profile's scope makes it not assigned.
+    pub async fn a_forced_failure_fails_that_device_until_its_target_changes(store: &dyn Backend) {
+        use AssignmentTarget::{AllDevices, Group};
+        use ProfileAssignmentStatus::*;
+        let t0 = t0();
+        let d = devices(store, 4, t0).await;
+        let p = profile(store, "P", t0).await;
+        let g = group(store, &[d[0].1, d[1].1, d[2].1], t0).await;
+        assign(store, p, Group(g), t0).await;
+        let forced = ForcedAssignmentFailures::Serials(vec!["E-1".into(), "e-2".into(), "E-404".into()]);
+        let stats = run_passes_failing(store, t0, DELAY, &forced).await;
+        assert_eq!((stats.pending, stats.failed), (3, 0), "nothing is due yet, so nothing fails");
+        assert!(stats.failed_serials.is_empty());
+
+        let due = t0 + DELAY;
+        let stats = run_due_failing(store, due, DELAY, &forced).await.expect("the follow-up pass");
+        assert_eq!((stats.assigned, stats.failed, stats.next_pass_at), (2, 1, None));
+        assert_eq!(stats.failed_serials, ["E-1"], "serials compare exactly");
+        assert_eq!(state(store, d[0].0).await, (Failed, Some(p), None));
+        assert_eq!(device(store, d[0].0).await.profile_assigned_at, None);
+        assert_eq!(state(store, d[1].0).await, (AssignedUnknownSyncState, Some(p), Some(p)));
+
+        // Later passes, even one failing every device, leave it failed and fail nothing else.
+        let every = ForcedAssignmentFailures::Every;
+        let stats = run_passes_failing(store, due, DELAY, &every).await;
+        assert_eq!((stats.pending, stats.assigned, stats.unassigned, stats.failed), (0, 0, 0, 0));
+        assert_eq!(state(store, d[0].0).await, (Failed, Some(p), None));
+
+        // Through All Devices: the device not in the group fails at once instead of being
+        // assigned, and the next pass, an All Devices one with no fault, keeps it failed.
+        let everyone = profile(store, "All", t0 - Duration::days(30)).await;
+        assign(store, everyone, AllDevices, due).await;
+        let stats = run_passes_failing(store, due, DELAY, &every).await;
+        assert_eq!((stats.assigned, stats.failed), (0, 1));
+        assert_eq!(state(store, d[3].0).await, (Failed, Some(everyone), None));
+        let stats = run_passes(store, due, DELAY).await;
+        assert_eq!((stats.pending, stats.assigned, stats.failed), (0, 0, 0));
+        assert_eq!(state(store, d[3].0).await, (Failed, Some(everyone), None));
+        let filter = dmsync_core::filter::parse_filter("deploymentProfileAssignmentStatus eq 'failed'", |_| {
+            Some(DeviceField::DeploymentProfileAssignmentStatus)
+        })
+        .unwrap();
+        assert_eq!(store.count_autopilot_devices(A, Some(&filter)).await.unwrap(), 2);
+
+        // A new winning profile: pending again, then assigned as usual.
+        let older = profile(store, "Older", t0 - Duration::days(1)).await;
+        let h = group(store, &[d[0].1], t0).await;
+        assign(store, older, Group(h), due).await;
+        let stats = run_passes(store, due, DELAY).await;
+        assert_eq!((stats.pending, stats.failed), (1, 0));
+        assert_eq!(state(store, d[0].0).await, (Pending, Some(older), None));
+        run_due(store, due + DELAY, DELAY).await.expect("the follow-up pass");
+        assert_eq!(state(store, d[0].0).await, (AssignedUnknownSyncState, Some(older), Some(older)));
+
+        // Out of every profile's scope: not assigned.
+        unassign(store, everyone, AllDevices).await;
+        let stats = run_passes(store, due + DELAY, DELAY).await;
+        assert_eq!(stats.unassigned, 1);
+        assert_eq!(state(store, d[3].0).await, (NotAssigned, None, None));
+    }
+
     /// Requests share the queued pass; one asked for while a pass runs is queued anew (the
     /// running pass may have read the state before the change). A pass whose lease was lost
     /// writes nothing.
@@ -2650,10 +2737,15 @@ mod engine {
         assert!(store.enqueue_coalesced_job(A, &assignment_job(), t0, t0).await.unwrap(), "queued while running");
         let mut stale = job.lease();
         stale.attempt += 1;
-        let fenced = store.assign_deployment_profiles(&stale, A, t0, DELAY, &assignment_job()).await.unwrap();
+        let nothing = ForcedAssignmentFailures::Nothing;
+        let fenced = store.assign_deployment_profiles(&stale, A, t0, DELAY, &assignment_job(), &nothing).await.unwrap();
         assert_eq!(fenced, None);
         assert_eq!(state(store, d[0].0).await.0, ProfileAssignmentStatus::NotAssigned, "nothing written");
-        store.assign_deployment_profiles(&job.lease(), A, t0, DELAY, &assignment_job()).await.unwrap().unwrap();
+        store
+            .assign_deployment_profiles(&job.lease(), A, t0, DELAY, &assignment_job(), &nothing)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(state(store, d[0].0).await.0, ProfileAssignmentStatus::Pending);
         // The queued pass and the follow-up: the former is due now, the latter after the delay.
         assert!(run_due(store, t0, DELAY).await.is_some());
@@ -2726,6 +2818,7 @@ macro_rules! all_engine_tests {
                 a_group_member_is_pending_then_assigned_after_the_delay,
                 the_oldest_profile_wins_and_all_devices_is_the_default,
                 devices_are_rescoped_and_unassigned,
+                a_forced_failure_fails_that_device_until_its_target_changes,
                 passes_are_coalesced_and_fenced,
                 an_import_asks_for_a_pass,
                 dynamic_group_members_are_targeted_once_evaluated,

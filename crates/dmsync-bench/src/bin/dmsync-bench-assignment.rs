@@ -23,7 +23,7 @@ use dmsync_core::deployment_profiles::{AssignmentTarget, ProfileContent, Profile
 use dmsync_core::groups::{DYNAMIC_MEMBERSHIP, EvaluationStats, Group, MemberChange};
 use dmsync_core::identity::Tenant;
 use dmsync_core::jobs::{JobPayload, NewJob};
-use dmsync_core::profile_assignment::ProfileAssignmentStats;
+use dmsync_core::profile_assignment::{ForcedAssignmentFailures, ProfileAssignmentStats};
 use dmsync_core::store::{
     AutopilotStore, DeploymentProfileStore, GroupStore, IdentityStore, JobStore, ProfileAssignmentStore, SystemStore,
 };
@@ -226,7 +226,7 @@ async fn pass(store: &SqlStore, now: OffsetDateTime, job: &NewJob) -> Result<(Pr
     let started = Instant::now();
     let claimed = store.claim_job("bench", now, now, time::Duration::minutes(5)).await?.context("no pass was due")?;
     let stats = store
-        .assign_deployment_profiles(&claimed.lease(), TENANT, now, DELAY, job)
+        .assign_deployment_profiles(&claimed.lease(), TENANT, now, DELAY, job, &ForcedAssignmentFailures::Nothing)
         .await?
         .context("the lease was lost")?;
     Ok((stats, started.elapsed()))

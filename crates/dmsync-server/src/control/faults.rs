@@ -1,6 +1,7 @@
 //! Faults on demand: rules a tester adds through the admin API (or `serve --faults FILE`) that
 //! make chosen Graph requests fail, wait, or lose their connection, and domain faults that make
-//! the state machines' next run end badly (a failed Autopilot sync, a failed import).
+//! the state machines' next run end badly (a failed Autopilot sync, a failed import, a
+//! disconnected connector, a failed profile assignment).
 //!
 //! The rules live in this process's memory. On PostgreSQL every replica holds its own set, so a
 //! test that runs several replicas adds its rules to each (or sends its requests to one).
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use dmsync_core::autopilot::ForcedImportError;
+use dmsync_core::profile_assignment::{ForcedAssignmentFailures, ProfileAssignmentStats};
 use dmsync_core::{ConnectorId, TenantId};
 
 use crate::control::RequestIdentity;
@@ -154,6 +156,9 @@ pub enum DomainKind {
     /// The next sync of an Exchange connector (any of the tenant's, or the one named) ends
     /// with the connector `disconnected`.
     ConnectorDisconnected,
+    /// The next assignment of a deployment profile to a device (the one with the serial
+    /// number named, or, without one, every device the next pass would assign) ends `failed`.
+    ProfileAssignmentFailed,
 }
 
 // ---- A validated rule ----
@@ -232,6 +237,7 @@ pub enum DomainEffect {
     AutopilotSyncFailed,
     ImportFailed { serial_number: String, device_error_code: i64 },
     ConnectorDisconnected { connector: Option<ConnectorId> },
+    ProfileAssignmentFailed { serial_number: Option<String> },
 }
 
 impl DomainEffect {
@@ -240,6 +246,7 @@ impl DomainEffect {
             DomainEffect::AutopilotSyncFailed => DomainKind::AutopilotSyncFailed,
             DomainEffect::ImportFailed { .. } => DomainKind::ImportFailed,
             DomainEffect::ConnectorDisconnected { .. } => DomainKind::ConnectorDisconnected,
+            DomainEffect::ProfileAssignmentFailed { .. } => DomainKind::ProfileAssignmentFailed,
         }
     }
 }
@@ -317,6 +324,15 @@ pub fn validate(input: RuleInput, known_operation: Option<&dyn Fn(&str) -> bool>
     Ok(Rule { id: FaultId::new(), matcher, effect, how_often, input })
 }
 
+/// A domain fault's serial number, without the spaces around it, within bounds.
+fn checked_serial(serial: &str) -> Result<String, RuleRefused> {
+    let serial = serial.trim();
+    if serial.is_empty() || serial.len() > MAX_NAME_BYTES {
+        return refuse(format!("serialNumber must be 1 to {MAX_NAME_BYTES} bytes."));
+    }
+    Ok(serial.to_owned())
+}
+
 fn validate_effect(effect: &EffectInput) -> Result<Effect, RuleRefused> {
     if let Some(kind) = effect.domain {
         let http_fields = effect.status.is_some()
@@ -349,14 +365,18 @@ fn validate_effect(effect: &EffectInput) -> Result<Effect, RuleRefused> {
                 let (Some(serial), Some(code)) = (&effect.serial_number, effect.device_error_code) else {
                     return refuse("importFailed needs serialNumber and deviceErrorCode.");
                 };
-                let serial = serial.trim();
-                if serial.is_empty() || serial.len() > MAX_NAME_BYTES {
-                    return refuse(format!("serialNumber must be 1 to {MAX_NAME_BYTES} bytes."));
-                }
+                let serial = checked_serial(serial)?;
                 if code == 0 || !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&code) {
                     return refuse("deviceErrorCode must be a non-zero 32-bit integer (0 means success).");
                 }
-                DomainEffect::ImportFailed { serial_number: serial.to_owned(), device_error_code: code }
+                DomainEffect::ImportFailed { serial_number: serial, device_error_code: code }
+            }
+            DomainKind::ProfileAssignmentFailed => {
+                if effect.device_error_code.is_some() {
+                    return refuse("profileAssignmentFailed takes no deviceErrorCode (only an optional serialNumber).");
+                }
+                let serial_number = effect.serial_number.as_deref().map(checked_serial).transpose()?;
+                DomainEffect::ProfileAssignmentFailed { serial_number }
             }
         };
         return Ok(Effect::Domain(domain));
@@ -808,6 +828,91 @@ impl FaultRules {
     }
 }
 
+/// The profile assignment faults that apply to one pass of the engine, as
+/// [`FaultRules::assignment_fault_candidates`] drew them.
+#[derive(Debug, Default)]
+pub struct AssignmentFaults {
+    /// The rules, each with the serial it names (`None`: every device).
+    candidates: Vec<(FaultId, Option<String>)>,
+}
+
+impl AssignmentFaults {
+    /// What the store is to fail.
+    pub fn forced(&self) -> ForcedAssignmentFailures {
+        if self.candidates.is_empty() {
+            ForcedAssignmentFailures::Nothing
+        } else if self.candidates.iter().any(|(_, serial)| serial.is_none()) {
+            ForcedAssignmentFailures::Every
+        } else {
+            ForcedAssignmentFailures::Serials(self.candidates.iter().filter_map(|(_, s)| s.clone()).collect())
+        }
+    }
+}
+
+impl FaultRules {
+    /// The profile assignment faults that apply to `tenant`'s next pass: a rule with a
+    /// probability draws here. A rule without a serial fails every device the pass would
+    /// assign, so when one draws it alone applies (the first added), and the rules that name a
+    /// serial are not drawn and keep waiting; otherwise the first rule drawn for each serial
+    /// applies. Each is counted only once the store reports that it failed a device
+    /// ([`Self::confirm_assignment_faults`]), so that a pass that assigns nothing, or not that
+    /// serial, leaves the rule waiting.
+    pub fn assignment_fault_candidates(&self, tenant: TenantId) -> AssignmentFaults {
+        let mut rules = self.lock();
+        let applies = |held: &Held| !held.rule.exhausted() && held.rule.matcher.tenant.is_none_or(|t| t == tenant);
+        let draws = |held: &mut Held| match &mut held.rule.how_often {
+            HowOften::Probability { probability, rng } => rng.next_unit() < *probability,
+            _ => true,
+        };
+        for held in rules.iter_mut() {
+            let Effect::Domain(DomainEffect::ProfileAssignmentFailed { serial_number: None }) = &held.rule.effect
+            else {
+                continue;
+            };
+            if applies(held) && draws(held) {
+                return AssignmentFaults { candidates: vec![(held.rule.id, None)] };
+            }
+        }
+        let mut candidates: Vec<(FaultId, Option<String>)> = Vec::new();
+        for held in rules.iter_mut() {
+            let Effect::Domain(DomainEffect::ProfileAssignmentFailed { serial_number: Some(serial) }) =
+                &held.rule.effect
+            else {
+                continue;
+            };
+            let serial = serial.clone();
+            if !applies(held) || candidates.iter().any(|(_, s)| s.as_deref() == Some(serial.as_str())) {
+                continue;
+            }
+            if draws(held) {
+                candidates.push((held.rule.id, Some(serial)));
+            }
+        }
+        AssignmentFaults { candidates }
+    }
+
+    /// Counts the profile assignment faults whose devices the pass failed: a rule without a
+    /// serial when it failed any, a rule with one when it failed that serial's device.
+    pub fn confirm_assignment_faults(&self, faults: &AssignmentFaults, stats: &ProfileAssignmentStats) {
+        let mut rules = self.lock();
+        for (id, serial) in &faults.candidates {
+            let met = match serial {
+                None => stats.failed > 0,
+                Some(serial) => stats.failed_serials.contains(serial),
+            };
+            if !met {
+                continue;
+            }
+            if let Some(held) = rules.iter_mut().find(|h| h.rule.id == *id) {
+                if let HowOften::Times(n) = &mut held.rule.how_often {
+                    *n = n.saturating_sub(1);
+                }
+                held.fired += 1;
+            }
+        }
+    }
+}
+
 impl Held {
     fn view(&self) -> RuleView {
         let mut input = self.rule.input.clone();
@@ -939,6 +1044,50 @@ mod tests {
         };
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));
+    }
+
+    fn assignment_rule(serial: Option<&str>, times: u64) -> RuleInput {
+        let effect = EffectInput {
+            domain: Some(DomainKind::ProfileAssignmentFailed),
+            serial_number: serial.map(str::to_owned),
+            ..EffectInput::default()
+        };
+        RuleInput { matcher: MatchInput::default(), effect, times: Some(times), probability: None, seed: None }
+    }
+
+    #[test]
+    fn an_assignment_fault_without_a_serial_applies_alone_and_counts_only_what_failed() {
+        let rules = FaultRules::default();
+        let tenant = TenantId::from_uuid(Uuid::new_v4());
+        let serial = rules.add(assignment_rule(Some("S-1"), 1)).unwrap();
+        let faults = rules.assignment_fault_candidates(tenant);
+        assert_eq!(faults.forced(), ForcedAssignmentFailures::Serials(vec!["S-1".into()]));
+        // A pass that failed another serial's device, or none, leaves the rule waiting.
+        let other = ProfileAssignmentStats { failed: 1, failed_serials: vec!["S-2".into()], ..Default::default() };
+        rules.confirm_assignment_faults(&faults, &other);
+        assert_eq!(rules.list()[0].fired, 0);
+
+        rules.add(assignment_rule(None, 1)).unwrap();
+        let faults = rules.assignment_fault_candidates(tenant);
+        assert_eq!(faults.forced(), ForcedAssignmentFailures::Every);
+        rules.confirm_assignment_faults(&faults, &ProfileAssignmentStats { failed: 3, ..Default::default() });
+        let listed = rules.list();
+        assert_eq!((listed[0].id, listed[0].fired), (serial.id, 0), "the serial's rule did not apply");
+        assert_eq!((listed[1].fired, listed[1].input.times), (1, Some(0)), "one pass, one of its times");
+        let spent = rules.assignment_fault_candidates(tenant);
+        assert_eq!(spent.forced(), ForcedAssignmentFailures::Serials(vec!["S-1".into()]), "the spent rule is skipped");
+    }
+
+    #[test]
+    fn an_assignment_fault_is_refused_with_another_kinds_fields() {
+        let mut code = assignment_rule(Some("S-1"), 1);
+        code.effect.device_error_code = Some(808);
+        assert!(validate(code, None).unwrap_err().0.contains("takes no deviceErrorCode"));
+        let blank = assignment_rule(Some(" "), 1);
+        assert!(validate(blank, None).unwrap_err().0.contains("serialNumber must be"));
+        let rule = validate(assignment_rule(Some(" S-1 "), 1), None).unwrap();
+        let trimmed = DomainEffect::ProfileAssignmentFailed { serial_number: Some("S-1".into()) };
+        assert_eq!(rule.effect, Effect::Domain(trimmed));
     }
 
     #[test]

@@ -53,6 +53,8 @@ impl BackgroundJob for AssignDeploymentProfiles {
     async fn run(&self, cx: &JobContext) -> anyhow::Result<JobEnd> {
         let (state, job) = (&cx.state, &cx.job);
         let delay = state.config().profile_assignment_delay;
+        // Fault rules may ask that some of the assignments this pass would make fail.
+        let faults = state.faults().assignment_fault_candidates(job.tenant_id);
         let pass = state
             .store()
             .assign_deployment_profiles(
@@ -61,14 +63,16 @@ impl BackgroundJob for AssignDeploymentProfiles {
                 state.now(),
                 delay,
                 &AssignDeploymentProfiles::job(),
+                &faults.forced(),
             )
             .await
             .context("assigning deployment profiles")?;
         let Some(stats) = pass else { return Ok(JobEnd::LeaseLost) };
+        state.faults().confirm_assignment_faults(&faults, &stats);
         tracing::info!(
             job.id = %job.id, tenant.id = %job.tenant_id,
             devices.pending = stats.pending, devices.assigned = stats.assigned, devices.unassigned = stats.unassigned,
-            next_pass = ?stats.next_pass_at,
+            devices.failed = stats.failed, next_pass = ?stats.next_pass_at,
             "deployment profiles assigned"
         );
         Ok(JobEnd::Done)

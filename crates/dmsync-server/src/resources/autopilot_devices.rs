@@ -279,6 +279,7 @@ fn assignment_status(status: ProfileAssignmentStatus) -> WindowsAutopilotProfile
             WindowsAutopilotProfileAssignmentStatus::AssignedUnkownSyncState
         }
         ProfileAssignmentStatus::AssignedInSync => WindowsAutopilotProfileAssignmentStatus::AssignedInSync,
+        ProfileAssignmentStatus::Failed => WindowsAutopilotProfileAssignmentStatus::Failed,
     }
 }
 

@@ -161,6 +161,16 @@ async fn malformed_rules_are_400s_that_add_nothing() {
         (json!({"match":{"operation":"noSuchOperation"},"effect":{"status":503}}), "not one dmsync serves"),
         (json!({"match":{"path":"/beta/x"},"effect":{"domain":"autopilotSyncFailed"}}), "only tenantId"),
         (json!({"effect":{"domain":"importFailed","serialNumber":"S1"}}), "deviceErrorCode"),
+        (json!({"effect":{"domain":"profileAssignmentFailed","deviceErrorCode":808}}), "takes no deviceErrorCode"),
+        (
+            json!({"effect":{"domain":"profileAssignmentFailed","connectorId":"6e0c8c55-4a5e-4cd4-9ddb-6c1d1d0c5a0e"}}),
+            "connectorId belongs to the connectorDisconnected",
+        ),
+        (json!({"effect":{"domain":"profileAssignmentFailed","serialNumber":"  "}}), "serialNumber must be"),
+        (json!({"effect":{"domain":"profileAssignmentFailed","serialNumber":"S".repeat(129)}}), "serialNumber must be"),
+        (json!({"effect":{"domain":"profileAssignmentFailed","delayMs":5}}), "takes no status"),
+        (json!({"effect":{"domain":"profileAssignmentFailed","reason":"x"}}), "unknown field"),
+        (json!({"match":{"method":"GET"},"effect":{"domain":"profileAssignmentFailed"}}), "only tenantId"),
     ];
     for (rule, says) in cases {
         let (status, body) = admin(&app, Method::POST, FAULTS, rule.clone()).await;
