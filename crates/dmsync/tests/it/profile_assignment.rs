@@ -10,6 +10,7 @@ use dmsync_server::bootstrap::DEV_TENANT_ID;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::faults::{add_rule, wait_for_fired};
 use crate::helpers::*;
 
 const SET: &str = "deviceManagement/windowsAutopilotDeviceIdentities";
@@ -142,27 +143,6 @@ async fn add_member(app: &TestApp, token: &str, group: &str, device: &Value) {
 const FAULTS: &str = "/_dmsync/faults";
 
 /// Adds a fault rule; its id.
-async fn add_rule(app: &TestApp, rule: Value) -> String {
-    let (status, body) = admin(app, Method::POST, FAULTS, rule).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-/// The rule as listed, once its `fired` is `fired`: the job counts it just after its pass
-/// commits, so a client can see the pass's result a moment before.
-async fn wait_for_fired(app: &TestApp, id: &str, fired: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = admin(app, Method::GET, FAULTS, Value::Null).await;
-        let rule = body["value"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
-        if rule["fired"] == fired {
-            return rule;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never fired {fired} times: {rule}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A `profileAssignmentFailed` fault naming a serial: that device ends `failed` when its
 /// profile comes due, the profile still intended and nothing assigned, while the other device
 /// of the group is assigned; the passes that only made the devices pending left the rule waiting.
