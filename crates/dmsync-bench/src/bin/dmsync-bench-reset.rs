@@ -173,7 +173,10 @@ async fn run(args: Args) -> Result<()> {
     ];
     let build = if cfg!(debug_assertions) { "debug build (dependencies at opt-level 2)" } else { "release build" };
     let mut notes = vec![
-        format!("{}, {} rounds per case; each reset is an HTTP request to the server in this process", build, args.rounds),
+        format!(
+            "{}, {} rounds per case; each reset is an HTTP request to the server in this process",
+            build, args.rounds
+        ),
         format!("build of the tenant (registrations and sync of {n} devices): {}", secs(build_time)),
         format!("load average at the end: {}", load_average()),
     ];
