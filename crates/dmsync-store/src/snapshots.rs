@@ -161,8 +161,12 @@ impl SqlStore {
         Ok(tables)
     }
 
-    /// The tables with a `tenant_id` column.
+    /// The tables with a `tenant_id` column, parents first (read once; see `SqlStore`).
     async fn tenant_tables(&self) -> StoreResult<Vec<String>> {
+        self.tenant_tables.get_or_try_init(|| self.read_tenant_tables()).await.cloned()
+    }
+
+    async fn read_tenant_tables(&self) -> StoreResult<Vec<String>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => {
                 "SELECT m.name AS name FROM sqlite_master m, pragma_table_info(m.name) p \
@@ -421,7 +425,9 @@ impl SqlStore {
 /// The SQLite writer's connection while a reset turns its foreign keys off. `restore` turns
 /// them on again and checks that they are; a connection dropped without that (a panic
 /// half-way) or whose foreign keys stay off is closed rather than returned to the pool, which
-/// opens a new one with the store's options.
+/// opens a new one with the store's options. (For `sqlite::memory:` that new connection is a new,
+/// empty database: a loud failure, where a pool connection without foreign keys would be a
+/// silent one.)
 struct ForeignKeysOff(Option<PoolConnection<Sqlite>>);
 
 impl ForeignKeysOff {
