@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh                 every benchmark
 #   scripts/bench.sh autopilot       only the named ones (http, pages, tls, autopilot, exchange, postgres,
-#                                    assignment, assignment-postgres)
+#                                    assignment, assignment-postgres, reset, reset-postgres)
 #   BENCH_ARGS_AUTOPILOT="--devices 100000" scripts/bench.sh autopilot
 #
 # `pages` is the device pages at 16 connections against a bare axum handler and WireMock serving
@@ -23,6 +23,10 @@
 # process: a million devices, 100,000 of them in an assigned group, both passes timed) on SQLite;
 # `assignment-postgres` the same on the database `dmsync_bench_assignment` of BENCH_PG.
 #
+# `reset` is `POST /_dmsync/reset` (dmsync-bench-reset, the server in process: a tenant of 10,000
+# synced devices reset beside a small tenant, alone, once empty, and with `{}`) on SQLite;
+# `reset-postgres` the same on the database `dmsync_bench_reset` of BENCH_PG.
+#
 # Each benchmark prints its figures beside their targets; the report (target/bench/report.md)
 # is their outputs in order, and each one's own output is kept in target/bench/NAME.md.
 # These are programs that measure, not tests: they fail only when something does not work.
@@ -30,8 +34,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(http tls autopilot exchange postgres assignment assignment-postgres)
-known=(http pages tls autopilot exchange postgres assignment assignment-postgres)
+all=(http tls autopilot exchange postgres assignment assignment-postgres reset reset-postgres)
+known=(http pages tls autopilot exchange postgres assignment assignment-postgres reset reset-postgres)
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${all[@]}")
 
@@ -77,6 +81,11 @@ for name in "${selected[@]}"; do
       pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
       psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench_assignment" -c "CREATE DATABASE dmsync_bench_assignment"
       bin=target/release/dmsync-bench-assignment; extra="--db $pg/dmsync_bench_assignment ${BENCH_ARGS_ASSIGNMENT:-}" ;;
+    reset) bin=target/release/dmsync-bench-reset; extra=${BENCH_ARGS_RESET:-} ;;
+    reset-postgres)
+      pg=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+      psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS dmsync_bench_reset" -c "CREATE DATABASE dmsync_bench_reset"
+      bin=target/release/dmsync-bench-reset; extra="--db $pg/dmsync_bench_reset ${BENCH_ARGS_RESET:-}" ;;
     *) echo "bench: unknown benchmark '$name' (known: ${known[*]})" >&2; exit 2 ;;
   esac
   echo "== $name" >&2

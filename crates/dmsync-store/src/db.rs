@@ -429,6 +429,10 @@ pub struct SqlStore {
     pub(crate) snapshot_dir: Option<PathBuf>,
     /// Serialises the snapshot operations of this process: on SQLite it is the only one.
     pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
+    /// The tables a reset empties, read from the catalogue at the first reset: the schema is
+    /// the migrations' and does not change while the store is open, and PostgreSQL's
+    /// `information_schema` takes longer to answer than a whole reset of an empty tenant.
+    pub(crate) tenant_tables: tokio::sync::OnceCell<Vec<String>>,
 }
 
 impl SqlStore {
@@ -457,6 +461,7 @@ impl SqlStore {
             writes: Arc::default(),
             snapshot_dir,
             snapshot_lock: tokio::sync::Mutex::new(()),
+            tenant_tables: tokio::sync::OnceCell::new(),
         })
     }
 

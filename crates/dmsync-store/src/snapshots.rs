@@ -13,13 +13,14 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use sqlx::Connection;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Connection, Sqlite};
 use time::OffsetDateTime;
 
 use dmsync_core::snapshots::{ResetScope, Snapshot, SnapshotName};
 use dmsync_core::store::SnapshotStore;
-use dmsync_core::{StoreError, StoreResult};
+use dmsync_core::{StoreError, StoreResult, TenantId};
 
 use crate::db::{DbResult, Exec, Query, SqlStore};
 use crate::rows::Columns;
@@ -160,8 +161,12 @@ impl SqlStore {
         Ok(tables)
     }
 
-    /// The tables with a `tenant_id` column.
+    /// The tables with a `tenant_id` column, parents first (read once; see `SqlStore`).
     async fn tenant_tables(&self) -> StoreResult<Vec<String>> {
+        self.tenant_tables.get_or_try_init(|| self.read_tenant_tables()).await.cloned()
+    }
+
+    async fn read_tenant_tables(&self) -> StoreResult<Vec<String>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => {
                 "SELECT m.name AS name FROM sqlite_master m, pragma_table_info(m.name) p \
@@ -298,6 +303,61 @@ impl SqlStore {
         restored.and(detached)
     }
 
+    /// Resets on the SQLite writer's connection with its foreign keys off, so that SQLite can
+    /// empty a whole table by freeing its pages instead of deleting row by row with every
+    /// index (its truncate optimisation, which foreign keys disable even on a child table).
+    /// Nothing is left dangling: a reset only deletes, and it deletes a tenant's rows from
+    /// every table that has them. The work runs on a task of its own, so that a caller that
+    /// stops waiting cannot return the connection to the pool with its foreign keys off.
+    async fn reset_sqlite(&self, scope: ResetScope, tables: Vec<String>) -> StoreResult<()> {
+        let Some(conn) = self.sqlite_writer_connection().await? else { unreachable!("a SQLite store") };
+        let mut conn = ForeignKeysOff(Some(conn));
+        let result = tokio::spawn(async move {
+            let result = match conn.turn_off().await {
+                Ok(()) => reset_on_sqlite_connection(conn.connection(), scope, &tables).await,
+                Err(e) => Err(e),
+            };
+            result.and(conn.restore().await)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Database(format!("the reset task failed: {e}"))));
+        // Also after a failure: whether the commit took effect is unknown, and moving the
+        // generation once too often costs only a cache miss.
+        self.note_commit();
+        result
+    }
+
+    async fn reset_pg(&self, scope: ResetScope, tables: &[String]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        // The tenants' rows first: a write that references one (a job, another replica's
+        // request) waits for the reset instead of slipping a row in beside it.
+        let lock = match scope {
+            ResetScope::All => Query::new("SELECT id FROM tenants FOR UPDATE"),
+            ResetScope::Tenant(tenant) => Query::new("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant),
+        };
+        tx.exec().fetch_all(lock).await?;
+        for table in tables.iter().rev() {
+            let table = quoted(table);
+            let query = match scope {
+                ResetScope::All => Query::new(format!("DELETE FROM {table}")),
+                ResetScope::Tenant(tenant) => {
+                    Query::new(format!("DELETE FROM {table} WHERE tenant_id = $1")).bind(tenant)
+                }
+            };
+            tx.execute(query).await?;
+        }
+        match scope {
+            ResetScope::All => {
+                tx.execute(Query::new("DELETE FROM tenants")).await?;
+            }
+            // The tenant stays, with the built-in tag every tenant has.
+            ResetScope::Tenant(tenant) => {
+                tx.execute(insert_default_role_scope_tag(tenant)).await?;
+            }
+        }
+        tx.commit().await
+    }
+
     async fn create_pg_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
         let schema = pg_schema(name);
         let tables = self.state_tables().await?;
@@ -362,47 +422,200 @@ impl SqlStore {
     }
 }
 
+/// The SQLite writer's connection while a reset turns its foreign keys off. `restore` turns
+/// them on again and checks that they are; a connection dropped without that (a panic
+/// half-way) or whose foreign keys stay off is closed rather than returned to the pool, which
+/// opens a new one with the store's options. (For `sqlite::memory:` that new connection is a new,
+/// empty database: a loud failure, where a pool connection without foreign keys would be a
+/// silent one.)
+struct ForeignKeysOff(Option<PoolConnection<Sqlite>>);
+
+impl ForeignKeysOff {
+    fn connection(&mut self) -> &mut SqliteConnection {
+        self.0.as_mut().expect("held until restored")
+    }
+
+    async fn turn_off(&mut self) -> StoreResult<()> {
+        Exec::on_sqlite_connection(self.connection()).execute(Query::new("PRAGMA foreign_keys = OFF")).await?;
+        Ok(())
+    }
+
+    async fn restore(mut self) -> StoreResult<()> {
+        let mut conn = self.0.take().expect("held until restored");
+        // Outside a transaction only: inside one SQLite ignores the pragma, hence the check.
+        let on = async {
+            Exec::on_sqlite_connection(&mut conn).execute(Query::new("PRAGMA foreign_keys = ON")).await?;
+            Exec::on_sqlite_connection(&mut conn).scalar::<i64>(Query::new("PRAGMA foreign_keys")).await
+        }
+        .await;
+        match on {
+            Ok(1) => Ok(()),
+            Ok(_) => {
+                conn.close_on_drop();
+                Err(StoreError::Database("the writer's foreign keys stayed off after a reset".into()))
+            }
+            Err(e) => {
+                conn.close_on_drop();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for ForeignKeysOff {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// How a tenant reset empties one table on SQLite, from how many rows the tenant and the others
+/// have in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emptying {
+    /// The tenant has no row in it.
+    Skip,
+    /// Only the tenant has rows in it: the whole table is emptied, page by page.
+    Truncate,
+    /// The other tenants have fewer rows in it than the tenant: theirs are set aside, the
+    /// table is emptied page by page, and theirs are put back. Cheaper than deleting the
+    /// tenant's rows one by one with each index entry, since every row costs about the same
+    /// to insert as to delete and a page costs far less to free than its rows to delete.
+    KeepOthers,
+    /// The others have as many rows as the tenant or more: the tenant's rows are deleted.
+    DeleteRows,
+}
+
+impl Emptying {
+    /// `others` is counted only up to `mine` in each key range (see `count_others`).
+    fn choose(mine: i64, others: i64) -> Emptying {
+        if mine == 0 {
+            Emptying::Skip
+        } else if others == 0 {
+            Emptying::Truncate
+        } else if others < mine {
+            Emptying::KeepOthers
+        } else {
+            Emptying::DeleteRows
+        }
+    }
+}
+
+/// A table name as an SQL string literal.
+fn literal(table: &str) -> String {
+    format!("'{}'", table.replace('\'', "''"))
+}
+
+/// The other tenants' rows, as three index ranges (and the rows with no tenant, which a
+/// nullable `tenant_id` may hold); `$1` is the tenant.
+fn others_ranges(table: &str) -> [String; 3] {
+    let table = quoted(table);
+    [
+        format!("SELECT * FROM main.{table} WHERE tenant_id < $1"),
+        format!("SELECT * FROM main.{table} WHERE tenant_id > $1"),
+        format!("SELECT * FROM main.{table} WHERE tenant_id IS NULL"),
+    ]
+}
+
+/// Empties what `scope` names on a SQLite connection whose foreign keys are off, in one
+/// transaction.
+async fn reset_on_sqlite_connection(
+    conn: &mut SqliteConnection,
+    scope: ResetScope,
+    tables: &[String],
+) -> StoreResult<()> {
+    let mut tx = conn.begin().await.db()?;
+    match scope {
+        ResetScope::All => {
+            for table in tables.iter().map(String::as_str).chain(["tenants"]) {
+                let query = Query::new(format!("DELETE FROM main.{}", quoted(table)));
+                Exec::on_sqlite_connection(&mut tx).execute(query).await?;
+            }
+        }
+        ResetScope::Tenant(tenant) => {
+            for (table, emptying) in emptyings(&mut tx, tenant, tables).await? {
+                let quoted = quoted(&table);
+                let statements = match emptying {
+                    Emptying::Skip => Vec::new(),
+                    Emptying::Truncate => vec![Query::new(format!("DELETE FROM main.{quoted}"))],
+                    Emptying::KeepOthers => vec![
+                        Query::new(format!(
+                            "CREATE TEMP TABLE dmsync_reset_kept AS {}",
+                            others_ranges(&table).join(" UNION ALL ")
+                        ))
+                        .bind(tenant),
+                        Query::new(format!("DELETE FROM main.{quoted}")),
+                        Query::new(format!("INSERT INTO main.{quoted} SELECT * FROM temp.dmsync_reset_kept")),
+                        Query::new("DROP TABLE temp.dmsync_reset_kept"),
+                    ],
+                    Emptying::DeleteRows => {
+                        vec![Query::new(format!("DELETE FROM main.{quoted} WHERE tenant_id = $1")).bind(tenant)]
+                    }
+                };
+                for statement in statements {
+                    Exec::on_sqlite_connection(&mut tx).execute(statement).await?;
+                }
+            }
+            // The tenant stays, with the built-in tag every tenant has.
+            Exec::on_sqlite_connection(&mut tx).execute(insert_default_role_scope_tag(tenant)).await?;
+        }
+    }
+    tx.commit().await.db()
+}
+
+/// How each table is emptied of `tenant`'s rows, children first, from two queries over every
+/// table: how many rows the tenant has in each, then, where it has any, how many the others
+/// have, counted only up to the tenant's in each index range so that a big neighbour costs no
+/// more to count than the tenant's own rows.
+async fn emptyings(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    tables: &[String],
+) -> StoreResult<Vec<(String, Emptying)>> {
+    let mine_sql = tables
+        .iter()
+        .map(|t| format!("SELECT {} AS name, count(*) AS n FROM main.{} WHERE tenant_id = $1", literal(t), quoted(t)))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let mut mine = std::collections::HashMap::new();
+    for row in Exec::on_sqlite_connection(conn).fetch_all(Query::new(mine_sql).bind(tenant)).await? {
+        mine.insert(row.get::<String, _>("name")?, row.get::<i64, _>("n")?);
+    }
+    let present: Vec<(&String, i64)> =
+        tables.iter().filter_map(|t| mine.get(t).filter(|n| **n > 0).map(|n| (t, *n))).collect();
+    let mut others = std::collections::HashMap::new();
+    if !present.is_empty() {
+        let others_sql = present
+            .iter()
+            .map(|(t, n)| {
+                let counts = others_ranges(t).map(|range| format!("(SELECT count(*) FROM ({range} LIMIT {n}))"));
+                format!("SELECT {} AS name, {} AS n", literal(t), counts.join(" + "))
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        for row in Exec::on_sqlite_connection(conn).fetch_all(Query::new(others_sql).bind(tenant)).await? {
+            others.insert(row.get::<String, _>("name")?, row.get::<i64, _>("n")?);
+        }
+    }
+    Ok(tables
+        .iter()
+        .rev()
+        .map(|t| {
+            let mine = mine.get(t).copied().unwrap_or(0);
+            (t.clone(), Emptying::choose(mine, others.get(t).copied().unwrap_or(0)))
+        })
+        .collect())
+}
+
 #[async_trait]
 impl SnapshotStore for SqlStore {
     async fn reset(&self, scope: ResetScope) -> StoreResult<()> {
         let tables = self.tenant_tables().await?;
-        let mut tx = self.begin().await?;
         match self.dialect() {
-            Dialect::Sqlite => {
-                tx.execute(Query::new("PRAGMA defer_foreign_keys = ON")).await?;
-            }
-            // The tenants' rows first: a write that references one (a job, another replica's
-            // request) waits for the reset instead of slipping a row in beside it.
-            Dialect::Postgres => {
-                let lock = match scope {
-                    ResetScope::All => Query::new("SELECT id FROM tenants FOR UPDATE"),
-                    ResetScope::Tenant(tenant) => {
-                        Query::new("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant)
-                    }
-                };
-                tx.exec().fetch_all(lock).await?;
-            }
+            Dialect::Sqlite => self.reset_sqlite(scope, tables).await,
+            Dialect::Postgres => self.reset_pg(scope, &tables).await,
         }
-        for table in tables.iter().rev() {
-            let table = quoted(table);
-            let query = match scope {
-                ResetScope::All => Query::new(format!("DELETE FROM {table}")),
-                ResetScope::Tenant(tenant) => {
-                    Query::new(format!("DELETE FROM {table} WHERE tenant_id = $1")).bind(tenant)
-                }
-            };
-            tx.execute(query).await?;
-        }
-        match scope {
-            ResetScope::All => {
-                tx.execute(Query::new("DELETE FROM tenants")).await?;
-            }
-            // The tenant stays, with the built-in tag every tenant has.
-            ResetScope::Tenant(tenant) => {
-                tx.execute(insert_default_role_scope_tag(tenant)).await?;
-            }
-        }
-        tx.commit().await
     }
 
     async fn create_snapshot(&self, name: &SnapshotName, now: OffsetDateTime) -> StoreResult<Snapshot> {
@@ -519,6 +732,18 @@ mod tests {
         store.restore_snapshot(&name).await.unwrap();
         assert_eq!(store.signing_keys().await.unwrap().len(), 1, "a restore leaves the keys alone");
         store.close().await;
+    }
+
+    /// A table is emptied whole only when no other tenant has a row in it, and the others' rows
+    /// are set aside only when they are fewer than the tenant's.
+    #[test]
+    fn a_reset_empties_a_table_whole_only_without_other_tenants_rows() {
+        assert_eq!(Emptying::choose(0, 0), Emptying::Skip);
+        assert_eq!(Emptying::choose(0, 5), Emptying::Skip);
+        assert_eq!(Emptying::choose(10_000, 0), Emptying::Truncate);
+        assert_eq!(Emptying::choose(10_000, 10), Emptying::KeepOthers);
+        assert_eq!(Emptying::choose(3, 3), Emptying::DeleteRows);
+        assert_eq!(Emptying::choose(1, 20), Emptying::DeleteRows);
     }
 
     #[test]

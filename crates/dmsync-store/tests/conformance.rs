@@ -2187,6 +2187,77 @@ async fn resets_and_snapshots_keep_keys_and_clock(store: &dyn Backend) {
     assert!(store.snapshots().await.unwrap().is_empty());
 }
 
+/// B's rows a reset of A must leave exactly as they were.
+async fn tenant_rows(store: &dyn Backend, tenant: TenantId) -> impl PartialEq + std::fmt::Debug {
+    let devices = store.list_autopilot_devices(tenant, &DeviceQuery::first(100)).await.unwrap();
+    let entra = store.list_entra_devices(tenant, &EntraDeviceQuery::first(100)).await.unwrap();
+    let tags = tag_ids(&store.list_role_scope_tags(tenant, &ListQuery::first(10)).await.unwrap());
+    let users = [
+        store.user_by_upn(tenant, "u1@x.onmicrosoft.com").await.unwrap().map(|u| u.object_id),
+        store.user_by_upn(tenant, "u2@x.onmicrosoft.com").await.unwrap().map(|u| u.object_id),
+    ];
+    (devices, entra, tags, users)
+}
+
+/// A tenant reset deletes that tenant's rows and no other's, whichever way a table is emptied
+/// (on SQLite: whole when only the tenant has rows in it, the others' rows set aside and put
+/// back when they are fewer, row by row when they are not), and keeps rows of no tenant (a
+/// device code not yet tied to one). Foreign keys are enforced again after it.
+async fn a_tenant_reset_keeps_every_other_tenants_rows(store: &dyn Backend) {
+    use dmsync_core::device_codes::DeviceCode;
+    use dmsync_core::snapshots::ResetScope;
+    with_tenants(store).await;
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let (a_serials, b_serials) = (["RA-1", "RA-2", "RA-3", "RA-4", "RA-5"], ["RB-1", "RB-2"]);
+    let regs = |serials: &[&str]| serials.iter().map(|s| reg(s, &format!("hash-{s}"))).collect::<Vec<_>>();
+    // A has more devices than B, so B's are set aside and put back.
+    store.put_registrations(A, &regs(&a_serials), now).await.unwrap().unwrap();
+    store.put_registrations(B, &regs(&b_serials), now).await.unwrap().unwrap();
+    store.reconcile_autopilot_devices(A, now).await.unwrap();
+    store.reconcile_autopilot_devices(B, now).await.unwrap();
+    // A has fewer users than B, so A's are deleted row by row.
+    store.create_user(&test_user(A, "u1@x.onmicrosoft.com")).await.unwrap();
+    store.create_user(&test_user(B, "u1@x.onmicrosoft.com")).await.unwrap();
+    store.create_user(&test_user(B, "u2@x.onmicrosoft.com")).await.unwrap();
+    // Only A has a deployment profile, so that table is emptied whole.
+    let content =
+        ProfileContent { kind: ProfileKind::AzureAd, display_name: "P".into(), settings: ProfileSettings::default() };
+    store.create_deployment_profile(A, &content, now).await.unwrap().unwrap();
+    let code = |hash: &str, user: &str, tenant| {
+        DeviceCode::new(hash.into(), user.into(), tenant, "client".into(), "openid".into(), now)
+    };
+    store.insert_device_code(&code("h-a", "AAAAAAAAA", Some(A)), now).await.unwrap();
+    store.insert_device_code(&code("h-none", "NNNNNNNNN", None), now).await.unwrap();
+    let b_before = tenant_rows(store, B).await;
+
+    store.reset(ResetScope::Tenant(A)).await.unwrap();
+    assert_eq!(tenant_rows(store, B).await, b_before, "B is untouched");
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 0);
+    assert_eq!(store.count_entra_devices(A, None).await.unwrap(), 0);
+    assert!(store.user_by_upn(A, "u1@x.onmicrosoft.com").await.unwrap().is_none());
+    assert!(store.list_deployment_profiles(A, &ProfileQuery::first(10)).await.unwrap().is_empty());
+    assert!(store.pending_device_code("AAAAAAAAA", now).await.unwrap().is_none());
+    assert!(store.pending_device_code("NNNNNNNNN", now).await.unwrap().is_some(), "a code of no tenant stays");
+    assert_eq!(tag_ids(&store.list_role_scope_tags(A, &ListQuery::first(10)).await.unwrap()), [0], "Default only");
+    // A registers the same devices again (their serials and hashes went with the reset), without
+    // a sync: B now has the only devices, and fewer registrations than A.
+    store.put_registrations(A, &regs(&a_serials), now).await.unwrap().unwrap();
+    let a_before = tenant_rows(store, A).await;
+    store.reset(ResetScope::Tenant(B)).await.unwrap();
+    assert_eq!(tenant_rows(store, A).await, a_before, "A is untouched");
+    assert_eq!(store.count_autopilot_devices(B, None).await.unwrap(), 0);
+    assert_eq!(store.count_entra_devices(B, None).await.unwrap(), 0);
+    assert!(store.user_by_upn(B, "u2@x.onmicrosoft.com").await.unwrap().is_none());
+    store.reconcile_autopilot_devices(A, now).await.unwrap();
+    assert_eq!(store.count_autopilot_devices(A, None).await.unwrap(), 5, "A's registrations stayed");
+
+    // Foreign keys hold again: a user of a tenant that does not exist is refused.
+    let nobody = TenantId::from_uuid(uuid!("cccccccc-cccc-4ccc-8ccc-cccccccccccc"));
+    assert!(store.create_user(&test_user(nobody, "n@c.onmicrosoft.com")).await.is_err());
+    store.reset(ResetScope::All).await.unwrap();
+    assert!(store.create_user(&test_user(A, "n@a.onmicrosoft.com")).await.is_err(), "A is gone");
+}
+
 macro_rules! all_tests {
     ($backend:ident, $open:expr) => {
         backend_tests!(
@@ -2238,6 +2309,7 @@ macro_rules! all_tests {
                 a_dynamic_group_evaluates_a_large_set,
                 device_codes_are_decided_polled_and_redeemed_once,
                 resets_and_snapshots_keep_keys_and_clock,
+                a_tenant_reset_keeps_every_other_tenants_rows,
                 throttle_buckets_take_all_or_none_and_refill_by_window,
             ]
         );
