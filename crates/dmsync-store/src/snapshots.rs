@@ -161,7 +161,9 @@ impl SqlStore {
         Ok(tables)
     }
 
-    /// The tables with a `tenant_id` column, parents first (read once; see `SqlStore`).
+    /// The tables a reset empties: those with a `tenant_id` column but the kept ones (a used
+    /// client assertion stays used, so a reset cannot make a replay succeed), parents first
+    /// (read once; see `SqlStore`).
     async fn tenant_tables(&self) -> StoreResult<Vec<String>> {
         self.tenant_tables.get_or_try_init(|| self.read_tenant_tables()).await.cloned()
     }
@@ -181,6 +183,7 @@ impl SqlStore {
         };
         let rows = self.read().fetch_all(Query::new(sql)).await?;
         let mut tables = rows.iter().map(|row| row.get("name")).collect::<StoreResult<Vec<String>>>()?;
+        tables.retain(|table| !KEPT.contains(&table.as_str()));
         parents_first(&mut tables);
         Ok(tables)
     }

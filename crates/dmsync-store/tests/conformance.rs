@@ -2159,7 +2159,15 @@ async fn resets_and_snapshots_keep_keys_and_clock(store: &dyn Backend) {
     let taken = store.create_snapshot(&name, now).await.unwrap();
     assert!(matches!(store.create_snapshot(&name, now).await, Err(StoreError::AlreadyExists(_))));
 
+    let client = uuid::Uuid::new_v4();
+    let expires = now + Duration::minutes(10);
+    assert!(store.consume_assertion(A, client, "jti-1", expires, now).await.unwrap());
+
     store.reset(ResetScope::Tenant(A)).await.unwrap();
+    assert!(
+        !store.consume_assertion(A, client, "jti-1", expires, now).await.unwrap(),
+        "a used assertion stays used, so a reset cannot make its replay succeed"
+    );
     assert!(store.user_by_upn(A, "a@a.onmicrosoft.com").await.unwrap().is_none());
     assert!(store.user_by_upn(B, "b@b.onmicrosoft.com").await.unwrap().is_some(), "B is untouched");
     assert!(store.tenant(A).await.unwrap().is_some(), "A stays");
