@@ -43,8 +43,11 @@ use crate::config::Config;
 use crate::tls::Accepted;
 
 /// hyper's ceilings on a request's head. They sit above ours (`http/context.rs`), so that a
-/// request between the two is answered with Graph's body rather than hyper's empty one.
-pub const HYPER_MAX_HEADERS: usize = 1000;
+/// request between the two is answered with Graph's body rather than hyper's empty one. The
+/// header count stays near ours: hyper allocates and fills its header arrays to this ceiling
+/// for every request it parses, which at a ceiling of a thousand was the largest single cost
+/// of a small GET (docs/PERFORMANCE.md, "The control plane's cost").
+pub const HYPER_MAX_HEADERS: usize = 128;
 pub const HYPER_MAX_HEAD_BYTES: usize = 1024 * 1024;
 
 /// Refusals in progress at once; past this an extra connection is closed without an answer,

@@ -435,17 +435,32 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
 
 /// The token of an `Authorization: Bearer …` header among `headers`.
 pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    // A parsed header value holds no control character but tab, so being ASCII is exactly
+    // what `HeaderValue::to_str` checks, byte by byte; `is_ascii` checks a word at a time, which
+    // counts on a token of a kilobyte or more read on every request.
+    let bytes = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let value = std::str::from_utf8(bytes).ok().filter(|_| bytes.is_ascii())?.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
+
+/// A request's bearer token, already verified by the control plane's gate
+/// (`control::identify`), which leaves it in the request's extensions so that the route's
+/// `Caller` does not verify the same token again.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken(pub Arc<Principal>);
 
 impl Verifier {
     /// The caller a bearer token names. A work account's tenant must exist, except that a
     /// real Entra tenant that trusts dmsync is provisioned on first sight.
     pub async fn caller(&self, token: &str) -> Result<Caller, ApiError> {
-        let parts = &self.inner.parts;
         let principal = self.verify(token).await.map_err(ApiError::Unauthenticated)?;
+        self.caller_of(principal).await
+    }
+
+    /// The caller a verified token names, with the tenant checks of [`Self::caller`].
+    async fn caller_of(&self, principal: Arc<Principal>) -> Result<Caller, ApiError> {
+        let parts = &self.inner.parts;
         if principal.account == AccountType::Work && !parts.tenants.exists(principal.tenant_id).await? {
             if principal.external {
                 let tenant = dmsync_core::identity::Tenant {
@@ -471,8 +486,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Verifier::from_ref(state);
+        if let Some(VerifiedToken(principal)) = parts.extensions.get::<VerifiedToken>() {
+            return verifier.caller_of(principal.clone()).await;
+        }
         let token = bearer_token(parts).unwrap_or("");
-        Verifier::from_ref(state).caller(token).await
+        verifier.caller(token).await
     }
 }
 

@@ -96,8 +96,8 @@ pub struct Entry {
     pub path: Box<str>,
     pub status: u16,
     pub duration_ms: f64,
-    pub request_body: Option<Box<str>>,
-    pub response_body: Option<Box<str>>,
+    pub request_body: Option<KeptBody>,
+    pub response_body: Option<KeptBody>,
     /// The `x-dmsync-fault` rule that answered, when a fault was injected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<Box<str>>,
@@ -118,8 +118,8 @@ impl Entry {
             + 2 * std::mem::size_of::<usize>()
             + self.path.len()
             + text(&self.app_id)
-            + text(&self.request_body)
-            + text(&self.response_body)
+            + self.request_body.as_ref().map_or(0, KeptBody::len)
+            + self.response_body.as_ref().map_or(0, KeptBody::len)
             + text(&self.fault)
             + text(&self.nearest_route)
     }
@@ -330,7 +330,7 @@ impl Journal {
             return;
         }
         let limit = self.body_bytes;
-        let body = |captured: Option<Captured>| captured.filter(|c| c.total > 0).map(|c| bounded_body(c, limit));
+        let body = |captured: Option<Captured>| captured.filter(|c| c.total > 0).map(|c| KeptBody::new(c, limit));
         let mut entry = Entry {
             sequence: 0,
             time: new.time,
@@ -390,15 +390,51 @@ fn cut(mut text: String, limit: usize, mark: bool) -> Box<str> {
     text.into_boxed_str()
 }
 
-/// A captured body as kept: redacted, then cut to the limit, marked when anything was left out.
-fn bounded_body(captured: Captured, limit: usize) -> Box<str> {
-    let text = String::from_utf8_lossy(&captured.bytes);
-    let redacted = match captured.kind {
+/// A body as an entry keeps it: the bytes captured (at most the journal's limit), shown
+/// redacted, cut to the limit and marked when the entry is read. Rendering on the way out
+/// rather than on the way in keeps the request path's share of the journal to one copy of the
+/// bytes: entries are written on every request and most are never read.
+#[derive(Debug)]
+pub struct KeptBody {
+    bytes: Box<[u8]>,
+    total: usize,
+    kind: BodyKind,
+    limit: usize,
+}
+
+impl KeptBody {
+    fn new(captured: Captured, limit: usize) -> KeptBody {
+        let mut bytes = captured.bytes;
+        bytes.truncate(limit);
+        KeptBody { bytes: bytes.into_boxed_slice(), total: captured.total, kind: captured.kind, limit }
+    }
+
+    /// The bytes it holds, for the journal's accounting.
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The body as shown: redacted, cut to the limit, marked when anything was left out.
+    pub fn text(&self) -> Box<str> {
+        bounded_body(&self.bytes, self.total, self.kind, self.limit)
+    }
+}
+
+impl Serialize for KeptBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text())
+    }
+}
+
+/// A captured body as shown: redacted, then cut to the limit, marked when anything was left out.
+fn bounded_body(bytes: &[u8], total: usize, kind: BodyKind, limit: usize) -> Box<str> {
+    let text = String::from_utf8_lossy(bytes);
+    let redacted = match kind {
         BodyKind::Json => redact_json(&text),
         BodyKind::Form => redact_form(&text),
         BodyKind::Html => redact_html(&text),
     };
-    let truncated = captured.total > captured.bytes.len() || redacted.len() > limit;
+    let truncated = total > bytes.len() || redacted.len() > limit;
     let mut kept = cut(redacted, limit, false).into_string();
     if truncated {
         kept.push_str(TRUNCATED);
@@ -761,8 +797,11 @@ mod tests {
         new.response_body = Some(Captured { bytes: b"short".to_vec(), total: 5, kind: BodyKind::Json });
         journal.push(new);
         let kept = &journal.select(&Filter::default())[0];
-        assert_eq!(kept.request_body.as_deref(), Some(format!("abcdefgh{TRUNCATED}").as_str()));
-        assert_eq!(kept.response_body.as_deref(), Some("short"));
+        assert_eq!(
+            kept.request_body.as_ref().map(KeptBody::text).as_deref(),
+            Some(format!("abcdefgh{TRUNCATED}").as_str())
+        );
+        assert_eq!(kept.response_body.as_ref().map(KeptBody::text).as_deref(), Some("short"));
     }
 
     proptest::proptest! {
@@ -776,7 +815,7 @@ mod tests {
         ) {
             for kind in [BodyKind::Json, BodyKind::Form, BodyKind::Html] {
                 let captured = Captured { bytes: text.as_bytes().to_vec(), total: text.len(), kind };
-                let kept = bounded_body(captured, limit);
+                let kept = bounded_body(&captured.bytes, captured.total, captured.kind, limit);
                 proptest::prop_assert!(kept.len() <= limit + TRUNCATED.len());
             }
             let _ = redact_path(&text);

@@ -14,7 +14,7 @@ use dmsync_core::TenantId;
 
 pub mod throttling;
 
-use crate::auth::{Verifier, bearer_token_of};
+use crate::auth::{VerifiedToken, Verifier, bearer_token_of};
 use crate::state::AppState;
 
 /// Whether the control plane applies to a request for `path`: Graph and the identity provider,
@@ -32,13 +32,20 @@ pub struct RequestIdentity {
     pub app: Option<String>,
 }
 
-/// The identity of a request, from its bearer token. Verification is the same (cached) check
-/// the route's `Caller` makes, so an unverified claim never decides whose limits or faults apply.
-pub async fn identify(verifier: &Verifier, headers: &axum::http::HeaderMap) -> RequestIdentity {
-    let Some(token) = bearer_token_of(headers) else { return RequestIdentity::default() };
+/// The identity of a request, from its bearer token, and the token once verified. Verification
+/// is the same (cached) check the route's `Caller` makes, so an unverified claim never decides
+/// whose limits or faults apply; a token that fails it is left for the route to refuse.
+pub async fn identify(
+    verifier: &Verifier,
+    headers: &axum::http::HeaderMap,
+) -> (RequestIdentity, Option<VerifiedToken>) {
+    let Some(token) = bearer_token_of(headers) else { return (RequestIdentity::default(), None) };
     match verifier.verify(token).await {
-        Ok(principal) => RequestIdentity { tenant: Some(principal.tenant_id), app: principal.app_id.clone() },
-        Err(_) => RequestIdentity::default(),
+        Ok(principal) => (
+            RequestIdentity { tenant: Some(principal.tenant_id), app: principal.app_id.clone() },
+            Some(VerifiedToken(principal)),
+        ),
+        Err(_) => (RequestIdentity::default(), None),
     }
 }
 
@@ -51,13 +58,16 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
     if !is_controlled(request.uri().path()) {
         return next.run(request).await;
     }
-    let identity = identify(state.verifier(), request.headers()).await;
+    let (identity, verified) = identify(state.verifier(), request.headers()).await;
     if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), state.now()).await {
         let mut response = refusal.into_response();
         response.extensions_mut().insert(identity);
         return response;
     }
     request.extensions_mut().insert(identity.clone());
+    if let Some(verified) = verified {
+        request.extensions_mut().insert(verified);
+    }
     let fired = state.faults().take_http(&faults::RequestFacts {
         method: request.method(),
         path: request.uri().path(),
