@@ -429,9 +429,8 @@ pub struct SqlStore {
     pub(crate) snapshot_dir: Option<PathBuf>,
     /// Serialises the snapshot operations of this process: on SQLite it is the only one.
     pub(crate) snapshot_lock: tokio::sync::Mutex<()>,
-    /// The tables a reset empties, read from the catalogue at the first reset: the schema is
-    /// the migrations' and does not change while the store is open, and PostgreSQL's
-    /// `information_schema` takes longer to answer than a whole reset of an empty tenant.
+    /// The tables a reset empties on SQLite, read from the catalogue at the first reset: the
+    /// schema is the migrations' and does not change while this process holds the file.
     pub(crate) tenant_tables: tokio::sync::OnceCell<Vec<String>>,
 }
 

@@ -163,9 +163,13 @@ impl SqlStore {
 
     /// The tables a reset empties: those with a `tenant_id` column but the kept ones (a used
     /// client assertion stays used, so a reset cannot make a replay succeed), parents first
-    /// (read once; see `SqlStore`).
+    /// (read once on SQLite, whose file only this process opens; on PostgreSQL at every reset,
+    /// since a replica of a newer version may have added a table since this one started).
     async fn tenant_tables(&self) -> StoreResult<Vec<String>> {
-        self.tenant_tables.get_or_try_init(|| self.read_tenant_tables()).await.cloned()
+        match self.dialect() {
+            Dialect::Sqlite => self.tenant_tables.get_or_try_init(|| self.read_tenant_tables()).await.cloned(),
+            Dialect::Postgres => self.read_tenant_tables().await,
+        }
     }
 
     async fn read_tenant_tables(&self) -> StoreResult<Vec<String>> {
@@ -338,7 +342,10 @@ impl SqlStore {
             ResetScope::All => Query::new("SELECT id FROM tenants FOR UPDATE"),
             ResetScope::Tenant(tenant) => Query::new("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant),
         };
-        tx.exec().fetch_all(lock).await?;
+        let locked = tx.exec().fetch_all(lock).await?;
+        if locked.is_empty() && matches!(scope, ResetScope::Tenant(_)) {
+            return Err(StoreError::NotFound);
+        }
         for table in tables.iter().rev() {
             let table = quoted(table);
             let query = match scope {
@@ -537,6 +544,12 @@ async fn reset_on_sqlite_connection(
             }
         }
         ResetScope::Tenant(tenant) => {
+            // With foreign keys off nothing else would notice a tenant that a concurrent reset
+            // of every tenant removed, and the default tag below would outlive it.
+            let exists = Query::new("SELECT 1 AS present FROM tenants WHERE id = $1").bind(tenant);
+            if Exec::on_sqlite_connection(&mut tx).fetch_optional(exists).await?.is_none() {
+                return Err(StoreError::NotFound);
+            }
             for (table, emptying) in emptyings(&mut tx, tenant, tables).await? {
                 let quoted = quoted(&table);
                 let statements = match emptying {

@@ -2175,6 +2175,10 @@ async fn resets_and_snapshots_keep_keys_and_clock(store: &dyn Backend) {
 
     store.reset(ResetScope::All).await.unwrap();
     assert_eq!(store.tenant_count().await.unwrap(), 0);
+    assert!(
+        matches!(store.reset(ResetScope::Tenant(A)).await, Err(StoreError::NotFound)),
+        "a tenant gone meanwhile is not reset, nor given a default tag again"
+    );
     assert_eq!(store.signing_keys().await.unwrap().len(), 1, "the keys are kept");
     assert_eq!(store.clock_offset().await.unwrap(), Duration::seconds(60), "so is the Clock");
 

@@ -394,7 +394,6 @@ fn cut(mut text: String, limit: usize, mark: bool) -> Box<str> {
 /// redacted, cut to the limit and marked when the entry is read. Rendering on the way out
 /// rather than on the way in keeps the request path's share of the journal to one copy of the
 /// bytes: entries are written on every request and most are never read.
-#[derive(Debug)]
 pub struct KeptBody {
     bytes: Box<[u8]>,
     total: usize,
@@ -417,6 +416,13 @@ impl KeptBody {
     /// The body as shown: redacted, cut to the limit, marked when anything was left out.
     pub fn text(&self) -> Box<str> {
         bounded_body(&self.bytes, self.total, self.kind, self.limit)
+    }
+}
+
+/// Shows the body as a reader sees it, redacted: the bytes kept are not for logs either.
+impl std::fmt::Debug for KeptBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeptBody").field(&self.text()).finish()
     }
 }
 

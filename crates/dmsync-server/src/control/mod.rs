@@ -65,9 +65,11 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
         return response;
     }
     request.extensions_mut().insert(identity.clone());
-    if let Some(verified) = verified {
-        request.extensions_mut().insert(verified);
-    }
+    // Only the gate puts a verified token there; none that came in some other way survives.
+    match verified {
+        Some(verified) => request.extensions_mut().insert(verified),
+        None => request.extensions_mut().remove::<VerifiedToken>(),
+    };
     let fired = state.faults().take_http(&faults::RequestFacts {
         method: request.method(),
         path: request.uri().path(),
