@@ -3,6 +3,7 @@
 //! `dmsync-store` implements the traits and `dmsync-server` speaks Graph.
 
 pub mod autopilot;
+pub mod autopilot_csv;
 pub mod certificate;
 pub mod clock;
 pub mod deployment_profiles;

@@ -80,6 +80,8 @@ pub trait IdentityStore: Send + Sync {
     async fn tenant_created_at(&self, id: TenantId) -> StoreResult<Option<OffsetDateTime>>;
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
     async fn tenant_count(&self) -> StoreResult<u64>;
+    /// The tenants by domain, at most `limit` of them.
+    async fn list_tenants(&self, limit: u32) -> StoreResult<Vec<Tenant>>;
     async fn create_app(&self, app: &AppRegistration) -> StoreResult<()>;
     async fn app(&self, tenant: TenantId, client_id: Uuid) -> StoreResult<Option<AppRegistration>>;
     /// The tenant's app registrations, by display name then client id.

@@ -36,7 +36,7 @@ mod users;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/_dmsync/tokens", post(mint_token))
-        .route("/_dmsync/tenants", post(create_tenant))
+        .route("/_dmsync/tenants", post(create_tenant).get(list_tenants))
         .route("/_dmsync/tenants/{tenant}/users", post(users::create_user))
         .route(
             "/_dmsync/tenants/{tenant}/applications",
@@ -104,7 +104,7 @@ async fn require_admin(State(state): State<AppState>, request: Request, next: Ne
 /// Compares the presented admin token with the configured one in constant time. Both are
 /// hashed first, so neither the position of the first difference nor the expected length
 /// shows in the timing. An empty or blank token never matches, whatever is configured.
-fn admin_token_matches(expected: &str, given: &str) -> bool {
+pub(crate) fn admin_token_matches(expected: &str, given: &str) -> bool {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
     if expected.trim().is_empty() || given.trim().is_empty() {
@@ -183,6 +183,16 @@ async fn known_tenant(state: &AppState, segment: &str) -> ApiResult<TenantId> {
     } else {
         Err(ApiError::NotFoundPlain(format!("Tenant {id} does not exist; create it with POST /_dmsync/tenants.")))
     }
+}
+
+/// The most tenants `GET /_dmsync/tenants` lists.
+const MAX_LISTED_TENANTS: u32 = 10_000;
+
+/// `GET /_dmsync/tenants`: every tenant, by domain.
+async fn list_tenants(State(state): State<AppState>) -> ApiResult<Response> {
+    let tenants = state.store().list_tenants(MAX_LISTED_TENANTS).await?;
+    let value: Vec<_> = tenants.iter().map(|t| json!({ "tenantId": t.id, "domain": t.domain })).collect();
+    Ok(Json(json!({ "value": value })).into_response())
 }
 
 /// `POST /_dmsync/tenants`.

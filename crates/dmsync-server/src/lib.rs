@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod error;
 pub mod exchange_scheduler;
@@ -275,6 +276,8 @@ impl Application {
         if state.journal().is_enabled() {
             router = router.layer(axum::middleware::from_fn_with_state(state.clone(), control::journal::record));
         }
+        // In front of everything: the console's pages call the whole router behind them.
+        let router = console::mount(router, &state);
         Ok(Application { listener, address, tls, state, router, route_table, proxy, _db_lock: db_lock, seeded })
     }
 

@@ -46,6 +46,11 @@ impl IdentityStore for SqlStore {
         Ok(self.read().scalar::<i64>(Query::new("SELECT count(*) FROM tenants")).await? as u64)
     }
 
+    async fn list_tenants(&self, limit: u32) -> StoreResult<Vec<Tenant>> {
+        let query = Query::new("SELECT id, domain FROM tenants ORDER BY domain, id LIMIT $1").bind(i64::from(limit));
+        self.read().fetch_all(query).await?.iter().map(tenant_from_row).collect()
+    }
+
     async fn create_app(&self, app: &AppRegistration) -> StoreResult<()> {
         let query = Query::new(
             "INSERT INTO app_registrations

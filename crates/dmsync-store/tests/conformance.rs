@@ -116,6 +116,10 @@ async fn tenants_are_unique_by_id_and_domain(store: &dyn Backend) {
     assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
     assert_eq!(store.tenant_by_domain("A.ONMICROSOFT.COM").await.unwrap().unwrap().id, A, "domains ignore case");
     assert_eq!(store.tenant_count().await.unwrap(), 2);
+    let listed = store.list_tenants(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.windows(2).all(|w| w[0].domain <= w[1].domain), "by domain");
+    assert_eq!(store.list_tenants(1).await.unwrap().len(), 1);
 }
 
 /// The store never reads the wall clock: a tenant's creation time is the `now` it was given,

@@ -665,7 +665,7 @@ impl Drop for TeeBody {
 /// The layer: times the request, tees both bodies, and writes the entry when the response's
 /// body is done. The admin API and the operational endpoints pass untouched.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !super::is_controlled(request.uri().path()) {
+    if !super::applies_to(&request) {
         return next.run(request).await;
     }
     let journal = state.journal().clone();

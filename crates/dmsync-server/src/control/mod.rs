@@ -32,6 +32,13 @@ pub struct RequestIdentity {
     pub app: Option<String>,
 }
 
+/// Whether the control plane applies to this request: a controlled path, and not a request the
+/// web console made in process (`console::ConsoleOrigin`), which watches what a test drives and
+/// must not be journalled, throttled or faulted in the test's place.
+pub fn applies_to(request: &Request) -> bool {
+    is_controlled(request.uri().path()) && request.extensions().get::<crate::console::ConsoleOrigin>().is_none()
+}
+
 /// The identity of a request, from its bearer token, and the token once verified. Verification
 /// is the same (cached) check the route's `Caller` makes, so an unverified claim never decides
 /// whose limits or faults apply; a token that fails it is left for the route to refuse.
@@ -55,7 +62,7 @@ pub async fn identify(
 /// request's extensions for what runs inside, and in the response's for the journal outside.
 /// Throttling comes first because a real client's request is counted before anything answers it.
 pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if !is_controlled(request.uri().path()) {
+    if !applies_to(&request) {
         return next.run(request).await;
     }
     let (identity, verified) = identify(state.verifier(), request.headers()).await;

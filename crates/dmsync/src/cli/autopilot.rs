@@ -11,7 +11,7 @@ use dmsync_client::dmsync_graph::autopilot::{
     WindowsAutopilotSettings, WindowsAutopilotSyncStatus,
 };
 use dmsync_client::{ClientError, NewImportedDevice};
-use dmsync_core::limits::{self, RecordLimit};
+use dmsync_core::autopilot_csv;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
@@ -276,83 +276,23 @@ async fn wait_for_sync(
     }
 }
 
-/// Reads the file as text: Get-WindowsAutopilotInfo on Windows PowerShell writes UTF-16 with a
-/// byte-order mark; PowerShell 7 and Excel write UTF-8, with or without one.
-fn read_text(path: &Path) -> CliResult<String> {
-    let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-    let not_text = || Failure::usage(format!("{} is not UTF-8 or UTF-16 text", path.display()));
-    let utf16 = |bytes: &[u8], from: fn([u8; 2]) -> u16| {
-        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
-        String::from_utf16(&units).map_err(|_| not_text())
-    };
-    match bytes.as_slice() {
-        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
-        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
-        [0xEF, 0xBB, 0xBF, rest @ ..] => String::from_utf8(rest.to_vec()).map_err(|_| not_text()),
-        _ => String::from_utf8(bytes).map_err(|_| not_text()),
-    }
-}
-
-/// Parses the Autopilot CSV. Columns are found by name, case-insensitively, in any order.
+/// Reads and parses an Autopilot CSV file with the reader the web console uses too.
 fn read_autopilot_csv(path: &Path, group_tag: Option<&str>) -> CliResult<Vec<NewImportedDevice>> {
-    let text = read_text(path)?;
-    // Each record is bounded while it is parsed, as on the server, so a line without an end is
-    // refused at the bound rather than copied whole.
-    let limit = RecordLimit::new(limits::MAX_RECORD_BYTES);
-    let mut reader =
-        csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(limit.wrap(text.as_bytes()));
-    let bad = |message: String| Failure::usage(format!("{}: {message}", path.display()));
-    let too_long = |line: u64| bad(format!("line {line} is longer than {} bytes", limit.limit()));
-    let headers = match reader.headers() {
-        Ok(headers) => headers.clone(),
-        Err(_) if limit.exceeded() => return Err(too_long(1)),
-        Err(e) => return Err(bad(format!("the header cannot be read: {e}"))),
-    };
-    limit.record_ended();
-    let column = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
-    let (Some(serial), Some(hash)) = (column(&["Device Serial Number"]), column(&["Hardware Hash"])) else {
-        return Err(bad("the header must name 'Device Serial Number' and 'Hardware Hash'".into()));
-    };
-    let product = column(&["Windows Product ID"]);
-    let tag = column(&["Group Tag", "OrderID"]);
-    let user = column(&["Assigned User"]);
-    let mut devices = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        let next_line = reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(true) => limit.record_ended(),
-            Ok(false) => break,
-            Err(_) if limit.exceeded() => return Err(too_long(next_line)),
-            Err(e) => return Err(bad(format!("not valid CSV: {e}"))),
-        }
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").to_owned();
-        let device = NewImportedDevice {
-            serial_number: field(Some(serial)),
-            hardware_identifier: field(Some(hash)),
-            group_tag: group_tag.map(str::to_owned).unwrap_or_else(|| field(tag)),
-            product_key: field(product),
-            assigned_user_principal_name: field(user),
-        };
-        if device.serial_number.is_empty() || device.hardware_identifier.is_empty() {
-            return Err(bad(format!("line {line} has no serial number or no hardware hash")));
-        }
-        if !limits::hardware_hash_within_bound(&device.hardware_identifier) {
-            return Err(bad(format!(
-                "line {line}: the hardware hash is longer than {} characters of base64",
-                limits::MAX_HARDWARE_HASH_BASE64
-            )));
-        }
-        devices.push(device);
-    }
-    if devices.is_empty() {
-        return Err(bad("no devices in the file".into()));
-    }
-    Ok(devices)
+    let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = autopilot_csv::decode_text(&bytes)
+        .ok_or_else(|| Failure::usage(format!("{} is not UTF-8 or UTF-16 text", path.display())))?;
+    let devices = autopilot_csv::read_autopilot_csv(&text, group_tag)
+        .map_err(|problem| Failure::usage(format!("{}: {problem}", path.display())))?;
+    Ok(devices
+        .into_iter()
+        .map(|device| NewImportedDevice {
+            serial_number: device.serial_number,
+            hardware_identifier: device.hardware_hash,
+            group_tag: device.group_tag,
+            product_key: device.product_key,
+            assigned_user_principal_name: device.assigned_user_principal_name,
+        })
+        .collect())
 }
 
 /// One import request, retried while Graph throttles it: after Retry-After when Graph sends one,
@@ -598,6 +538,7 @@ fn percent_encode(value: &str) -> String {
 mod tests {
     use super::*;
     use dmsync_client::dmsync_graph::GraphDateTime;
+    use dmsync_core::limits;
 
     #[test]
     fn an_endless_line_or_a_hash_over_the_bound_is_a_usage_error_with_its_line() {

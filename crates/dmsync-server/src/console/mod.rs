@@ -1,0 +1,126 @@
+//! The web console under `/_dmsync/console/`: dmsync's state shown the way the Intune admin
+//! center shows a tenant, and the buttons tests push (import, sync, assign, advance the Clock,
+//! faults and throttling).
+//!
+//! The console is a client of its own server. Its pages never read the store: each one calls
+//! the Graph and admin routes in process, through the same router a network client reaches
+//! (`client::InProcess`), with the admin token or a token minted for the tenant, and renders
+//! what they answer. So every button runs the code path the API runs, and the console shows
+//! Graph's own errors when a call fails.
+//!
+//! Pages are rendered on the server (maud, which escapes every value) and work without script;
+//! one small script (`assets/console.js`) adds live refresh, countdowns and drag and drop. The
+//! page loads nothing from elsewhere, and its Content-Security-Policy allows only its own
+//! stylesheet and script.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tower::ServiceExt;
+
+use crate::state::AppState;
+
+mod assets;
+mod client;
+mod clock;
+mod layout;
+mod session;
+mod tenants;
+
+pub use client::ConsoleOrigin;
+
+/// Where the console lives; every link it renders starts here.
+pub const BASE: &str = "/_dmsync/console";
+
+/// The largest form a page posts (every form but the CSV upload).
+const FORM_LIMIT_BYTES: usize = 64 * 1024;
+
+/// What the console's handlers share: the application, and the router they call in process.
+#[derive(Clone)]
+pub struct ConsoleState {
+    app: AppState,
+    graph: client::InProcess,
+}
+
+impl ConsoleState {
+    /// The calls a handler makes for the browser request `origin` came from.
+    fn calls<'a>(&'a self, origin: &'a client::Origin) -> client::Calls<'a> {
+        client::Calls::new(&self.app, &self.graph, origin)
+    }
+}
+
+/// Puts the console in front of the application's router: its own paths are answered here,
+/// everything else goes to `inner` untouched.
+pub fn mount(inner: Router, app: &AppState) -> Router {
+    let state = ConsoleState { app: app.clone(), graph: client::InProcess::new(inner.clone()) };
+    let pages = Router::new()
+        .route("/", get(|| async { Redirect::to(&format!("{BASE}/tenants")) }))
+        .route("/login", get(session::login_page).post(session::sign_in))
+        .route("/logout", post(session::sign_out))
+        .route("/assets/{name}", get(assets::serve_asset))
+        .route("/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
+        .route("/clock", get(clock::show_clock).post(clock::advance_clock))
+        .fallback(|| async { layout::not_found() })
+        .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES));
+    Router::new()
+        .route("/", axum::routing::any(root))
+        .route(&format!("{BASE}/"), get(|| async { Redirect::to(&format!("{BASE}/tenants")) }))
+        .nest(BASE, pages)
+        .with_state(state.clone())
+        .fallback_service(inner)
+}
+
+/// `/`: a browser that asks for a page is sent to the console; anything else (an SDK probing
+/// the root) gets what Graph's root answers, from the routes behind.
+async fn root(State(state): State<ConsoleState>, request: Request) -> Response {
+    let wants_page = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if wants_page {
+        return Redirect::to(&format!("{BASE}/tenants")).into_response();
+    }
+    match state.graph.router().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// The headers every console response carries: nothing from elsewhere runs or loads, the page
+/// cannot be framed, and nothing is cached (pages show live state and a CSRF token).
+fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// An HTML response with the console's headers.
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    let mut response = Response::new(Body::from(markup.into_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    secure(response)
+}
+
+/// After a form's change: back to a page with GET (post/redirect/get), so a reload repeats
+/// nothing.
+fn see_other(location: &str) -> Response {
+    secure(Redirect::to(location).into_response())
+}
