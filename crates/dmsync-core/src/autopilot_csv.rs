@@ -82,7 +82,11 @@ pub fn read_autopilot_csv(text: &str, group_tag: Option<&str>) -> Result<Vec<Csv
         if record.iter().all(str::is_empty) {
             continue;
         }
-        let line = record.position().map_or(next_line, |p| p.line());
+        // The reader counts a record from the end of the one before, blank lines and all.
+        let line = record.position().map_or(next_line, |p| {
+            let rest = text.as_bytes().get(p.byte() as usize..).unwrap_or_default();
+            p.line() + blank_lines_at_start(rest)
+        });
         let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").to_owned();
         let device = CsvDevice {
             line,
@@ -114,13 +118,25 @@ pub fn read_autopilot_csv(text: &str, group_tag: Option<&str>) -> Result<Vec<Csv
     Ok(devices)
 }
 
+/// How many empty lines (`\n` or `\r\n`) `bytes` starts with.
+fn blank_lines_at_start(mut bytes: &[u8]) -> u64 {
+    let mut lines = 0;
+    loop {
+        bytes = match bytes {
+            [b'\n', rest @ ..] | [b'\r', b'\n', rest @ ..] => rest,
+            _ => return lines,
+        };
+        lines += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn columns_are_found_by_name_and_every_bad_row_is_named() {
-        let text = "Hardware Hash,device serial number,OrderID\nAAAA,S1,tag\n\n,S2,\nBBBB,,x\nCCCC,S4,\n";
+        let text = "Hardware Hash,device serial number,OrderID\nAAAA,S1,tag\n\n,S2,\nBBBB,,x\r\n\r\n\n,,,\nCCCC,S4,\n";
         match read_autopilot_csv(text, None) {
             Err(CsvProblem::Rows(rows)) => assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5]),
             other => panic!("{other:?}"),

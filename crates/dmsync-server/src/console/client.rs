@@ -50,10 +50,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Origin, Self::Rejection> {
-        Ok(Origin {
-            host: parts.headers.get(header::HOST).cloned(),
-            scheme: parts.extensions.get::<ConnectionScheme>().cloned(),
-        })
+        // HTTP/2 names the host in the request's authority rather than in a `Host` header.
+        let uri = parts.extensions.get::<axum::extract::OriginalUri>().map_or(&parts.uri, |o| &o.0);
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        Ok(Origin { host, scheme: parts.extensions.get::<ConnectionScheme>().cloned() })
     }
 }
 

@@ -15,6 +15,7 @@ mod autopilot_devices;
 mod batch;
 mod cli;
 mod cli_terminal;
+mod console;
 mod crash;
 mod deployment_profiles;
 mod device_code;

@@ -1,0 +1,156 @@
+//! The web console's gate, from outside as a browser meets it: signing in with the admin token,
+//! the session cookie's attributes over plain HTTP, CSRF on changes, the admin API's `Host` and
+//! `Origin` checks, and sessions that end when the admin token changes. The pages themselves are
+//! driven in a real browser by tests/compat/js/test/console*.test.js.
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+
+use crate::helpers::*;
+
+const CONSOLE: &str = "/_dmsync/console";
+
+/// A client that shows redirects instead of following them, as the assertions need.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Signs in with `token`; the response as it came.
+async fn sign_in(app: &TestApp, token: &str) -> reqwest::Response {
+    browser()
+        .post(format!("{}{CONSOLE}/login", app.base_url))
+        .form(&[("token", token), ("next", "/_dmsync/console/clock")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `name=value` of the session cookie a sign-in set.
+fn session_cookie(response: &reqwest::Response) -> String {
+    let set = response.headers().get(SET_COOKIE).expect("a session cookie").to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The CSRF token a signed-in page carries on its body.
+async fn csrf(app: &TestApp, cookie: &str) -> String {
+    let page = browser().get(format!("{}{CONSOLE}/clock", app.base_url)).header(COOKIE, cookie).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let start = html.find("data-csrf=\"").expect("the page carries its CSRF token") + "data-csrf=\"".len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+async fn clock_offset(app: &TestApp) -> f64 {
+    let (_, clock) = admin(app, reqwest::Method::GET, "/_dmsync/clock", serde_json::Value::Null).await;
+    clock["offsetSeconds"].as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn the_admin_token_signs_in_with_a_strict_http_only_cookie_scoped_to_the_console() {
+    let app = spawn_app().await;
+    let refused = sign_in(&app, "not-the-token").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get(SET_COOKIE).is_none());
+    assert!(refused.text().await.unwrap().contains("That is not the admin token."));
+
+    let signed_in = sign_in(&app, "dmsync-dev-admin").await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.headers()[LOCATION], "/_dmsync/console/clock");
+    let set = signed_in.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set.starts_with("dmsync_console="), "{set}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/_dmsync/console", "Max-Age="] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    // Plain HTTP: a Secure cookie would never come back.
+    assert!(!set.contains("Secure"), "{set}");
+
+    // A page without the cookie leads to sign-in; with it, to the page.
+    let cookie = session_cookie(&signed_in);
+    let url = format!("{}{CONSOLE}/clock", app.base_url);
+    let without = browser().get(&url).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::SEE_OTHER);
+    assert_eq!(without.headers()[LOCATION], "/_dmsync/console/login?next=%2F_dmsync%2Fconsole%2Fclock");
+    let with = browser().get(&url).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(with.status(), StatusCode::OK);
+    let csp = with.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(with.headers()["x-frame-options"], "DENY");
+    assert_eq!(with.headers()["cache-control"], "no-store");
+
+    // An altered cookie is no session.
+    let altered = format!("{}x", cookie);
+    let refused = browser().get(&url).header(COOKIE, altered).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_change_needs_the_sessions_csrf_token_and_this_origin() {
+    let app = spawn_app().await;
+    let cookie = session_cookie(&sign_in(&app, "dmsync-dev-admin").await);
+    let token = csrf(&app, &cookie).await;
+    let url = format!("{}{CONSOLE}/clock", app.base_url);
+    let before = clock_offset(&app).await;
+    for form in [vec![("seconds", "60")], vec![("seconds", "60"), ("csrf", "forged")]] {
+        let r = browser().post(&url).header(COOKIE, &cookie).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{form:?}");
+        assert!(r.text().await.unwrap().contains("CSRF"));
+    }
+    // Another site's page, even with the token (which it cannot read), is refused.
+    let foreign = browser()
+        .post(&url)
+        .header(COOKIE, &cookie)
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("seconds", "60"), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    // A name the admin API does not answer to (a DNS rebinding page) is refused before sign-in.
+    let rebound = browser().get(format!("{}{CONSOLE}/login", app.base_url)).header(HOST, "evil.example").send().await;
+    assert_eq!(rebound.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(clock_offset(&app).await, before);
+
+    // The token in the form, or in the header a script sends, is accepted.
+    let posted = browser().post(&url).header(COOKIE, &cookie).form(&[("seconds", "60"), ("csrf", &token)]).send();
+    assert_eq!(posted.await.unwrap().status(), StatusCode::SEE_OTHER);
+    let scripted = browser()
+        .post(&url)
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &token)
+        .form(&[("seconds", "60")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scripted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(clock_offset(&app).await, before + 120.0);
+    // A bad value is the page again with the error, and changes nothing.
+    let bad = browser().post(&url).header(COOKIE, &cookie).form(&[("seconds", "soon"), ("csrf", &token)]).send();
+    let bad = bad.await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("Seconds must be a number."));
+    assert_eq!(clock_offset(&app).await, before + 120.0);
+}
+
+#[tokio::test]
+async fn a_session_is_worth_nothing_to_a_server_with_another_admin_token() {
+    let first = spawn_app_with(|c| c.admin_token = Some("first-admin-token".into())).await;
+    let second = spawn_app_with(|c| c.admin_token = Some("second-admin-token".into())).await;
+    assert_eq!(sign_in(&first, "dmsync-dev-admin").await.status(), StatusCode::UNAUTHORIZED);
+    let cookie = session_cookie(&sign_in(&first, "first-admin-token").await);
+    let page =
+        |app: &TestApp| browser().get(format!("{}{CONSOLE}/tenants", app.base_url)).header(COOKIE, &cookie).send();
+    assert_eq!(page(&first).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(page(&second).await.unwrap().status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_browser_at_the_root_is_sent_to_the_console_and_a_client_is_not() {
+    let app = spawn_app().await;
+    let root = format!("{}/", app.base_url);
+    let page = browser().get(&root).header("accept", "text/html,application/xhtml+xml").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()[LOCATION], "/_dmsync/console/tenants");
+    let sdk = browser().get(&root).header("accept", "application/json").send().await.unwrap();
+    assert_ne!(sdk.status(), StatusCode::SEE_OTHER);
+    assert!(sdk.headers()["content-type"].to_str().unwrap().contains("json"));
+}
