@@ -396,6 +396,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(_) => format!("{url}/_dmsync/ with the configured admin token"),
         None => "disabled (no --admin-token and not on loopback)".to_owned(),
     };
+    // The console signs in with the admin token, so it is there exactly when the admin API is.
+    let console_line = match &admin_token {
+        Some(_) => format!("{url}/_dmsync/console/ in a browser, signed in with the admin token"),
+        None => "off with the admin API".to_owned(),
+    };
     let banner = format!(
         "dmsync listening on {url}\n\
          \x20 Graph:     {url}/beta/deviceManagement/windowsAutopilotSettings\n\
@@ -403,7 +408,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
          \x20 tenant:    {DEV_TENANT_ID} ({DEV_TENANT_DOMAIN})\n\
          \x20 app:       client_id {DEV_CLIENT_ID}, client_secret {DEV_CLIENT_SECRET}\n\
          \x20 user:      {DEV_USER_UPN}, password {DEV_USER_PASSWORD}\n\
-         \x20 admin API: {admin_line}\n"
+         \x20 admin API: {admin_line}\n\
+         \x20 console:   {console_line}\n"
     );
     let banner = match app.proxy_address() {
         Some(proxy) => format!(
