@@ -23,11 +23,26 @@ pub enum Section {
     Control,
 }
 
-/// The tenant a page is about, for the navigation's links.
+/// The tenant a page is about, for the navigation's links, and the others it can switch to.
 #[derive(Clone, Debug)]
 pub struct TenantNav {
     pub id: TenantId,
     pub domain: String,
+    /// Every tenant (this one included) by domain, for the switcher.
+    pub all: Vec<(TenantId, String)>,
+}
+
+impl Section {
+    /// The path below a tenant that shows this section, for the sections that are a tenant's.
+    fn tenant_page(self) -> Option<&'static str> {
+        match self {
+            Section::Devices => Some("devices"),
+            Section::Import => Some("import"),
+            Section::Profiles => Some("profiles"),
+            Section::Connectors => Some("connectors"),
+            _ => None,
+        }
+    }
 }
 
 /// A message above a page's content.
@@ -118,7 +133,16 @@ pub fn page(status: StatusCode, shell: Shell<'_>, notice: Option<Notice>, conten
                 }
                 @if let Some(tenant) = shell.tenant {
                     nav class="tenant" aria-label="Tenant" {
-                        span class="tenant-name" title=(tenant.id) { (tenant.domain) }
+                        form method="get" action={ (BASE) "/switch" } class="switch" {
+                            label for="tenant-switch" class="visually-hidden" { "Tenant" }
+                            select id="tenant-switch" name="tenant" data-autosubmit {
+                                @for (id, domain) in &tenant.all {
+                                    option value=(id) selected[*id == tenant.id] { (domain) }
+                                }
+                            }
+                            input type="hidden" name="to" value=(shell.section.tenant_page().unwrap_or("devices"));
+                            noscript { button type="submit" class="secondary" { "Switch" } }
+                        }
                         @for (section, path, label) in tenant_links {
                             (nav_link(&tenant_path(tenant.id, path), label, shell.section == *section))
                         }

@@ -62,6 +62,7 @@ pub fn mount(inner: Router, app: &AppState) -> Router {
         .route("/logout", post(session::sign_out))
         .route("/assets/{name}", get(assets::serve_asset))
         .route("/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
+        .route("/switch", get(tenants::switch_tenant))
         .route("/clock", get(clock::show_clock).post(clock::advance_clock))
         .fallback(|| async { layout::not_found() })
         .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES));

@@ -44,8 +44,9 @@ impl FromRequestParts<ConsoleState> for ConsoleTenant {
         let origin = Origin::from_request_parts(parts, state).await.unwrap_or_else(|never| match never {});
         let tenants: TenantList =
             state.calls(&origin).admin_get("/_dmsync/tenants").await.map_err(|failed| failed_page(&failed))?;
-        match tenants.value.into_iter().find(|t| t.tenant_id == id) {
-            Some(t) => Ok(ConsoleTenant(TenantNav { id, domain: t.domain })),
+        let all: Vec<(TenantId, String)> = tenants.value.into_iter().map(|t| (t.tenant_id, t.domain)).collect();
+        match all.iter().find(|(tenant, _)| *tenant == id) {
+            Some((_, domain)) => Ok(ConsoleTenant(TenantNav { id, domain: domain.clone(), all })),
             None => Err(layout::not_found()),
         }
     }
@@ -156,4 +157,20 @@ pub async fn create_tenant(State(state): State<ConsoleState>, origin: Origin, po
             render(&posted.session, tenants, Some(Notice::Error(message)), StatusCode::BAD_REQUEST).into_response()
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct Switch {
+    tenant: TenantId,
+    to: String,
+}
+
+/// `GET /_dmsync/console/switch?tenant=&to=`: the tenant switcher's answer, the same section of
+/// the tenant chosen.
+pub async fn switch_tenant(_: Session, axum::extract::Query(switch): axum::extract::Query<Switch>) -> Response {
+    let section = match switch.to.as_str() {
+        to @ ("devices" | "import" | "profiles" | "connectors") => to,
+        _ => "devices",
+    };
+    see_other(&tenant_path(switch.tenant, section))
 }
