@@ -215,6 +215,22 @@ async fn assigning_a_profile_needs_the_csrf_token_and_then_creates_the_assignmen
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("All devices"));
+
+    // Removing it takes the token too, and then the assignment is gone.
+    let remove = format!("{url}/remove");
+    let assignment_id = value[0]["id"].as_str().unwrap();
+    let forged = browser().post(&remove).header(COOKIE, &cookie).form(&[("assignmentId", assignment_id)]).send();
+    assert_eq!(forged.await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_json(&assignments, Some(&user)).await["value"].as_array().unwrap().len(), 1);
+    let removed = browser()
+        .post(&remove)
+        .header(COOKIE, &cookie)
+        .form(&[("assignmentId", assignment_id), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_json(&assignments, Some(&user)).await["value"], serde_json::json!([]));
 }
 
 #[tokio::test]
