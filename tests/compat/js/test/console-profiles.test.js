@@ -141,5 +141,9 @@ test("profiles, connectors, the journal and the control page", opts, async () =>
     await Promise.all([page.waitForURL(/done=deleted$/), page.click('#fault-rules button:text-is("Delete")')]);
     await page.getByText("No fault rules.").waitFor();
     assert.deepEqual((await (await server.admin("GET", "/_dmsync/faults")).json()).value, []);
+
+    // The pages ask for no favicon, so none reached the journal.
+    const favicons = await (await server.admin("GET", "/_dmsync/requests?path=/favicon.ico")).json();
+    assert.deepEqual(favicons.value, []);
   });
 });
