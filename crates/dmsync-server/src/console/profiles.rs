@@ -241,28 +241,16 @@ fn render_list(
     layout::page(status, shell, notice, content)
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    created: Option<String>,
-    deleted: Option<String>,
-}
-
 /// `GET /_dmsync/console/tenants/{tenant}/profiles`.
 pub async fn list_profiles(
     State(state): State<ConsoleState>,
     session: Session,
     origin: Origin,
     ConsoleTenant(tenant): ConsoleTenant,
-    Query(query): Query<ListQuery>,
 ) -> Response {
     let calls = state.calls(&origin);
     let profiles = collect(&calls, tenant.id, &format!("{PROFILES}?$expand=assignments")).await;
-    let notice = match (&query.created, &query.deleted) {
-        (Some(name), _) => Some(Notice::Success(format!("Created {name}."))),
-        (_, Some(name)) => Some(Notice::Success(format!("Deleted {name}."))),
-        _ => None,
-    };
-    render_list(&session, &tenant, profiles, &NewProfile::default(), notice, StatusCode::OK)
+    render_list(&session, &tenant, profiles, &NewProfile::default(), None, StatusCode::OK)
 }
 
 #[derive(Deserialize, Default)]
