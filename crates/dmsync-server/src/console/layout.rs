@@ -83,6 +83,8 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · dmsync console" }
+            // No favicon request: it would reach the Graph routes and show in the journal.
+            link rel="icon" href="data:,";
             link rel="stylesheet" href=(assets::stylesheet_path());
             script src=(assets::script_path()) defer {}
         }

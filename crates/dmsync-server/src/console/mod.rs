@@ -26,7 +26,11 @@ use crate::state::AppState;
 mod assets;
 mod client;
 mod clock;
+mod connectors;
+mod control;
 mod layout;
+mod profiles;
+mod requests;
 mod session;
 mod tenants;
 
@@ -64,6 +68,20 @@ pub fn mount(inner: Router, app: &AppState) -> Router {
         .route("/tenants", get(tenants::list_tenants).post(tenants::create_tenant))
         .route("/switch", get(tenants::switch_tenant))
         .route("/clock", get(clock::show_clock).post(clock::advance_clock))
+        // Deployment profiles, Exchange connectors, the request journal, faults and throttling.
+        .route("/tenants/{tenant}/profiles", get(profiles::list_profiles).post(profiles::create_profile))
+        .route("/tenants/{tenant}/profiles/{id}", get(profiles::show_profile))
+        .route("/tenants/{tenant}/profiles/{id}/assignments", post(profiles::assign_profile))
+        .route("/tenants/{tenant}/profiles/{id}/assignments/remove", post(profiles::remove_assignment))
+        .route("/tenants/{tenant}/connectors", get(connectors::list_connectors))
+        .route("/tenants/{tenant}/connectors/{id}/sync", post(connectors::sync_connector))
+        .route("/requests", get(requests::show_requests))
+        .route("/requests/clear", post(requests::clear_requests))
+        .route("/control", get(control::show_control))
+        .route("/control/faults", post(control::add_fault))
+        .route("/control/faults/clear", post(control::clear_faults))
+        .route("/control/faults/{id}/delete", post(control::delete_fault))
+        .route("/control/throttling", post(control::switch_throttling))
         .fallback(|| async { layout::not_found() })
         .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES));
     Router::new()

@@ -154,3 +154,151 @@ async fn a_browser_at_the_root_is_sent_to_the_console_and_a_client_is_not() {
     assert_ne!(sdk.status(), StatusCode::SEE_OTHER);
     assert!(sdk.headers()["content-type"].to_str().unwrap().contains("json"));
 }
+
+/// The text as maud puts it in a page.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A signed-in browser's cookie and CSRF token.
+async fn signed_in(app: &TestApp) -> (String, String) {
+    let cookie = session_cookie(&sign_in(app, "dmsync-dev-admin").await);
+    let token = csrf(app, &cookie).await;
+    (cookie, token)
+}
+
+const PROFILES: &str = "/beta/deviceManagement/windowsAutopilotDeploymentProfiles";
+
+#[tokio::test]
+async fn assigning_a_profile_needs_the_csrf_token_and_then_creates_the_assignment() {
+    let app = spawn_app().await;
+    let (cookie, token) = signed_in(&app).await;
+    let user = app.user_token().await;
+    let (status, profile) = send(
+        &app,
+        reqwest::Method::POST,
+        PROFILES,
+        &user,
+        Some(serde_json::json!({
+            "@odata.type": "#microsoft.graph.azureADWindowsAutopilotDeploymentProfile",
+            "displayName": "Sales",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    let id = profile["id"].as_str().unwrap();
+    let url = format!("{}{CONSOLE}/tenants/{}/profiles/{id}/assignments", app.base_url, app.tenant());
+    let assignments = format!("{PROFILES}/{id}/assignments");
+
+    let forged = browser().post(&url).header(COOKIE, &cookie).form(&[("target", "allDevices")]).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_json(&assignments, Some(&user)).await["value"], serde_json::json!([]));
+
+    let posted = browser()
+        .post(&url)
+        .header(COOKIE, &cookie)
+        .form(&[("target", "allDevices"), ("mode", "include"), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    let value = app.get_json(&assignments, Some(&user)).await["value"].clone();
+    assert_eq!(value.as_array().unwrap().len(), 1, "{value}");
+    assert_eq!(value[0]["target"]["@odata.type"], "#microsoft.graph.allDevicesAssignmentTarget");
+
+    // The profile's page names the assignment.
+    let page = browser()
+        .get(format!("{}{CONSOLE}/tenants/{}/profiles/{id}", app.base_url, app.tenant()))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("All devices"));
+
+    // Removing it takes the token too, and then the assignment is gone.
+    let remove = format!("{url}/remove");
+    let assignment_id = value[0]["id"].as_str().unwrap();
+    let forged = browser().post(&remove).header(COOKIE, &cookie).form(&[("assignmentId", assignment_id)]).send();
+    assert_eq!(forged.await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get_json(&assignments, Some(&user)).await["value"].as_array().unwrap().len(), 1);
+    let removed = browser()
+        .post(&remove)
+        .header(COOKIE, &cookie)
+        .form(&[("assignmentId", assignment_id), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get_json(&assignments, Some(&user)).await["value"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_malformed_fault_rule_shows_the_admin_apis_400_message_and_adds_nothing() {
+    let app = spawn_app().await;
+    let (cookie, token) = signed_in(&app).await;
+    let url = format!("{}{CONSOLE}/control/faults", app.base_url);
+    for rule in [r#"{"match":{"method":"GET"},"effect":{"status":99}}"#, "{ not json"] {
+        let direct = app
+            .raw(reqwest::Method::POST, "/_dmsync/faults", Some("dmsync-dev-admin"))
+            .header("content-type", "application/json")
+            .body(rule)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), StatusCode::BAD_REQUEST, "{rule}");
+        let body: serde_json::Value = direct.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap().to_owned();
+
+        let page = browser().post(&url).header(COOKIE, &cookie).form(&[("rule", rule), ("csrf", &token)]).send();
+        let page = page.await.unwrap();
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST, "{rule}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&escaped(&message)), "{message} in {html}");
+        // The rule stays in its field, to be corrected.
+        assert!(html.contains(&escaped(rule)), "{rule}");
+    }
+    let (_, rules) = admin(&app, reqwest::Method::GET, "/_dmsync/faults", serde_json::Value::Null).await;
+    assert_eq!(rules["value"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_consoles_own_calls_do_not_appear_in_the_journal() {
+    let app = spawn_app().await;
+    let (cookie, token) = signed_in(&app).await;
+    let (status, _) = admin(&app, reqwest::Method::DELETE, "/_dmsync/requests", serde_json::Value::Null).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let tenant = app.tenant();
+    for page in [
+        format!("/tenants/{tenant}/profiles"),
+        format!("/tenants/{tenant}/connectors"),
+        "/requests".to_owned(),
+        "/control".to_owned(),
+    ] {
+        let r = browser().get(format!("{}{CONSOLE}{page}", app.base_url)).header(COOKIE, &cookie).send().await;
+        assert_eq!(r.unwrap().status(), StatusCode::OK, "{page}");
+    }
+    let created = browser()
+        .post(format!("{}{CONSOLE}/tenants/{tenant}/profiles", app.base_url))
+        .header(COOKIE, &cookie)
+        .form(&[("displayName", "From the console"), ("kind", "azureAD"), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let (_, journal) = admin(&app, reqwest::Method::GET, "/_dmsync/requests", serde_json::Value::Null).await;
+    assert_eq!(journal["value"], serde_json::json!([]), "{journal}");
+
+    // A client's request is journalled, and the journal page shows it.
+    let user = app.user_token().await;
+    app.get_json(PROFILES, Some(&user)).await;
+    let page = browser()
+        .get(format!("{}{CONSOLE}/requests?method=GET", app.base_url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains(PROFILES), "{html}");
+    assert!(html.contains("From the console"), "the list's answer body is in its entry");
+}
