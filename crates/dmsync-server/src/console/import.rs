@@ -293,7 +293,11 @@ pub async fn show_progress(
     Query(query): Query<ProgressQuery>,
 ) -> Response {
     let ids: Vec<&str> = query.ids.split(',').map(str::trim).filter(|id| !id.is_empty()).take(MAX_IMPORT_IDS).collect();
-    let rows = imported_rows(&state, &origin, nav.id, &ids).await;
+    // Graph lists the rows by id; by serial number a person finds one.
+    let rows = imported_rows(&state, &origin, nav.id, &ids).await.map(|mut rows| {
+        rows.sort_by(|a, b| a.serial_number.cmp(&b.serial_number));
+        rows
+    });
     let content = match &rows {
         Err(failed) => html! { div class="notice error" role="alert" { (failed.sentence()) } },
         Ok(rows) if rows.is_empty() => layout::empty(
@@ -344,7 +348,7 @@ fn progress(tenant: TenantId, rows: &[ImportedRow]) -> Markup {
                 }
                 p {
                     a href=(tenant_path(tenant, "autopilot/devices")) { "See the Autopilot devices" }
-                    " (imported devices appear there after a sync) · "
+                    " · "
                     a href=(tenant_path(tenant, "autopilot/import")) { "Import another file" }
                 }
             }
