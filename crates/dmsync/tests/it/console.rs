@@ -219,6 +219,18 @@ async fn an_upload_with_a_bad_row_imports_nothing_and_names_each_bad_line() {
     let progress = browser().get(format!("{}{location}", app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
     let progress = progress.text().await.unwrap();
     assert!(progress.contains("of 2 rows processed"), "{progress}");
+
+    // Without script, the file's text is posted in a form, with the CSRF field.
+    let text = format!("Device Serial Number,Hardware Hash\nSN-5,{}\n", hardware_hash("5"));
+    let pasted = browser()
+        .post(autopilot_page(&app, "import/paste"))
+        .header(COOKIE, &cookie)
+        .form(&[("csv", text.as_str()), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pasted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(imported_count(&app).await, 3);
 }
 
 #[tokio::test]
