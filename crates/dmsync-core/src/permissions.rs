@@ -134,7 +134,7 @@ pub enum Operation {
     WriteGroupMembers,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PrincipalKind {
     Delegated,
     Application,

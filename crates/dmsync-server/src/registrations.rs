@@ -40,10 +40,7 @@ pub struct RegistrationRow {
 
 /// Decodes a hardware hash sent as standard base64 (what WMI gives) or base64url, padded or not.
 pub fn decode_hardware_hash(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let t = text.trim();
-    [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(t).ok())
+    dmsync_core::autopilot_csv::decode_hardware_hash(text)
 }
 
 /// Checks what can be checked without the database.

@@ -203,24 +203,39 @@ mod tests {
     use dmsync_core::autopilot::DeviceField;
     use uuid::Uuid;
 
-    /// The Unicode collation must not cost `serialNumber eq` its index: the plan is a search on
-    /// the tenant's key, as it was with `COLLATE NOCASE`, never a scan.
-    #[tokio::test]
-    async fn serial_number_eq_still_searches_by_index() {
+    /// The plan of a device page filtered by `filter`, as SQLite would run it.
+    async fn device_page_plan(filter: &str, after: bool) -> Vec<String> {
         let store = SqlStore::open("sqlite::memory:").await.unwrap();
-        let filter =
-            dmsync_core::filter::parse_filter("serialNumber eq 'üni-1'", |_| Some(DeviceField::SerialNumber)).unwrap();
-        let mut sql = Query::new("EXPLAIN QUERY PLAN SELECT * FROM autopilot_devices WHERE tenant_id = ");
+        let filter = dmsync_core::filter::parse_filter(filter, |name| match name {
+            "groupTag" => Some(DeviceField::GroupTag),
+            _ => Some(DeviceField::SerialNumber),
+        })
+        .unwrap();
+        let mut sql = Query::new("EXPLAIN QUERY PLAN SELECT * FROM autopilot_device_rows WHERE tenant_id = ");
         sql.push_bind(Uuid::nil()).push(" AND ");
         push_filter(&mut sql, Dialect::Sqlite, &filter, crate::sql::device_column);
-        let plan: Vec<String> = store
-            .read()
-            .fetch_all(sql)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get::<String, _>("detail").unwrap())
-            .collect();
-        assert!(plan.iter().all(|step| step.starts_with("SEARCH autopilot_devices USING")), "{plan:?}");
+        if after {
+            sql.push(" AND id > ").push_bind(Uuid::nil());
+        }
+        sql.push(" ORDER BY id LIMIT 51");
+        store.read().fetch_all(sql).await.unwrap().iter().map(|row| row.get::<String, _>("detail").unwrap()).collect()
+    }
+
+    /// `serialNumber eq` and `groupTag eq` ignore case for all of Unicode and still search an
+    /// index under the same collation, in id order (no temporary sort), as a keyset page needs
+    /// at a million devices.
+    #[tokio::test]
+    async fn serial_number_and_group_tag_eq_search_their_case_insensitive_indexes() {
+        for (filter, index) in [
+            ("serialNumber eq 'üni-1'", "autopilot_devices_serial_nocase"),
+            ("groupTag eq 'Kiosk'", "autopilot_devices_group_tag_nocase"),
+        ] {
+            for after in [false, true] {
+                let plan = device_page_plan(filter, after).await;
+                assert!(plan.iter().all(|step| step.starts_with("SEARCH ")), "{plan:?}");
+                assert!(plan.iter().any(|step| step.contains(index)), "{filter}, after {after}: {plan:?}");
+                assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{filter}: {plan:?}");
+            }
+        }
     }
 }

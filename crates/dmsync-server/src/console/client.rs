@@ -1,7 +1,8 @@
 //! How the console calls its own server: a request built as a network client would build it,
 //! sent through the application's router in process (tower's `oneshot`), and its answer read
-//! back. Graph calls carry a token minted for the tenant to an app named "dmsync console";
-//! admin calls carry the admin token in force.
+//! back. Graph calls carry a token minted for the tenant to an app named "dmsync console" (an
+//! application token, or for actions Graph allows only to a signed-in user, a delegated token
+//! of a "console user"); admin calls carry the admin token in force.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use tower::ServiceExt;
 use uuid::{Uuid, uuid};
 
 use dmsync_core::TenantId;
-use dmsync_core::permissions::{APPLICATION_PERMISSIONS, PrincipalKind};
+use dmsync_core::permissions::{ALL_PERMISSIONS, APPLICATION_PERMISSIONS, PrincipalKind};
 
 use crate::auth::idp::MintRequest;
 use crate::serve::ConnectionScheme;
@@ -25,6 +26,9 @@ use crate::state::AppState;
 
 /// The app id of the console's tokens, so that a request it makes is recognisable as its own.
 pub const CONSOLE_APP_ID: Uuid = uuid!("d3a5c0de-0000-4000-8000-00000000c0de");
+
+/// The object id of the console's user, the principal of its delegated tokens.
+pub const CONSOLE_USER_ID: Uuid = uuid!("d3a5c0de-0000-4000-8000-0000000005e5");
 
 /// The largest answer the console reads: a page of a list is far smaller.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
@@ -68,6 +72,9 @@ pub enum As {
     Admin,
     /// An application token of the tenant with every application permission dmsync knows.
     Tenant(TenantId),
+    /// A delegated token of the tenant's "console user" with every permission dmsync knows, for
+    /// the actions the permission profile refuses to applications (the Autopilot sync).
+    User(TenantId),
 }
 
 /// A call that did not succeed: Graph's (or the admin API's) error, as its body says it.
@@ -100,8 +107,11 @@ impl Failed {
 #[derive(Clone)]
 pub struct InProcess {
     router: Router,
-    tokens: Arc<Mutex<HashMap<TenantId, (String, OffsetDateTime)>>>,
+    tokens: Arc<Mutex<TokenCache>>,
 }
+
+/// The tokens minted so far, by tenant and kind, each with its expiry on dmsync's Clock.
+type TokenCache = HashMap<(TenantId, PrincipalKind), (String, OffsetDateTime)>;
 
 impl InProcess {
     pub fn new(router: Router) -> InProcess {
@@ -112,31 +122,40 @@ impl InProcess {
         self.router.clone()
     }
 
-    async fn token(&self, app: &AppState, tenant: TenantId) -> Result<String, Failed> {
+    async fn token(&self, app: &AppState, tenant: TenantId, kind: PrincipalKind) -> Result<String, Failed> {
         let now = app.now();
-        if let Some((token, expires)) = self.tokens.lock().expect("token cache lock").get(&tenant)
+        if let Some((token, expires)) = self.tokens.lock().expect("token cache lock").get(&(tenant, kind))
             && *expires - TOKEN_MARGIN > now
         {
             return Ok(token.clone());
         }
         let lifetime = crate::auth::idp::TOKEN_LIFETIME_SECONDS;
+        let (permissions, object_id, user_principal_name, name) = match kind {
+            PrincipalKind::Application => (APPLICATION_PERMISSIONS, CONSOLE_APP_ID, None, None),
+            PrincipalKind::Delegated => (
+                ALL_PERMISSIONS,
+                CONSOLE_USER_ID,
+                Some("console@dmsync.invalid".to_owned()),
+                Some("dmsync console user".to_owned()),
+            ),
+        };
         let token = app
             .issuer()
             .mint(MintRequest {
                 tenant_id: tenant,
-                kind: PrincipalKind::Application,
-                permissions: APPLICATION_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
+                kind,
+                permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
                 app_id: CONSOLE_APP_ID,
                 app_display_name: "dmsync console".into(),
-                object_id: CONSOLE_APP_ID,
-                user_principal_name: None,
-                name: None,
+                object_id,
+                user_principal_name,
+                name,
                 lifetime_seconds: lifetime,
             })
             .await
             .map_err(|e| Failed::internal(format!("could not mint the console's token: {e}")))?;
         let expires = now + time::Duration::seconds(lifetime);
-        self.tokens.lock().expect("token cache lock").insert(tenant, (token.clone(), expires));
+        self.tokens.lock().expect("token cache lock").insert((tenant, kind), (token.clone(), expires));
         Ok(token)
     }
 
@@ -154,7 +173,8 @@ impl InProcess {
             As::Admin => {
                 app.config().effective_admin_token().ok_or_else(|| Failed::internal("the admin API is off"))?
             }
-            As::Tenant(tenant) => self.token(app, tenant).await?,
+            As::Tenant(tenant) => self.token(app, tenant, PrincipalKind::Application).await?,
+            As::User(tenant) => self.token(app, tenant, PrincipalKind::Delegated).await?,
         };
         let mut request = Request::builder()
             .method(method)
@@ -261,6 +281,18 @@ impl<'a> Calls<'a> {
         body: &serde_json::Value,
     ) -> Result<Bytes, Failed> {
         self.graph.send_json(self.app, self.origin, method, path, As::Tenant(tenant), body).await
+    }
+
+    /// A Graph request with a JSON body as the tenant's delegated console user, for the actions
+    /// the permission profile refuses to application tokens (the Exchange connector's sync).
+    pub async fn user_send(
+        &self,
+        tenant: TenantId,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Bytes, Failed> {
+        self.graph.send_json(self.app, self.origin, method, path, As::User(tenant), body).await
     }
 
     /// An admin GET, its JSON answer read into `T`.

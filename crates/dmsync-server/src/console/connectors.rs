@@ -181,7 +181,7 @@ pub async fn sync_connector(
     let Ok(id) = id.parse::<uuid::Uuid>() else { return layout::not_found() };
     let kind = if posted.form.sync_type == "deltaSync" { "deltaSync" } else { "fullSync" };
     let path = format!("{CONNECTORS}/{id}/sync");
-    match calls.graph_send(tenant.id, Method::POST, &path, &serde_json::json!({ "syncType": kind })).await {
+    match calls.user_send(tenant.id, Method::POST, &path, &serde_json::json!({ "syncType": kind })).await {
         Ok(_) => see_other(&format!("{}?synced={kind}", tenant_path(tenant.id, "connectors"))),
         Err(failed) => {
             let (connectors, counts) = load(&calls, tenant.id).await;

@@ -36,8 +36,8 @@ impl Section {
     /// The path below a tenant that shows this section, for the sections that are a tenant's.
     fn tenant_page(self) -> Option<&'static str> {
         match self {
-            Section::Devices => Some("devices"),
-            Section::Import => Some("import"),
+            Section::Devices => Some("autopilot/devices"),
+            Section::Import => Some("autopilot/import"),
             Section::Profiles => Some("profiles"),
             Section::Connectors => Some("connectors"),
             _ => None,
@@ -72,7 +72,7 @@ pub struct Shell<'a> {
     pub tenant: Option<&'a TenantNav>,
 }
 
-/// The path of a tenant's page in the console, such as `tenant_path(t, "devices")`.
+/// The path of a tenant's page in the console, such as `tenant_path(t, "autopilot/devices")`.
 pub fn tenant_path(tenant: TenantId, rest: &str) -> String {
     format!("{BASE}/tenants/{tenant}/{rest}")
 }
@@ -104,8 +104,8 @@ fn nav_link(href: &str, label: &str, current: bool) -> Markup {
 /// A whole page for a signed-in browser.
 pub fn page(status: StatusCode, shell: Shell<'_>, notice: Option<Notice>, content: Markup) -> Response {
     let tenant_links: &[(Section, &str, &str)] = &[
-        (Section::Devices, "devices", "Autopilot devices"),
-        (Section::Import, "import", "Import"),
+        (Section::Devices, "autopilot/devices", "Autopilot devices"),
+        (Section::Import, "autopilot/import", "Import"),
         (Section::Profiles, "profiles", "Deployment profiles"),
         (Section::Connectors, "connectors", "Exchange connectors"),
     ];
@@ -142,7 +142,7 @@ pub fn page(status: StatusCode, shell: Shell<'_>, notice: Option<Notice>, conten
                                     option value=(id) selected[*id == tenant.id] { (domain) }
                                 }
                             }
-                            input type="hidden" name="to" value=(shell.section.tenant_page().unwrap_or("devices"));
+                            input type="hidden" name="to" value=(shell.section.tenant_page().unwrap_or("autopilot/devices"));
                             noscript { button type="submit" class="secondary" { "Switch" } }
                         }
                         @for (section, path, label) in tenant_links {

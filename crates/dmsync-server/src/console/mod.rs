@@ -24,10 +24,12 @@ use tower::ServiceExt;
 use crate::state::AppState;
 
 mod assets;
+mod autopilot;
 mod client;
 mod clock;
 mod connectors;
 mod control;
+mod import;
 mod layout;
 mod profiles;
 mod requests;
@@ -83,13 +85,33 @@ pub fn mount(inner: Router, app: &AppState) -> Router {
         .route("/control/faults/{id}/delete", post(control::delete_fault))
         .route("/control/throttling", post(control::switch_throttling))
         .fallback(|| async { layout::not_found() })
-        .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES));
+        .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES))
+        .merge(autopilot_routes());
     Router::new()
         .route("/", axum::routing::any(root))
         .route(&format!("{BASE}/"), get(|| async { Redirect::to(&format!("{BASE}/tenants")) }))
         .nest(BASE, pages)
         .with_state(state.clone())
         .fallback_service(inner)
+}
+
+/// The Autopilot pages: devices, one device, the sync, and the CSV import. The upload takes a
+/// body a little above the CSV bound, so that a file just over it is refused in words.
+fn autopilot_routes() -> Router<ConsoleState> {
+    let upload_limit = DefaultBodyLimit::max(import::MAX_CSV_BYTES + 1024 * 1024);
+    // A pasted file is URL-encoded, which can triple it.
+    let paste_limit = DefaultBodyLimit::max(3 * import::MAX_CSV_BYTES);
+    Router::new()
+        .route("/tenants/{tenant}/autopilot/devices", get(autopilot::list_devices))
+        .route("/tenants/{tenant}/autopilot/devices/{id}", get(autopilot::show_device))
+        .route("/tenants/{tenant}/autopilot/sync", post(autopilot::sync_devices))
+        .route(
+            "/tenants/{tenant}/autopilot/import",
+            get(import::show_import).post(import::upload_csv).layer(upload_limit),
+        )
+        .route("/tenants/{tenant}/autopilot/import/paste", post(import::paste_csv).layer(paste_limit))
+        .route("/tenants/{tenant}/autopilot/import/progress", get(import::show_progress))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES))
 }
 
 /// `/`: a browser that asks for a page is sent to the console; anything else (an SDK probing

@@ -78,7 +78,7 @@ fn render(
                                 td { (tenant.domain) }
                                 td class="mono" { (tenant.tenant_id) }
                                 td {
-                                    a href=(tenant_path(tenant.tenant_id, "devices")) { "Devices" } " · "
+                                    a href=(tenant_path(tenant.tenant_id, "autopilot/devices")) { "Devices" } " · "
                                     a href=(tenant_path(tenant.tenant_id, "profiles")) { "Profiles" } " · "
                                     a href=(tenant_path(tenant.tenant_id, "connectors")) { "Connectors" }
                                 }
@@ -169,8 +169,8 @@ pub struct Switch {
 /// the tenant chosen.
 pub async fn switch_tenant(_: Session, axum::extract::Query(switch): axum::extract::Query<Switch>) -> Response {
     let section = match switch.to.as_str() {
-        to @ ("devices" | "import" | "profiles" | "connectors") => to,
-        _ => "devices",
+        to @ ("autopilot/devices" | "autopilot/import" | "profiles" | "connectors") => to,
+        _ => "autopilot/devices",
     };
     see_other(&tenant_path(switch.tenant, section))
 }

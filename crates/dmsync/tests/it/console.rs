@@ -302,3 +302,131 @@ async fn the_consoles_own_calls_do_not_appear_in_the_journal() {
     assert!(html.contains(PROFILES), "{html}");
     assert!(html.contains("From the console"), "the list's answer body is in its entry");
 }
+
+fn autopilot_page(app: &TestApp, rest: &str) -> String {
+    format!("{}{CONSOLE}/tenants/{}/autopilot/{rest}", app.base_url, app.tenant())
+}
+
+async fn imported_count(app: &TestApp) -> usize {
+    let token = app.app_token().await;
+    let list = app.get_json("/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities", Some(&token)).await;
+    list["value"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn an_upload_with_a_bad_row_imports_nothing_and_names_each_bad_line() {
+    let app = spawn_app().await;
+    let (cookie, token) = signed_in(&app).await;
+    let good = hardware_hash("good");
+    let csv = format!(
+        "Device Serial Number,Windows Product ID,Hardware Hash\nSN-1,,{good}\n,,{good}\nSN-3,,not*base64\nSN-4,,{good}\n"
+    );
+    // Without the CSRF header, the upload is refused before the file is read.
+    let forged = browser().post(autopilot_page(&app, "import")).header(COOKIE, &cookie).body(csv.clone()).send();
+    assert_eq!(forged.await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    let refused = browser()
+        .post(autopilot_page(&app, "import"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Nothing was imported: 2 rows cannot be read."), "{page}");
+    for line in ["<td class=\"mono\">3</td>", "<td class=\"mono\">4</td>"] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+    assert_eq!(imported_count(&app).await, 0);
+
+    // The same file fixed imports every row, and leads to the progress of its import.
+    let fixed =
+        format!("Device Serial Number,Windows Product ID,Hardware Hash\nSN-1,,{good}\nSN-4,,{}\n", hardware_hash("4"));
+    let accepted = browser()
+        .post(autopilot_page(&app, "import"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &token)
+        .body(fixed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    let location = accepted.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("/autopilot/import/progress?ids="), "{location}");
+    assert_eq!(imported_count(&app).await, 2);
+    let progress = browser().get(format!("{}{location}", app.base_url)).header(COOKIE, &cookie).send().await.unwrap();
+    let progress = progress.text().await.unwrap();
+    assert!(progress.contains("of 2 rows processed"), "{progress}");
+
+    // Without script, the file's text is posted in a form, with the CSRF field.
+    let text = format!("Device Serial Number,Hardware Hash\nSN-5,{}\n", hardware_hash("5"));
+    let pasted = browser()
+        .post(autopilot_page(&app, "import/paste"))
+        .header(COOKIE, &cookie)
+        .form(&[("csv", text.as_str()), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pasted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(imported_count(&app).await, 3);
+}
+
+#[tokio::test]
+async fn the_sync_button_syncs_as_the_console_user_and_says_409_and_429() {
+    let app = spawn_app().await;
+    let (cookie, token) = signed_in(&app).await;
+    let sync = |form: Vec<(&'static str, String)>| {
+        browser().post(autopilot_page(&app, "sync")).header(COOKIE, &cookie).form(&form).send()
+    };
+    assert_eq!(sync(vec![]).await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // The default permission profile refuses the sync to applications; the console's delegated
+    // user is allowed it.
+    let started = sync(vec![("csrf", token.clone())]).await.unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert!(started.headers()[LOCATION].to_str().unwrap().ends_with("/autopilot/devices?sync=started"));
+    let again = sync(vec![("csrf", token.clone())]).await.unwrap();
+    assert!(again.headers()[LOCATION].to_str().unwrap().ends_with("?sync=inProgress"));
+
+    let page = browser().get(autopilot_page(&app, "devices?sync=inProgress")).header(COOKIE, &cookie).send();
+    let page = page.await.unwrap().text().await.unwrap();
+    assert!(page.contains("status-inProgress") && page.contains("data-refresh="), "{page}");
+    assert!(page.contains("409 Conflict"), "{page}");
+
+    admin(&app, reqwest::Method::POST, "/_dmsync/clock/advance", serde_json::json!({ "seconds": 60 })).await;
+    let client = app.user_client().await;
+    app.wait_for_sync_status(&client, "completed", std::time::Duration::from_secs(10)).await;
+    let cooling = sync(vec![("csrf", token.clone())]).await.unwrap();
+    assert!(cooling.headers()[LOCATION].to_str().unwrap().contains("?sync=cooldown"));
+    let page = browser().get(autopilot_page(&app, "devices?sync=cooldown")).header(COOKIE, &cookie).send();
+    let page = page.await.unwrap().text().await.unwrap();
+    assert!(page.contains("429 Too Many Requests") && page.contains("data-countdown="), "{page}");
+    assert!(page.contains("status-completed") && !page.contains("data-refresh="), "{page}");
+}
+
+#[tokio::test]
+async fn the_device_list_filters_by_serial_and_group_tag_and_pages_by_skiptoken() {
+    let serials: Vec<String> = (0..60).map(|i| format!("PAGE-{i:03}")).collect();
+    let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+    let app = synced_app(&refs).await;
+    let (cookie, _) = signed_in(&app).await;
+    let get = |rest: String| {
+        let cookie = cookie.clone();
+        let url = autopilot_page(&app, &rest);
+        async move { browser().get(url).header(COOKIE, cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    let first = get("devices".into()).await;
+    assert!(first.contains("60 devices"), "{first}");
+    let start = first.find("skiptoken=").expect("a next page link") + "skiptoken=".len();
+    let token = &first[start..start + first[start..].find('"').unwrap()];
+    let second = get(format!("devices?skiptoken={token}")).await;
+    assert_eq!(second.matches("<tr>").count() - 1, 10, "the second page has the last 10 rows");
+
+    let one = get("devices?serial=page-007".into()).await;
+    assert!(one.contains(">PAGE-007<") && one.contains("1 device matches"), "{one}");
+    let none = get("devices?groupTag=Nobody".into()).await;
+    assert!(none.contains("No device matches these filters."), "{none}");
+}

@@ -15,9 +15,7 @@ const SERIALS = ["CP-SALES-1", "CP-SALES-2", "CP-SALES-3"];
 const opts = { timeout: 90_000 };
 after(closeBrowser);
 
-// The connector sync refuses application tokens under the default permission profile, and the
-// console's calls carry one.
-const ARGS = ["--sync-duration", "0s", "--group-processing-delay", "0s", "--permission-profile", "current"];
+const ARGS = ["--sync-duration", "0s", "--group-processing-delay", "0s"];
 
 /** Seeds three Autopilot devices tagged Sales, a dynamic group of them, and an Exchange connector. */
 async function seed(server) {
