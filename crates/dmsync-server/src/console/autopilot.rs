@@ -8,13 +8,12 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use dmsync_core::TenantId;
 
 use super::client::{As, Failed, Origin};
 use super::layout::{self, Notice, Section, Shell, tenant_path};
-use super::session::{Posted, Session};
+use super::session::{NoFields, Posted, Session};
 use super::tenants::ConsoleTenant;
 use super::{ConsoleState, see_other};
 
@@ -73,13 +72,6 @@ struct SyncSettings {
     sync_status: String,
     last_sync_date_time: Option<String>,
     last_manual_sync_trigger_date_time: Option<String>,
-}
-
-/// A Graph timestamp read back; the year-1 "never" of Graph's defaults reads as none.
-fn parse_time(value: Option<&str>) -> Option<OffsetDateTime> {
-    value
-        .and_then(|v| OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok())
-        .filter(|t| t.year() > 1)
 }
 
 /// A string literal of `$filter`, its quotes doubled as OData escapes them.
@@ -168,7 +160,7 @@ fn sync_panel(
         Ok(settings) => settings,
     };
     let in_progress = settings.sync_status == "inProgress";
-    let last_press = parse_time(settings.last_manual_sync_trigger_date_time.as_deref());
+    let last_press = layout::parse_graph_time(settings.last_manual_sync_trigger_date_time.as_deref());
     let now = state.app.now();
     let cooldown = state.app.config().sync_cooldown;
     let next_allowed = last_press.map(|t| t + cooldown).filter(|t| *t > now);
@@ -178,7 +170,7 @@ fn sync_panel(
             h2 id="sync-heading" { "Sync with Windows Autopilot" }
             dl class="props" {
                 dt { "Sync status" } dd id="sync-status" { (layout::badge(if settings.sync_status.is_empty() { "unknown" } else { &settings.sync_status })) }
-                dt { "Last sync" } dd id="last-sync" { (layout::when(parse_time(settings.last_sync_date_time.as_deref()))) }
+                dt { "Last sync" } dd id="last-sync" { (layout::graph_time(settings.last_sync_date_time.as_deref())) }
                 dt { "Last sync requested" } dd id="last-press" { (layout::when(last_press)) }
                 @if let Some(next) = next_allowed {
                     dt { "Next sync allowed" }
@@ -255,7 +247,7 @@ fn device_table(tenant: TenantId, devices: &[DeviceEntry]) -> Markup {
                                     None => span class="muted" { "none" },
                                 }
                             }
-                            td { (layout::when(parse_time(device.last_contacted_date_time.as_deref()))) }
+                            td { (layout::graph_time(device.last_contacted_date_time.as_deref())) }
                         }
                     }
                 }
@@ -315,10 +307,6 @@ pub async fn list_devices(
     let shell = Shell { title: "Autopilot devices", session: &session, section: Section::Devices, tenant: Some(&nav) };
     layout::page(StatusCode::OK, shell, sync_notice(&query), content)
 }
-
-/// A form whose only field is its CSRF token.
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// `POST /_dmsync/console/tenants/{tenant}/autopilot/sync`: Graph's sync as the console user
 /// (the permission profile refuses it to applications), then the list again with its answer.
@@ -414,10 +402,10 @@ pub async fn show_device(
                 dt { "Profile status" } dd { (layout::badge(&device.deployment_profile_assignment_status)) }
                 (prop("Profile status detail", &device.deployment_profile_assignment_detailed_status))
                 (prop("Assigned profile", device.deployment_profile.as_ref().map_or("", |p| p.display_name.as_str())))
-                dt { "Profile assigned" } dd { (layout::when(parse_time(device.deployment_profile_assigned_date_time.as_deref()))) }
+                dt { "Profile assigned" } dd { (layout::graph_time(device.deployment_profile_assigned_date_time.as_deref())) }
                 (prop("Device name", &device.display_name))
                 (prop("User", &device.user_principal_name))
-                dt { "Last contact" } dd { (layout::when(parse_time(device.last_contacted_date_time.as_deref()))) }
+                dt { "Last contact" } dd { (layout::graph_time(device.last_contacted_date_time.as_deref())) }
                 (prop("Intune device id", &device.managed_device_id))
                 (prop("Entra device id", &device.azure_active_directory_device_id))
                 (prop("Autopilot id", &device.id))
@@ -440,7 +428,7 @@ pub async fn show_device(
                         (prop("Operating system", format!("{} {}", entra.operating_system, entra.operating_system_version.as_deref().unwrap_or("")).trim()))
                         (prop("Trust type", entra.trust_type.as_deref().unwrap_or("")))
                         (prop("Enabled", if entra.account_enabled { "yes" } else { "no" }))
-                        dt { "Created" } dd { (layout::when(parse_time(entra.created_date_time.as_deref()))) }
+                        dt { "Created" } dd { (layout::graph_time(entra.created_date_time.as_deref())) }
                     }
                 },
             }

@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -308,5 +309,66 @@ impl<'a> Calls<'a> {
     /// A request without a body (a DELETE, an action that takes none).
     pub async fn send_empty(&self, method: Method, path: &str, who: As) -> Result<Bytes, Failed> {
         self.graph.send(self.app, self.origin, method, path, who, None).await
+    }
+}
+
+/// How many pages of a list a page follows before it says the rest is not shown: a tenant holds
+/// at most 350 profiles, but devices and groups may be many more than a page should read.
+const MAX_PAGES: usize = 10;
+
+/// One page of a Graph collection.
+#[derive(Deserialize)]
+pub struct GraphPage<T> {
+    pub value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    pub next_link: Option<String>,
+}
+
+/// A collection read to its end or to `MAX_PAGES` pages, whichever comes first.
+pub struct Collected<T> {
+    pub items: Vec<T>,
+    /// Whether pages were left unread.
+    pub truncated: bool,
+}
+
+/// The path and query of an absolute `@odata.nextLink`, which the console calls in process.
+pub fn next_link_path(link: &str) -> &str {
+    match link.find("://") {
+        Some(scheme_end) => {
+            let rest = &link[scheme_end + 3..];
+            rest.find('/').map_or("/", |slash| &rest[slash..])
+        }
+        None => link,
+    }
+}
+
+/// Reads a Graph collection as the tenant, following `@odata.nextLink` up to `MAX_PAGES`.
+pub async fn collect<T: DeserializeOwned>(
+    calls: &Calls<'_>,
+    tenant: TenantId,
+    first: &str,
+) -> Result<Collected<T>, Failed> {
+    let mut items = Vec::new();
+    let mut path = first.to_owned();
+    for _ in 0..MAX_PAGES {
+        let page: GraphPage<T> = calls.graph_get(tenant, &path).await?;
+        items.extend(page.value);
+        match page.next_link {
+            Some(link) => path = next_link_path(&link).to_owned(),
+            None => return Ok(Collected { items, truncated: false }),
+        }
+    }
+    Ok(Collected { items, truncated: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link_path;
+
+    #[test]
+    fn a_next_link_is_called_by_its_path_and_query() {
+        assert_eq!(next_link_path("https://localhost:8443/beta/x?$skiptoken=a"), "/beta/x?$skiptoken=a");
+        assert_eq!(next_link_path("/beta/x?$top=1"), "/beta/x?$top=1");
+        assert_eq!(next_link_path("https://host"), "/");
     }
 }

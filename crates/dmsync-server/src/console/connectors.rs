@@ -11,8 +11,9 @@ use serde::Deserialize;
 use dmsync_core::TenantId;
 
 use super::client::{Calls, Failed, Origin};
+use super::client::{Collected, collect};
 use super::layout::{self, Notice, Section, Shell, TenantNav, tenant_path};
-use super::profiles::{Collected, collect, failed_alert, graph_time};
+use super::layout::{failed_alert, graph_time};
 use super::session::{Posted, Session};
 use super::tenants::ConsoleTenant;
 use super::{ConsoleState, see_other};

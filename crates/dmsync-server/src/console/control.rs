@@ -9,9 +9,9 @@ use maud::html;
 use serde::Deserialize;
 
 use super::client::{As, Failed, Origin};
+use super::layout::failed_alert;
 use super::layout::{self, Notice, Section, Shell};
-use super::profiles::failed_alert;
-use super::session::{Posted, Session};
+use super::session::{NoFields, Posted, Session};
 use super::{BASE, ConsoleState, see_other};
 
 /// What the rule field holds at first: a rule that shows the shape and is harmless to add.
@@ -178,15 +178,12 @@ pub async fn add_fault(State(state): State<ConsoleState>, origin: Origin, posted
     }
 }
 
-#[derive(Deserialize)]
-pub struct Nothing {}
-
 /// `POST /_dmsync/console/control/faults/{id}/delete`: `DELETE /_dmsync/faults/{id}`.
 pub async fn delete_fault(
     State(state): State<ConsoleState>,
     origin: Origin,
     Path(id): Path<String>,
-    posted: Posted<Nothing>,
+    posted: Posted<NoFields>,
 ) -> Response {
     let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
     let sent = state.calls(&origin).send_empty(Method::DELETE, &format!("/_dmsync/faults/{id}"), As::Admin).await;
@@ -197,7 +194,7 @@ pub async fn delete_fault(
 }
 
 /// `POST /_dmsync/console/control/faults/clear`: `DELETE /_dmsync/faults`.
-pub async fn clear_faults(State(state): State<ConsoleState>, origin: Origin, posted: Posted<Nothing>) -> Response {
+pub async fn clear_faults(State(state): State<ConsoleState>, origin: Origin, posted: Posted<NoFields>) -> Response {
     match state.calls(&origin).send_empty(Method::DELETE, "/_dmsync/faults", As::Admin).await {
         Ok(_) => see_other(&format!("{BASE}/control?done=cleared")),
         Err(failed) => refused(&state, &origin, &posted.session, EXAMPLE_RULE, &failed).await,

@@ -7,6 +7,7 @@ use dmsync_core::TenantId;
 use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
 
+use super::client::Failed;
 use super::session::Session;
 use super::{BASE, assets, html};
 
@@ -224,4 +225,25 @@ pub fn badge(value: &str) -> Markup {
 /// The hidden CSRF field every form that changes something carries.
 pub fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf()); }
+}
+
+/// A Graph timestamp as the console shows it; Graph's "never" (`0001-01-01`) reads as never.
+pub fn graph_time(text: Option<&str>) -> Markup {
+    when(parse_graph_time(text))
+}
+
+/// A Graph timestamp read back; the year-1 "never" of Graph's defaults reads as none.
+pub fn parse_graph_time(text: Option<&str>) -> Option<OffsetDateTime> {
+    text.and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .filter(|t| t.year() > 1)
+}
+
+/// A notice as an error alert inside a page's content, for a region whose call failed.
+pub fn failed_alert(failed: &Failed) -> Markup {
+    html! {
+        div class="notice error" role="alert" {
+            (failed.sentence())
+            @if let Some(seconds) = failed.retry_after { " Retry after " (seconds) " s." }
+        }
+    }
 }

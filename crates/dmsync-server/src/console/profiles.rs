@@ -8,8 +8,6 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
 
 use dmsync_core::TenantId;
 use dmsync_graph::deployment_profiles::{
@@ -17,81 +15,16 @@ use dmsync_graph::deployment_profiles::{
     GROUP_TARGET_TYPE,
 };
 
-use super::client::{Calls, Failed, Origin};
-use super::layout::{self, Notice, Section, Shell, TenantNav, tenant_path};
+use super::client::{Calls, Collected, Failed, Origin, collect};
+use super::layout::{self, Notice, Section, Shell, TenantNav, failed_alert, graph_time, tenant_path};
 use super::session::{Posted, Session};
 use super::tenants::ConsoleTenant;
 use super::{ConsoleState, see_other};
 
 const PROFILES: &str = "/beta/deviceManagement/windowsAutopilotDeploymentProfiles";
 
-/// How many pages of a list a page follows before it says the rest is not shown: a tenant holds
-/// at most 350 profiles, but devices and groups may be many more than a page should read.
-const MAX_PAGES: usize = 10;
-
 /// How often the devices' status region asks again while an assignment is being processed.
 const PENDING_REFRESH_MS: u32 = 2000;
-
-/// One page of a Graph collection.
-#[derive(Deserialize)]
-pub struct GraphPage<T> {
-    pub value: Vec<T>,
-    #[serde(rename = "@odata.nextLink")]
-    pub next_link: Option<String>,
-}
-
-/// A collection read to its end or to `MAX_PAGES` pages, whichever comes first.
-pub struct Collected<T> {
-    pub items: Vec<T>,
-    /// Whether pages were left unread.
-    pub truncated: bool,
-}
-
-/// The path and query of an absolute `@odata.nextLink`, which the console calls in process.
-pub fn next_link_path(link: &str) -> &str {
-    match link.find("://") {
-        Some(scheme_end) => {
-            let rest = &link[scheme_end + 3..];
-            rest.find('/').map_or("/", |slash| &rest[slash..])
-        }
-        None => link,
-    }
-}
-
-/// Reads a Graph collection as the tenant, following `@odata.nextLink` up to `MAX_PAGES`.
-pub async fn collect<T: DeserializeOwned>(
-    calls: &Calls<'_>,
-    tenant: TenantId,
-    first: &str,
-) -> Result<Collected<T>, Failed> {
-    let mut items = Vec::new();
-    let mut path = first.to_owned();
-    for _ in 0..MAX_PAGES {
-        let page: GraphPage<T> = calls.graph_get(tenant, &path).await?;
-        items.extend(page.value);
-        match page.next_link {
-            Some(link) => path = next_link_path(&link).to_owned(),
-            None => return Ok(Collected { items, truncated: false }),
-        }
-    }
-    Ok(Collected { items, truncated: true })
-}
-
-/// A Graph timestamp as the console shows it; Graph's "never" (`0001-01-01`) reads as never.
-pub fn graph_time(text: Option<&str>) -> Markup {
-    let parsed = text.and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
-    layout::when(parsed)
-}
-
-/// A notice as an error alert inside a page's content, for a region whose call failed.
-pub fn failed_alert(failed: &Failed) -> Markup {
-    html! {
-        div class="notice error" role="alert" {
-            (failed.sentence())
-            @if let Some(seconds) = failed.retry_after { " Retry after " (seconds) " s." }
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -632,17 +565,5 @@ pub async fn remove_assignment(
             let notice = Some(Notice::Error(failed.sentence()));
             render_detail(&posted.session, &tenant, detail, notice, StatusCode::BAD_REQUEST)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_link_path;
-
-    #[test]
-    fn a_next_link_is_called_by_its_path_and_query() {
-        assert_eq!(next_link_path("https://localhost:8443/beta/x?$skiptoken=a"), "/beta/x?$skiptoken=a");
-        assert_eq!(next_link_path("/beta/x?$top=1"), "/beta/x?$top=1");
-        assert_eq!(next_link_path("https://host"), "/");
     }
 }

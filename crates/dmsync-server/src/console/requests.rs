@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::client::{As, Failed, Origin};
 use super::layout::{self, Notice, Section, Shell};
-use super::profiles::{failed_alert, graph_time};
-use super::session::{Posted, Session};
+use super::layout::{failed_alert, graph_time};
+use super::session::{NoFields, Posted, Session};
 use super::{BASE, ConsoleState, see_other};
 
 /// How often the table asks again.
@@ -241,11 +241,8 @@ pub async fn show_requests(
     render(&session, &filters, entries, tenants, notice, StatusCode::OK)
 }
 
-#[derive(Deserialize)]
-pub struct Nothing {}
-
 /// `POST /_dmsync/console/requests/clear`: `DELETE /_dmsync/requests`.
-pub async fn clear_requests(State(state): State<ConsoleState>, origin: Origin, posted: Posted<Nothing>) -> Response {
+pub async fn clear_requests(State(state): State<ConsoleState>, origin: Origin, posted: Posted<NoFields>) -> Response {
     let calls = state.calls(&origin);
     match calls.send_empty(Method::DELETE, "/_dmsync/requests", As::Admin).await {
         Ok(_) => see_other(&format!("{BASE}/requests?cleared=1")),

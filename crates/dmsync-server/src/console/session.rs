@@ -212,6 +212,10 @@ fn check_csrf(session: &Session, presented: Option<&str>) -> Result<(), Refusal>
     }
 }
 
+/// A form whose only field is its CSRF token (a button's form).
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
 /// A form posted by a signed-in browser with the session's CSRF token (the `csrf` field or the
 /// `x-csrf-token` header), parsed into `T`.
 pub struct Posted<T> {
