@@ -111,10 +111,15 @@ async fn follow_shared_clock(state: AppState) {
     }
 }
 
-/// The layers every Graph request passes: Graph's errors for unknown paths and methods, the
-/// `Host` check, the control plane's gate (throttling and faults), and the request context
-/// (request ids, error bodies, metrics).
-fn graph_stack(routes: Router<AppState>, table: Arc<RouteTable>, state: &AppState) -> Router {
+/// What every request to `routes` passes: Graph's errors for unknown paths and methods, and the
+/// request pipeline (`http::pipeline`: the journal when `pipeline` has it, the request context,
+/// the `Host` check, throttling and faults).
+fn graph_stack(
+    routes: Router<AppState>,
+    table: Arc<RouteTable>,
+    state: &AppState,
+    pipeline: http::pipeline::PipelineLayer,
+) -> Router {
     routes
         .fallback(move |request: Request| {
             let table = table.clone();
@@ -126,10 +131,7 @@ fn graph_stack(routes: Router<AppState>, table: Arc<RouteTable>, state: &AppStat
             }
         })
         .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
-        // Inside the request context, so that their refusals get Graph's body and request ids.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), control::gate))
-        .layer(axum::middleware::from_fn(http::host::require_host))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), http::context::request_context))
+        .layer(pipeline)
         .with_state(state.clone())
 }
 
@@ -256,11 +258,18 @@ impl Application {
         let (batchable, batch_table) = RouteTable::build(resources::batchable_routes());
         let batch_table = Arc::new(batch_table);
         let dispatcher = resources::batch::Dispatcher::new(
-            graph_stack(batchable.layer(body_limit), batch_table.clone(), &state),
+            graph_stack(
+                batchable.layer(body_limit),
+                batch_table.clone(),
+                &state,
+                http::pipeline::PipelineLayer::new(&state),
+            ),
             batch_table,
         );
         let graph = graph.layer(body_limit).layer(axum::Extension(dispatcher));
-        let mut router = graph_stack(
+        // The journal, when on, around the main router only, so a `$batch` is one entry, as its
+        // client sent it.
+        let router = graph_stack(
             Router::new()
                 .merge(graph)
                 .merge(admin::router(state.clone()))
@@ -270,12 +279,8 @@ impl Application {
                 .merge(tls::router()),
             route_table.clone(),
             &state,
+            http::pipeline::PipelineLayer::journalled(&state),
         );
-        // Outside the request context, so the journal sees final statuses and rendered errors;
-        // around the main router only, so a `$batch` is one entry, as its client sent it.
-        if state.journal().is_enabled() {
-            router = router.layer(axum::middleware::from_fn_with_state(state.clone(), control::journal::record));
-        }
         // In front of everything: the console's pages call the whole router behind them.
         let router = console::mount(router, &state);
         Ok(Application { listener, address, tls, state, router, route_table, proxy, _db_lock: db_lock, seeded })

@@ -524,7 +524,7 @@ fn refuse(refusal: Refusal, ctx: &RequestContext) -> Response {
 /// `AADSTS{code}: {description} Trace ID: … Correlation ID: …`, as Entra words its errors.
 fn error_line(error: &EntraError, ctx: &RequestContext) -> String {
     let (_, _, code, description) = error.parts();
-    format!("AADSTS{code}: {description} Trace ID: {} Correlation ID: {}", ctx.request_id, ctx.client_request_id)
+    format!("AADSTS{code}: {description} Trace ID: {} Correlation ID: {}", ctx.request_id(), ctx.client_request_id())
 }
 
 /// Entra's error page for a request it will not send anywhere.

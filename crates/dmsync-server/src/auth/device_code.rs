@@ -116,7 +116,7 @@ async fn issue_device_code(
         Some(id) => id.to_string(),
         None => tenant_segment.to_ascii_lowercase(),
     };
-    let verification_uri = format!("{}/{segment}/oauth2/deviceauth", ctx.base_url);
+    let verification_uri = format!("{}/{segment}/oauth2/deviceauth", ctx.base_url());
     Ok(no_store(json!({
         "user_code": user_code,
         "device_code": device_code,

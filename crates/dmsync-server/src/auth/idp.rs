@@ -532,12 +532,12 @@ impl EntraError {
             "error": error,
             "error_description": format!(
                 "AADSTS{code}: {description} Trace ID: {} Correlation ID: {} Timestamp: {ts}",
-                ctx.request_id, ctx.client_request_id
+                ctx.request_id(), ctx.client_request_id()
             ),
             "error_codes": [code],
             "timestamp": ts,
-            "trace_id": ctx.request_id,
-            "correlation_id": ctx.client_request_id,
+            "trace_id": ctx.request_id(),
+            "correlation_id": ctx.client_request_id(),
             "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
         });
         let mut response = (status, Json(body)).into_response();
@@ -651,7 +651,7 @@ async fn openid_configuration(
     let Some(authority) = resolve_authority(&issuer, &tenant).await? else {
         return Ok(EntraError::TenantNotFound(tenant).render(&ctx));
     };
-    let base = format!("{}/{}", ctx.base_url, authority.segment());
+    let base = format!("{}/{}", ctx.base_url(), authority.segment());
     let mut document = json!({
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -662,7 +662,7 @@ async fn openid_configuration(
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": format!("{}/{}/v2.0", ctx.base_url, authority.issuer_tenant()),
+        "issuer": format!("{}/{}/v2.0", ctx.base_url(), authority.issuer_tenant()),
         "request_uri_parameter_supported": false,
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
         "claims_supported": [
@@ -691,11 +691,11 @@ async fn openid_configuration_v1(
     let Some(authority) = resolve_authority(&issuer, &tenant).await? else {
         return Ok(EntraError::TenantNotFound(tenant).render(&ctx));
     };
-    let base = format!("{}/{}", ctx.base_url, authority.segment());
+    let base = format!("{}/{}", ctx.base_url(), authority.segment());
     Ok(Json(json!({
         "token_endpoint": format!("{base}/oauth2/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "jwks_uri": format!("{}/common/discovery/keys", ctx.base_url),
+        "jwks_uri": format!("{}/common/discovery/keys", ctx.base_url()),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -790,7 +790,7 @@ async fn instance_discovery(
             let path_tenant = uri.path().split('/').find(|s| !s.is_empty()).unwrap_or(&tenant).to_owned();
             (format!("{scheme}://{authority}"), path_tenant, uri.path().contains("/v2.0/"))
         }
-        None => (ctx.base_url.clone(), tenant, true),
+        None => (ctx.base_url().to_owned(), tenant, true),
     };
     let version = if v2 { "v2.0/" } else { "" };
     let metadata: Vec<serde_json::Value> = CLOUD_ALIASES
@@ -891,7 +891,7 @@ async fn token(
     body: Body,
 ) -> Response {
     let outcome = match read_form(body).await {
-        Some(form) => grant(&issuer, &tenant_segment, &headers, &form, &ctx.base_url).await,
+        Some(form) => grant(&issuer, &tenant_segment, &headers, &form, ctx.base_url()).await,
         None => Err(EntraError::FormTooLarge.into()),
     };
     answer(outcome, &ctx)

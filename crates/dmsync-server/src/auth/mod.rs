@@ -137,10 +137,10 @@ struct CheckedToken {
     outcome: Result<Arc<Principal>, AuthFailure>,
 }
 
-/// Checked tokens by a keyed hash of their signature segment, confirmed by comparing the whole
+/// Checked tokens by a keyed hash of the end of their signature, confirmed by comparing the whole
 /// token. Not a SHA-256 of the token: on machines without SHA instructions that took half of a
 /// rejected sync's instructions (docs/PERFORMANCE.md). Only tokens whose signature verified
-/// are inserted, and a token that shares a signature hash with another simply replaces it.
+/// are inserted, and a token that shares a key with another simply replaces it.
 #[derive(Default)]
 struct CheckedTokens {
     hasher: std::hash::RandomState,
@@ -148,9 +148,17 @@ struct CheckedTokens {
 }
 
 impl CheckedTokens {
+    /// The last bytes of a token are the end of its signature, which no one but the signer can
+    /// choose for a token that verifies, so they tell the tokens in the cache apart as well as the
+    /// whole signature does, for a fraction of the hashing. Sound whatever a client sends: the key
+    /// only finds a candidate, a hit must equal the whole token, and a token whose signature did
+    /// not verify is never inserted, so two tokens that end alike can replace each other in the
+    /// cache but never stand for each other.
     fn key(&self, token: &str) -> u64 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one(token.rsplit('.').next().unwrap_or(token))
+        const KEY_BYTES: usize = 32;
+        let bytes = token.as_bytes();
+        self.hasher.hash_one(&bytes[bytes.len().saturating_sub(KEY_BYTES)..])
     }
 
     fn get(&self, token: &str) -> Option<Arc<CheckedToken>> {

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -50,7 +49,7 @@ const MAX_TEXT_BYTES: usize = 4_096;
 const MAX_NAME_BYTES: usize = 128;
 
 /// The header that names the rule behind an injected response.
-pub const FAULT_HEADER: &str = "x-dmsync-fault";
+pub static FAULT_HEADER: HeaderName = HeaderName::from_static("x-dmsync-fault");
 
 /// A rule's id, as the admin API hands it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -929,8 +928,13 @@ impl Held {
 const DROP_GRACE: Duration = Duration::from_secs(2);
 
 /// Does what a fired rule says to the request: wait, then answer with the error, drop the
-/// connection, or let the request through. Every answer carries [`FAULT_HEADER`].
-pub async fn inject(state: &AppState, firing: Firing, request: Request, next: Next) -> Response {
+/// connection, or let the request through to `pass`, what runs the route. Every answer carries
+/// [`FAULT_HEADER`].
+pub async fn inject<F, Passed>(state: &AppState, firing: Firing, request: Request, pass: F) -> Response
+where
+    F: FnOnce(Request) -> Passed,
+    Passed: Future<Output = Response>,
+{
     tracing::debug!(fault.id = %firing.id, path = %request.uri().path(), "a fault rule fired");
     if let Some(delay) = firing.effect.delay {
         tokio::select! {
@@ -939,7 +943,7 @@ pub async fn inject(state: &AppState, firing: Firing, request: Request, next: Ne
         }
     }
     let mut response = match firing.effect.outcome {
-        HttpOutcome::PassThrough => next.run(request).await,
+        HttpOutcome::PassThrough => pass(request).await,
         HttpOutcome::Status(status) => ApiError::InjectedFault(status).into_response(),
         HttpOutcome::Drop => {
             if let Some(connection) = request.extensions().get::<DropConnection>() {
@@ -956,7 +960,7 @@ pub async fn inject(state: &AppState, firing: Firing, request: Request, next: Ne
         }
     };
     if let Ok(value) = HeaderValue::from_str(&firing.id.to_string()) {
-        response.headers_mut().insert(FAULT_HEADER, value);
+        response.headers_mut().insert(FAULT_HEADER.clone(), value);
     }
     response
 }

@@ -15,9 +15,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -662,61 +661,76 @@ impl Drop for TeeBody {
     }
 }
 
-/// The layer: times the request, tees both bodies, and writes the entry when the response's
-/// body is done. The admin API and the operational endpoints pass untouched.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !super::applies_to(&request) {
-        return next.run(request).await;
-    }
-    let journal = state.journal().clone();
-    let started = Instant::now();
-    let time = state.now();
-    let method = request.method().clone();
-    let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
-    let limit = journal.body_bytes();
+/// The journal's part in the request pipeline (`http::pipeline`): started before anything else
+/// sees a controlled request, finished with the response as its client gets it. It times the
+/// request, tees both bodies, and writes the entry when the response's body is done.
+pub struct Recording {
+    journal: Arc<Journal>,
+    started: Instant,
+    time: OffsetDateTime,
+    method: Method,
+    path: String,
+    limit: usize,
+    request_tee: Option<Tee>,
+}
 
-    // A request with no body (most GETs) is not wrapped at all.
-    let (parts, body) = request.into_parts();
-    let request_tee = if body.is_end_stream() {
-        None
-    } else {
-        let tee: Tee = Arc::new(Mutex::new(Captured { kind: body_kind(&parts.headers), ..Captured::default() }));
-        Some(tee)
-    };
-    let body = match &request_tee {
-        Some(tee) => Body::new(TeeBody { inner: body, sink: Sink::Shared(tee.clone()), limit, finish: None }),
-        None => body,
-    };
-    let response = next.run(Request::from_parts(parts, body)).await;
+impl Recording {
+    /// Starts the entry of `request`, whose body it tees.
+    pub fn start(state: &AppState, request: Request) -> (Recording, Request) {
+        let journal = state.journal().clone();
+        let started = Instant::now();
+        let time = state.now();
+        let method = request.method().clone();
+        let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
+        let limit = journal.body_bytes();
 
-    let (parts, body) = response.into_parts();
-    let identity = parts.extensions.get::<RequestIdentity>().cloned().unwrap_or_default();
-    let nearest_route = parts.extensions.get::<UnknownRoute>().and_then(|unknown| unknown.0.clone());
-    let fault = parts.headers.get("x-dmsync-fault").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let status = parts.status.as_u16();
-    let response_kind = body_kind(&parts.headers);
-    let finish = move |response_body: Captured| {
-        journal.push(NewEntry {
-            time,
-            identity,
-            method,
-            path,
-            status,
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            request_body: request_tee.as_ref().map(take),
-            response_body: Some(response_body),
-            fault,
-            nearest_route,
-        });
-    };
-    if body.is_end_stream() {
-        // Nothing to tee (a 204): the entry is written now, not when hyper drops the body.
-        finish(Captured { kind: response_kind, ..Captured::default() });
-        return Response::from_parts(parts, body);
+        // A request with no body (most GETs) is not wrapped at all.
+        let (parts, body) = request.into_parts();
+        let request_tee = if body.is_end_stream() {
+            None
+        } else {
+            let tee: Tee = Arc::new(Mutex::new(Captured { kind: body_kind(&parts.headers), ..Captured::default() }));
+            Some(tee)
+        };
+        let body = match &request_tee {
+            Some(tee) => Body::new(TeeBody { inner: body, sink: Sink::Shared(tee.clone()), limit, finish: None }),
+            None => body,
+        };
+        let recording = Recording { journal, started, time, method, path, limit, request_tee };
+        (recording, Request::from_parts(parts, body))
     }
-    let sink = Sink::Owned(Captured { kind: response_kind, ..Captured::default() });
-    let body = TeeBody { inner: body, sink, limit, finish: Some(Box::new(finish)) };
-    Response::from_parts(parts, Body::new(body))
+
+    /// Finishes the entry with the response and who the control plane found the caller to be.
+    pub fn finish(self, response: Response, identity: RequestIdentity) -> Response {
+        let Recording { journal, started, time, method, path, limit, request_tee } = self;
+        let (parts, body) = response.into_parts();
+        let nearest_route = parts.extensions.get::<UnknownRoute>().and_then(|unknown| unknown.0.clone());
+        let fault = parts.headers.get(&super::faults::FAULT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let status = parts.status.as_u16();
+        let response_kind = body_kind(&parts.headers);
+        let finish = move |response_body: Captured| {
+            journal.push(NewEntry {
+                time,
+                identity,
+                method,
+                path,
+                status,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                request_body: request_tee.as_ref().map(take),
+                response_body: Some(response_body),
+                fault,
+                nearest_route,
+            });
+        };
+        if body.is_end_stream() {
+            // Nothing to tee (a 204): the entry is written now, not when hyper drops the body.
+            finish(Captured { kind: response_kind, ..Captured::default() });
+            return Response::from_parts(parts, body);
+        }
+        let sink = Sink::Owned(Captured { kind: response_kind, ..Captured::default() });
+        let body = TeeBody { inner: body, sink, limit, finish: Some(Box::new(finish)) };
+        Response::from_parts(parts, Body::new(body))
+    }
 }
 
 #[cfg(test)]

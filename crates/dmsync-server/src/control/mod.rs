@@ -1,14 +1,14 @@
 //! The control plane for tests: what a tester switches on to see how their automation behaves
-//! when Intune misbehaves. It sits in the request path in one place, [`gate`], a layer inside
-//! the request context (so its refusals get Graph's bodies and request ids) and outside the
-//! routes, which every Graph, `$batch` and sign-in request passes; the admin API
-//! (`/_dmsync/…`) and the operational endpoints pass it untouched.
+//! when Intune misbehaves. It sits in the request path in one place, the request pipeline
+//! (`http::pipeline`): the journal outside the request context (so it sees final statuses and
+//! rendered errors), [`admit`] inside it (so its refusals get Graph's bodies and request ids) and
+//! outside the routes, which every Graph, `$batch` and sign-in request passes; the admin API
+//! (`/_dmsync/…`), the operational endpoints and the web console's own calls pass it untouched.
 
 pub mod faults;
 pub mod journal;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use dmsync_core::TenantId;
 
@@ -56,23 +56,27 @@ pub async fn identify(
     }
 }
 
-/// The control plane's layer. It identifies the request once, refuses it with Graph's 429 when
-/// its throttling buckets are empty (`throttling`), then applies the first fault rule that fires
-/// for it (`faults`), which may answer in the route's place; it leaves the identity in the
-/// request's extensions for what runs inside, and in the response's for the journal outside.
+/// What the control plane decided for a request.
+pub enum Admission {
+    /// Throttled: this is the answer, in the route's place.
+    Refused(Response),
+    /// Let through, to the fault rule that fired for it, if one did.
+    Admitted(Option<faults::Firing>),
+}
+
+/// The control plane's step in the request pipeline (`http::pipeline`), for a request it
+/// [`applies_to`]. It identifies the request once, refuses it with Graph's 429 when its
+/// throttling buckets are empty (`throttling`), then takes the first fault rule that fires for
+/// it (`faults`), which the pipeline applies in the route's place ([`faults::inject`]); it leaves
+/// the identity in the request's extensions for what runs inside, and returns it for the journal.
 /// Throttling comes first because a real client's request is counted before anything answers it.
-pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if !applies_to(&request) {
-        return next.run(request).await;
-    }
+pub async fn admit(state: &AppState, request: &mut Request) -> (RequestIdentity, Admission) {
     let (identity, verified) = identify(state.verifier(), request.headers()).await;
     if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), state.now()).await {
-        let mut response = refusal.into_response();
-        response.extensions_mut().insert(identity);
-        return response;
+        return (identity, Admission::Refused(refusal.into_response()));
     }
     request.extensions_mut().insert(identity.clone());
-    // Only the gate puts a verified token there; none that came in some other way survives.
+    // Only the control plane puts a verified token there; none that came in some other way survives.
     match verified {
         Some(verified) => request.extensions_mut().insert(verified),
         None => request.extensions_mut().remove::<VerifiedToken>(),
@@ -82,10 +86,5 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
         path: request.uri().path(),
         identity: &identity,
     });
-    let mut response = match fired {
-        Some(firing) => faults::inject(&state, firing, request, next).await,
-        None => next.run(request).await,
-    };
-    response.extensions_mut().insert(identity);
-    response
+    (identity, Admission::Admitted(fired))
 }

@@ -1,12 +1,12 @@
-//! The request-context middleware: request ids, the rendering of every error body, metrics.
+//! The request context: request ids, the rendering of every error body, metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::uri::Scheme;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dmsync_graph::datetime::inner_error_date;
@@ -35,14 +35,93 @@ impl std::ops::Deref for RequestContext {
     }
 }
 
+/// The request's ids and URLs. Most requests answer without quoting any of them but the ids in
+/// the response's headers, so the strings are made on first use, not for every request.
 #[derive(Debug)]
 pub struct ContextFacts {
-    pub request_id: String,
-    pub client_request_id: String,
-    /// `scheme://host[:port]`, for absolute links (see `base_url`).
-    pub base_url: String,
+    id: Uuid,
+    id_text: OnceLock<String>,
+    /// The client's own `client-request-id`, when it sent a usable one.
+    client_request_id: Option<String>,
+    origin: OriginFacts,
+    base_url: OnceLock<String>,
+    url: OnceLock<String>,
+}
+
+impl ContextFacts {
+    /// Our id of the request, as `request-id` and error bodies carry it.
+    pub fn request_id(&self) -> &str {
+        self.id_text.get_or_init(|| self.id.hyphenated().to_string())
+    }
+
+    /// What the client sent as `client-request-id`, or our own id when it sent none.
+    pub fn client_request_id(&self) -> &str {
+        self.client_request_id.as_deref().unwrap_or_else(|| self.request_id())
+    }
+
+    /// `scheme://host[:port]`, for absolute links (see [`base_url`]).
+    pub fn base_url(&self) -> &str {
+        self.base_url.get_or_init(|| self.origin.base_url())
+    }
+
     /// The full request URL, as Intune quotes it in its error messages.
-    pub url: String,
+    pub fn url(&self) -> &str {
+        self.url.get_or_init(|| {
+            let path_and_query = self.origin.uri.path_and_query().map_or("/", |p| p.as_str());
+            [self.base_url(), path_and_query].concat()
+        })
+    }
+}
+
+/// What the base URL is made of, kept from the request (header values and the URI share the
+/// request's buffer, so keeping them copies nothing).
+#[derive(Debug)]
+struct OriginFacts {
+    headers: OriginHeaders,
+    /// `--public-url`, unless the request came through the proxy's tunnel.
+    public_url: Option<PublicUrl>,
+    connection_scheme: Scheme,
+    /// The URI as the client sent it.
+    uri: axum::http::Uri,
+    listen: std::net::SocketAddr,
+}
+
+impl OriginFacts {
+    fn base_url(&self) -> String {
+        base_url(
+            &self.headers,
+            Origin {
+                public_url: self.public_url.as_ref(),
+                connection_scheme: &self.connection_scheme,
+                target_authority: self.uri.authority().map(|a| a.as_str()),
+                fallback: &self.listen.to_string(),
+            },
+        )
+    }
+}
+
+/// The headers that name the origin a client addressed.
+#[derive(Debug, Default)]
+struct OriginHeaders {
+    forwarded_host: Option<HeaderValue>,
+    forwarded_proto: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+static CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+static AGS_DIAGNOSTIC: HeaderName = HeaderName::from_static("x-ms-ags-diagnostic");
+
+impl OriginHeaders {
+    fn of(headers: &HeaderMap) -> OriginHeaders {
+        OriginHeaders {
+            forwarded_host: headers.get(&X_FORWARDED_HOST).cloned(),
+            forwarded_proto: headers.get(&X_FORWARDED_PROTO).cloned(),
+            host: headers.get(header::HOST).cloned(),
+        }
+    }
 }
 
 const JSON: &str = "application/json";
@@ -67,7 +146,7 @@ fn head_over_limits(uri: &axum::http::Uri, headers: &HeaderMap) -> Option<Status
 }
 
 fn client_request_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("client-request-id")?.to_str().ok()?.trim();
+    let value = headers.get(&CLIENT_REQUEST_ID)?.to_str().ok()?.trim();
     // Echo what the client sent, within reason; a hostile value is replaced by our own id.
     (!value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())).then(|| value.to_owned())
 }
@@ -93,103 +172,139 @@ struct Origin<'a> {
 /// 3. The connection's scheme and the host the request names (`Host`, or HTTP/2's authority).
 ///
 /// A header with anything but a host and a port in it is ignored.
-fn base_url(headers: &HeaderMap, origin: Origin<'_>) -> String {
-    let usable = |name: header::HeaderName| {
-        headers
-            .get(name)
+fn base_url(headers: &OriginHeaders, origin: Origin<'_>) -> String {
+    fn usable(value: &Option<HeaderValue>) -> Option<&str> {
+        value
+            .as_ref()
             .and_then(|h| h.to_str().ok())
             .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@,\\".contains(&b)))
-    };
-    let forwarded_host = usable(header::HeaderName::from_static("x-forwarded-host"));
+    }
+    let forwarded_host = usable(&headers.forwarded_host);
     let forwarded_scheme =
-        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https" || *p == "http");
+        headers.forwarded_proto.as_ref().and_then(|h| h.to_str().ok()).filter(|p| *p == "https" || *p == "http");
     if forwarded_host.is_none()
         && forwarded_scheme.is_none()
         && let Some(public_url) = origin.public_url
     {
         return public_url.origin().to_owned();
     }
-    let host = forwarded_host.or_else(|| usable(header::HOST)).or(origin.target_authority).unwrap_or(origin.fallback);
+    let host = forwarded_host.or_else(|| usable(&headers.host)).or(origin.target_authority).unwrap_or(origin.fallback);
     let scheme = forwarded_scheme.unwrap_or(origin.connection_scheme.as_str());
     format!("{scheme}://{host}")
 }
 
-pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = Uuid::new_v4().to_string();
-    let client_request_id = client_request_id(request.headers()).unwrap_or_else(|| request_id.clone());
-    let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| o.0.clone());
-    let uri = original.as_ref().unwrap_or(request.uri());
-    let connection_scheme = request.extensions().get::<ConnectionScheme>().map_or(&Scheme::HTTP, |s| &s.0);
-    let base_url = base_url(
-        request.headers(),
-        Origin {
-            // Through the proxy, links name the Microsoft host the client asked for.
-            public_url: state
-                .config()
-                .public_url
-                .as_ref()
-                .filter(|_| request.extensions().get::<TunnelHost>().is_none()),
-            connection_scheme,
-            target_authority: uri.authority().map(|a| a.as_str()),
-            fallback: &state.config().listen.to_string(),
-        },
-    );
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let context = RequestContext(Arc::new(ContextFacts {
-        url: format!("{base_url}{path_and_query}"),
-        request_id,
-        client_request_id,
-        base_url,
-    }));
-    let over_limits = head_over_limits(uri, request.headers());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let http1 = request.version() < axum::http::Version::HTTP_2;
-    let body_deadline = request.extensions().get::<crate::serve::BodyDeadline>().cloned();
-    request.extensions_mut().insert(context.clone());
+/// What the request context learned of a request before it ran, to finish its answer with.
+pub struct Begun {
+    context: RequestContext,
+    started: Instant,
+    over_limits: Option<StatusCode>,
+    route: Option<MatchedPath>,
+    method: axum::http::Method,
+    http1: bool,
+    body_deadline: Option<crate::serve::BodyDeadline>,
+}
 
-    let mut response = match over_limits {
-        Some(status) => status.into_response(),
+/// The request context's first half: gives the request its ids and URLs (in its extensions, for
+/// the handlers) and checks its head against our ceilings.
+pub fn begin(state: &AppState, request: &mut Request) -> Begun {
+    let started = Instant::now();
+    let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| &o.0);
+    let uri = original.unwrap_or(request.uri());
+    let connection_scheme = request.extensions().get::<ConnectionScheme>().map_or(Scheme::HTTP, |s| s.0.clone());
+    // Through the proxy, links name the Microsoft host the client asked for.
+    let public_url =
+        state.config().public_url.as_ref().filter(|_| request.extensions().get::<TunnelHost>().is_none()).cloned();
+    let over_limits = head_over_limits(uri, request.headers());
+    let context = RequestContext(Arc::new(ContextFacts {
+        id: Uuid::new_v4(),
+        id_text: OnceLock::new(),
+        client_request_id: client_request_id(request.headers()),
+        origin: OriginFacts {
+            headers: OriginHeaders::of(request.headers()),
+            public_url,
+            connection_scheme,
+            uri: uri.clone(),
+            listen: state.config().listen,
+        },
+        base_url: OnceLock::new(),
+        url: OnceLock::new(),
+    }));
+    let begun = Begun {
+        context: context.clone(),
+        started,
+        over_limits,
+        route: request.extensions().get::<MatchedPath>().cloned(),
+        method: request.method().clone(),
+        http1: request.version() < axum::http::Version::HTTP_2,
+        body_deadline: request.extensions().get::<crate::serve::BodyDeadline>().cloned(),
+    };
+    request.extensions_mut().insert(context);
+    begun
+}
+
+impl Begun {
+    /// The answer to a request whose head is over our ceilings, which nothing else may read.
+    pub fn refusal(&self) -> Option<Response> {
+        self.over_limits.map(IntoResponse::into_response)
+    }
+
+    /// The request context's second half: Graph's body for an error, the `Date`, the ids and
+    /// Graph's diagnostic header, and the request's metrics.
+    pub fn finish(self, state: &AppState, mut response: Response) -> Response {
+        let context = &self.context;
+        if self.body_deadline.is_some_and(|deadline| deadline.expired()) {
+            // Whatever the handler made of its failed read, the client was too slow: say so, and
+            // close, since the rest of the body may still be on its way.
+            response = StatusCode::REQUEST_TIMEOUT.into_response();
+            if self.http1 {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+        }
+        // One reading of the Clock for the whole response, so `Date` and an error's innerError
+        // date agree.
+        let now = state.now();
+        if response.status().as_u16() >= 400 && response.extensions().get::<ForeignErrorBody>().is_none() {
+            response = render_error(context, response, now);
+        }
+        let headers = response.headers_mut();
+        // Graph's `Date` is the service's own time. dmsync's is its Clock, which the admin API can
+        // move forward, so that a client reading timestamps in a body (the sync cooldown, a token's
+        // expiry) can measure them against the server's now rather than its own. Hyper adds a
+        // wall-clock `Date` only when the response has none.
+        if let Some(date) = date_header(now) {
+            headers.insert(header::DATE, date);
+        }
+        let mut buffer = Uuid::encode_buffer();
+        if let Ok(id) = HeaderValue::from_str(context.id.hyphenated().encode_lower(&mut buffer)) {
+            let theirs = context.client_request_id.as_deref().map(HeaderValue::from_str);
+            headers.insert(REQUEST_ID.clone(), id.clone());
+            match theirs {
+                Some(Ok(theirs)) => headers.insert(CLIENT_REQUEST_ID.clone(), theirs),
+                Some(Err(_)) => None,
+                None => headers.insert(CLIENT_REQUEST_ID.clone(), id),
+            };
+        }
+        headers.insert(
+            AGS_DIAGNOSTIC.clone(),
+            HeaderValue::from_static(
+                r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"dmsync"}}"#,
+            ),
+        );
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        crate::metrics::record_request(route, &self.method, response.status(), self.started.elapsed());
+        response
+    }
+}
+
+/// The request context alone, as a middleware, for the routers that answer a refused connection
+/// (the Graph routes have it in [`crate::http::pipeline`]).
+pub async fn request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let begun = begin(&state, &mut request);
+    let response = match begun.refusal() {
+        Some(refusal) => refusal,
         None => next.run(request).await,
     };
-    if body_deadline.is_some_and(|deadline| deadline.expired()) {
-        // Whatever the handler made of its failed read, the client was too slow: say so, and
-        // close, since the rest of the body may still be on its way.
-        response = StatusCode::REQUEST_TIMEOUT.into_response();
-        if http1 {
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-    }
-    // One reading of the Clock for the whole response, so `Date` and an error's innerError
-    // date agree.
-    let now = state.now();
-    if response.status().as_u16() >= 400 && response.extensions().get::<ForeignErrorBody>().is_none() {
-        response = render_error(&context, response, now);
-    }
-    let headers = response.headers_mut();
-    // Graph's `Date` is the service's own time. dmsync's is its Clock, which the admin API can
-    // move forward, so that a client reading timestamps in a body (the sync cooldown, a token's
-    // expiry) can measure them against the server's now rather than its own. Hyper adds a
-    // wall-clock `Date` only when the response has none.
-    if let Ok(v) = HeaderValue::from_str(&http_date(now)) {
-        headers.insert(header::DATE, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&context.request_id) {
-        headers.insert("request-id", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&context.client_request_id) {
-        headers.insert("client-request-id", v);
-    }
-    headers.insert(
-        "x-ms-ags-diagnostic",
-        HeaderValue::from_static(
-            r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"dmsync"}}"#,
-        ),
-    );
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    crate::metrics::record_request(route, &method, response.status(), started.elapsed());
-    response
+    begun.finish(&state, response)
 }
 
 /// Turns any error response into Graph's body (also used by `$batch` for the answer of a request it
@@ -206,9 +321,9 @@ pub(crate) fn render_error(context: &RequestContext, response: Response, now: ti
             message: [
                 &*lead,
                 " - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - Activity ID: ",
-                &context.request_id,
+                context.request_id(),
                 " - Url: ",
-                &context.url,
+                context.url(),
             ]
             .concat(),
             custom_api_error_phrase: phrase,
@@ -226,8 +341,8 @@ pub(crate) fn render_error(context: &RequestContext, response: Response, now: ti
             inner_error: Some(InnerError {
                 // The Clock's time, like the Date header; logs are found by the request-id.
                 date: inner_error_date(now),
-                request_id: context.request_id.clone(),
-                client_request_id: context.client_request_id.clone(),
+                request_id: context.request_id().to_owned(),
+                client_request_id: context.client_request_id().to_owned(),
             }),
         },
     };
@@ -235,6 +350,23 @@ pub(crate) fn render_error(context: &RequestContext, response: Response, now: ti
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The `Date` header for `now`. It changes once a second, so each thread keeps the last one it
+/// made rather than formatting one for every response.
+fn date_header(now: time::OffsetDateTime) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    let second = now.unix_timestamp();
+    LAST.with_borrow_mut(|last| match last {
+        Some((at, value)) if *at == second => Some(value.clone()),
+        _ => {
+            let value = HeaderValue::from_str(&http_date(now)).ok()?;
+            *last = Some((second, value.clone()));
+            Some(value)
+        }
+    })
 }
 
 /// An HTTP date (RFC 9110's IMF-fixdate), as the `Date` header carries it.
@@ -256,7 +388,7 @@ mod tests {
             for (name, value) in pairs {
                 map.insert(*name, HeaderValue::from_static(value));
             }
-            map
+            OriginHeaders::of(&map)
         };
         let public = PublicUrl::parse("https://dmsync.example").unwrap();
         let origin = |public_url, connection_scheme, target_authority| Origin {

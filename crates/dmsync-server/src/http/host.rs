@@ -9,23 +9,19 @@ use std::net::IpAddr;
 use axum::extract::{OriginalUri, Request};
 use axum::http::uri::{Authority, Scheme};
 use axum::http::{HeaderMap, Uri, Version, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::proxy::TunnelHost;
 
-/// Middleware on every route: refuses a request whose `Host` is missing (HTTP/1.1), repeated or
-/// malformed, or whose absolute-form target names another host, before anything else reads it.
-/// A request that came through the proxy's tunnel to a Microsoft host must name that host, so
-/// that a tunnel opened to graph.microsoft.com cannot reach the admin API under a loopback name.
-pub async fn require_host(request: Request, next: Next) -> Response {
+/// The request pipeline's check of every request (`http::pipeline`): refuses a request whose
+/// `Host` is missing (HTTP/1.1), repeated or malformed, or whose absolute-form target names another
+/// host, before anything else reads it. A request that came through the proxy's tunnel to a
+/// Microsoft host must name that host, so that a tunnel opened to graph.microsoft.com cannot
+/// reach the admin API under a loopback name.
+pub fn require_host(request: &Request) -> Result<(), ApiError> {
     let uri = request.extensions().get::<OriginalUri>().map_or(request.uri(), |o| &o.0);
-    let authority = match addressed_authority(request.version(), uri, request.headers()) {
-        Ok(authority) => authority,
-        Err(e) => return e.into_response(),
-    };
+    let authority = addressed_authority(request.version(), uri, request.headers())?;
     if let Some(TunnelHost(tunnel)) = request.extensions().get::<TunnelHost>() {
         let same = authority.as_ref().is_some_and(|a| {
             crate::proxy::normalize_host(a.host()) == **tunnel
@@ -33,10 +29,10 @@ pub async fn require_host(request: Request, next: Next) -> Response {
         });
         if !same {
             let host = authority.map(|a| a.to_string()).unwrap_or_default();
-            return ApiError::HostMismatch { target: tunnel.to_string(), host }.into_response();
+            return Err(ApiError::HostMismatch { target: tunnel.to_string(), host });
         }
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// What the client shows as `Host` and in errors: its bytes, lossily, so a hostile value is

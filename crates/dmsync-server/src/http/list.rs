@@ -153,7 +153,7 @@ pub fn finish_page<T, F: Copy>(
         }
     }
     next.append_pair("$skiptoken", &encode_skiptoken(&cursor));
-    Some(format!("{}/{}/{set}?{}", ctx.base_url, version.segment(), next.finish()))
+    Some(format!("{}/{}/{set}?{}", ctx.base_url(), version.segment(), next.finish()))
 }
 
 /// `@odata.context` fragment of a collection, with `$select` as OData writes it.
@@ -241,7 +241,7 @@ impl<T, F: Copy, W: Serialize> Collection<T, F, W> {
     ) -> Result<ODataBody, ApiError> {
         let PageRequest { version, query, ctx, raw_query } = request;
         let (version, query, raw_query) = (*version, query, raw_query.as_deref());
-        let page = state.cached_page(tenant, &ctx.url, async || {
+        let page = state.cached_page(tenant, ctx.url(), async || {
             query.refuse_unsupported(PAGE_OPTIONS)?;
             let select = query.select.as_deref();
             check_select(select, self.properties, self.type_name)?;

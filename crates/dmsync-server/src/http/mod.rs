@@ -8,6 +8,7 @@ pub mod host;
 pub mod list;
 pub mod openapi;
 pub mod page_cache;
+pub mod pipeline;
 pub mod query;
 pub mod response;
 pub mod routing;

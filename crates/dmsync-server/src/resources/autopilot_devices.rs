@@ -370,7 +370,7 @@ async fn list_windows_autopilot_device_identities(
     uri: axum::http::Uri,
 ) -> ApiResult<ODataBody> {
     let tenant = caller.authorize(Operation::ListWindowsAutopilotDeviceIdentities)?.tenant_id();
-    let page = state.cached_page(tenant, &ctx.url, async || {
+    let page = state.cached_page(tenant, ctx.url(), async || {
         query.refuse_unsupported(list::LIST_OPTIONS)?;
         check_select(&query, version.0)?;
         let expand = device_expand(&query, version.0)?;

@@ -521,7 +521,7 @@ async fn list_windows_autopilot_deployment_profiles(
     let tenant = caller.authorize(Operation::ReadDeploymentProfiles)?.tenant_id();
     let PageRequest { version, query, ctx, .. } = &request;
     let (version, raw_query) = (*version, request.raw_query());
-    let page = state.cached_page(tenant, &ctx.url, async || {
+    let page = state.cached_page(tenant, ctx.url(), async || {
         query.refuse_unsupported(LIST_OPTIONS)?;
         let select = query.select.as_deref();
         list::check_select(select, PROPERTIES, TYPE_NAME)?;

@@ -444,7 +444,7 @@ async fn list_group_members(
     let group = group_id(&id)?;
     let (version, query, ctx) = (request.version, &request.query, &request.ctx);
     let store = state.store();
-    let page = state.cached_page(tenant, &ctx.url, async || {
+    let page = state.cached_page(tenant, ctx.url(), async || {
         query.refuse_unsupported(MEMBER_OPTIONS)?;
         let select = query.select.as_deref();
         list::check_select(select, devices::PROPERTIES, "directoryObject")?;
