@@ -461,7 +461,11 @@ fn take_in_memory(
     let mut wait: Option<Duration> = None;
     for bucket in buckets {
         let fresh = Window { tokens_left: bucket.capacity, ends: now + window };
-        let state = windows.entry(bucket.key.clone()).or_insert(fresh);
+        // Looked up before inserting, so a bucket already open costs no copy of its key.
+        let state = match windows.get_mut(bucket.key.as_str()) {
+            Some(state) => state,
+            None => windows.entry(bucket.key.clone()).or_insert(fresh),
+        };
         if now >= state.ends {
             *state = fresh;
         }
@@ -477,7 +481,7 @@ fn take_in_memory(
         return wait;
     }
     for bucket in buckets {
-        if let Some(state) = windows.get_mut(&bucket.key) {
+        if let Some(state) = windows.get_mut(bucket.key.as_str()) {
             state.tokens_left -= 1;
         }
     }
