@@ -619,6 +619,14 @@ pub trait GroupStore: Send + Sync {
         group: GroupId,
         query: &EntraDeviceQuery,
     ) -> StoreResult<Option<Vec<EntraDevice>>>;
+    /// One page of the groups the device is a direct member of (its `memberOf`), keyset-paged
+    /// by group id; `None` when the device does not exist.
+    async fn list_device_groups(
+        &self,
+        tenant: TenantId,
+        device: EntraDeviceId,
+        query: &GroupQuery,
+    ) -> StoreResult<Option<Vec<Group>>>;
     /// Adds devices to an assigned group, all or nothing: refused when one of them is not a
     /// device of the tenant, is a member already or is named twice, and for a dynamic group.
     async fn add_group_members(

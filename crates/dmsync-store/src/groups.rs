@@ -14,7 +14,7 @@ use dmsync_core::filter::{Filter, StringFunction};
 use dmsync_core::groups::{EvaluationStats, Group, GroupField, GroupQuery, MemberChange, ProcessingState};
 use dmsync_core::jobs::{JobLease, JobState, NewJob};
 use dmsync_core::membership_rule::{Rule, StringOperator, StringProperty, parse_rule};
-use dmsync_core::store::GroupStore;
+use dmsync_core::store::{EntraDeviceStore, GroupStore};
 use dmsync_core::{EntraDeviceId, GroupId, StoreError, StoreResult, TenantId};
 
 use crate::db::{Query, SqlStore, Tx};
@@ -355,6 +355,27 @@ impl GroupStore for SqlStore {
         push_page(&mut sql, self.dialect(), query, entra_device_column);
         let rows = self.read().fetch_all(sql).await?;
         rows.iter().map(entra_device_from_row).collect::<StoreResult<Vec<_>>>().map(Some)
+    }
+
+    async fn list_device_groups(
+        &self,
+        tenant: TenantId,
+        device: EntraDeviceId,
+        query: &GroupQuery,
+    ) -> StoreResult<Option<Vec<Group>>> {
+        if self.entra_device(tenant, device).await?.is_none() {
+            return Ok(None);
+        }
+        // The subquery reads the `(tenant_id, member_id)` index of `group_members`.
+        let mut sql = Query::new(
+            "SELECT * FROM groups WHERE tenant_id = $1
+                AND id IN (SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2)",
+        )
+        .bind(tenant)
+        .bind(device);
+        push_page(&mut sql, self.dialect(), query, group_column);
+        let rows = self.read().fetch_all(sql).await?;
+        rows.iter().map(group_from_row).collect::<StoreResult<Vec<_>>>().map(Some)
     }
 
     async fn add_group_members(

@@ -21,7 +21,8 @@ use dmsync_core::query::{Cursor as DeviceCursor, ListQuery, SortDirection};
 use dmsync_core::scope_tags::{RoleScopeTag, RoleScopeTagChanges, RoleScopeTagField, RoleScopeTagRefusal};
 use dmsync_core::store::Topology;
 use dmsync_core::{
-    AutopilotDeviceId, Backend, ConnectorId, DeploymentProfileId, GroupId, RoleScopeTagId, StoreError, TenantId,
+    AutopilotDeviceId, Backend, ConnectorId, DeploymentProfileId, EntraDeviceId, GroupId, RoleScopeTagId, StoreError,
+    TenantId,
 };
 use dmsync_store::testdb::TestDatabase;
 use time::{Duration, OffsetDateTime};
@@ -1892,6 +1893,45 @@ async fn assigned_members_are_added_once_and_removed(store: &dyn Backend) {
     assert!(member_names(store, A, group.id).await.is_empty(), "a deleted device leaves its groups");
 }
 
+/// A device's groups (`memberOf`) are the assigned and the dynamic groups it is a member of,
+/// keyset-paged by group id; a device of no group has none, and an unknown device (or another
+/// tenant's) has no list at all.
+async fn a_device_lists_the_groups_it_is_a_member_of(store: &dyn Backend) {
+    with_tenants(store).await;
+    let t0 = OffsetDateTime::now_utc();
+    let assigned = new_group(A, "Assigned", None);
+    let dynamic = new_group(A, "Dynamic", Some(r#"device.displayName -eq "O-1""#));
+    let other = new_group(A, "Other", None);
+    for group in [&assigned, &dynamic, &other] {
+        create_group(store, group, t0).await;
+    }
+    entra_devices(store, A, &[("O-1", ""), ("O-2", "")], t0).await;
+    let mut objects = store.list_entra_devices(A, &EntraDeviceQuery::first(10)).await.unwrap();
+    objects.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    let (o1, o2) = (objects[0].id, objects[1].id);
+    assert_eq!(store.add_group_members(A, assigned.id, &[o1], t0).await.unwrap(), MemberChange::Done);
+    evaluate(store, A, t0).await;
+
+    let groups = store.list_device_groups(A, o1, &GroupQuery::first(10)).await.unwrap().unwrap();
+    let mut names: Vec<&str> = groups.iter().map(|g| g.display_name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["Assigned", "Dynamic"]);
+    assert!(groups[0].id < groups[1].id, "keyset order");
+    assert_eq!(store.list_device_groups(A, o2, &GroupQuery::first(10)).await.unwrap(), Some(vec![]));
+
+    let first = store.list_device_groups(A, o1, &GroupQuery::first(1)).await.unwrap().unwrap();
+    assert_eq!(first.len(), 1);
+    let after = DeviceCursor { sort_value: None, id: first[0].id.into() };
+    let query = GroupQuery { after: Some(after), ..GroupQuery::first(10) };
+    let rest = store.list_device_groups(A, o1, &query).await.unwrap().unwrap();
+    assert_eq!(rest.iter().map(|g| g.id).collect::<Vec<_>>(), [groups[1].id]);
+
+    assert_eq!(store.list_device_groups(A, EntraDeviceId::new(), &GroupQuery::first(10)).await.unwrap(), None);
+    assert_eq!(store.list_device_groups(B, o1, &GroupQuery::first(10)).await.unwrap(), None, "A's device");
+    assert!(store.delete_entra_device(A, o1).await.unwrap());
+    assert_eq!(store.list_device_groups(A, o1, &GroupQuery::first(10)).await.unwrap(), None, "deleted");
+}
+
 /// The rules Autopilot admins write select the devices Entra would, ignoring case, with -not,
 /// parentheses and -any; an evaluation follows group tag changes, and leaves paused groups be.
 async fn dynamic_rules_select_devices_as_entra_does(store: &dyn Backend) {
@@ -2320,6 +2360,7 @@ macro_rules! all_tests {
                 profile_assignments_keep_the_tenant_rules,
                 groups_are_created_filtered_replaced_and_deleted,
                 assigned_members_are_added_once_and_removed,
+                a_device_lists_the_groups_it_is_a_member_of,
                 bound_members_are_added_all_or_nothing,
                 dynamic_rules_select_devices_as_entra_does,
                 a_dynamic_group_evaluates_a_large_set,

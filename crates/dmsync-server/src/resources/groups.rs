@@ -1,9 +1,9 @@
 //! `groups` (v1.0 and beta): Entra security groups, assigned or dynamic, and their device
 //! members. List (with `$filter` on `id`, `displayName` and `mailNickname`, and Entra's
 //! advanced queries, as `devices` has them), get, create, update and delete; `members` (list),
-//! `members/$ref` (add) and `members/{id}/$ref` (remove). A dynamic group's members are its
-//! rule's, written by the membership evaluation after `--group-processing-delay`
-//! ([`crate::membership`]).
+//! `members/$ref` (add) and `members/{id}/$ref` (remove); and a device's `memberOf` (its
+//! groups). A dynamic group's members are its rule's, written by the membership evaluation
+//! after `--group-processing-delay` ([`crate::membership`]).
 
 use std::borrow::Cow;
 
@@ -118,6 +118,14 @@ pub fn routes() -> Vec<GraphRoute> {
             vec![Endpoint::get(
                 list_group_members,
                 OperationDoc::new("listGroupMembers", Answer::Page(schema::<Device>)).query(MEMBER_OPTIONS),
+            )],
+        ),
+        GraphRoute::new(
+            BOTH,
+            "devices/{id}/memberOf",
+            vec![Endpoint::get(
+                list_device_member_of,
+                OperationDoc::new("listDeviceMemberOf", Answer::Page(schema::<WireGroup>)).query(MEMBER_OPTIONS),
             )],
         ),
         GraphRoute::new(
@@ -458,6 +466,40 @@ async fn list_group_members(
         let mut body = PageWriter::new(&context, None, next.as_deref());
         for item in &items {
             body.push(&devices::to_wire(item), Select::new(select), &[("@odata.type", "\"#microsoft.graph.device\"")])?;
+        }
+        Ok(ODataBody::ok(body.finish()))
+    });
+    page.await
+}
+
+/// List a device's memberships (`memberOf`): the groups the device is a direct member of, each
+/// a `directoryObject` typed `#microsoft.graph.group`, keyset-paged by group id. An id that
+/// names no device of the tenant is the 404 of `GET /devices/{id}`.
+/// https://learn.microsoft.com/graph/api/device-list-memberof
+async fn list_device_member_of(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: PageRequest,
+    Path(id): Path<String>,
+) -> ApiResult<ODataBody> {
+    let tenant = caller.authorize(Operation::ReadDevices)?.tenant_id();
+    let device: EntraDeviceId = id.parse().map_err(|_| not_found(&id))?;
+    let (version, query, ctx) = (request.version, &request.query, &request.ctx);
+    let store = state.store();
+    let page = state.cached_page(tenant, ctx.url(), async || {
+        query.refuse_unsupported(MEMBER_OPTIONS)?;
+        let select = query.select.as_deref();
+        list::check_select(select, PROPERTIES, "directoryObject")?;
+        let page = list::page_query(query, field)?;
+        let mut items = store.list_device_groups(tenant, device, &page).await?.ok_or_else(|| not_found(&id))?;
+        let set = format!("devices/{device}/memberOf");
+        let next = list::finish_page(&mut items, &page, ctx, version, &set, request.raw_query(), |item, field| {
+            (item.id.into(), field.map(|f| sort_value(item, f)))
+        });
+        let context = context_url(version, "directoryObjects");
+        let mut body = PageWriter::new(&context, None, next.as_deref());
+        for item in &items {
+            body.push(&to_wire(item), Select::new(select), &[("@odata.type", "\"#microsoft.graph.group\"")])?;
         }
         Ok(ODataBody::ok(body.finish()))
     });

@@ -474,3 +474,68 @@ async fn groups_take_the_group_and_directory_permissions() {
     assert_eq!(send_with(&app, Method::DELETE, &path, &directory, false, None).await.0, StatusCode::NO_CONTENT);
     app.stop().await;
 }
+
+/// A device's `memberOf`: the assigned and the dynamic groups it is a member of, each rendered
+/// as `GET /groups/{id}` renders it and typed `#microsoft.graph.group`, paged by an absolute
+/// nextLink; a device of no group has an empty page, and an unknown device is the 404 of
+/// `GET /devices/{id}`.
+#[tokio::test]
+async fn a_device_lists_its_groups_as_member_of() {
+    let app = synced_app(&["G-1", "G-2"]).await;
+    let token = app.app_token().await;
+    let (member, lonely) = (object_id(&app, &token, "G-1").await, object_id(&app, &token, "G-2").await);
+    let assigned = create(&app, &token, "v1.0", security_group("Assigned devices")).await;
+    let assigned_id = assigned["id"].as_str().unwrap().to_owned();
+    let refs = format!("/v1.0/groups/{assigned_id}/members/$ref");
+    let reference = json!({ "@odata.id": format!("directoryObjects/{member}") });
+    assert_eq!(send_with(&app, Method::POST, &refs, &token, false, Some(reference)).await.0, StatusCode::NO_CONTENT);
+    let dynamic =
+        create(&app, &token, "beta", dynamic_group("Dynamic devices", r#"device.displayName -eq "G-1""#)).await;
+    let dynamic_id = dynamic["id"].as_str().unwrap().to_owned();
+    app.admin.advance_clock(300.0).await.unwrap();
+    wait_for_members(&app, &token, &dynamic_id, &["G-1"]).await;
+
+    let page = app.get_json(&format!("/v1.0/devices/{member}/memberOf"), Some(&token)).await;
+    assert_eq!(page["@odata.context"], "https://graph.microsoft.com/v1.0/$metadata#directoryObjects");
+    let groups = page["value"].as_array().unwrap();
+    let mut names: Vec<&str> = groups.iter().map(|g| g["displayName"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["Assigned devices", "Dynamic devices"]);
+    for group in groups {
+        assert_eq!(group["@odata.type"], "#microsoft.graph.group", "{group}");
+        let id = group["id"].as_str().unwrap();
+        let mut alone = app.get_json(&format!("/v1.0/groups/{id}"), Some(&token)).await;
+        alone.as_object_mut().unwrap().remove("@odata.context");
+        alone["@odata.type"] = json!("#microsoft.graph.group");
+        assert_eq!(group, &alone, "the group as GET /groups/{{id}} renders it");
+    }
+    let selected = app.get_json(&format!("/beta/devices/{member}/memberOf?$select=displayName"), Some(&token)).await;
+    assert_eq!(selected["value"][0].as_object().unwrap().len(), 3, "{selected}");
+
+    // Paging with $top=1: the nextLink is absolute and leads to the other group.
+    let first = app.get_json(&format!("/beta/devices/{member}/memberOf?$top=1"), Some(&token)).await;
+    assert_eq!(first["value"].as_array().unwrap().len(), 1);
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    assert!(next.starts_with(&format!("{}/beta/devices/{member}/memberOf?", app.base_url)), "{next}");
+    let rest = app.get_json(next.strip_prefix(&app.base_url).unwrap(), Some(&token)).await;
+    assert_eq!(rest["value"].as_array().unwrap().len(), 1);
+    assert_ne!(rest["value"][0]["id"], first["value"][0]["id"]);
+    assert!(rest.get("@odata.nextLink").is_none(), "{rest}");
+
+    let empty = app.get_json(&format!("/v1.0/devices/{lonely}/memberOf"), Some(&token)).await;
+    assert_eq!(empty["value"], json!([]));
+    assert!(empty.get("@odata.nextLink").is_none());
+
+    let unknown = uuid::Uuid::new_v4();
+    let (status, body) =
+        send_with(&app, Method::GET, &format!("/v1.0/devices/{unknown}/memberOf"), &token, false, None).await;
+    let (device_status, device_body) =
+        send_with(&app, Method::GET, &format!("/v1.0/devices/{unknown}"), &token, false, None).await;
+    assert_eq!((status, device_status), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+    assert_eq!(
+        (&body["error"]["code"], &body["error"]["message"]),
+        (&device_body["error"]["code"], &device_body["error"]["message"])
+    );
+    app.stop().await;
+}
