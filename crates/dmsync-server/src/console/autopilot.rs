@@ -10,6 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use dmsync_core::TenantId;
+use dmsync_core::groups::DYNAMIC_MEMBERSHIP;
 
 use super::client::{As, Failed, Origin};
 use super::layout::{self, Notice, Section, Shell, tenant_path};
@@ -350,6 +351,63 @@ struct EntraPage {
     value: Vec<EntraDevice>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GroupEntry {
+    display_name: String,
+    group_types: Vec<String>,
+}
+
+/// A page of `devices/{id}/memberOf`: the device's groups.
+#[derive(Deserialize)]
+struct GroupPage {
+    value: Vec<GroupEntry>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+/// The most groups the detail page asks for, Graph's largest page.
+const GROUPS_SHOWN: usize = 999;
+
+/// The device's groups, or why they cannot be shown.
+fn device_groups(groups: Option<&Result<GroupPage, Failed>>) -> Markup {
+    html! {
+        div id="device-groups" {
+            @match groups {
+                None => p class="hint" { "A device's groups are those of its Entra device object, which it does not have yet." },
+                Some(Err(failed)) => div class="notice error" role="alert" { (failed.sentence()) },
+                Some(Ok(page)) if page.value.is_empty() => (layout::empty(
+                    "This device is in no group.",
+                    html! { "GET /devices/{id}/memberOf answered none: add it to an assigned group, or write a dynamic group's rule that selects it." },
+                )),
+                Some(Ok(page)) => {
+                    div class="scroll" {
+                        table class="data" {
+                            thead { tr {
+                                th scope="col" { "Group" }
+                                th scope="col" { "Membership" }
+                            } }
+                            tbody {
+                                @for group in &page.value {
+                                    tr {
+                                        td { (group.display_name) }
+                                        td {
+                                            @if group.group_types.iter().any(|t| t == DYNAMIC_MEMBERSHIP) { "Dynamic" } @else { "Assigned" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if page.next_link.is_some() {
+                        p class="hint" { "The first " (GROUPS_SHOWN) " groups are shown; the device is in more." }
+                    }
+                },
+            }
+        }
+    }
+}
+
 fn prop(name: &str, value: &str) -> Markup {
     html! {
         dt { (name) }
@@ -382,6 +440,18 @@ pub async fn show_device(
                 .append_pair("$filter", &format!("deviceId eq '{device_id}'"))
                 .finish();
             Some(calls.graph_get(nav.id, &format!("/v1.0/devices?{filter}")).await)
+        }
+        None => None,
+    };
+    // The groups of the one Entra object that has this device id (its object `id`).
+    let object_id = match &entra {
+        Some(Ok(page)) => page.value.first().map(|object| object.id.clone()),
+        _ => None,
+    };
+    let groups: Option<Result<GroupPage, Failed>> = match object_id {
+        Some(object) => {
+            let path = format!("/v1.0/devices/{object}/memberOf?$top={GROUPS_SHOWN}&$select=id,displayName,groupTypes");
+            Some(calls.graph_get(nav.id, &path).await)
         }
         None => None,
     };
@@ -433,10 +503,7 @@ pub async fn show_device(
                 },
             }
             h3 { "Groups" }
-            p class="hint" id="device-groups" {
-                "dmsync has no memberOf route for devices (GET /devices/{id}/memberOf), so the console cannot list "
-                "this device's groups; a group's members are at GET /groups/{id}/members."
-            }
+            (device_groups(groups.as_ref()))
         }
     };
     let title = format!("Device {}", device.serial_number);

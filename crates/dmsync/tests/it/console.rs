@@ -430,3 +430,36 @@ async fn the_device_list_filters_by_serial_and_group_tag_and_pages_by_skiptoken(
     let none = get("devices?groupTag=Nobody".into()).await;
     assert!(none.contains("No device matches these filters."), "{none}");
 }
+
+/// The device detail page lists the device's groups from `devices/{id}/memberOf`, with their
+/// kind, and says so when the device is in none.
+#[tokio::test]
+async fn the_device_page_lists_the_devices_groups() {
+    let app = synced_app(&["GRP-1", "GRP-2"]).await;
+    let (cookie, _) = signed_in(&app).await;
+    let token = app.app_token().await;
+    let identities = app.get_json("/beta/deviceManagement/windowsAutopilotDeviceIdentities", Some(&token)).await;
+    let autopilot_id = |serial: &str| {
+        let found = identities["value"].as_array().unwrap().iter().find(|d| d["serialNumber"] == serial).unwrap();
+        found["id"].as_str().unwrap().to_owned()
+    };
+    let entra = app.get_json("/v1.0/devices?$filter=displayName eq 'GRP-1'", Some(&token)).await;
+    let object = entra["value"][0]["id"].as_str().unwrap().to_owned();
+    let group = serde_json::json!({
+        "displayName": "Kiosk devices", "mailEnabled": false, "mailNickname": "kiosk", "securityEnabled": true,
+        "members@odata.bind": [format!("https://graph.microsoft.com/v1.0/directoryObjects/{object}")],
+    });
+    let (status, created) = send_with(&app, reqwest::Method::POST, "/v1.0/groups", &token, false, Some(group)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let get = |serial: &str| {
+        let url = autopilot_page(&app, &format!("devices/{}", autopilot_id(serial)));
+        let cookie = cookie.clone();
+        async move { browser().get(url).header(COOKIE, cookie).send().await.unwrap().text().await.unwrap() }
+    };
+    let page = get("GRP-1").await;
+    let groups = &page[page.find("id=\"device-groups\"").expect("the groups")..];
+    assert!(groups.contains("Kiosk devices") && groups.contains("Assigned"), "{groups}");
+    let page = get("GRP-2").await;
+    assert!(page.contains("This device is in no group."), "{page}");
+}
