@@ -277,25 +277,39 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Cancels the token on SIGINT or SIGTERM.
-async fn wait_for_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Cancels the token on SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the returned future first runs: a script that sends SIGTERM as soon as it reads the
+/// banner must find them in place, or the signal's default action kills the process instead of
+/// draining it.
+fn stop_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok())
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+    async move {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(interrupt) => tracing::info!("SIGINT received; shutting down"),
+                _ = next(terminate) => tracing::info!("SIGTERM received; shutting down"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C received; shutting down");
+        }
+        shutdown.cancel();
     }
-    shutdown.cancel();
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -419,7 +433,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => banner,
     };
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(stop_on_signal(shutdown.clone()));
     let Some((seed, local)) = seeding else {
         print_banner(&banner);
         tracing::info!(url = %url, "listening");
