@@ -463,3 +463,38 @@ async fn the_device_page_lists_the_devices_groups() {
     let page = get("GRP-2").await;
     assert!(page.contains("This device is in no group."), "{page}");
 }
+
+#[tokio::test]
+async fn an_upload_past_the_size_bound_is_refused_and_the_server_keeps_serving() {
+    let app = spawn_app().await;
+    let (cookie, token) = signed_in(&app).await;
+    // Just past the CSV bound: the page says why and nothing is imported.
+    let just_over = vec![b'a'; 8 * 1024 * 1024 + 1];
+    let refused = browser()
+        .post(autopilot_page(&app, "import"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &token)
+        .header("content-type", "text/csv")
+        .body(just_over)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("larger than 8 MiB"));
+    // Far past it: the body limit answers before the body is read whole.
+    let far_over = vec![b'a'; 16 * 1024 * 1024];
+    let cut = browser()
+        .post(autopilot_page(&app, "import"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &token)
+        .header("content-type", "text/csv")
+        .body(far_over)
+        .send()
+        .await;
+    if let Ok(cut) = cut {
+        assert_eq!(cut.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    assert_eq!(imported_count(&app).await, 0);
+    let page = browser().get(autopilot_page(&app, "devices")).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+}
