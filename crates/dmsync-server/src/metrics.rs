@@ -1,7 +1,6 @@
 //! Prometheus metrics. The recorder is process-global (the `metrics` facade allows one), so
 //! several servers in one test process share it; every name carries the `dmsync_` prefix.
 
-use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ struct RouteHandles {
 
 /// Handles by route template. Routes are a fixed set (plus "unmatched"), and methods outside
 /// HTTP's own are counted as "other", so this stays small whatever clients send.
-static ROUTES: OnceLock<RwLock<HashMap<Box<str>, RouteHandles>>> = OnceLock::new();
+static ROUTES: OnceLock<RwLock<foldhash::HashMap<Box<str>, RouteHandles>>> = OnceLock::new();
 
 fn method_label(method: &Method) -> &'static str {
     match *method {

@@ -16,7 +16,6 @@
 //! With PostgreSQL other replicas write the same rows, and nothing here would hear of it, so the
 //! cache is off and every read goes to the database (see docs/DEPLOYMENT.md).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,7 +34,7 @@ pub struct SettingsCache {
 
 #[derive(Default)]
 struct Tenants {
-    entries: HashMap<TenantId, Entry>,
+    entries: foldhash::HashMap<TenantId, Entry>,
     /// Resets and restores (which write every tenant's row) that have started and not ended.
     resets_in_flight: u32,
     /// Moves on at the start and at the end of every reset, as an entry's generation does for

@@ -12,7 +12,8 @@
 //! The buckets live in memory on a single-node server (SQLite), and in the database where
 //! replicas share it (PostgreSQL), taken in one round trip per request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::io::Read;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -22,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 
 use dmsync_core::TenantId;
 use dmsync_core::store::{ThrottleBucket, ThrottleStore};
+use foldhash::HashMap as FastMap;
 
 use crate::control::RequestIdentity;
 use crate::error::ApiError;
@@ -66,16 +68,16 @@ impl Family {
     /// The family a Graph path belongs to: `/{version}/deviceManagement/{collection}…`, the
     /// collection's name compared as Graph compares segments (without regard to case).
     pub fn of_path(path: &str) -> Option<Family> {
-        let mut segments = path.trim_start_matches('/').split('/');
-        let version = segments.next()?;
-        if !(version.eq_ignore_ascii_case("beta") || version.eq_ignore_ascii_case("v1.0")) {
-            return None;
+        // Prefixes compared by length first, since every request asks: most paths are not
+        // Intune's, and those that are share a prefix of known length.
+        fn strip_prefix_ignoring_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+            let head = text.as_bytes().get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix.as_bytes()).then(|| &text[prefix.len()..])
         }
-        if !segments.next()?.eq_ignore_ascii_case("deviceManagement") {
-            return None;
-        }
-        let collection = segments.next()?;
-        let collection = collection.split('(').next().unwrap_or(collection);
+        let path = path.trim_start_matches('/');
+        let rest = strip_prefix_ignoring_case(path, "beta/").or_else(|| strip_prefix_ignoring_case(path, "v1.0/"))?;
+        let rest = strip_prefix_ignoring_case(rest, "deviceManagement/")?;
+        let collection = &rest[..rest.find(['/', '(']).unwrap_or(rest.len())];
         const ENROLLMENT: [&str; 6] = [
             "windowsAutopilotSettings",
             "windowsAutopilotDeviceIdentities",
@@ -345,9 +347,151 @@ struct Window {
     ends: OffsetDateTime,
 }
 
+impl Window {
+    /// Starts a new window when this one has ended, and applies a lowered limit to it.
+    fn refresh(&mut self, capacity: u32, window: Duration, now: OffsetDateTime) {
+        if now >= self.ends {
+            *self = Window { tokens_left: capacity, ends: now + window };
+        }
+        self.tokens_left = self.tokens_left.min(capacity);
+    }
+}
+
+/// What a bucket counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Requests,
+    Writes,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Requests => "requests",
+            Kind::Writes => "writes",
+        }
+    }
+}
+
+/// The tenant-wide part of a bucket's identity: one family's writes or requests of one tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Scope {
+    family: Family,
+    kind: Kind,
+    tenant: TenantId,
+}
+
+/// One bucket a request takes a token from: the tenant's, or with `app` the application's
+/// within the tenant.
+#[derive(Clone, Copy, Debug)]
+struct Bucket<'a> {
+    scope: Scope,
+    app: Option<&'a str>,
+    capacity: u32,
+}
+
+impl Bucket<'_> {
+    /// The bucket's key in the shared store.
+    fn key(&self) -> String {
+        let Scope { family, kind, tenant } = self.scope;
+        let (family, kind) = (family.name(), kind.name());
+        match self.app {
+            Some(app) => format!("{family}/{kind}/{tenant}/{app}"),
+            None => format!("{family}/{kind}/{tenant}"),
+        }
+    }
+}
+
+/// The buckets a request takes a token from: at most four (requests and writes, the tenant's
+/// and the application's), so they live on the stack. A write counts as a request of any kind too.
+struct RequestBuckets<'a>([Option<Bucket<'a>>; 4]);
+
+impl<'a> RequestBuckets<'a> {
+    fn of(family: Family, limits: &FamilyLimits, tenant: TenantId, app: Option<&'a str>, write: bool) -> Self {
+        let bucket = |kind, app, capacity| Bucket { scope: Scope { family, kind, tenant }, app, capacity };
+        let requests = Some(bucket(Kind::Requests, None, limits.tenant_requests));
+        let app_requests = app.map(|app| bucket(Kind::Requests, Some(app), limits.app_requests));
+        let (writes, app_writes) = if write {
+            (
+                Some(bucket(Kind::Writes, None, limits.tenant_writes)),
+                app.map(|app| bucket(Kind::Writes, Some(app), limits.app_writes)),
+            )
+        } else {
+            (None, None)
+        };
+        RequestBuckets([requests, app_requests, writes, app_writes])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Bucket<'a>> {
+        self.0.iter().flatten()
+    }
+
+    /// The buckets as the shared store takes them: by key, in key order (the order it locks
+    /// them in, so two replicas never wait on each other's locks).
+    fn for_store(&self) -> Vec<ThrottleBucket> {
+        let mut buckets: Vec<ThrottleBucket> =
+            self.iter().map(|b| ThrottleBucket { key: b.key(), capacity: b.capacity }).collect();
+        buckets.sort_by(|a, b| a.key.cmp(&b.key));
+        buckets
+    }
+}
+
+/// The in-memory buckets' windows. A tenant's buckets are keyed by a small copyable key and an
+/// application's by that key and the application's id, looked up by reference, so that taking
+/// a token formats, copies and allocates nothing once the bucket exists. The maps hash with
+/// foldhash rather than SipHash: their keys come from verified tokens, not from what a client
+/// may choose, and SipHash was most of what a throttled request's check cost.
+#[derive(Default)]
+struct MemoryWindows {
+    tenants: FastMap<Scope, Window>,
+    apps: FastMap<Scope, FastMap<Box<str>, Window>>,
+    /// Windows in both maps, counted as they are opened, so that pruning is decided without a walk.
+    len: usize,
+}
+
+impl MemoryWindows {
+    /// The bucket's window, opened as `fresh` if the bucket has none.
+    fn open(&mut self, bucket: &Bucket<'_>, fresh: Window) -> &mut Window {
+        let (window, opened) = match bucket.app {
+            None => match self.tenants.entry(bucket.scope) {
+                Entry::Occupied(entry) => (entry.into_mut(), false),
+                Entry::Vacant(entry) => (entry.insert(fresh), true),
+            },
+            Some(app) => {
+                let apps = self.apps.entry(bucket.scope).or_default();
+                // Looked up before inserting, so a bucket already open costs no copy of its key.
+                if apps.contains_key(app) {
+                    (apps.get_mut(app).expect("just found"), false)
+                } else {
+                    (apps.entry(app.into()).or_insert(fresh), true)
+                }
+            }
+        };
+        self.len += usize::from(opened);
+        window
+    }
+
+    fn get_mut(&mut self, bucket: &Bucket<'_>) -> Option<&mut Window> {
+        match bucket.app {
+            None => self.tenants.get_mut(&bucket.scope),
+            Some(app) => self.apps.get_mut(&bucket.scope)?.get_mut(app),
+        }
+    }
+
+    /// Drops the windows that have ended (a bucket without one is full).
+    fn prune(&mut self, now: OffsetDateTime) {
+        self.tenants.retain(|_, w| now < w.ends);
+        self.apps.retain(|_, apps| {
+            apps.retain(|_, w| now < w.ends);
+            !apps.is_empty()
+        });
+        self.len = self.tenants.len() + self.apps.values().map(FastMap::len).sum::<usize>();
+    }
+}
+
 /// Where the buckets are.
 enum Buckets {
-    Memory(Mutex<HashMap<String, Window>>),
+    Memory(Mutex<MemoryWindows>),
     Shared(Arc<dyn ThrottleStore>),
 }
 
@@ -360,7 +504,7 @@ pub struct Throttle {
 impl Throttle {
     /// A throttle keeping its buckets in memory (one process owns the database).
     pub fn in_memory(setting: ThrottlingSetting) -> Throttle {
-        Throttle::with_buckets(setting, Buckets::Memory(Mutex::new(HashMap::new())))
+        Throttle::with_buckets(setting, Buckets::Memory(Mutex::new(MemoryWindows::default())))
     }
 
     /// A throttle whose buckets are in `store`, shared by every replica on it.
@@ -400,14 +544,14 @@ impl Throttle {
         let Some(family) = Family::of_path(path) else { return Ok(()) };
         let app = identity.app.as_deref();
         let limits = document.resolve(family, tenant, app);
-        let buckets = buckets_for(family, &limits, tenant, app, is_write(method));
+        let buckets = RequestBuckets::of(family, &limits, tenant, app, is_write(method));
         let window = Duration::seconds(i64::from(limits.window_seconds));
         let wait = match &self.buckets {
             Buckets::Memory(windows) => {
                 let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
                 take_in_memory(&mut windows, &buckets, window, now)
             }
-            Buckets::Shared(store) => store.take_throttle_tokens(&buckets, window, now).await?,
+            Buckets::Shared(store) => store.take_throttle_tokens(&buckets.for_store(), window, now).await?,
         };
         match wait {
             None => Ok(()),
@@ -421,55 +565,21 @@ fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The buckets a request takes a token from, in key order (the order the shared store locks
-/// them in). A write counts as a request of any kind too.
-fn buckets_for(
-    family: Family,
-    limits: &FamilyLimits,
-    tenant: TenantId,
-    app: Option<&str>,
-    write: bool,
-) -> Vec<ThrottleBucket> {
-    let family = family.name();
-    let mut buckets =
-        vec![ThrottleBucket { key: format!("{family}/requests/{tenant}"), capacity: limits.tenant_requests }];
-    if let Some(app) = app {
-        buckets
-            .push(ThrottleBucket { key: format!("{family}/requests/{tenant}/{app}"), capacity: limits.app_requests });
-    }
-    if write {
-        buckets.push(ThrottleBucket { key: format!("{family}/writes/{tenant}"), capacity: limits.tenant_writes });
-        if let Some(app) = app {
-            buckets
-                .push(ThrottleBucket { key: format!("{family}/writes/{tenant}/{app}"), capacity: limits.app_writes });
-        }
-    }
-    buckets.sort_by(|a, b| a.key.cmp(&b.key));
-    buckets
-}
-
 /// The in-memory twin of the shared store's take: every bucket or none.
 fn take_in_memory(
-    windows: &mut HashMap<String, Window>,
-    buckets: &[ThrottleBucket],
+    windows: &mut MemoryWindows,
+    buckets: &RequestBuckets<'_>,
     window: Duration,
     now: OffsetDateTime,
 ) -> Option<Duration> {
-    if windows.len() > PRUNE_ABOVE {
-        windows.retain(|_, w| now < w.ends);
+    if windows.len > PRUNE_ABOVE {
+        windows.prune(now);
     }
     let mut wait: Option<Duration> = None;
-    for bucket in buckets {
+    for bucket in buckets.iter() {
         let fresh = Window { tokens_left: bucket.capacity, ends: now + window };
-        // Looked up before inserting, so a bucket already open costs no copy of its key.
-        let state = match windows.get_mut(bucket.key.as_str()) {
-            Some(state) => state,
-            None => windows.entry(bucket.key.clone()).or_insert(fresh),
-        };
-        if now >= state.ends {
-            *state = fresh;
-        }
-        state.tokens_left = state.tokens_left.min(bucket.capacity);
+        let state = windows.open(bucket, fresh);
+        state.refresh(bucket.capacity, window, now);
         if state.tokens_left == 0 {
             // A request that read the Clock just before another started the window waits no
             // longer than a window.
@@ -480,8 +590,8 @@ fn take_in_memory(
     if wait.is_some() {
         return wait;
     }
-    for bucket in buckets {
-        if let Some(state) = windows.get_mut(bucket.key.as_str()) {
+    for bucket in buckets.iter() {
+        if let Some(state) = windows.get_mut(bucket) {
             state.tokens_left -= 1;
         }
     }
@@ -517,10 +627,18 @@ mod tests {
         assert_eq!(Family::of_path("/_dmsync/throttling"), None);
     }
 
+    fn buckets(list: &[(Kind, Option<&'static str>, u32)]) -> RequestBuckets<'static> {
+        let mut all = [None; 4];
+        for (slot, &(kind, app, capacity)) in all.iter_mut().zip(list) {
+            *slot = Some(Bucket { scope: Scope { family: Family::Enrollment, kind, tenant: T }, app, capacity });
+        }
+        RequestBuckets(all)
+    }
+
     #[test]
     fn a_window_holds_exactly_its_limit_and_refills_when_it_ends() {
-        let mut windows = HashMap::new();
-        let buckets = [ThrottleBucket { key: "k".into(), capacity: 3 }];
+        let mut windows = MemoryWindows::default();
+        let buckets = buckets(&[(Kind::Requests, None, 3)]);
         let start = OffsetDateTime::UNIX_EPOCH;
         let window = Duration::seconds(20);
         for i in 0..3 {
@@ -534,16 +652,66 @@ mod tests {
 
     #[test]
     fn a_refusal_by_one_bucket_takes_from_none() {
-        let mut windows = HashMap::new();
-        let small = ThrottleBucket { key: "app".into(), capacity: 1 };
-        let large = ThrottleBucket { key: "tenant".into(), capacity: 5 };
+        let mut windows = MemoryWindows::default();
+        let both = buckets(&[(Kind::Requests, None, 5), (Kind::Requests, Some("app"), 1)]);
+        let tenant = buckets(&[(Kind::Requests, None, 5)]);
         let now = OffsetDateTime::UNIX_EPOCH;
         let window = Duration::seconds(20);
-        assert_eq!(take_in_memory(&mut windows, &[small.clone(), large.clone()], window, now), None);
-        assert!(take_in_memory(&mut windows, &[small, large.clone()], window, now).is_some());
+        assert_eq!(take_in_memory(&mut windows, &both, window, now), None);
+        assert!(take_in_memory(&mut windows, &both, window, now).is_some());
         for _ in 0..4 {
-            assert_eq!(take_in_memory(&mut windows, std::slice::from_ref(&large), window, now), None);
+            assert_eq!(take_in_memory(&mut windows, &tenant, window, now), None);
         }
+        assert!(take_in_memory(&mut windows, &tenant, window, now).is_some());
+    }
+
+    #[test]
+    fn applications_of_a_tenant_have_buckets_of_their_own() {
+        let mut windows = MemoryWindows::default();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let window = Duration::seconds(20);
+        let first = buckets(&[(Kind::Requests, Some("app-1"), 1)]);
+        let second = buckets(&[(Kind::Requests, Some("app-2"), 1)]);
+        assert_eq!(take_in_memory(&mut windows, &first, window, now), None);
+        assert_eq!(take_in_memory(&mut windows, &second, window, now), None);
+        assert!(take_in_memory(&mut windows, &first, window, now).is_some());
+        assert_eq!(windows.len, 2);
+    }
+
+    #[test]
+    fn ended_windows_are_pruned_past_the_bound() {
+        let mut windows = MemoryWindows::default();
+        let window = Duration::seconds(20);
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let apps: Vec<String> = (0..=PRUNE_ABOVE).map(|i| format!("app-{i}")).collect();
+        for app in &apps {
+            let one =
+                RequestBuckets::of(Family::Devices, &FamilyLimits::documented(Family::Devices), T, Some(app), false);
+            assert_eq!(take_in_memory(&mut windows, &one, window, start), None);
+        }
+        assert_eq!(windows.len, PRUNE_ABOVE + 2);
+        let later = buckets(&[(Kind::Requests, None, 1)]);
+        assert_eq!(take_in_memory(&mut windows, &later, window, start + window), None);
+        assert_eq!(windows.len, 1);
+    }
+
+    #[test]
+    fn the_shared_store_gets_the_buckets_by_key_in_key_order() {
+        let limits = FamilyLimits::documented(Family::Enrollment);
+        let write = RequestBuckets::of(Family::Enrollment, &limits, T, Some("app-1"), true);
+        let keys: Vec<(String, u32)> = write.for_store().into_iter().map(|b| (b.key, b.capacity)).collect();
+        let t = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+        assert_eq!(
+            keys,
+            [
+                (format!("enrollment/requests/{t}"), 2_000),
+                (format!("enrollment/requests/{t}/app-1"), 1_000),
+                (format!("enrollment/writes/{t}"), 200),
+                (format!("enrollment/writes/{t}/app-1"), 100),
+            ]
+        );
+        let read = RequestBuckets::of(Family::Devices, &limits, T, None, false);
+        assert_eq!(read.for_store().len(), 1);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! table tells, for a path nothing matched, which segment Graph would call unknown.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -68,10 +67,12 @@ pub struct RouteTable {
     patterns: Vec<(ApiVersion, Vec<&'static str>)>,
     /// Every method of every path, with its description, in the order the routes were given.
     operations: Vec<(ApiVersion, &'static str, Method, OperationDoc)>,
-    /// Lower-cased literal segment → its canonical spelling.
-    canonical: HashMap<String, &'static str>,
+    /// Lower-cased literal segment → its canonical spelling. Both maps hash with foldhash: a
+    /// client's segments are only looked up in them, never inserted, and every request's path
+    /// is looked up segment by segment.
+    canonical: foldhash::HashMap<String, &'static str>,
     /// The canonical spellings themselves, which need no lower-casing to be recognised.
-    spellings: HashSet<&'static str>,
+    spellings: foldhash::HashSet<&'static str>,
 }
 
 const ACTION_NAMESPACE: &str = "microsoft.graph.";
