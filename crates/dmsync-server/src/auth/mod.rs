@@ -48,7 +48,7 @@ pub fn v1_issuer(tenant: TenantId) -> String {
 pub struct KnownTenants {
     store: Arc<dyn Store>,
     ttl: Option<std::time::Duration>,
-    known: std::sync::RwLock<std::collections::HashMap<TenantId, std::time::Instant>>,
+    known: std::sync::RwLock<foldhash::HashMap<TenantId, std::time::Instant>>,
     /// Moves on with every `forget_all`, so that a lookup that overlapped one does not bring
     /// back a tenant it may have seen before the reset.
     generation: std::sync::atomic::AtomicU64,
@@ -143,8 +143,8 @@ struct CheckedToken {
 /// are inserted, and a token that shares a key with another simply replaces it.
 #[derive(Default)]
 struct CheckedTokens {
-    hasher: std::hash::RandomState,
-    entries: std::sync::RwLock<std::collections::HashMap<u64, Arc<CheckedToken>>>,
+    hasher: foldhash::fast::RandomState,
+    entries: std::sync::RwLock<foldhash::HashMap<u64, Arc<CheckedToken>>>,
 }
 
 impl CheckedTokens {
@@ -154,20 +154,19 @@ impl CheckedTokens {
     /// only finds a candidate, a hit must equal the whole token, and a token whose signature did
     /// not verify is never inserted, so two tokens that end alike can replace each other in the
     /// cache but never stand for each other.
-    fn key(&self, token: &str) -> u64 {
+    fn key(&self, token: &[u8]) -> u64 {
         use std::hash::BuildHasher;
         const KEY_BYTES: usize = 32;
-        let bytes = token.as_bytes();
-        self.hasher.hash_one(&bytes[bytes.len().saturating_sub(KEY_BYTES)..])
+        self.hasher.hash_one(&token[token.len().saturating_sub(KEY_BYTES)..])
     }
 
-    fn get(&self, token: &str) -> Option<Arc<CheckedToken>> {
+    fn get(&self, token: &[u8]) -> Option<Arc<CheckedToken>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(&self.key(token)).filter(|hit| &*hit.token == token).cloned()
+        entries.get(&self.key(token)).filter(|hit| hit.token.as_bytes() == token).cloned()
     }
 
     fn insert(&self, checked: Arc<CheckedToken>) {
-        let key = self.key(&checked.token);
+        let key = self.key(checked.token.as_bytes());
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CHECKED_TOKENS_MAX {
             entries.clear();
@@ -267,9 +266,11 @@ struct Claims {
 }
 
 impl Verifier {
-    /// Checks a bearer token as Graph does and says who it belongs to.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthFailure> {
-        let token = token.trim();
+    /// Checks a bearer token as Graph does and says who it belongs to. The token may come as
+    /// bytes: one found in the cache of checked tokens equals text that was read before, so
+    /// only a new token is read as text (a kilobyte on every request otherwise).
+    pub async fn verify(&self, token: &(impl AsRef<[u8]> + ?Sized)) -> Result<Arc<Principal>, AuthFailure> {
+        let token = token.as_ref().trim_ascii();
         if token.is_empty() {
             return Err(AuthFailure::Missing);
         }
@@ -279,6 +280,7 @@ impl Verifier {
         let checked = match self.inner.checked.get(token) {
             Some(hit) => hit,
             None => {
+                let token = std::str::from_utf8(token).map_err(|_| AuthFailure::Unparseable)?;
                 let (claims, external) = self.verify_signature(token).await?;
                 let checked = Arc::new(CheckedToken {
                     token: token.into(),
@@ -436,20 +438,27 @@ impl Caller {
     }
 }
 
-/// The token of an `Authorization: Bearer …` header; `None` when the header is absent.
+/// The token of an `Authorization: Bearer …` header, as text; `None` when the header is absent.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    bearer_token_of(&parts.headers)
+    bearer_token_of(&parts.headers).and_then(|token| std::str::from_utf8(token).ok())
 }
 
-/// The token of an `Authorization: Bearer …` header among `headers`.
-pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
-    // A parsed header value holds no control character but tab, so being ASCII is exactly
-    // what `HeaderValue::to_str` checks, byte by byte; `is_ascii` checks a word at a time, which
-    // counts on a token of a kilobyte or more read on every request.
-    let bytes = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let value = std::str::from_utf8(bytes).ok().filter(|_| bytes.is_ascii())?.trim();
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+/// The token of an `Authorization: Bearer …` header among `headers`, as bytes, which are ASCII:
+/// what `HeaderValue::to_str` accepts. A parsed header value holds no control character but
+/// tab, so being ASCII is exactly what `to_str` checks, byte by byte; `is_ascii` checks a word
+/// at a time, and no copy reads it again as UTF-8, which counts on a token of a kilobyte or
+/// more read on every request.
+pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    if !value.is_ascii() {
+        return None;
+    }
+    let value = value.trim_ascii();
+    let (scheme, token) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &b""[..]),
+    };
+    scheme.eq_ignore_ascii_case(b"bearer").then_some(token)
 }
 
 /// A request's bearer token, already verified by the control plane's gate
@@ -461,7 +470,7 @@ pub struct VerifiedToken(pub Arc<Principal>);
 impl Verifier {
     /// The caller a bearer token names. A work account's tenant must exist, except that a
     /// real Entra tenant that trusts dmsync is provisioned on first sight.
-    pub async fn caller(&self, token: &str) -> Result<Caller, ApiError> {
+    pub async fn caller(&self, token: &(impl AsRef<[u8]> + ?Sized)) -> Result<Caller, ApiError> {
         let principal = self.verify(token).await.map_err(ApiError::Unauthenticated)?;
         self.caller_of(principal).await
     }
@@ -498,7 +507,7 @@ where
         if let Some(VerifiedToken(principal)) = parts.extensions.get::<VerifiedToken>() {
             return verifier.caller_of(principal.clone()).await;
         }
-        let token = bearer_token(parts).unwrap_or("");
+        let token = bearer_token_of(&parts.headers).unwrap_or_default();
         verifier.caller(token).await
     }
 }
