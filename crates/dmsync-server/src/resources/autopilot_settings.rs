@@ -1,5 +1,7 @@
 //! `windowsAutopilotSettings` (beta only) and its `sync` action.
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -78,8 +80,8 @@ fn to_wire(settings: &AutopilotSettings) -> WindowsAutopilotSettings {
 
 fn document(version: Version, settings: &AutopilotSettings, select: Option<&[String]>) -> ApiResult<ODataBody> {
     let fragment = match select {
-        Some(names) => format!("deviceManagement/windowsAutopilotSettings({})/$entity", names.join(",")),
-        None => "deviceManagement/windowsAutopilotSettings/$entity".to_owned(),
+        Some(names) => Cow::Owned(format!("deviceManagement/windowsAutopilotSettings({})/$entity", names.join(","))),
+        None => Cow::Borrowed("deviceManagement/windowsAutopilotSettings/$entity"),
     };
     ODataBody::entity(StatusCode::OK, &context_url(version.0, &fragment), &to_wire(settings), Select::new(select), &[])
 }
