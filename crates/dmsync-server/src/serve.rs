@@ -34,7 +34,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
@@ -341,7 +341,6 @@ struct Activity {
     last_activity_ms: AtomicU64,
     /// When the first byte of the awaited request head arrived, or `NO_HEAD`.
     head_started_ms: AtomicU64,
-    changed: Notify,
 }
 
 const NO_HEAD: u64 = u64::MAX;
@@ -354,7 +353,6 @@ impl Activity {
             last_activity_ms: AtomicU64::new(0),
             // A new connection owes its first request's head from the moment it opens.
             head_started_ms: AtomicU64::new(0),
-            changed: Notify::new(),
         }
     }
 
@@ -369,10 +367,8 @@ impl Activity {
     fn received(&self) {
         let now = self.now_ms();
         self.last_activity_ms.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Relaxed) == 0
-            && self.head_started_ms.compare_exchange(NO_HEAD, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            self.changed.notify_one();
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let _ = self.head_started_ms.compare_exchange(NO_HEAD, now, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -407,29 +403,26 @@ impl Drop for InFlight {
         let activity = &self.0;
         activity.last_activity_ms.store(activity.now_ms(), Ordering::Relaxed);
         activity.in_flight.fetch_sub(1, Ordering::Relaxed);
-        activity.changed.notify_one();
     }
 }
 
 /// Resolves when the connection has been idle, or has owed a request head, for too long.
+///
+/// Nothing wakes it when a request starts or ends (that was a wake-up of the connection's task
+/// per request): it reads the connection's state when it wakes, and wakes at the nearest
+/// deadline or after the shorter timeout, whichever is first. A deadline that starts while it
+/// sleeps lies at least that long after the last wake-up, so the next one sees it in time, and
+/// a connection is cut when its deadline passes, never later.
 async fn watchdog(activity: &Activity, timeouts: Timeouts) -> &'static str {
+    let period = timeouts.header_read.min(timeouts.idle);
     loop {
-        let changed = activity.changed.notified();
-        tokio::pin!(changed);
-        // Registered before the state is read, so a change made meanwhile still wakes us.
-        changed.as_mut().enable();
-        match activity.deadline(timeouts) {
-            None => changed.await,
-            Some((deadline, reason)) => {
-                if deadline <= Instant::now() {
-                    return reason;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {}
-                    _ = changed => {}
-                }
-            }
-        }
+        let now = Instant::now();
+        let wake = match activity.deadline(timeouts) {
+            Some((deadline, reason)) if deadline <= now => return reason,
+            Some((deadline, _)) => deadline.min(now + period),
+            None => now + period,
+        };
+        tokio::time::sleep_until(wake).await;
     }
 }
 
@@ -547,8 +540,13 @@ pub async fn per_stall_body_timeout(request: Request, next: Next) -> Response {
 pub struct BodyTimedOut;
 
 fn with_body_deadline(request: http::Request<Incoming>, timeouts: Timeouts) -> Request {
-    let deadline = BodyDeadline::default();
     let (mut parts, incoming) = request.into_parts();
+    // A request without a body (most GETs) has nothing to wait for, and gets no deadline: no
+    // shared state, extension or wrapped body made for every request.
+    if http_body::Body::is_end_stream(&incoming) {
+        return Request::from_parts(parts, Body::new(incoming));
+    }
+    let deadline = BodyDeadline::default();
     parts.extensions.insert(deadline.clone());
     let now = Instant::now();
     let body = DeadlineBody {
