@@ -55,7 +55,7 @@ pub struct Application {
     /// Set with `--tls`: the listener serves HTTPS with this configuration.
     tls: Option<Arc<rustls::ServerConfig>>,
     state: AppState,
-    router: Router,
+    router: console::Front,
     route_table: Arc<RouteTable>,
     /// The forward proxy's listener (`--proxy-listen`) and the TLS it terminates.
     proxy: Option<ProxyListener>,
@@ -266,7 +266,9 @@ impl Application {
             ),
             batch_table,
         );
-        let graph = graph.layer(body_limit).layer(axum::Extension(dispatcher));
+        // One layer of both: `Router::layer` wraps every route in a boxed service of its own per
+        // layer, and each box is a share of a small request's cost.
+        let graph = graph.layer(tower::ServiceBuilder::new().layer(axum::Extension(dispatcher)).layer(body_limit));
         // The journal, when on, around the main router only, so a `$batch` is one entry, as its
         // client sent it.
         let router = graph_stack(

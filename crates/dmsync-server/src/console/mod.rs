@@ -60,7 +60,7 @@ impl ConsoleState {
 
 /// Puts the console in front of the application's router: its own paths are answered here,
 /// everything else goes to `inner` untouched.
-pub fn mount(inner: Router, app: &AppState) -> Router {
+pub fn mount(inner: Router, app: &AppState) -> Front {
     let state = ConsoleState { app: app.clone(), graph: client::InProcess::new(inner.clone()) };
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to(&format!("{BASE}/tenants")) }))
@@ -87,12 +87,45 @@ pub fn mount(inner: Router, app: &AppState) -> Router {
         .fallback(|| async { layout::not_found() })
         .layer(DefaultBodyLimit::max(FORM_LIMIT_BYTES))
         .merge(autopilot_routes());
-    Router::new()
+    let console = Router::new()
         .route("/", axum::routing::any(root))
         .route(&format!("{BASE}/"), get(|| async { Redirect::to(&format!("{BASE}/tenants")) }))
         .nest(BASE, pages)
         .with_state(state.clone())
-        .fallback_service(inner)
+        .fallback_service(inner.clone());
+    Front { console, inner }
+}
+
+/// The console's router in front of the application's. A request for the console's paths (`/`
+/// and those under [`BASE`]) goes to the console's router; any other goes straight to the
+/// routes behind it, not through the console router's lookup and fallback, which were a share
+/// of every Graph request's cost. The console's router falls back to the same routes, so the
+/// split decides only which way is shorter, never what answers.
+#[derive(Clone)]
+pub struct Front {
+    console: Router,
+    inner: Router,
+}
+
+impl Front {
+    fn is_console(path: &str) -> bool {
+        path == "/" || path.strip_prefix(BASE).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+impl tower::Service<Request> for Front {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // A router is always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if Front::is_console(request.uri().path()) { self.console.call(request) } else { self.inner.call(request) }
+    }
 }
 
 /// The Autopilot pages: devices, one device, the sync, and the CSV import. The upload takes a
@@ -164,4 +197,20 @@ fn html(status: StatusCode, markup: maud::Markup) -> Response {
 /// nothing.
 fn see_other(location: &str) -> Response {
     secure(Redirect::to(location).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Front;
+
+    #[test]
+    fn only_the_consoles_own_paths_take_the_consoles_way() {
+        for console in ["/", "/_dmsync/console", "/_dmsync/console/", "/_dmsync/console/tenants"] {
+            assert!(Front::is_console(console), "{console}");
+        }
+        for other in ["/beta/deviceManagement/windowsAutopilotSettings", "/_dmsync/consoles", "/_dmsync/requests", "//"]
+        {
+            assert!(!Front::is_console(other), "{other}");
+        }
+    }
 }
