@@ -68,14 +68,14 @@ pub enum Admission {
 /// [`applies_to`]. It identifies the request once, refuses it with Graph's 429 when its
 /// throttling buckets are empty (`throttling`), then takes the first fault rule that fires for
 /// it (`faults`), which the pipeline applies in the route's place ([`faults::inject`]); it leaves
-/// the identity in the request's extensions for what runs inside, and returns it for the journal.
+/// the verified token in the request's extensions for the route's `Caller`, and returns the
+/// identity for the journal.
 /// Throttling comes first because a real client's request is counted before anything answers it.
 pub async fn admit(state: &AppState, request: &mut Request) -> (RequestIdentity, Admission) {
     let (identity, verified) = identify(state.verifier(), request.headers()).await;
     if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), state.now()).await {
         return (identity, Admission::Refused(refusal.into_response()));
     }
-    request.extensions_mut().insert(identity.clone());
     // Only the control plane puts a verified token there; none that came in some other way survives.
     match verified {
         Some(verified) => request.extensions_mut().insert(verified),

@@ -683,10 +683,17 @@ mod tests {
         let mut windows = MemoryWindows::default();
         let window = Duration::seconds(20);
         let start = OffsetDateTime::UNIX_EPOCH;
+        // Limits no loop reaches: only the number of buckets matters here.
+        let limits = FamilyLimits {
+            tenant_writes: MAX_LIMIT,
+            app_writes: MAX_LIMIT,
+            tenant_requests: MAX_LIMIT,
+            app_requests: MAX_LIMIT,
+            window_seconds: 20,
+        };
         let apps: Vec<String> = (0..=PRUNE_ABOVE).map(|i| format!("app-{i}")).collect();
         for app in &apps {
-            let one =
-                RequestBuckets::of(Family::Devices, &FamilyLimits::documented(Family::Devices), T, Some(app), false);
+            let one = RequestBuckets::of(Family::Devices, &limits, T, Some(app), false);
             assert_eq!(take_in_memory(&mut windows, &one, window, start), None);
         }
         assert_eq!(windows.len, PRUNE_ABOVE + 2);
