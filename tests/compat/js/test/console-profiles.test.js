@@ -122,7 +122,8 @@ test("profiles, connectors, the journal and the control page", opts, async () =>
     await page.getByLabel("Status").fill("5xx");
     await Promise.all([page.waitForURL(/status=5xx/), page.click('button:text-is("Filter")')]);
     const row = page.locator("#journal tbody tr").first();
-    await row.getByText("503").waitFor();
+    // Exact: the row's response body may hold "503" inside a random request id.
+    await row.getByText("503", { exact: true }).waitFor();
     await row.getByText("fault", { exact: true }).waitFor();
     await row.locator("summary").click();
     await row.getByText("Response body").waitFor();
