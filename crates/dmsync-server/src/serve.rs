@@ -44,10 +44,10 @@ use crate::tls::Accepted;
 
 /// hyper's ceilings on a request's head. They sit above ours (`http/context.rs`), so that a
 /// request between the two is answered with Graph's body rather than hyper's empty one. The
-/// header count stays near ours: hyper allocates and fills its header arrays to this ceiling
-/// for every request it parses, which at a ceiling of a thousand was the largest single cost
-/// of a small GET (docs/PERFORMANCE.md, "The control plane's cost").
-pub const HYPER_MAX_HEADERS: usize = 128;
+/// header count is hyper's default, which is left unset on purpose: with any ceiling set, hyper
+/// allocates and fills two arrays of that many fields for every request it parses (a measurable
+/// share of a small GET, docs/PERFORMANCE.md), where its default lives on the stack unfilled.
+pub const HYPER_MAX_HEADERS: usize = 100;
 pub const HYPER_MAX_HEAD_BYTES: usize = 1024 * 1024;
 
 /// Refusals in progress at once; past this an extra connection is closed without an answer,
@@ -97,12 +97,7 @@ where
 {
     pub fn new(service: S, timeouts: Timeouts) -> ConnectionServer<S> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_headers(HYPER_MAX_HEADERS)
-            .max_buf_size(HYPER_MAX_HEAD_BYTES);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(HYPER_MAX_HEAD_BYTES);
         builder.http2().timer(TokioTimer::new()).max_header_list_size(HYPER_MAX_HEAD_BYTES as u32);
         ConnectionServer { builder, service, timeouts, scheme: Scheme::HTTP }
     }

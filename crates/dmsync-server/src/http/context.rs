@@ -129,7 +129,8 @@ const JSON: &str = "application/json";
 /// Our ceilings on a request's head. hyper's sit above them (`serve.rs`), so a request over
 /// these still gets Graph's body and the request ids; one over hyper's gets hyper's empty answer.
 pub const MAX_URI_BYTES: usize = 32 * 1024;
-pub const MAX_HEADER_COUNT: usize = 100;
+pub const MAX_HEADER_COUNT: usize = 64;
+const _: () = assert!(MAX_HEADER_COUNT < crate::serve::HYPER_MAX_HEADERS);
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The status for a request whose head is over our ceilings, if it is.
