@@ -76,11 +76,39 @@ impl Timeouts {
     }
 }
 
-/// The scheme a request arrived over, a request extension set on every request a
-/// [`ConnectionServer`] serves: `https` on a TLS connection. `http/context.rs` writes absolute
-/// URLs with it when nothing says otherwise.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionScheme(pub Scheme);
+/// The connection a request arrived on, a request extension set on every request a
+/// [`ConnectionServer`] serves: its scheme (`https` on a TLS connection), which
+/// `http/context.rs` writes absolute URLs with when nothing says otherwise, and the means to
+/// close it without an answer, which a fault rule's `drop` uses. One extension rather than
+/// one per fact: each is a box and a slot in the request's extension map.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    scheme: Scheme,
+    /// Dropping the connection's future closes its socket and abandons every request on it.
+    /// `None` for a request made in process, which has no connection of its own.
+    dropper: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl Connection {
+    /// A request made in process (a `$batch` item, the console's calls) on behalf of one that
+    /// arrived over `scheme`: the scheme, and no connection to close.
+    pub fn in_process(scheme: Scheme) -> Connection {
+        Connection { scheme, dropper: None }
+    }
+
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// Closes the connection, if the request has one of its own; whether it had.
+    pub fn drop_now(&self) -> bool {
+        self.dropper.as_ref().inspect(|dropper| dropper.cancel()).is_some()
+    }
+}
 
 /// Serves connections with the application's service and the timeouts.
 pub struct ConnectionServer<S> {
@@ -118,15 +146,13 @@ where
         let io = TokioIo::new(TrackedIo { inner: io, activity: activity.clone() });
         let service = self.service.clone();
         let timeouts = self.timeouts;
-        let scheme = ConnectionScheme(self.scheme.clone());
         let requests = activity.clone();
-        let dropper = DropConnection::default();
-        let dropped = dropper.0.clone();
+        let dropped = tokio_util::sync::CancellationToken::new();
+        let arrived_on = Connection { scheme: self.scheme.clone(), dropper: Some(dropped.clone()) };
         let hyper_service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let in_flight = requests.request_started();
             let mut request = with_body_deadline(request, timeouts);
-            request.extensions_mut().insert(scheme.clone());
-            request.extensions_mut().insert(dropper.clone());
+            request.extensions_mut().insert(arrived_on.clone());
             let service = service.clone();
             async move {
                 let response = service.oneshot(request).await?;
@@ -147,17 +173,6 @@ where
                 tracing::debug!("dropped a connection, as a fault rule asked");
             }
         }
-    }
-}
-
-/// Closes the connection a request came on, without an answer: dropping the connection's
-/// future closes its socket and abandons every request on it. A fault rule's `drop` uses it.
-#[derive(Clone, Debug, Default)]
-pub struct DropConnection(tokio_util::sync::CancellationToken);
-
-impl DropConnection {
-    pub fn drop_now(&self) {
-        self.0.cancel();
     }
 }
 

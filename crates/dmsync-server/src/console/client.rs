@@ -22,7 +22,7 @@ use dmsync_core::TenantId;
 use dmsync_core::permissions::{ALL_PERMISSIONS, APPLICATION_PERMISSIONS, PrincipalKind};
 
 use crate::auth::idp::MintRequest;
-use crate::serve::ConnectionScheme;
+use crate::serve::Connection;
 use crate::state::AppState;
 
 /// The app id of the console's tokens, so that a request it makes is recognisable as its own.
@@ -48,7 +48,7 @@ pub struct ConsoleOrigin;
 #[derive(Clone, Debug)]
 pub struct Origin {
     host: Option<HeaderValue>,
-    scheme: Option<ConnectionScheme>,
+    connection: Option<Connection>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Origin {
@@ -62,7 +62,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
             .get(header::HOST)
             .cloned()
             .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-        Ok(Origin { host, scheme: parts.extensions.get::<ConnectionScheme>().cloned() })
+        let connection = parts.extensions.get::<Connection>().map(|c| Connection::in_process(c.scheme().clone()));
+        Ok(Origin { host, connection })
     }
 }
 
@@ -191,8 +192,8 @@ impl InProcess {
         }
         let mut request = request.body(Body::from(bytes)).map_err(|e| Failed::internal(format!("bad request: {e}")))?;
         request.extensions_mut().insert(ConsoleOrigin);
-        if let Some(scheme) = &origin.scheme {
-            request.extensions_mut().insert(scheme.clone());
+        if let Some(connection) = &origin.connection {
+            request.extensions_mut().insert(connection.clone());
         }
         let response = match self.router.clone().oneshot(request).await {
             Ok(response) => response,

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::layout::{self, Notice};
 use super::{BASE, ConsoleState, see_other};
-use crate::serve::ConnectionScheme;
+use crate::serve::Connection;
 
 /// How long a sign-in lasts, on the system clock: advancing dmsync's Clock signs no one out.
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
@@ -55,7 +55,7 @@ fn cookie_name(secure: bool) -> &'static str {
 }
 
 fn is_secure(parts: &Parts) -> bool {
-    parts.extensions.get::<ConnectionScheme>().is_some_and(|s| s.0 == axum::http::uri::Scheme::HTTPS)
+    parts.extensions.get::<Connection>().is_some_and(Connection::is_https)
 }
 
 /// The key sessions are signed with, derived from the admin token in force; `None` when the
@@ -346,10 +346,10 @@ fn session_cookie(secure: bool, value: &str, max_age: u64) -> HeaderValue {
 
 /// `POST /_dmsync/console/logout`: forgets the cookie in this browser.
 pub async fn sign_out(
-    connection: Option<axum::Extension<ConnectionScheme>>,
+    connection: Option<axum::Extension<Connection>>,
     _: Posted<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let secure = connection.is_some_and(|c| c.0.0 == axum::http::uri::Scheme::HTTPS);
+    let secure = connection.is_some_and(|c| c.0.is_https());
     let mut response = see_other(&format!("{BASE}/login"));
     response.headers_mut().append(header::SET_COOKIE, session_cookie(secure, "", 0));
     response

@@ -31,7 +31,7 @@ use dmsync_core::{ConnectorId, TenantId};
 use crate::control::RequestIdentity;
 use crate::error::ApiError;
 use crate::http::routing::RouteTable;
-use crate::serve::DropConnection;
+use crate::serve::Connection;
 use crate::state::AppState;
 
 /// Rules held at once: enough for any test, few enough that matching every request stays cheap.
@@ -946,8 +946,7 @@ where
         HttpOutcome::PassThrough => pass(request).await,
         HttpOutcome::Status(status) => ApiError::InjectedFault(status).into_response(),
         HttpOutcome::Drop => {
-            if let Some(connection) = request.extensions().get::<DropConnection>() {
-                connection.drop_now();
+            if request.extensions().get::<Connection>().is_some_and(Connection::drop_now) {
                 // The connection's task drops this future with the connection; the wait is
                 // bounded in case it does not (a stream of HTTP/2 runs in a task of its own).
                 tokio::time::sleep(DROP_GRACE).await;

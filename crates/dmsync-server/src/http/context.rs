@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::config::PublicUrl;
 use crate::error::{ApiError, ErrorSpec, MessageSpec};
 use crate::proxy::TunnelHost;
-use crate::serve::ConnectionScheme;
+use crate::serve::Connection;
 use crate::state::AppState;
 
 /// Set by handlers whose error bodies are not Graph's (the token endpoint speaks Entra ID).
@@ -211,7 +211,7 @@ pub fn begin(state: &AppState, request: &mut Request) -> Begun {
     let started = Instant::now();
     let original = request.extensions().get::<axum::extract::OriginalUri>().map(|o| &o.0);
     let uri = original.unwrap_or(request.uri());
-    let connection_scheme = request.extensions().get::<ConnectionScheme>().map_or(Scheme::HTTP, |s| s.0.clone());
+    let connection_scheme = request.extensions().get::<Connection>().map_or(Scheme::HTTP, |c| c.scheme().clone());
     // Through the proxy, links name the Microsoft host the client asked for.
     let public_url =
         state.config().public_url.as_ref().filter(|_| request.extensions().get::<TunnelHost>().is_none()).cloned();

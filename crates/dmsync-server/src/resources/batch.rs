@@ -29,7 +29,7 @@ use crate::http::context::{RequestContext, render_error};
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::routing::{BOTH, Endpoint, GraphRoute, RouteTable, canonicalize_request};
 use crate::proxy::TunnelHost;
-use crate::serve::ConnectionScheme;
+use crate::serve::Connection;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<GraphRoute> {
@@ -79,7 +79,7 @@ const INHERITED_HEADERS: [HeaderName; 4] = [
 /// host of the proxy's tunnel).
 struct Inherited {
     headers: Vec<(HeaderName, HeaderValue)>,
-    scheme: Option<ConnectionScheme>,
+    connection: Option<Connection>,
     tunnel: Option<TunnelHost>,
 }
 
@@ -88,8 +88,8 @@ impl Inherited {
         for (name, value) in &self.headers {
             request.headers_mut().append(name.clone(), value.clone());
         }
-        if let Some(scheme) = &self.scheme {
-            request.extensions_mut().insert(scheme.clone());
+        if let Some(connection) = &self.connection {
+            request.extensions_mut().insert(connection.clone());
         }
         if let Some(tunnel) = &self.tunnel {
             request.extensions_mut().insert(tunnel.clone());
@@ -107,7 +107,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Inherited {
             .collect();
         Ok(Inherited {
             headers,
-            scheme: parts.extensions.get::<ConnectionScheme>().cloned(),
+            connection: parts.extensions.get::<Connection>().map(|c| Connection::in_process(c.scheme().clone())),
             tunnel: parts.extensions.get::<TunnelHost>().cloned(),
         })
     }
