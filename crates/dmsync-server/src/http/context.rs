@@ -94,7 +94,7 @@ impl OriginFacts {
                 public_url: self.public_url.as_ref(),
                 connection_scheme: &self.connection_scheme,
                 target_authority: self.uri.authority().map(|a| a.as_str()),
-                fallback: &self.listen.to_string(),
+                fallback: self.listen,
             },
         )
     }
@@ -160,8 +160,9 @@ struct Origin<'a> {
     connection_scheme: &'a Scheme,
     /// The authority of an HTTP/2 request or of an absolute-form target.
     target_authority: Option<&'a str>,
-    /// The listen address, for a request that names no host at all (HTTP/1.0).
-    fallback: &'a str,
+    /// The listen address, for a request that names no host at all (HTTP/1.0); written out
+    /// only then.
+    fallback: std::net::SocketAddr,
 }
 
 /// The origin the client addressed, for absolute links, first match wins:
@@ -175,10 +176,10 @@ struct Origin<'a> {
 /// A header with anything but a host and a port in it is ignored.
 fn base_url(headers: &OriginHeaders, origin: Origin<'_>) -> String {
     fn usable(value: &Option<HeaderValue>) -> Option<&str> {
-        value
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@,\\".contains(&b)))
+        value.as_ref().and_then(|h| h.to_str().ok()).filter(|h| {
+            !h.is_empty()
+                && h.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'?' | b'#' | b'@' | b',' | b'\\'))
+        })
     }
     let forwarded_host = usable(&headers.forwarded_host);
     let forwarded_scheme =
@@ -189,9 +190,11 @@ fn base_url(headers: &OriginHeaders, origin: Origin<'_>) -> String {
     {
         return public_url.origin().to_owned();
     }
-    let host = forwarded_host.or_else(|| usable(&headers.host)).or(origin.target_authority).unwrap_or(origin.fallback);
     let scheme = forwarded_scheme.unwrap_or(origin.connection_scheme.as_str());
-    format!("{scheme}://{host}")
+    match forwarded_host.or_else(|| usable(&headers.host)).or(origin.target_authority) {
+        Some(host) => [scheme, "://", host].concat(),
+        None => format!("{scheme}://{}", origin.fallback),
+    }
 }
 
 /// What the request context learned of a request before it ran, to finish its answer with.
@@ -396,7 +399,7 @@ mod tests {
             public_url,
             connection_scheme,
             target_authority,
-            fallback: "127.0.0.1:8080",
+            fallback: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
         let host = headers(&[("host", "127.0.0.1:9443")]);
         assert_eq!(base_url(&host, origin(None, &Scheme::HTTP, None)), "http://127.0.0.1:9443");

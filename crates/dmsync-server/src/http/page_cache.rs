@@ -14,7 +14,6 @@
 //! options and the origin that the nextLink names. Authorization runs before the cache is
 //! asked, and no page depends on who the caller is within the tenant.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -49,7 +48,8 @@ pub struct PageCache {
 struct Pages {
     generation: u64,
     bytes: usize,
-    by_key: HashMap<PageKey, Bytes>,
+    /// foldhash (randomly seeded per map) rather than SipHash: every cached GET hashes its URL.
+    by_key: foldhash::HashMap<PageKey, Bytes>,
 }
 
 impl PageCache {

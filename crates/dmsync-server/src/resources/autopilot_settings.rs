@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -17,6 +18,7 @@ use super::Version;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{GraphJson, NoBody};
+use crate::http::context::RequestContext;
 use crate::http::list;
 use crate::http::openapi::{Answer, OperationDoc, schema};
 use crate::http::query::ODataQuery;
@@ -88,17 +90,25 @@ fn document(version: Version, settings: &AutopilotSettings, select: Option<&[Str
 
 /// Get windowsAutopilotSettings.
 /// https://learn.microsoft.com/graph/api/intune-enrollment-windowsautopilotsettings-get?view=graph-rest-beta
+///
+/// The document is kept in the page cache like a collection's page: it depends only on the
+/// tenant's settings row and the URL, and scripts poll it while they wait for a sync.
 async fn get_windows_autopilot_settings(
     State(state): State<AppState>,
     caller: Caller,
     version: Version,
     query: ODataQuery,
+    Extension(ctx): Extension<RequestContext>,
 ) -> ApiResult<ODataBody> {
-    let scope = caller.authorize(Operation::GetWindowsAutopilotSettings)?;
-    query.refuse_unsupported(list::ENTITY_OPTIONS)?;
-    list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
-    let settings = state.settings().autopilot_settings(scope.tenant_id()).await?;
-    document(version, &settings, query.select.as_deref())
+    let tenant = caller.authorize(Operation::GetWindowsAutopilotSettings)?.tenant_id();
+    state
+        .cached_page(tenant, ctx.url(), async || {
+            query.refuse_unsupported(list::ENTITY_OPTIONS)?;
+            list::check_select(query.select.as_deref(), PROPERTIES, "windowsAutopilotSettings")?;
+            let settings = state.settings().autopilot_settings(tenant).await?;
+            document(version, &settings, query.select.as_deref())
+        })
+        .await
 }
 
 /// Update windowsAutopilotSettings. All three properties belong to the service (they record
