@@ -44,7 +44,16 @@ impl OffsetClock {
 
 impl Clock for OffsetClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.offset()
+        // The offset is added to the system time as nanoseconds and the sum turned into a date
+        // once, rather than making a date and then moving it: the server reads the Clock a few
+        // times for every request.
+        let since_epoch = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => after.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        };
+        let offset = i128::from(self.offset_nanos.load(Ordering::SeqCst));
+        OffsetDateTime::from_unix_timestamp_nanos(since_epoch + offset)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc() + self.offset())
     }
 }
 

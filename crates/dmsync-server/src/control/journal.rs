@@ -675,11 +675,10 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Starts the entry of `request`, whose body it tees.
-    pub fn start(state: &AppState, request: Request) -> (Recording, Request) {
+    /// Starts the entry of `request`, which arrived at `time` on the Clock, and tees its body.
+    pub fn start(state: &AppState, request: Request, time: OffsetDateTime) -> (Recording, Request) {
         let journal = state.journal().clone();
         let started = Instant::now();
-        let time = state.now();
         let method = request.method().clone();
         let path = request.uri().path_and_query().map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
         let limit = journal.body_bytes();

@@ -11,6 +11,7 @@ pub mod journal;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use dmsync_core::TenantId;
+use time::OffsetDateTime;
 
 pub mod throttling;
 
@@ -65,15 +66,15 @@ pub enum Admission {
 }
 
 /// The control plane's step in the request pipeline (`http::pipeline`), for a request it
-/// [`applies_to`]. It identifies the request once, refuses it with Graph's 429 when its
+/// [`applies_to`] that arrived at `now`. It identifies the request once, refuses it with Graph's 429 when its
 /// throttling buckets are empty (`throttling`), then takes the first fault rule that fires for
 /// it (`faults`), which the pipeline applies in the route's place ([`faults::inject`]); it leaves
 /// the verified token in the request's extensions for the route's `Caller`, and returns the
 /// identity for the journal.
 /// Throttling comes first because a real client's request is counted before anything answers it.
-pub async fn admit(state: &AppState, request: &mut Request) -> (RequestIdentity, Admission) {
+pub async fn admit(state: &AppState, request: &mut Request, now: OffsetDateTime) -> (RequestIdentity, Admission) {
     let (identity, verified) = identify(state.verifier(), request.headers()).await;
-    if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), state.now()).await {
+    if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), now).await {
         return (identity, Admission::Refused(refusal.into_response()));
     }
     // Only the control plane puts a verified token there; none that came in some other way survives.

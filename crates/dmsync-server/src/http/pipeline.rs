@@ -90,8 +90,10 @@ where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let controlled = control::applies_to(&request);
+    // One reading of the Clock for the journal's entry and the throttle's buckets.
+    let now = state.now();
     let recording = if journal && controlled {
-        let (recording, recorded) = control::journal::Recording::start(&state, request);
+        let (recording, recorded) = control::journal::Recording::start(&state, request, now);
         request = recorded;
         Some(recording)
     } else {
@@ -105,7 +107,7 @@ where
             Err(refusal) => refusal.into_response(),
             Ok(()) if !controlled => pass(&mut inner, request).await,
             Ok(()) => {
-                let (identified, admission) = control::admit(&state, &mut request).await;
+                let (identified, admission) = control::admit(&state, &mut request, now).await;
                 identity = identified;
                 match admission {
                     Admission::Refused(refusal) => refusal,
