@@ -33,7 +33,7 @@ use axum::http::Method;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::Layer;
+use tower::{Layer, ServiceBuilder};
 
 use dmsync_core::clock::OffsetClock;
 
@@ -111,16 +111,20 @@ async fn follow_shared_clock(state: AppState) {
     }
 }
 
-/// What every request to `routes` passes: Graph's errors for unknown paths and methods, and the
-/// request pipeline (`http::pipeline`: the journal when `pipeline` has it, the request context,
-/// the `Host` check, throttling and faults).
-fn graph_stack(
-    routes: Router<AppState>,
-    table: Arc<RouteTable>,
-    state: &AppState,
-    pipeline: http::pipeline::PipelineLayer,
-) -> Router {
-    routes
+/// Graph's errors for the paths and methods `routes` does not have, and `layer` around each
+/// route and the fallback. `layer` is the request pipeline (`http::pipeline`: the journal when
+/// it has it, the request context, the `Host` check, throttling and faults), with whatever else
+/// the routes need in the same layer: `Router::layer` wraps every route in a boxed service of
+/// its own per call, and each box is a share of a small request's cost.
+fn graph_stack<L>(routes: Router<AppState>, table: Arc<RouteTable>, layer: L) -> Router<AppState>
+where
+    L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<Request> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<Request>>::Response: IntoResponse + 'static,
+    <L::Service as tower::Service<Request>>::Error: Into<std::convert::Infallible> + 'static,
+    <L::Service as tower::Service<Request>>::Future: Send + 'static,
+{
+    method_not_allowed(routes)
         .fallback(move |request: Request| {
             let table = table.clone();
             async move {
@@ -130,9 +134,12 @@ fn graph_stack(
                 response
             }
         })
-        .method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
-        .layer(pipeline)
-        .with_state(state.clone())
+        .layer(layer)
+}
+
+/// Graph's error for a method that a path does not have.
+fn method_not_allowed(routes: Router<AppState>) -> Router<AppState> {
+    routes.method_not_allowed_fallback(|method: Method| async move { ApiError::MethodNotAllowed(method) })
 }
 
 impl Application {
@@ -257,32 +264,24 @@ impl Application {
         // What runs the requests inside a `$batch`: the Graph routes behind the same layers.
         let (batchable, batch_table) = RouteTable::build(resources::batchable_routes());
         let batch_table = Arc::new(batch_table);
+        let batch_layer = ServiceBuilder::new().layer(http::pipeline::PipelineLayer::new(&state)).layer(body_limit);
         let dispatcher = resources::batch::Dispatcher::new(
-            graph_stack(
-                batchable.layer(body_limit),
-                batch_table.clone(),
-                &state,
-                http::pipeline::PipelineLayer::new(&state),
-            ),
+            graph_stack(batchable, batch_table.clone(), batch_layer).with_state(state.clone()),
             batch_table,
         );
-        // One layer of both: `Router::layer` wraps every route in a boxed service of its own per
-        // layer, and each box is a share of a small request's cost.
-        let graph = graph.layer(tower::ServiceBuilder::new().layer(axum::Extension(dispatcher)).layer(body_limit));
         // The journal, when on, around the main router only, so a `$batch` is one entry, as its
-        // client sent it.
-        let router = graph_stack(
-            Router::new()
-                .merge(graph)
-                .merge(admin::router(state.clone()))
-                .merge(auth::idp::router())
-                .merge(ops::router(metrics_handle))
-                .merge(http::openapi::router(&route_table))
-                .merge(tls::router()),
-            route_table.clone(),
-            &state,
-            http::pipeline::PipelineLayer::journalled(&state),
-        );
+        // client sent it. The Graph routes have the pipeline, the `$batch` dispatcher and the
+        // body limit in one layer; the other routes (and the fallback) the pipeline alone.
+        let pipeline = http::pipeline::PipelineLayer::journalled(&state);
+        let graph = method_not_allowed(graph)
+            .layer(ServiceBuilder::new().layer(pipeline.clone()).layer(axum::Extension(dispatcher)).layer(body_limit));
+        let others = Router::new()
+            .merge(admin::router(state.clone()))
+            .merge(auth::idp::router())
+            .merge(ops::router(metrics_handle))
+            .merge(http::openapi::router(&route_table))
+            .merge(tls::router());
+        let router = graph_stack(others, route_table.clone(), pipeline).merge(graph).with_state(state.clone());
         // In front of everything: the console's pages call the whole router behind them.
         let router = console::mount(router, &state);
         Ok(Application { listener, address, tls, state, router, route_table, proxy, _db_lock: db_lock, seeded })
