@@ -462,7 +462,7 @@ pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
 }
 
 /// A request's bearer token, already verified by the control plane's gate
-/// (`control::identify`), which leaves it in the request's extensions so that the route's
+/// (`control::identify`), which leaves it in the request's context so that the route's
 /// `Caller` does not verify the same token again.
 #[derive(Clone, Debug)]
 pub struct VerifiedToken(pub Arc<Principal>);
@@ -504,7 +504,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Verifier::from_ref(state);
-        if let Some(VerifiedToken(principal)) = parts.extensions.get::<VerifiedToken>() {
+        let context = parts.extensions.get::<crate::http::context::RequestContext>();
+        if let Some(VerifiedToken(principal)) = context.and_then(|c| c.verified_token()) {
             return verifier.caller_of(principal.clone()).await;
         }
         let token = bearer_token_of(&parts.headers).unwrap_or_default();

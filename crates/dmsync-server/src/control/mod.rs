@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 pub mod throttling;
 
 use crate::auth::{VerifiedToken, Verifier, bearer_token_of};
+use crate::http::context::RequestContext;
 use crate::state::AppState;
 
 /// Whether the control plane applies to a request for `path`: Graph and the identity provider,
@@ -69,7 +70,7 @@ pub enum Admission {
 /// [`applies_to`] that arrived at `now`. It identifies the request once, refuses it with Graph's 429 when its
 /// throttling buckets are empty (`throttling`), then takes the first fault rule that fires for
 /// it (`faults`), which the pipeline applies in the route's place ([`faults::inject`]); it leaves
-/// the verified token in the request's extensions for the route's `Caller`, and returns the
+/// the verified token in the request's context for the route's `Caller`, and returns the
 /// identity for the journal.
 /// Throttling comes first because a real client's request is counted before anything answers it.
 pub async fn admit(state: &AppState, request: &mut Request, now: OffsetDateTime) -> (RequestIdentity, Admission) {
@@ -77,11 +78,11 @@ pub async fn admit(state: &AppState, request: &mut Request, now: OffsetDateTime)
     if let Err(refusal) = state.throttle().admit(&identity, request.method(), request.uri().path(), now).await {
         return (identity, Admission::Refused(refusal.into_response()));
     }
-    // Only the control plane puts a verified token there; none that came in some other way survives.
-    match verified {
-        Some(verified) => request.extensions_mut().insert(verified),
-        None => request.extensions_mut().remove::<VerifiedToken>(),
-    };
+    // Only the control plane sets the verified token, in the context `http::context::begin`
+    // made for this very request.
+    if let (Some(verified), Some(context)) = (verified, request.extensions().get::<RequestContext>()) {
+        context.set_verified_token(verified);
+    }
     let fired = state.faults().take_http(&faults::RequestFacts {
         method: request.method(),
         path: request.uri().path(),

@@ -13,6 +13,7 @@ use dmsync_graph::datetime::inner_error_date;
 use dmsync_graph::{GraphErrorBody, InnerError, IntuneErrorMessage, MainError};
 use uuid::Uuid;
 
+use crate::auth::VerifiedToken;
 use crate::config::PublicUrl;
 use crate::error::{ApiError, ErrorSpec, MessageSpec};
 use crate::proxy::TunnelHost;
@@ -46,6 +47,10 @@ pub struct ContextFacts {
     origin: OriginFacts,
     base_url: OnceLock<String>,
     url: OnceLock<String>,
+    /// Set by the control plane's gate alone (`control::admit`). The context is made afresh for
+    /// every request, so nothing a client sends can set it. It lives here rather than as an
+    /// extension of its own: each extension is a box and a slot in the request's map.
+    verified: OnceLock<VerifiedToken>,
 }
 
 impl ContextFacts {
@@ -57,6 +62,17 @@ impl ContextFacts {
     /// What the client sent as `client-request-id`, or our own id when it sent none.
     pub fn client_request_id(&self) -> &str {
         self.client_request_id.as_deref().unwrap_or_else(|| self.request_id())
+    }
+
+    /// The request's bearer token as the control plane's gate verified it, when the gate ran
+    /// and the token passed, so that the route's `Caller` does not verify it again.
+    pub fn verified_token(&self) -> Option<&VerifiedToken> {
+        self.verified.get()
+    }
+
+    pub(crate) fn set_verified_token(&self, token: VerifiedToken) {
+        // The gate runs once per request; a second verdict would be the same token's.
+        let _ = self.verified.set(token);
     }
 
     /// `scheme://host[:port]`, for absolute links (see [`base_url`]).
@@ -232,6 +248,7 @@ pub fn begin(state: &AppState, request: &mut Request) -> Begun {
         },
         base_url: OnceLock::new(),
         url: OnceLock::new(),
+        verified: OnceLock::new(),
     }));
     let begun = Begun {
         context: context.clone(),
