@@ -67,11 +67,11 @@ pub enum Admission {
 }
 
 /// The control plane's step in the request pipeline (`http::pipeline`), for a request it
-/// [`applies_to`] that arrived at `now`. It identifies the request once, refuses it with Graph's 429 when its
-/// throttling buckets are empty (`throttling`), then takes the first fault rule that fires for
-/// it (`faults`), which the pipeline applies in the route's place ([`faults::inject`]); it leaves
-/// the verified token in the request's context for the route's `Caller`, and returns the
-/// identity for the journal.
+/// [`applies_to`] that arrived at `now`. It identifies the request once, refuses it with
+/// Graph's 429 when its throttling buckets are empty (`throttling`), then takes the first fault
+/// rule that fires for it (`faults`), which the pipeline applies in the route's place
+/// ([`faults::inject`]); it leaves the verified token in the request's context for the route's
+/// `Caller`, and returns the identity for the journal.
 /// Throttling comes first because a real client's request is counted before anything answers it.
 pub async fn admit(state: &AppState, request: &mut Request, now: OffsetDateTime) -> (RequestIdentity, Admission) {
     let (identity, verified) = identify(state.verifier(), request.headers()).await;
